@@ -1,0 +1,354 @@
+//! The shared record of one run: its stop reason, its event sink and its
+//! usage. The worker running the block, the watchdog, and the caller's
+//! [`crate::RunHandle`] all hold it.
+//!
+//! The record decides the outcome. Once a stop reason is set it never
+//! changes, and once `finished` is emitted nothing more is.
+
+use std::sync::atomic::{AtomicU64, AtomicU8, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use crate::config::Limits;
+use crate::event::{ErrorInfo, ErrorKind, EventBody, Finished, RunEvent, RunStatus};
+use crate::worker::WorkerMsg;
+
+/// Why the engine stopped a run (as opposed to the block finishing).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(u8)]
+pub(crate) enum StopReason {
+    Cpu = 1,
+    Wall = 2,
+    Memory = 3,
+    Output = 4,
+    Cancelled = 5,
+    Jobs = 6,
+    Deadlock = 7,
+}
+
+impl StopReason {
+    fn from_u8(v: u8) -> Option<Self> {
+        Some(match v {
+            1 => Self::Cpu,
+            2 => Self::Wall,
+            3 => Self::Memory,
+            4 => Self::Output,
+            5 => Self::Cancelled,
+            6 => Self::Jobs,
+            7 => Self::Deadlock,
+            _ => return None,
+        })
+    }
+
+    pub(crate) fn kind(self) -> ErrorKind {
+        match self {
+            Self::Cpu | Self::Jobs => ErrorKind::CpuLimit,
+            Self::Wall | Self::Deadlock => ErrorKind::WallLimit,
+            Self::Memory => ErrorKind::MemoryLimit,
+            Self::Output => ErrorKind::OutputLimit,
+            Self::Cancelled => ErrorKind::Cancelled,
+        }
+    }
+
+    pub(crate) fn message(self, limits: &Limits) -> String {
+        match self {
+            Self::Cpu => format!("CPU time limit of {} ms exceeded", limits.cpu_time_ms),
+            Self::Wall => format!("wall-clock time limit of {} ms exceeded", limits.wall_time_ms),
+            Self::Memory => format!("memory limit of {} bytes exceeded", limits.memory_bytes),
+            Self::Output => format!("output limit of {} bytes exceeded", limits.output_bytes),
+            Self::Cancelled => "the run was cancelled".to_string(),
+            Self::Jobs => format!(
+                "job limit of {} promise/timer jobs exceeded (counts against the CPU budget)",
+                limits.max_jobs
+            ),
+            Self::Deadlock => "the block awaits a promise that can never settle: no timers or host calls are pending, so the run ended instead of waiting for the wall-clock limit".to_string(),
+        }
+    }
+}
+
+/// The final outcome of a run, as [`crate::RunHandle::wait`] returns it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RunOutcome {
+    /// The run's id.
+    pub run: String,
+    /// `ok` or `error`.
+    pub status: RunStatus,
+    /// The result, when the block produced one.
+    pub result: Option<serde_json::Value>,
+    /// Why it failed, when it did.
+    pub error: Option<ErrorInfo>,
+    /// Measured usage (the `finished` event's payload).
+    pub finished: Finished,
+}
+
+struct Sink {
+    tx: flume::Sender<RunEvent>,
+    outcome_tx: Option<flume::Sender<RunOutcome>>,
+    seq: u64,
+    output_bytes: u64,
+    finished: bool,
+    result: Option<serde_json::Value>,
+}
+
+pub(crate) struct RunControl {
+    pub(crate) id: String,
+    pub(crate) limits: Limits,
+    created: Instant,
+    /// Nanoseconds after `created` at which execution began.
+    begun_ns: AtomicU64,
+    stop: AtomicU8,
+    /// Nanoseconds after `started` at which the stop reason was set.
+    stop_at_ns: AtomicU64,
+    /// CPU time used so far, in nanoseconds (updated by the worker between
+    /// steps; the watchdog adds the live step on top).
+    pub(crate) cpu_used_ns: AtomicU64,
+    /// Peak isolate bytes, published by the worker.
+    pub(crate) peak_memory: AtomicU64,
+    sink: Mutex<Sink>,
+    /// The worker that holds the run, to wake it on cancel.
+    pub(crate) waker: Mutex<Option<flume::Sender<WorkerMsg>>>,
+}
+
+impl RunControl {
+    pub(crate) fn new(
+        id: String,
+        limits: Limits,
+        tx: flume::Sender<RunEvent>,
+        outcome_tx: flume::Sender<RunOutcome>,
+    ) -> Arc<Self> {
+        Arc::new(Self {
+            id,
+            limits,
+            created: Instant::now(),
+            begun_ns: AtomicU64::new(0),
+            stop: AtomicU8::new(0),
+            stop_at_ns: AtomicU64::new(0),
+            cpu_used_ns: AtomicU64::new(0),
+            peak_memory: AtomicU64::new(0),
+            sink: Mutex::new(Sink {
+                tx,
+                outcome_tx: Some(outcome_tx),
+                seq: 0,
+                output_bytes: 0,
+                finished: false,
+                result: None,
+            }),
+            waker: Mutex::new(None),
+        })
+    }
+
+    /// Mark the moment execution begins: the run's clock (and its
+    /// wall-clock limit) counts from here, not from when it was queued.
+    pub(crate) fn begin(&self) {
+        self.begun_ns
+            .store(self.created.elapsed().as_nanos() as u64, Ordering::Release);
+    }
+
+    pub(crate) fn started(&self) -> Instant {
+        self.created + Duration::from_nanos(self.begun_ns.load(Ordering::Acquire))
+    }
+
+    pub(crate) fn elapsed(&self) -> Duration {
+        self.started().elapsed()
+    }
+
+    pub(crate) fn wall_deadline(&self) -> Instant {
+        self.started() + self.limits.wall_time()
+    }
+
+    /// Record a stop reason. The first one wins and is final.
+    pub(crate) fn stop(&self, reason: StopReason) -> bool {
+        let won = self
+            .stop
+            .compare_exchange(0, reason as u8, Ordering::AcqRel, Ordering::Acquire)
+            .is_ok();
+        if won {
+            self.stop_at_ns
+                .store(self.elapsed().as_nanos() as u64, Ordering::Release);
+        }
+        won
+    }
+
+    pub(crate) fn stop_reason(&self) -> Option<StopReason> {
+        StopReason::from_u8(self.stop.load(Ordering::Acquire))
+    }
+
+    /// When the stop reason was set, if it was.
+    pub(crate) fn stopped_at(&self) -> Option<Instant> {
+        self.stop_reason()?;
+        Some(self.started() + Duration::from_nanos(self.stop_at_ns.load(Ordering::Acquire)))
+    }
+
+    /// Ask the run to stop with `cancelled` and wake its worker.
+    pub(crate) fn cancel(&self) {
+        self.stop(StopReason::Cancelled);
+        self.wake();
+    }
+
+    pub(crate) fn wake(&self) {
+        let waker = self.waker.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(w) = waker.as_ref() {
+            let _ = w.send(WorkerMsg::Wake);
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Sink> {
+        self.sink.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn push(&self, sink: &mut Sink, body: EventBody) {
+        let ev = RunEvent {
+            run: self.id.clone(),
+            seq: sink.seq,
+            body,
+            t_ms: self.elapsed().as_secs_f64() * 1000.0,
+        };
+        sink.seq += 1;
+        // A caller that dropped its receiver no longer wants events; the run
+        // still completes and reports its outcome.
+        let _ = sink.tx.send(ev);
+    }
+
+    /// Emit a control event (not counted as output).
+    pub(crate) fn emit(&self, body: EventBody) {
+        let mut sink = self.lock();
+        if !sink.finished {
+            self.push(&mut sink, body);
+        }
+    }
+
+    /// Emit block output of `bytes` bytes, or refuse it and stop the run
+    /// with `output_limit` when it would cross the limit.
+    pub(crate) fn emit_output(&self, body: EventBody, bytes: u64) -> Result<(), StopReason> {
+        let mut sink = self.lock();
+        if sink.finished {
+            return Err(StopReason::Output);
+        }
+        if let Some(r) = self.stop_reason() {
+            return Err(r);
+        }
+        if sink.output_bytes.saturating_add(bytes) > self.limits.output_bytes {
+            drop(sink);
+            self.stop(StopReason::Output);
+            return Err(StopReason::Output);
+        }
+        sink.output_bytes += bytes;
+        self.push(&mut sink, body);
+        Ok(())
+    }
+
+    /// Output bytes still available.
+    pub(crate) fn output_left(&self) -> u64 {
+        self.limits.output_bytes.saturating_sub(self.lock().output_bytes)
+    }
+
+    /// Emit the result (counted as output).
+    pub(crate) fn emit_result(&self, value: serde_json::Value, bytes: u64) -> Result<(), StopReason> {
+        self.emit_output(
+            EventBody::Result {
+                value: value.clone(),
+            },
+            bytes,
+        )?;
+        self.lock().result = Some(value);
+        Ok(())
+    }
+
+    pub(crate) fn is_finished(&self) -> bool {
+        self.lock().finished
+    }
+
+    /// End the run: emit `error` (if any) and `finished`, deliver the
+    /// outcome. Only the first call does anything.
+    pub(crate) fn finish(&self, error: Option<ErrorInfo>, cpu: Duration, peak_memory_bytes: u64) -> bool {
+        let mut sink = self.lock();
+        if sink.finished {
+            return false;
+        }
+        if let Some(e) = &error {
+            self.push(&mut sink, EventBody::Error(e.clone()));
+        }
+        let finished = Finished {
+            status: if error.is_some() {
+                RunStatus::Error
+            } else {
+                RunStatus::Ok
+            },
+            cpu_ms: cpu.as_secs_f64() * 1000.0,
+            wall_ms: self.elapsed().as_secs_f64() * 1000.0,
+            peak_memory_bytes,
+        };
+        self.push(&mut sink, EventBody::Finished(finished.clone()));
+        sink.finished = true;
+        let outcome = RunOutcome {
+            run: self.id.clone(),
+            status: finished.status,
+            result: if error.is_none() { sink.result.take() } else { None },
+            error,
+            finished,
+        };
+        if let Some(tx) = sink.outcome_tx.take() {
+            let _ = tx.send(outcome);
+        }
+        true
+    }
+
+    /// The error for the recorded stop reason, if there is one.
+    pub(crate) fn stop_error(&self) -> Option<ErrorInfo> {
+        let r = self.stop_reason()?;
+        Some(ErrorInfo {
+            kind: r.kind(),
+            message: r.message(&self.limits),
+            line: None,
+            column: None,
+            stack: None,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn control(limits: Limits) -> (Arc<RunControl>, flume::Receiver<RunEvent>, flume::Receiver<RunOutcome>) {
+        let (tx, rx) = flume::unbounded();
+        let (otx, orx) = flume::bounded(1);
+        (RunControl::new("r".into(), limits, tx, otx), rx, orx)
+    }
+
+    #[test]
+    fn the_first_stop_reason_is_final() {
+        let (c, _, _) = control(Limits::default());
+        assert!(c.stop(StopReason::Cpu));
+        assert!(!c.stop(StopReason::Cancelled));
+        assert_eq!(c.stop_reason(), Some(StopReason::Cpu));
+    }
+
+    #[test]
+    fn output_over_the_limit_is_refused_and_stops_the_run() {
+        let (c, rx, _) = control(Limits {
+            output_bytes: 10,
+            ..Limits::default()
+        });
+        let log = |t: &str| EventBody::Log {
+            level: crate::LogLevel::Log,
+            text: t.into(),
+        };
+        assert!(c.emit_output(log("12345"), 5).is_ok());
+        assert_eq!(c.emit_output(log("123456"), 6), Err(StopReason::Output));
+        assert_eq!(c.stop_reason(), Some(StopReason::Output));
+        assert_eq!(rx.len(), 1);
+    }
+
+    #[test]
+    fn finish_happens_once_and_seq_has_no_gaps() {
+        let (c, rx, orx) = control(Limits::default());
+        c.emit(EventBody::Started);
+        assert!(c.finish(None, Duration::ZERO, 0));
+        assert!(!c.finish(c.stop_error(), Duration::ZERO, 0));
+        c.emit(EventBody::Started);
+        let evs: Vec<_> = rx.drain().collect();
+        assert_eq!(evs.iter().map(|e| e.seq).collect::<Vec<_>>(), vec![0, 1]);
+        assert_eq!(orx.recv().unwrap().status, RunStatus::Ok);
+    }
+}

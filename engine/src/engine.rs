@@ -1,0 +1,245 @@
+//! The public face of the engine: [`Engine`] and [`RunHandle`].
+
+use std::sync::Arc;
+
+use crate::config::EngineConfig;
+use crate::control::{RunControl, RunOutcome};
+use crate::error::EngineError;
+use crate::event::{ErrorInfo, ErrorKind, Finished, RunEvent, RunStatus};
+use crate::isolate::{prelude_bytecode, Isolate};
+use crate::request::RunRequest;
+use crate::worker::{watchdog, Job, Shared};
+
+/// Runs blocks on a fixed pool of worker threads.
+///
+/// ```no_run
+/// use quire_engine::{Engine, EngineConfig, Lang, RunRequest};
+/// let engine = Engine::new(EngineConfig::default())?;
+/// let run = engine.run(RunRequest::new("console.log('hi'); export default 1 + 1", Lang::Js));
+/// for event in run.events().iter() {
+///     println!("{}", serde_json::to_string(&event)?);
+/// }
+/// assert_eq!(run.wait().result, Some(serde_json::json!(2)));
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+pub struct Engine {
+    shared: Arc<Shared>,
+    jobs: flume::Sender<Job>,
+}
+
+impl std::fmt::Debug for Engine {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Engine")
+            .field("worker_threads", &self.shared.config.worker_threads)
+            .finish()
+    }
+}
+
+/// Counters for monitoring.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct EngineStats {
+    /// Worker threads serving runs now.
+    pub workers: usize,
+    /// Worker threads given up (and replaced) because a run was stuck in
+    /// native code past its limit.
+    pub workers_replaced: usize,
+    /// Runs waiting for a worker.
+    pub queued_runs: usize,
+    /// Compiled blocks in the bytecode cache.
+    pub cached_blocks: usize,
+}
+
+impl Engine {
+    /// Start the worker threads and the watchdog.
+    ///
+    /// # Errors
+    /// [`EngineError::Config`] for zero workers, [`EngineError::Prelude`] if
+    /// the runtime prelude does not compile, [`EngineError::Spawn`] if a
+    /// thread cannot start.
+    pub fn new(config: EngineConfig) -> Result<Self, EngineError> {
+        if config.worker_threads == 0 {
+            return Err(EngineError::Config("worker_threads must be at least 1".into()));
+        }
+        if config.default_limits.stack_bytes >= config.worker_stack_bytes as u64 {
+            return Err(EngineError::Config(format!(
+                "stack_bytes ({}) must be below worker_stack_bytes ({})",
+                config.default_limits.stack_bytes, config.worker_stack_bytes
+            )));
+        }
+        prelude_bytecode()?;
+        let (tx, rx) = flume::unbounded();
+        let shared = Shared::new(config, rx);
+        for _ in 0..shared.config.worker_threads {
+            shared.spawn_worker()?;
+        }
+        let weak = Arc::downgrade(&shared);
+        std::thread::Builder::new()
+            .name("quire-watchdog".into())
+            .spawn(move || watchdog(weak))?;
+        Ok(Self { shared, jobs: tx })
+    }
+
+    /// The configuration the engine runs with.
+    pub fn config(&self) -> &EngineConfig {
+        &self.shared.config
+    }
+
+    /// Queue a run. Events start flowing on the handle as soon as a worker
+    /// picks it up; the handle's outcome arrives exactly once.
+    pub fn run(&self, request: RunRequest) -> RunHandle {
+        let id = request
+            .run_id
+            .clone()
+            .unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
+        let mut limits = request.limits.clone().unwrap_or_else(|| self.shared.config.default_limits.clone());
+        // The stack limit must fit the worker threads' stacks.
+        let max_stack = (self.shared.config.worker_stack_bytes as u64) / 2;
+        limits.stack_bytes = limits.stack_bytes.min(max_stack);
+        let (tx, rx) = flume::unbounded();
+        let (otx, orx) = flume::bounded(1);
+        let control = RunControl::new(id.clone(), limits, tx, otx);
+        let handle = RunHandle {
+            id,
+            events: rx,
+            outcome: orx,
+            control: control.clone(),
+        };
+        if self.jobs.send(Job { request, control: control.clone() }).is_err() {
+            control.finish(
+                Some(ErrorInfo {
+                    kind: ErrorKind::Internal,
+                    message: EngineError::ShutDown.to_string(),
+                    line: None,
+                    column: None,
+                    stack: None,
+                }),
+                std::time::Duration::ZERO,
+                0,
+            );
+        }
+        handle
+    }
+
+    /// Current counters.
+    pub fn stats(&self) -> EngineStats {
+        EngineStats {
+            workers: self.shared.workers.lock().map(|w| w.len()).unwrap_or(0),
+            workers_replaced: self.shared.replaced.load(std::sync::atomic::Ordering::Relaxed),
+            queued_runs: self.shared.jobs.len(),
+            cached_blocks: self.shared.cache.len(),
+        }
+    }
+}
+
+impl Drop for Engine {
+    fn drop(&mut self) {
+        self.shared.shut_down();
+    }
+}
+
+/// Bytes one idle, ready isolate (runtime, context, prelude) holds, as
+/// counted by the engine's allocator. For benchmarks.
+///
+/// # Errors
+/// As [`Engine::new`].
+pub fn idle_isolate_bytes() -> Result<u64, EngineError> {
+    let iso = Isolate::new(1024 * 1024)?;
+    Ok(iso.bytes())
+}
+
+/// A run in flight: its events, its outcome, and a way to cancel it.
+#[derive(Debug)]
+pub struct RunHandle {
+    id: String,
+    events: flume::Receiver<RunEvent>,
+    outcome: flume::Receiver<RunOutcome>,
+    control: Arc<RunControl>,
+}
+
+/// Cancels a run from any thread.
+#[derive(Clone)]
+pub struct Canceller(Arc<RunControl>);
+
+impl std::fmt::Debug for Canceller {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_tuple("Canceller").field(&self.0.id).finish()
+    }
+}
+
+impl std::fmt::Debug for RunControl {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RunControl").field("id", &self.id).finish()
+    }
+}
+
+impl Canceller {
+    /// End the run with `cancelled` (no-op once it has finished).
+    pub fn cancel(&self) {
+        cancel(&self.0);
+    }
+}
+
+fn cancel(control: &RunControl) {
+    control.cancel();
+    if control.waker.lock().map(|w| w.is_none()).unwrap_or(false) {
+        // Still queued: finish it now rather than when a worker frees up.
+        control.finish(control.stop_error(), std::time::Duration::ZERO, 0);
+    }
+}
+
+impl RunHandle {
+    /// The run's id.
+    pub fn id(&self) -> &str {
+        &self.id
+    }
+
+    /// The event stream, in order; it ends after `finished`. Use `iter()` /
+    /// `recv()` to block or `recv_async()` / `stream()` from async code.
+    pub fn events(&self) -> &flume::Receiver<RunEvent> {
+        &self.events
+    }
+
+    /// End the run with `cancelled`.
+    pub fn cancel(&self) {
+        cancel(&self.control);
+    }
+
+    /// A cloneable, sendable canceller for this run.
+    pub fn canceller(&self) -> Canceller {
+        Canceller(self.control.clone())
+    }
+
+    /// Block until the run ends and return its outcome.
+    pub fn wait(self) -> RunOutcome {
+        let Self { id, outcome, .. } = self;
+        outcome.recv().unwrap_or_else(|_| lost(id))
+    }
+
+    /// Await the outcome from async code.
+    pub async fn outcome(self) -> RunOutcome {
+        let Self { id, outcome, .. } = self;
+        outcome.recv_async().await.unwrap_or_else(|_| lost(id))
+    }
+}
+
+fn lost(run: String) -> RunOutcome {
+    let error = ErrorInfo {
+        kind: ErrorKind::Internal,
+        message: "the engine dropped the run without an outcome".into(),
+        line: None,
+        column: None,
+        stack: None,
+    };
+    RunOutcome {
+        run,
+        status: RunStatus::Error,
+        result: None,
+        error: Some(error),
+        finished: Finished {
+            status: RunStatus::Error,
+            cpu_ms: 0.0,
+            wall_ms: 0.0,
+            peak_memory_bytes: 0,
+        },
+    }
+}

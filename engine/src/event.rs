@@ -1,0 +1,232 @@
+//! Run events: the stream every run emits (the run-event contract).
+//!
+//! Serialized, an event is one JSON object such as
+//! `{"run":"..","seq":1,"type":"log","level":"info","text":"..","t_ms":0.4}`.
+//! `seq` counts up from 0 without gaps; `started` comes first and exactly one
+//! `finished` comes last, whatever happened.
+
+use serde::{Deserialize, Serialize};
+
+/// One event of a run.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RunEvent {
+    /// The run's id.
+    pub run: String,
+    /// Position in the run's stream, from 0, without gaps.
+    pub seq: u64,
+    /// What happened.
+    #[serde(flatten)]
+    pub body: EventBody,
+    /// Milliseconds since the run started.
+    pub t_ms: f64,
+}
+
+/// The payload of a [`RunEvent`], tagged by `type`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum EventBody {
+    /// The run began executing.
+    Started,
+    /// A `console` call.
+    Log {
+        /// Which console method.
+        level: LogLevel,
+        /// The formatted text.
+        text: String,
+    },
+    /// A `display(value, {mime})` call.
+    Display {
+        /// The MIME type of `data`.
+        mime: String,
+        /// JSON for `application/json`, a string otherwise.
+        data: serde_json::Value,
+    },
+    /// The block's result (its default export, or what it returned).
+    Result {
+        /// The result as JSON.
+        value: serde_json::Value,
+    },
+    /// Why the run failed.
+    Error(ErrorInfo),
+    /// The last event of every run.
+    Finished(Finished),
+}
+
+/// `console` levels.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LogLevel {
+    /// `console.log`
+    Log,
+    /// `console.info`
+    Info,
+    /// `console.warn`
+    Warn,
+    /// `console.error`
+    Error,
+    /// `console.debug`
+    Debug,
+}
+
+impl LogLevel {
+    /// The level's name as it appears in events.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Log => "log",
+            Self::Info => "info",
+            Self::Warn => "warn",
+            Self::Error => "error",
+            Self::Debug => "debug",
+        }
+    }
+}
+
+/// Why a run failed: a closed set (the error kinds of the contract).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ErrorKind {
+    /// The source did not parse.
+    Syntax,
+    /// The block threw (or a promise it left rejected) and nothing caught it.
+    Exception,
+    /// CPU time or job budget exhausted.
+    CpuLimit,
+    /// Wall-clock time exhausted, or the block waits on something that can
+    /// never happen.
+    WallLimit,
+    /// The memory limit refused an allocation.
+    MemoryLimit,
+    /// Recursion too deep.
+    StackOverflow,
+    /// Output bytes exhausted.
+    OutputLimit,
+    /// A host call lacked its grant.
+    CapabilityDenied,
+    /// A workspace quota refused the run.
+    QuotaExceeded,
+    /// Someone cancelled the run.
+    Cancelled,
+    /// The engine failed (not the block's fault).
+    Internal,
+}
+
+impl ErrorKind {
+    /// The kind's name as it appears in events.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Syntax => "syntax",
+            Self::Exception => "exception",
+            Self::CpuLimit => "cpu_limit",
+            Self::WallLimit => "wall_limit",
+            Self::MemoryLimit => "memory_limit",
+            Self::StackOverflow => "stack_overflow",
+            Self::OutputLimit => "output_limit",
+            Self::CapabilityDenied => "capability_denied",
+            Self::QuotaExceeded => "quota_exceeded",
+            Self::Cancelled => "cancelled",
+            Self::Internal => "internal",
+        }
+    }
+}
+
+impl std::fmt::Display for ErrorKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// The payload of an `error` event.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ErrorInfo {
+    /// Which kind of failure.
+    pub kind: ErrorKind,
+    /// A readable message (`TypeError: x is not a function`, or the limit
+    /// that was hit with its value).
+    pub message: String,
+    /// 1-based line in the block's own source (the `.ts` text for
+    /// TypeScript), when known.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub line: Option<u32>,
+    /// 1-based column in the block's own source, when known.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub column: Option<u32>,
+    /// The JavaScript stack, when there is one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub stack: Option<String>,
+}
+
+/// How a run ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RunStatus {
+    /// The block completed.
+    Ok,
+    /// The block failed; an `error` event says why.
+    Error,
+}
+
+/// The payload of the `finished` event, and the measured usage of a run.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Finished {
+    /// `ok` or `error`.
+    pub status: RunStatus,
+    /// CPU time the run used, in milliseconds.
+    pub cpu_ms: f64,
+    /// Wall-clock time from start to finish, in milliseconds.
+    pub wall_ms: f64,
+    /// The most bytes the isolate held at once during the run.
+    pub peak_memory_bytes: u64,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn events_serialize_to_the_contract_shape() {
+        let ev = RunEvent {
+            run: "r1".into(),
+            seq: 1,
+            body: EventBody::Log {
+                level: LogLevel::Warn,
+                text: "hi".into(),
+            },
+            t_ms: 0.5,
+        };
+        let v = serde_json::to_value(&ev).unwrap();
+        assert_eq!(
+            v,
+            serde_json::json!({"run":"r1","seq":1,"type":"log","level":"warn","text":"hi","t_ms":0.5})
+        );
+        let fin = RunEvent {
+            run: "r1".into(),
+            seq: 2,
+            body: EventBody::Finished(Finished {
+                status: RunStatus::Error,
+                cpu_ms: 1.0,
+                wall_ms: 2.0,
+                peak_memory_bytes: 3,
+            }),
+            t_ms: 2.0,
+        };
+        let v = serde_json::to_value(&fin).unwrap();
+        assert_eq!(v["type"], "finished");
+        assert_eq!(v["status"], "error");
+        assert_eq!(v["peak_memory_bytes"], 3);
+        let back: RunEvent = serde_json::from_value(v).unwrap();
+        assert_eq!(back, fin);
+    }
+
+    #[test]
+    fn error_kinds_use_contract_names() {
+        for k in [
+            ErrorKind::Syntax,
+            ErrorKind::CpuLimit,
+            ErrorKind::StackOverflow,
+            ErrorKind::CapabilityDenied,
+        ] {
+            let s = serde_json::to_value(k).unwrap();
+            assert_eq!(s, k.as_str());
+        }
+    }
+}

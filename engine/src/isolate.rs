@@ -1,0 +1,157 @@
+//! Isolates: one QuickJS runtime + context with the prelude loaded, ready
+//! for exactly one run.
+//!
+//! The prelude is compiled to bytecode once per process
+//! ([`prelude_bytecode`]); each new isolate loads that bytecode instead of
+//! parsing source. Nothing of QuickJS's `std`/`os` modules is linked in, and
+//! the module loader refuses every import but the host module.
+
+use std::rc::Rc;
+use std::sync::{Arc, OnceLock};
+
+use rquickjs::loader::{Loader, Resolver};
+use rquickjs::module::Declared;
+use rquickjs::promise::PromiseState;
+use rquickjs::{Context, Ctx, Module, Promise, Runtime, WriteOptions};
+
+use crate::alloc::{AllocStats, CountingAllocator};
+use crate::error::EngineError;
+use crate::natives::{self, IsolateShared, Rejection};
+
+const PRELUDE_SRC: &str = include_str!("prelude.js");
+const PRELUDE_NAME: &str = "quire:prelude";
+
+/// The module name blocks import the host API from.
+pub const HOST_MODULE: &str = "quire";
+
+struct DenyImports;
+
+impl Resolver for DenyImports {
+    fn resolve<'js>(
+        &mut self,
+        _ctx: &Ctx<'js>,
+        base: &str,
+        name: &str,
+        _attributes: Option<rquickjs::loader::ImportAttributes<'js>>,
+    ) -> rquickjs::Result<String> {
+        let msg = if name == HOST_MODULE {
+            "the host module \"quire\" is not available to this run (no host API is attached)".to_string()
+        } else {
+            format!("import of \"{name}\" is not allowed: a block can only import the host module \"{HOST_MODULE}\" (no files, packages or URLs)")
+        };
+        Err(rquickjs::Error::new_resolving_message(base, name, msg))
+    }
+}
+
+impl Loader for DenyImports {
+    fn load<'js>(
+        &mut self,
+        _ctx: &Ctx<'js>,
+        name: &str,
+        _attributes: Option<rquickjs::loader::ImportAttributes<'js>>,
+    ) -> rquickjs::Result<Module<'js, Declared>> {
+        Err(rquickjs::Error::new_loading_message(name, "module loading is disabled"))
+    }
+}
+
+/// Compile the prelude once per process.
+pub(crate) fn prelude_bytecode() -> Result<&'static [u8], EngineError> {
+    static PRELUDE: OnceLock<Result<Vec<u8>, String>> = OnceLock::new();
+    PRELUDE
+        .get_or_init(|| {
+            let rt = Runtime::new().map_err(|e| e.to_string())?;
+            let ctx = Context::full(&rt).map_err(|e| e.to_string())?;
+            ctx.with(|ctx| {
+                let m = Module::declare(ctx.clone(), PRELUDE_NAME, PRELUDE_SRC).map_err(|e| {
+                    let ex = ctx.catch();
+                    format!("{e}: {ex:?}")
+                })?;
+                m.write(WriteOptions::default()).map_err(|e| e.to_string())
+            })
+        })
+        .as_deref()
+        .map_err(|e| EngineError::Prelude(e.clone()))
+}
+
+/// A ready isolate. Serves one run, then is dropped.
+pub(crate) struct Isolate {
+    pub(crate) shared: Rc<IsolateShared>,
+    pub(crate) alloc: Arc<AllocStats>,
+    pub(crate) ctx: Context,
+    pub(crate) rt: Runtime,
+}
+
+impl Isolate {
+    /// Create a runtime and context and load the prelude.
+    pub(crate) fn new(stack_bytes: u64) -> Result<Self, EngineError> {
+        let prelude = prelude_bytecode()?;
+        let alloc = Arc::new(AllocStats::default());
+        let rt = Runtime::new_with_alloc(CountingAllocator {
+            stats: alloc.clone(),
+        })
+        .map_err(|e| EngineError::Isolate(e.to_string()))?;
+        rt.set_max_stack_size(stack_bytes as usize);
+        rt.set_loader(DenyImports, DenyImports);
+        let shared = Rc::new(IsolateShared::default());
+        let tracker_shared = shared.clone();
+        rt.set_host_promise_rejection_tracker(Some(Box::new(
+            move |_ctx: Ctx<'_>, promise, reason, handled| {
+                let p = promise
+                    .as_object()
+                    .map_or(0, |_| unsafe_ptr(&promise));
+                let mut list = tracker_shared.rejections.borrow_mut();
+                if handled {
+                    list.retain(|r| r.promise != p);
+                } else {
+                    let reason = rquickjs::Persistent::save(&_ctx, reason);
+                    list.push(Rejection { promise: p, reason });
+                }
+            },
+        )));
+        let ctx = Context::full(&rt).map_err(|e| EngineError::Isolate(e.to_string()))?;
+        ctx.with(|ctx| -> Result<(), EngineError> {
+            let fail = |e: rquickjs::Error| {
+                let ex = ctx.catch();
+                EngineError::Prelude(format!("{e}: {ex:?}"))
+            };
+            natives::install(&ctx, &shared).map_err(fail)?;
+            // SAFETY: the bytes were produced by `Module::write` of this same
+            // QuickJS build in this process (`prelude_bytecode`).
+            let m = unsafe { Module::load(ctx.clone(), prelude) }.map_err(fail)?;
+            let (_, done): (_, Promise) = m.eval().map_err(fail)?;
+            while ctx.execute_pending_job() {}
+            if done.state() != PromiseState::Resolved {
+                return Err(EngineError::Prelude("the prelude did not finish loading".into()));
+            }
+            Ok(())
+        })?;
+        if shared.fire_timer.borrow().is_none() {
+            return Err(EngineError::Prelude("the prelude did not register its hooks".into()));
+        }
+        Ok(Self {
+            shared,
+            alloc,
+            ctx,
+            rt,
+        })
+    }
+
+    /// Bytes the isolate holds now.
+    pub(crate) fn bytes(&self) -> u64 {
+        self.alloc.current()
+    }
+}
+
+/// The address of a JS object, used only as an identity.
+pub(crate) fn unsafe_ptr(v: &rquickjs::Value<'_>) -> usize {
+    // SAFETY: reads the pointer field of the JSValue without dereferencing.
+    unsafe { rquickjs::qjs::JS_VALUE_GET_PTR(v.as_raw()) as usize }
+}
+
+impl Drop for Isolate {
+    fn drop(&mut self) {
+        self.alloc.disarm();
+        self.rt.set_interrupt_handler(None);
+        self.shared.clear();
+    }
+}

@@ -1,0 +1,61 @@
+//! # quire-engine
+//!
+//! Runs one notebook-style code block (a JavaScript or TypeScript ES module)
+//! in a fresh QuickJS-ng isolate under hard limits, and streams what it does
+//! as [`RunEvent`]s.
+//!
+//! **Owns:** isolates and their limits (CPU, wall clock, memory, stack,
+//! output, timers, jobs), the runtime prelude (web globals) compiled to
+//! bytecode once per process, the bytecode cache of compiled blocks, the
+//! worker threads with their pools of ready isolates, the watchdog backstop,
+//! TypeScript stripping (oxc) and position mapping, and the run-event
+//! contract.
+//!
+//! **Does not own:** documents, storage, grants or the host API (that is
+//! `quire-host-api`), nor HTTP (that is `quire-web`). No rquickjs type
+//! appears in this crate's public API, so a V8 backend can sit behind the
+//! same API.
+//!
+//! ## Using it
+//!
+//! ```no_run
+//! use quire_engine::{Engine, EngineConfig, Lang, Limits, RunRequest};
+//! let engine = Engine::new(EngineConfig::default())?;
+//! let request = RunRequest::new("export default (ctx) => ctx.input * 2", Lang::Js)
+//!     .with_input(serde_json::json!(21))
+//!     .with_limits(Limits { cpu_time_ms: 100, ..Limits::default() });
+//! let outcome = engine.run(request).wait();
+//! assert_eq!(outcome.result, Some(serde_json::json!(42)));
+//! # Ok::<(), quire_engine::EngineError>(())
+//! ```
+//!
+//! ## Isolation in this process
+//!
+//! Isolates here run inside the embedding process: the boundary is
+//! QuickJS's own memory safety. The server runs them in sandboxed runner
+//! processes instead; see SECURITY.md.
+
+mod alloc;
+mod compile;
+mod config;
+mod control;
+mod cpu;
+mod describe;
+mod engine;
+mod error;
+mod event;
+mod isolate;
+mod natives;
+mod request;
+mod run;
+mod serialize;
+mod worker;
+
+pub use config::{EngineConfig, Limits};
+pub use control::RunOutcome;
+pub use engine::{idle_isolate_bytes, Canceller, Engine, EngineStats, RunHandle};
+pub use error::EngineError;
+pub use event::{ErrorInfo, ErrorKind, EventBody, Finished, LogLevel, RunEvent, RunStatus};
+pub use flume;
+pub use isolate::HOST_MODULE;
+pub use request::{Lang, RunRequest};

@@ -1,0 +1,422 @@
+//! Native (Rust) functions behind the prelude's web globals, and the
+//! per-isolate state they share: the current run, its timers, pending
+//! rejections. The prelude receives them on `globalThis.__quire_native` and
+//! removes that object before any block code runs.
+
+use std::cell::RefCell;
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, HashSet};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use base64::Engine as _;
+use rquickjs::function::Opt;
+use rquickjs::{Ctx, Exception, Function, Object, Persistent, TypedArray, Value};
+
+use crate::control::{RunControl, StopReason};
+use crate::event::{EventBody, LogLevel};
+use crate::serialize::{SerError, Serializer};
+
+/// Pending timers of one run, in due order (FIFO among equal times).
+#[derive(Default)]
+pub(crate) struct Timers {
+    next_id: u32,
+    seq: u64,
+    heap: BinaryHeap<Reverse<(Instant, u64, u32)>>,
+    live: HashSet<u32>,
+}
+
+impl Timers {
+    fn arm(&mut self, delay: Duration, reuse: u32, max: u32) -> Option<u32> {
+        let id = if reuse != 0 && !self.live.contains(&reuse) {
+            reuse
+        } else {
+            if self.live.len() >= max as usize {
+                return None;
+            }
+            self.next_id = self.next_id.wrapping_add(1).max(1);
+            self.next_id
+        };
+        self.seq += 1;
+        self.heap.push(Reverse((Instant::now() + delay, self.seq, id)));
+        self.live.insert(id);
+        Some(id)
+    }
+
+    fn clear(&mut self, id: u32) {
+        self.live.remove(&id);
+    }
+
+    fn drop_dead(&mut self) {
+        while let Some(Reverse((_, _, id))) = self.heap.peek() {
+            if self.live.contains(id) {
+                break;
+            }
+            self.heap.pop();
+        }
+    }
+
+    /// When the next live timer is due.
+    pub(crate) fn next_due(&mut self) -> Option<Instant> {
+        self.drop_dead();
+        self.heap.peek().map(|Reverse((t, _, _))| *t)
+    }
+
+    /// The next timer due at or before `now`, removed from the queue.
+    pub(crate) fn pop_due(&mut self, now: Instant) -> Option<u32> {
+        self.drop_dead();
+        match self.heap.peek() {
+            Some(Reverse((t, _, _))) if *t <= now => {
+                let Reverse((_, _, id)) = self.heap.pop()?;
+                self.live.remove(&id);
+                Some(id)
+            }
+            _ => None,
+        }
+    }
+
+    pub(crate) fn pending(&self) -> usize {
+        self.live.len()
+    }
+}
+
+/// A promise rejected with no handler (yet).
+pub(crate) struct Rejection {
+    pub(crate) promise: usize,
+    pub(crate) reason: Persistent<Value<'static>>,
+}
+
+/// State shared by an isolate's natives and the worker running it.
+#[derive(Default)]
+pub(crate) struct IsolateShared {
+    pub(crate) run: RefCell<Option<Arc<RunControl>>>,
+    pub(crate) timers: RefCell<Timers>,
+    pub(crate) fire_timer: RefCell<Option<Persistent<Function<'static>>>>,
+    pub(crate) rejections: RefCell<Vec<Rejection>>,
+}
+
+impl IsolateShared {
+    /// Drop every JS value held from Rust (before the runtime goes).
+    pub(crate) fn clear(&self) {
+        self.fire_timer.borrow_mut().take();
+        self.rejections.borrow_mut().clear();
+        self.run.borrow_mut().take();
+    }
+
+    fn control(&self) -> Option<Arc<RunControl>> {
+        self.run.borrow().clone()
+    }
+}
+
+fn level_of(s: &str) -> LogLevel {
+    match s {
+        "info" => LogLevel::Info,
+        "warn" => LogLevel::Warn,
+        "error" => LogLevel::Error,
+        "debug" => LogLevel::Debug,
+        _ => LogLevel::Log,
+    }
+}
+
+fn output_error(ctx: &Ctx<'_>, reason: StopReason) -> rquickjs::Error {
+    let msg = match reason {
+        StopReason::Output => "output limit exceeded: this output was dropped and the run is ending",
+        _ => "the run is ending",
+    };
+    Exception::throw_internal(ctx, msg)
+}
+
+fn js_string<'js>(ctx: &Ctx<'js>, s: &str) -> rquickjs::Result<Value<'js>> {
+    rquickjs::String::from_str(ctx.clone(), s).map(|s| s.into_value())
+}
+
+fn url_fields<'js>(ctx: &Ctx<'js>, u: &url::Url) -> rquickjs::Result<Value<'js>> {
+    let host = match (u.host_str(), u.port()) {
+        (Some(h), Some(p)) => format!("{h}:{p}"),
+        (Some(h), None) => h.to_string(),
+        _ => String::new(),
+    };
+    let search = match u.query() {
+        Some(q) if !q.is_empty() => format!("?{q}"),
+        _ => String::new(),
+    };
+    let hash = match u.fragment() {
+        Some(f) if !f.is_empty() => format!("#{f}"),
+        _ => String::new(),
+    };
+    let fields = [
+        u.as_str().to_string(),
+        format!("{}:", u.scheme()),
+        u.username().to_string(),
+        u.password().unwrap_or("").to_string(),
+        host,
+        u.host_str().unwrap_or("").to_string(),
+        u.port().map(|p| p.to_string()).unwrap_or_default(),
+        u.path().to_string(),
+        search,
+        hash,
+        u.origin().ascii_serialization(),
+    ];
+    let arr = rquickjs::Array::new(ctx.clone())?;
+    for (i, f) in fields.iter().enumerate() {
+        arr.set(i, js_string(ctx, f)?)?;
+    }
+    Ok(arr.into_value())
+}
+
+fn set_url_field(u: &mut url::Url, field: &str, value: &str) -> Result<(), ()> {
+    match field {
+        "href" => *u = url::Url::parse(value).map_err(|_| ())?,
+        "protocol" => u.set_scheme(value.trim_end_matches(':'))?,
+        "username" => u.set_username(value)?,
+        "password" => u.set_password(Some(value))?,
+        "host" => {
+            let (h, p) = match value.rsplit_once(':') {
+                Some((h, p)) if p.chars().all(|c| c.is_ascii_digit()) && !p.is_empty() => {
+                    (h, p.parse::<u16>().ok())
+                }
+                _ => (value, None),
+            };
+            u.set_host(Some(h)).map_err(|_| ())?;
+            if p.is_some() {
+                u.set_port(p)?;
+            }
+        }
+        "hostname" => u.set_host(Some(value)).map_err(|_| ())?,
+        "port" => u.set_port(if value.is_empty() { None } else { Some(value.parse().map_err(|_| ())?) })?,
+        "pathname" => u.set_path(value),
+        "search" => u.set_query(match value.trim_start_matches('?') {
+            "" => None,
+            q => Some(q),
+        }),
+        "hash" => u.set_fragment(match value.trim_start_matches('#') {
+            "" => None,
+            f => Some(f),
+        }),
+        _ => return Err(()),
+    }
+    Ok(())
+}
+
+fn latin1(ctx: &Ctx<'_>, s: &str) -> rquickjs::Result<Vec<u8>> {
+    s.chars()
+        .map(|c| {
+            u8::try_from(u32::from(c)).map_err(|_| {
+                Exception::throw_dom(ctx, "InvalidCharacterError", "btoa: the string contains characters outside Latin-1")
+            })
+        })
+        .collect()
+}
+
+/// Install the natives object on `globalThis.__quire_native`.
+pub(crate) fn install<'js>(ctx: &Ctx<'js>, shared: &std::rc::Rc<IsolateShared>) -> rquickjs::Result<()> {
+    let n = Object::new(ctx.clone())?;
+
+    let sh = shared.clone();
+    n.set(
+        "log",
+        Function::new(ctx.clone(), move |ctx: Ctx<'js>, level: String, text: String| {
+            let Some(c) = sh.control() else { return Ok(()) };
+            let bytes = text.len() as u64;
+            c.emit_output(
+                EventBody::Log {
+                    level: level_of(&level),
+                    text,
+                },
+                bytes,
+            )
+            .map_err(|r| output_error(&ctx, r))
+        })?,
+    )?;
+
+    let sh = shared.clone();
+    n.set(
+        "displayText",
+        Function::new(ctx.clone(), move |ctx: Ctx<'js>, mime: String, text: String| {
+            let Some(c) = sh.control() else { return Ok(()) };
+            let bytes = (text.len() + mime.len()) as u64;
+            c.emit_output(
+                EventBody::Display {
+                    mime,
+                    data: serde_json::Value::String(text),
+                },
+                bytes,
+            )
+            .map_err(|r| output_error(&ctx, r))
+        })?,
+    )?;
+
+    let sh = shared.clone();
+    n.set(
+        "displayJson",
+        Function::new(ctx.clone(), move |ctx: Ctx<'js>, value: Value<'js>| {
+            let Some(c) = sh.control() else { return Ok(()) };
+            let mut ser = Serializer::new(&c, c.output_left());
+            let data = match ser.top(&ctx, value) {
+                Ok(d) => d,
+                Err(SerError::Threw) => return Err(rquickjs::Error::Exception),
+                Err(SerError::Stopped(r)) => return Err(output_error(&ctx, r)),
+            };
+            let bytes = ser.bytes();
+            c.emit_output(
+                EventBody::Display {
+                    mime: "application/json".into(),
+                    data,
+                },
+                bytes,
+            )
+            .map_err(|r| output_error(&ctx, r))
+        })?,
+    )?;
+
+    let sh = shared.clone();
+    n.set(
+        "timerArm",
+        Function::new(ctx.clone(), move |ctx: Ctx<'js>, delay_ms: f64, reuse: u32| {
+            let max = sh.control().map_or(1000, |c| c.limits.max_pending_timers);
+            let ms = if delay_ms.is_finite() { delay_ms.clamp(0.0, 2_147_483_647.0) } else { 0.0 };
+            sh.timers
+                .borrow_mut()
+                .arm(Duration::from_secs_f64(ms / 1000.0), reuse, max)
+                .ok_or_else(|| {
+                    Exception::throw_range(&ctx, &format!("too many pending timers (limit {max} per run)"))
+                })
+        })?,
+    )?;
+
+    let sh = shared.clone();
+    n.set(
+        "timerClear",
+        Function::new(ctx.clone(), move |id: u32| sh.timers.borrow_mut().clear(id))?,
+    )?;
+
+    let sh = shared.clone();
+    n.set(
+        "registerHooks",
+        Function::new(ctx.clone(), move |ctx: Ctx<'js>, fire: Function<'js>| {
+            *sh.fire_timer.borrow_mut() = Some(Persistent::save(&ctx, fire));
+        })?,
+    )?;
+
+    let sh = shared.clone();
+    n.set(
+        "now",
+        Function::new(ctx.clone(), move || {
+            sh.control().map_or(0.0, |c| c.elapsed().as_secs_f64() * 1000.0)
+        })?,
+    )?;
+
+    n.set(
+        "urlParse",
+        Function::new(ctx.clone(), |ctx: Ctx<'js>, input: String, base: Opt<String>| {
+            let parsed = match base.0 {
+                Some(b) => url::Url::parse(&b).and_then(|b| b.join(&input)),
+                None => url::Url::parse(&input),
+            };
+            match parsed {
+                Ok(u) => url_fields(&ctx, &u),
+                Err(_) => Ok(Value::new_null(ctx.clone())),
+            }
+        })?,
+    )?;
+
+    n.set(
+        "urlSet",
+        Function::new(ctx.clone(), |ctx: Ctx<'js>, href: String, field: String, value: String| {
+            let Ok(mut u) = url::Url::parse(&href) else {
+                return Ok(Value::new_null(ctx.clone()));
+            };
+            match set_url_field(&mut u, &field, &value) {
+                Ok(()) => url_fields(&ctx, &u),
+                Err(()) => Ok(Value::new_null(ctx.clone())),
+            }
+        })?,
+    )?;
+
+    n.set(
+        "utf8Encode",
+        Function::new(ctx.clone(), |ctx: Ctx<'js>, s: String| TypedArray::<u8>::new(ctx, s.into_bytes()))?,
+    )?;
+
+    n.set(
+        "utf8Decode",
+        Function::new(ctx.clone(), |ctx: Ctx<'js>, bytes: TypedArray<'js, u8>, fatal: bool| {
+            let data: Vec<u8> = match bytes.as_raw() {
+                // SAFETY: the pointer is valid until JavaScript runs again;
+                // the bytes are copied out before anything else happens.
+                Some(ptr) => unsafe { ptr.as_ref() }.to_vec(),
+                None => Vec::new(),
+            };
+            let data = data.as_slice();
+            if fatal {
+                std::str::from_utf8(data)
+                    .map(str::to_owned)
+                    .map_err(|e| Exception::throw_type(&ctx, &format!("TextDecoder: invalid UTF-8 at byte {}", e.valid_up_to())))
+            } else {
+                Ok(String::from_utf8_lossy(data).into_owned())
+            }
+        })?,
+    )?;
+
+    n.set(
+        "btoa",
+        Function::new(ctx.clone(), |ctx: Ctx<'js>, s: String| {
+            Ok::<_, rquickjs::Error>(base64::engine::general_purpose::STANDARD.encode(latin1(&ctx, &s)?))
+        })?,
+    )?;
+
+    n.set(
+        "atob",
+        Function::new(ctx.clone(), |ctx: Ctx<'js>, s: String| {
+            let cleaned: String = s.chars().filter(|c| !matches!(c, ' ' | '\t' | '\n' | '\x0c' | '\r')).collect();
+            let engine = base64::engine::GeneralPurpose::new(
+                &base64::alphabet::STANDARD,
+                base64::engine::GeneralPurposeConfig::new()
+                    .with_decode_padding_mode(base64::engine::DecodePaddingMode::Indifferent)
+                    .with_decode_allow_trailing_bits(true),
+            );
+            engine
+                .decode(cleaned.as_bytes())
+                .map(|b| b.into_iter().map(char::from).collect::<String>())
+                .map_err(|_| Exception::throw_dom(&ctx, "InvalidCharacterError", "atob: the string is not valid base64"))
+        })?,
+    )?;
+
+    n.set(
+        "randomBytes",
+        Function::new(ctx.clone(), |ctx: Ctx<'js>, len: usize| {
+            let mut buf = vec![0u8; len.min(65536)];
+            getrandom::fill(&mut buf).map_err(|_| Exception::throw_internal(&ctx, "no system randomness available"))?;
+            TypedArray::<u8>::new(ctx, buf)
+        })?,
+    )?;
+
+    n.set(
+        "randomUUID",
+        Function::new(ctx.clone(), || uuid::Uuid::new_v4().to_string())?,
+    )?;
+
+    ctx.globals().set("__quire_native", n)?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn timers_fire_in_due_order_and_respect_the_cap() {
+        let mut t = Timers::default();
+        let a = t.arm(Duration::from_millis(20), 0, 3).unwrap();
+        let b = t.arm(Duration::ZERO, 0, 3).unwrap();
+        let c = t.arm(Duration::ZERO, 0, 3).unwrap();
+        assert!(t.arm(Duration::ZERO, 0, 3).is_none(), "cap of 3");
+        t.clear(c);
+        let now = Instant::now();
+        assert_eq!(t.pop_due(now), Some(b));
+        assert_eq!(t.pop_due(now), None, "a is not due and c was cleared");
+        assert_eq!(t.pending(), 1);
+        assert_eq!(t.pop_due(now + Duration::from_millis(50)), Some(a));
+        assert!(t.next_due().is_none());
+    }
+}

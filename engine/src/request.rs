@@ -1,0 +1,105 @@
+//! What a caller asks the engine to run.
+
+use serde::{Deserialize, Serialize};
+
+use crate::config::Limits;
+
+/// The language of a block's source.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum Lang {
+    /// JavaScript (an ES module).
+    #[default]
+    Js,
+    /// TypeScript; types are stripped by oxc before QuickJS sees it.
+    Ts,
+}
+
+impl Lang {
+    /// `js` or `ts`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Js => "js",
+            Self::Ts => "ts",
+        }
+    }
+
+    /// Guess from a file name: `.ts`, `.mts`, `.cts` are TypeScript, the
+    /// rest JavaScript.
+    pub fn from_path(path: &str) -> Self {
+        let lower = path.to_ascii_lowercase();
+        if lower.ends_with(".ts") || lower.ends_with(".mts") || lower.ends_with(".cts") {
+            Self::Ts
+        } else {
+            Self::Js
+        }
+    }
+}
+
+/// One run: a block's source and everything it receives in `ctx`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct RunRequest {
+    /// The block's source (an ES module).
+    pub source: String,
+    /// Its language.
+    #[serde(default)]
+    pub lang: Lang,
+    /// The name stack traces use for the block, e.g. `block.ts`.
+    /// Default: `block.js` / `block.ts`.
+    #[serde(default)]
+    pub filename: Option<String>,
+    /// `ctx.input`. Default: `null`.
+    #[serde(default)]
+    pub input: serde_json::Value,
+    /// `ctx.trigger`. Default: `{"kind":"manual"}`.
+    #[serde(default)]
+    pub trigger: Option<serde_json::Value>,
+    /// `ctx.block` (id, name, ... as the caller knows it). Default: `null`.
+    #[serde(default)]
+    pub block: serde_json::Value,
+    /// `ctx.workspace`. Default: `default`.
+    #[serde(default)]
+    pub workspace: Option<String>,
+    /// Limits for this run; `None` takes the engine's defaults.
+    #[serde(default)]
+    pub limits: Option<Limits>,
+    /// The run id to use; `None` generates a random one.
+    #[serde(default)]
+    pub run_id: Option<String>,
+}
+
+impl RunRequest {
+    /// A request for `source` in `lang` with every other field defaulted.
+    pub fn new(source: impl Into<String>, lang: Lang) -> Self {
+        Self {
+            source: source.into(),
+            lang,
+            filename: None,
+            input: serde_json::Value::Null,
+            trigger: None,
+            block: serde_json::Value::Null,
+            workspace: None,
+            limits: None,
+            run_id: None,
+        }
+    }
+
+    /// Set the limits.
+    pub fn with_limits(mut self, limits: Limits) -> Self {
+        self.limits = Some(limits);
+        self
+    }
+
+    /// Set `ctx.input`.
+    pub fn with_input(mut self, input: serde_json::Value) -> Self {
+        self.input = input;
+        self
+    }
+
+    pub(crate) fn filename(&self) -> String {
+        match &self.filename {
+            Some(f) if !f.is_empty() => f.clone(),
+            _ => format!("block.{}", self.lang.as_str()),
+        }
+    }
+}

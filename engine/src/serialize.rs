@@ -1,0 +1,261 @@
+//! The engine's own JSON serializer for results and `display()` data.
+//!
+//! It walks JavaScript values from Rust using only QuickJS's C API, so a
+//! block that overwrites `JSON.stringify`, `Object.prototype` or
+//! `Array.prototype.map` cannot change what the host receives. It follows
+//! JSON semantics (`toJSON`, enumerable own string keys, `undefined` dropped
+//! from objects and `null` in arrays) and replaces what JSON cannot hold with
+//! a readable description instead of failing: functions, symbols, cycles,
+//! BigInts, NaN/Infinity, and nesting deeper than [`MAX_DEPTH`].
+//!
+//! Getters, proxies and `toJSON` are guest code: they run inside the
+//! isolate under the run's limits. The walk itself is bounded by the output
+//! budget (every value costs at least one byte) and checks the run's stop
+//! record as it goes.
+
+use rquickjs::{Ctx, Object, Type, Value};
+use serde_json::Value as Json;
+
+use crate::control::{RunControl, StopReason};
+
+/// Deepest nesting kept; deeper values become a description string.
+pub(crate) const MAX_DEPTH: usize = 200;
+
+/// Why serialization did not complete.
+#[derive(Debug)]
+pub(crate) enum SerError {
+    /// A limit ended the run meanwhile (including the output budget).
+    Stopped(StopReason),
+    /// Guest code threw; the exception is pending on the context.
+    Threw,
+}
+
+impl From<rquickjs::Error> for SerError {
+    fn from(_: rquickjs::Error) -> Self {
+        Self::Threw
+    }
+}
+
+pub(crate) struct Serializer<'c> {
+    control: &'c RunControl,
+    budget: u64,
+    used: u64,
+    path: Vec<usize>,
+    visited: u64,
+    /// Whether crossing the budget ends the run with `output_limit` (true
+    /// for block output) or only ends this serialization (descriptions).
+    enforce: bool,
+}
+
+fn ptr_of(v: &Value<'_>) -> usize {
+    // SAFETY: `as_raw` gives the JSValue of an object; reading its pointer
+    // field does not dereference it.
+    unsafe { rquickjs::qjs::JS_VALUE_GET_PTR(v.as_raw()) as usize }
+}
+
+impl<'c> Serializer<'c> {
+    /// A serializer that may produce at most `budget` bytes of JSON.
+    pub(crate) fn new(control: &'c RunControl, budget: u64) -> Self {
+        Self {
+            control,
+            budget,
+            used: 0,
+            path: Vec::new(),
+            visited: 0,
+            enforce: true,
+        }
+    }
+
+    /// Approximate JSON bytes produced so far.
+    pub(crate) fn bytes(&self) -> u64 {
+        self.used
+    }
+
+    fn charge(&mut self, n: usize) -> Result<(), SerError> {
+        self.used = self.used.saturating_add(n as u64);
+        if self.used > self.budget {
+            if self.enforce {
+                self.control.stop(StopReason::Output);
+            }
+            return Err(SerError::Stopped(StopReason::Output));
+        }
+        self.visited += 1;
+        if self.visited % 1024 == 0 {
+            if let Some(r) = self.control.stop_reason() {
+                return Err(SerError::Stopped(r));
+            }
+        }
+        Ok(())
+    }
+
+    fn text(&mut self, s: String) -> Result<Json, SerError> {
+        self.charge(s.len() + 2)?;
+        Ok(Json::String(s))
+    }
+
+    /// Serialize `v` as a top-level value (`undefined` becomes `null`).
+    pub(crate) fn top<'js>(&mut self, ctx: &Ctx<'js>, v: Value<'js>) -> Result<Json, SerError> {
+        Ok(self.value(ctx, v, &Json::String(String::new()), 0)?.unwrap_or(Json::Null))
+    }
+
+    /// `None` means "omit" (undefined in an object).
+    fn value<'js>(
+        &mut self,
+        ctx: &Ctx<'js>,
+        mut v: Value<'js>,
+        key: &Json,
+        depth: usize,
+    ) -> Result<Option<Json>, SerError> {
+        if let Some(obj) = v.as_object() {
+            if !v.is_function() {
+                let to_json: Value<'js> = obj.get("toJSON")?;
+                if let Some(f) = to_json.as_function() {
+                    let k = match key {
+                        Json::Number(n) => n.to_string(),
+                        Json::String(s) => s.clone(),
+                        _ => String::new(),
+                    };
+                    v = f.call((rquickjs::function::This(v.clone()), k))?;
+                }
+            }
+        }
+        let out = match v.type_of() {
+            Type::Uninitialized | Type::Undefined => return Ok(None),
+            Type::Null => {
+                self.charge(4)?;
+                Json::Null
+            }
+            Type::Bool => {
+                self.charge(5)?;
+                Json::Bool(v.as_bool().unwrap_or(false))
+            }
+            Type::Int => {
+                self.charge(11)?;
+                Json::from(v.as_int().unwrap_or(0))
+            }
+            Type::Float => {
+                let f = v.as_float().unwrap_or(f64::NAN);
+                if f.fract() == 0.0 && f.abs() < 9_007_199_254_740_992.0 && !(f == 0.0 && f.is_sign_negative()) {
+                    self.charge(17)?;
+                    return Ok(Some(Json::from(f as i64)));
+                }
+                match serde_json::Number::from_f64(f) {
+                    Some(n) => {
+                        self.charge(24)?;
+                        Json::Number(n)
+                    }
+                    None => self.text(if f.is_nan() {
+                        "NaN".into()
+                    } else if f > 0.0 {
+                        "Infinity".into()
+                    } else {
+                        "-Infinity".into()
+                    })?,
+                }
+            }
+            Type::String => {
+                let s = v.as_string().map(|s| s.to_string()).transpose()?;
+                self.text(s.unwrap_or_default())?
+            }
+            Type::BigInt => {
+                let s: rquickjs::convert::Coerced<String> = v.get()?;
+                self.text(format!("{}n", s.0))?
+            }
+            Type::Symbol => {
+                let desc = v
+                    .as_symbol()
+                    .and_then(|s| s.description().ok())
+                    .and_then(|d| d.as_string().and_then(|s| s.to_string().ok()))
+                    .unwrap_or_default();
+                self.text(format!("[Symbol({desc})]"))?
+            }
+            Type::Function | Type::Constructor => {
+                let name = v
+                    .as_object()
+                    .map(|o| o.get::<_, Value>("name"))
+                    .transpose()?
+                    .and_then(|n| n.as_string().and_then(|s| s.to_string().ok()))
+                    .unwrap_or_default();
+                if name.is_empty() {
+                    self.text("[Function (anonymous)]".into())?
+                } else {
+                    self.text(format!("[Function: {name}]"))?
+                }
+            }
+            Type::Promise => self.text("[Promise]".into())?,
+            Type::Module | Type::Unknown => self.text("[unsupported value]".into())?,
+            Type::Array | Type::Object | Type::Exception | Type::Proxy => {
+                return self.compound(ctx, v, depth).map(Some);
+            }
+        };
+        Ok(Some(out))
+    }
+
+    fn compound<'js>(&mut self, ctx: &Ctx<'js>, v: Value<'js>, depth: usize) -> Result<Json, SerError> {
+        let p = ptr_of(&v);
+        if self.path.contains(&p) {
+            return self.text("[Circular]".into());
+        }
+        if depth >= MAX_DEPTH {
+            return self.text(format!("[Too deep: nesting over {MAX_DEPTH} levels]"));
+        }
+        let Some(obj) = v.as_object() else {
+            return self.text("[unsupported value]".into());
+        };
+        self.path.push(p);
+        let r = if v.is_array() {
+            self.array(ctx, obj, depth)
+        } else {
+            self.object(ctx, obj, depth)
+        };
+        self.path.pop();
+        r
+    }
+
+    fn array<'js>(&mut self, ctx: &Ctx<'js>, obj: &Object<'js>, depth: usize) -> Result<Json, SerError> {
+        self.charge(2)?;
+        let len_v: Value<'js> = obj.get("length")?;
+        let len = len_v.as_number().unwrap_or(0.0);
+        let len = if len.is_finite() && len > 0.0 { len as u64 } else { 0 };
+        let mut out = Vec::new();
+        for i in 0..len {
+            self.charge(1)?;
+            let el: Value<'js> = obj.get(i as u32)?;
+            let item = self.value(ctx, el, &Json::from(i), depth + 1)?;
+            out.push(item.unwrap_or(Json::Null));
+        }
+        Ok(Json::Array(out))
+    }
+
+    fn object<'js>(&mut self, ctx: &Ctx<'js>, obj: &Object<'js>, depth: usize) -> Result<Json, SerError> {
+        self.charge(2)?;
+        let mut out = serde_json::Map::new();
+        let keys: Vec<String> = obj.keys::<String>().collect::<rquickjs::Result<_>>()?;
+        for k in keys {
+            self.charge(k.len() + 4)?;
+            let el: Value<'js> = obj.get(k.as_str())?;
+            let kj = Json::String(k);
+            if let Some(item) = self.value(ctx, el, &kj, depth + 1)? {
+                if let Json::String(k) = kj {
+                    out.insert(k, item);
+                }
+            }
+        }
+        Ok(Json::Object(out))
+    }
+}
+
+/// Serialize with a fresh budget, for describing values in messages.
+pub(crate) fn describe_value<'js>(ctx: &Ctx<'js>, control: &RunControl, v: Value<'js>) -> String {
+    let mut s = Serializer::new(control, 4096);
+    s.enforce = false;
+    match s.top(ctx, v) {
+        Ok(Json::String(t)) => format!("{t:?}"),
+        Ok(j) => j.to_string(),
+        Err(SerError::Threw) => {
+            let _ = ctx.catch();
+            "[a value that threw while being described]".into()
+        }
+        Err(SerError::Stopped(_)) => "[a value too large to describe]".into(),
+    }
+}

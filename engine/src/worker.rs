@@ -1,0 +1,378 @@
+//! Worker threads, their isolate pools, and the watchdog backstop.
+//!
+//! A fixed set of worker threads (one per core by default) pull runs from a
+//! shared queue. Each worker keeps a few ready isolates and interleaves the
+//! runs it holds: a run waiting on a timer does not hold the thread.
+//!
+//! The watchdog checks every running step. If a run should have stopped (CPU
+//! or wall limit, cancel) but its step has not returned within the grace
+//! period — QuickJS built-ins that run long stretches of C without polling
+//! the interrupt handler — the watchdog ends the run from the engine's
+//! record, gives up that worker thread (it exits whenever the C code
+//! returns), and starts a replacement so capacity stays the same.
+
+use std::collections::VecDeque;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use crate::compile::BytecodeCache;
+use crate::config::EngineConfig;
+use crate::control::{RunControl, StopReason};
+use crate::cpu::ThreadClock;
+use crate::error::EngineError;
+use crate::event::{ErrorInfo, ErrorKind};
+use crate::isolate::Isolate;
+use crate::request::RunRequest;
+use crate::run::{ActiveRun, Step};
+
+/// Messages to one worker.
+#[derive(Debug)]
+pub(crate) enum WorkerMsg {
+    /// Something changed (a cancel): re-check the runs.
+    Wake,
+    /// Stop taking work and exit.
+    Shutdown,
+}
+
+/// A queued run.
+pub(crate) struct Job {
+    pub(crate) request: RunRequest,
+    pub(crate) control: Arc<RunControl>,
+}
+
+/// What the watchdog can see of a worker.
+pub(crate) struct WorkerSlot {
+    pub(crate) id: usize,
+    clock: Mutex<Option<ThreadClock>>,
+    /// The run in a step right now, with the thread CPU reading at its start.
+    current: Mutex<Option<(Arc<RunControl>, Duration)>>,
+    /// Runs this worker holds.
+    held: Mutex<Vec<Arc<RunControl>>>,
+    abandoned: AtomicBool,
+    tx: flume::Sender<WorkerMsg>,
+}
+
+/// State shared by the engine, its workers and the watchdog.
+pub(crate) struct Shared {
+    pub(crate) config: EngineConfig,
+    pub(crate) jobs: flume::Receiver<Job>,
+    pub(crate) cache: BytecodeCache,
+    pub(crate) workers: Mutex<Vec<Arc<WorkerSlot>>>,
+    next_id: AtomicUsize,
+    pub(crate) shutdown: AtomicBool,
+    pub(crate) replaced: AtomicUsize,
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+impl Shared {
+    pub(crate) fn new(config: EngineConfig, jobs: flume::Receiver<Job>) -> Arc<Self> {
+        let cache = BytecodeCache::new(config.bytecode_cache_bytes);
+        Arc::new(Self {
+            config,
+            jobs,
+            cache,
+            workers: Mutex::new(Vec::new()),
+            next_id: AtomicUsize::new(0),
+            shutdown: AtomicBool::new(false),
+            replaced: AtomicUsize::new(0),
+        })
+    }
+
+    /// Start one worker thread.
+    pub(crate) fn spawn_worker(self: &Arc<Self>) -> Result<(), EngineError> {
+        let id = self.next_id.fetch_add(1, Ordering::Relaxed);
+        let (tx, rx) = flume::unbounded();
+        let slot = Arc::new(WorkerSlot {
+            id,
+            clock: Mutex::new(None),
+            current: Mutex::new(None),
+            held: Mutex::new(Vec::new()),
+            abandoned: AtomicBool::new(false),
+            tx,
+        });
+        let shared = self.clone();
+        let s2 = slot.clone();
+        std::thread::Builder::new()
+            .name(format!("quire-worker-{id}"))
+            .stack_size(self.config.worker_stack_bytes)
+            .spawn(move || Worker::new(shared, s2, rx).run())?;
+        lock(&self.workers).push(slot);
+        Ok(())
+    }
+
+    /// Ask every worker to exit.
+    pub(crate) fn shut_down(&self) {
+        self.shutdown.store(true, Ordering::Release);
+        for w in lock(&self.workers).iter() {
+            let _ = w.tx.send(WorkerMsg::Shutdown);
+        }
+    }
+}
+
+struct Held {
+    run: ActiveRun,
+    wake_at: Instant,
+}
+
+struct Worker {
+    shared: Arc<Shared>,
+    slot: Arc<WorkerSlot>,
+    rx: flume::Receiver<WorkerMsg>,
+    clock: ThreadClock,
+    pool: VecDeque<Isolate>,
+    runs: Vec<Held>,
+}
+
+enum Wait {
+    Job(Job),
+    Msg(WorkerMsg),
+    Timeout,
+}
+
+impl Worker {
+    fn new(shared: Arc<Shared>, slot: Arc<WorkerSlot>, rx: flume::Receiver<WorkerMsg>) -> Self {
+        let clock = ThreadClock::current();
+        *lock(&slot.clock) = Some(clock);
+        Self {
+            shared,
+            slot,
+            rx,
+            clock,
+            pool: VecDeque::new(),
+            runs: Vec::new(),
+        }
+    }
+
+    fn stack_bytes(&self) -> u64 {
+        self.shared.config.default_limits.stack_bytes
+    }
+
+    fn run(mut self) {
+        let span = tracing::debug_span!("worker", id = self.slot.id);
+        let _g = span.enter();
+        loop {
+            if self.slot.abandoned.load(Ordering::Acquire) {
+                return;
+            }
+            if self.shared.shutdown.load(Ordering::Acquire) && self.runs.is_empty() {
+                return;
+            }
+            while self.runs.len() < self.shared.config.max_active_runs_per_worker {
+                match self.shared.jobs.try_recv() {
+                    Ok(job) => self.accept(job),
+                    Err(_) => break,
+                }
+            }
+            if !self.step_ready() {
+                return;
+            }
+            let now = Instant::now();
+            if self.runs.iter().any(|h| h.wake_at <= now) {
+                continue;
+            }
+            if self.shared.jobs.is_empty() && self.pool.len() < self.shared.config.isolate_pool_per_worker {
+                match Isolate::new(self.stack_bytes()) {
+                    Ok(iso) => self.pool.push_back(iso),
+                    Err(e) => tracing::error!(error = %e, "could not pre-create an isolate"),
+                }
+                continue;
+            }
+            let deadline = self.runs.iter().map(|h| h.wake_at).min();
+            match self.wait(deadline) {
+                Wait::Job(job) => self.accept(job),
+                Wait::Msg(WorkerMsg::Shutdown) => {
+                    if self.runs.is_empty() {
+                        return;
+                    }
+                }
+                Wait::Msg(WorkerMsg::Wake) => {
+                    for h in &mut self.runs {
+                        if h.run.control.stop_reason().is_some() {
+                            h.wake_at = now;
+                        }
+                    }
+                }
+                Wait::Timeout => {}
+            }
+        }
+    }
+
+    fn wait(&self, deadline: Option<Instant>) -> Wait {
+        let accepting = self.runs.len() < self.shared.config.max_active_runs_per_worker
+            && !self.shared.shutdown.load(Ordering::Acquire);
+        let sel = flume::Selector::new().recv(&self.rx, |m| m.map_or(Wait::Msg(WorkerMsg::Shutdown), Wait::Msg));
+        let sel = if accepting {
+            sel.recv(&self.shared.jobs, |j| j.map_or(Wait::Msg(WorkerMsg::Shutdown), Wait::Job))
+        } else {
+            sel
+        };
+        match deadline {
+            Some(d) => sel.wait_deadline(d).unwrap_or(Wait::Timeout),
+            None => sel.wait(),
+        }
+    }
+
+    fn accept(&mut self, job: Job) {
+        let Job { request, control } = job;
+        if control.is_finished() {
+            return;
+        }
+        *lock(&control.waker) = Some(self.slot.tx.clone());
+        control.begin();
+        let iso = match self.pool.pop_front() {
+            Some(iso) => Ok(iso),
+            None => Isolate::new(self.stack_bytes()),
+        };
+        let iso = match iso {
+            Ok(iso) => iso,
+            Err(e) => {
+                control.finish(
+                    Some(ErrorInfo {
+                        kind: ErrorKind::Internal,
+                        message: e.to_string(),
+                        line: None,
+                        column: None,
+                        stack: None,
+                    }),
+                    Duration::ZERO,
+                    0,
+                );
+                return;
+            }
+        };
+        lock(&self.slot.held).push(control.clone());
+        let run = ActiveRun::new(control, request, iso, self.clock);
+        self.runs.push(Held {
+            run,
+            wake_at: Instant::now(),
+        });
+    }
+
+    /// Step every run that is due. `false` when this thread was given up.
+    fn step_ready(&mut self) -> bool {
+        let mut i = 0;
+        while i < self.runs.len() {
+            let now = Instant::now();
+            let h = &mut self.runs[i];
+            if h.wake_at > now && h.run.control.stop_reason().is_none() {
+                i += 1;
+                continue;
+            }
+            let control = h.run.control.clone();
+            let span = tracing::debug_span!("run", run = %control.id);
+            let _g = span.enter();
+            *lock(&self.slot.current) = Some((control.clone(), self.clock.now()));
+            let cache = &self.shared.cache;
+            let clock = self.clock;
+            let step = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| h.run.step(clock, cache)))
+                .unwrap_or_else(|_| {
+                    tracing::error!(run = %control.id, "a run step panicked; ending it with internal");
+                    control.finish(
+                        Some(ErrorInfo {
+                            kind: ErrorKind::Internal,
+                            message: "the engine failed while running this block (a bug in quire, not in the block)".into(),
+                            line: None,
+                            column: None,
+                            stack: None,
+                        }),
+                        Duration::from_nanos(control.cpu_used_ns.load(Ordering::Relaxed)),
+                        control.peak_memory.load(Ordering::Relaxed),
+                    );
+                    Step::Done
+                });
+            *lock(&self.slot.current) = None;
+            if self.slot.abandoned.load(Ordering::Acquire) {
+                return false;
+            }
+            match step {
+                Step::Done => {
+                    lock(&self.slot.held).retain(|c| !Arc::ptr_eq(c, &control));
+                    let h = self.runs.swap_remove(i);
+                    drop(h);
+                }
+                Step::WaitUntil(t) => {
+                    h.wake_at = t;
+                    i += 1;
+                }
+            }
+        }
+        true
+    }
+}
+
+/// The watchdog loop: enforce limits on steps that do not return.
+pub(crate) fn watchdog(shared: std::sync::Weak<Shared>) {
+    loop {
+        let Some(shared) = shared.upgrade() else { return };
+        if shared.shutdown.load(Ordering::Acquire) {
+            return;
+        }
+        let interval = Duration::from_millis(shared.config.watchdog_interval_ms.max(1));
+        let grace = Duration::from_millis(shared.config.backstop_grace_ms);
+        let slots: Vec<_> = lock(&shared.workers).clone();
+        for slot in slots {
+            let current = lock(&slot.current).clone();
+            let Some((control, step_cpu_start)) = current else { continue };
+            let clock = *lock(&slot.clock);
+            let live = clock.map_or(Duration::ZERO, |c| c.now().saturating_sub(step_cpu_start));
+            let used = Duration::from_nanos(control.cpu_used_ns.load(Ordering::Relaxed)) + live;
+            if used >= control.limits.cpu_time() {
+                control.stop(StopReason::Cpu);
+            }
+            if Instant::now() >= control.wall_deadline() {
+                control.stop(StopReason::Wall);
+            }
+            if let Some(at) = control.stopped_at() {
+                if at.elapsed() > grace {
+                    abandon(&shared, &slot, &control, used);
+                }
+            }
+        }
+        drop(shared);
+        std::thread::sleep(interval);
+    }
+}
+
+fn abandon(shared: &Arc<Shared>, slot: &Arc<WorkerSlot>, stuck: &Arc<RunControl>, cpu: Duration) {
+    if slot.abandoned.swap(true, Ordering::AcqRel) {
+        return;
+    }
+    tracing::warn!(worker = slot.id, run = %stuck.id, "run stuck in native code past its limit; replacing its worker thread");
+    lock(&shared.workers).retain(|w| !Arc::ptr_eq(w, slot));
+    let held: Vec<_> = lock(&slot.held).clone();
+    for c in held {
+        if Arc::ptr_eq(&c, stuck) {
+            let mut e = c.stop_error().unwrap_or_else(|| ErrorInfo {
+                kind: ErrorKind::Internal,
+                message: String::new(),
+                line: None,
+                column: None,
+                stack: None,
+            });
+            e.message.push_str(" (the block was stuck in native code that does not check limits; its worker thread was replaced)");
+            c.finish(Some(e), cpu, c.peak_memory.load(Ordering::Relaxed));
+        } else {
+            c.finish(
+                Some(ErrorInfo {
+                    kind: ErrorKind::Internal,
+                    message: "the worker thread running this block was replaced because another run on it was stuck in native code; run it again".into(),
+                    line: None,
+                    column: None,
+                    stack: None,
+                }),
+                Duration::from_nanos(c.cpu_used_ns.load(Ordering::Relaxed)),
+                c.peak_memory.load(Ordering::Relaxed),
+            );
+        }
+    }
+    shared.replaced.fetch_add(1, Ordering::Relaxed);
+    if !shared.shutdown.load(Ordering::Acquire) {
+        if let Err(e) = shared.spawn_worker() {
+            tracing::error!(error = %e, "could not start a replacement worker");
+        }
+    }
+}

@@ -1,0 +1,1 @@
+pub fn run(_json: bool) -> anyhow::Result<()> { anyhow::bail!("todo") }

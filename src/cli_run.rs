@@ -1,0 +1,152 @@
+//! `quire run FILE`: run one block and print its events as they happen.
+
+use std::io::Write;
+use std::process::ExitCode;
+
+use anyhow::{bail, Context as _};
+use clap::{Args, ValueEnum};
+use quire_engine::{Engine, EngineConfig, EventBody, Lang, Limits, LogLevel, RunRequest, RunStatus};
+
+/// Which JavaScript engine runs the block.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum EngineChoice {
+    /// QuickJS-ng, in-process isolates.
+    Quickjs,
+    /// V8 through pooled Deno runners.
+    V8,
+}
+
+/// Flags of `quire run`.
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    /// The block's source file (.js, .mjs, .ts, .mts).
+    pub file: std::path::PathBuf,
+    /// Print events as JSON, one per line.
+    #[arg(long)]
+    pub json: bool,
+    /// `ctx.input`, as JSON.
+    #[arg(long, value_name = "JSON")]
+    pub input: Option<String>,
+    /// Grant a capability (repeatable), e.g. `db:read:tasks`.
+    #[arg(long = "cap", value_name = "GRANT")]
+    pub caps: Vec<String>,
+    /// Directory of a persistent store (default: an ephemeral store).
+    #[arg(long, value_name = "DIR")]
+    pub data: Option<std::path::PathBuf>,
+    /// Workspace the block runs in.
+    #[arg(long, default_value = "default")]
+    pub workspace: String,
+    /// Engine to run the block on.
+    #[arg(long, value_enum, default_value = "quickjs")]
+    pub engine: EngineChoice,
+    /// CPU time limit in milliseconds.
+    #[arg(long, default_value_t = 1000, value_parser = clap::value_parser!(u64).range(1..))]
+    pub cpu_ms: u64,
+    /// Wall-clock limit in milliseconds.
+    #[arg(long, default_value_t = 5000, value_parser = clap::value_parser!(u64).range(1..))]
+    pub wall_ms: u64,
+    /// Memory limit in MiB.
+    #[arg(long, default_value_t = 64, value_parser = clap::value_parser!(u64).range(1..=65536))]
+    pub memory_mb: u64,
+}
+
+/// Run the command; exit 0 ok, 1 block failed, 2 usage or engine error.
+pub fn run(args: RunArgs) -> ExitCode {
+    match execute(&args) {
+        Ok(true) => ExitCode::SUCCESS,
+        Ok(false) => ExitCode::from(1),
+        Err(e) => {
+            eprintln!("quire run: {e:#}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+fn request(args: &RunArgs) -> anyhow::Result<RunRequest> {
+    if args.engine == EngineChoice::V8 {
+        bail!("the V8 engine is not available in this build (it arrives with pooled Deno runners); use --engine quickjs");
+    }
+    let path = &args.file;
+    let source = std::fs::read(path).with_context(|| format!("cannot read block file {}", path.display()))?;
+    let source = String::from_utf8(source)
+        .map_err(|e| anyhow::anyhow!("block file {} is not UTF-8 (invalid byte at offset {})", path.display(), e.utf8_error().valid_up_to()))?;
+    let input = match &args.input {
+        Some(s) => serde_json::from_str(s).with_context(|| format!("--input is not valid JSON: {s}"))?,
+        None => serde_json::Value::Null,
+    };
+    for cap in &args.caps {
+        if cap.trim().is_empty() || !cap.contains(':') {
+            bail!("--cap {cap:?} is not a grant (expected e.g. doc:read, db:read:tasks, net:api.example.com)");
+        }
+    }
+    let filename = path
+        .file_name()
+        .map(|f| f.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "block.js".into());
+    let mut req = RunRequest::new(source, Lang::from_path(&filename)).with_input(input);
+    req.filename = Some(filename);
+    req.workspace = Some(args.workspace.clone());
+    req.limits = Some(Limits {
+        cpu_time_ms: args.cpu_ms,
+        wall_time_ms: args.wall_ms,
+        memory_bytes: args.memory_mb * 1024 * 1024,
+        ..Limits::default()
+    });
+    Ok(req)
+}
+
+fn execute(args: &RunArgs) -> anyhow::Result<bool> {
+    let req = request(args)?;
+    let engine = Engine::new(EngineConfig {
+        worker_threads: 1,
+        isolate_pool_per_worker: 1,
+        ..EngineConfig::default()
+    })
+    .context("could not start the engine")?;
+    let handle = engine.run(req);
+    let stdout = std::io::stdout();
+    let stderr = std::io::stderr();
+    let mut ok = false;
+    for ev in handle.events().iter() {
+        let mut out = stdout.lock();
+        if args.json {
+            writeln!(out, "{}", serde_json::to_string(&ev)?)?;
+        } else {
+            match &ev.body {
+                EventBody::Started => {}
+                EventBody::Log { level, text } => match level {
+                    LogLevel::Log | LogLevel::Info => writeln!(out, "{text}")?,
+                    other => writeln!(out, "[{}] {text}", other.as_str())?,
+                },
+                EventBody::Display { mime, data } => match data {
+                    serde_json::Value::String(s) => writeln!(out, "[display {mime}]\n{s}")?,
+                    v => writeln!(out, "[display {mime}]\n{}", serde_json::to_string_pretty(v)?)?,
+                },
+                EventBody::Result { value } => writeln!(out, "=> {}", serde_json::to_string_pretty(value)?)?,
+                EventBody::Error(e) => {
+                    let at = match (e.line, e.column) {
+                        (Some(l), Some(c)) => format!(" (at {}:{l}:{c})", args.file.display()),
+                        _ => String::new(),
+                    };
+                    writeln!(stderr.lock(), "error[{}]: {}{at}", e.kind, e.message)?;
+                }
+                EventBody::Finished(f) => {
+                    writeln!(
+                        stderr.lock(),
+                        "-- {} in {:.1} ms (cpu {:.1} ms, peak memory {} KiB)",
+                        if f.status == RunStatus::Ok { "ok" } else { "failed" },
+                        f.wall_ms,
+                        f.cpu_ms,
+                        f.peak_memory_bytes / 1024
+                    )?;
+                }
+            }
+        }
+        out.flush()?;
+        if let EventBody::Finished(f) = &ev.body {
+            ok = f.status == RunStatus::Ok;
+            break;
+        }
+    }
+    Ok(ok)
+}
