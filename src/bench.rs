@@ -1,1 +1,3 @@
-pub fn run(_json: bool) -> anyhow::Result<()> { anyhow::bail!("todo") }
+pub fn run(_json: bool) -> anyhow::Result<()> {
+    anyhow::bail!("todo")
+}

@@ -5,7 +5,9 @@ use std::process::ExitCode;
 
 use anyhow::{bail, Context as _};
 use clap::{Args, ValueEnum};
-use quire_engine::{Engine, EngineConfig, EventBody, Lang, Limits, LogLevel, RunRequest, RunStatus};
+use quire_engine::{
+    Engine, EngineConfig, EventBody, Lang, Limits, LogLevel, RunRequest, RunStatus,
+};
 
 /// Which JavaScript engine runs the block.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -67,11 +69,19 @@ fn request(args: &RunArgs) -> anyhow::Result<RunRequest> {
         bail!("the V8 engine is not available in this build (it arrives with pooled Deno runners); use --engine quickjs");
     }
     let path = &args.file;
-    let source = std::fs::read(path).with_context(|| format!("cannot read block file {}", path.display()))?;
-    let source = String::from_utf8(source)
-        .map_err(|e| anyhow::anyhow!("block file {} is not UTF-8 (invalid byte at offset {})", path.display(), e.utf8_error().valid_up_to()))?;
+    let source = std::fs::read(path)
+        .with_context(|| format!("cannot read block file {}", path.display()))?;
+    let source = String::from_utf8(source).map_err(|e| {
+        anyhow::anyhow!(
+            "block file {} is not UTF-8 (invalid byte at offset {})",
+            path.display(),
+            e.utf8_error().valid_up_to()
+        )
+    })?;
     let input = match &args.input {
-        Some(s) => serde_json::from_str(s).with_context(|| format!("--input is not valid JSON: {s}"))?,
+        Some(s) => {
+            serde_json::from_str(s).with_context(|| format!("--input is not valid JSON: {s}"))?
+        }
         None => serde_json::Value::Null,
     };
     for cap in &args.caps {
@@ -120,9 +130,15 @@ fn execute(args: &RunArgs) -> anyhow::Result<bool> {
                 },
                 EventBody::Display { mime, data } => match data {
                     serde_json::Value::String(s) => writeln!(out, "[display {mime}]\n{s}")?,
-                    v => writeln!(out, "[display {mime}]\n{}", serde_json::to_string_pretty(v)?)?,
+                    v => writeln!(
+                        out,
+                        "[display {mime}]\n{}",
+                        serde_json::to_string_pretty(v)?
+                    )?,
                 },
-                EventBody::Result { value } => writeln!(out, "=> {}", serde_json::to_string_pretty(value)?)?,
+                EventBody::Result { value } => {
+                    writeln!(out, "=> {}", serde_json::to_string_pretty(value)?)?
+                }
                 EventBody::Error(e) => {
                     let at = match (e.line, e.column) {
                         (Some(l), Some(c)) => format!(" (at {}:{l}:{c})", args.file.display()),
@@ -134,7 +150,11 @@ fn execute(args: &RunArgs) -> anyhow::Result<bool> {
                     writeln!(
                         stderr.lock(),
                         "-- {} in {:.1} ms (cpu {:.1} ms, peak memory {} KiB)",
-                        if f.status == RunStatus::Ok { "ok" } else { "failed" },
+                        if f.status == RunStatus::Ok {
+                            "ok"
+                        } else {
+                            "failed"
+                        },
                         f.wall_ms,
                         f.cpu_ms,
                         f.peak_memory_bytes / 1024

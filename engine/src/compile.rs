@@ -55,7 +55,11 @@ impl LineMap {
         let row = self.lines.get(line.checked_sub(1)? as usize)?;
         let col0 = column.saturating_sub(1);
         let idx = row.partition_point(|(c, _, _)| *c <= col0);
-        let (gc, sl, sc) = if idx == 0 { *row.first()? } else { row[idx - 1] };
+        let (gc, sl, sc) = if idx == 0 {
+            *row.first()?
+        } else {
+            row[idx - 1]
+        };
         // Keep the offset within the token when it maps a run of the same text.
         let delta = col0.saturating_sub(gc);
         Some((sl + 1, sc + delta + 1))
@@ -79,13 +83,16 @@ pub(crate) fn prepare(lang: Lang, filename: &str, source: &str) -> Result<Prepar
         }),
         // oxc is well tested, but a panic on hostile input must not take a
         // worker thread down with it.
-        Lang::Ts => std::panic::catch_unwind(|| strip_types(filename, source)).unwrap_or_else(|_| {
-            Err(SourceError {
-                message: "SyntaxError: the TypeScript compiler could not process this source".into(),
-                line: None,
-                column: None,
+        Lang::Ts => {
+            std::panic::catch_unwind(|| strip_types(filename, source)).unwrap_or_else(|_| {
+                Err(SourceError {
+                    message: "SyntaxError: the TypeScript compiler could not process this source"
+                        .into(),
+                    line: None,
+                    column: None,
+                })
             })
-        }),
+        }
     }
 }
 
@@ -137,8 +144,8 @@ fn strip_types(filename: &str, source: &str) -> Result<Prepared, SourceError> {
         .into_scoping();
     let options = TransformOptions::default();
     let path = PathBuf::from(filename);
-    let transformed =
-        Transformer::new(&allocator, Path::new(filename), &options).build_with_scoping(scoping, &mut program);
+    let transformed = Transformer::new(&allocator, Path::new(filename), &options)
+        .build_with_scoping(scoping, &mut program);
     if transformed.diagnostics.has_errors() {
         return Err(first_error(source, transformed.diagnostics.errors()));
     }
@@ -224,7 +231,11 @@ impl BytecodeCache {
 
     /// Entries held (for tests and metrics).
     pub(crate) fn len(&self) -> usize {
-        self.inner.lock().unwrap_or_else(|e| e.into_inner()).map.len()
+        self.inner
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .map
+            .len()
     }
 }
 
@@ -239,14 +250,22 @@ mod tests {
         assert!(!p.js.contains("interface"));
         assert!(p.js.contains("Color"));
         let gen_line = p.js.lines().position(|l| l.contains("throw")).unwrap() as u32 + 1;
-        let col = p.js.lines().nth(gen_line as usize - 1).unwrap().find("throw").unwrap() as u32 + 1;
+        let col =
+            p.js.lines()
+                .nth(gen_line as usize - 1)
+                .unwrap()
+                .find("throw")
+                .unwrap() as u32
+                + 1;
         let (l, c) = p.map.unwrap().original(gen_line, col).unwrap();
         assert_eq!((l, c), (5, 1));
     }
 
     #[test]
     fn ts_syntax_errors_carry_positions() {
-        let e = prepare(Lang::Ts, "b.ts", "let a: number = 1;\nlet b = (;\n").err().unwrap();
+        let e = prepare(Lang::Ts, "b.ts", "let a: number = 1;\nlet b = (;\n")
+            .err()
+            .unwrap();
         assert_eq!(e.line, Some(2));
         assert!(e.message.starts_with("SyntaxError"));
     }
@@ -271,6 +290,9 @@ mod tests {
     #[test]
     fn keys_differ_by_language_and_name() {
         assert_ne!(cache_key(Lang::Js, "a", "x"), cache_key(Lang::Ts, "a", "x"));
-        assert_ne!(cache_key(Lang::Js, "a", "bx"), cache_key(Lang::Js, "ab", "x"));
+        assert_ne!(
+            cache_key(Lang::Js, "a", "bx"),
+            cache_key(Lang::Js, "ab", "x")
+        );
     }
 }

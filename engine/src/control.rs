@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use crate::config::Limits;
 use crate::event::{ErrorInfo, ErrorKind, EventBody, Finished, RunEvent, RunStatus};
-use crate::worker::WorkerMsg;
+use crate::worker::Waker;
 
 /// Why the engine stopped a run (as opposed to the block finishing).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -82,7 +82,8 @@ pub struct RunOutcome {
 }
 
 struct Sink {
-    tx: flume::Sender<RunEvent>,
+    /// Dropped after `finished`, which ends the receiver's stream.
+    tx: Option<flume::Sender<RunEvent>>,
     outcome_tx: Option<flume::Sender<RunOutcome>>,
     seq: u64,
     output_bytes: u64,
@@ -106,7 +107,7 @@ pub(crate) struct RunControl {
     pub(crate) peak_memory: AtomicU64,
     sink: Mutex<Sink>,
     /// The worker that holds the run, to wake it on cancel.
-    pub(crate) waker: Mutex<Option<flume::Sender<WorkerMsg>>>,
+    pub(crate) waker: Mutex<Option<Waker>>,
 }
 
 impl RunControl {
@@ -126,7 +127,7 @@ impl RunControl {
             cpu_used_ns: AtomicU64::new(0),
             peak_memory: AtomicU64::new(0),
             sink: Mutex::new(Sink {
-                tx,
+                tx: Some(tx),
                 outcome_tx: Some(outcome_tx),
                 seq: 0,
                 output_bytes: 0,
@@ -188,7 +189,7 @@ impl RunControl {
     pub(crate) fn wake(&self) {
         let waker = self.waker.lock().unwrap_or_else(|e| e.into_inner());
         if let Some(w) = waker.as_ref() {
-            let _ = w.send(WorkerMsg::Wake);
+            w.wake();
         }
     }
 
@@ -206,7 +207,9 @@ impl RunControl {
         sink.seq += 1;
         // A caller that dropped its receiver no longer wants events; the run
         // still completes and reports its outcome.
-        let _ = sink.tx.send(ev);
+        if let Some(tx) = &sink.tx {
+            let _ = tx.send(ev);
+        }
     }
 
     /// Emit a control event (not counted as output).
@@ -239,11 +242,17 @@ impl RunControl {
 
     /// Output bytes still available.
     pub(crate) fn output_left(&self) -> u64 {
-        self.limits.output_bytes.saturating_sub(self.lock().output_bytes)
+        self.limits
+            .output_bytes
+            .saturating_sub(self.lock().output_bytes)
     }
 
     /// Emit the result (counted as output).
-    pub(crate) fn emit_result(&self, value: serde_json::Value, bytes: u64) -> Result<(), StopReason> {
+    pub(crate) fn emit_result(
+        &self,
+        value: serde_json::Value,
+        bytes: u64,
+    ) -> Result<(), StopReason> {
         self.emit_output(
             EventBody::Result {
                 value: value.clone(),
@@ -260,7 +269,12 @@ impl RunControl {
 
     /// End the run: emit `error` (if any) and `finished`, deliver the
     /// outcome. Only the first call does anything.
-    pub(crate) fn finish(&self, error: Option<ErrorInfo>, cpu: Duration, peak_memory_bytes: u64) -> bool {
+    pub(crate) fn finish(
+        &self,
+        error: Option<ErrorInfo>,
+        cpu: Duration,
+        peak_memory_bytes: u64,
+    ) -> bool {
         let mut sink = self.lock();
         if sink.finished {
             return false;
@@ -280,10 +294,15 @@ impl RunControl {
         };
         self.push(&mut sink, EventBody::Finished(finished.clone()));
         sink.finished = true;
+        sink.tx = None;
         let outcome = RunOutcome {
             run: self.id.clone(),
             status: finished.status,
-            result: if error.is_none() { sink.result.take() } else { None },
+            result: if error.is_none() {
+                sink.result.take()
+            } else {
+                None
+            },
             error,
             finished,
         };
@@ -310,7 +329,13 @@ impl RunControl {
 mod tests {
     use super::*;
 
-    fn control(limits: Limits) -> (Arc<RunControl>, flume::Receiver<RunEvent>, flume::Receiver<RunOutcome>) {
+    fn control(
+        limits: Limits,
+    ) -> (
+        Arc<RunControl>,
+        flume::Receiver<RunEvent>,
+        flume::Receiver<RunOutcome>,
+    ) {
         let (tx, rx) = flume::unbounded();
         let (otx, orx) = flume::bounded(1);
         (RunControl::new("r".into(), limits, tx, otx), rx, orx)

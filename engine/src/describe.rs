@@ -40,7 +40,10 @@ fn string_prop<'js>(ctx: &Ctx<'js>, obj: &Object<'js>, key: &str) -> Option<Stri
 /// Where the block's code is in a stack: `file:line:col` of the first frame
 /// in `filename`, mapped back through `map` (TypeScript).
 pub(crate) fn locate(stack: &str, filename: &str, map: Option<&LineMap>) -> Option<(u32, u32)> {
-    stack.lines().find_map(|l| frame_position(l, filename)).map(|(l, c)| remap(l, c, map))
+    stack
+        .lines()
+        .find_map(|l| frame_position(l, filename))
+        .map(|(l, c)| remap(l, c, map))
 }
 
 fn remap(line: u32, col: u32, map: Option<&LineMap>) -> (u32, u32) {
@@ -71,7 +74,8 @@ pub(crate) fn remap_stack(stack: &str, filename: &str, map: Option<&LineMap>) ->
             (Some((line, col)), Some(at)) => {
                 let (ol, oc) = remap(line, col, Some(map));
                 let head = &l[..at + filename.len()];
-                let tail_start = at + filename.len() + 1 + line.to_string().len() + 1 + col.to_string().len();
+                let tail_start =
+                    at + filename.len() + 1 + line.to_string().len() + 1 + col.to_string().len();
                 let tail = l.get(tail_start..).unwrap_or("");
                 format!("{head}:{ol}:{oc}{tail}")
             }
@@ -89,18 +93,25 @@ pub(crate) fn describe_thrown<'js>(
     value: Value<'js>,
     filename: &str,
     map: Option<&LineMap>,
+    plain_protos: [usize; 2],
 ) -> ErrorInfo {
-    let Some(obj) = value.as_object().filter(|_| value.is_error() || value.is_object()) else {
+    let Some(obj) = value
+        .as_object()
+        .filter(|_| value.is_error() || value.is_object())
+    else {
         return ErrorInfo {
             kind: ErrorKind::Exception,
-            message: clip(format!("Uncaught {}", describe_value(ctx, control, value))),
+            message: clip(format!(
+                "Uncaught {}",
+                describe_value(ctx, control, value, plain_protos)
+            )),
             line: None,
             column: None,
             stack: None,
         };
     };
     if !value.is_error() {
-        let text = describe_value(ctx, control, value.clone());
+        let text = describe_value(ctx, control, value.clone(), plain_protos);
         return ErrorInfo {
             kind: ErrorKind::Exception,
             message: clip(format!("Uncaught {text}")),
@@ -154,7 +165,11 @@ mod tests {
 
     #[test]
     fn stack_rewrite_keeps_the_rest_of_the_line() {
-        let s = remap_stack("    at g (block.ts:1:1)", "block.ts", Some(&LineMap::default()));
+        let s = remap_stack(
+            "    at g (block.ts:1:1)",
+            "block.ts",
+            Some(&LineMap::default()),
+        );
         assert_eq!(s, "    at g (block.ts:1:1)");
     }
 }

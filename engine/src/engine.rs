@@ -24,7 +24,6 @@ use crate::worker::{watchdog, Job, Shared};
 /// ```
 pub struct Engine {
     shared: Arc<Shared>,
-    jobs: flume::Sender<Job>,
 }
 
 impl std::fmt::Debug for Engine {
@@ -58,7 +57,9 @@ impl Engine {
     /// thread cannot start.
     pub fn new(config: EngineConfig) -> Result<Self, EngineError> {
         if config.worker_threads == 0 {
-            return Err(EngineError::Config("worker_threads must be at least 1".into()));
+            return Err(EngineError::Config(
+                "worker_threads must be at least 1".into(),
+            ));
         }
         if config.default_limits.stack_bytes >= config.worker_stack_bytes as u64 {
             return Err(EngineError::Config(format!(
@@ -67,8 +68,7 @@ impl Engine {
             )));
         }
         prelude_bytecode()?;
-        let (tx, rx) = flume::unbounded();
-        let shared = Shared::new(config, rx);
+        let shared = Shared::new(config);
         for _ in 0..shared.config.worker_threads {
             shared.spawn_worker()?;
         }
@@ -76,7 +76,7 @@ impl Engine {
         std::thread::Builder::new()
             .name("quire-watchdog".into())
             .spawn(move || watchdog(weak))?;
-        Ok(Self { shared, jobs: tx })
+        Ok(Self { shared })
     }
 
     /// The configuration the engine runs with.
@@ -91,7 +91,10 @@ impl Engine {
             .run_id
             .clone()
             .unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
-        let mut limits = request.limits.clone().unwrap_or_else(|| self.shared.config.default_limits.clone());
+        let mut limits = request
+            .limits
+            .clone()
+            .unwrap_or_else(|| self.shared.config.default_limits.clone());
         // The stack limit must fit the worker threads' stacks.
         let max_stack = (self.shared.config.worker_stack_bytes as u64) / 2;
         limits.stack_bytes = limits.stack_bytes.min(max_stack);
@@ -104,7 +107,15 @@ impl Engine {
             outcome: orx,
             control: control.clone(),
         };
-        if self.jobs.send(Job { request, control: control.clone() }).is_err() {
+        if self
+            .shared
+            .hub
+            .push(Job {
+                request,
+                control: control.clone(),
+            })
+            .is_err()
+        {
             control.finish(
                 Some(ErrorInfo {
                     kind: ErrorKind::Internal,
@@ -124,8 +135,11 @@ impl Engine {
     pub fn stats(&self) -> EngineStats {
         EngineStats {
             workers: self.shared.workers.lock().map(|w| w.len()).unwrap_or(0),
-            workers_replaced: self.shared.replaced.load(std::sync::atomic::Ordering::Relaxed),
-            queued_runs: self.shared.jobs.len(),
+            workers_replaced: self
+                .shared
+                .replaced
+                .load(std::sync::atomic::Ordering::Relaxed),
+            queued_runs: self.shared.hub.queued(),
             cached_blocks: self.shared.cache.len(),
         }
     }

@@ -35,7 +35,8 @@ impl Resolver for DenyImports {
         _attributes: Option<rquickjs::loader::ImportAttributes<'js>>,
     ) -> rquickjs::Result<String> {
         let msg = if name == HOST_MODULE {
-            "the host module \"quire\" is not available to this run (no host API is attached)".to_string()
+            "the host module \"quire\" is not available to this run (no host API is attached)"
+                .to_string()
         } else {
             format!("import of \"{name}\" is not allowed: a block can only import the host module \"{HOST_MODULE}\" (no files, packages or URLs)")
         };
@@ -50,7 +51,10 @@ impl Loader for DenyImports {
         name: &str,
         _attributes: Option<rquickjs::loader::ImportAttributes<'js>>,
     ) -> rquickjs::Result<Module<'js, Declared>> {
-        Err(rquickjs::Error::new_loading_message(name, "module loading is disabled"))
+        Err(rquickjs::Error::new_loading_message(
+            name,
+            "module loading is disabled",
+        ))
     }
 }
 
@@ -96,9 +100,7 @@ impl Isolate {
         let tracker_shared = shared.clone();
         rt.set_host_promise_rejection_tracker(Some(Box::new(
             move |_ctx: Ctx<'_>, promise, reason, handled| {
-                let p = promise
-                    .as_object()
-                    .map_or(0, |_| unsafe_ptr(&promise));
+                let p = promise.as_object().map_or(0, |_| unsafe_ptr(&promise));
                 let mut list = tracker_shared.rejections.borrow_mut();
                 if handled {
                     list.retain(|r| r.promise != p);
@@ -121,12 +123,16 @@ impl Isolate {
             let (_, done): (_, Promise) = m.eval().map_err(fail)?;
             while ctx.execute_pending_job() {}
             if done.state() != PromiseState::Resolved {
-                return Err(EngineError::Prelude("the prelude did not finish loading".into()));
+                return Err(EngineError::Prelude(
+                    "the prelude did not finish loading".into(),
+                ));
             }
             Ok(())
         })?;
         if shared.fire_timer.borrow().is_none() {
-            return Err(EngineError::Prelude("the prelude did not register its hooks".into()));
+            return Err(EngineError::Prelude(
+                "the prelude did not register its hooks".into(),
+            ));
         }
         Ok(Self {
             shared,

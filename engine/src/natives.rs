@@ -38,7 +38,8 @@ impl Timers {
             self.next_id
         };
         self.seq += 1;
-        self.heap.push(Reverse((Instant::now() + delay, self.seq, id)));
+        self.heap
+            .push(Reverse((Instant::now() + delay, self.seq, id)));
         self.live.insert(id);
         Some(id)
     }
@@ -93,6 +94,10 @@ pub(crate) struct IsolateShared {
     pub(crate) timers: RefCell<Timers>,
     pub(crate) fire_timer: RefCell<Option<Persistent<Function<'static>>>>,
     pub(crate) rejections: RefCell<Vec<Rejection>>,
+    /// Addresses of the intrinsic Object.prototype and Array.prototype,
+    /// captured by the prelude before any block code runs.
+    pub(crate) plain_protos: std::cell::Cell<[usize; 2]>,
+    protos: RefCell<Vec<Persistent<Object<'static>>>>,
 }
 
 impl IsolateShared {
@@ -100,6 +105,7 @@ impl IsolateShared {
     pub(crate) fn clear(&self) {
         self.fire_timer.borrow_mut().take();
         self.rejections.borrow_mut().clear();
+        self.protos.borrow_mut().clear();
         self.run.borrow_mut().take();
     }
 
@@ -120,7 +126,9 @@ fn level_of(s: &str) -> LogLevel {
 
 fn output_error(ctx: &Ctx<'_>, reason: StopReason) -> rquickjs::Error {
     let msg = match reason {
-        StopReason::Output => "output limit exceeded: this output was dropped and the run is ending",
+        StopReason::Output => {
+            "output limit exceeded: this output was dropped and the run is ending"
+        }
         _ => "the run is ending",
     };
     Exception::throw_internal(ctx, msg)
@@ -183,7 +191,11 @@ fn set_url_field(u: &mut url::Url, field: &str, value: &str) -> Result<(), ()> {
             }
         }
         "hostname" => u.set_host(Some(value)).map_err(|_| ())?,
-        "port" => u.set_port(if value.is_empty() { None } else { Some(value.parse().map_err(|_| ())?) })?,
+        "port" => u.set_port(if value.is_empty() {
+            None
+        } else {
+            Some(value.parse().map_err(|_| ())?)
+        })?,
         "pathname" => u.set_path(value),
         "search" => u.set_query(match value.trim_start_matches('?') {
             "" => None,
@@ -202,48 +214,61 @@ fn latin1(ctx: &Ctx<'_>, s: &str) -> rquickjs::Result<Vec<u8>> {
     s.chars()
         .map(|c| {
             u8::try_from(u32::from(c)).map_err(|_| {
-                Exception::throw_dom(ctx, "InvalidCharacterError", "btoa: the string contains characters outside Latin-1")
+                Exception::throw_dom(
+                    ctx,
+                    "InvalidCharacterError",
+                    "btoa: the string contains characters outside Latin-1",
+                )
             })
         })
         .collect()
 }
 
 /// Install the natives object on `globalThis.__quire_native`.
-pub(crate) fn install<'js>(ctx: &Ctx<'js>, shared: &std::rc::Rc<IsolateShared>) -> rquickjs::Result<()> {
+pub(crate) fn install<'js>(
+    ctx: &Ctx<'js>,
+    shared: &std::rc::Rc<IsolateShared>,
+) -> rquickjs::Result<()> {
     let n = Object::new(ctx.clone())?;
 
     let sh = shared.clone();
     n.set(
         "log",
-        Function::new(ctx.clone(), move |ctx: Ctx<'js>, level: String, text: String| {
-            let Some(c) = sh.control() else { return Ok(()) };
-            let bytes = text.len() as u64;
-            c.emit_output(
-                EventBody::Log {
-                    level: level_of(&level),
-                    text,
-                },
-                bytes,
-            )
-            .map_err(|r| output_error(&ctx, r))
-        })?,
+        Function::new(
+            ctx.clone(),
+            move |ctx: Ctx<'js>, level: String, text: String| {
+                let Some(c) = sh.control() else { return Ok(()) };
+                let bytes = text.len() as u64;
+                c.emit_output(
+                    EventBody::Log {
+                        level: level_of(&level),
+                        text,
+                    },
+                    bytes,
+                )
+                .map_err(|r| output_error(&ctx, r))
+            },
+        )?,
     )?;
 
     let sh = shared.clone();
     n.set(
         "displayText",
-        Function::new(ctx.clone(), move |ctx: Ctx<'js>, mime: String, text: String| {
-            let Some(c) = sh.control() else { return Ok(()) };
-            let bytes = (text.len() + mime.len()) as u64;
-            c.emit_output(
-                EventBody::Display {
-                    mime,
-                    data: serde_json::Value::String(text),
-                },
-                bytes,
-            )
-            .map_err(|r| output_error(&ctx, r))
-        })?,
+        Function::new(
+            ctx.clone(),
+            move |ctx: Ctx<'js>, mime: String, text: String| {
+                let Some(c) = sh.control() else { return Ok(()) };
+                let bytes = (text.len() + mime.len()) as u64;
+                c.emit_output(
+                    EventBody::Display {
+                        mime,
+                        data: serde_json::Value::String(text),
+                    },
+                    bytes,
+                )
+                .map_err(|r| output_error(&ctx, r))
+            },
+        )?,
     )?;
 
     let sh = shared.clone();
@@ -251,7 +276,7 @@ pub(crate) fn install<'js>(ctx: &Ctx<'js>, shared: &std::rc::Rc<IsolateShared>) 
         "displayJson",
         Function::new(ctx.clone(), move |ctx: Ctx<'js>, value: Value<'js>| {
             let Some(c) = sh.control() else { return Ok(()) };
-            let mut ser = Serializer::new(&c, c.output_left());
+            let mut ser = Serializer::new(&c, c.output_left(), sh.plain_protos.get());
             let data = match ser.top(&ctx, value) {
                 Ok(d) => d,
                 Err(SerError::Threw) => return Err(rquickjs::Error::Exception),
@@ -272,16 +297,26 @@ pub(crate) fn install<'js>(ctx: &Ctx<'js>, shared: &std::rc::Rc<IsolateShared>) 
     let sh = shared.clone();
     n.set(
         "timerArm",
-        Function::new(ctx.clone(), move |ctx: Ctx<'js>, delay_ms: f64, reuse: u32| {
-            let max = sh.control().map_or(1000, |c| c.limits.max_pending_timers);
-            let ms = if delay_ms.is_finite() { delay_ms.clamp(0.0, 2_147_483_647.0) } else { 0.0 };
-            sh.timers
-                .borrow_mut()
-                .arm(Duration::from_secs_f64(ms / 1000.0), reuse, max)
-                .ok_or_else(|| {
-                    Exception::throw_range(&ctx, &format!("too many pending timers (limit {max} per run)"))
-                })
-        })?,
+        Function::new(
+            ctx.clone(),
+            move |ctx: Ctx<'js>, delay_ms: f64, reuse: u32| {
+                let max = sh.control().map_or(1000, |c| c.limits.max_pending_timers);
+                let ms = if delay_ms.is_finite() {
+                    delay_ms.clamp(0.0, 2_147_483_647.0)
+                } else {
+                    0.0
+                };
+                sh.timers
+                    .borrow_mut()
+                    .arm(Duration::from_secs_f64(ms / 1000.0), reuse, max)
+                    .ok_or_else(|| {
+                        Exception::throw_range(
+                            &ctx,
+                            &format!("too many pending timers (limit {max} per run)"),
+                        )
+                    })
+            },
+        )?,
     )?;
 
     let sh = shared.clone();
@@ -293,82 +328,116 @@ pub(crate) fn install<'js>(ctx: &Ctx<'js>, shared: &std::rc::Rc<IsolateShared>) 
     let sh = shared.clone();
     n.set(
         "registerHooks",
-        Function::new(ctx.clone(), move |ctx: Ctx<'js>, fire: Function<'js>| {
-            *sh.fire_timer.borrow_mut() = Some(Persistent::save(&ctx, fire));
-        })?,
+        Function::new(
+            ctx.clone(),
+            move |ctx: Ctx<'js>,
+                  fire: Function<'js>,
+                  object_proto: Object<'js>,
+                  array_proto: Object<'js>| {
+                *sh.fire_timer.borrow_mut() = Some(Persistent::save(&ctx, fire));
+                sh.plain_protos.set([
+                    crate::isolate::unsafe_ptr(object_proto.as_value()),
+                    crate::isolate::unsafe_ptr(array_proto.as_value()),
+                ]);
+                // Keep them alive so the addresses stay theirs.
+                let mut keep = sh.protos.borrow_mut();
+                keep.push(Persistent::save(&ctx, object_proto));
+                keep.push(Persistent::save(&ctx, array_proto));
+            },
+        )?,
     )?;
 
     let sh = shared.clone();
     n.set(
         "now",
         Function::new(ctx.clone(), move || {
-            sh.control().map_or(0.0, |c| c.elapsed().as_secs_f64() * 1000.0)
+            sh.control()
+                .map_or(0.0, |c| c.elapsed().as_secs_f64() * 1000.0)
         })?,
     )?;
 
     n.set(
         "urlParse",
-        Function::new(ctx.clone(), |ctx: Ctx<'js>, input: String, base: Opt<String>| {
-            let parsed = match base.0 {
-                Some(b) => url::Url::parse(&b).and_then(|b| b.join(&input)),
-                None => url::Url::parse(&input),
-            };
-            match parsed {
-                Ok(u) => url_fields(&ctx, &u),
-                Err(_) => Ok(Value::new_null(ctx.clone())),
-            }
-        })?,
+        Function::new(
+            ctx.clone(),
+            |ctx: Ctx<'js>, input: String, base: Opt<String>| {
+                let parsed = match base.0 {
+                    Some(b) => url::Url::parse(&b).and_then(|b| b.join(&input)),
+                    None => url::Url::parse(&input),
+                };
+                match parsed {
+                    Ok(u) => url_fields(&ctx, &u),
+                    Err(_) => Ok(Value::new_null(ctx.clone())),
+                }
+            },
+        )?,
     )?;
 
     n.set(
         "urlSet",
-        Function::new(ctx.clone(), |ctx: Ctx<'js>, href: String, field: String, value: String| {
-            let Ok(mut u) = url::Url::parse(&href) else {
-                return Ok(Value::new_null(ctx.clone()));
-            };
-            match set_url_field(&mut u, &field, &value) {
-                Ok(()) => url_fields(&ctx, &u),
-                Err(()) => Ok(Value::new_null(ctx.clone())),
-            }
-        })?,
+        Function::new(
+            ctx.clone(),
+            |ctx: Ctx<'js>, href: String, field: String, value: String| {
+                let Ok(mut u) = url::Url::parse(&href) else {
+                    return Ok(Value::new_null(ctx.clone()));
+                };
+                match set_url_field(&mut u, &field, &value) {
+                    Ok(()) => url_fields(&ctx, &u),
+                    Err(()) => Ok(Value::new_null(ctx.clone())),
+                }
+            },
+        )?,
     )?;
 
     n.set(
         "utf8Encode",
-        Function::new(ctx.clone(), |ctx: Ctx<'js>, s: String| TypedArray::<u8>::new(ctx, s.into_bytes()))?,
+        Function::new(ctx.clone(), |ctx: Ctx<'js>, s: String| {
+            TypedArray::<u8>::new(ctx, s.into_bytes())
+        })?,
     )?;
 
     n.set(
         "utf8Decode",
-        Function::new(ctx.clone(), |ctx: Ctx<'js>, bytes: TypedArray<'js, u8>, fatal: bool| {
-            let data: Vec<u8> = match bytes.as_raw() {
-                // SAFETY: the pointer is valid until JavaScript runs again;
-                // the bytes are copied out before anything else happens.
-                Some(ptr) => unsafe { ptr.as_ref() }.to_vec(),
-                None => Vec::new(),
-            };
-            let data = data.as_slice();
-            if fatal {
-                std::str::from_utf8(data)
-                    .map(str::to_owned)
-                    .map_err(|e| Exception::throw_type(&ctx, &format!("TextDecoder: invalid UTF-8 at byte {}", e.valid_up_to())))
-            } else {
-                Ok(String::from_utf8_lossy(data).into_owned())
-            }
-        })?,
+        Function::new(
+            ctx.clone(),
+            |ctx: Ctx<'js>, bytes: TypedArray<'js, u8>, fatal: bool| {
+                let data: Vec<u8> = match bytes.as_raw() {
+                    // SAFETY: the pointer is valid until JavaScript runs again;
+                    // the bytes are copied out before anything else happens.
+                    Some(ptr) => unsafe { ptr.as_ref() }.to_vec(),
+                    None => Vec::new(),
+                };
+                let data = data.as_slice();
+                if fatal {
+                    std::str::from_utf8(data).map(str::to_owned).map_err(|e| {
+                        Exception::throw_type(
+                            &ctx,
+                            &format!("TextDecoder: invalid UTF-8 at byte {}", e.valid_up_to()),
+                        )
+                    })
+                } else {
+                    Ok(String::from_utf8_lossy(data).into_owned())
+                }
+            },
+        )?,
     )?;
 
     n.set(
         "btoa",
         Function::new(ctx.clone(), |ctx: Ctx<'js>, s: String| {
-            Ok::<_, rquickjs::Error>(base64::engine::general_purpose::STANDARD.encode(latin1(&ctx, &s)?))
+            Ok::<_, rquickjs::Error>(
+                base64::engine::general_purpose::STANDARD.encode(latin1(&ctx, &s)?),
+            )
         })?,
     )?;
 
     n.set(
         "atob",
         Function::new(ctx.clone(), |ctx: Ctx<'js>, s: String| {
-            let cleaned: String = s.chars().filter(|c| !matches!(c, ' ' | '\t' | '\n' | '\x0c' | '\r')).collect();
+            let cleaned: String = s
+                .chars()
+                .filter(|c| !matches!(c, ' ' | '\t' | '\n' | '\x0c' | '\r'))
+                .collect();
             let engine = base64::engine::GeneralPurpose::new(
                 &base64::alphabet::STANDARD,
                 base64::engine::GeneralPurposeConfig::new()
@@ -378,7 +447,13 @@ pub(crate) fn install<'js>(ctx: &Ctx<'js>, shared: &std::rc::Rc<IsolateShared>) 
             engine
                 .decode(cleaned.as_bytes())
                 .map(|b| b.into_iter().map(char::from).collect::<String>())
-                .map_err(|_| Exception::throw_dom(&ctx, "InvalidCharacterError", "atob: the string is not valid base64"))
+                .map_err(|_| {
+                    Exception::throw_dom(
+                        &ctx,
+                        "InvalidCharacterError",
+                        "atob: the string is not valid base64",
+                    )
+                })
         })?,
     )?;
 
@@ -386,7 +461,8 @@ pub(crate) fn install<'js>(ctx: &Ctx<'js>, shared: &std::rc::Rc<IsolateShared>) 
         "randomBytes",
         Function::new(ctx.clone(), |ctx: Ctx<'js>, len: usize| {
             let mut buf = vec![0u8; len.min(65536)];
-            getrandom::fill(&mut buf).map_err(|_| Exception::throw_internal(&ctx, "no system randomness available"))?;
+            getrandom::fill(&mut buf)
+                .map_err(|_| Exception::throw_internal(&ctx, "no system randomness available"))?;
             TypedArray::<u8>::new(ctx, buf)
         })?,
     )?;

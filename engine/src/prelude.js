@@ -739,4 +739,4 @@ install("URLSearchParams", URLSearchParams);
 install("atob", atob);
 install("btoa", btoa);
 install("crypto", crypto);
-N.registerHooks(fireTimer);
+N.registerHooks(fireTimer, O.prototype, Array.prototype);

@@ -43,6 +43,9 @@ enum Phase {
     },
     /// Awaiting the default export or what the default function returned.
     Awaiting(Persistent<Promise<'static>>),
+    /// The result is known; pending timers still run (as in Node and Deno)
+    /// before the result is reported.
+    Draining(Option<serde_json::Value>),
     Finished,
 }
 
@@ -71,7 +74,12 @@ pub(crate) struct ActiveRun {
 }
 
 impl ActiveRun {
-    pub(crate) fn new(control: Arc<RunControl>, request: RunRequest, iso: Isolate, clock: ThreadClock) -> Self {
+    pub(crate) fn new(
+        control: Arc<RunControl>,
+        request: RunRequest,
+        iso: Isolate,
+        clock: ThreadClock,
+    ) -> Self {
         let filename = request.filename();
         let ctx_json = serde_json::json!({
             "input": request.input,
@@ -84,7 +92,12 @@ impl ActiveRun {
         let step_start = Rc::new(Cell::new(Duration::ZERO));
         iso.alloc.arm(control.limits.memory_bytes);
         *iso.shared.run.borrow_mut() = Some(control.clone());
-        let (c, a, base, start) = (control.clone(), iso.alloc.clone(), cpu_base.clone(), step_start.clone());
+        let (c, a, base, start) = (
+            control.clone(),
+            iso.alloc.clone(),
+            cpu_base.clone(),
+            step_start.clone(),
+        );
         let cpu_limit = control.limits.cpu_time();
         let wall_deadline = control.wall_deadline();
         iso.rt.set_interrupt_handler(Some(Box::new(move || {
@@ -132,8 +145,12 @@ impl ActiveRun {
         let result = self.step_inner(cache);
         let used = self.cpu_base.get() + clock.now().saturating_sub(t0);
         self.cpu_base.set(used);
-        self.control.cpu_used_ns.store(used.as_nanos() as u64, Ordering::Relaxed);
-        self.control.peak_memory.store(self.iso.alloc.peak(), Ordering::Relaxed);
+        self.control
+            .cpu_used_ns
+            .store(used.as_nanos() as u64, Ordering::Relaxed);
+        self.control
+            .peak_memory
+            .store(self.iso.alloc.peak(), Ordering::Relaxed);
         match result {
             Some(outcome) => {
                 self.conclude(outcome);
@@ -175,7 +192,8 @@ impl ActiveRun {
                 self.control.stop_error()
             }
         };
-        self.control.finish(error, self.cpu_base.get(), self.iso.alloc.peak());
+        self.control
+            .finish(error, self.cpu_base.get(), self.iso.alloc.peak());
     }
 
     fn source_error(&self, e: SourceError) -> ErrorInfo {
@@ -200,7 +218,8 @@ impl ActiveRun {
         let ctx_handle = self.iso.ctx.clone();
         ctx_handle.with(|ctx| {
             if let Phase::NotStarted(_) = self.phase {
-                let Phase::NotStarted(req) = std::mem::replace(&mut self.phase, Phase::Finished) else {
+                let Phase::NotStarted(req) = std::mem::replace(&mut self.phase, Phase::Finished)
+                else {
                     return Some(Ok(None));
                 };
                 if let Err(e) = self.start(&ctx, *req, cache) {
@@ -214,10 +233,22 @@ impl ActiveRun {
     fn thrown(&self, ctx: &Ctx<'_>) -> ErrorInfo {
         let ex = ctx.catch();
         let map = self.compiled.as_ref().and_then(|c| c.map.as_ref());
-        describe_thrown(ctx, &self.control, ex, &self.filename, map)
+        describe_thrown(
+            ctx,
+            &self.control,
+            ex,
+            &self.filename,
+            map,
+            self.iso.shared.plain_protos.get(),
+        )
     }
 
-    fn start(&mut self, ctx: &Ctx<'_>, req: RunRequest, cache: &BytecodeCache) -> Result<(), ErrorInfo> {
+    fn start(
+        &mut self,
+        ctx: &Ctx<'_>,
+        req: RunRequest,
+        cache: &BytecodeCache,
+    ) -> Result<(), ErrorInfo> {
         self.control.emit(EventBody::Started);
         let key = compile::cache_key(req.lang, &self.filename, &req.source);
         let module = match cache.get(&key) {
@@ -228,8 +259,8 @@ impl ActiveRun {
                 unsafe { Module::load(ctx.clone(), &c.bytecode) }.map_err(|_| self.thrown(ctx))?
             }
             None => {
-                let prepared =
-                    compile::prepare(req.lang, &self.filename, &req.source).map_err(|e| self.source_error(e))?;
+                let prepared = compile::prepare(req.lang, &self.filename, &req.source)
+                    .map_err(|e| self.source_error(e))?;
                 self.compiled = Some(Arc::new(Compiled {
                     bytecode: Vec::new(),
                     map: prepared.map,
@@ -237,7 +268,11 @@ impl ActiveRun {
                 let m = Module::declare(ctx.clone(), self.filename.as_str(), prepared.js)
                     .map_err(|_| self.thrown(ctx))?;
                 if let Ok(bytecode) = m.write(WriteOptions::default()) {
-                    let map = self.compiled.take().and_then(|c| Arc::try_unwrap(c).ok()).and_then(|c| c.map);
+                    let map = self
+                        .compiled
+                        .take()
+                        .and_then(|c| Arc::try_unwrap(c).ok())
+                        .and_then(|c| c.map);
                     let compiled = Arc::new(Compiled { bytecode, map });
                     cache.insert(key, compiled.clone());
                     self.compiled = Some(compiled);
@@ -274,7 +309,12 @@ impl ActiveRun {
                 return Some(Ok(None));
             }
             if let Some(done) = self.advance(ctx) {
-                return Some(done);
+                match done {
+                    Ok(value) if self.iso.shared.timers.borrow().pending() > 0 => {
+                        self.phase = Phase::Draining(value);
+                    }
+                    other => return Some(other),
+                }
             }
             if let Some(err) = self.unhandled_rejection(ctx) {
                 return Some(Err(err));
@@ -305,6 +345,11 @@ impl ActiveRun {
                     if self.iso.shared.timers.borrow().pending() > 0 {
                         return None;
                     }
+                    if let Phase::Draining(value) =
+                        std::mem::replace(&mut self.phase, Phase::Finished)
+                    {
+                        return Some(Ok(value));
+                    }
                     // Nothing can ever settle the block's promise.
                     self.control.stop(StopReason::Deadlock);
                     return Some(Ok(None));
@@ -326,7 +371,9 @@ impl ActiveRun {
                     }
                     let ns = ns.clone().restore(ctx).ok()?;
                     match self.take_default(ctx, ns) {
-                        Ok(DefaultExport::Await(p)) => self.phase = Phase::Awaiting(Persistent::save(ctx, p)),
+                        Ok(DefaultExport::Await(p)) => {
+                            self.phase = Phase::Awaiting(Persistent::save(ctx, p))
+                        }
                         Ok(DefaultExport::Value(v)) => return Some(self.serialize(ctx, v)),
                         Ok(DefaultExport::Nothing) => return Some(Ok(None)),
                         Err(e) => return Some(Err(e)),
@@ -351,6 +398,7 @@ impl ActiveRun {
                         }
                     };
                 }
+                Phase::Draining(_) => return None,
                 Phase::NotStarted(_) | Phase::Finished => return Some(Ok(None)),
             }
         }
@@ -363,7 +411,11 @@ impl ActiveRun {
 
     /// Take the default export: call it if it is a function, and say what
     /// to await or serialize.
-    fn take_default<'js>(&mut self, ctx: &Ctx<'js>, ns: Object<'js>) -> Result<DefaultExport<'js>, ErrorInfo> {
+    fn take_default<'js>(
+        &mut self,
+        ctx: &Ctx<'js>,
+        ns: Object<'js>,
+    ) -> Result<DefaultExport<'js>, ErrorInfo> {
         let has = ns.contains_key("default").map_err(|_| self.thrown(ctx))?;
         if !has {
             return Ok(DefaultExport::Nothing);
@@ -387,11 +439,16 @@ impl ActiveRun {
     }
 
     fn ctx_object<'js>(&self, ctx: &Ctx<'js>) -> Result<Value<'js>, ErrorInfo> {
-        ctx.json_parse(self.ctx_json.clone()).map_err(|_| self.thrown(ctx))
+        ctx.json_parse(self.ctx_json.clone())
+            .map_err(|_| self.thrown(ctx))
     }
 
     fn serialize<'js>(&mut self, ctx: &Ctx<'js>, v: Value<'js>) -> Outcome {
-        let mut ser = Serializer::new(&self.control, self.control.output_left());
+        let mut ser = Serializer::new(
+            &self.control,
+            self.control.output_left(),
+            self.iso.shared.plain_protos.get(),
+        );
         match ser.top(ctx, v) {
             Ok(json) => Ok(Some(json)),
             Err(SerError::Stopped(_)) => Ok(None),
@@ -405,8 +462,16 @@ impl ActiveRun {
 
     fn unhandled_rejection(&mut self, ctx: &Ctx<'_>) -> Option<ErrorInfo> {
         let main = match &self.phase {
-            Phase::Module { done, .. } => done.clone().restore(ctx).ok().map(|p| unsafe_ptr(&p.into_value())),
-            Phase::Awaiting(p) => p.clone().restore(ctx).ok().map(|p| unsafe_ptr(&p.into_value())),
+            Phase::Module { done, .. } => done
+                .clone()
+                .restore(ctx)
+                .ok()
+                .map(|p| unsafe_ptr(&p.into_value())),
+            Phase::Awaiting(p) => p
+                .clone()
+                .restore(ctx)
+                .ok()
+                .map(|p| unsafe_ptr(&p.into_value())),
             _ => None,
         };
         let first = {
@@ -420,7 +485,10 @@ impl ActiveRun {
         let reason = first.reason.restore(ctx).ok()?;
         let _ = ctx.throw(reason);
         let mut e = self.thrown(ctx);
-        e.message = format!("Uncaught (in promise) {}", e.message.trim_start_matches("Uncaught "));
+        e.message = format!(
+            "Uncaught (in promise) {}",
+            e.message.trim_start_matches("Uncaught ")
+        );
         Some(e)
     }
 }

@@ -45,6 +45,10 @@ pub(crate) struct Serializer<'c> {
     /// Whether crossing the budget ends the run with `output_limit` (true
     /// for block output) or only ends this serialization (descriptions).
     enforce: bool,
+    /// Addresses of the intrinsic `Object.prototype` and `Array.prototype`:
+    /// `toJSON` inherited from them is ignored, so polluting them cannot
+    /// change results.
+    plain_protos: [usize; 2],
 }
 
 fn ptr_of(v: &Value<'_>) -> usize {
@@ -55,7 +59,7 @@ fn ptr_of(v: &Value<'_>) -> usize {
 
 impl<'c> Serializer<'c> {
     /// A serializer that may produce at most `budget` bytes of JSON.
-    pub(crate) fn new(control: &'c RunControl, budget: u64) -> Self {
+    pub(crate) fn new(control: &'c RunControl, budget: u64, plain_protos: [usize; 2]) -> Self {
         Self {
             control,
             budget,
@@ -63,6 +67,7 @@ impl<'c> Serializer<'c> {
             path: Vec::new(),
             visited: 0,
             enforce: true,
+            plain_protos,
         }
     }
 
@@ -93,9 +98,28 @@ impl<'c> Serializer<'c> {
         Ok(Json::String(s))
     }
 
+    /// Whether `toJSON` should be looked up: not for plain objects and
+    /// arrays unless they define it themselves.
+    fn may_have_to_json(&self, obj: &Object<'_>) -> bool {
+        let proto = match obj.get_prototype() {
+            None => return false,
+            Some(p) => ptr_of(p.as_value()),
+        };
+        if !self.plain_protos.contains(&proto) {
+            return true;
+        }
+        if obj.is_array() {
+            return false;
+        }
+        obj.keys::<String>()
+            .any(|k| matches!(k.as_deref(), Ok("toJSON")))
+    }
+
     /// Serialize `v` as a top-level value (`undefined` becomes `null`).
     pub(crate) fn top<'js>(&mut self, ctx: &Ctx<'js>, v: Value<'js>) -> Result<Json, SerError> {
-        Ok(self.value(ctx, v, &Json::String(String::new()), 0)?.unwrap_or(Json::Null))
+        Ok(self
+            .value(ctx, v, &Json::String(String::new()), 0)?
+            .unwrap_or(Json::Null))
     }
 
     /// `None` means "omit" (undefined in an object).
@@ -107,7 +131,7 @@ impl<'c> Serializer<'c> {
         depth: usize,
     ) -> Result<Option<Json>, SerError> {
         if let Some(obj) = v.as_object() {
-            if !v.is_function() {
+            if !v.is_function() && self.may_have_to_json(obj) {
                 let to_json: Value<'js> = obj.get("toJSON")?;
                 if let Some(f) = to_json.as_function() {
                     let k = match key {
@@ -135,7 +159,10 @@ impl<'c> Serializer<'c> {
             }
             Type::Float => {
                 let f = v.as_float().unwrap_or(f64::NAN);
-                if f.fract() == 0.0 && f.abs() < 9_007_199_254_740_992.0 && !(f == 0.0 && f.is_sign_negative()) {
+                if f.fract() == 0.0
+                    && f.abs() < 9_007_199_254_740_992.0
+                    && !(f == 0.0 && f.is_sign_negative())
+                {
                     self.charge(17)?;
                     return Ok(Some(Json::from(f as i64)));
                 }
@@ -191,7 +218,12 @@ impl<'c> Serializer<'c> {
         Ok(Some(out))
     }
 
-    fn compound<'js>(&mut self, ctx: &Ctx<'js>, v: Value<'js>, depth: usize) -> Result<Json, SerError> {
+    fn compound<'js>(
+        &mut self,
+        ctx: &Ctx<'js>,
+        v: Value<'js>,
+        depth: usize,
+    ) -> Result<Json, SerError> {
         let p = ptr_of(&v);
         if self.path.contains(&p) {
             return self.text("[Circular]".into());
@@ -212,11 +244,20 @@ impl<'c> Serializer<'c> {
         r
     }
 
-    fn array<'js>(&mut self, ctx: &Ctx<'js>, obj: &Object<'js>, depth: usize) -> Result<Json, SerError> {
+    fn array<'js>(
+        &mut self,
+        ctx: &Ctx<'js>,
+        obj: &Object<'js>,
+        depth: usize,
+    ) -> Result<Json, SerError> {
         self.charge(2)?;
         let len_v: Value<'js> = obj.get("length")?;
         let len = len_v.as_number().unwrap_or(0.0);
-        let len = if len.is_finite() && len > 0.0 { len as u64 } else { 0 };
+        let len = if len.is_finite() && len > 0.0 {
+            len as u64
+        } else {
+            0
+        };
         let mut out = Vec::new();
         for i in 0..len {
             self.charge(1)?;
@@ -227,7 +268,12 @@ impl<'c> Serializer<'c> {
         Ok(Json::Array(out))
     }
 
-    fn object<'js>(&mut self, ctx: &Ctx<'js>, obj: &Object<'js>, depth: usize) -> Result<Json, SerError> {
+    fn object<'js>(
+        &mut self,
+        ctx: &Ctx<'js>,
+        obj: &Object<'js>,
+        depth: usize,
+    ) -> Result<Json, SerError> {
         self.charge(2)?;
         let mut out = serde_json::Map::new();
         let keys: Vec<String> = obj.keys::<String>().collect::<rquickjs::Result<_>>()?;
@@ -246,8 +292,13 @@ impl<'c> Serializer<'c> {
 }
 
 /// Serialize with a fresh budget, for describing values in messages.
-pub(crate) fn describe_value<'js>(ctx: &Ctx<'js>, control: &RunControl, v: Value<'js>) -> String {
-    let mut s = Serializer::new(control, 4096);
+pub(crate) fn describe_value<'js>(
+    ctx: &Ctx<'js>,
+    control: &RunControl,
+    v: Value<'js>,
+    plain_protos: [usize; 2],
+) -> String {
+    let mut s = Serializer::new(control, 4096, plain_protos);
     s.enforce = false;
     match s.top(ctx, v) {
         Ok(Json::String(t)) => format!("{t:?}"),

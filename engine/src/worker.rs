@@ -11,9 +11,9 @@
 //! record, gives up that worker thread (it exits whenever the C code
 //! returns), and starts a replacement so capacity stays the same.
 
-use std::collections::VecDeque;
+use std::collections::{HashSet, VecDeque};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
 
 use crate::compile::BytecodeCache;
@@ -26,13 +26,98 @@ use crate::isolate::Isolate;
 use crate::request::RunRequest;
 use crate::run::{ActiveRun, Step};
 
-/// Messages to one worker.
-#[derive(Debug)]
-pub(crate) enum WorkerMsg {
-    /// Something changed (a cancel): re-check the runs.
-    Wake,
-    /// Stop taking work and exit.
-    Shutdown,
+/// The run queue and the wake-ups of every worker, behind one lock and
+/// one condition variable (simple, and no wake-up can be lost).
+#[derive(Default)]
+pub(crate) struct Hub {
+    q: Mutex<Queue>,
+    cv: Condvar,
+}
+
+#[derive(Default)]
+struct Queue {
+    jobs: VecDeque<Job>,
+    wakes: HashSet<usize>,
+    shutdown: bool,
+}
+
+impl Hub {
+    /// Queue a run. `false` once shut down.
+    pub(crate) fn push(&self, job: Job) -> Result<(), Job> {
+        let mut q = lock(&self.q);
+        if q.shutdown {
+            return Err(job);
+        }
+        q.jobs.push_back(job);
+        drop(q);
+        self.cv.notify_all();
+        Ok(())
+    }
+
+    pub(crate) fn queued(&self) -> usize {
+        lock(&self.q).jobs.len()
+    }
+
+    fn try_pop(&self) -> Option<Job> {
+        lock(&self.q).jobs.pop_front()
+    }
+
+    fn is_empty(&self) -> bool {
+        lock(&self.q).jobs.is_empty()
+    }
+
+    fn wake(&self, worker: usize) {
+        lock(&self.q).wakes.insert(worker);
+        self.cv.notify_all();
+    }
+
+    pub(crate) fn shut_down(&self) {
+        lock(&self.q).shutdown = true;
+        self.cv.notify_all();
+    }
+
+    fn wait(&self, worker: usize, accepting: bool, deadline: Option<Instant>) -> Wait {
+        let mut q = lock(&self.q);
+        loop {
+            if q.shutdown {
+                return Wait::Shutdown;
+            }
+            if q.wakes.remove(&worker) {
+                return Wait::Wake;
+            }
+            if accepting {
+                if let Some(job) = q.jobs.pop_front() {
+                    return Wait::Job(job);
+                }
+            }
+            match deadline {
+                None => q = self.cv.wait(q).unwrap_or_else(|e| e.into_inner()),
+                Some(d) => {
+                    let now = Instant::now();
+                    if now >= d {
+                        return Wait::Timeout;
+                    }
+                    q = self
+                        .cv
+                        .wait_timeout(q, d - now)
+                        .unwrap_or_else(|e| e.into_inner())
+                        .0;
+                }
+            }
+        }
+    }
+}
+
+/// Wakes the worker holding a run (on cancel).
+pub(crate) struct Waker {
+    hub: Arc<Hub>,
+    worker: usize,
+}
+
+impl Waker {
+    pub(crate) fn wake(&self) {
+        self.hub.wake(self.worker);
+    }
 }
 
 /// A queued run.
@@ -50,13 +135,12 @@ pub(crate) struct WorkerSlot {
     /// Runs this worker holds.
     held: Mutex<Vec<Arc<RunControl>>>,
     abandoned: AtomicBool,
-    tx: flume::Sender<WorkerMsg>,
 }
 
 /// State shared by the engine, its workers and the watchdog.
 pub(crate) struct Shared {
     pub(crate) config: EngineConfig,
-    pub(crate) jobs: flume::Receiver<Job>,
+    pub(crate) hub: Arc<Hub>,
     pub(crate) cache: BytecodeCache,
     pub(crate) workers: Mutex<Vec<Arc<WorkerSlot>>>,
     next_id: AtomicUsize,
@@ -69,11 +153,11 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 }
 
 impl Shared {
-    pub(crate) fn new(config: EngineConfig, jobs: flume::Receiver<Job>) -> Arc<Self> {
+    pub(crate) fn new(config: EngineConfig) -> Arc<Self> {
         let cache = BytecodeCache::new(config.bytecode_cache_bytes);
         Arc::new(Self {
             config,
-            jobs,
+            hub: Arc::new(Hub::default()),
             cache,
             workers: Mutex::new(Vec::new()),
             next_id: AtomicUsize::new(0),
@@ -85,21 +169,19 @@ impl Shared {
     /// Start one worker thread.
     pub(crate) fn spawn_worker(self: &Arc<Self>) -> Result<(), EngineError> {
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
-        let (tx, rx) = flume::unbounded();
         let slot = Arc::new(WorkerSlot {
             id,
             clock: Mutex::new(None),
             current: Mutex::new(None),
             held: Mutex::new(Vec::new()),
             abandoned: AtomicBool::new(false),
-            tx,
         });
         let shared = self.clone();
         let s2 = slot.clone();
         std::thread::Builder::new()
             .name(format!("quire-worker-{id}"))
             .stack_size(self.config.worker_stack_bytes)
-            .spawn(move || Worker::new(shared, s2, rx).run())?;
+            .spawn(move || Worker::new(shared, s2).run())?;
         lock(&self.workers).push(slot);
         Ok(())
     }
@@ -107,9 +189,7 @@ impl Shared {
     /// Ask every worker to exit.
     pub(crate) fn shut_down(&self) {
         self.shutdown.store(true, Ordering::Release);
-        for w in lock(&self.workers).iter() {
-            let _ = w.tx.send(WorkerMsg::Shutdown);
-        }
+        self.hub.shut_down();
     }
 }
 
@@ -121,7 +201,6 @@ struct Held {
 struct Worker {
     shared: Arc<Shared>,
     slot: Arc<WorkerSlot>,
-    rx: flume::Receiver<WorkerMsg>,
     clock: ThreadClock,
     pool: VecDeque<Isolate>,
     runs: Vec<Held>,
@@ -129,18 +208,18 @@ struct Worker {
 
 enum Wait {
     Job(Job),
-    Msg(WorkerMsg),
+    Wake,
+    Shutdown,
     Timeout,
 }
 
 impl Worker {
-    fn new(shared: Arc<Shared>, slot: Arc<WorkerSlot>, rx: flume::Receiver<WorkerMsg>) -> Self {
+    fn new(shared: Arc<Shared>, slot: Arc<WorkerSlot>) -> Self {
         let clock = ThreadClock::current();
         *lock(&slot.clock) = Some(clock);
         Self {
             shared,
             slot,
-            rx,
             clock,
             pool: VecDeque::new(),
             runs: Vec::new(),
@@ -162,9 +241,9 @@ impl Worker {
                 return;
             }
             while self.runs.len() < self.shared.config.max_active_runs_per_worker {
-                match self.shared.jobs.try_recv() {
-                    Ok(job) => self.accept(job),
-                    Err(_) => break,
+                match self.shared.hub.try_pop() {
+                    Some(job) => self.accept(job),
+                    None => break,
                 }
             }
             if !self.step_ready() {
@@ -174,7 +253,9 @@ impl Worker {
             if self.runs.iter().any(|h| h.wake_at <= now) {
                 continue;
             }
-            if self.shared.jobs.is_empty() && self.pool.len() < self.shared.config.isolate_pool_per_worker {
+            if self.shared.hub.is_empty()
+                && self.pool.len() < self.shared.config.isolate_pool_per_worker
+            {
                 match Isolate::new(self.stack_bytes()) {
                     Ok(iso) => self.pool.push_back(iso),
                     Err(e) => tracing::error!(error = %e, "could not pre-create an isolate"),
@@ -184,12 +265,16 @@ impl Worker {
             let deadline = self.runs.iter().map(|h| h.wake_at).min();
             match self.wait(deadline) {
                 Wait::Job(job) => self.accept(job),
-                Wait::Msg(WorkerMsg::Shutdown) => {
+                Wait::Shutdown => {
                     if self.runs.is_empty() {
                         return;
                     }
+                    // Finish what is held, waking at the earliest deadline.
+                    if let Some(d) = deadline {
+                        std::thread::sleep(d.saturating_duration_since(Instant::now()));
+                    }
                 }
-                Wait::Msg(WorkerMsg::Wake) => {
+                Wait::Wake => {
                     for h in &mut self.runs {
                         if h.run.control.stop_reason().is_some() {
                             h.wake_at = now;
@@ -204,16 +289,7 @@ impl Worker {
     fn wait(&self, deadline: Option<Instant>) -> Wait {
         let accepting = self.runs.len() < self.shared.config.max_active_runs_per_worker
             && !self.shared.shutdown.load(Ordering::Acquire);
-        let sel = flume::Selector::new().recv(&self.rx, |m| m.map_or(Wait::Msg(WorkerMsg::Shutdown), Wait::Msg));
-        let sel = if accepting {
-            sel.recv(&self.shared.jobs, |j| j.map_or(Wait::Msg(WorkerMsg::Shutdown), Wait::Job))
-        } else {
-            sel
-        };
-        match deadline {
-            Some(d) => sel.wait_deadline(d).unwrap_or(Wait::Timeout),
-            None => sel.wait(),
-        }
+        self.shared.hub.wait(self.slot.id, accepting, deadline)
     }
 
     fn accept(&mut self, job: Job) {
@@ -221,7 +297,10 @@ impl Worker {
         if control.is_finished() {
             return;
         }
-        *lock(&control.waker) = Some(self.slot.tx.clone());
+        *lock(&control.waker) = Some(Waker {
+            hub: self.shared.hub.clone(),
+            worker: self.slot.id,
+        });
         control.begin();
         let iso = match self.pool.pop_front() {
             Some(iso) => Ok(iso),
@@ -307,7 +386,9 @@ impl Worker {
 /// The watchdog loop: enforce limits on steps that do not return.
 pub(crate) fn watchdog(shared: std::sync::Weak<Shared>) {
     loop {
-        let Some(shared) = shared.upgrade() else { return };
+        let Some(shared) = shared.upgrade() else {
+            return;
+        };
         if shared.shutdown.load(Ordering::Acquire) {
             return;
         }
@@ -316,7 +397,9 @@ pub(crate) fn watchdog(shared: std::sync::Weak<Shared>) {
         let slots: Vec<_> = lock(&shared.workers).clone();
         for slot in slots {
             let current = lock(&slot.current).clone();
-            let Some((control, step_cpu_start)) = current else { continue };
+            let Some((control, step_cpu_start)) = current else {
+                continue;
+            };
             let clock = *lock(&slot.clock);
             let live = clock.map_or(Duration::ZERO, |c| c.now().saturating_sub(step_cpu_start));
             let used = Duration::from_nanos(control.cpu_used_ns.load(Ordering::Relaxed)) + live;

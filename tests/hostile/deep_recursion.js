@@ -1,0 +1,3 @@
+// expect: stack_overflow
+function r() { return r() + 1; }
+r();

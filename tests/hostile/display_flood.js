@@ -1,0 +1,2 @@
+// expect: output_limit
+for (;;) display({ rows: [1, 2, 3] });

@@ -1,0 +1,3 @@
+// expect: stack_overflow
+const o = { get x() { return this.x; } };
+o.x;

@@ -1,0 +1,2 @@
+// expect: output_limit
+export default "x".repeat(5e6);

@@ -1,0 +1,3 @@
+// expect: exception
+import fs from "fs";
+export default fs;

@@ -1,0 +1,2 @@
+// expect: output_limit
+for (;;) { try { console.log("x".repeat(1000)); } catch {} }

@@ -1,0 +1,4 @@
+// expect: cpu_limit
+// limits: cpu_ms=200
+async function f() { for (;;) await null; }
+await f();

@@ -1,0 +1,3 @@
+// expect: cpu_limit
+// limits: cpu_ms=200
+for (;;) {}

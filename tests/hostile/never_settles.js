@@ -1,0 +1,2 @@
+// expect: wall_limit
+await new Promise(() => {});

@@ -1,0 +1,2 @@
+// expect: exception
+export default { get x() { throw new Error("getter says no"); } };

@@ -1,0 +1,4 @@
+// expect: cpu_limit
+// limits: cpu_ms=200
+class T { toJSON() { for (;;) {} } }
+export default new T();

@@ -1,0 +1,2 @@
+// expect: memory_limit|exception
+"x".repeat(2 ** 29).charCodeAt(0);

@@ -1,0 +1,2 @@
+// expect: exception
+for (;;) setTimeout(() => {}, 1e9);

@@ -1,0 +1,3 @@
+// expect: exception
+Promise.reject(new Error("nobody handles this"));
+await new Promise((r) => setTimeout(r, 10));

@@ -1,0 +1,115 @@
+//! Shared helpers: one engine for the whole test binary.
+
+use std::sync::OnceLock;
+
+use quire_engine::{
+    Engine, EngineConfig, ErrorKind, EventBody, Lang, Limits, RunEvent, RunOutcome, RunRequest,
+};
+
+pub fn engine() -> &'static Engine {
+    static ENGINE: OnceLock<Engine> = OnceLock::new();
+    ENGINE.get_or_init(|| {
+        Engine::new(EngineConfig {
+            worker_threads: 2,
+            ..EngineConfig::default()
+        })
+        .expect("engine starts")
+    })
+}
+
+pub struct Ran {
+    pub events: Vec<RunEvent>,
+    pub outcome: RunOutcome,
+}
+
+impl Ran {
+    pub fn kind(&self) -> Option<ErrorKind> {
+        self.outcome.error.as_ref().map(|e| e.kind)
+    }
+
+    pub fn logs(&self) -> Vec<String> {
+        self.events
+            .iter()
+            .filter_map(|e| match &e.body {
+                EventBody::Log { text, .. } => Some(text.clone()),
+                _ => None,
+            })
+            .collect()
+    }
+
+    pub fn result(&self) -> Option<&serde_json::Value> {
+        self.outcome.result.as_ref()
+    }
+
+    pub fn message(&self) -> String {
+        self.outcome
+            .error
+            .as_ref()
+            .map(|e| e.message.clone())
+            .unwrap_or_default()
+    }
+}
+
+pub fn run_req(engine: &Engine, req: RunRequest) -> Ran {
+    let h = engine.run(req);
+    let events: Vec<RunEvent> = h.events().iter().collect();
+    let outcome = h.wait();
+    check_contract(&events);
+    Ran { events, outcome }
+}
+
+pub fn run_with(src: &str, lang: Lang, limits: Limits) -> Ran {
+    run_req(engine(), RunRequest::new(src, lang).with_limits(limits))
+}
+
+pub fn run_js(src: &str) -> Ran {
+    run_with(src, Lang::Js, Limits::default())
+}
+
+/// The run-event contract: started first, finished last and once, seq from
+/// 0 without gaps, at most one error and only just before finished.
+pub fn check_contract(events: &[RunEvent]) {
+    assert!(!events.is_empty(), "no events");
+    for (i, e) in events.iter().enumerate() {
+        assert_eq!(e.seq, i as u64, "seq gap in {events:?}");
+    }
+    assert!(
+        matches!(events.last().map(|e| &e.body), Some(EventBody::Finished(_))),
+        "last is not finished: {events:?}"
+    );
+    let finished = events
+        .iter()
+        .filter(|e| matches!(e.body, EventBody::Finished(_)))
+        .count();
+    assert_eq!(finished, 1);
+    let errors: Vec<_> = events
+        .iter()
+        .enumerate()
+        .filter(|(_, e)| matches!(e.body, EventBody::Error(_)))
+        .collect();
+    assert!(errors.len() <= 1);
+    if let Some((i, _)) = errors.first() {
+        assert_eq!(
+            *i,
+            events.len() - 2,
+            "error must come right before finished"
+        );
+    }
+    let ids: std::collections::HashSet<_> = events.iter().map(|e| e.run.clone()).collect();
+    assert_eq!(ids.len(), 1);
+}
+
+/// The engine still runs an ordinary block correctly.
+pub fn assert_healthy(engine: &Engine) {
+    let r = run_req(
+        engine,
+        RunRequest::new("console.log('ok'); export default 1 + 1", Lang::Js),
+    );
+    assert_eq!(
+        r.result(),
+        Some(&serde_json::json!(2)),
+        "engine unhealthy: {:?}",
+        r.outcome
+    );
+    assert_eq!(r.logs(), vec!["ok".to_string()]);
+}

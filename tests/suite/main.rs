@@ -1,0 +1,8 @@
+//! End-to-end tests of the engine API and the `quire` binary: the block
+//! semantics and event contract, every limit, the hostile-code suite
+//! (tests/hostile/*.js, each with its expected outcome), and the CLI.
+
+mod cli;
+mod common;
+mod hostile;
+mod spec;
