@@ -632,7 +632,7 @@ const URL_FIELDS = ["href", "protocol", "username", "password", "host", "hostnam
 const urlState = new WeakMapCtor();
 
 function urlParse(input, base) {
-  return N.urlParse(StringCtor(input), base === undefined ? undefined : StringCtor(base));
+  return base === undefined ? N.urlParse(StringCtor(input)) : N.urlParse(StringCtor(input), StringCtor(base));
 }
 function urlOf(u) {
   const st = urlState.get(u);

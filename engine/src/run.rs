@@ -319,6 +319,9 @@ impl ActiveRun {
             if let Some(err) = self.unhandled_rejection(ctx) {
                 return Some(Err(err));
             }
+            if jobs_pending(ctx) {
+                continue;
+            }
             if fired >= TIMERS_PER_STEP {
                 return None;
             }
@@ -378,11 +381,8 @@ impl ActiveRun {
                         Ok(DefaultExport::Nothing) => return Some(Ok(None)),
                         Err(e) => return Some(Err(e)),
                     }
-                    // Promise jobs may be pending now; let the caller run them.
-                    if ctx.execute_pending_job() {
-                        self.jobs += 1;
-                        return None;
-                    }
+                    // Look at the new promise (it may have settled already).
+                    continue;
                 }
                 Phase::Awaiting(p) => {
                     let p = p.clone().restore(ctx).ok()?;
@@ -491,6 +491,12 @@ impl ActiveRun {
         );
         Some(e)
     }
+}
+
+fn jobs_pending(ctx: &Ctx<'_>) -> bool {
+    // SAFETY: the context pointer is live inside `Context::with`, and
+    // JS_IsJobPending only reads the runtime's job list.
+    unsafe { rquickjs::qjs::JS_IsJobPending(rquickjs::qjs::JS_GetRuntime(ctx.as_raw().as_ptr())) }
 }
 
 fn internal(msg: &str) -> ErrorInfo {

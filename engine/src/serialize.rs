@@ -159,10 +159,7 @@ impl<'c> Serializer<'c> {
             }
             Type::Float => {
                 let f = v.as_float().unwrap_or(f64::NAN);
-                if f.fract() == 0.0
-                    && f.abs() < 9_007_199_254_740_992.0
-                    && !(f == 0.0 && f.is_sign_negative())
-                {
+                if f.fract() == 0.0 && f.abs() < 9_007_199_254_740_992.0 {
                     self.charge(17)?;
                     return Ok(Some(Json::from(f as i64)));
                 }
