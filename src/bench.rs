@@ -1,3 +1,156 @@
-pub fn run(_json: bool) -> anyhow::Result<()> {
-    anyhow::bail!("todo")
+//! `quire bench`: start latency, throughput, memory per isolate and a CPU
+//! kernel through the engine API, with Node.js (`vm` and `worker_threads`)
+//! measured side by side in the same run.
+
+use std::time::Instant;
+
+use anyhow::Context as _;
+use quire_engine::{idle_isolate_bytes, Engine, EngineConfig, EventBody, Lang, Limits, RunRequest};
+use serde_json::{json, Value};
+
+const START_SAMPLES: usize = 2000;
+const THROUGHPUT_RUNS: usize = 20_000;
+
+/// The CPU kernel both engines run (the same source).
+const KERNEL: &str = "let s = 0;\nfor (let i = 0; i < 1e7; i++) { s = (s + i * i) % 1000003; }\n";
+
+fn percentile(sorted: &[f64], p: f64) -> f64 {
+    if sorted.is_empty() {
+        return f64::NAN;
+    }
+    let idx = ((sorted.len() as f64 - 1.0) * p).round() as usize;
+    sorted[idx.min(sorted.len() - 1)]
+}
+
+fn start_latency(engine: &Engine) -> anyhow::Result<(f64, f64)> {
+    let mut samples = Vec::with_capacity(START_SAMPLES);
+    for _ in 0..START_SAMPLES {
+        let h = engine.run(RunRequest::new("console.log(1)", Lang::Js));
+        for ev in h.events().iter() {
+            if let EventBody::Log { .. } = ev.body {
+                // t_ms counts from the moment a worker took the run: isolate
+                // from the pool, block bytecode loaded, first instruction.
+                samples.push(ev.t_ms * 1000.0);
+            }
+        }
+        h.wait();
+    }
+    samples.sort_by(f64::total_cmp);
+    Ok((percentile(&samples, 0.5), percentile(&samples, 0.99)))
+}
+
+fn throughput(engine: &Engine) -> f64 {
+    let t0 = Instant::now();
+    let handles: Vec<_> = (0..THROUGHPUT_RUNS)
+        .map(|_| engine.run(RunRequest::new("export default 'hello'", Lang::Js)))
+        .collect();
+    let mut ok = 0usize;
+    for h in handles {
+        if h.wait().error.is_none() {
+            ok += 1;
+        }
+    }
+    ok as f64 / t0.elapsed().as_secs_f64()
+}
+
+fn cpu_kernel(engine: &Engine) -> anyhow::Result<f64> {
+    // Function-local, as in the Node.js run (globals are slower in V8).
+    let src = format!("export default (function () {{\n{KERNEL}return s;\n}})();");
+    let out = engine
+        .run(RunRequest::new(src, Lang::Js).with_limits(Limits {
+            cpu_time_ms: 120_000,
+            wall_time_ms: 120_000,
+            ..Limits::default()
+        }))
+        .wait();
+    if let Some(e) = out.error {
+        anyhow::bail!("the CPU kernel failed: {}", e.message);
+    }
+    Ok(out.finished.cpu_ms)
+}
+
+const NODE_SCRIPT: &str = r#"
+const vm = require('vm');
+const { Worker } = require('worker_threads');
+const { performance } = require('perf_hooks');
+const pct = (a, p) => { a.sort((x, y) => x - y); return a[Math.min(a.length - 1, Math.round((a.length - 1) * p))]; };
+const vmS = [];
+for (let i = 0; i < 2000; i++) {
+  const t = performance.now();
+  const c = vm.createContext({});
+  vm.runInContext('1 + 1', c);
+  vmS.push((performance.now() - t) * 1000);
+}
+const kernel = process.argv[1];
+const t0 = process.cpuUsage();
+vm.runInNewContext("(function () {\n" + kernel + "})()");
+const k = process.cpuUsage(t0);
+(async () => {
+  const wS = [];
+  for (let i = 0; i < 100; i++) {
+    const t = performance.now();
+    await new Promise((res) => {
+      const w = new Worker("require('worker_threads').parentPort.postMessage(1)", { eval: true });
+      w.once('message', () => { wS.push((performance.now() - t) * 1000); w.terminate().then(res); });
+    });
+  }
+  console.log(JSON.stringify({ node_version: process.version, node_vm_start_p50_us: pct(vmS, 0.5), node_vm_start_p99_us: pct(vmS, 0.99), node_worker_start_p50_us: pct(wS, 0.5), node_cpu_kernel_ms: (k.user + k.system) / 1000 }));
+})();
+"#;
+
+fn node() -> Value {
+    let out = std::process::Command::new("node")
+        .args(["-e", NODE_SCRIPT, KERNEL])
+        .output();
+    match out {
+        Ok(o) if o.status.success() => serde_json::from_slice(&o.stdout)
+            .unwrap_or_else(|e| json!({"node_error": e.to_string()})),
+        Ok(o) => json!({"node_error": String::from_utf8_lossy(&o.stderr).trim().to_string()}),
+        Err(e) => json!({"node_error": format!("node not runnable: {e}")}),
+    }
+}
+
+fn machine() -> Value {
+    let cpuinfo = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
+    let model = cpuinfo
+        .lines()
+        .find_map(|l| {
+            l.strip_prefix("model name")
+                .map(|r| r.trim_start_matches([' ', '\t', ':']).to_string())
+        })
+        .unwrap_or_default();
+    json!({ "cores": std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1), "cpu": model })
+}
+
+/// Run the benchmark and print the results.
+pub fn run(as_json: bool) -> anyhow::Result<()> {
+    let engine = Engine::new(EngineConfig::default()).context("could not start the engine")?;
+    // Warm up: compile the prelude and the blocks, fill the pools.
+    for _ in 0..200 {
+        engine
+            .run(RunRequest::new("console.log(1)", Lang::Js))
+            .wait();
+    }
+    let (p50, p99) = start_latency(&engine)?;
+    let rps = throughput(&engine);
+    let iso = idle_isolate_bytes().context("could not measure an idle isolate")?;
+    let kernel = cpu_kernel(&engine)?;
+    let mut out = json!({
+        "start_p50_us": p50,
+        "start_p99_us": p99,
+        "runs_per_sec": rps,
+        "isolate_bytes": iso,
+        "cpu_kernel_ms": kernel,
+        "workers": engine.config().worker_threads,
+        "machine": machine(),
+    });
+    if let (Some(o), Value::Object(n)) = (out.as_object_mut(), node()) {
+        o.extend(n);
+    }
+    if as_json {
+        println!("{out}");
+    } else {
+        println!("{}", serde_json::to_string_pretty(&out)?);
+    }
+    Ok(())
 }

@@ -3,6 +3,7 @@
 //! The only place that reads flags and the environment; library crates get
 //! config structs.
 
+#[allow(clippy::print_stdout)]
 mod bench;
 mod cli_run;
 

@@ -68,6 +68,7 @@ impl Engine {
             )));
         }
         prelude_bytecode()?;
+        crate::isolate::extras_bytecode()?;
         let shared = Shared::new(config);
         for _ in 0..shared.config.worker_threads {
             shared.spawn_worker()?;
@@ -107,15 +108,11 @@ impl Engine {
             outcome: orx,
             control: control.clone(),
         };
-        if self
-            .shared
-            .hub
-            .push(Job {
-                request,
-                control: control.clone(),
-            })
-            .is_err()
-        {
+        let queued = self.shared.hub.push(Job {
+            request,
+            control: control.clone(),
+        });
+        if !queued {
             control.finish(
                 Some(ErrorInfo {
                     kind: ErrorKind::Internal,

@@ -58,21 +58,39 @@ impl Loader for DenyImports {
     }
 }
 
-/// Compile the prelude once per process.
+fn compile_builtin(name: &str, src: &str) -> Result<Vec<u8>, String> {
+    let rt = Runtime::new().map_err(|e| e.to_string())?;
+    let ctx = Context::full(&rt).map_err(|e| e.to_string())?;
+    ctx.with(|ctx| {
+        let m = Module::declare(ctx.clone(), name, src).map_err(|e| {
+            let ex = ctx.catch();
+            format!("{e}: {ex:?}")
+        })?;
+        // Without debug info: smaller and faster to load; built-in frames
+        // then show no line numbers, which blocks never need.
+        m.write(WriteOptions {
+            strip_debug: true,
+            strip_source: true,
+            ..WriteOptions::default()
+        })
+        .map_err(|e| e.to_string())
+    })
+}
+
+/// The core prelude, compiled once per process.
 pub(crate) fn prelude_bytecode() -> Result<&'static [u8], EngineError> {
     static PRELUDE: OnceLock<Result<Vec<u8>, String>> = OnceLock::new();
     PRELUDE
-        .get_or_init(|| {
-            let rt = Runtime::new().map_err(|e| e.to_string())?;
-            let ctx = Context::full(&rt).map_err(|e| e.to_string())?;
-            ctx.with(|ctx| {
-                let m = Module::declare(ctx.clone(), PRELUDE_NAME, PRELUDE_SRC).map_err(|e| {
-                    let ex = ctx.catch();
-                    format!("{e}: {ex:?}")
-                })?;
-                m.write(WriteOptions::default()).map_err(|e| e.to_string())
-            })
-        })
+        .get_or_init(|| compile_builtin(PRELUDE_NAME, PRELUDE_SRC))
+        .as_deref()
+        .map_err(|e| EngineError::Prelude(e.clone()))
+}
+
+/// The lazily loaded globals, compiled once per process.
+pub(crate) fn extras_bytecode() -> Result<&'static [u8], EngineError> {
+    static EXTRAS: OnceLock<Result<Vec<u8>, String>> = OnceLock::new();
+    EXTRAS
+        .get_or_init(|| compile_builtin("quire:extras", include_str!("prelude_extras.js")))
         .as_deref()
         .map_err(|e| EngineError::Prelude(e.clone()))
 }

@@ -472,6 +472,19 @@ pub(crate) fn install<'js>(
         Function::new(ctx.clone(), || uuid::Uuid::new_v4().to_string())?,
     )?;
 
+    n.set(
+        "loadExtras",
+        Function::new(ctx.clone(), |ctx: Ctx<'js>| {
+            let bytes = crate::isolate::extras_bytecode()
+                .map_err(|e| Exception::throw_internal(&ctx, &e.to_string()))?;
+            // SAFETY: produced by `Module::write` of this QuickJS build in
+            // this process (`extras_bytecode`).
+            let m = unsafe { rquickjs::Module::load(ctx.clone(), bytes) }?;
+            let (m, _done) = m.eval()?;
+            m.get::<_, Function>("init")
+        })?,
+    )?;
+
     ctx.globals().set("__quire_native", n)?;
     Ok(())
 }

@@ -43,15 +43,15 @@ struct Queue {
 
 impl Hub {
     /// Queue a run. `false` once shut down.
-    pub(crate) fn push(&self, job: Job) -> Result<(), Job> {
+    pub(crate) fn push(&self, job: Job) -> bool {
         let mut q = lock(&self.q);
         if q.shutdown {
-            return Err(job);
+            return false;
         }
         q.jobs.push_back(job);
         drop(q);
         self.cv.notify_all();
-        Ok(())
+        true
     }
 
     pub(crate) fn queued(&self) -> usize {
@@ -87,7 +87,7 @@ impl Hub {
             }
             if accepting {
                 if let Some(job) = q.jobs.pop_front() {
-                    return Wait::Job(job);
+                    return Wait::Job(Box::new(job));
                 }
             }
             match deadline {
@@ -207,7 +207,7 @@ struct Worker {
 }
 
 enum Wait {
-    Job(Job),
+    Job(Box<Job>),
     Wake,
     Shutdown,
     Timeout,
@@ -264,7 +264,7 @@ impl Worker {
             }
             let deadline = self.runs.iter().map(|h| h.wake_at).min();
             match self.wait(deadline) {
-                Wait::Job(job) => self.accept(job),
+                Wait::Job(job) => self.accept(*job),
                 Wait::Shutdown => {
                     if self.runs.is_empty() {
                         return;

@@ -9,7 +9,10 @@ fn quire() -> Command {
 
 fn block(dir: &tempdir::Dir, name: &str, src: &str) -> std::path::PathBuf {
     let p = dir.path().join(name);
-    std::fs::File::create(&p).unwrap().write_all(src.as_bytes()).unwrap();
+    std::fs::File::create(&p)
+        .unwrap()
+        .write_all(src.as_bytes())
+        .unwrap();
     p
 }
 
@@ -34,20 +37,38 @@ mod tempdir {
     fn uuid_like() -> String {
         use std::time::{SystemTime, UNIX_EPOCH};
         static N: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
-        let t = SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_nanos();
-        format!("{}-{t}-{}", std::process::id(), N.fetch_add(1, std::sync::atomic::Ordering::Relaxed))
+        let t = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap()
+            .as_nanos();
+        format!(
+            "{}-{t}-{}",
+            std::process::id(),
+            N.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+        )
     }
 }
 
 fn json_lines(out: &[u8]) -> Vec<serde_json::Value> {
-    String::from_utf8_lossy(out).lines().map(|l| serde_json::from_str(l).expect("JSON line")).collect()
+    String::from_utf8_lossy(out)
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("JSON line"))
+        .collect()
 }
 
 #[test]
 fn json_output_and_exit_codes() {
     let d = tempdir::Dir::new();
-    let ok = block(&d, "ok.js", "console.log('hello'); export default (ctx) => ({ n: 42, input: ctx.input });");
-    let out = quire().args(["run", "--json", "--input", "{\"a\":1}"]).arg(&ok).output().unwrap();
+    let ok = block(
+        &d,
+        "ok.js",
+        "console.log('hello'); export default (ctx) => ({ n: 42, input: ctx.input });",
+    );
+    let out = quire()
+        .args(["run", "--json", "--input", "{\"a\":1}"])
+        .arg(&ok)
+        .output()
+        .unwrap();
     assert_eq!(out.status.code(), Some(0));
     let ev = json_lines(&out.stdout);
     assert_eq!(ev[0]["type"], "started");
@@ -55,24 +76,43 @@ fn json_output_and_exit_codes() {
     for (i, e) in ev.iter().enumerate() {
         assert_eq!(e["seq"], i);
     }
-    assert!(ev.iter().any(|e| e["type"] == "result" && e["value"] == serde_json::json!({"n": 42, "input": {"a": 1}})));
+    assert!(ev
+        .iter()
+        .any(|e| e["type"] == "result"
+            && e["value"] == serde_json::json!({"n": 42, "input": {"a": 1}})));
 
     let lp = block(&d, "loop.js", "for (;;) {}");
-    let out = quire().args(["run", "--json", "--cpu-ms", "100"]).arg(&lp).output().unwrap();
+    let out = quire()
+        .args(["run", "--json", "--cpu-ms", "100"])
+        .arg(&lp)
+        .output()
+        .unwrap();
     assert_eq!(out.status.code(), Some(1));
-    assert!(json_lines(&out.stdout).iter().any(|e| e["kind"] == "cpu_limit"));
+    assert!(json_lines(&out.stdout)
+        .iter()
+        .any(|e| e["kind"] == "cpu_limit"));
 
-    let ts = block(&d, "b.ts", "const x: number = 1;\nthrow new Error('ts ' + x);\n");
+    let ts = block(
+        &d,
+        "b.ts",
+        "const x: number = 1;\nthrow new Error('ts ' + x);\n",
+    );
     let out = quire().args(["run"]).arg(&ts).output().unwrap();
     assert_eq!(out.status.code(), Some(1));
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("error[exception]: Error: ts 1") && err.contains("b.ts:2:"), "{err}");
+    assert!(
+        err.contains("error[exception]: Error: ts 1") && err.contains("b.ts:2:"),
+        "{err}"
+    );
 }
 
 #[test]
 fn usage_errors_exit_2_and_name_the_problem() {
     let d = tempdir::Dir::new();
-    let out = quire().args(["run", "/definitely/not/here.js"]).output().unwrap();
+    let out = quire()
+        .args(["run", "/definitely/not/here.js"])
+        .output()
+        .unwrap();
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("/definitely/not/here.js"));
     let ok = block(&d, "ok.js", "export default 1");
@@ -98,8 +138,17 @@ fn usage_errors_exit_2_and_name_the_problem() {
 #[test]
 fn logs_stream_before_a_wait_ends() {
     let d = tempdir::Dir::new();
-    let f = block(&d, "slow.js", "console.log('early'); await new Promise(r => setTimeout(r, 2000)); console.log('late');");
-    let mut child = quire().args(["run", "--json"]).arg(&f).stdout(Stdio::piped()).spawn().unwrap();
+    let f = block(
+        &d,
+        "slow.js",
+        "console.log('early'); await new Promise(r => setTimeout(r, 2000)); console.log('late');",
+    );
+    let mut child = quire()
+        .args(["run", "--json"])
+        .arg(&f)
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
     let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
     let mut early = false;
     for line in lines.by_ref() {
@@ -112,7 +161,10 @@ fn logs_stream_before_a_wait_ends() {
     assert!(early);
     // The log arrived while the block was still waiting: the process has
     // not finished and the late log has not been written yet.
-    assert!(child.try_wait().unwrap().is_none(), "the early log must arrive before the wait ends");
+    assert!(
+        child.try_wait().unwrap().is_none(),
+        "the early log must arrive before the wait ends"
+    );
     let rest: Vec<String> = lines.map(|l| l.unwrap()).collect();
     assert!(rest.iter().any(|l| l.contains("late")));
     assert_eq!(child.wait().unwrap().code(), Some(0));

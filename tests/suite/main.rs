@@ -1,3 +1,4 @@
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 //! End-to-end tests of the engine API and the `quire` binary: the block
 //! semantics and event contract, every limit, the hostile-code suite
 //! (tests/hostile/*.js, each with its expected outcome), and the CLI.

@@ -1,0 +1,344 @@
+// quire's lazily loaded web globals: structuredClone, TextEncoder/TextDecoder,
+// URL/URLSearchParams, atob/btoa, crypto. Compiled to bytecode once per
+// process; loaded into an isolate the first time a block touches one of
+// them. `init` receives the natives and the intrinsics the core prelude
+// captured before any block code ran.
+
+export function init(H) {
+  const { N, safe, fnName, symbolToString, MapCtor, isArray, DateCtor, dateGetTime, RegExpCtor, mapEntries, iterNext, SetCtor, setValues, ArrayBufferCtor, ArrayBufferIsView, ErrorCtor, PromiseCtor, WeakMapCtor, objectToString, objectKeys, Uint8ArrayCtor, TypeErrorCtor, StringCtor, stringToLower, RangeErrorCtor, stringReplace, encodeURIComponent, decodeURIComponent, arrayPush, stringSlice, stringSplit, stringIndexOf, arrayJoin, reflectApply, arraySlice, defineProperty, typedArrayTag } = H;
+  // ---------------------------------------------------------------- structuredClone
+
+  function cloneError(name) {
+    const e = new ErrorCtor(name);
+    e.name = "DataCloneError";
+    return e;
+  }
+  function structuredClone(value) {
+    const memo = new MapCtor();
+    function c(v) {
+      if (typeof v === "function" || typeof v === "symbol") throw cloneError((typeof v === "function" ? fnName(v) : symbolToString(v)) + " could not be cloned");
+      if (v === null || typeof v !== "object") return v;
+      if (memo.has(v)) return memo.get(v);
+      let out;
+      if (isArray(v)) {
+        out = [];
+        memo.set(v, out);
+        const len = v.length;
+        for (let i = 0; i < len; i++) out[i] = c(v[i]);
+        return out;
+      }
+      if (v instanceof DateCtor) out = new DateCtor(dateGetTime(v));
+      else if (v instanceof RegExpCtor) out = new RegExpCtor(v.source, v.flags);
+      else if (v instanceof MapCtor) {
+        out = new MapCtor();
+        memo.set(v, out);
+        const it = mapEntries(v);
+        for (let r = iterNext(it); !r.done; r = iterNext(it)) out.set(c(r.value[0]), c(r.value[1]));
+        return out;
+      } else if (v instanceof SetCtor) {
+        out = new SetCtor();
+        memo.set(v, out);
+        const it = setValues(v);
+        for (let r = iterNext(it); !r.done; r = iterNext(it)) out.add(c(r.value));
+        return out;
+      } else if (v instanceof ArrayBufferCtor) out = v.slice(0);
+      else if (ArrayBufferIsView(v)) {
+        const C = v.constructor;
+        out = new C(c(v.buffer), v.byteOffset, v.length === undefined ? v.byteLength : v.length);
+      } else if (v instanceof ErrorCtor) {
+        out = new ErrorCtor(v.message);
+        out.name = v.name;
+        if (v.stack !== undefined) out.stack = v.stack;
+      } else if (v instanceof PromiseCtor || v instanceof WeakMapCtor) {
+        throw cloneError(objectToString(v) + " could not be cloned");
+      } else {
+        out = {};
+        memo.set(v, out);
+        const ks = objectKeys(v);
+        for (let i = 0; i < ks.length; i++) out[ks[i]] = c(v[ks[i]]);
+        return out;
+      }
+      memo.set(v, out);
+      return out;
+    }
+    return c(value);
+  }
+
+  // ---------------------------------------------------------------- encoding
+
+  function toBytes(input) {
+    if (input === undefined) return new Uint8ArrayCtor(0);
+    if (input instanceof ArrayBufferCtor) return new Uint8ArrayCtor(input);
+    if (ArrayBufferIsView(input)) return new Uint8ArrayCtor(input.buffer, input.byteOffset, input.byteLength);
+    throw new TypeErrorCtor("expected an ArrayBuffer or a typed array / DataView");
+  }
+
+  class TextEncoder {
+    get encoding() {
+      return "utf-8";
+    }
+    encode(input = "") {
+      return N.utf8Encode(StringCtor(input));
+    }
+    encodeInto(input, dest) {
+      const bytes = N.utf8Encode(StringCtor(input));
+      const n = bytes.length < dest.length ? bytes.length : dest.length;
+      // Do not split a UTF-8 sequence.
+      let w = n;
+      while (w > 0 && w < bytes.length && (bytes[w] & 0xc0) === 0x80) w--;
+      for (let i = 0; i < w; i++) dest[i] = bytes[i];
+      const read = N.utf8Decode(bytes.subarray(0, w), false).length;
+      return { read, written: w };
+    }
+  }
+
+  class TextDecoder {
+    #fatal;
+    #ignoreBOM;
+    constructor(label = "utf-8", options = {}) {
+      const l = stringToLower(StringCtor(label));
+      if (l !== "utf-8" && l !== "utf8" && l !== "unicode-1-1-utf-8") {
+        throw new RangeErrorCtor("TextDecoder: only utf-8 is supported, got '" + label + "'");
+      }
+      this.#fatal = !!(options && options.fatal);
+      this.#ignoreBOM = !!(options && options.ignoreBOM);
+    }
+    get encoding() {
+      return "utf-8";
+    }
+    get fatal() {
+      return this.#fatal;
+    }
+    get ignoreBOM() {
+      return this.#ignoreBOM;
+    }
+    decode(input) {
+      let bytes = toBytes(input);
+      if (!this.#ignoreBOM && bytes.length >= 3 && bytes[0] === 0xef && bytes[1] === 0xbb && bytes[2] === 0xbf) {
+        bytes = bytes.subarray(3);
+      }
+      return N.utf8Decode(bytes, this.#fatal);
+    }
+  }
+
+  function btoa(s) {
+    return N.btoa(StringCtor(s));
+  }
+  function atob(s) {
+    return N.atob(StringCtor(s));
+  }
+
+  // ---------------------------------------------------------------- URL
+
+  function encodeForm(s) {
+    return stringReplace(encodeURIComponent(s), /%20/g, "+");
+  }
+  function decodeForm(s) {
+    const t = stringReplace(s, /\+/g, " ");
+    try {
+      return decodeURIComponent(t);
+    } catch {
+      return t;
+    }
+  }
+
+  const searchParamsOwner = new WeakMapCtor();
+
+  class URLSearchParams {
+    #list = [];
+    constructor(init = "") {
+      if (typeof init === "object" && init !== null) {
+        if (typeof init[Symbol.iterator] === "function") {
+          for (const pair of init) {
+            const p = [...pair];
+            if (p.length !== 2) throw new TypeErrorCtor("URLSearchParams: each pair must have exactly two items");
+            arrayPush(this.#list, [StringCtor(p[0]), StringCtor(p[1])]);
+          }
+        } else {
+          const ks = objectKeys(init);
+          for (let i = 0; i < ks.length; i++) arrayPush(this.#list, [ks[i], StringCtor(init[ks[i]])]);
+        }
+      } else {
+        this._parse(StringCtor(init));
+      }
+    }
+    _parse(s) {
+      this.#list = [];
+      if (s[0] === "?") s = stringSlice(s, 1);
+      const parts = stringSplit(s, "&");
+      for (let i = 0; i < parts.length; i++) {
+        if (parts[i] === "") continue;
+        const eq = stringIndexOf(parts[i], "=");
+        const k = eq === -1 ? parts[i] : stringSlice(parts[i], 0, eq);
+        const v = eq === -1 ? "" : stringSlice(parts[i], eq + 1);
+        arrayPush(this.#list, [decodeForm(k), decodeForm(v)]);
+      }
+    }
+    _update() {
+      const owner = searchParamsOwner.get(this);
+      if (owner) owner._setSearch(this.toString());
+    }
+    get size() {
+      return this.#list.length;
+    }
+    append(k, v) {
+      arrayPush(this.#list, [StringCtor(k), StringCtor(v)]);
+      this._update();
+    }
+    delete(k, v) {
+      k = StringCtor(k);
+      this.#list = this.#list.filter((p) => !(p[0] === k && (v === undefined || p[1] === StringCtor(v))));
+      this._update();
+    }
+    get(k) {
+      k = StringCtor(k);
+      for (const p of this.#list) if (p[0] === k) return p[1];
+      return null;
+    }
+    getAll(k) {
+      k = StringCtor(k);
+      const out = [];
+      for (const p of this.#list) if (p[0] === k) arrayPush(out, p[1]);
+      return out;
+    }
+    has(k, v) {
+      k = StringCtor(k);
+      for (const p of this.#list) if (p[0] === k && (v === undefined || p[1] === StringCtor(v))) return true;
+      return false;
+    }
+    set(k, v) {
+      k = StringCtor(k);
+      v = StringCtor(v);
+      const out = [];
+      let done = false;
+      for (const p of this.#list) {
+        if (p[0] !== k) arrayPush(out, p);
+        else if (!done) {
+          arrayPush(out, [k, v]);
+          done = true;
+        }
+      }
+      if (!done) arrayPush(out, [k, v]);
+      this.#list = out;
+      this._update();
+    }
+    sort() {
+      this.#list = this.#list.map((p, i) => [p, i]).sort((a, b) => (a[0][0] < b[0][0] ? -1 : a[0][0] > b[0][0] ? 1 : a[1] - b[1])).map((x) => x[0]);
+      this._update();
+    }
+    forEach(fn, thisArg) {
+      for (const p of arraySlice(this.#list)) reflectApply(fn, thisArg, [p[1], p[0], this]);
+    }
+    *entries() {
+      for (const p of arraySlice(this.#list)) yield [p[0], p[1]];
+    }
+    *keys() {
+      for (const p of arraySlice(this.#list)) yield p[0];
+    }
+    *values() {
+      for (const p of arraySlice(this.#list)) yield p[1];
+    }
+    [Symbol.iterator]() {
+      return this.entries();
+    }
+    toString() {
+      return arrayJoin(this.#list.map((p) => encodeForm(p[0]) + "=" + encodeForm(p[1])), "&");
+    }
+    get [Symbol.toStringTag]() {
+      return "URLSearchParams";
+    }
+  }
+
+  const URL_FIELDS = ["href", "protocol", "username", "password", "host", "hostname", "port", "pathname", "search", "hash", "origin"];
+  const urlState = new WeakMapCtor();
+
+  function urlParse(input, base) {
+    return base === undefined ? N.urlParse(StringCtor(input)) : N.urlParse(StringCtor(input), StringCtor(base));
+  }
+  function urlOf(u) {
+    const st = urlState.get(u);
+    if (st === undefined) throw new TypeErrorCtor("not a URL object");
+    return st;
+  }
+
+  class URL {
+    constructor(input, base) {
+      const f = urlParse(input, base);
+      if (f === null) {
+        throw new TypeErrorCtor("Invalid URL: '" + StringCtor(input) + "'" + (base === undefined ? "" : " with base '" + StringCtor(base) + "'"));
+      }
+      const params = new URLSearchParams(f[8]);
+      urlState.set(this, { f, params });
+      searchParamsOwner.set(params, this);
+    }
+    static canParse(input, base) {
+      return urlParse(input, base) !== null;
+    }
+    static parse(input, base) {
+      return urlParse(input, base) === null ? null : new URL(input, base);
+    }
+    _setSearch(s) {
+      const st = urlOf(this);
+      const f = N.urlSet(st.f[0], "search", s);
+      if (f !== null) st.f = f;
+    }
+    get searchParams() {
+      return urlOf(this).params;
+    }
+    toString() {
+      return urlOf(this).f[0];
+    }
+    toJSON() {
+      return urlOf(this).f[0];
+    }
+    get [Symbol.toStringTag]() {
+      return "URL";
+    }
+  }
+  for (let i = 0; i < URL_FIELDS.length; i++) {
+    const name = URL_FIELDS[i];
+    const desc = {
+      get() {
+        return urlOf(this).f[i];
+      },
+      enumerable: true,
+      configurable: true,
+    };
+    if (name !== "origin") {
+      desc.set = function (v) {
+        const st = urlOf(this);
+        const f = N.urlSet(st.f[0], name, StringCtor(v));
+        if (f === null) {
+          if (name === "href") throw new TypeErrorCtor("Invalid URL: '" + StringCtor(v) + "'");
+          return;
+        }
+        st.f = f;
+        if (name === "href" || name === "search") st.params._parse(f[8]);
+      };
+    }
+    defineProperty(URL.prototype, name, desc);
+  }
+
+  // ---------------------------------------------------------------- crypto
+
+  const crypto = {
+    getRandomValues(view) {
+      if (!ArrayBufferIsView(view) || !safe(() => typedArrayTag(view), undefined) || stringIndexOf(typedArrayTag(view), "Float") !== -1) {
+        throw new TypeErrorCtor("crypto.getRandomValues: expected an integer typed array");
+      }
+      if (view.byteLength > 65536) {
+        const e = new ErrorCtor("crypto.getRandomValues: at most 65536 bytes per call, got " + view.byteLength);
+        e.name = "QuotaExceededError";
+        throw e;
+      }
+      const bytes = N.randomBytes(view.byteLength);
+      new Uint8ArrayCtor(view.buffer, view.byteOffset, view.byteLength).set(bytes);
+      return view;
+    },
+    randomUUID() {
+      return N.randomUUID();
+    },
+  };
+
+  return { structuredClone, TextEncoder, TextDecoder, URL, URLSearchParams, atob, btoa, crypto };
+}
