@@ -1,1 +1,1 @@
-
+//! quire-host-api: the capability model and the host calls a block can make (doc, db, kv, secrets, fetch), checked against grants before they reach storage. Not built yet: it lands with the host-API issue. It will depend on storage through a trait, never on the engine's internals.
