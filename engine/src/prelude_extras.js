@@ -5,7 +5,217 @@
 // captured before any block code ran.
 
 export function init(H) {
-  const { N, safe, fnName, symbolToString, MapCtor, isArray, DateCtor, dateGetTime, RegExpCtor, mapEntries, iterNext, SetCtor, setValues, ArrayBufferCtor, ArrayBufferIsView, ErrorCtor, PromiseCtor, WeakMapCtor, objectToString, objectKeys, Uint8ArrayCtor, TypeErrorCtor, StringCtor, stringToLower, RangeErrorCtor, stringReplace, encodeURIComponent, decodeURIComponent, arrayPush, stringSlice, stringSplit, stringIndexOf, arrayJoin, reflectApply, arraySlice, defineProperty, typedArrayTag } = H;
+  const { N, getOwnPropertyDescriptor, getPrototypeOf, getOwnPropertySymbols, objectIs, regexpTest, functionToString, errorToString, dateToISOString, regexpToString, bigintToString, mapSize, setSize, typedArrayLength, arrayBufferByteLength, NumberCtor, mathFloor, safe, symbolToString, MapCtor, isArray, DateCtor, dateGetTime, RegExpCtor, mapEntries, iterNext, SetCtor, setValues, ArrayBufferCtor, ArrayBufferIsView, ErrorCtor, PromiseCtor, WeakMapCtor, objectToString, objectKeys, Uint8ArrayCtor, TypeErrorCtor, StringCtor, stringToLower, RangeErrorCtor, stringReplace, encodeURIComponent, decodeURIComponent, arrayPush, stringSlice, stringSplit, stringIndexOf, arrayJoin, reflectApply, arraySlice, defineProperty, typedArrayTag } = H;
+  // ---------------------------------------------------------------- inspect
+
+  const MAX_DEPTH = 4;
+  const MAX_ITEMS = 100;
+  const MAX_STRING = 10000;
+
+  function quote(s) {
+    if (s.length > MAX_STRING) s = stringSlice(s, 0, MAX_STRING) + "…";
+    return "'" + stringReplace(stringReplace(s, /\\/g, "\\\\"), /'/g, "\\'") + "'";
+  }
+
+  function keyText(k) {
+    if (typeof k === "symbol") return "[" + symbolToString(k) + "]";
+    return regexpTest(/^[A-Za-z_$][A-Za-z0-9_$]*$/, k) ? k : quote(k);
+  }
+
+  function fnName(f) {
+    const d = safe(() => getOwnPropertyDescriptor(f, "name"), undefined);
+    const n = d && typeof d.value === "string" ? d.value : "";
+    const isClass = safe(() => regexpTest(/^class[\s{]/, functionToString(f)), false);
+    if (isClass) return n ? "[class " + n + "]" : "[class (anonymous)]";
+    return n ? "[Function: " + n + "]" : "[Function (anonymous)]";
+  }
+
+  function errorText(e, seen, depth) {
+    const stack = safe(() => e.stack, undefined);
+    const head = safe(() => errorToString(e), "Error");
+    let out = typeof stack === "string" && stack.length > 0 ? head + "\n" + stringReplace(stack, /\s+$/, "") : head;
+    const cause = safe(() => e.cause, undefined);
+    if (cause !== undefined && depth < MAX_DEPTH) out += " { [cause]: " + inspect(cause, seen, depth + 1, false) + " }";
+    return out;
+  }
+
+  function ownEntries(v, seen, depth, skipIndices) {
+    const parts = [];
+    const ks = safe(() => objectKeys(v), []);
+    let n = 0;
+    for (let i = 0; i < ks.length; i++) {
+      const k = ks[i];
+      if (skipIndices && regexpTest(/^(0|[1-9][0-9]*)$/, k)) continue;
+      if (n++ >= MAX_ITEMS) {
+        arrayPush(parts, "... " + (ks.length - MAX_ITEMS) + " more items");
+        break;
+      }
+      const d = safe(() => getOwnPropertyDescriptor(v, k), undefined);
+      let text;
+      if (d && (d.get || d.set) && !("value" in d)) {
+        text = d.get && d.set ? "[Getter/Setter]" : d.get ? "[Getter]" : "[Setter]";
+      } else {
+        let val;
+        let threw = false;
+        try {
+          val = v[k];
+        } catch {
+          threw = true;
+        }
+        text = threw ? "[Getter: threw]" : inspect(val, seen, depth + 1, true);
+      }
+      arrayPush(parts, keyText(k) + ": " + text);
+    }
+    const syms = safe(() => getOwnPropertySymbols(v), []);
+    for (let i = 0; i < syms.length && n < MAX_ITEMS; i++, n++) {
+      const d = safe(() => getOwnPropertyDescriptor(v, syms[i]), undefined);
+      if (d && !d.enumerable) continue;
+      const val = safe(() => v[syms[i]], "[Getter: threw]");
+      arrayPush(parts, keyText(syms[i]) + ": " + inspect(val, seen, depth + 1, true));
+    }
+    return parts;
+  }
+
+  function wrap(prefix, open, parts, close) {
+    if (parts.length === 0) return prefix + open + close;
+    const one = prefix + open + " " + arrayJoin(parts, ", ") + " " + close;
+    if (one.length <= 72) return one;
+    return prefix + open + "\n  " + stringReplace(arrayJoin(parts, ",\n"), /\n/g, "\n  ") + "\n" + close;
+  }
+
+  function ctorPrefix(v) {
+    const proto = safe(() => getPrototypeOf(v), null);
+    if (proto === null) return "[Object: null prototype] ";
+    const c = safe(() => getOwnPropertyDescriptor(proto, "constructor"), undefined);
+    const name = c && typeof c.value === "function" ? safe(() => c.value.name, "") : "";
+    return name && name !== "Object" ? name + " " : "";
+  }
+
+  function inspect(v, seen, depth, nested) {
+    switch (typeof v) {
+      case "string":
+        return nested ? quote(v) : v;
+      case "number":
+        return objectIs(v, -0) ? "-0" : "" + v;
+      case "bigint":
+        return bigintToString(v) + "n";
+      case "boolean":
+        return v ? "true" : "false";
+      case "undefined":
+        return "undefined";
+      case "symbol":
+        return symbolToString(v);
+      case "function":
+        return fnName(v);
+    }
+    if (v === null) return "null";
+    if (seen.has(v)) return "[Circular *]";
+    if (depth > MAX_DEPTH) return isArray(v) ? "[Array]" : "[Object]";
+    seen.add(v);
+    try {
+      const tag = safe(() => objectToString(v), "[object Object]");
+      if (isArray(v)) {
+        const parts = [];
+        const len = safe(() => v.length, 0);
+        for (let i = 0; i < len && i < MAX_ITEMS; i++) {
+          let el;
+          try {
+            el = v[i];
+          } catch {
+            el = "[Getter: threw]";
+          }
+          arrayPush(parts, inspect(el, seen, depth + 1, true));
+        }
+        if (len > MAX_ITEMS) arrayPush(parts, "... " + (len - MAX_ITEMS) + " more items");
+        const extra = ownEntries(v, seen, depth, true);
+        for (let i = 0; i < extra.length; i++) arrayPush(parts, extra[i]);
+        return wrap("", "[", parts, "]");
+      }
+      if (v instanceof ErrorCtor || tag === "[object Error]") return errorText(v, seen, depth);
+      if (v instanceof MapCtor) {
+        const parts = [];
+        const it = mapEntries(v);
+        for (let r = iterNext(it), i = 0; !r.done; r = iterNext(it), i++) {
+          if (i >= MAX_ITEMS) {
+            arrayPush(parts, "...");
+            break;
+          }
+          arrayPush(parts, inspect(r.value[0], seen, depth + 1, true) + " => " + inspect(r.value[1], seen, depth + 1, true));
+        }
+        return wrap("Map(" + mapSize(v) + ") ", "{", parts, "}");
+      }
+      if (v instanceof SetCtor) {
+        const parts = [];
+        const it = setValues(v);
+        for (let r = iterNext(it), i = 0; !r.done; r = iterNext(it), i++) {
+          if (i >= MAX_ITEMS) {
+            arrayPush(parts, "...");
+            break;
+          }
+          arrayPush(parts, inspect(r.value, seen, depth + 1, true));
+        }
+        return wrap("Set(" + setSize(v) + ") ", "{", parts, "}");
+      }
+      if (v instanceof DateCtor) {
+        return safe(() => dateToISOString(v), "Invalid Date");
+      }
+      if (v instanceof RegExpCtor) return safe(() => regexpToString(v), "/(regexp)/");
+      if (v instanceof PromiseCtor) return "Promise { <state unknown> }";
+      if (ArrayBufferIsView(v) && safe(() => typedArrayTag(v), undefined)) {
+        const len = typedArrayLength(v);
+        const parts = [];
+        for (let i = 0; i < len && i < MAX_ITEMS; i++) arrayPush(parts, inspect(v[i], seen, depth + 1, true));
+        if (len > MAX_ITEMS) arrayPush(parts, "... " + (len - MAX_ITEMS) + " more items");
+        return wrap(typedArrayTag(v) + "(" + len + ") ", "[", parts, "]");
+      }
+      if (v instanceof ArrayBufferCtor) return "ArrayBuffer { byteLength: " + arrayBufferByteLength(v) + " }";
+      if (tag === "[object Boolean]" || tag === "[object Number]" || tag === "[object String]") {
+        return "[" + stringSlice(tag, 8, -1) + ": " + inspect(safe(() => v.valueOf(), undefined), seen, depth + 1, true) + "]";
+      }
+      const custom = ctorPrefix(v);
+      return wrap(custom, "{", ownEntries(v, seen, depth, false), "}");
+    } finally {
+      seen.delete(v);
+    }
+  }
+
+  function format(args) {
+    const parts = [];
+    let i = 0;
+    if (typeof args[0] === "string" && stringIndexOf(args[0], "%") !== -1 && args.length > 1) {
+      const fmt = args[0];
+      let out = "";
+      i = 1;
+      for (let p = 0; p < fmt.length; p++) {
+        const c = fmt[p];
+        if (c === "%" && p + 1 < fmt.length) {
+          const d = fmt[p + 1];
+          if (d === "%") {
+            out += "%";
+            p++;
+            continue;
+          }
+          if (i < args.length && (d === "s" || d === "d" || d === "i" || d === "f" || d === "o" || d === "O" || d === "j" || d === "c")) {
+            const a = args[i++];
+            p++;
+            if (d === "s") out += typeof a === "string" ? a : inspect(a, new SetCtor(), 1, false);
+            else if (d === "d" || d === "i") out += typeof a === "object" ? "NaN" : d === "i" ? "" + mathFloor(NumberCtor(a)) : "" + NumberCtor(a);
+            else if (d === "f") out += "" + NumberCtor(a);
+            else if (d === "c") {
+              /* CSS is ignored */
+            } else out += inspect(a, new SetCtor(), 0, true);
+            continue;
+          }
+        }
+        out += c;
+      }
+      arrayPush(parts, out);
+    }
+    for (; i < args.length; i++) arrayPush(parts, inspect(args[i], new SetCtor(), 0, false));
+    return arrayJoin(parts, " ");
+  }
+
+
   // ---------------------------------------------------------------- structuredClone
 
   function cloneError(name) {
@@ -340,5 +550,5 @@ export function init(H) {
     },
   };
 
-  return { structuredClone, TextEncoder, TextDecoder, URL, URLSearchParams, atob, btoa, crypto };
+  return { format, inspect, structuredClone, TextEncoder, TextDecoder, URL, URLSearchParams, atob, btoa, crypto };
 }

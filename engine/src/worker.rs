@@ -240,10 +240,12 @@ impl Worker {
             if self.shared.shutdown.load(Ordering::Acquire) && self.runs.is_empty() {
                 return;
             }
-            while self.runs.len() < self.shared.config.max_active_runs_per_worker {
-                match self.shared.hub.try_pop() {
-                    Some(job) => self.accept(job),
-                    None => break,
+            // Take one new run per turn and step it at once: a short run
+            // completes (and frees its isolate) before the next one starts,
+            // which keeps memory and caches small under load.
+            if self.runs.len() < self.shared.config.max_active_runs_per_worker {
+                if let Some(job) = self.shared.hub.try_pop() {
+                    self.accept(job);
                 }
             }
             if !self.step_ready() {
