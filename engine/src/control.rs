@@ -315,13 +315,7 @@ impl RunControl {
     /// The error for the recorded stop reason, if there is one.
     pub(crate) fn stop_error(&self) -> Option<ErrorInfo> {
         let r = self.stop_reason()?;
-        Some(ErrorInfo {
-            kind: r.kind(),
-            message: r.message(&self.limits),
-            line: None,
-            column: None,
-            stack: None,
-        })
+        Some(ErrorInfo::new(r.kind(), r.message(&self.limits)))
     }
 }
 

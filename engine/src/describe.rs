@@ -112,13 +112,7 @@ pub(crate) fn describe_thrown<'js>(
     };
     if !value.is_error() {
         let text = describe_value(ctx, control, value.clone(), plain_protos);
-        return ErrorInfo {
-            kind: ErrorKind::Exception,
-            message: clip(format!("Uncaught {text}")),
-            line: None,
-            column: None,
-            stack: None,
-        };
+        return ErrorInfo::new(ErrorKind::Exception, clip(format!("Uncaught {text}")));
     }
     let name = string_prop(ctx, obj, "name").unwrap_or_else(|| "Error".into());
     let message = string_prop(ctx, obj, "message").unwrap_or_default();

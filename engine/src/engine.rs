@@ -114,13 +114,10 @@ impl Engine {
         });
         if !queued {
             control.finish(
-                Some(ErrorInfo {
-                    kind: ErrorKind::Internal,
-                    message: EngineError::ShutDown.to_string(),
-                    line: None,
-                    column: None,
-                    stack: None,
-                }),
+                Some(ErrorInfo::new(
+                    ErrorKind::Internal,
+                    EngineError::ShutDown.to_string(),
+                )),
                 std::time::Duration::ZERO,
                 0,
             );
@@ -234,13 +231,10 @@ impl RunHandle {
 }
 
 fn lost(run: String) -> RunOutcome {
-    let error = ErrorInfo {
-        kind: ErrorKind::Internal,
-        message: "the engine dropped the run without an outcome".into(),
-        line: None,
-        column: None,
-        stack: None,
-    };
+    let error = ErrorInfo::new(
+        ErrorKind::Internal,
+        "the engine dropped the run without an outcome",
+    );
     RunOutcome {
         run,
         status: RunStatus::Error,

@@ -155,6 +155,19 @@ pub struct ErrorInfo {
     pub stack: Option<String>,
 }
 
+impl ErrorInfo {
+    /// An error without a source position or stack.
+    pub fn new(kind: ErrorKind, message: impl Into<String>) -> Self {
+        Self {
+            kind,
+            message: message.into(),
+            line: None,
+            column: None,
+            stack: None,
+        }
+    }
+}
+
 /// How a run ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]

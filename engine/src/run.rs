@@ -174,9 +174,9 @@ impl ActiveRun {
         let error = match (self.control.stop_error(), outcome) {
             (Some(mut rec), Err(js)) => {
                 // The record decides the kind; the block's exception only
-                // says where the code was when the limit hit.
-                rec.line = js.line;
-                rec.column = js.column;
+                // says which functions were running when the limit hit.
+                // (QuickJS reports an interrupted frame at its function's
+                // start, not the exact line, so no line/column is claimed.)
                 rec.stack = js.stack;
                 Some(rec)
             }
@@ -289,6 +289,21 @@ impl ActiveRun {
         Ok(())
     }
 
+    /// The outcome of a run the engine stopped: where the block's code was
+    /// when the limit hit, when its promise carries the interrupt error.
+    /// (The engine's record still decides the kind.)
+    fn stopped(&self, ctx: &Ctx<'_>) -> Outcome {
+        let p = match &self.phase {
+            Phase::Module { done, .. } => done.clone().restore(ctx).ok(),
+            Phase::Awaiting(p) => p.clone().restore(ctx).ok(),
+            _ => None,
+        };
+        match p {
+            Some(p) if p.state() == PromiseState::Rejected => Err(self.rejection(ctx, &p)),
+            _ => Ok(None),
+        }
+    }
+
     /// Run jobs and timers until the run finishes or must wait.
     fn drive(&mut self, ctx: &Ctx<'_>) -> Option<Outcome> {
         let mut fired = 0u32;
@@ -299,14 +314,14 @@ impl ActiveRun {
                     self.control.stop(StopReason::Jobs);
                 }
                 if self.control.stop_reason().is_some() {
-                    return Some(Ok(None));
+                    return Some(self.stopped(ctx));
                 }
             }
             if self.iso.alloc.limit_hit() {
                 self.control.stop(StopReason::Memory);
             }
             if self.control.stop_reason().is_some() {
-                return Some(Ok(None));
+                return Some(self.stopped(ctx));
             }
             if let Some(done) = self.advance(ctx) {
                 match done {
@@ -355,7 +370,7 @@ impl ActiveRun {
                     }
                     // Nothing can ever settle the block's promise.
                     self.control.stop(StopReason::Deadlock);
-                    return Some(Ok(None));
+                    return Some(self.stopped(ctx));
                 }
             }
         }
@@ -500,11 +515,5 @@ fn jobs_pending(ctx: &Ctx<'_>) -> bool {
 }
 
 fn internal(msg: &str) -> ErrorInfo {
-    ErrorInfo {
-        kind: ErrorKind::Internal,
-        message: msg.to_string(),
-        line: None,
-        column: None,
-        stack: None,
-    }
+    ErrorInfo::new(ErrorKind::Internal, msg.to_string())
 }

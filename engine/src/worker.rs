@@ -312,13 +312,7 @@ impl Worker {
             Ok(iso) => iso,
             Err(e) => {
                 control.finish(
-                    Some(ErrorInfo {
-                        kind: ErrorKind::Internal,
-                        message: e.to_string(),
-                        line: None,
-                        column: None,
-                        stack: None,
-                    }),
+                    Some(ErrorInfo::new(ErrorKind::Internal, e.to_string())),
                     Duration::ZERO,
                     0,
                 );
@@ -353,13 +347,7 @@ impl Worker {
                 .unwrap_or_else(|_| {
                     tracing::error!(run = %control.id, "a run step panicked; ending it with internal");
                     control.finish(
-                        Some(ErrorInfo {
-                            kind: ErrorKind::Internal,
-                            message: "the engine failed while running this block (a bug in quire, not in the block)".into(),
-                            line: None,
-                            column: None,
-                            stack: None,
-                        }),
+                        Some(ErrorInfo::new(ErrorKind::Internal, "the engine failed while running this block (a bug in quire, not in the block)")),
                         Duration::from_nanos(control.cpu_used_ns.load(Ordering::Relaxed)),
                         control.peak_memory.load(Ordering::Relaxed),
                     );
@@ -431,24 +419,14 @@ fn abandon(shared: &Arc<Shared>, slot: &Arc<WorkerSlot>, stuck: &Arc<RunControl>
     let held: Vec<_> = lock(&slot.held).clone();
     for c in held {
         if Arc::ptr_eq(&c, stuck) {
-            let mut e = c.stop_error().unwrap_or_else(|| ErrorInfo {
-                kind: ErrorKind::Internal,
-                message: String::new(),
-                line: None,
-                column: None,
-                stack: None,
-            });
+            let mut e = c
+                .stop_error()
+                .unwrap_or_else(|| ErrorInfo::new(ErrorKind::Internal, ""));
             e.message.push_str(" (the block was stuck in native code that does not check limits; its worker thread was replaced)");
             c.finish(Some(e), cpu, c.peak_memory.load(Ordering::Relaxed));
         } else {
             c.finish(
-                Some(ErrorInfo {
-                    kind: ErrorKind::Internal,
-                    message: "the worker thread running this block was replaced because another run on it was stuck in native code; run it again".into(),
-                    line: None,
-                    column: None,
-                    stack: None,
-                }),
+                Some(ErrorInfo::new(ErrorKind::Internal, "the worker thread running this block was replaced because another run on it was stuck in native code; run it again")),
                 Duration::from_nanos(c.cpu_used_ns.load(Ordering::Relaxed)),
                 c.peak_memory.load(Ordering::Relaxed),
             );
