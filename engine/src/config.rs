@@ -91,6 +91,12 @@ pub struct EngineConfig {
     pub watchdog_interval_ms: u64,
     /// Limits used when a request does not bring its own.
     pub default_limits: Limits,
+    /// Test-only: give blocks a global `__quire_test_native_spin(ms)` that
+    /// spins in Rust without polling the interrupt handler, standing in for
+    /// a QuickJS built-in that runs long stretches of C. Never enable in
+    /// production. Default: false.
+    #[doc(hidden)]
+    pub test_native_spin: bool,
 }
 
 impl Default for EngineConfig {
@@ -106,6 +112,7 @@ impl Default for EngineConfig {
             backstop_grace_ms: 100,
             watchdog_interval_ms: 5,
             default_limits: Limits::default(),
+            test_native_spin: false,
         }
     }
 }

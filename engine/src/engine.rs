@@ -151,7 +151,7 @@ impl Drop for Engine {
 /// # Errors
 /// As [`Engine::new`].
 pub fn idle_isolate_bytes() -> Result<u64, EngineError> {
-    let iso = Isolate::new(1024 * 1024)?;
+    let iso = Isolate::new(1024 * 1024, false)?;
     Ok(iso.bytes())
 }
 

@@ -105,7 +105,7 @@ pub(crate) struct Isolate {
 
 impl Isolate {
     /// Create a runtime and context and load the prelude.
-    pub(crate) fn new(stack_bytes: u64) -> Result<Self, EngineError> {
+    pub(crate) fn new(stack_bytes: u64, test_native_spin: bool) -> Result<Self, EngineError> {
         let prelude = prelude_bytecode()?;
         let alloc = Arc::new(AllocStats::default());
         let rt = Runtime::new_with_alloc(CountingAllocator {
@@ -144,6 +144,9 @@ impl Isolate {
                 return Err(EngineError::Prelude(
                     "the prelude did not finish loading".into(),
                 ));
+            }
+            if test_native_spin {
+                natives::install_test_spin(&ctx).map_err(fail)?;
             }
             Ok(())
         })?;

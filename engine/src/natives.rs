@@ -489,6 +489,21 @@ pub(crate) fn install<'js>(
     Ok(())
 }
 
+/// Test-only: a native that burns CPU without polling the interrupt
+/// handler (see `EngineConfig::test_native_spin`).
+pub(crate) fn install_test_spin<'js>(ctx: &Ctx<'js>) -> rquickjs::Result<()> {
+    ctx.globals().set(
+        "__quire_test_native_spin",
+        Function::new(ctx.clone(), |ms: f64| {
+            let until = Instant::now() + Duration::from_secs_f64(ms.clamp(0.0, 60_000.0) / 1000.0);
+            let mut x = 0u64;
+            while Instant::now() < until {
+                x = std::hint::black_box(x.wrapping_add(1));
+            }
+        })?,
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -258,7 +258,7 @@ impl Worker {
             if self.shared.hub.is_empty()
                 && self.pool.len() < self.shared.config.isolate_pool_per_worker
             {
-                match Isolate::new(self.stack_bytes()) {
+                match Isolate::new(self.stack_bytes(), self.shared.config.test_native_spin) {
                     Ok(iso) => self.pool.push_back(iso),
                     Err(e) => tracing::error!(error = %e, "could not pre-create an isolate"),
                 }
@@ -306,7 +306,7 @@ impl Worker {
         control.begin();
         let iso = match self.pool.pop_front() {
             Some(iso) => Ok(iso),
-            None => Isolate::new(self.stack_bytes()),
+            None => Isolate::new(self.stack_bytes(), self.shared.config.test_native_spin),
         };
         let iso = match iso {
             Ok(iso) => iso,

@@ -469,3 +469,38 @@ fn many_concurrent_waiting_runs_share_a_worker() {
         assert!(out.finished.wall_ms < 3000.0, "{}", out.finished.wall_ms);
     }
 }
+
+#[test]
+fn the_watchdog_ends_runs_stuck_in_native_code_and_replaces_the_worker() {
+    let e = Engine::new(EngineConfig {
+        worker_threads: 1,
+        backstop_grace_ms: 100,
+        test_native_spin: true,
+        ..EngineConfig::default()
+    })
+    .unwrap();
+    // Stands in for a QuickJS built-in that never polls the interrupt handler.
+    let stuck = e.run(
+        RunRequest::new("__quire_test_native_spin(3000)", Lang::Js)
+            .with_limits(limits(200, 10_000)),
+    );
+    let out = stuck.wait();
+    let err = out.error.expect("the stuck run fails");
+    assert_eq!(err.kind, ErrorKind::CpuLimit);
+    assert!(err.message.contains("native code"), "{}", err.message);
+    // Ended at its deadline plus grace, not when the native code returned.
+    assert!(out.finished.wall_ms < 2500.0, "{}", out.finished.wall_ms);
+    assert_eq!(e.stats().workers_replaced, 1);
+    assert_eq!(e.stats().workers, 1);
+    // The replacement serves runs while the abandoned thread still spins.
+    assert_healthy(&e);
+    // The same for the wall-clock limit.
+    let out = e
+        .run(
+            RunRequest::new("__quire_test_native_spin(3000)", Lang::Js)
+                .with_limits(limits(10_000, 300)),
+        )
+        .wait();
+    assert_eq!(out.error.map(|e| e.kind), Some(ErrorKind::WallLimit));
+    assert_healthy(&e);
+}
