@@ -416,6 +416,14 @@ fn abandon(shared: &Arc<Shared>, slot: &Arc<WorkerSlot>, stuck: &Arc<RunControl>
     }
     tracing::warn!(worker = slot.id, run = %stuck.id, "run stuck in native code past its limit; replacing its worker thread");
     lock(&shared.workers).retain(|w| !Arc::ptr_eq(w, slot));
+    // Replace the worker first, so capacity is back before anyone sees
+    // the stuck run end.
+    shared.replaced.fetch_add(1, Ordering::Relaxed);
+    if !shared.shutdown.load(Ordering::Acquire) {
+        if let Err(e) = shared.spawn_worker() {
+            tracing::error!(error = %e, "could not start a replacement worker");
+        }
+    }
     let held: Vec<_> = lock(&slot.held).clone();
     for c in held {
         if Arc::ptr_eq(&c, stuck) {
@@ -430,12 +438,6 @@ fn abandon(shared: &Arc<Shared>, slot: &Arc<WorkerSlot>, stuck: &Arc<RunControl>
                 Duration::from_nanos(c.cpu_used_ns.load(Ordering::Relaxed)),
                 c.peak_memory.load(Ordering::Relaxed),
             );
-        }
-    }
-    shared.replaced.fetch_add(1, Ordering::Relaxed);
-    if !shared.shutdown.load(Ordering::Acquire) {
-        if let Err(e) = shared.spawn_worker() {
-            tracing::error!(error = %e, "could not start a replacement worker");
         }
     }
 }
