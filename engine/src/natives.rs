@@ -114,6 +114,25 @@ impl IsolateShared {
     }
 }
 
+/// A JavaScript string as Rust text; lone surrogates (valid in JS, not in
+/// UTF-8) become U+FFFD instead of failing, as in `TextEncoder`.
+pub(crate) fn lossy(s: &rquickjs::String<'_>) -> String {
+    let ctx = s.ctx();
+    let mut len: usize = 0;
+    // SAFETY: the context and string are live; QuickJS returns a buffer of
+    // `len` bytes that stays valid until JS_FreeCString below.
+    unsafe {
+        let ptr = rquickjs::qjs::JS_ToCStringLen(ctx.as_raw().as_ptr(), &mut len, s.as_raw());
+        if ptr.is_null() {
+            return String::new();
+        }
+        let bytes = std::slice::from_raw_parts(ptr.cast::<u8>(), len as usize);
+        let out = String::from_utf8_lossy(bytes).into_owned();
+        rquickjs::qjs::JS_FreeCString(ctx.as_raw().as_ptr(), ptr);
+        out
+    }
+}
+
 fn level_of(s: &str) -> LogLevel {
     match s {
         "info" => LogLevel::Info,
@@ -236,8 +255,9 @@ pub(crate) fn install<'js>(
         "log",
         Function::new(
             ctx.clone(),
-            move |ctx: Ctx<'js>, level: String, text: String| {
+            move |ctx: Ctx<'js>, level: String, text: rquickjs::String<'js>| {
                 let Some(c) = sh.control() else { return Ok(()) };
+                let text = lossy(&text);
                 let bytes = text.len() as u64;
                 c.emit_output(
                     EventBody::Log {
@@ -256,8 +276,9 @@ pub(crate) fn install<'js>(
         "displayText",
         Function::new(
             ctx.clone(),
-            move |ctx: Ctx<'js>, mime: String, text: String| {
+            move |ctx: Ctx<'js>, mime: String, text: rquickjs::String<'js>| {
                 let Some(c) = sh.control() else { return Ok(()) };
+                let text = lossy(&text);
                 let bytes = (text.len() + mime.len()) as u64;
                 c.emit_output(
                     EventBody::Display {

@@ -178,7 +178,7 @@ impl<'c> Serializer<'c> {
                 }
             }
             Type::String => {
-                let s = v.as_string().map(|s| s.to_string()).transpose()?;
+                let s = v.as_string().map(crate::natives::lossy);
                 self.text(s.unwrap_or_default())?
             }
             Type::BigInt => {
@@ -273,11 +273,14 @@ impl<'c> Serializer<'c> {
     ) -> Result<Json, SerError> {
         self.charge(2)?;
         let mut out = serde_json::Map::new();
-        let keys: Vec<String> = obj.keys::<String>().collect::<rquickjs::Result<_>>()?;
-        for k in keys {
-            self.charge(k.len() + 4)?;
-            let el: Value<'js> = obj.get(k.as_str())?;
-            let kj = Json::String(k);
+        let keys: Vec<rquickjs::Atom<'js>> = obj
+            .keys::<rquickjs::Atom>()
+            .collect::<rquickjs::Result<_>>()?;
+        for atom in keys {
+            let name = atom.to_js_string().map(|s| crate::natives::lossy(&s))?;
+            self.charge(name.len() + 4)?;
+            let el: Value<'js> = obj.get(atom)?;
+            let kj = Json::String(name);
             if let Some(item) = self.value(ctx, el, &kj, depth + 1)? {
                 if let Json::String(k) = kj {
                     out.insert(k, item);
