@@ -126,7 +126,7 @@ pub(crate) fn lossy(s: &rquickjs::String<'_>) -> String {
         if ptr.is_null() {
             return String::new();
         }
-        let bytes = std::slice::from_raw_parts(ptr.cast::<u8>(), len as usize);
+        let bytes = std::slice::from_raw_parts(ptr.cast::<u8>(), len);
         let out = String::from_utf8_lossy(bytes).into_owned();
         rquickjs::qjs::JS_FreeCString(ctx.as_raw().as_ptr(), ptr);
         out
