@@ -504,3 +504,61 @@ fn the_watchdog_ends_runs_stuck_in_native_code_and_replaces_the_worker() {
     assert_eq!(out.error.map(|e| e.kind), Some(ErrorKind::WallLimit));
     assert_healthy(&e);
 }
+
+#[test]
+fn display_checks_mime_types_and_counts_as_output() {
+    let r = run_js(
+        "display('<b>hi</b>', { mime: 'text/html' });\n\
+         display('a,b\\n1,2', { mime: 'text/csv' });\n\
+         display({ rows: [1, 2] });\n\
+         display('plain');\n\
+         let err = ''; try { display('x', { mime: 'application/x-evil' }); } catch (e) { err = e.message; }\n\
+         export default err;",
+    );
+    let shown: Vec<_> = r
+        .events
+        .iter()
+        .filter_map(|e| match &e.body {
+            EventBody::Display { mime, data } => Some((mime.clone(), data.clone())),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(
+        shown,
+        vec![
+            ("text/html".to_string(), json!("<b>hi</b>")),
+            ("text/csv".to_string(), json!("a,b\n1,2")),
+            ("application/json".to_string(), json!({"rows": [1, 2]})),
+            ("text/plain".to_string(), json!("plain")),
+        ]
+    );
+    assert!(r
+        .result()
+        .unwrap()
+        .as_str()
+        .unwrap()
+        .contains("unsupported mime"));
+    let big = run_with(
+        "display({ data: 'x'.repeat(5000) })",
+        Lang::Js,
+        Limits {
+            output_bytes: 1000,
+            ..Limits::default()
+        },
+    );
+    assert_eq!(big.kind(), Some(ErrorKind::OutputLimit));
+}
+
+#[test]
+fn the_job_budget_ends_promise_floods() {
+    let r = run_with(
+        "const spin = () => Promise.resolve().then(spin); await spin();",
+        Lang::Js,
+        Limits {
+            max_jobs: 1000,
+            ..Limits::default()
+        },
+    );
+    assert_eq!(r.kind(), Some(ErrorKind::CpuLimit));
+    assert!(r.message().contains("job limit of 1000"), "{}", r.message());
+}
