@@ -66,6 +66,8 @@ pub(crate) struct ActiveRun {
     ctx_json: String,
     compiled: Option<Arc<Compiled>>,
     jobs: u64,
+    /// JSON bytes of the result, as the serializer counted them.
+    result_bytes: u64,
     /// CPU used before the current step.
     cpu_base: Rc<Cell<Duration>>,
     /// Thread CPU clock reading when the current step began.
@@ -126,6 +128,7 @@ impl ActiveRun {
             ctx_json,
             compiled: None,
             jobs: 0,
+            result_bytes: 0,
             cpu_base,
             step_start,
             iso,
@@ -184,7 +187,7 @@ impl ActiveRun {
             (None, Err(js)) => Some(js),
             (None, Ok(value)) => {
                 if let Some(v) = value {
-                    let bytes = v.to_string().len() as u64;
+                    let bytes = self.result_bytes;
                     if let Err(r) = self.control.emit_result(v, bytes) {
                         self.control.stop(r);
                     }
@@ -465,7 +468,10 @@ impl ActiveRun {
             self.iso.shared.plain_protos.get(),
         );
         match ser.top(ctx, v) {
-            Ok(json) => Ok(Some(json)),
+            Ok(json) => {
+                self.result_bytes = ser.bytes();
+                Ok(Some(json))
+            }
             Err(SerError::Stopped(_)) => Ok(None),
             Err(SerError::Threw) => {
                 let mut e = self.thrown(ctx);

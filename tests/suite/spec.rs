@@ -379,11 +379,7 @@ fn cancellation_from_another_thread() {
 
 #[test]
 fn cancelling_a_queued_run_finishes_it() {
-    let e = Engine::new(EngineConfig {
-        worker_threads: 1,
-        ..EngineConfig::default()
-    })
-    .unwrap();
+    let e = engine_with(1);
     let busy = e.run(RunRequest::new("for(;;){}", Lang::Js).with_limits(limits(500, 5000)));
     let queued = e.run(RunRequest::new("export default 1", Lang::Js));
     queued.cancel();
@@ -411,11 +407,7 @@ fn no_state_leaks_between_runs_on_the_same_worker() {
 
 #[test]
 fn bytecode_cache_serves_repeated_blocks() {
-    let e = Engine::new(EngineConfig {
-        worker_threads: 1,
-        ..EngineConfig::default()
-    })
-    .unwrap();
+    let e = engine_with(1);
     let src = "export default (ctx) => ctx.input + 1";
     for i in 0..3 {
         let r = run_req(&e, RunRequest::new(src, Lang::Js).with_input(json!(i)));
@@ -431,11 +423,7 @@ fn bytecode_cache_serves_repeated_blocks() {
 
 #[test]
 fn a_stuck_run_does_not_block_other_runs() {
-    let e = Engine::new(EngineConfig {
-        worker_threads: 2,
-        ..EngineConfig::default()
-    })
-    .unwrap();
+    let e = engine_with(2);
     let stuck = e.run(RunRequest::new("for(;;){}", Lang::Js).with_limits(limits(2000, 5000)));
     for _ in 0..5 {
         let r = run_req(&e, RunRequest::new("export default 'fine'", Lang::Js));
@@ -449,11 +437,7 @@ fn a_stuck_run_does_not_block_other_runs() {
 
 #[test]
 fn many_concurrent_waiting_runs_share_a_worker() {
-    let e = Engine::new(EngineConfig {
-        worker_threads: 1,
-        ..EngineConfig::default()
-    })
-    .unwrap();
+    let e = engine_with(1);
     let handles: Vec<_> = (0..20)
         .map(|i| {
             e.run(RunRequest::new(
@@ -561,4 +545,12 @@ fn the_job_budget_ends_promise_floods() {
     );
     assert_eq!(r.kind(), Some(ErrorKind::CpuLimit));
     assert!(r.message().contains("job limit of 1000"), "{}", r.message());
+}
+
+fn engine_with(workers: usize) -> Engine {
+    Engine::new(EngineConfig {
+        worker_threads: workers,
+        ..EngineConfig::default()
+    })
+    .unwrap()
 }
