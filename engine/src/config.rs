@@ -37,6 +37,18 @@ pub struct Limits {
     /// callbacks) the run may execute in total. Exceeding it ends the run
     /// with `cpu_limit`. Default: 10,000,000.
     pub max_jobs: u64,
+    /// Host calls (`quire` module functions and `fetch`) the run may make in
+    /// total. The call past it rejects with a `QuotaExceeded` error.
+    /// Default: 1000.
+    pub host_calls: u32,
+    /// JSON bytes of one host call's arguments, and of one reply. Larger
+    /// arguments reject with a `RangeError`; a larger reply rejects the
+    /// call. Default: 1 MiB.
+    pub host_value_bytes: u64,
+    /// Rows one `db.query` may return, enforced by the host API: a query
+    /// whose `limit` asks for more (or that gives none) returns at most
+    /// this many. Default: 1000.
+    pub host_rows_per_query: u32,
 }
 
 impl Default for Limits {
@@ -49,6 +61,9 @@ impl Default for Limits {
             output_bytes: 1024 * 1024,
             max_pending_timers: 1000,
             max_jobs: 10_000_000,
+            host_calls: 1000,
+            host_value_bytes: 1024 * 1024,
+            host_rows_per_query: 1000,
         }
     }
 }

@@ -11,6 +11,7 @@ use std::time::{Duration, Instant};
 
 use crate::config::Limits;
 use crate::event::{ErrorInfo, ErrorKind, EventBody, Finished, RunEvent, RunStatus};
+use crate::host::Mailbox;
 use crate::worker::Waker;
 
 /// Why the engine stopped a run (as opposed to the block finishing).
@@ -108,6 +109,8 @@ pub(crate) struct RunControl {
     sink: Mutex<Sink>,
     /// The worker that holds the run, to wake it on cancel.
     pub(crate) waker: Mutex<Option<Waker>>,
+    /// Host-call replies waiting for the worker.
+    pub(crate) mailbox: Mailbox,
 }
 
 impl RunControl {
@@ -135,6 +138,7 @@ impl RunControl {
                 result: None,
             }),
             waker: Mutex::new(None),
+            mailbox: Mailbox::default(),
         })
     }
 

@@ -24,7 +24,9 @@ const PRELUDE_NAME: &str = "quire:prelude";
 /// The module name blocks import the host API from.
 pub const HOST_MODULE: &str = "quire";
 
-struct DenyImports;
+/// The module resolver and loader: only the host module, and only when
+/// the run has a host.
+struct DenyImports(Rc<IsolateShared>);
 
 impl Resolver for DenyImports {
     fn resolve<'js>(
@@ -34,6 +36,9 @@ impl Resolver for DenyImports {
         name: &str,
         _attributes: Option<rquickjs::loader::ImportAttributes<'js>>,
     ) -> rquickjs::Result<String> {
+        if name == HOST_MODULE && self.0.host.borrow().is_some() {
+            return Ok(HOST_MODULE.to_string());
+        }
         let msg = if name == HOST_MODULE {
             "the host module \"quire\" is not available to this run (no host API is attached)"
                 .to_string()
@@ -47,10 +52,14 @@ impl Resolver for DenyImports {
 impl Loader for DenyImports {
     fn load<'js>(
         &mut self,
-        _ctx: &Ctx<'js>,
+        ctx: &Ctx<'js>,
         name: &str,
         _attributes: Option<rquickjs::loader::ImportAttributes<'js>>,
     ) -> rquickjs::Result<Module<'js, Declared>> {
+        let host = self.0.host.borrow().clone();
+        if let (HOST_MODULE, Some(host)) = (name, host) {
+            return crate::hostcall::load_host_module(ctx, HOST_MODULE, host.0.module_source());
+        }
         Err(rquickjs::Error::new_loading_message(
             name,
             "module loading is disabled",
@@ -113,8 +122,8 @@ impl Isolate {
         })
         .map_err(|e| EngineError::Isolate(e.to_string()))?;
         rt.set_max_stack_size(stack_bytes as usize);
-        rt.set_loader(DenyImports, DenyImports);
         let shared = Rc::new(IsolateShared::default());
+        rt.set_loader(DenyImports(shared.clone()), DenyImports(shared.clone()));
         let tracker_shared = shared.clone();
         rt.set_host_promise_rejection_tracker(Some(Box::new(
             move |_ctx: Ctx<'_>, promise, reason, handled| {

@@ -98,6 +98,10 @@ pub(crate) struct IsolateShared {
     /// captured by the prelude before any block code runs.
     pub(crate) plain_protos: std::cell::Cell<[usize; 2]>,
     protos: RefCell<Vec<Persistent<Object<'static>>>>,
+    /// The run's host, if one is attached.
+    pub(crate) host: RefCell<Option<crate::host::HostHandle>>,
+    /// Host calls waiting for replies.
+    pub(crate) calls: RefCell<crate::hostcall::PendingCalls>,
 }
 
 impl IsolateShared {
@@ -107,9 +111,11 @@ impl IsolateShared {
         self.rejections.borrow_mut().clear();
         self.protos.borrow_mut().clear();
         self.run.borrow_mut().take();
+        self.calls.borrow_mut().clear();
+        self.host.borrow_mut().take();
     }
 
-    fn control(&self) -> Option<Arc<RunControl>> {
+    pub(crate) fn control(&self) -> Option<Arc<RunControl>> {
         self.run.borrow().clone()
     }
 }
@@ -479,6 +485,29 @@ pub(crate) fn install<'js>(
     )?;
 
     n.set(
+        "bytesToBase64",
+        Function::new(ctx.clone(), |bytes: TypedArray<'js, u8>| {
+            let data: &[u8] = match bytes.as_raw() {
+                // SAFETY: the pointer is valid until JavaScript runs again;
+                // the bytes are encoded before anything else happens.
+                Some(ptr) => unsafe { ptr.as_ref() },
+                None => &[],
+            };
+            base64::engine::general_purpose::STANDARD.encode(data)
+        })?,
+    )?;
+
+    n.set(
+        "base64ToBytes",
+        Function::new(ctx.clone(), |ctx: Ctx<'js>, s: String| {
+            let bytes = base64::engine::general_purpose::STANDARD
+                .decode(s.as_bytes())
+                .map_err(|_| Exception::throw_type(&ctx, "invalid base64 from the host"))?;
+            TypedArray::<u8>::new(ctx, bytes)
+        })?,
+    )?;
+
+    n.set(
         "randomBytes",
         Function::new(ctx.clone(), |ctx: Ctx<'js>, len: usize| {
             let mut buf = vec![0u8; len.min(65536)];
@@ -491,6 +520,18 @@ pub(crate) fn install<'js>(
     n.set(
         "randomUUID",
         Function::new(ctx.clone(), || uuid::Uuid::new_v4().to_string())?,
+    )?;
+
+    let sh = shared.clone();
+    n.set(
+        "hostCall",
+        Function::new(
+            ctx.clone(),
+            move |ctx: Ctx<'js>, op: rquickjs::String<'js>, args: Opt<Value<'js>>| {
+                let args = args.0.unwrap_or_else(|| Value::new_undefined(ctx.clone()));
+                crate::hostcall::host_call(ctx, &sh, op, args)
+            },
+        )?,
     )?;
 
     n.set(

@@ -215,7 +215,7 @@ function install(name, value) {
 }
 // Rarely used globals live in a second bytecode module, loaded on first
 // access: most blocks never pay for them.
-const LAZY = ["structuredClone", "TextEncoder", "TextDecoder", "URL", "URLSearchParams", "atob", "btoa", "crypto"];
+const LAZY = ["structuredClone", "TextEncoder", "TextDecoder", "URL", "URLSearchParams", "atob", "btoa", "crypto", "fetch", "Request", "Response", "Headers"];
 function lazyGlobal(name) {
   defineProperty(globalThis, name, {
     get() {
@@ -237,5 +237,8 @@ install("clearTimeout", clearTimer);
 install("setInterval", setInterval);
 install("clearInterval", clearTimer);
 install("queueMicrotask", queueMicrotask);
+// The host module ("quire") captures this when it is imported, before any
+// block code runs. Calling it directly gains nothing: every check is in Rust.
+defineProperty(globalThis, "__quire_host", { value: N.hostCall, writable: false, configurable: false, enumerable: false });
 for (let i = 0; i < LAZY.length; i++) lazyGlobal(LAZY[i]);
 N.registerHooks(fireTimer, O.prototype, Array.prototype);

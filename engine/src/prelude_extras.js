@@ -529,6 +529,274 @@ export function init(H) {
     defineProperty(URL.prototype, name, desc);
   }
 
+
+  // ---------------------------------------------------------------- fetch
+
+  // Headers, Request, Response and fetch for the common cases. The request
+  // crosses to the host as JSON; every check (grants, addresses, sizes,
+  // redirects, secret substitution) happens in Rust.
+  const headerNameRe = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
+  function headerName(name) {
+    const n = StringCtor(name);
+    if (!regexpTest(headerNameRe, n)) throw new TypeErrorCtor("Headers: invalid header name '" + n + "'");
+    return stringToLower(n);
+  }
+  function headerValue(v) {
+    const s = stringReplace(StringCtor(v), /^[\t\n\r ]+|[\t\n\r ]+$/g, "");
+    if (regexpTest(/[\0\r\n]/, s)) throw new TypeErrorCtor("Headers: invalid header value");
+    return s;
+  }
+
+  class Headers {
+    #map = new MapCtor();
+    constructor(init) {
+      if (init === undefined || init === null) return;
+      if (init instanceof Headers) {
+        init.forEach((v, k) => this.append(k, v));
+      } else if (isArray(init)) {
+        for (const pair of init) {
+          if (!isArray(pair) || pair.length !== 2) throw new TypeErrorCtor("Headers: each entry must be a [name, value] pair");
+          this.append(pair[0], pair[1]);
+        }
+      } else if (typeof init === "object") {
+        for (const k of objectKeys(init)) this.append(k, init[k]);
+      } else {
+        throw new TypeErrorCtor("Headers: expected an object, an array of pairs or a Headers");
+      }
+    }
+    append(name, value) {
+      const k = headerName(name);
+      const v = headerValue(value);
+      const old = this.#map.get(k);
+      this.#map.set(k, old === undefined ? v : old + ", " + v);
+    }
+    set(name, value) {
+      this.#map.set(headerName(name), headerValue(value));
+    }
+    get(name) {
+      const v = this.#map.get(headerName(name));
+      return v === undefined ? null : v;
+    }
+    has(name) {
+      return this.#map.has(headerName(name));
+    }
+    delete(name) {
+      this.#map.delete(headerName(name));
+    }
+    forEach(fn, thisArg) {
+      for (const [k, v] of this.entries()) reflectApply(fn, thisArg, [v, k, this]);
+    }
+    *entries() {
+      const ks = [...this.#map.keys()].sort();
+      for (const k of ks) yield [k, this.#map.get(k)];
+    }
+    *keys() {
+      for (const [k] of this.entries()) yield k;
+    }
+    *values() {
+      for (const [, v] of this.entries()) yield v;
+    }
+    [Symbol.iterator]() {
+      return this.entries();
+    }
+    get [Symbol.toStringTag]() {
+      return "Headers";
+    }
+  }
+
+  // A body as the host takes it: {body} for text, {body_base64} for bytes.
+  function encodeBody(body, headers) {
+    if (body === undefined || body === null) return {};
+    if (typeof body === "string") return { body };
+    if (body instanceof URLSearchParams) {
+      if (!headers.has("content-type")) headers.set("content-type", "application/x-www-form-urlencoded;charset=UTF-8");
+      return { body: body.toString() };
+    }
+    if (body instanceof ArrayBufferCtor || ArrayBufferIsView(body)) return { body_base64: N.bytesToBase64(toBytes(body)) };
+    throw new TypeErrorCtor("fetch: unsupported body type (use a string, URLSearchParams, ArrayBuffer or typed array; JSON.stringify objects)");
+  }
+
+  class Body {
+    #text;
+    #bytes;
+    #used = false;
+    constructor(text, bytes) {
+      this.#text = text;
+      this.#bytes = bytes;
+    }
+    get bodyUsed() {
+      return this.#used;
+    }
+    #take() {
+      if (this.#used) throw new TypeErrorCtor("body has already been read");
+      this.#used = true;
+    }
+    _peek() {
+      return [this.#text, this.#bytes];
+    }
+    async text() {
+      this.#take();
+      if (this.#text !== undefined) return this.#text;
+      if (this.#bytes !== undefined) return N.utf8Decode(this.#bytes, false);
+      return "";
+    }
+    async json() {
+      const t = await this.text();
+      return JSON.parse(t);
+    }
+    async arrayBuffer() {
+      return (await this.bytes()).buffer;
+    }
+    async bytes() {
+      this.#take();
+      if (this.#bytes !== undefined) return new Uint8ArrayCtor(this.#bytes);
+      if (this.#text !== undefined) return N.utf8Encode(this.#text);
+      return new Uint8ArrayCtor(0);
+    }
+  }
+
+  const METHODS = ["DELETE", "GET", "HEAD", "OPTIONS", "POST", "PUT", "PATCH"];
+  function normalizeMethod(m) {
+    const s = StringCtor(m);
+    if (!regexpTest(headerNameRe, s)) throw new TypeErrorCtor("fetch: invalid method '" + s + "'");
+    const up = s.toUpperCase();
+    for (let i = 0; i < METHODS.length; i++) if (METHODS[i] === up) return up;
+    return s;
+  }
+
+  class Request extends Body {
+    #url;
+    #method;
+    #headers;
+    #redirect;
+    #wire;
+    constructor(input, init = {}) {
+      let base = null;
+      if (input instanceof Request) base = input;
+      const url = base ? base.url : new URL(StringCtor(input)).href;
+      const method = normalizeMethod(init.method !== undefined ? init.method : base ? base.method : "GET");
+      const headers = new Headers(init.headers !== undefined ? init.headers : base ? base.headers : undefined);
+      let wire = {};
+      let text;
+      let bytes;
+      if (init.body !== undefined && init.body !== null) {
+        if (method === "GET" || method === "HEAD") throw new TypeErrorCtor("fetch: a " + method + " request cannot have a body");
+        if (typeof init.body === "string" && !headers.has("content-type")) headers.set("content-type", "text/plain;charset=UTF-8");
+        wire = encodeBody(init.body, headers);
+        text = wire.body;
+        bytes = wire.body_base64 !== undefined ? N.base64ToBytes(wire.body_base64) : undefined;
+      } else if (base) {
+        wire = base._wire();
+        [text, bytes] = base._peek();
+      }
+      super(text, bytes);
+      this.#url = url;
+      this.#method = method;
+      this.#headers = headers;
+      this.#redirect = init.redirect !== undefined ? StringCtor(init.redirect) : base ? base.redirect : "follow";
+      if (this.#redirect !== "follow" && this.#redirect !== "manual" && this.#redirect !== "error") {
+        throw new TypeErrorCtor("fetch: redirect must be 'follow', 'manual' or 'error'");
+      }
+      this.#wire = wire;
+    }
+    get url() {
+      return this.#url;
+    }
+    get method() {
+      return this.#method;
+    }
+    get headers() {
+      return this.#headers;
+    }
+    get redirect() {
+      return this.#redirect;
+    }
+    _wire() {
+      return this.#wire;
+    }
+    clone() {
+      return new Request(this);
+    }
+    get [Symbol.toStringTag]() {
+      return "Request";
+    }
+  }
+
+  class Response extends Body {
+    #status;
+    #statusText;
+    #headers;
+    #url;
+    #redirected;
+    constructor(body = null, init = {}, meta) {
+      const headers = new Headers(init.headers);
+      let text;
+      let bytes;
+      if (meta) {
+        text = meta.text;
+        bytes = meta.bytes;
+      } else if (body !== null && body !== undefined) {
+        if (typeof body === "string" && !headers.has("content-type")) headers.set("content-type", "text/plain;charset=UTF-8");
+        const wire = encodeBody(body, headers);
+        text = wire.body;
+        bytes = wire.body_base64 !== undefined ? N.base64ToBytes(wire.body_base64) : undefined;
+      }
+      super(text, bytes);
+      const status = init.status === undefined ? 200 : NumberCtor(init.status);
+      if (!(status >= 200 && status <= 599) || mathFloor(status) !== status) {
+        if (!meta) throw new RangeErrorCtor("Response: status must be an integer from 200 to 599, got " + init.status);
+      }
+      this.#status = status;
+      this.#statusText = init.statusText === undefined ? "" : StringCtor(init.statusText);
+      this.#headers = headers;
+      this.#url = meta ? meta.url : "";
+      this.#redirected = meta ? meta.redirected : false;
+    }
+    static json(data, init = {}) {
+      const headers = new Headers(init.headers);
+      if (!headers.has("content-type")) headers.set("content-type", "application/json");
+      return new Response(JSON.stringify(data), { ...init, headers });
+    }
+    get status() {
+      return this.#status;
+    }
+    get statusText() {
+      return this.#statusText;
+    }
+    get ok() {
+      return this.#status >= 200 && this.#status <= 299;
+    }
+    get headers() {
+      return this.#headers;
+    }
+    get url() {
+      return this.#url;
+    }
+    get redirected() {
+      return this.#redirected;
+    }
+    get type() {
+      return "basic";
+    }
+    clone() {
+      const [text, bytes] = this._peek();
+      return new Response(null, { status: this.#status, statusText: this.#statusText, headers: this.#headers }, { text, bytes, url: this.#url, redirected: this.#redirected });
+    }
+    get [Symbol.toStringTag]() {
+      return "Response";
+    }
+  }
+
+  async function fetch(input, init) {
+    const req = new Request(input, init);
+    const pairs = [];
+    req.headers.forEach((v, k) => arrayPush(pairs, [k, v]));
+    const wire = { url: req.url, method: req.method, headers: pairs, redirect: req.redirect, ...req._wire() };
+    const r = await N.hostCall("fetch", wire);
+    const bytes = r.body_base64 !== undefined ? N.base64ToBytes(r.body_base64) : undefined;
+    return new Response(null, { status: r.status, statusText: r.status_text, headers: r.headers }, { text: r.body, bytes, url: r.url, redirected: !!r.redirected });
+  }
+
   // ---------------------------------------------------------------- crypto
 
   const crypto = {
@@ -550,5 +818,5 @@ export function init(H) {
     },
   };
 
-  return { format, inspect, structuredClone, TextEncoder, TextDecoder, URL, URLSearchParams, atob, btoa, crypto };
+  return { format, inspect, structuredClone, TextEncoder, TextDecoder, URL, URLSearchParams, atob, btoa, crypto, fetch, Request, Response, Headers };
 }

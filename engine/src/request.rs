@@ -3,6 +3,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::config::Limits;
+use crate::host::{Host, HostHandle};
 
 /// The language of a block's source.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, Default)]
@@ -66,6 +67,11 @@ pub struct RunRequest {
     /// The run id to use; `None` generates a random one.
     #[serde(default)]
     pub run_id: Option<String>,
+    /// The host API this run may call (the `quire` module and `fetch`).
+    /// `None`: every host call is denied. Not serialized: a host is live
+    /// state, rebuilt per run by the embedder.
+    #[serde(skip)]
+    pub host: Option<HostHandle>,
 }
 
 impl RunRequest {
@@ -81,6 +87,7 @@ impl RunRequest {
             workspace: None,
             limits: None,
             run_id: None,
+            host: None,
         }
     }
 
@@ -93,6 +100,12 @@ impl RunRequest {
     /// Set `ctx.input`.
     pub fn with_input(mut self, input: serde_json::Value) -> Self {
         self.input = input;
+        self
+    }
+
+    /// Attach the host this run's calls go to.
+    pub fn with_host(mut self, host: std::sync::Arc<dyn Host>) -> Self {
+        self.host = Some(HostHandle(host));
         self
     }
 

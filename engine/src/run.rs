@@ -94,6 +94,7 @@ impl ActiveRun {
         let step_start = Rc::new(Cell::new(Duration::ZERO));
         iso.alloc.arm(control.limits.memory_bytes);
         *iso.shared.run.borrow_mut() = Some(control.clone());
+        *iso.shared.host.borrow_mut() = request.host.clone();
         let (c, a, base, start) = (
             control.clone(),
             iso.alloc.clone(),
@@ -311,6 +312,7 @@ impl ActiveRun {
     fn drive(&mut self, ctx: &Ctx<'_>) -> Option<Outcome> {
         let mut fired = 0u32;
         loop {
+            crate::hostcall::deliver(ctx, &self.iso.shared);
             while ctx.execute_pending_job() {
                 self.jobs += 1;
                 if self.jobs > self.control.limits.max_jobs {
@@ -328,7 +330,7 @@ impl ActiveRun {
             }
             if let Some(done) = self.advance(ctx) {
                 match done {
-                    Ok(value) if self.iso.shared.timers.borrow().pending() > 0 => {
+                    Ok(value) if self.waiting_on_something() => {
                         self.phase = Phase::Draining(value);
                     }
                     other => return Some(other),
@@ -363,7 +365,10 @@ impl ActiveRun {
                     }
                 }
                 None => {
-                    if self.iso.shared.timers.borrow().pending() > 0 {
+                    if self.control.mailbox.has_mail() {
+                        continue;
+                    }
+                    if self.waiting_on_something() {
                         return None;
                     }
                     if let Phase::Draining(value) =
@@ -377,6 +382,11 @@ impl ActiveRun {
                 }
             }
         }
+    }
+
+    /// Whether a timer or a host call can still wake the run.
+    fn waiting_on_something(&self) -> bool {
+        self.iso.shared.timers.borrow().pending() > 0 || self.iso.shared.calls.borrow().len() > 0
     }
 
     /// Move past a settled promise. `Some` when the run is over.

@@ -71,6 +71,13 @@ impl<'c> Serializer<'c> {
         }
     }
 
+    /// Crossing the budget ends only this serialization, not the run (for
+    /// host-call arguments, which have their own limit).
+    pub(crate) fn bounded(mut self) -> Self {
+        self.enforce = false;
+        self
+    }
+
     /// Approximate JSON bytes produced so far.
     pub(crate) fn bytes(&self) -> u64 {
         self.used

@@ -278,7 +278,8 @@ impl Worker {
                 }
                 Wait::Wake => {
                     for h in &mut self.runs {
-                        if h.run.control.stop_reason().is_some() {
+                        if h.run.control.stop_reason().is_some() || h.run.control.mailbox.has_mail()
+                        {
                             h.wake_at = now;
                         }
                     }
@@ -333,7 +334,10 @@ impl Worker {
         while i < self.runs.len() {
             let now = Instant::now();
             let h = &mut self.runs[i];
-            if h.wake_at > now && h.run.control.stop_reason().is_none() {
+            if h.wake_at > now
+                && h.run.control.stop_reason().is_none()
+                && !h.run.control.mailbox.has_mail()
+            {
                 i += 1;
                 continue;
             }

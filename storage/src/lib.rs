@@ -1,1 +1,52 @@
-//! quire-storage: sled-backed workspaces, documents, databases, blocks, grants, runs, schedules, quotas and usage. Knows nothing of JavaScript. Not built yet: it lands with the host-API issue.
+//! # quire-storage
+//!
+//! Everything quire keeps: workspaces, documents, databases (collections of
+//! JSON rows), kv, secrets (encrypted at rest), blocks with their grants,
+//! and run history — in sled 0.34, or in memory.
+//!
+//! **Owns:** the key layout that keeps workspaces apart, atomic writes,
+//! the schema version and migrations, durability, secret encryption.
+//!
+//! **Does not own:** JavaScript, grants checking or the host API (that is
+//! `quire-host-api`, which decides *whether* a block may touch data before
+//! calling in here), nor HTTP.
+//!
+//! ## Isolation
+//!
+//! Every workspace-scoped method takes a [`WorkspaceId`] and builds every
+//! key from it; names are length-prefixed inside keys. No id, name or
+//! prefix a caller passes can read, list or overwrite another workspace's
+//! data (see `keys` and the tests in `tests/`).
+//!
+//! ## Durability
+//!
+//! With [`Durability::FlushEachWrite`] (the default) a write returns only
+//! after sled has flushed it, so every acknowledged write survives `kill
+//! -9`. Writes that belong together (a document's read-modify-write, a
+//! batch of rows, a run with its index entry) are one transaction: all or
+//! nothing.
+
+mod backend;
+mod crypto;
+mod data;
+mod error;
+mod filter;
+mod history;
+mod keys;
+mod model;
+mod schema;
+mod sled_backend;
+mod store;
+
+pub use backend::{Backend, MemoryBackend, Table, Tx, Visit};
+pub use crypto::SecretKey;
+pub use data::{check_secret_name, merge_patch, RowQuery, MAX_SECRET_BYTES};
+pub use error::{Result, StorageError};
+pub use filter::Filter;
+pub use keys::MAX_NAME_BYTES;
+pub use model::{
+    now_ms, BlockRecord, DocBlock, DocSummary, Document, RunRecord, Secret, Workspace, WorkspaceId,
+};
+pub use schema::{Migration, CURRENT as SCHEMA_VERSION};
+pub use sled_backend::{Durability, SledBackend, SledConfig};
+pub use store::{Store, StoreConfig};

@@ -1,0 +1,233 @@
+//! The ordered key-value layer under [`crate::Store`]: named tables of
+//! byte keys and values, prefix scans, and atomic multi-table writes.
+//!
+//! Two implementations: [`SledBackend`](crate::SledBackend) (on disk) and
+//! [`MemoryBackend`] (in memory, for tests and embedding). Every piece of
+//! document logic lives once, in `Store`, above this trait.
+
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Mutex;
+
+use crate::error::Result;
+
+/// The tables the store keeps. Each is a sled tree on disk.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Table {
+    /// Schema version and other database-wide facts.
+    Meta,
+    /// Workspace id → workspace record.
+    Workspaces,
+    /// Workspace name → workspace id.
+    WorkspaceNames,
+    /// Workspace id + document id → document.
+    Docs,
+    /// Workspace id + collection + row id → row.
+    Rows,
+    /// Workspace id + key → value.
+    Kv,
+    /// Workspace id + name → encrypted secret.
+    Secrets,
+    /// Workspace id + block id → block (source, lang, grants).
+    Blocks,
+    /// Workspace id + run id → run record (request, events, outcome).
+    Runs,
+    /// Workspace id + block id + start time + run id → nothing (index).
+    RunsByBlock,
+}
+
+impl Table {
+    /// Every table, in a fixed order.
+    pub const ALL: [Table; 10] = [
+        Table::Meta,
+        Table::Workspaces,
+        Table::WorkspaceNames,
+        Table::Docs,
+        Table::Rows,
+        Table::Kv,
+        Table::Secrets,
+        Table::Blocks,
+        Table::Runs,
+        Table::RunsByBlock,
+    ];
+
+    /// The table's name on disk.
+    pub fn name(self) -> &'static str {
+        match self {
+            Table::Meta => "meta",
+            Table::Workspaces => "workspaces",
+            Table::WorkspaceNames => "workspace_names",
+            Table::Docs => "docs",
+            Table::Rows => "rows",
+            Table::Kv => "kv",
+            Table::Secrets => "secrets",
+            Table::Blocks => "blocks",
+            Table::Runs => "runs",
+            Table::RunsByBlock => "runs_by_block",
+        }
+    }
+
+    pub(crate) fn index(self) -> usize {
+        self as usize
+    }
+}
+
+/// Reads and writes inside one atomic write.
+pub trait Tx {
+    /// The value at `key`, seeing this transaction's own writes.
+    fn get(&mut self, table: Table, key: &[u8]) -> Result<Option<Vec<u8>>>;
+    /// Set `key` to `value`.
+    fn put(&mut self, table: Table, key: &[u8], value: &[u8]) -> Result<()>;
+    /// Remove `key`; the old value, if there was one.
+    fn remove(&mut self, table: Table, key: &[u8]) -> Result<Option<Vec<u8>>>;
+}
+
+/// Called for each entry of a scan: return `false` to stop.
+pub type Visit<'a> = dyn FnMut(&[u8], &[u8]) -> Result<bool> + 'a;
+
+/// An ordered key-value store with atomic multi-table writes.
+pub trait Backend: Send + Sync + 'static {
+    /// The value at `key`.
+    fn get(&self, table: Table, key: &[u8]) -> Result<Option<Vec<u8>>>;
+    /// Visit entries whose key starts with `prefix`, in key order, starting
+    /// after `after` when given.
+    fn scan(
+        &self,
+        table: Table,
+        prefix: &[u8],
+        after: Option<&[u8]>,
+        visit: &mut Visit<'_>,
+    ) -> Result<()>;
+    /// Run `f` as one atomic write: all its changes land or none do. `f`
+    /// may be run more than once (on conflict), so it must not have side
+    /// effects outside the transaction.
+    fn write(&self, f: &mut dyn FnMut(&mut dyn Tx) -> Result<()>) -> Result<()>;
+    /// Make every completed write durable (see `Durability`).
+    fn flush(&self) -> Result<()>;
+    /// A new id, unique in this database and increasing.
+    fn next_id(&self) -> Result<u64>;
+    /// Bytes the data takes (on disk, or in memory).
+    fn size_bytes(&self) -> u64;
+}
+
+type Map = BTreeMap<Vec<u8>, Vec<u8>>;
+
+/// Everything in memory, behind one lock; writes stage their changes and
+/// apply them only when `f` succeeds. Nothing survives the process.
+#[derive(Default)]
+pub struct MemoryBackend {
+    tables: Mutex<Vec<Map>>,
+    ids: AtomicU64,
+}
+
+impl MemoryBackend {
+    /// An empty in-memory backend.
+    pub fn new() -> Self {
+        Self {
+            tables: Mutex::new(vec![Map::new(); Table::ALL.len()]),
+            ids: AtomicU64::new(0),
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Vec<Map>> {
+        self.tables.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+struct MemTx<'a> {
+    base: &'a [Map],
+    staged: BTreeMap<(usize, Vec<u8>), Option<Vec<u8>>>,
+}
+
+impl Tx for MemTx<'_> {
+    fn get(&mut self, table: Table, key: &[u8]) -> Result<Option<Vec<u8>>> {
+        if let Some(v) = self.staged.get(&(table.index(), key.to_vec())) {
+            return Ok(v.clone());
+        }
+        Ok(self.base[table.index()].get(key).cloned())
+    }
+    fn put(&mut self, table: Table, key: &[u8], value: &[u8]) -> Result<()> {
+        self.staged
+            .insert((table.index(), key.to_vec()), Some(value.to_vec()));
+        Ok(())
+    }
+    fn remove(&mut self, table: Table, key: &[u8]) -> Result<Option<Vec<u8>>> {
+        let old = self.get(table, key)?;
+        self.staged.insert((table.index(), key.to_vec()), None);
+        Ok(old)
+    }
+}
+
+impl Backend for MemoryBackend {
+    fn get(&self, table: Table, key: &[u8]) -> Result<Option<Vec<u8>>> {
+        Ok(self.lock()[table.index()].get(key).cloned())
+    }
+
+    fn scan(
+        &self,
+        table: Table,
+        prefix: &[u8],
+        after: Option<&[u8]>,
+        visit: &mut Visit<'_>,
+    ) -> Result<()> {
+        // Copy out in pages so `visit` runs without the lock held.
+        let mut cursor: Option<Vec<u8>> = after.map(<[u8]>::to_vec);
+        loop {
+            let page: Vec<(Vec<u8>, Vec<u8>)> = {
+                let tables = self.lock();
+                let map = &tables[table.index()];
+                let start = match &cursor {
+                    Some(c) => std::ops::Bound::Excluded(c.clone()),
+                    None => std::ops::Bound::Included(prefix.to_vec()),
+                };
+                map.range((start, std::ops::Bound::Unbounded))
+                    .take_while(|(k, _)| k.starts_with(prefix))
+                    .take(256)
+                    .map(|(k, v)| (k.clone(), v.clone()))
+                    .collect()
+            };
+            if page.is_empty() {
+                return Ok(());
+            }
+            for (k, v) in &page {
+                if !visit(k, v)? {
+                    return Ok(());
+                }
+            }
+            cursor = page.last().map(|(k, _)| k.clone());
+        }
+    }
+
+    fn write(&self, f: &mut dyn FnMut(&mut dyn Tx) -> Result<()>) -> Result<()> {
+        let mut tables = self.lock();
+        let mut tx = MemTx {
+            base: &tables,
+            staged: BTreeMap::new(),
+        };
+        f(&mut tx)?;
+        let staged = tx.staged;
+        for ((t, k), v) in staged {
+            match v {
+                Some(v) => tables[t].insert(k, v),
+                None => tables[t].remove(&k),
+            };
+        }
+        Ok(())
+    }
+
+    fn flush(&self) -> Result<()> {
+        Ok(())
+    }
+
+    fn next_id(&self) -> Result<u64> {
+        Ok(self.ids.fetch_add(1, Ordering::Relaxed) + 1)
+    }
+
+    fn size_bytes(&self) -> u64 {
+        self.lock()
+            .iter()
+            .flat_map(|m| m.iter())
+            .map(|(k, v)| (k.len() + v.len()) as u64)
+            .sum()
+    }
+}

@@ -1,0 +1,230 @@
+//! [`Store`]: the one entry point to stored data. Workspace-scoped methods
+//! take a [`WorkspaceId`] and build every key from it (see `keys`), so a
+//! caller can only ever reach the workspace it names.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+
+use crate::backend::{Backend, MemoryBackend, Table, Tx};
+use crate::crypto::SecretKey;
+use crate::error::{corrupt, invalid, Result, StorageError};
+use crate::keys::check_name;
+use crate::model::{now_ms, Workspace, WorkspaceId};
+use crate::schema;
+use crate::sled_backend::{Durability, SledBackend, SledConfig};
+
+/// Where and how to open an on-disk store.
+#[derive(Debug, Clone)]
+pub struct StoreConfig {
+    /// Data directory. The sled database lives in `DIR/db`; the secret
+    /// key file (unless `secret_key` is given) in `DIR/secret.key`, outside
+    /// the database.
+    pub data_dir: PathBuf,
+    /// The key that encrypts secrets, when the operator provides one.
+    /// Default: `None` (read `DIR/secret.key`, creating it on first start).
+    pub secret_key: Option<SecretKey>,
+    /// sled page cache, in bytes. Default: 64 MiB.
+    pub cache_bytes: u64,
+    /// When writes become durable. Default: flush before acknowledging.
+    pub durability: Durability,
+}
+
+impl StoreConfig {
+    /// Defaults for `data_dir`.
+    pub fn new(data_dir: impl Into<PathBuf>) -> Self {
+        Self {
+            data_dir: data_dir.into(),
+            secret_key: None,
+            cache_bytes: 64 * 1024 * 1024,
+            durability: Durability::FlushEachWrite,
+        }
+    }
+}
+
+/// Stored data: workspaces and everything in them.
+#[derive(Clone)]
+pub struct Store {
+    pub(crate) b: Arc<dyn Backend>,
+    pub(crate) key: SecretKey,
+}
+
+impl std::fmt::Debug for Store {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Store")
+    }
+}
+
+impl Store {
+    /// Open (or create) the on-disk store described by `config`, checking
+    /// and migrating its schema.
+    ///
+    /// # Errors
+    /// Opening sled, reading the key file, or a schema newer than this
+    /// build ([`StorageError::SchemaTooNew`]).
+    pub fn open(config: &StoreConfig) -> Result<Self> {
+        let key = match &config.secret_key {
+            Some(k) => k.clone(),
+            None => SecretKey::load_or_create(&config.data_dir.join("secret.key"))?,
+        };
+        let backend = SledBackend::open(&SledConfig {
+            path: config.data_dir.join("db"),
+            cache_bytes: config.cache_bytes,
+            durability: config.durability,
+        })?;
+        Self::with_backend(Arc::new(backend), key)
+    }
+
+    /// An empty store in memory (tests, `quire run` without `--data`).
+    pub fn memory() -> Result<Self> {
+        Self::with_backend(Arc::new(MemoryBackend::new()), SecretKey::random()?)
+    }
+
+    /// A store over any backend.
+    ///
+    /// # Errors
+    /// As [`Store::open`] for the schema check.
+    pub fn with_backend(b: Arc<dyn Backend>, key: SecretKey) -> Result<Self> {
+        schema::check_and_migrate(b.as_ref(), schema::MIGRATIONS)?;
+        Ok(Self { b, key })
+    }
+
+    /// Flush every completed write to disk.
+    ///
+    /// # Errors
+    /// An I/O error from sled.
+    pub fn flush(&self) -> Result<()> {
+        self.b.flush()
+    }
+
+    /// Bytes the data takes.
+    pub fn size_bytes(&self) -> u64 {
+        self.b.size_bytes()
+    }
+
+    pub(crate) fn get_json<T: DeserializeOwned>(
+        &self,
+        t: Table,
+        key: &[u8],
+        what: &'static str,
+    ) -> Result<Option<T>> {
+        match self.b.get(t, key)? {
+            Some(v) => serde_json::from_slice(&v)
+                .map(Some)
+                .map_err(|e| corrupt(what, e)),
+            None => Ok(None),
+        }
+    }
+
+    /// Scan `prefix`, decoding each value; `visit` returns `false` to stop.
+    pub(crate) fn scan_json<T: DeserializeOwned>(
+        &self,
+        t: Table,
+        prefix: &[u8],
+        what: &'static str,
+        mut visit: impl FnMut(&[u8], T) -> bool,
+    ) -> Result<()> {
+        self.b.scan(t, prefix, None, &mut |k, v| {
+            let item: T = serde_json::from_slice(v).map_err(|e| corrupt(what, e))?;
+            Ok(visit(k, item))
+        })
+    }
+
+    /// A fresh id: increasing, 16 hex digits.
+    pub(crate) fn new_id(&self) -> Result<String> {
+        Ok(format!("{:016x}", self.b.next_id()?))
+    }
+
+    // ------------------------------------------------------------ workspaces
+
+    /// Create a workspace. Names are 1–64 characters of letters, digits,
+    /// `-`, `_` and `.`.
+    ///
+    /// # Errors
+    /// [`StorageError::Invalid`] for a bad name,
+    /// [`StorageError::WorkspaceExists`] when the name is taken.
+    pub fn create_workspace(&self, name: &str) -> Result<Workspace> {
+        check_workspace_name(name)?;
+        let ws = Workspace {
+            id: WorkspaceId::random(),
+            name: name.to_string(),
+            created_ms: now_ms(),
+        };
+        let value = to_vec(&ws)?;
+        self.b.write(&mut |tx: &mut dyn Tx| {
+            if tx.get(Table::WorkspaceNames, name.as_bytes())?.is_some() {
+                return Err(StorageError::WorkspaceExists(name.to_string()));
+            }
+            tx.put(Table::WorkspaceNames, name.as_bytes(), ws.id.as_bytes())?;
+            tx.put(Table::Workspaces, ws.id.as_bytes(), &value)?;
+            Ok(())
+        })?;
+        tracing::info!(workspace = %ws.id, name, "workspace created");
+        Ok(ws)
+    }
+
+    /// The workspace with this id.
+    pub fn workspace(&self, id: &WorkspaceId) -> Result<Option<Workspace>> {
+        self.get_json(Table::Workspaces, id.as_bytes(), "workspace")
+    }
+
+    /// The workspace with this name.
+    pub fn workspace_by_name(&self, name: &str) -> Result<Option<Workspace>> {
+        let Some(id) = self.b.get(Table::WorkspaceNames, name.as_bytes())? else {
+            return Ok(None);
+        };
+        let id: [u8; 16] = id
+            .as_slice()
+            .try_into()
+            .map_err(|_| corrupt("workspace name index", "id is not 16 bytes"))?;
+        self.workspace(&WorkspaceId::from_bytes(id))
+    }
+
+    /// The workspace with this name, created if missing.
+    pub fn ensure_workspace(&self, name: &str) -> Result<Workspace> {
+        if let Some(ws) = self.workspace_by_name(name)? {
+            return Ok(ws);
+        }
+        match self.create_workspace(name) {
+            Err(StorageError::WorkspaceExists(_)) => {
+                self.workspace_by_name(name)?
+                    .ok_or_else(|| StorageError::NotFound {
+                        what: "workspace",
+                        id: name.to_string(),
+                    })
+            }
+            other => other,
+        }
+    }
+
+    /// Every workspace.
+    pub fn list_workspaces(&self) -> Result<Vec<Workspace>> {
+        let mut out = Vec::new();
+        self.scan_json(Table::Workspaces, b"", "workspace", |_, w: Workspace| {
+            out.push(w);
+            true
+        })?;
+        Ok(out)
+    }
+}
+
+pub(crate) fn to_vec<T: Serialize>(v: &T) -> Result<Vec<u8>> {
+    serde_json::to_vec(v).map_err(|e| corrupt("record", e))
+}
+
+fn check_workspace_name(name: &str) -> Result<()> {
+    check_name("workspace name", name)?;
+    if name.len() > 64
+        || !name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+    {
+        return Err(invalid(
+            "workspace name",
+            format!("'{name}' must be 1-64 characters of letters, digits, '-', '_' and '.'"),
+        ));
+    }
+    Ok(())
+}
