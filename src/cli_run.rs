@@ -6,8 +6,10 @@ use std::process::ExitCode;
 use anyhow::{bail, Context as _};
 use clap::{Args, ValueEnum};
 use quire_engine::{
-    Engine, EngineConfig, EventBody, Lang, Limits, LogLevel, RunRequest, RunStatus,
+    Engine, EngineConfig, ErrorKind, EventBody, Lang, Limits, LogLevel, RunRequest, RunStatus,
 };
+use quire_host_api::{Grants, HostApi, HostConfig};
+use quire_storage::{RunRecord, Store, StoreConfig};
 
 /// Which JavaScript engine runs the block.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -84,11 +86,6 @@ fn request(args: &RunArgs) -> anyhow::Result<RunRequest> {
         }
         None => serde_json::Value::Null,
     };
-    for cap in &args.caps {
-        if cap.trim().is_empty() || !cap.contains(':') {
-            bail!("--cap {cap:?} is not a grant (expected e.g. doc:read, db:read:tasks, net:api.example.com)");
-        }
-    }
     let filename = path
         .file_name()
         .map(|f| f.to_string_lossy().into_owned())
@@ -105,8 +102,49 @@ fn request(args: &RunArgs) -> anyhow::Result<RunRequest> {
     Ok(req)
 }
 
+/// The store a run uses: `--data DIR` (seeded with the samples when it
+/// is new), or an ephemeral one seeded with the samples.
+fn open_store(args: &RunArgs) -> anyhow::Result<Store> {
+    let store = match &args.data {
+        Some(dir) => {
+            let store = Store::open(&StoreConfig::new(dir)).with_context(|| {
+                format!(
+                    "cannot open the store in {} (is a `quire serve` using it?)",
+                    dir.display()
+                )
+            })?;
+            if store.list_workspaces()?.is_empty() {
+                crate::samples::seed(&store)?;
+            }
+            store
+        }
+        None => {
+            let store = Store::memory()?;
+            crate::samples::seed(&store)?;
+            store
+        }
+    };
+    Ok(store)
+}
+
 fn execute(args: &RunArgs) -> anyhow::Result<bool> {
-    let req = request(args)?;
+    let mut req = request(args)?;
+    let grants = Grants::parse(&args.caps).map_err(|e| anyhow::anyhow!("--cap: {e}"))?;
+    let store = open_store(args)?;
+    let ws = store
+        .ensure_workspace(&args.workspace)
+        .with_context(|| format!("--workspace {:?}", args.workspace))?;
+    let api = HostApi::new(store.clone(), HostConfig::default())?;
+    req = req.with_host(api.session(ws.id, grants.clone()));
+    let record_request = serde_json::json!({
+        "file": args.file.display().to_string(),
+        "lang": req.lang,
+        "input": req.input,
+        "limits": req.limits,
+        "grants": grants.to_strings(),
+    });
+    let started_ms = quire_storage::now_ms();
+    let mut events = Vec::new();
     let engine = Engine::new(EngineConfig {
         worker_threads: 1,
         isolate_pool_per_worker: 1,
@@ -163,8 +201,42 @@ fn execute(args: &RunArgs) -> anyhow::Result<bool> {
             }
         }
         out.flush()?;
+        if let (false, EventBody::Error(e)) = (args.json, &ev.body) {
+            if e.kind == ErrorKind::CapabilityDenied {
+                let grant = e
+                    .message
+                    .rsplit("grant ")
+                    .next()
+                    .and_then(|r| r.split([' ', ',', ';', ')']).next())
+                    .unwrap_or("<grant>");
+                writeln!(stderr.lock(), "hint: grant it with --cap {grant}")?;
+            }
+        }
+        events.push(serde_json::to_value(&ev)?);
         if let EventBody::Finished(f) = &ev.body {
             ok = f.status == RunStatus::Ok;
+            if args.data.is_some() {
+                store
+                    .put_run(
+                        &ws.id,
+                        &RunRecord {
+                            id: ev.run.clone(),
+                            block: None,
+                            trigger: serde_json::json!({"kind": "cli"}),
+                            request: record_request.clone(),
+                            status: serde_json::to_value(f.status)?
+                                .as_str()
+                                .unwrap_or("error")
+                                .to_string(),
+                            events: std::mem::take(&mut events),
+                            cpu_ms: f.cpu_ms,
+                            wall_ms: f.wall_ms,
+                            peak_memory_bytes: f.peak_memory_bytes,
+                            started_ms,
+                        },
+                    )
+                    .context("could not record the run")?;
+            }
             break;
         }
     }

@@ -6,6 +6,7 @@
 #[allow(clippy::print_stdout)]
 mod bench;
 mod cli_run;
+mod samples;
 
 use std::process::ExitCode;
 

@@ -1,1 +1,155 @@
-//! quire-host-api: the capability model and the host calls a block can make (doc, db, kv, secrets, fetch), checked against grants before they reach storage. Not built yet: it lands with the host-API issue. It will depend on storage through a trait, never on the engine's internals.
+//! # quire-host-api
+//!
+//! The host calls a block can make — `doc`, `db`, `kv`, `secrets` from the
+//! module `"quire"`, and `fetch` — with the capability model that guards
+//! them.
+//!
+//! **Owns:** grant parsing and checks ([`Grants`]), the proof values a
+//! check returns and that the data gate requires, the dispatch of each call
+//! (JSON in, JSON out, on its own thread pool so engine workers never
+//! block), `fetch` with address filtering and secret substitution, and the
+//! JavaScript of the `"quire"` module.
+//!
+//! **Does not own:** isolates or limits (that is `quire-engine`; this crate
+//! implements its [`quire_engine::Host`] trait), nor how data is laid out
+//! on disk (that is `quire-storage`).
+//!
+//! ## Deny by default
+//!
+//! A session starts from the block's grants and nothing else. Every call
+//! checks its grant in Rust before touching storage or the network; a
+//! denial rejects with an error named `CapabilityDenied` whose message
+//! names the missing grant.
+//!
+//! ```no_run
+//! use quire_host_api::{Grants, HostApi, HostConfig};
+//! use quire_storage::Store;
+//! let store = Store::memory()?;
+//! let ws = store.ensure_workspace("default")?;
+//! let api = HostApi::new(store, HostConfig::default())?;
+//! let host = api.session(ws.id, Grants::parse(&["db:read:tasks"])?);
+//! // RunRequest::new(src, Lang::Js).with_host(host)
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+
+mod fetch;
+mod gate;
+mod grants;
+mod net;
+mod pool;
+mod session;
+
+use std::sync::Arc;
+
+use quire_engine::Host;
+use quire_storage::{Store, WorkspaceId};
+
+pub use fetch::FetchConfig;
+pub use grants::{
+    Access, CheckedCollection, CheckedDoc, CheckedKv, CheckedSecret, Grant, GrantError, Grants,
+};
+pub use net::{special as special_address, CheckedNet, Resolve, SystemResolver};
+
+/// How the host API runs.
+#[derive(Clone)]
+pub struct HostConfig {
+    /// Threads that run storage calls. Default: 4.
+    pub storage_threads: usize,
+    /// Threads that run `fetch` calls (each blocks on the network for up to
+    /// `fetch.timeout_ms`). Default: 16.
+    pub fetch_threads: usize,
+    /// Limits of outgoing requests.
+    pub fetch: FetchConfig,
+    /// How host names resolve. Default: the system resolver.
+    pub resolver: Arc<dyn Resolve>,
+}
+
+impl Default for HostConfig {
+    fn default() -> Self {
+        Self {
+            storage_threads: 4,
+            fetch_threads: 16,
+            fetch: FetchConfig::default(),
+            resolver: Arc::new(SystemResolver),
+        }
+    }
+}
+
+impl std::fmt::Debug for HostConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("HostConfig")
+            .field("storage_threads", &self.storage_threads)
+            .field("fetch_threads", &self.fetch_threads)
+            .field("fetch", &self.fetch)
+            .finish()
+    }
+}
+
+/// Why the host API could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum HostApiError {
+    /// A thread pool could not be started.
+    #[error("could not start the {pool} thread pool: {source}")]
+    Threads {
+        /// Which pool.
+        pool: &'static str,
+        /// The OS error.
+        source: std::io::Error,
+    },
+}
+
+pub(crate) struct Inner {
+    pub(crate) gate: gate::Gate,
+    pub(crate) fetcher: fetch::Fetcher,
+    pub(crate) storage_pool: pool::Pool,
+    pub(crate) fetch_pool: pool::Pool,
+}
+
+/// The host API over one store. Cheap to clone; build one per process.
+#[derive(Clone)]
+pub struct HostApi {
+    inner: Arc<Inner>,
+}
+
+impl HostApi {
+    /// Start the host API's thread pools over `store`.
+    ///
+    /// # Errors
+    /// [`HostApiError::Threads`] when a pool cannot start.
+    pub fn new(store: Store, config: HostConfig) -> Result<Self, HostApiError> {
+        let storage_pool =
+            pool::Pool::new("quire-host", config.storage_threads).map_err(|source| {
+                HostApiError::Threads {
+                    pool: "storage",
+                    source,
+                }
+            })?;
+        let fetch_pool =
+            pool::Pool::new("quire-fetch", config.fetch_threads).map_err(|source| {
+                HostApiError::Threads {
+                    pool: "fetch",
+                    source,
+                }
+            })?;
+        Ok(Self {
+            inner: Arc::new(Inner {
+                gate: gate::Gate::new(store),
+                fetcher: fetch::Fetcher {
+                    config: config.fetch,
+                    resolver: config.resolver,
+                },
+                storage_pool,
+                fetch_pool,
+            }),
+        })
+    }
+
+    /// The host for one run of a block in workspace `ws` with `grants`.
+    /// Attach it with [`quire_engine::RunRequest::with_host`].
+    pub fn session(&self, ws: WorkspaceId, grants: Grants) -> Arc<dyn Host> {
+        Arc::new(session::Session {
+            inner: self.inner.clone(),
+            check: grants::Checker { ws, grants },
+        })
+    }
+}

@@ -1,0 +1,134 @@
+//! The only path from a host call to storage: every method takes the proof
+//! a grant check returned, and reads the workspace from the proof, never
+//! from anything the block passed.
+
+use quire_storage::{DocSummary, Document, RowQuery, StorageError, Store};
+use serde_json::Value;
+
+use crate::grants::{Access, CheckedCollection, CheckedDoc, CheckedKv, CheckedSecret};
+use crate::net::CheckedNet;
+
+/// Storage behind proofs.
+#[derive(Clone, Debug)]
+pub(crate) struct Gate {
+    store: Store,
+}
+
+fn write_proof(a: Access) -> Result<(), StorageError> {
+    match a {
+        Access::Write => Ok(()),
+        Access::Read => Err(StorageError::Invalid {
+            what: "host call",
+            reason: "a read grant was offered for a write (a bug in quire)".into(),
+        }),
+    }
+}
+
+impl Gate {
+    pub(crate) fn new(store: Store) -> Self {
+        Self { store }
+    }
+
+    pub(crate) fn list_docs(&self, p: &CheckedDoc) -> Result<Vec<DocSummary>, StorageError> {
+        self.store.list_docs(&p.ws)
+    }
+
+    pub(crate) fn get_doc(
+        &self,
+        p: &CheckedDoc,
+        id: &str,
+    ) -> Result<Option<Document>, StorageError> {
+        self.store.get_doc(&p.ws, id)
+    }
+
+    pub(crate) fn update_doc(
+        &self,
+        p: &CheckedDoc,
+        id: &str,
+        patch: &Value,
+    ) -> Result<Document, StorageError> {
+        write_proof(p.access)?;
+        self.store.update_doc(&p.ws, id, patch)
+    }
+
+    pub(crate) fn query(
+        &self,
+        p: &CheckedCollection,
+        q: &RowQuery,
+    ) -> Result<Vec<Value>, StorageError> {
+        self.store.query_rows(&p.ws, &p.name, q)
+    }
+
+    pub(crate) fn insert(&self, p: &CheckedCollection, row: &Value) -> Result<Value, StorageError> {
+        write_proof(p.access)?;
+        let mut rows = self
+            .store
+            .insert_rows(&p.ws, &p.name, std::slice::from_ref(row))?;
+        rows.pop().ok_or_else(|| StorageError::NotFound {
+            what: "row",
+            id: String::new(),
+        })
+    }
+
+    pub(crate) fn update(
+        &self,
+        p: &CheckedCollection,
+        id: &str,
+        patch: &Value,
+    ) -> Result<Value, StorageError> {
+        write_proof(p.access)?;
+        self.store.update_row(&p.ws, &p.name, id, patch)
+    }
+
+    pub(crate) fn delete(&self, p: &CheckedCollection, id: &str) -> Result<bool, StorageError> {
+        write_proof(p.access)?;
+        self.store.delete_row(&p.ws, &p.name, id)
+    }
+
+    pub(crate) fn kv_get(&self, p: &CheckedKv, key: &str) -> Result<Option<Value>, StorageError> {
+        self.store.kv_get(&p.ws, key)
+    }
+
+    pub(crate) fn kv_set(
+        &self,
+        p: &CheckedKv,
+        key: &str,
+        value: &Value,
+    ) -> Result<(), StorageError> {
+        write_proof(p.access)?;
+        self.store.kv_set(&p.ws, key, value)
+    }
+
+    pub(crate) fn kv_delete(&self, p: &CheckedKv, key: &str) -> Result<bool, StorageError> {
+        write_proof(p.access)?;
+        self.store.kv_delete(&p.ws, key)
+    }
+
+    pub(crate) fn secret(&self, p: &CheckedSecret) -> Result<Option<String>, StorageError> {
+        Ok(self.store.get_secret(&p.ws, &p.name)?.map(|s| s.value))
+    }
+
+    /// A secret's value for a fetch header, only if the secret is bound to
+    /// the host (or host:port) the proof says the request goes to.
+    pub(crate) fn secret_for_host(
+        &self,
+        p: &CheckedNet,
+        name: &str,
+    ) -> Result<Result<String, Vec<String>>, StorageError> {
+        let Some(s) = self.store.get_secret(&p.ws, name)? else {
+            return Err(StorageError::NotFound {
+                what: "secret",
+                id: name.to_string(),
+            });
+        };
+        let with_port = format!("{}:{}", p.host, p.port);
+        if s.hosts
+            .iter()
+            .any(|h| h.eq_ignore_ascii_case(&p.host) || h.eq_ignore_ascii_case(&with_port))
+        {
+            Ok(Ok(s.value))
+        } else {
+            Ok(Err(s.hosts))
+        }
+    }
+}

@@ -1,0 +1,302 @@
+//! One run's host: its workspace and grants, and the dispatch of each call
+//! to a grant check and then to the gate (storage) or the fetcher.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use quire_engine::{CallContext, Host, HostCall, HostError, HostReply, HostResult};
+use quire_storage::{Filter, RowQuery, StorageError};
+use serde_json::{json, Value};
+
+use crate::grants::{Access, Checker, Denied};
+use crate::Inner;
+
+const GLUE: &str = include_str!("glue.js");
+
+/// The host of one run (see [`crate::HostApi::session`]).
+pub(crate) struct Session {
+    pub(crate) inner: Arc<Inner>,
+    pub(crate) check: Checker,
+}
+
+fn denied(op: &str, d: Denied, check: &Checker) -> HostError {
+    let have = check.grants.to_strings();
+    HostError::new(
+        "CapabilityDenied",
+        format!(
+            "{op} is denied: it needs the grant {} (this block has {})",
+            d.needed,
+            if have.is_empty() {
+                "no grants".to_string()
+            } else {
+                have.join(", ")
+            }
+        ),
+    )
+}
+
+fn storage_error(op: &str, e: StorageError) -> HostError {
+    match e {
+        StorageError::NotFound { .. } => HostError::new("NotFound", format!("{op}: {e}")),
+        StorageError::Invalid { .. } => HostError::new("TypeError", format!("{op}: {e}")),
+        other => {
+            tracing::error!(op, error = %other, "storage failed during a host call");
+            HostError::new("InternalError", format!("{op}: storage failed: {other}"))
+        }
+    }
+}
+
+/// Positional argument `i` of `op`.
+fn arg<'a>(args: &'a Value, i: usize) -> &'a Value {
+    args.get(i).unwrap_or(&Value::Null)
+}
+
+fn str_arg(op: &str, args: &Value, i: usize, name: &str) -> Result<String, HostError> {
+    match arg(args, i) {
+        Value::String(s) => Ok(s.clone()),
+        Value::Number(n) if name == "id" => Ok(n.to_string()),
+        other => Err(HostError::new(
+            "TypeError",
+            format!("{op}: {name} must be a string, got {}", type_name(other)),
+        )),
+    }
+}
+
+fn type_name(v: &Value) -> &'static str {
+    match v {
+        Value::Null => "null or undefined",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "an array",
+        Value::Object(_) => "an object",
+    }
+}
+
+type Job = Box<dyn FnOnce() -> HostResult + Send>;
+
+impl Session {
+    /// Check the grant and prepare the work; `Err` settles at once.
+    fn prepare(&self, cx: &CallContext, call: HostCall) -> Result<(bool, Job), HostError> {
+        let HostCall { op, args } = call;
+        let gate = self.inner.gate.clone();
+        let c = &self.check;
+        let d = |e: Denied| denied(&op, e, c);
+        let s = |e: StorageError| storage_error(&op, e);
+        let op2 = op.clone();
+        let job: Job = match op.as_str() {
+            "doc.list" => {
+                let p = c.doc(Access::Read).map_err(d)?;
+                Box::new(move || {
+                    Ok(json!(gate
+                        .list_docs(&p)
+                        .map_err(|e| storage_error(&op2, e))?))
+                })
+            }
+            "doc.get" => {
+                let p = c.doc(Access::Read).map_err(d)?;
+                let id = str_arg(&op, &args, 0, "id")?;
+                Box::new(move || {
+                    Ok(json!(gate
+                        .get_doc(&p, &id)
+                        .map_err(|e| storage_error(&op2, e))?))
+                })
+            }
+            "doc.update" => {
+                let p = c.doc(Access::Write).map_err(d)?;
+                let id = str_arg(&op, &args, 0, "id")?;
+                let patch = arg(&args, 1).clone();
+                Box::new(move || {
+                    Ok(json!(gate
+                        .update_doc(&p, &id, &patch)
+                        .map_err(|e| storage_error(&op2, e))?))
+                })
+            }
+            "db.query" => {
+                let coll = str_arg(&op, &args, 0, "collection")?;
+                let p = c.collection(&coll, Access::Read).map_err(d)?;
+                let q = self.row_query(&op, &coll, arg(&args, 1), cx.limits.host_rows_per_query)?;
+                let explicit = arg(&args, 1).get("limit").is_some();
+                let max = cx.limits.host_rows_per_query as usize;
+                Box::new(move || {
+                    let rows = gate.query(&p, &q).map_err(|e| storage_error(&op2, e))?;
+                    if !explicit && rows.len() > max {
+                        return Err(HostError::new(
+                            "RangeError",
+                            format!("db.query('{coll}') matched more than the limit of {max} rows per query; pass {{limit}} (at most {max}) and page with {{after: lastRow.id}}"),
+                        ));
+                    }
+                    Ok(Value::Array(rows))
+                })
+            }
+            "db.insert" => {
+                let coll = str_arg(&op, &args, 0, "collection")?;
+                let p = c.collection(&coll, Access::Write).map_err(d)?;
+                let row = arg(&args, 1).clone();
+                Box::new(move || gate.insert(&p, &row).map_err(|e| storage_error(&op2, e)))
+            }
+            "db.update" => {
+                let coll = str_arg(&op, &args, 0, "collection")?;
+                let p = c.collection(&coll, Access::Write).map_err(d)?;
+                let id = str_arg(&op, &args, 1, "id")?;
+                let patch = arg(&args, 2).clone();
+                Box::new(move || {
+                    gate.update(&p, &id, &patch)
+                        .map_err(|e| storage_error(&op2, e))
+                })
+            }
+            "db.delete" => {
+                let coll = str_arg(&op, &args, 0, "collection")?;
+                let p = c.collection(&coll, Access::Write).map_err(d)?;
+                let id = str_arg(&op, &args, 1, "id")?;
+                Box::new(move || {
+                    Ok(json!(gate
+                        .delete(&p, &id)
+                        .map_err(|e| storage_error(&op2, e))?))
+                })
+            }
+            "kv.get" => {
+                let p = c.kv(Access::Read).map_err(d)?;
+                let key = str_arg(&op, &args, 0, "key")?;
+                Box::new(move || {
+                    Ok(gate
+                        .kv_get(&p, &key)
+                        .map_err(|e| storage_error(&op2, e))?
+                        .unwrap_or(Value::Null))
+                })
+            }
+            "kv.set" => {
+                let p = c.kv(Access::Write).map_err(d)?;
+                let key = str_arg(&op, &args, 0, "key")?;
+                let value = arg(&args, 1).clone();
+                Box::new(move || {
+                    gate.kv_set(&p, &key, &value)
+                        .map_err(|e| storage_error(&op2, e))?;
+                    Ok(Value::Null)
+                })
+            }
+            "kv.delete" => {
+                let p = c.kv(Access::Write).map_err(d)?;
+                let key = str_arg(&op, &args, 0, "key")?;
+                Box::new(move || {
+                    Ok(json!(gate
+                        .kv_delete(&p, &key)
+                        .map_err(|e| storage_error(&op2, e))?))
+                })
+            }
+            "secrets.get" => {
+                let name = str_arg(&op, &args, 0, "name")?;
+                quire_storage::check_secret_name(&name).map_err(s)?;
+                let p = c.secret(&name).map_err(d)?;
+                Box::new(move || {
+                    gate.secret(&p)
+                        .map_err(|e| storage_error(&op2, e))?
+                        .map(Value::String)
+                        .ok_or_else(|| {
+                            HostError::new(
+                                "NotFound",
+                                format!("secrets.get: secret '{}' not found", p.name),
+                            )
+                        })
+                })
+            }
+            "fetch" => {
+                let inner = self.inner.clone();
+                let check = self.check.clone();
+                let deadline: Instant = cx.deadline;
+                return Ok((
+                    true,
+                    Box::new(move || inner.fetcher.perform(&inner.gate, &check, deadline, args)),
+                ));
+            }
+            other => {
+                return Err(HostError::new(
+                    "TypeError",
+                    format!("unknown host call '{other}'"),
+                ))
+            }
+        };
+        Ok((false, job))
+    }
+
+    fn row_query(
+        &self,
+        op: &str,
+        coll: &str,
+        opts: &Value,
+        max_rows: u32,
+    ) -> Result<RowQuery, HostError> {
+        let bad = |m: String| HostError::new("TypeError", format!("{op}('{coll}'): {m}"));
+        let (w, limit, after) = match opts {
+            Value::Null => (None, None, None),
+            Value::Object(o) => {
+                if let Some(k) = o
+                    .keys()
+                    .find(|k| !matches!(k.as_str(), "where" | "limit" | "after"))
+                {
+                    return Err(bad(format!(
+                        "unknown option '{k}' (use where, limit, after)"
+                    )));
+                }
+                (o.get("where"), o.get("limit"), o.get("after"))
+            }
+            other => {
+                return Err(bad(format!(
+                    "options must be an object, got {}",
+                    type_name(other)
+                )))
+            }
+        };
+        let filter = Filter::parse(w).map_err(|e| bad(e.to_string()))?;
+        let limit = match limit {
+            None | Some(Value::Null) => max_rows as usize + 1,
+            Some(v) => {
+                let n = v
+                    .as_u64()
+                    .ok_or_else(|| bad("limit must be a non-negative integer".into()))?;
+                if n > max_rows as u64 {
+                    return Err(HostError::new(
+                        "RangeError",
+                        format!("{op}('{coll}'): limit {n} exceeds the limit of {max_rows} rows per query"),
+                    ));
+                }
+                n as usize
+            }
+        };
+        let after = match after {
+            None | Some(Value::Null) => None,
+            Some(Value::String(s)) => Some(s.clone()),
+            Some(_) => return Err(bad("after must be a row id (string)".into())),
+        };
+        Ok(RowQuery {
+            filter,
+            limit,
+            after,
+        })
+    }
+}
+
+impl Host for Session {
+    fn module_source(&self) -> &'static str {
+        GLUE
+    }
+
+    fn call(&self, cx: &CallContext, call: HostCall, reply: HostReply) {
+        let span = tracing::debug_span!("host_call", run = %cx.run, workspace = %self.check.ws, op = %call.op);
+        let _g = span.enter();
+        match self.prepare(cx, call) {
+            Err(e) => {
+                tracing::debug!(name = %e.name, "host call refused");
+                reply.send(Err(e));
+            }
+            Ok((is_fetch, job)) => {
+                let pool = if is_fetch {
+                    &self.inner.fetch_pool
+                } else {
+                    &self.inner.storage_pool
+                };
+                pool.spawn(Box::new(move || reply.send(job())));
+            }
+        }
+    }
+}
