@@ -125,6 +125,8 @@ pub(crate) fn describe_thrown<'js>(
         ErrorKind::Syntax
     } else if name == "CapabilityDenied" {
         ErrorKind::CapabilityDenied
+    } else if name == "QuotaExceeded" {
+        ErrorKind::QuotaExceeded
     } else {
         ErrorKind::Exception
     };

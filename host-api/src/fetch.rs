@@ -82,6 +82,14 @@ const FORBIDDEN: &[&str] = &[
     "proxy-connection",
 ];
 
+/// What one fetch may spend: until `deadline`, and a body of at most
+/// `max_body` bytes (the fetch limit or the run's host value limit,
+/// whichever is smaller).
+pub(crate) struct Budget {
+    pub(crate) deadline: Instant,
+    pub(crate) max_body: u64,
+}
+
 pub(crate) struct Fetcher {
     pub(crate) config: FetchConfig,
     pub(crate) resolver: Arc<dyn Resolve>,
@@ -166,9 +174,10 @@ impl Fetcher {
         &self,
         gate: &Gate,
         check: &Checker,
-        deadline: Instant,
+        cx: &Budget,
         args: Value,
     ) -> HostResult {
+        let deadline = cx.deadline;
         let req: WireRequest = serde_json::from_value(args)
             .map_err(|e| type_error(format!("fetch: bad request: {e}")))?;
         let mut url = url::Url::parse(&req.url)
@@ -237,7 +246,7 @@ impl Fetcher {
             let location = resp.header("location").map(str::to_owned);
             if let (true, Some(loc)) = ((300..400).contains(&status) && status != 304, location) {
                 match req.redirect.as_str() {
-                    "manual" => return self.response(resp, &url, redirected, &used),
+                    "manual" => return self.response(resp, &url, redirected, &used, cx.max_body),
                     "error" => {
                         return Err(type_error(format!(
                             "fetch to {url} was redirected to {loc} and redirect is 'error'"
@@ -262,7 +271,7 @@ impl Fetcher {
                 redirected = true;
                 continue;
             }
-            return self.response(resp, &url, redirected, &used);
+            return self.response(resp, &url, redirected, &used, cx.max_body);
         }
         Err(type_error("fetch: too many redirects"))
     }
@@ -273,8 +282,8 @@ impl Fetcher {
         url: &url::Url,
         redirected: bool,
         used: &[(String, String)],
+        max: u64,
     ) -> HostResult {
-        let max = self.config.max_response_bytes;
         if let Some(len) = resp
             .header("content-length")
             .and_then(|l| l.parse::<u64>().ok())

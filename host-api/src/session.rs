@@ -2,7 +2,6 @@
 //! to a grant check and then to the gate (storage) or the fetcher.
 
 use std::sync::Arc;
-use std::time::Instant;
 
 use quire_engine::{CallContext, Host, HostCall, HostError, HostReply, HostResult};
 use quire_storage::{Filter, RowQuery, StorageError};
@@ -203,10 +202,17 @@ impl Session {
             "fetch" => {
                 let inner = self.inner.clone();
                 let check = self.check.clone();
-                let deadline: Instant = cx.deadline;
+                let budget = crate::fetch::Budget {
+                    deadline: cx.deadline,
+                    max_body: inner
+                        .fetcher
+                        .config
+                        .max_response_bytes
+                        .min(cx.limits.host_value_bytes),
+                };
                 return Ok((
                     true,
-                    Box::new(move || inner.fetcher.perform(&inner.gate, &check, deadline, args)),
+                    Box::new(move || inner.fetcher.perform(&inner.gate, &check, &budget, args)),
                 ));
             }
             other => {

@@ -5,5 +5,8 @@
 
 mod cli;
 mod common;
+mod fetch;
+mod host;
 mod hostile;
+mod http;
 mod spec;

@@ -547,7 +547,7 @@ fn the_job_budget_ends_promise_floods() {
     assert!(r.message().contains("job limit of 1000"), "{}", r.message());
 }
 
-fn engine_with(workers: usize) -> Engine {
+pub fn engine_with(workers: usize) -> Engine {
     Engine::new(EngineConfig {
         worker_threads: workers,
         ..EngineConfig::default()

@@ -1,0 +1,309 @@
+//! fetch against a local server: which addresses a grant reaches, every
+//! redirect hop re-checked, limits, the web API shape, and secrets a block
+//! uses without seeing.
+
+use quire_engine::ErrorKind;
+use serde_json::{json, Value};
+
+use crate::common::Ran;
+use crate::host::{fixture, run_in, Fx};
+use crate::http::Server;
+
+fn fetch_probe(url: &str, init: &str) -> String {
+    format!(
+        r#"export default async () => {{
+  try {{
+    const r = await fetch({url:?}, {init});
+    const body = await r.text();
+    return {{ ok: true, status: r.status, statusText: r.statusText, url: r.url, redirected: r.redirected, ctype: r.headers.get("content-type"), xtest: r.headers.get("x-test"), body }};
+  }} catch (e) {{ return {{ ok: false, name: e.name, message: e.message }}; }}
+}};"#
+    )
+}
+
+fn go(fx: &Fx, grants: &[&str], url: &str, init: &str) -> Value {
+    let r = run_in(fx, &fx.a, grants, &fetch_probe(url, init));
+    r.result()
+        .cloned()
+        .unwrap_or_else(|| panic!("{:?}", r.outcome.error))
+}
+
+fn denied(v: &Value, needle: &str) {
+    assert_eq!(v["ok"], false, "{v}");
+    assert_eq!(v["name"], "CapabilityDenied", "{v}");
+    assert!(
+        v["message"].as_str().unwrap().contains(needle),
+        "expected {needle:?} in {v}"
+    );
+}
+
+#[test]
+fn loopback_needs_the_exact_host_and_port() {
+    let fx = fixture();
+    let s = Server::start();
+    let url = s.url("/hello");
+    let exact = format!("net:127.0.0.1:{}", s.port);
+    denied(&go(&fx, &[], &url, "{}"), &exact);
+    denied(&go(&fx, &["net:127.0.0.1"], &url, "{}"), "loopback");
+    denied(&go(&fx, &["net:127.0.0.1:1"], &url, "{}"), &exact);
+    denied(&go(&fx, &["net:localhost"], &url, "{}"), &exact);
+    assert!(s.requests().is_empty(), "a denied fetch reached the server");
+    let v = go(&fx, &[&exact], &url, "{}");
+    assert_eq!(v["ok"], true, "{v}");
+    assert_eq!(v["status"], 200);
+    assert_eq!(v["body"], "hello");
+    assert_eq!(v["xtest"], "yes");
+    assert_eq!(v["ctype"], "text/plain");
+    assert_eq!(s.requests().len(), 1);
+}
+
+#[test]
+fn names_resolving_to_private_addresses_are_denied() {
+    let fx = fixture();
+    let s = Server::start();
+    let port = s.port;
+    // evil.test resolves to 127.0.0.1 (the test resolver).
+    denied(
+        &go(
+            &fx,
+            &["net:evil.test"],
+            &format!("http://evil.test:{port}/hello"),
+            "{}",
+        ),
+        "evil.test resolves to 127.0.0.1",
+    );
+    denied(
+        &go(
+            &fx,
+            &["net:metadata.test"],
+            "http://metadata.test/latest/meta-data/",
+            "{}",
+        ),
+        "metadata",
+    );
+    // One private answer among public ones is enough to refuse.
+    denied(
+        &go(&fx, &["net:mixed.test"], "http://mixed.test/", "{}"),
+        "10.0.0.7",
+    );
+    // "localhost" through the system resolver.
+    denied(
+        &go(
+            &fx,
+            &["net:localhost"],
+            &format!("http://localhost:{port}/hello"),
+            "{}",
+        ),
+        "loopback",
+    );
+    // Encoded forms of 127.0.0.1 are the same address.
+    for u in [
+        format!("http://2130706433:{port}/hello"),
+        format!("http://0x7f.1:{port}/hello"),
+        format!("http://[::ffff:127.0.0.1]:{port}/hello"),
+    ] {
+        let v = go(
+            &fx,
+            &["net:2130706433", "net:0x7f.1", "net:[::ffff:127.0.0.1]"],
+            &u,
+            "{}",
+        );
+        assert_eq!(v["ok"], false, "{u}: {v}");
+    }
+    assert!(s.requests().is_empty(), "a denied fetch reached the server");
+    // The exact grant for the name allows it, and connects to the checked address.
+    let v = go(
+        &fx,
+        &[&format!("net:evil.test:{port}")],
+        &format!("http://evil.test:{port}/hello"),
+        "{}",
+    );
+    assert_eq!(v["body"], "hello", "{v}");
+}
+
+#[test]
+fn every_redirect_hop_is_checked_again() {
+    let fx = fixture();
+    let a = Server::start();
+    let b = Server::start();
+    let grant_a = format!("net:127.0.0.1:{}", a.port);
+    let to_b = a.url(&format!("/redirect?to={}", b.url("/hello")));
+    denied(
+        &go(&fx, &[&grant_a], &to_b, "{}"),
+        &format!("net:127.0.0.1:{}", b.port),
+    );
+    assert!(
+        b.requests().is_empty(),
+        "the redirect reached an ungranted port"
+    );
+    // Redirect to a metadata address is refused too.
+    let v = go(
+        &fx,
+        &[&grant_a, "net:169.254.169.254"],
+        &a.url("/redirect?to=http://169.254.169.254/latest"),
+        "{}",
+    );
+    denied(&v, "metadata");
+    // Granted both: followed, and the response says so.
+    let grant_b = format!("net:127.0.0.1:{}", b.port);
+    let v = go(&fx, &[&grant_a, &grant_b], &to_b, "{}");
+    assert_eq!(v["body"], "hello", "{v}");
+    assert_eq!(v["redirected"], true);
+    assert_eq!(v["url"], b.url("/hello"));
+    // redirect: "manual" hands back the 302; "error" fails.
+    let v = go(&fx, &[&grant_a], &to_b, "{redirect: 'manual'}");
+    assert_eq!(v["status"], 302, "{v}");
+    let v = go(&fx, &[&grant_a], &to_b, "{redirect: 'error'}");
+    assert_eq!(v["name"], "TypeError", "{v}");
+    // A redirect loop ends at the limit.
+    let v = go(&fx, &[&grant_a], &a.url("/loop"), "{}");
+    assert!(
+        v["message"]
+            .as_str()
+            .unwrap()
+            .contains("more than 5 redirects"),
+        "{v}"
+    );
+}
+
+#[test]
+fn responses_have_the_web_shape_and_limits() {
+    let fx = fixture();
+    let s = Server::start();
+    let g = format!("net:127.0.0.1:{}", s.port);
+    let src = format!(
+        r#"export default async () => {{
+  const j = await (await fetch("{json}")).json();
+  const p = await fetch("{echo}", {{ method: "post", body: JSON.stringify({{ x: 1 }}), headers: {{ "Content-Type": "application/json" }} }});
+  const echoed = await p.json();
+  const miss = await fetch("{missing}");
+  const bytes = new Uint8Array(await (await fetch("{bytes}")).arrayBuffer());
+  const h = new Headers({{ A: "1" }}); h.append("a", "2");
+  let used; const r2 = await fetch("{hello}"); await r2.text(); try {{ await r2.text(); }} catch (e) {{ used = e.name; }}
+  let tooBig; try {{ await fetch("{big}"); }} catch (e) {{ tooBig = e.name + ": " + e.message; }}
+  const made = new Response("hi", {{ status: 201 }});
+  return {{ j, echoed, miss: [miss.status, miss.ok, await miss.text()], bytes: [...bytes], h: h.get("A"), used, tooBig, made: [made.status, await made.text()], req: new Request("{hello}", {{ method: "PUT", body: "z" }}).method }};
+}};"#,
+        json = s.url("/json"),
+        echo = s.url("/echo"),
+        missing = s.url("/missing"),
+        bytes = s.url("/bytes"),
+        hello = s.url("/hello"),
+        big = s.url("/big")
+    );
+    let r = run_in(&fx, &fx.a, &[&g], &src);
+    let v = r
+        .result()
+        .unwrap_or_else(|| panic!("{:?}", r.outcome.error));
+    assert_eq!(v["j"], json!({"a": 1, "list": [1, 2]}));
+    assert_eq!(
+        v["echoed"],
+        json!({"method": "POST", "body": "{\"x\":1}", "ctype": "application/json"})
+    );
+    assert_eq!(v["miss"], json!([404, false, "no such thing"]));
+    assert_eq!(v["bytes"], json!([255, 0, 254]));
+    assert_eq!(v["h"], "1, 2");
+    assert_eq!(v["used"], "TypeError");
+    assert!(
+        v["tooBig"]
+            .as_str()
+            .unwrap()
+            .contains("exceeds the limit of 1048576 bytes"),
+        "{v}"
+    );
+    assert_eq!(v["made"], json!([201, "hi"]));
+    assert_eq!(v["req"], "PUT");
+    let bad = run_in(
+        &fx,
+        &fx.a,
+        &[&g],
+        "export default await fetch('ftp://example.com/x');",
+    );
+    assert_eq!(bad.kind(), Some(ErrorKind::Exception));
+    assert!(
+        bad.message().contains("only http and https"),
+        "{}",
+        bad.message()
+    );
+}
+
+fn all_event_text(r: &Ran) -> String {
+    r.events
+        .iter()
+        .map(|e| serde_json::to_string(e).unwrap())
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+#[test]
+fn bound_secrets_are_sent_without_the_block_seeing_them() {
+    let fx = fixture();
+    let s = Server::start();
+    let other = Server::start();
+    let host = format!("127.0.0.1:{}", s.port);
+    fx.store
+        .put_secret(&fx.a.id, "API_KEY", "sk-live-0123456789", &[host.clone()])
+        .unwrap();
+    let grants = [
+        format!("net:{host}"),
+        format!("net:127.0.0.1:{}", other.port),
+    ];
+    let g: Vec<&str> = grants.iter().map(String::as_str).collect();
+    let src = format!(
+        r#"export default async () => {{
+  const r = await fetch("{echo}", {{ headers: {{ authorization: "Bearer {{{{secret:API_KEY}}}}" }} }});
+  const body = await r.text();
+  console.log("server said", body, r.headers.get("x-echo"));
+  return {{ body, echo: r.headers.get("x-echo") }};
+}};"#,
+        echo = s.url("/echo-auth")
+    );
+    let r = run_in(&fx, &fx.a, &g, &src);
+    let v = r
+        .result()
+        .unwrap_or_else(|| panic!("{:?}", r.outcome.error));
+    // The server got the real value...
+    let seen = s.requests();
+    assert_eq!(
+        seen.last().unwrap().header("authorization"),
+        Some("Bearer sk-live-0123456789")
+    );
+    // ...the block, its logs and its events only ever see a placeholder.
+    assert_eq!(v["body"], "Bearer [secret:API_KEY]");
+    assert_eq!(v["echo"], "Bearer [secret:API_KEY]");
+    assert!(
+        !all_event_text(&r).contains("sk-live"),
+        "the secret leaked into events"
+    );
+    // To a host the secret is not bound to: refused, nothing sent.
+    let to_other = format!(
+        "export default await fetch('{}', {{ headers: {{ 'x-key': '{{{{secret:API_KEY}}}}' }} }});",
+        other.url("/echo-auth")
+    );
+    let r = run_in(&fx, &fx.a, &g, &to_other);
+    assert_eq!(r.kind(), Some(ErrorKind::CapabilityDenied));
+    assert!(r.message().contains("not bound"), "{}", r.message());
+    assert!(other.requests().is_empty());
+    // A redirect from the bound host to another one does not carry it along.
+    let hop = format!(
+        "export default await fetch('{}', {{ headers: {{ 'x-key': '{{{{secret:API_KEY}}}}' }} }});",
+        s.url(&format!("/redirect?to={}", other.url("/echo-auth")))
+    );
+    let r = run_in(&fx, &fx.a, &g, &hop);
+    assert_eq!(
+        r.kind(),
+        Some(ErrorKind::CapabilityDenied),
+        "{:?}",
+        r.outcome
+    );
+    assert!(other.requests().is_empty());
+    assert!(!all_event_text(&r).contains("sk-live"));
+    // Another workspace's secret of the same name is not reachable.
+    let r = run_in(&fx, &fx.b, &g, &src);
+    assert_eq!(
+        r.kind(),
+        Some(ErrorKind::CapabilityDenied),
+        "{:?}",
+        r.outcome
+    );
+}
