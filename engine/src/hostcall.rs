@@ -175,8 +175,10 @@ fn reply_value<'js>(
 }
 
 /// Bytecode of each host module source seen, keyed by its BLAKE3 hash.
-fn module_cache() -> &'static Mutex<HashMap<[u8; 32], Arc<Vec<u8>>>> {
-    static CACHE: OnceLock<Mutex<HashMap<[u8; 32], Arc<Vec<u8>>>>> = OnceLock::new();
+type ModuleCache = Mutex<HashMap<[u8; 32], Arc<Vec<u8>>>>;
+
+fn module_cache() -> &'static ModuleCache {
+    static CACHE: OnceLock<ModuleCache> = OnceLock::new();
     CACHE.get_or_init(Default::default)
 }
 

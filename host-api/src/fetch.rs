@@ -68,6 +68,9 @@ fn type_error(msg: impl Into<String>) -> HostError {
     HostError::new("TypeError", msg)
 }
 
+/// Header (or secret) name and value pairs.
+type Headers = Vec<(String, String)>;
+
 /// Headers a block may not set (the client owns them).
 const FORBIDDEN: &[&str] = &[
     "host",
@@ -101,7 +104,7 @@ fn substitute(
     gate: &Gate,
     target: &CheckedNet,
     headers: &[(String, String)],
-) -> Result<(Vec<(String, String)>, Vec<(String, String)>), HostError> {
+) -> Result<(Headers, Headers), HostError> {
     let mut out = Vec::with_capacity(headers.len());
     let mut used = Vec::new();
     for (k, v) in headers {

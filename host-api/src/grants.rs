@@ -89,9 +89,9 @@ impl std::str::FromStr for Grant {
             "kv:write" => Grant::KvWrite,
             _ => {
                 if let Some(c) = g.strip_prefix("db:read:") {
-                    Grant::DbRead(collection(c).map_err(|r| bad(r))?)
+                    Grant::DbRead(collection(c).map_err(&bad)?)
                 } else if let Some(c) = g.strip_prefix("db:write:") {
-                    Grant::DbWrite(collection(c).map_err(|r| bad(r))?)
+                    Grant::DbWrite(collection(c).map_err(&bad)?)
                 } else if let Some(n) = g.strip_prefix("secret:") {
                     quire_storage::check_secret_name(n).map_err(|e| bad(&e.to_string()))?;
                     Grant::Secret(n.to_string())

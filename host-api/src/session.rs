@@ -46,7 +46,7 @@ fn storage_error(op: &str, e: StorageError) -> HostError {
 }
 
 /// Positional argument `i` of `op`.
-fn arg<'a>(args: &'a Value, i: usize) -> &'a Value {
+fn arg(args: &Value, i: usize) -> &Value {
     args.get(i).unwrap_or(&Value::Null)
 }
 

@@ -242,7 +242,12 @@ fn bound_secrets_are_sent_without_the_block_seeing_them() {
     let other = Server::start();
     let host = format!("127.0.0.1:{}", s.port);
     fx.store
-        .put_secret(&fx.a.id, "API_KEY", "sk-live-0123456789", &[host.clone()])
+        .put_secret(
+            &fx.a.id,
+            "API_KEY",
+            "sk-live-0123456789",
+            std::slice::from_ref(&host),
+        )
         .unwrap();
     let grants = [
         format!("net:{host}"),
@@ -264,6 +269,13 @@ fn bound_secrets_are_sent_without_the_block_seeing_them() {
         .unwrap_or_else(|| panic!("{:?}", r.outcome.error));
     // The server got the real value...
     let seen = s.requests();
+    assert_eq!(
+        (
+            seen.last().unwrap().method.as_str(),
+            seen.last().unwrap().path.as_str()
+        ),
+        ("GET", "/echo-auth")
+    );
     assert_eq!(
         seen.last().unwrap().header("authorization"),
         Some("Bearer sk-live-0123456789")
