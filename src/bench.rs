@@ -14,7 +14,7 @@ const THROUGHPUT_RUNS: usize = 20_000;
 /// The CPU kernel both engines run (the same source).
 const KERNEL: &str = "let s = 0;\nfor (let i = 0; i < 1e7; i++) { s = (s + i * i) % 1000003; }\n";
 
-fn percentile(sorted: &[f64], p: f64) -> f64 {
+pub(crate) fn percentile(sorted: &[f64], p: f64) -> f64 {
     if sorted.is_empty() {
         return f64::NAN;
     }
@@ -122,9 +122,30 @@ fn machine() -> Value {
     json!({ "cores": std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1), "cpu": model })
 }
 
+/// Which parts to measure.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Only {
+    /// Engine start, throughput, memory, CPU (with Node.js).
+    Engine,
+    /// Host calls, db.query over 100,000 rows, kv rates.
+    Host,
+}
+
 /// Run the benchmark and print the results.
-pub fn run(as_json: bool) -> anyhow::Result<()> {
+pub fn run(as_json: bool, only: Option<Only>) -> anyhow::Result<()> {
     let engine = Engine::new(EngineConfig::default()).context("could not start the engine")?;
+    if only == Some(Only::Host) {
+        let out = json!({ "host": crate::bench_host::run(&engine)?, "machine": machine() });
+        println!(
+            "{}",
+            if as_json {
+                out.to_string()
+            } else {
+                serde_json::to_string_pretty(&out)?
+            }
+        );
+        return Ok(());
+    }
     // Warm up: compile the prelude and the blocks, fill the pools.
     for _ in 0..200 {
         engine
@@ -146,6 +167,9 @@ pub fn run(as_json: bool) -> anyhow::Result<()> {
     });
     if let (Some(o), Value::Object(n)) = (out.as_object_mut(), node()) {
         o.extend(n);
+    }
+    if only.is_none() {
+        out["host"] = crate::bench_host::run(&engine)?;
     }
     if as_json {
         println!("{out}");

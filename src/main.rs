@@ -5,6 +5,8 @@
 
 #[allow(clippy::print_stdout)]
 mod bench;
+#[allow(clippy::print_stdout)]
+mod bench_host;
 mod cli_run;
 mod samples;
 
@@ -39,6 +41,9 @@ enum Command {
         /// Print one JSON object instead of a table.
         #[arg(long)]
         json: bool,
+        /// Measure only one part.
+        #[arg(long, value_enum)]
+        only: Option<bench::Only>,
     },
 }
 
@@ -67,7 +72,7 @@ fn main() -> ExitCode {
             );
             ExitCode::from(2)
         }
-        Command::Bench { json } => match bench::run(json) {
+        Command::Bench { json, only } => match bench::run(json, only) {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => {
                 eprintln!("quire bench: {e:#}");

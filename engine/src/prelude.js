@@ -237,6 +237,8 @@ install("clearTimeout", clearTimer);
 install("setInterval", setInterval);
 install("clearInterval", clearTimer);
 install("queueMicrotask", queueMicrotask);
+// Milliseconds since the run started, with sub-millisecond precision.
+install("performance", O.freeze({ now: () => N.now(), timeOrigin: 0 }));
 // The host module ("quire") captures this when it is imported, before any
 // block code runs. Calling it directly gains nothing: every check is in Rust.
 defineProperty(globalThis, "__quire_host", { value: N.hostCall, writable: false, configurable: false, enumerable: false });

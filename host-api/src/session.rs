@@ -74,9 +74,19 @@ fn type_name(v: &Value) -> &'static str {
 
 type Job = Box<dyn FnOnce() -> HostResult + Send>;
 
+/// Where a call's work runs.
+enum Exec {
+    /// On the calling worker thread, now (single-key reads).
+    Inline,
+    /// On the storage pool.
+    Storage,
+    /// On the fetch pool.
+    Fetch,
+}
+
 impl Session {
     /// Check the grant and prepare the work; `Err` settles at once.
-    fn prepare(&self, cx: &CallContext, call: HostCall) -> Result<(bool, Job), HostError> {
+    fn prepare(&self, cx: &CallContext, call: HostCall) -> Result<(Exec, Job), HostError> {
         let HostCall { op, args } = call;
         let gate = self.inner.gate.clone();
         let c = &self.check;
@@ -211,7 +221,7 @@ impl Session {
                         .min(cx.limits.host_value_bytes),
                 };
                 return Ok((
-                    true,
+                    Exec::Fetch,
                     Box::new(move || inner.fetcher.perform(&inner.gate, &check, &budget, args)),
                 ));
             }
@@ -222,7 +232,13 @@ impl Session {
                 ))
             }
         };
-        Ok((false, job))
+        // Point reads (one key) are microseconds: answering them on the
+        // engine's worker saves two thread hand-offs.
+        let point_read = matches!(op.as_str(), "kv.get" | "doc.get" | "secrets.get");
+        if point_read && self.inner.inline_point_reads {
+            return Ok((Exec::Inline, job));
+        }
+        Ok((Exec::Storage, job))
     }
 
     fn row_query(
@@ -295,13 +311,16 @@ impl Host for Session {
                 tracing::debug!(name = %e.name, "host call refused");
                 reply.send(Err(e));
             }
-            Ok((is_fetch, job)) => {
-                let pool = if is_fetch {
-                    &self.inner.fetch_pool
-                } else {
-                    &self.inner.storage_pool
-                };
-                pool.spawn(Box::new(move || reply.send(job())));
+            Ok((Exec::Inline, job)) => reply.send(job()),
+            Ok((Exec::Storage, job)) => {
+                self.inner
+                    .storage_pool
+                    .spawn(Box::new(move || reply.send(job())));
+            }
+            Ok((Exec::Fetch, job)) => {
+                self.inner
+                    .fetch_pool
+                    .spawn(Box::new(move || reply.send(job())));
             }
         }
     }

@@ -169,3 +169,124 @@ fn logs_stream_before_a_wait_ends() {
     assert!(rest.iter().any(|l| l.contains("late")));
     assert_eq!(child.wait().unwrap().code(), Some(0));
 }
+
+fn json_events(out: &std::process::Output) -> Vec<serde_json::Value> {
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
+}
+
+fn sample(name: &str) -> String {
+    format!("{}/samples/blocks/{name}", env!("CARGO_MANIFEST_DIR"))
+}
+
+#[test]
+fn grants_come_from_cap_flags_and_denials_exit_1() {
+    let ok = quire()
+        .args([
+            "run",
+            &sample("tasks_summary.ts"),
+            "--json",
+            "--cap",
+            "db:read:tasks",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(
+        ok.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&ok.stderr)
+    );
+    let ev = json_events(&ok);
+    let result = ev.iter().find(|e| e["type"] == "result").unwrap();
+    assert_eq!(result["value"]["total"], 320);
+
+    let denied = quire()
+        .args(["run", &sample("tasks_summary.ts")])
+        .output()
+        .unwrap();
+    assert_eq!(denied.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&denied.stderr);
+    assert!(
+        err.contains("error[capability_denied]") && err.contains("--cap db:read:tasks"),
+        "{err}"
+    );
+
+    let bad = quire()
+        .args(["run", &sample("hello.js"), "--cap", "db:read:"])
+        .output()
+        .unwrap();
+    assert_eq!(bad.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("invalid grant 'db:read:'"));
+}
+
+#[test]
+fn data_dir_persists_between_runs_and_records_them() {
+    let dir = tempdir::Dir::new();
+    let data = dir.path().join("store");
+    let data_s = data.to_str().unwrap();
+    for expect in [1, 2] {
+        let out = quire()
+            .args([
+                "run",
+                &sample("visit_counter.js"),
+                "--json",
+                "--cap",
+                "kv:read",
+                "--cap",
+                "kv:write",
+                "--data",
+                data_s,
+            ])
+            .output()
+            .unwrap();
+        assert_eq!(
+            out.status.code(),
+            Some(0),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let ev = json_events(&out);
+        assert_eq!(
+            ev.iter().find(|e| e["type"] == "result").unwrap()["value"]["visits"],
+            expect
+        );
+    }
+    // Another workspace in the same store starts from zero.
+    let out = quire()
+        .args([
+            "run",
+            &sample("visit_counter.js"),
+            "--json",
+            "--cap",
+            "kv:read",
+            "--cap",
+            "kv:write",
+            "--data",
+            data_s,
+            "--workspace",
+            "other",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(
+        json_events(&out)
+            .iter()
+            .find(|e| e["type"] == "result")
+            .unwrap()["value"]["visits"],
+        1
+    );
+    let store = quire_storage::Store::open(&quire_storage::StoreConfig::new(&data)).unwrap();
+    let ws = store.workspace_by_name("default").unwrap().unwrap();
+    let runs = store.list_runs(&ws.id, None, 10).unwrap();
+    assert_eq!(runs.len(), 2);
+    assert!(runs
+        .iter()
+        .all(|r| r.status == "ok" && r.events.last().unwrap()["type"] == "finished"));
+    assert_eq!(
+        runs[0].request["grants"],
+        serde_json::json!(["kv:read", "kv:write"])
+    );
+}
