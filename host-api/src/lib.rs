@@ -62,6 +62,12 @@ pub struct HostConfig {
     pub fetch: FetchConfig,
     /// How host names resolve. Default: the system resolver.
     pub resolver: Arc<dyn Resolve>,
+    /// Storage calls of one run executing at once; more wait in the run's
+    /// own queue, so one run cannot fill the pool. Default: 2.
+    pub storage_calls_per_run: usize,
+    /// Fetches of one run in flight at once (as browsers limit
+    /// connections per host). Default: 4.
+    pub fetches_per_run: usize,
     /// Answer single-key reads (`kv.get`, `doc.get`, `secrets.get`) on the
     /// engine's worker thread instead of the storage pool: about 10x
     /// faster round trips, at the cost of the worker waiting on a read that
@@ -77,6 +83,8 @@ impl Default for HostConfig {
             fetch: FetchConfig::default(),
             resolver: Arc::new(SystemResolver),
             inline_point_reads: true,
+            storage_calls_per_run: 2,
+            fetches_per_run: 4,
         }
     }
 }
@@ -108,8 +116,10 @@ pub enum HostApiError {
 pub(crate) struct Inner {
     pub(crate) gate: gate::Gate,
     pub(crate) fetcher: fetch::Fetcher,
-    pub(crate) storage_pool: pool::Pool,
-    pub(crate) fetch_pool: pool::Pool,
+    pub(crate) storage_pool: Arc<pool::Pool>,
+    pub(crate) fetch_pool: Arc<pool::Pool>,
+    pub(crate) storage_calls_per_run: usize,
+    pub(crate) fetches_per_run: usize,
     pub(crate) inline_point_reads: bool,
 }
 
@@ -146,8 +156,10 @@ impl HostApi {
                     config: config.fetch,
                     resolver: config.resolver,
                 },
-                storage_pool,
-                fetch_pool,
+                storage_pool: Arc::new(storage_pool),
+                fetch_pool: Arc::new(fetch_pool),
+                storage_calls_per_run: config.storage_calls_per_run,
+                fetches_per_run: config.fetches_per_run,
                 inline_point_reads: config.inline_point_reads,
             }),
         })
@@ -159,6 +171,8 @@ impl HostApi {
         Arc::new(session::Session {
             inner: self.inner.clone(),
             check: grants::Checker { ws, grants },
+            storage_lane: pool::Lane::new(self.inner.storage_calls_per_run),
+            fetch_lane: pool::Lane::new(self.inner.fetches_per_run),
         })
     }
 }

@@ -34,3 +34,98 @@ impl Pool {
         let _ = self.tx.send(task);
     }
 }
+
+/// One run's share of a pool: at most `limit` of its tasks run at once;
+/// the rest wait in the run's own queue, so a block that fires a thousand
+/// calls at once cannot fill the pool ahead of other runs.
+pub(crate) struct Lane {
+    limit: usize,
+    state: std::sync::Mutex<LaneState>,
+}
+
+#[derive(Default)]
+struct LaneState {
+    running: usize,
+    waiting: std::collections::VecDeque<Task>,
+}
+
+impl Lane {
+    pub(crate) fn new(limit: usize) -> std::sync::Arc<Self> {
+        std::sync::Arc::new(Self {
+            limit: limit.max(1),
+            state: std::sync::Mutex::new(LaneState::default()),
+        })
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, LaneState> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Run `task` on `pool` now if the lane has room, else after the
+    /// lane's earlier tasks.
+    pub(crate) fn submit(self: &std::sync::Arc<Self>, pool: &std::sync::Arc<Pool>, task: Task) {
+        let mut st = self.lock();
+        if st.running >= self.limit {
+            st.waiting.push_back(task);
+            return;
+        }
+        st.running += 1;
+        drop(st);
+        self.launch(pool, task);
+    }
+
+    fn launch(self: &std::sync::Arc<Self>, pool: &std::sync::Arc<Pool>, task: Task) {
+        let lane = self.clone();
+        let p = pool.clone();
+        pool.spawn(Box::new(move || {
+            // Even if the task panics, the lane moves on.
+            let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(task));
+            let next = {
+                let mut st = lane.lock();
+                match st.waiting.pop_front() {
+                    Some(t) => Some(t),
+                    None => {
+                        st.running -= 1;
+                        None
+                    }
+                }
+            };
+            if let Some(t) = next {
+                lane.launch(&p, t);
+            }
+        }));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::Arc;
+
+    #[test]
+    fn a_lane_never_runs_more_than_its_limit_and_runs_everything() {
+        let pool = Arc::new(Pool::new("test", 8).unwrap());
+        let lane = Lane::new(2);
+        let now = Arc::new(AtomicUsize::new(0));
+        let peak = Arc::new(AtomicUsize::new(0));
+        let done = Arc::new(AtomicUsize::new(0));
+        for _ in 0..40 {
+            let (now, peak, done) = (now.clone(), peak.clone(), done.clone());
+            lane.submit(
+                &pool,
+                Box::new(move || {
+                    let n = now.fetch_add(1, Ordering::SeqCst) + 1;
+                    peak.fetch_max(n, Ordering::SeqCst);
+                    std::thread::sleep(std::time::Duration::from_millis(1));
+                    now.fetch_sub(1, Ordering::SeqCst);
+                    done.fetch_add(1, Ordering::SeqCst);
+                }),
+            );
+        }
+        while done.load(Ordering::SeqCst) < 40 {
+            std::thread::sleep(std::time::Duration::from_millis(1));
+        }
+        assert!(peak.load(Ordering::SeqCst) <= 2);
+    }
+}

@@ -16,6 +16,10 @@ const GLUE: &str = include_str!("glue.js");
 pub(crate) struct Session {
     pub(crate) inner: Arc<Inner>,
     pub(crate) check: Checker,
+    /// This run's share of the storage pool.
+    pub(crate) storage_lane: Arc<crate::pool::Lane>,
+    /// This run's share of the fetch pool.
+    pub(crate) fetch_lane: Arc<crate::pool::Lane>,
 }
 
 fn denied(op: &str, d: Denied, check: &Checker) -> HostError {
@@ -312,15 +316,26 @@ impl Host for Session {
                 reply.send(Err(e));
             }
             Ok((Exec::Inline, job)) => reply.send(job()),
-            Ok((Exec::Storage, job)) => {
-                self.inner
-                    .storage_pool
-                    .spawn(Box::new(move || reply.send(job())));
-            }
-            Ok((Exec::Fetch, job)) => {
-                self.inner
-                    .fetch_pool
-                    .spawn(Box::new(move || reply.send(job())));
+            Ok((exec, job)) => {
+                let (lane, pool) = match exec {
+                    Exec::Fetch => (&self.fetch_lane, &self.inner.fetch_pool),
+                    _ => (&self.storage_lane, &self.inner.storage_pool),
+                };
+                let deadline = cx.deadline;
+                lane.submit(
+                    pool,
+                    Box::new(move || {
+                        // Work queued past the run's end is skipped.
+                        if std::time::Instant::now() >= deadline {
+                            reply.send(Err(HostError::new(
+                                "TimeoutError",
+                                "the run ended before this call started",
+                            )));
+                        } else {
+                            reply.send(job());
+                        }
+                    }),
+                );
             }
         }
     }

@@ -319,3 +319,34 @@ fn bound_secrets_are_sent_without_the_block_seeing_them() {
         r.outcome
     );
 }
+
+#[test]
+fn one_runs_fetch_flood_does_not_starve_another_run() {
+    // Five fetch threads; a run may hold four. Run A parks 20 fetches on a
+    // response that never comes until released; run B must still get its
+    // answer.
+    let fx = crate::host::fixture_with(quire_host_api::HostConfig {
+        fetch_threads: 5,
+        fetches_per_run: 4,
+        ..Default::default()
+    });
+    let s = Server::start();
+    let g = format!("net:127.0.0.1:{}", s.port);
+    let flood = crate::host::start_in(&fx, &fx.a, &[&g], &format!(
+        "export default (await Promise.all(Array.from({{ length: 20 }}, () => fetch('{}').then(r => r.text())))).length;",
+        s.url("/hold")
+    ));
+    while s.requests().len() < 4 {
+        std::thread::sleep(std::time::Duration::from_millis(2));
+    }
+    let v = go(&fx, &[&g], &s.url("/hello"), "{}");
+    assert_eq!(v["body"], "hello", "{v}");
+    assert_eq!(
+        s.requests().iter().filter(|r| r.path == "/hold").count(),
+        4,
+        "run A had more than 4 fetches in flight"
+    );
+    s.release_held();
+    let out = flood.wait();
+    assert_eq!(out.result, Some(json!(20)), "{:?}", out.error);
+}

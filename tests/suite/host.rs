@@ -39,6 +39,10 @@ pub struct Fx {
 }
 
 pub fn fixture() -> Fx {
+    fixture_with(HostConfig::default())
+}
+
+pub fn fixture_with(config: HostConfig) -> Fx {
     let store = Store::memory().unwrap();
     let a = store.create_workspace("alpha").unwrap();
     let b = store.create_workspace("beta").unwrap();
@@ -76,6 +80,12 @@ pub fn fixture() -> Fx {
 
 pub fn run_in(fx: &Fx, ws: &Workspace, grants: &[&str], src: &str) -> Ran {
     run_limited(fx, ws, grants, src, Limits::default())
+}
+
+/// Start a run without waiting for it.
+pub fn start_in(fx: &Fx, ws: &Workspace, grants: &[&str], src: &str) -> quire_engine::RunHandle {
+    let host = fx.api.session(ws.id, Grants::parse(grants).unwrap());
+    engine().run(RunRequest::new(src, Lang::Js).with_host(host))
 }
 
 fn run_limited(fx: &Fx, ws: &Workspace, grants: &[&str], src: &str, limits: Limits) -> Ran {
