@@ -5,6 +5,9 @@
 use std::path::Path;
 
 use quire_engine::{Lang, Limits, RunRequest, RunStatus};
+use quire_host_api::{Grants, HostApi, HostConfig};
+use quire_storage::{RowQuery, Store, Workspace};
+use serde_json::json;
 
 use crate::common::{assert_healthy, engine, run_req};
 
@@ -14,6 +17,8 @@ struct Case {
     expect: Vec<String>,
     result: Option<serde_json::Value>,
     limits: Limits,
+    /// `// grants:` (possibly empty): run with a host API attached.
+    grants: Option<Vec<String>>,
 }
 
 fn parse(path: &Path) -> Case {
@@ -21,10 +26,13 @@ fn parse(path: &Path) -> Case {
     let mut expect = Vec::new();
     let mut result = None;
     let mut limits = Limits::default();
+    let mut grants = None;
     for line in source.lines().take_while(|l| l.starts_with("//")) {
         let line = line.trim_start_matches("//").trim();
         if let Some(e) = line.strip_prefix("expect:") {
             expect = e.trim().split('|').map(str::to_string).collect();
+        } else if let Some(g) = line.strip_prefix("grants:") {
+            grants = Some(g.split_whitespace().map(str::to_string).collect());
         } else if let Some(r) = line.strip_prefix("result:") {
             result = Some(serde_json::from_str(r.trim()).expect("result is JSON"));
         } else if let Some(l) = line.strip_prefix("limits:") {
@@ -36,6 +44,9 @@ fn parse(path: &Path) -> Case {
                     "wall_ms" => limits.wall_time_ms = v,
                     "memory_mb" => limits.memory_bytes = v * 1024 * 1024,
                     "output_bytes" => limits.output_bytes = v,
+                    "host_calls" => limits.host_calls = v as u32,
+                    "host_value_bytes" => limits.host_value_bytes = v,
+                    "rows" => limits.host_rows_per_query = v as u32,
                     other => panic!("unknown limit {other}"),
                 }
             }
@@ -52,6 +63,68 @@ fn parse(path: &Path) -> Case {
         expect,
         result,
         limits,
+        grants,
+    }
+}
+
+/// A store with the workspace hostile programs run in and a victim
+/// workspace whose data they must never reach.
+struct Host {
+    store: Store,
+    api: HostApi,
+    own: Workspace,
+    victim: Workspace,
+}
+
+impl Host {
+    fn new() -> Self {
+        let store = Store::memory().unwrap();
+        let own = store.create_workspace("hostile").unwrap();
+        let victim = store.create_workspace("victim").unwrap();
+        store
+            .insert_rows(
+                &victim.id,
+                "tasks",
+                &[json!({"id": "v1", "text": "VICTIM"})],
+            )
+            .unwrap();
+        store.kv_set(&victim.id, "k", &json!("VICTIM")).unwrap();
+        store
+            .put_secret(&victim.id, "TOKEN", "VICTIM-SECRET", &[])
+            .unwrap();
+        store
+            .put_doc(
+                &victim.id,
+                serde_json::from_value(json!({"id": "tasks", "title": "VICTIM"})).unwrap(),
+            )
+            .unwrap();
+        store.kv_set(&own.id, "k", &json!("own")).unwrap();
+        let api = HostApi::new(store.clone(), HostConfig::default()).unwrap();
+        Self {
+            store,
+            api,
+            own,
+            victim,
+        }
+    }
+
+    fn victim_state(&self) -> serde_json::Value {
+        let v = &self.victim.id;
+        json!([
+            self.store
+                .query_rows(
+                    v,
+                    "tasks",
+                    &RowQuery {
+                        limit: 100,
+                        ..Default::default()
+                    }
+                )
+                .unwrap(),
+            self.store.kv_keys(v, "", 100).unwrap(),
+            self.store.kv_get(v, "k").unwrap(),
+            self.store.list_docs(v).unwrap().len(),
+        ])
     }
 }
 
@@ -65,6 +138,8 @@ fn hostile_programs_end_with_the_expected_outcome() {
     paths.sort();
     assert!(paths.len() >= 30, "the suite needs at least 30 programs");
     let engine = engine();
+    let host = Host::new();
+    let victim_before = host.victim_state();
     let mut failures = Vec::new();
     for path in paths {
         let case = parse(&path);
@@ -72,6 +147,9 @@ fn hostile_programs_end_with_the_expected_outcome() {
         let mut req = RunRequest::new(case.source.clone(), Lang::from_path(&case.name))
             .with_limits(case.limits.clone());
         req.filename = Some(case.name.clone());
+        if let Some(g) = &case.grants {
+            req = req.with_host(host.api.session(host.own.id, Grants::parse(g).unwrap()));
+        }
         let ran = run_req(engine, req);
         let got = match &ran.outcome.error {
             None => "ok".to_string(),
@@ -107,6 +185,9 @@ fn hostile_programs_end_with_the_expected_outcome() {
             failures.push(format!("{}: status should be error", case.name));
         }
         assert_healthy(engine);
+        if host.victim_state() != victim_before {
+            failures.push(format!("{}: changed the victim workspace", case.name));
+        }
     }
     assert!(
         failures.is_empty(),
