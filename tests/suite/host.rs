@@ -72,7 +72,7 @@ pub fn fixture_with(config: HostConfig) -> Fx {
     }
     let config = HostConfig {
         resolver: Arc::new(TestResolver),
-        ..HostConfig::default()
+        ..config
     };
     let api = HostApi::new(store.clone(), config).unwrap();
     Fx { store, api, a, b }
