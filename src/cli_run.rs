@@ -102,12 +102,35 @@ fn request(args: &RunArgs) -> anyhow::Result<RunRequest> {
     Ok(req)
 }
 
+/// Store settings for `dir`; the secret key comes from `QUIRE_SECRET_KEY`
+/// (64 hex digits) when set, else from `DIR/secret.key` (created on first
+/// start).
+pub fn store_config(dir: &std::path::Path) -> anyhow::Result<StoreConfig> {
+    let mut config = StoreConfig::new(dir);
+    if let Ok(hex) = std::env::var("QUIRE_SECRET_KEY") {
+        let hex = hex.trim();
+        let bytes: Vec<u8> = (0..hex.len())
+            .step_by(2)
+            .map(|i| {
+                hex.get(i..i + 2)
+                    .and_then(|h| u8::from_str_radix(h, 16).ok())
+            })
+            .collect::<Option<_>>()
+            .unwrap_or_default();
+        let key: [u8; 32] = bytes.try_into().map_err(|_| {
+            anyhow::anyhow!("QUIRE_SECRET_KEY must be 64 hexadecimal digits (a 32-byte key)")
+        })?;
+        config.secret_key = Some(quire_storage::SecretKey::from_bytes(key));
+    }
+    Ok(config)
+}
+
 /// The store a run uses: `--data DIR` (seeded with the samples when it
 /// is new), or an ephemeral one seeded with the samples.
 fn open_store(args: &RunArgs) -> anyhow::Result<Store> {
     let store = match &args.data {
         Some(dir) => {
-            let store = Store::open(&StoreConfig::new(dir)).with_context(|| {
+            let store = Store::open(&store_config(dir)?).with_context(|| {
                 format!(
                     "cannot open the store in {} (is a `quire serve` using it?)",
                     dir.display()
