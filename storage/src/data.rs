@@ -153,12 +153,7 @@ impl Store {
     pub fn delete_doc(&self, ws: &WorkspaceId, id: &str) -> Result<bool> {
         check_name("document id", id)?;
         let key = Key::ws(ws).last(id.as_bytes());
-        let mut existed = false;
-        self.b.write(&mut |tx| {
-            existed = tx.remove(Table::Docs, &key)?.is_some();
-            Ok(())
-        })?;
-        Ok(existed)
+        self.remove_key(Table::Docs, &key)
     }
 
     // ------------------------------------------------------------------ rows
@@ -290,12 +285,7 @@ impl Store {
         check_name("row id", id)?;
         let mut key = Self::coll_prefix(ws, coll)?;
         key.extend_from_slice(id.as_bytes());
-        let mut existed = false;
-        self.b.write(&mut |tx| {
-            existed = tx.remove(Table::Rows, &key)?.is_some();
-            Ok(())
-        })?;
-        Ok(existed)
+        self.remove_key(Table::Rows, &key)
     }
 
     // -------------------------------------------------------------------- kv
@@ -318,12 +308,7 @@ impl Store {
     pub fn kv_delete(&self, ws: &WorkspaceId, key: &str) -> Result<bool> {
         check_name("kv key", key)?;
         let k = Key::ws(ws).last(key.as_bytes());
-        let mut existed = false;
-        self.b.write(&mut |tx| {
-            existed = tx.remove(Table::Kv, &k)?.is_some();
-            Ok(())
-        })?;
-        Ok(existed)
+        self.remove_key(Table::Kv, &k)
     }
 
     /// Keys starting with `prefix`, in order, at most `limit`.
@@ -393,12 +378,7 @@ impl Store {
     pub fn delete_secret(&self, ws: &WorkspaceId, name: &str) -> Result<bool> {
         check_secret_name(name)?;
         let key = Key::ws(ws).last(name.as_bytes());
-        let mut existed = false;
-        self.b.write(&mut |tx| {
-            existed = tx.remove(Table::Secrets, &key)?.is_some();
-            Ok(())
-        })?;
-        Ok(existed)
+        self.remove_key(Table::Secrets, &key)
     }
 }
 

@@ -132,6 +132,16 @@ impl Store {
         })
     }
 
+    /// Remove one key atomically; whether it existed.
+    pub(crate) fn remove_key(&self, t: Table, key: &[u8]) -> Result<bool> {
+        let mut existed = false;
+        self.b.write(&mut |tx| {
+            existed = tx.remove(t, key)?.is_some();
+            Ok(())
+        })?;
+        Ok(existed)
+    }
+
     /// A fresh id: increasing, 16 hex digits.
     pub(crate) fn new_id(&self) -> Result<String> {
         Ok(format!("{:016x}", self.b.next_id()?))
