@@ -8,8 +8,10 @@
 //! output, timers, jobs), the runtime prelude (web globals) compiled to
 //! bytecode once per process, the bytecode cache of compiled blocks, the
 //! worker threads with their pools of ready isolates, the watchdog backstop,
-//! TypeScript stripping (oxc) and position mapping, and the run-event
-//! contract.
+//! TypeScript stripping (oxc) and position mapping, the run-event
+//! contract, and the host-call boundary: a run may carry a [`Host`] that
+//! receives each call as `HostCall { op, args: JSON }` and answers through a
+//! [`HostReply`] from any thread, while the worker runs other blocks.
 //!
 //! **Does not own:** documents, storage, grants or the host API (that is
 //! `quire-host-api`), nor HTTP (that is `quire-web`). No rquickjs type
