@@ -35,6 +35,13 @@ enum Command {
         #[arg(long, default_value = "quire-data")]
         data: std::path::PathBuf,
     },
+    /// A sandboxed runner process (started by the server, not by people).
+    #[command(name = "__runner", hide = true)]
+    Runner {
+        /// Enable test-only natives.
+        #[arg(long)]
+        test_hooks: bool,
+    },
     /// Measure start latency, throughput, memory and CPU speed, with Node.js
     /// measured side by side.
     Bench {
@@ -65,6 +72,13 @@ fn main() -> ExitCode {
     };
     match cli.command {
         Command::Run(args) => cli_run::run(args),
+        Command::Runner { test_hooks } => {
+            let code = quire_engine::runner::runner_main(quire_engine::runner::RunnerArgs {
+                test_hooks,
+                ..Default::default()
+            });
+            ExitCode::from(u8::try_from(code).unwrap_or(1))
+        }
         Command::Serve { addr, data } => {
             eprintln!(
                 "quire serve ({addr}, data in {}) is not built yet: the server lands with the server issue; use `quire run FILE` meanwhile",

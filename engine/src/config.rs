@@ -106,6 +106,9 @@ pub struct EngineConfig {
     pub watchdog_interval_ms: u64,
     /// Limits used when a request does not bring its own.
     pub default_limits: Limits,
+    /// Where isolates run: in this process, or in sandboxed runner
+    /// processes. Default: in this process.
+    pub isolation: Isolation,
     /// Test-only: give blocks a global `__quire_test_native_spin(ms)` that
     /// spins in Rust without polling the interrupt handler, standing in for
     /// a QuickJS built-in that runs long stretches of C. Never enable in
@@ -127,7 +130,22 @@ impl Default for EngineConfig {
             backstop_grace_ms: 100,
             watchdog_interval_ms: 5,
             default_limits: Limits::default(),
+            isolation: Isolation::InProcess,
             test_native_spin: false,
         }
     }
+}
+
+/// Where a block's isolate lives.
+#[derive(Debug, Clone, Default)]
+pub enum Isolation {
+    /// On the engine's worker threads, in this process. Fastest; the
+    /// boundary is QuickJS's own memory safety, so a QuickJS exploit owns
+    /// the process. For embedding and tests; see SECURITY.md.
+    #[default]
+    InProcess,
+    /// In pooled, sandboxed runner processes (seccomp allowlist, no
+    /// filesystem, rlimits, death with the parent), one workspace per
+    /// runner. The default for `quire serve`.
+    Runners(crate::runner::RunnerConfig),
 }

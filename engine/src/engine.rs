@@ -24,6 +24,8 @@ use crate::worker::{watchdog, Job, Shared};
 /// ```
 pub struct Engine {
     shared: Arc<Shared>,
+    /// Runner processes, when isolation is [`crate::Isolation::Runners`].
+    pool: Option<crate::runner::pool::Pool>,
 }
 
 impl std::fmt::Debug for Engine {
@@ -46,6 +48,10 @@ pub struct EngineStats {
     pub queued_runs: usize,
     /// Compiled blocks in the bytecode cache.
     pub cached_blocks: usize,
+    /// Runner processes alive (runner isolation only).
+    pub runners: usize,
+    /// Runner processes that died or were killed while holding runs.
+    pub runners_lost: u64,
 }
 
 impl Engine {
@@ -70,6 +76,14 @@ impl Engine {
         prelude_bytecode()?;
         crate::isolate::extras_bytecode()?;
         let shared = Shared::new(config);
+        if let crate::Isolation::Runners(rc) = &shared.config.isolation {
+            // Runs go to runner processes; no local workers.
+            let pool = crate::runner::pool::Pool::new(rc.clone())?;
+            return Ok(Self {
+                shared,
+                pool: Some(pool),
+            });
+        }
         for _ in 0..shared.config.worker_threads {
             shared.spawn_worker()?;
         }
@@ -77,7 +91,7 @@ impl Engine {
         std::thread::Builder::new()
             .name("quire-watchdog".into())
             .spawn(move || watchdog(weak))?;
-        Ok(Self { shared })
+        Ok(Self { shared, pool: None })
     }
 
     /// The configuration the engine runs with.
@@ -108,6 +122,13 @@ impl Engine {
             outcome: orx,
             control: control.clone(),
         };
+        if let Some(pool) = &self.pool {
+            pool.submit(Job {
+                request,
+                control: control.clone(),
+            });
+            return handle;
+        }
         let queued = self.shared.hub.push(Job {
             request,
             control: control.clone(),
@@ -133,9 +154,19 @@ impl Engine {
                 .shared
                 .replaced
                 .load(std::sync::atomic::Ordering::Relaxed),
-            queued_runs: self.shared.hub.queued(),
+            queued_runs: self.shared.hub.queued() + self.pool.as_ref().map_or(0, |p| p.stats().1),
             cached_blocks: self.shared.cache.len(),
+            runners: self.pool.as_ref().map_or(0, |p| p.stats().0),
+            runners_lost: self.pool.as_ref().map_or(0, |p| p.stats().2),
         }
+    }
+
+    /// What the sandbox of each ready runner process put in place (empty
+    /// for in-process isolation).
+    pub fn sandbox_reports(&self) -> Vec<crate::runner::protocol::SandboxReport> {
+        self.pool
+            .as_ref()
+            .map_or_else(Vec::new, |p| p.sandbox_reports())
     }
 }
 

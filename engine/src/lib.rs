@@ -52,10 +52,11 @@ mod isolate;
 mod natives;
 mod request;
 mod run;
+pub mod runner;
 mod serialize;
 mod worker;
 
-pub use config::{EngineConfig, Limits};
+pub use config::{EngineConfig, Isolation, Limits};
 pub use control::RunOutcome;
 pub use engine::{idle_isolate_bytes, Canceller, Engine, EngineStats, RunHandle};
 pub use error::EngineError;

@@ -563,6 +563,21 @@ pub(crate) fn install_test_spin<'js>(ctx: &Ctx<'js>) -> rquickjs::Result<()> {
                 x = std::hint::black_box(x.wrapping_add(1));
             }
         })?,
+    )?;
+    // Stands in for an exploit's first move: open a socket. In a runner
+    // process the seccomp allowlist kills the process for it.
+    ctx.globals().set(
+        "__quire_test_forbidden_syscall",
+        Function::new(ctx.clone(), || {
+            // SAFETY: socket() takes integers; the descriptor is closed.
+            unsafe {
+                let fd = libc::socket(libc::AF_INET, libc::SOCK_STREAM, 0);
+                if fd >= 0 {
+                    libc::close(fd);
+                }
+                fd
+            }
+        })?,
     )
 }
 

@@ -108,15 +108,20 @@ impl Hub {
     }
 }
 
-/// Wakes the worker holding a run (on cancel).
-pub(crate) struct Waker {
-    hub: Arc<Hub>,
-    worker: usize,
+/// Wakes whoever holds a run (on cancel, or when a host reply arrives):
+/// the worker thread that steps it, or, for a run in a runner process, the
+/// server side that relays to the runner.
+pub(crate) enum Waker {
+    Worker { hub: Arc<Hub>, worker: usize },
+    Remote(Arc<dyn Fn() + Send + Sync>),
 }
 
 impl Waker {
     pub(crate) fn wake(&self) {
-        self.hub.wake(self.worker);
+        match self {
+            Waker::Worker { hub, worker } => hub.wake(*worker),
+            Waker::Remote(f) => f(),
+        }
     }
 }
 
@@ -300,7 +305,7 @@ impl Worker {
         if control.is_finished() {
             return;
         }
-        *lock(&control.waker) = Some(Waker {
+        *lock(&control.waker) = Some(Waker::Worker {
             hub: self.shared.hub.clone(),
             worker: self.slot.id,
         });

@@ -1,0 +1,204 @@
+//! The runner process: sandbox itself, run an in-process engine, and relay
+//! events and host calls to the server over stdin/stdout.
+
+use std::collections::HashMap;
+use std::io::Write;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::{Arc, Mutex};
+
+use super::protocol::{read_frame, write_frame, FromRunner, ToRunner, DEFAULT_MAX_FRAME_BYTES};
+use super::sandbox::{self, SandboxLimits};
+use crate::host::{CallContext, Host, HostCall, HostReply};
+use crate::{Canceller, Engine, EngineConfig, Lang, RunRequest};
+
+/// How a runner process runs (parsed by the binary from its arguments).
+#[derive(Debug, Clone, Default)]
+pub struct RunnerArgs {
+    /// Enable the test-only natives (a CPU spin that ignores interrupts,
+    /// a forbidden system call). Never in production.
+    pub test_hooks: bool,
+    /// The process limits.
+    pub limits: SandboxLimits,
+}
+
+type Out = Arc<Mutex<std::io::Stdout>>;
+
+fn send(out: &Out, msg: &FromRunner) -> bool {
+    let mut o = out.lock().unwrap_or_else(|e| e.into_inner());
+    write_frame(&mut *o, msg).is_ok()
+}
+
+/// Replies the server owes this runner, by (run, call id).
+type Pending = Arc<Mutex<HashMap<(String, u32), HostReply>>>;
+
+struct ProxyHost {
+    run: String,
+    module: &'static str,
+    out: Out,
+    pending: Pending,
+    next: AtomicU32,
+}
+
+impl Host for ProxyHost {
+    fn module_source(&self) -> &'static str {
+        self.module
+    }
+
+    fn call(&self, _cx: &CallContext, call: HostCall, reply: HostReply) {
+        let id = self.next.fetch_add(1, Ordering::Relaxed);
+        self.pending
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert((self.run.clone(), id), reply);
+        send(
+            &self.out,
+            &FromRunner::Call {
+                run: self.run.clone(),
+                call: id,
+                op: call.op,
+                args: call.args,
+            },
+        );
+    }
+}
+
+/// Host module sources, leaked once each (the server sends one or two).
+fn leak_module(src: String, cache: &mut HashMap<[u8; 32], &'static str>) -> Option<&'static str> {
+    let key = *blake3::hash(src.as_bytes()).as_bytes();
+    if let Some(s) = cache.get(&key) {
+        return Some(s);
+    }
+    if cache.len() >= 8 {
+        return None;
+    }
+    let s: &'static str = Box::leak(src.into_boxed_str());
+    cache.insert(key, s);
+    Some(s)
+}
+
+/// The runner's main loop. Returns the process exit code.
+pub fn runner_main(args: RunnerArgs) -> i32 {
+    let mut report = sandbox::restrict_process(&args.limits);
+    let engine = match Engine::new(EngineConfig {
+        worker_threads: 1,
+        isolate_pool_per_worker: 2,
+        test_native_spin: args.test_hooks,
+        ..EngineConfig::default()
+    }) {
+        Ok(e) => e,
+        Err(e) => {
+            eprintln_safe(&format!("quire runner: engine failed to start: {e}"));
+            return 3;
+        }
+    };
+    // Warm up everything lazily initialised, before the allowlist (the
+    // C library's time zone, from TZ=UTC0 set by the server, included).
+    let warm = engine
+        .run(RunRequest::new(
+            "export default [new Date(0).toString(), new URL('http://a/').href, structuredClone(1)]",
+            Lang::Js,
+        ))
+        .wait();
+    if warm.error.is_some() {
+        eprintln_safe(&format!("quire runner: warm-up failed: {:?}", warm.error));
+        return 3;
+    }
+    if let Err(e) = sandbox::install_seccomp() {
+        eprintln_safe(&format!("quire runner: refusing to run unsandboxed: {e}"));
+        return 3;
+    }
+    report.seccomp = true;
+    let out: Out = Arc::new(Mutex::new(std::io::stdout()));
+    if !send(
+        &out,
+        &FromRunner::Ready {
+            pid: std::process::id(),
+            sandbox: report,
+        },
+    ) {
+        return 0;
+    }
+    serve(&engine, &out);
+    0
+}
+
+fn eprintln_safe(msg: &str) {
+    let _ = writeln!(std::io::stderr(), "{msg}");
+}
+
+fn serve(engine: &Engine, out: &Out) {
+    let pending: Pending = Arc::default();
+    let runs: Arc<Mutex<HashMap<String, Canceller>>> = Arc::default();
+    let mut modules = HashMap::new();
+    let stdin = std::io::stdin();
+    let mut input = stdin.lock();
+    loop {
+        let msg: ToRunner = match read_frame(&mut input, DEFAULT_MAX_FRAME_BYTES) {
+            Ok(Some(m)) => m,
+            // The server closed the pipe (or broke the protocol): exit.
+            Ok(None) | Err(_) => return,
+        };
+        match msg {
+            ToRunner::Start {
+                run,
+                request,
+                host_module,
+            } => {
+                let mut request = *request;
+                request.run_id = Some(run.clone());
+                request.host = None;
+                if let Some(src) = host_module {
+                    if let Some(module) = leak_module(src, &mut modules) {
+                        request = request.with_host(Arc::new(ProxyHost {
+                            run: run.clone(),
+                            module,
+                            out: out.clone(),
+                            pending: pending.clone(),
+                            next: AtomicU32::new(1),
+                        }));
+                    }
+                }
+                let handle = engine.run(request);
+                runs.lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .insert(run.clone(), handle.canceller());
+                let (out, runs, pending) = (out.clone(), runs.clone(), pending.clone());
+                let spawned = std::thread::Builder::new()
+                    .name("quire-relay".into())
+                    .spawn(move || {
+                        for ev in handle.events().iter() {
+                            send(
+                                &out,
+                                &FromRunner::Event {
+                                    run: run.clone(),
+                                    body: ev.body,
+                                },
+                            );
+                        }
+                        runs.lock().unwrap_or_else(|e| e.into_inner()).remove(&run);
+                        pending
+                            .lock()
+                            .unwrap_or_else(|e| e.into_inner())
+                            .retain(|(r, _), _| r != &run);
+                    });
+                if spawned.is_err() {
+                    return;
+                }
+            }
+            ToRunner::Cancel { run } => {
+                if let Some(c) = runs.lock().unwrap_or_else(|e| e.into_inner()).get(&run) {
+                    c.cancel();
+                }
+            }
+            ToRunner::Reply { run, call, result } => {
+                let reply = pending
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .remove(&(run, call));
+                if let Some(r) = reply {
+                    r.send(result);
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,693 @@
+//! The server side of runner processes: a pool of pre-started, sandboxed
+//! runners, each bound to one workspace for its whole life, with every
+//! message they send checked as untrusted input.
+//!
+//! - **Binding.** A warm runner is unbound; the first run it takes binds it
+//!   to that run's workspace, and it only ever serves that workspace
+//!   afterwards (several of its runs at once). It is retired when idle, so
+//!   code that compromised a runner never sees another workspace's runs.
+//! - **Authority stays here.** The server keeps each run's record
+//!   (`RunControl`): it numbers events, counts output against the limit,
+//!   enforces the wall clock (killing a runner that overstays), counts host
+//!   calls and checks their size, and runs the host calls itself with the
+//!   run's own host (grants never enter a runner).
+//! - **Failure.** A runner that exits, is killed (including by seccomp),
+//!   or breaks the protocol ends its runs with `internal` (or the limit the
+//!   server recorded) and is replaced; events already received stay.
+
+use std::collections::{HashMap, VecDeque};
+use std::path::PathBuf;
+use std::process::{Child, ChildStdin, Command, Stdio};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, Weak};
+use std::time::{Duration, Instant};
+
+use super::protocol::{read_frame, write_frame, FromRunner, SandboxReport, ToRunner};
+use crate::control::{RunControl, StopReason};
+use crate::event::{ErrorInfo, ErrorKind, EventBody};
+use crate::host::{CallContext, HostCall, HostError, HostHandle, HostReply};
+use crate::worker::{Job, Waker};
+
+/// How the server runs runner processes.
+#[derive(Debug, Clone)]
+pub struct RunnerConfig {
+    /// The runner executable (the `quire` binary).
+    pub program: PathBuf,
+    /// Its arguments (e.g. `["__runner"]`).
+    pub args: Vec<String>,
+    /// Unbound runners kept started and sandboxed, ready for any
+    /// workspace. Default: 2.
+    pub warm_runners: usize,
+    /// Runner processes at most. Default: 8.
+    pub max_runners: usize,
+    /// Runs one runner holds at once (all of one workspace). Default: 16.
+    pub runs_per_runner: usize,
+    /// Runs a runner serves before it is retired. Default: 1000.
+    pub runs_per_runner_life: u64,
+    /// A bound runner with no runs for this long is retired, in
+    /// milliseconds. Default: 30,000.
+    pub idle_timeout_ms: u64,
+    /// Largest frame accepted from a runner, in bytes. Default: 8 MiB.
+    pub max_frame_bytes: usize,
+    /// How long past a run's wall-clock deadline (or a cancel) the server
+    /// waits for the runner before killing it, in milliseconds.
+    /// Default: 500.
+    pub kill_grace_ms: u64,
+    /// How long a new runner may take to report ready, in milliseconds.
+    /// Default: 10,000.
+    pub start_timeout_ms: u64,
+}
+
+impl RunnerConfig {
+    /// Defaults for runners started as `program args...`.
+    pub fn new(program: impl Into<PathBuf>, args: Vec<String>) -> Self {
+        Self {
+            program: program.into(),
+            args,
+            warm_runners: 2,
+            max_runners: 8,
+            runs_per_runner: 16,
+            runs_per_runner_life: 1000,
+            idle_timeout_ms: 30_000,
+            max_frame_bytes: super::protocol::DEFAULT_MAX_FRAME_BYTES,
+            kill_grace_ms: 500,
+            start_timeout_ms: 10_000,
+        }
+    }
+}
+
+/// A run held by a runner, as the server tracks it.
+struct Remote {
+    control: Arc<RunControl>,
+    host: Option<HostHandle>,
+    error: Option<ErrorInfo>,
+    started: bool,
+    calls: u32,
+}
+
+struct Runner {
+    id: u64,
+    child: Mutex<Child>,
+    stdin: Mutex<ChildStdin>,
+    born: Instant,
+    ready: AtomicBool,
+    dead: AtomicBool,
+    workspace: Mutex<Option<String>>,
+    runs: Mutex<HashMap<String, Remote>>,
+    served: AtomicU64,
+    idle_since: Mutex<Instant>,
+    sandbox: Mutex<Option<SandboxReport>>,
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+impl Runner {
+    fn send(&self, msg: &ToRunner) -> bool {
+        if self.dead.load(Ordering::Acquire) {
+            return false;
+        }
+        let ok = write_frame(&mut *lock(&self.stdin), msg).is_ok();
+        if !ok {
+            self.kill();
+        }
+        ok
+    }
+
+    fn kill(&self) {
+        let _ = lock(&self.child).kill();
+    }
+
+    fn bound_to(&self, ws: &str) -> bool {
+        lock(&self.workspace).as_deref() == Some(ws)
+    }
+}
+
+#[derive(Default)]
+struct State {
+    runners: Vec<Arc<Runner>>,
+    queue: VecDeque<Job>,
+    starting: usize,
+}
+
+pub(crate) struct PoolInner {
+    config: RunnerConfig,
+    state: Mutex<State>,
+    spawn_tx: flume::Sender<()>,
+    shutdown: AtomicBool,
+    next_id: AtomicU64,
+    /// Runners that died or were killed (for stats and tests).
+    pub(crate) lost: AtomicU64,
+    /// Runners in a row that died before reporting ready.
+    failed_starts: AtomicU64,
+}
+
+/// The runner pool.
+pub(crate) struct Pool {
+    inner: Arc<PoolInner>,
+}
+
+impl Pool {
+    pub(crate) fn new(mut config: RunnerConfig) -> std::io::Result<Self> {
+        // Runners start in `/`: resolve a relative program path now.
+        config.program = std::fs::canonicalize(&config.program)?;
+        let (spawn_tx, spawn_rx) = flume::unbounded::<()>();
+        let inner = Arc::new(PoolInner {
+            config,
+            state: Mutex::new(State::default()),
+            spawn_tx,
+            shutdown: AtomicBool::new(false),
+            next_id: AtomicU64::new(1),
+            lost: AtomicU64::new(0),
+            failed_starts: AtomicU64::new(0),
+        });
+        // Runners are spawned from one long-lived thread: a runner's
+        // parent-death signal fires when the thread that spawned it exits.
+        let weak = Arc::downgrade(&inner);
+        std::thread::Builder::new()
+            .name("quire-runner-spawner".into())
+            .spawn(move || {
+                while spawn_rx.recv().is_ok() {
+                    let Some(inner) = weak.upgrade() else { return };
+                    inner.spawn_one();
+                }
+            })?;
+        let weak = Arc::downgrade(&inner);
+        std::thread::Builder::new()
+            .name("quire-runner-monitor".into())
+            .spawn(move || monitor(weak))?;
+        inner.pump();
+        Ok(Self { inner })
+    }
+
+    pub(crate) fn submit(&self, job: Job) {
+        lock(&self.inner.state).queue.push_back(job);
+        self.inner.pump();
+    }
+
+    pub(crate) fn stats(&self) -> (usize, usize, u64) {
+        let st = lock(&self.inner.state);
+        (
+            st.runners.len(),
+            st.queue.len(),
+            self.inner.lost.load(Ordering::Relaxed),
+        )
+    }
+
+    /// The sandbox report of every ready runner.
+    pub(crate) fn sandbox_reports(&self) -> Vec<SandboxReport> {
+        lock(&self.inner.state)
+            .runners
+            .iter()
+            .filter_map(|r| lock(&r.sandbox).clone())
+            .collect()
+    }
+}
+
+impl Drop for Pool {
+    fn drop(&mut self) {
+        self.inner.shutdown.store(true, Ordering::Release);
+        let runners = std::mem::take(&mut lock(&self.inner.state).runners);
+        for r in runners {
+            r.kill();
+        }
+    }
+}
+
+fn workspace_of(job: &Job) -> String {
+    job.request
+        .workspace
+        .clone()
+        .unwrap_or_else(|| "default".into())
+}
+
+impl PoolInner {
+    /// Start queued runs where there is room; ask for runners where not.
+    fn pump(self: &Arc<Self>) {
+        if self.shutdown.load(Ordering::Acquire) {
+            return;
+        }
+        let mut st = lock(&self.state);
+        let mut waiting = VecDeque::new();
+        let mut assigned = Vec::new();
+        while let Some(job) = st.queue.pop_front() {
+            if job.control.is_finished() {
+                continue;
+            }
+            let ws = workspace_of(&job);
+            let usable = |r: &&Arc<Runner>| {
+                r.ready.load(Ordering::Acquire) && !r.dead.load(Ordering::Acquire)
+            };
+            let bound = st.runners.iter().filter(usable).find(|r| {
+                r.bound_to(&ws)
+                    && lock(&r.runs).len() < self.config.runs_per_runner
+                    && r.served.load(Ordering::Relaxed) < self.config.runs_per_runner_life
+            });
+            let runner = match bound {
+                Some(r) => Some(r.clone()),
+                None => st
+                    .runners
+                    .iter()
+                    .filter(usable)
+                    .find(|r| lock(&r.workspace).is_none())
+                    .cloned(),
+            };
+            match runner {
+                Some(r) => {
+                    *lock(&r.workspace) = Some(ws);
+                    // Reserve the slot now so the next job sees it taken.
+                    lock(&r.runs).insert(
+                        job.control.id.clone(),
+                        Remote {
+                            control: job.control.clone(),
+                            host: job.request.host.clone(),
+                            error: None,
+                            started: false,
+                            calls: 0,
+                        },
+                    );
+                    assigned.push((r, job));
+                }
+                None => waiting.push_back(job),
+            }
+        }
+        st.queue = waiting;
+        // Capacity: keep `warm_runners` unbound runners, and start more for
+        // waiting runs up to `max_runners`; at the cap, retire an idle
+        // runner bound to another workspace to make room.
+        let unbound = st
+            .runners
+            .iter()
+            .filter(|r| lock(&r.workspace).is_none() && !r.dead.load(Ordering::Acquire))
+            .count();
+        let mut want = self
+            .config
+            .warm_runners
+            .saturating_sub(unbound + st.starting);
+        if !st.queue.is_empty() && unbound + st.starting == 0 {
+            want = want.max(1);
+        }
+        let room = self
+            .config
+            .max_runners
+            .saturating_sub(st.runners.len() + st.starting);
+        if want > room && !st.queue.is_empty() {
+            if let Some(idle) = st
+                .runners
+                .iter()
+                .find(|r| lock(&r.workspace).is_some() && lock(&r.runs).is_empty())
+            {
+                idle.dead.store(true, Ordering::Release);
+                idle.kill();
+            }
+        }
+        let n = want.min(room);
+        st.starting += n;
+        drop(st);
+        for _ in 0..n {
+            let _ = self.spawn_tx.send(());
+        }
+        for (r, job) in assigned {
+            self.start_on(&r, job);
+        }
+    }
+
+    fn start_on(self: &Arc<Self>, r: &Arc<Runner>, job: Job) {
+        let Job { request, control } = job;
+        control.begin();
+        let (wc, wr) = (Arc::downgrade(&control), Arc::downgrade(r));
+        let run = control.id.clone();
+        let cancel_sent = AtomicBool::new(false);
+        *lock(&control.waker) = Some(Waker::Remote(Arc::new(move || {
+            let (Some(c), Some(r)) = (wc.upgrade(), wr.upgrade()) else {
+                return;
+            };
+            for (call, result) in c.mailbox.take() {
+                r.send(&ToRunner::Reply {
+                    run: run.clone(),
+                    call,
+                    result,
+                });
+            }
+            if c.stop_reason().is_some() && !cancel_sent.swap(true, Ordering::AcqRel) {
+                r.send(&ToRunner::Cancel { run: run.clone() });
+            }
+        })));
+        r.served.fetch_add(1, Ordering::Relaxed);
+        let host_module = request
+            .host
+            .as_ref()
+            .map(|h| h.0.module_source().to_string());
+        let msg = ToRunner::Start {
+            run: control.id.clone(),
+            request: Box::new(request),
+            host_module,
+        };
+        if !r.send(&msg) {
+            tracing::warn!(runner = r.id, "could not hand a run to its runner");
+        }
+        // A cancel that came before the waker existed.
+        if control.stop_reason().is_some() {
+            control.wake();
+        }
+    }
+
+    fn spawn_one(self: &Arc<Self>) {
+        let result = Command::new(&self.config.program)
+            .args(&self.config.args)
+            .env_clear()
+            .env("TZ", "UTC0")
+            .current_dir("/")
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn();
+        let mut child = match result {
+            Ok(c) => c,
+            Err(e) => {
+                tracing::error!(error = %e, program = %self.config.program.display(), "could not start a runner");
+                lock(&self.state).starting -= 1;
+                // Fail what waits rather than hang it.
+                let queued: Vec<Job> = lock(&self.state).queue.drain(..).collect();
+                for j in queued {
+                    j.control.finish(
+                        Some(ErrorInfo::new(
+                            ErrorKind::Internal,
+                            format!("could not start a runner process: {e}"),
+                        )),
+                        Duration::ZERO,
+                        0,
+                    );
+                }
+                return;
+            }
+        };
+        let (Some(stdin), Some(stdout)) = (child.stdin.take(), child.stdout.take()) else {
+            let _ = child.kill();
+            lock(&self.state).starting -= 1;
+            return;
+        };
+        let runner = Arc::new(Runner {
+            id: self.next_id.fetch_add(1, Ordering::Relaxed),
+            child: Mutex::new(child),
+            stdin: Mutex::new(stdin),
+            born: Instant::now(),
+            ready: AtomicBool::new(false),
+            dead: AtomicBool::new(false),
+            workspace: Mutex::new(None),
+            runs: Mutex::new(HashMap::new()),
+            served: AtomicU64::new(0),
+            idle_since: Mutex::new(Instant::now()),
+            sandbox: Mutex::new(None),
+        });
+        {
+            let mut st = lock(&self.state);
+            st.starting -= 1;
+            st.runners.push(runner.clone());
+        }
+        let inner = self.clone();
+        let spawned = std::thread::Builder::new()
+            .name(format!("quire-runner-{}", runner.id))
+            .spawn(move || inner.read_loop(runner, stdout));
+        if let Err(e) = spawned {
+            tracing::error!(error = %e, "could not start a runner reader thread");
+        }
+    }
+
+    fn read_loop(self: Arc<Self>, r: Arc<Runner>, stdout: std::process::ChildStdout) {
+        let mut input = std::io::BufReader::new(stdout);
+        let why = loop {
+            match read_frame::<FromRunner>(&mut input, self.config.max_frame_bytes) {
+                Ok(Some(msg)) => {
+                    if let Err(v) = self.handle(&r, msg) {
+                        break format!("the runner broke the protocol: {v}");
+                    }
+                }
+                Ok(None) => break "the runner process exited".to_string(),
+                Err(e) => break format!("the runner broke the protocol: {e}"),
+            }
+        };
+        self.bury(&r, &why);
+    }
+
+    /// One message from a runner. `Err` is a protocol violation.
+    fn handle(self: &Arc<Self>, r: &Arc<Runner>, msg: FromRunner) -> Result<(), String> {
+        match msg {
+            FromRunner::Ready { pid, sandbox } => {
+                if r.ready.swap(true, Ordering::AcqRel) {
+                    return Err("a second ready message".into());
+                }
+                tracing::debug!(
+                    runner = r.id,
+                    pid,
+                    ?sandbox,
+                    ms = r.born.elapsed().as_millis() as u64,
+                    "runner ready"
+                );
+                *lock(&r.sandbox) = Some(sandbox);
+                self.failed_starts.store(0, Ordering::Relaxed);
+                self.pump();
+                Ok(())
+            }
+            FromRunner::Event { run, body } => self.event(r, &run, body),
+            FromRunner::Call {
+                run,
+                call,
+                op,
+                args,
+            } => {
+                let mut runs = lock(&r.runs);
+                let Some(remote) = runs.get_mut(&run) else {
+                    return Ok(()); // a run that already ended
+                };
+                let control = remote.control.clone();
+                let limits = control.limits.clone();
+                let reply = HostReply::new(call, &control);
+                remote.calls += 1;
+                if remote.calls > limits.host_calls {
+                    drop(runs);
+                    reply.send(Err(HostError::new(
+                        "QuotaExceeded",
+                        format!(
+                            "host call limit of {} calls per run exceeded (at `{op}`)",
+                            limits.host_calls
+                        ),
+                    )));
+                    return Ok(());
+                }
+                let Some(host) = remote.host.clone() else {
+                    drop(runs);
+                    reply.send(Err(HostError::new("CapabilityDenied", format!("`{op}` is denied: no host API is attached to this run, so it has no grants"))));
+                    return Ok(());
+                };
+                drop(runs);
+                let size = serde_json::to_string(&args)
+                    .map(|s| s.len() as u64)
+                    .unwrap_or(u64::MAX);
+                if size > limits.host_value_bytes {
+                    reply.send(Err(HostError::new(
+                        "RangeError",
+                        format!(
+                            "the arguments of `{op}` exceed the host value limit of {} bytes",
+                            limits.host_value_bytes
+                        ),
+                    )));
+                    return Ok(());
+                }
+                let cx = CallContext {
+                    run: run.clone(),
+                    deadline: control.wall_deadline(),
+                    limits,
+                };
+                host.0.call(&cx, HostCall { op, args }, reply);
+                Ok(())
+            }
+        }
+    }
+
+    fn event(self: &Arc<Self>, r: &Arc<Runner>, run: &str, body: EventBody) -> Result<(), String> {
+        let mut runs = lock(&r.runs);
+        let Some(remote) = runs.get_mut(run) else {
+            return Ok(());
+        };
+        let c = remote.control.clone();
+        match body {
+            EventBody::Started => {
+                if remote.started {
+                    return Err("a second started event".into());
+                }
+                remote.started = true;
+                c.emit(EventBody::Started);
+            }
+            EventBody::Log { level, text } => {
+                let bytes = text.len() as u64;
+                if c.emit_output(EventBody::Log { level, text }, bytes)
+                    .is_err()
+                {
+                    c.wake();
+                }
+            }
+            EventBody::Display { mime, data } => {
+                if !matches!(
+                    mime.as_str(),
+                    "application/json" | "text/plain" | "text/html" | "text/csv"
+                ) {
+                    return Err(format!("display with mime {mime:?}"));
+                }
+                let bytes = match &data {
+                    serde_json::Value::String(s) => (s.len() + mime.len()) as u64,
+                    v => v.to_string().len() as u64,
+                };
+                if c.emit_output(EventBody::Display { mime, data }, bytes)
+                    .is_err()
+                {
+                    c.wake();
+                }
+            }
+            EventBody::Result { value } => {
+                let bytes = value.to_string().len() as u64;
+                if c.emit_result(value, bytes).is_err() {
+                    c.wake();
+                }
+            }
+            EventBody::Error(e) => remote.error = Some(e),
+            EventBody::Finished(f) => {
+                let remote = runs.remove(run);
+                let idle = runs.is_empty();
+                drop(runs);
+                if idle {
+                    *lock(&r.idle_since) = Instant::now();
+                }
+                let error = c.stop_error().or(remote.and_then(|x| x.error));
+                let cpu = if f.cpu_ms.is_finite() && f.cpu_ms >= 0.0 {
+                    Duration::from_secs_f64(f.cpu_ms / 1000.0)
+                } else {
+                    Duration::ZERO
+                };
+                c.finish(error, cpu, f.peak_memory_bytes);
+                self.pump();
+            }
+        }
+        Ok(())
+    }
+
+    /// A runner is gone: end its runs and make room for a new one.
+    fn bury(self: &Arc<Self>, r: &Arc<Runner>, why: &str) {
+        r.dead.store(true, Ordering::Release);
+        r.kill();
+        let status = lock(&r.child).wait().ok();
+        let cause = match status {
+            Some(s) => describe_status(s),
+            None => "its exit status is unknown".into(),
+        };
+        lock(&self.state).runners.retain(|x| !Arc::ptr_eq(x, r));
+        let runs: Vec<Remote> = lock(&r.runs).drain().map(|(_, v)| v).collect();
+        if !runs.is_empty() || !self.shutdown.load(Ordering::Acquire) {
+            tracing::warn!(runner = r.id, why, cause = %cause, runs = runs.len(), "runner ended");
+        }
+        if !runs.is_empty() {
+            self.lost.fetch_add(1, Ordering::Relaxed);
+        }
+        if !r.ready.load(Ordering::Acquire) && !self.shutdown.load(Ordering::Acquire) {
+            let n = self.failed_starts.fetch_add(1, Ordering::Relaxed) + 1;
+            if n >= 3 {
+                // Runners cannot start here: fail what waits instead of
+                // retrying forever.
+                self.failed_starts.store(0, Ordering::Relaxed);
+                let queued: Vec<Job> = lock(&self.state).queue.drain(..).collect();
+                for j in queued {
+                    j.control.finish(
+                        Some(ErrorInfo::new(
+                            ErrorKind::Internal,
+                            format!("runner processes fail to start ({why}; {cause})"),
+                        )),
+                        Duration::ZERO,
+                        0,
+                    );
+                }
+                return;
+            }
+        }
+        for remote in runs {
+            let c = remote.control;
+            let error = c.stop_error().unwrap_or_else(|| {
+                ErrorInfo::new(ErrorKind::Internal, format!("the runner process running this block ended ({why}; {cause}); it was replaced, run the block again"))
+            });
+            let cpu = Duration::from_nanos(c.cpu_used_ns.load(Ordering::Relaxed));
+            c.finish(Some(error), cpu, c.peak_memory.load(Ordering::Relaxed));
+        }
+        self.pump();
+    }
+}
+
+fn describe_status(s: std::process::ExitStatus) -> String {
+    use std::os::unix::process::ExitStatusExt;
+    match (s.code(), s.signal()) {
+        (Some(c), _) => format!("exit code {c}"),
+        (_, Some(libc::SIGSYS)) => {
+            "killed by SIGSYS: it made a system call the sandbox forbids".into()
+        }
+        (_, Some(libc::SIGKILL)) => "killed by SIGKILL".into(),
+        (_, Some(libc::SIGXCPU)) => "killed by SIGXCPU: its CPU rlimit ran out".into(),
+        (_, Some(libc::SIGSEGV)) => "killed by SIGSEGV (a crash)".into(),
+        (_, Some(sig)) => format!("killed by signal {sig}"),
+        _ => "unknown exit".into(),
+    }
+}
+
+/// Enforce deadlines, start timeouts and idle retirement.
+fn monitor(weak: Weak<PoolInner>) {
+    loop {
+        std::thread::sleep(Duration::from_millis(10));
+        let Some(inner) = weak.upgrade() else { return };
+        if inner.shutdown.load(Ordering::Acquire) {
+            return;
+        }
+        let grace = Duration::from_millis(inner.config.kill_grace_ms);
+        let runners: Vec<Arc<Runner>> = lock(&inner.state).runners.clone();
+        let now = Instant::now();
+        for r in runners {
+            if r.dead.load(Ordering::Acquire) {
+                continue;
+            }
+            if !r.ready.load(Ordering::Acquire)
+                && r.born.elapsed() > Duration::from_millis(inner.config.start_timeout_ms)
+            {
+                tracing::warn!(runner = r.id, "runner did not become ready in time");
+                r.kill();
+                continue;
+            }
+            let mut overdue = false;
+            for remote in lock(&r.runs).values() {
+                let c = &remote.control;
+                if now > c.wall_deadline() + grace {
+                    c.stop(StopReason::Wall);
+                    overdue = true;
+                }
+                if c.stopped_at().is_some_and(|t| now > t + grace) {
+                    overdue = true;
+                }
+            }
+            if overdue {
+                tracing::warn!(
+                    runner = r.id,
+                    "runner overstayed a run's deadline; killing it"
+                );
+                r.kill();
+                continue;
+            }
+            let idle = lock(&r.runs).is_empty() && lock(&r.workspace).is_some();
+            let worn = r.served.load(Ordering::Relaxed) >= inner.config.runs_per_runner_life;
+            if idle
+                && (worn
+                    || lock(&r.idle_since).elapsed()
+                        > Duration::from_millis(inner.config.idle_timeout_ms))
+            {
+                r.dead.store(true, Ordering::Release);
+                r.kill();
+            }
+        }
+        inner.pump();
+    }
+}
