@@ -130,6 +130,15 @@ impl Host {
 
 #[test]
 fn hostile_programs_end_with_the_expected_outcome() {
+    suite(engine());
+}
+
+#[test]
+fn hostile_programs_end_the_same_way_in_runner_processes() {
+    suite(crate::runner::runner_engine());
+}
+
+fn suite(engine: &quire_engine::Engine) {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/hostile");
     let mut paths: Vec<_> = std::fs::read_dir(&dir)
         .unwrap()
@@ -137,7 +146,6 @@ fn hostile_programs_end_with_the_expected_outcome() {
         .collect();
     paths.sort();
     assert!(paths.len() >= 30, "the suite needs at least 30 programs");
-    let engine = engine();
     let host = Host::new();
     let victim_before = host.victim_state();
     let mut failures = Vec::new();

@@ -9,4 +9,5 @@ mod fetch;
 mod host;
 mod hostile;
 mod http;
+mod runner;
 mod spec;

@@ -92,6 +92,7 @@ struct Runner {
     born: Instant,
     ready: AtomicBool,
     dead: AtomicBool,
+    buried: AtomicBool,
     workspace: Mutex<Option<String>>,
     runs: Mutex<HashMap<String, Remote>>,
     served: AtomicU64,
@@ -395,6 +396,7 @@ impl PoolInner {
             born: Instant::now(),
             ready: AtomicBool::new(false),
             dead: AtomicBool::new(false),
+            buried: AtomicBool::new(false),
             workspace: Mutex::new(None),
             runs: Mutex::new(HashMap::new()),
             served: AtomicU64::new(0),
@@ -574,6 +576,9 @@ impl PoolInner {
 
     /// A runner is gone: end its runs and make room for a new one.
     fn bury(self: &Arc<Self>, r: &Arc<Runner>, why: &str) {
+        if r.buried.swap(true, Ordering::AcqRel) {
+            return;
+        }
         r.dead.store(true, Ordering::Release);
         r.kill();
         let status = lock(&r.child).wait().ok();
@@ -654,8 +659,7 @@ fn monitor(weak: Weak<PoolInner>) {
             if !r.ready.load(Ordering::Acquire)
                 && r.born.elapsed() > Duration::from_millis(inner.config.start_timeout_ms)
             {
-                tracing::warn!(runner = r.id, "runner did not become ready in time");
-                r.kill();
+                inner.bury(&r, "it did not report ready in time");
                 continue;
             }
             let mut overdue = false;
@@ -670,11 +674,9 @@ fn monitor(weak: Weak<PoolInner>) {
                 }
             }
             if overdue {
-                tracing::warn!(
-                    runner = r.id,
-                    "runner overstayed a run's deadline; killing it"
-                );
-                r.kill();
+                // Do not wait for the pipe to close: whatever the runner
+                // left behind may hold it open.
+                inner.bury(&r, "it overstayed a run's deadline and was killed");
                 continue;
             }
             let idle = lock(&r.runs).is_empty() && lock(&r.workspace).is_some();

@@ -8,11 +8,12 @@
 //!    the kernel has Landlock);
 //! 4. seccomp-bpf: an allowlist of the system calls the engine needs after
 //!    start-up (memory, futexes, clocks, randomness, threads, reading and
-//!    writing the pipes it already has). Anything else — opening files,
-//!    sockets, exec, fork, ptrace, mount, ... — kills the process with
-//!    SIGSYS. `clone` is allowed only with `CLONE_THREAD`, `clone3` fails
-//!    with ENOSYS (so glibc falls back to `clone`, whose flags can be
-//!    checked).
+//!    writing the pipes it already has). Anything else — sockets, exec,
+//!    fork, ptrace, mount, ... — kills the process with SIGSYS. Opening a
+//!    path fails with EACCES instead (the C library itself tries to read a
+//!    /proc file now and then). `clone` is allowed only with
+//!    `CLONE_THREAD`; `clone3` fails with ENOSYS (so glibc falls back to
+//!    `clone`, whose flags can be checked).
 
 use std::collections::BTreeMap;
 
@@ -142,7 +143,7 @@ fn arch() -> Result<TargetArch, String> {
     TargetArch::try_from(std::env::consts::ARCH).map_err(|e| format!("seccomp: {e:?}"))
 }
 
-fn filters() -> Result<(BpfProgram, BpfProgram), String> {
+fn filters() -> Result<[BpfProgram; 3], String> {
     let err = |e: seccompiler::BackendError| format!("seccomp: {e}");
     let mut rules: BTreeMap<i64, Vec<SeccompRule>> =
         allowed().into_iter().map(|s| (s, vec![])).collect();
@@ -171,6 +172,9 @@ fn filters() -> Result<(BpfProgram, BpfProgram), String> {
         vec![SeccompRule::new(vec![name]).map_err(err)?],
     );
     rules.insert(libc::SYS_clone3, vec![]);
+    for s in open_calls() {
+        rules.insert(s, vec![]);
+    }
     let allow: BpfProgram = SeccompFilter::new(
         rules,
         SeccompAction::KillProcess,
@@ -191,16 +195,36 @@ fn filters() -> Result<(BpfProgram, BpfProgram), String> {
     .map_err(err)?
     .try_into()
     .map_err(err)?;
-    Ok((allow, no_clone3))
+    // The C library opens a /proc file on its own (malloc reads
+    // overcommit_memory when it first shrinks a heap): opening fails with
+    // EACCES rather than killing the runner. The open never happens.
+    let no_open: BpfProgram = SeccompFilter::new(
+        open_calls().into_iter().map(|s| (s, vec![])).collect(),
+        SeccompAction::Allow,
+        SeccompAction::Errno(libc::EACCES as u32),
+        arch()?,
+    )
+    .map_err(err)?
+    .try_into()
+    .map_err(err)?;
+    Ok([no_open, no_clone3, allow])
+}
+
+/// Calls that open paths: refused with EACCES (see `filters`).
+fn open_calls() -> Vec<i64> {
+    let mut v = vec![libc::SYS_openat, libc::SYS_openat2];
+    #[cfg(target_arch = "x86_64")]
+    v.push(libc::SYS_open);
+    v
 }
 
 /// Step 4, on every thread of the process.
 pub(crate) fn install_seccomp() -> Result<(), String> {
-    let (allow, no_clone3) = filters()?;
     // The allowlist goes last: installing a filter first sets
     // no_new_privs with a prctl the allowlist itself forbids.
-    seccompiler::apply_filter_all_threads(&no_clone3).map_err(|e| format!("seccomp: {e}"))?;
-    seccompiler::apply_filter_all_threads(&allow).map_err(|e| format!("seccomp: {e}"))?;
+    for f in filters()? {
+        seccompiler::apply_filter_all_threads(&f).map_err(|e| format!("seccomp: {e}"))?;
+    }
     Ok(())
 }
 

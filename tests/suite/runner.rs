@@ -1,0 +1,268 @@
+//! Runs in sandboxed runner processes: the same contract as in-process, a
+//! forbidden system call kills only the runner, a killed or lying runner
+//! ends its runs with `internal` and is replaced, the server enforces the
+//! wall clock on a runner that stops answering, and grants stay on the
+//! server.
+
+use std::sync::OnceLock;
+use std::time::Duration;
+
+use quire_engine::runner::RunnerConfig;
+use quire_engine::{
+    Engine, EngineConfig, ErrorKind, EventBody, Isolation, Lang, Limits, RunRequest,
+};
+use quire_host_api::Grants;
+use serde_json::json;
+
+use crate::common::{run_req, Ran};
+
+fn runner_config() -> RunnerConfig {
+    RunnerConfig::new(
+        env!("CARGO_BIN_EXE_quire"),
+        vec!["__runner".into(), "--test-hooks".into()],
+    )
+}
+
+/// One runner-backed engine for the tests that do not break runners.
+pub fn runner_engine() -> &'static Engine {
+    static E: OnceLock<Engine> = OnceLock::new();
+    E.get_or_init(|| {
+        Engine::new(EngineConfig {
+            isolation: Isolation::Runners(runner_config()),
+            ..EngineConfig::default()
+        })
+        .unwrap()
+    })
+}
+
+fn own_engine(config: RunnerConfig) -> Engine {
+    Engine::new(EngineConfig {
+        isolation: Isolation::Runners(config),
+        ..EngineConfig::default()
+    })
+    .unwrap()
+}
+
+fn run_on(engine: &Engine, src: &str) -> Ran {
+    run_req(
+        engine,
+        RunRequest::new(src, Lang::Js).with_limits(Limits {
+            wall_time_ms: 3000,
+            ..Limits::default()
+        }),
+    )
+}
+
+#[test]
+fn runs_in_runners_keep_the_event_contract() {
+    let e = runner_engine();
+    let r = run_on(e, "console.log('a'); display({x: 1}); export default await new Promise(r => setTimeout(() => r(42), 5));");
+    assert_eq!(r.result(), Some(&json!(42)), "{:?}", r.outcome.error);
+    assert_eq!(r.logs(), vec!["a".to_string()]);
+    let r = run_on(e, "for (;;) {}");
+    assert_eq!(r.kind(), Some(ErrorKind::CpuLimit));
+    let r = run_on(e, "throw new TypeError('x')");
+    assert_eq!(r.kind(), Some(ErrorKind::Exception));
+    assert_eq!(r.outcome.error.as_ref().unwrap().line, Some(1));
+    let reports = e.sandbox_reports();
+    assert!(!reports.is_empty());
+    for s in reports {
+        assert!(s.seccomp && s.rlimits && s.parent_death_signal, "{s:?}");
+    }
+}
+
+#[test]
+fn output_limits_are_enforced_by_the_server_too() {
+    let e = runner_engine();
+    let r = run_req(
+        e,
+        RunRequest::new(
+            "for (let i = 0; i < 1e6; i++) console.log('x'.repeat(100));",
+            Lang::Js,
+        )
+        .with_limits(Limits {
+            output_bytes: 10_000,
+            ..Limits::default()
+        }),
+    );
+    assert_eq!(r.kind(), Some(ErrorKind::OutputLimit));
+    let logged: usize = r.logs().iter().map(String::len).sum();
+    assert!(
+        logged <= 10_000,
+        "{logged} bytes of logs passed a 10,000-byte limit"
+    );
+}
+
+#[test]
+fn a_forbidden_syscall_kills_the_runner_not_the_server() {
+    let e = own_engine(runner_config());
+    let r = run_on(
+        &e,
+        "console.log('before'); await new Promise(r => setTimeout(r, 100)); __quire_test_forbidden_syscall(); export default 'escaped';",
+    );
+    assert_eq!(r.kind(), Some(ErrorKind::Internal), "{:?}", r.outcome);
+    assert!(r.message().contains("SIGSYS"), "{}", r.message());
+    // What the runner sent before it died is kept.
+    assert_eq!(r.logs(), vec!["before".to_string()]);
+    assert_eq!(r.result(), None);
+    // The pool replaced it.
+    assert_eq!(run_on(&e, "export default 1").result(), Some(&json!(1)));
+    assert!(e.stats().runners_lost >= 1);
+}
+
+fn runner_pids() -> Vec<u32> {
+    let me = std::process::id();
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
+        let Ok(pid) = entry.file_name().to_string_lossy().parse::<u32>() else {
+            continue;
+        };
+        let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+            continue;
+        };
+        let ppid: Option<u32> = stat
+            .rsplit(')')
+            .next()
+            .and_then(|r| r.split_whitespace().nth(1))
+            .and_then(|p| p.parse().ok());
+        if ppid == Some(me) {
+            out.push(pid);
+        }
+    }
+    out
+}
+
+#[test]
+fn kill_9_of_a_runner_mid_run_ends_its_runs_with_internal() {
+    let mut config = runner_config();
+    config.warm_runners = 0;
+    let e = own_engine(config);
+    let mut req = RunRequest::new(
+        "console.log('started'); await new Promise(r => setTimeout(r, 10000));",
+        Lang::Js,
+    )
+    .with_limits(Limits {
+        wall_time_ms: 20_000,
+        ..Limits::default()
+    });
+    req.workspace = Some("kill-test".into());
+    let h = e.run(req);
+    let first = h.events().recv_timeout(Duration::from_secs(10)).unwrap();
+    assert!(matches!(first.body, EventBody::Started));
+    let log = h.events().recv_timeout(Duration::from_secs(10)).unwrap();
+    assert!(matches!(log.body, EventBody::Log { .. }));
+    let pids = runner_pids();
+    assert!(!pids.is_empty());
+    for pid in pids {
+        // SAFETY: sending a signal to our own child.
+        unsafe { libc::kill(pid as i32, libc::SIGKILL) };
+    }
+    let out = h.wait();
+    assert_eq!(
+        out.error.as_ref().map(|e| e.kind),
+        Some(ErrorKind::Internal),
+        "{out:?}"
+    );
+    assert!(out.error.unwrap().message.contains("SIGKILL"));
+    assert_eq!(
+        run_on(&e, "export default 'alive'").result(),
+        Some(&json!("alive"))
+    );
+}
+
+/// A fake runner: a shell script that says it is ready, then misbehaves.
+fn fake_runner(after_start: &str) -> RunnerConfig {
+    let ready = r#"{"t":"ready","pid":1,"sandbox":{"seccomp":true,"landlock":true,"rlimits":true,"parent_death_signal":true}}"#;
+    let len = ready.len() + 1;
+    let script = format!(
+        "printf '\\000\\000\\{:03o}\\{:03o}\\001%s' '{ready}'; head -c 4 >/dev/null; {after_start}",
+        len >> 8,
+        len & 0xff
+    );
+    let mut c = RunnerConfig::new("/bin/sh", vec!["-c".into(), script]);
+    c.warm_runners = 1;
+    c.kill_grace_ms = 200;
+    c
+}
+
+#[test]
+fn a_runner_that_breaks_the_protocol_is_ended() {
+    for (name, misbehave) in [
+        ("garbage", "printf 'garbage garbage garbage'; sleep 5"),
+        ("huge frame", "printf '\\377\\377\\377\\377\\001'; sleep 5"),
+        (
+            "bad version",
+            "printf '\\000\\000\\000\\003\\007{}'; sleep 5",
+        ),
+        ("bad json", "printf '\\000\\000\\000\\004\\001{x}'; sleep 5"),
+        ("exit", "exit 3"),
+    ] {
+        let e = own_engine(fake_runner(misbehave));
+        let r = run_on(&e, "export default 1");
+        assert_eq!(
+            r.kind(),
+            Some(ErrorKind::Internal),
+            "{name}: {:?}",
+            r.outcome
+        );
+        assert!(r.message().contains("runner"), "{name}: {}", r.message());
+    }
+}
+
+#[test]
+fn a_silent_runner_is_killed_at_the_wall_clock_deadline() {
+    let e = own_engine(fake_runner("sleep 30"));
+    let t = std::time::Instant::now();
+    let r = run_req(
+        &e,
+        RunRequest::new("export default 1", Lang::Js).with_limits(Limits {
+            wall_time_ms: 300,
+            ..Limits::default()
+        }),
+    );
+    assert_eq!(r.kind(), Some(ErrorKind::WallLimit), "{:?}", r.outcome);
+    assert!(
+        t.elapsed() < Duration::from_secs(20),
+        "the server waited for a silent runner"
+    );
+}
+
+#[test]
+fn host_calls_from_a_runner_use_the_runs_grants_on_the_server() {
+    let fx = crate::host::fixture();
+    let e = runner_engine();
+    let src = "import { kv, db } from 'quire'; let denied; try { await db.query('tasks'); } catch (e) { denied = e.name; } export default [await kv.get('k'), denied];";
+    let host = fx
+        .api
+        .session(fx.a.id, Grants::parse(&["kv:read"]).unwrap());
+    let r = run_req(e, RunRequest::new(src, Lang::Js).with_host(host));
+    assert_eq!(
+        r.result(),
+        Some(&json!(["kv A", "CapabilityDenied"])),
+        "{:?}",
+        r.outcome.error
+    );
+    // Without a host, nothing is reachable, whatever the runner is told.
+    let r = run_req(
+        e,
+        RunRequest::new(
+            "export default await globalThis.__quire_host('kv.get', ['k'])",
+            Lang::Js,
+        ),
+    );
+    assert_eq!(r.kind(), Some(ErrorKind::CapabilityDenied));
+}
+
+#[test]
+fn cancelling_a_run_in_a_runner() {
+    let e = runner_engine();
+    let h = e.run(RunRequest::new(
+        "await new Promise(r => setTimeout(r, 10000));",
+        Lang::Js,
+    ));
+    let first = h.events().recv_timeout(Duration::from_secs(10)).unwrap();
+    assert!(matches!(first.body, EventBody::Started));
+    h.cancel();
+    let out = h.wait();
+    assert_eq!(out.error.map(|e| e.kind), Some(ErrorKind::Cancelled));
+}
