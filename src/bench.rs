@@ -129,11 +129,85 @@ pub enum Only {
     Engine,
     /// Host calls, db.query over 100,000 rows, kv rates.
     Host,
+    /// Start latency in sandboxed runner processes beside in-process.
+    Runner,
+}
+
+/// From `Engine::run` to the block's first log line arriving at the
+/// caller, in µs (p50, p99): what an embedder waits.
+fn first_output_latency(engine: &Engine) -> (f64, f64) {
+    let mut samples = Vec::with_capacity(START_SAMPLES);
+    for _ in 0..START_SAMPLES {
+        let t = Instant::now();
+        let h = engine.run(RunRequest::new("console.log(1)", Lang::Js));
+        for ev in h.events().iter() {
+            if let EventBody::Log { .. } = ev.body {
+                samples.push(t.elapsed().as_secs_f64() * 1e6);
+            }
+        }
+        h.wait();
+    }
+    samples.sort_by(f64::total_cmp);
+    (percentile(&samples, 0.5), percentile(&samples, 0.99))
+}
+
+/// In-process and runner-process start latency, side by side.
+fn runner_section() -> anyhow::Result<Value> {
+    let mut out = json!({});
+    for (name, isolation) in [
+        ("in_process", quire_engine::Isolation::InProcess),
+        (
+            "runner",
+            quire_engine::Isolation::Runners(quire_engine::runner::RunnerConfig::new(
+                std::env::current_exe()?,
+                vec!["__runner".into()],
+            )),
+        ),
+    ] {
+        let engine = Engine::new(EngineConfig {
+            isolation,
+            ..EngineConfig::default()
+        })?;
+        let t = Instant::now();
+        let first = engine
+            .run(RunRequest::new("export default 1", Lang::Js))
+            .wait();
+        let cold_ms = t.elapsed().as_secs_f64() * 1000.0;
+        if let Some(e) = first.error {
+            anyhow::bail!("{name}: {}", e.message);
+        }
+        for _ in 0..200 {
+            engine
+                .run(RunRequest::new("console.log(1)", Lang::Js))
+                .wait();
+        }
+        let (p50, p99) = start_latency(&engine)?;
+        let (e50, e99) = first_output_latency(&engine);
+        let rps = throughput(&engine);
+        out[name] = json!({
+            "start_p50_us": p50, "start_p99_us": p99,
+            "first_output_p50_us": e50, "first_output_p99_us": e99,
+            "runs_per_sec": rps, "first_run_ms": cold_ms,
+        });
+    }
+    Ok(out)
 }
 
 /// Run the benchmark and print the results.
 pub fn run(as_json: bool, only: Option<Only>) -> anyhow::Result<()> {
     let engine = Engine::new(EngineConfig::default()).context("could not start the engine")?;
+    if only == Some(Only::Runner) {
+        let out = json!({ "runner": runner_section()?, "machine": machine() });
+        println!(
+            "{}",
+            if as_json {
+                out.to_string()
+            } else {
+                serde_json::to_string_pretty(&out)?
+            }
+        );
+        return Ok(());
+    }
     if only == Some(Only::Host) {
         let out = json!({ "host": crate::bench_host::run(&engine)?, "machine": machine() });
         println!(
@@ -170,6 +244,7 @@ pub fn run(as_json: bool, only: Option<Only>) -> anyhow::Result<()> {
     }
     if only.is_none() {
         out["host"] = crate::bench_host::run(&engine)?;
+        out["runner"] = runner_section()?;
     }
     if as_json {
         println!("{out}");

@@ -5,8 +5,10 @@ use std::process::ExitCode;
 
 use anyhow::{bail, Context as _};
 use clap::{Args, ValueEnum};
+use quire_engine::runner::RunnerConfig;
 use quire_engine::{
-    Engine, EngineConfig, ErrorKind, EventBody, Lang, Limits, LogLevel, RunRequest, RunStatus,
+    Engine, EngineConfig, ErrorKind, EventBody, Isolation, Lang, Limits, LogLevel, RunRequest,
+    RunStatus,
 };
 use quire_host_api::{Grants, HostApi, HostConfig};
 use quire_storage::{RunRecord, Store, StoreConfig};
@@ -18,6 +20,15 @@ pub enum EngineChoice {
     Quickjs,
     /// V8 through pooled Deno runners.
     V8,
+}
+
+/// Where a block's isolate lives.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum IsolationChoice {
+    /// A sandboxed runner process.
+    Runner,
+    /// This process.
+    InProcess,
 }
 
 /// Flags of `quire run`.
@@ -49,6 +60,10 @@ pub struct RunArgs {
     /// Wall-clock limit in milliseconds.
     #[arg(long, default_value_t = 5000, value_parser = clap::value_parser!(u64).range(1..))]
     pub wall_ms: u64,
+    /// Where the block runs: a sandboxed runner process (seccomp, no
+    /// filesystem, rlimits), or this process (faster to start, weaker).
+    #[arg(long, value_enum, default_value = "runner")]
+    pub isolation: IsolationChoice,
     /// Memory limit in MiB.
     #[arg(long, default_value_t = 64, value_parser = clap::value_parser!(u64).range(1..=65536))]
     pub memory_mb: u64,
@@ -168,9 +183,21 @@ fn execute(args: &RunArgs) -> anyhow::Result<bool> {
     });
     let started_ms = quire_storage::now_ms();
     let mut events = Vec::new();
+    let isolation = match args.isolation {
+        IsolationChoice::InProcess => Isolation::InProcess,
+        IsolationChoice::Runner => {
+            let mut rc = RunnerConfig::new(
+                std::env::current_exe().context("cannot find the quire executable")?,
+                vec!["__runner".into()],
+            );
+            rc.warm_runners = 1;
+            Isolation::Runners(rc)
+        }
+    };
     let engine = Engine::new(EngineConfig {
         worker_threads: 1,
         isolate_pool_per_worker: 1,
+        isolation,
         ..EngineConfig::default()
     })
     .context("could not start the engine")?;

@@ -111,6 +111,9 @@ pub(crate) struct RunControl {
     pub(crate) waker: Mutex<Option<Waker>>,
     /// Host-call replies waiting for the worker.
     pub(crate) mailbox: Mailbox,
+    /// Called with each event as it is emitted (see
+    /// [`crate::RunRequest::with_event_tap`]).
+    pub(crate) tap: std::sync::OnceLock<crate::request::EventTap>,
 }
 
 impl RunControl {
@@ -139,6 +142,7 @@ impl RunControl {
             }),
             waker: Mutex::new(None),
             mailbox: Mailbox::default(),
+            tap: std::sync::OnceLock::new(),
         })
     }
 
@@ -209,6 +213,9 @@ impl RunControl {
             t_ms: self.elapsed().as_secs_f64() * 1000.0,
         };
         sink.seq += 1;
+        if let Some(tap) = self.tap.get() {
+            tap(&ev);
+        }
         // A caller that dropped its receiver no longer wants events; the run
         // still completes and reports its outcome.
         if let Some(tx) = &sink.tx {

@@ -116,6 +116,9 @@ impl Engine {
         let (tx, rx) = flume::unbounded();
         let (otx, orx) = flume::bounded(1);
         let control = RunControl::new(id.clone(), limits, tx, otx);
+        if let Some(tap) = request.tap.clone() {
+            let _ = control.tap.set(tap);
+        }
         let handle = RunHandle {
             id,
             events: rx,

@@ -72,6 +72,28 @@ pub struct RunRequest {
     /// state, rebuilt per run by the embedder.
     #[serde(skip)]
     pub host: Option<HostHandle>,
+    /// Called with every event synchronously, on the thread that emits it,
+    /// before it reaches the handle's channel. Must be quick and must not
+    /// block for long (it runs on an engine worker).
+    #[serde(skip)]
+    pub tap: Option<EventTap>,
+}
+
+/// A synchronous event observer (see [`RunRequest::tap`]).
+#[derive(Clone)]
+pub struct EventTap(pub std::sync::Arc<dyn Fn(&crate::RunEvent) + Send + Sync>);
+
+impl std::fmt::Debug for EventTap {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("EventTap")
+    }
+}
+
+impl std::ops::Deref for EventTap {
+    type Target = dyn Fn(&crate::RunEvent) + Send + Sync;
+    fn deref(&self) -> &Self::Target {
+        &*self.0
+    }
 }
 
 impl RunRequest {
@@ -88,6 +110,7 @@ impl RunRequest {
             limits: None,
             run_id: None,
             host: None,
+            tap: None,
         }
     }
 
@@ -106,6 +129,15 @@ impl RunRequest {
     /// Attach the host this run's calls go to.
     pub fn with_host(mut self, host: std::sync::Arc<dyn Host>) -> Self {
         self.host = Some(HostHandle(host));
+        self
+    }
+
+    /// Observe every event synchronously as it is emitted.
+    pub fn with_event_tap(
+        mut self,
+        tap: impl Fn(&crate::RunEvent) + Send + Sync + 'static,
+    ) -> Self {
+        self.tap = Some(EventTap(std::sync::Arc::new(tap)));
         self
     }
 

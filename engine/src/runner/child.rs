@@ -80,7 +80,7 @@ fn leak_module(src: String, cache: &mut HashMap<[u8; 32], &'static str>) -> Opti
 pub fn runner_main(args: RunnerArgs) -> i32 {
     let mut report = sandbox::restrict_process(&args.limits);
     let engine = match Engine::new(EngineConfig {
-        worker_threads: 1,
+        worker_threads: 2,
         isolate_pool_per_worker: 2,
         test_native_spin: args.test_hooks,
         ..EngineConfig::default()
@@ -158,32 +158,31 @@ fn serve(engine: &Engine, out: &Out) {
                         }));
                     }
                 }
-                let handle = engine.run(request);
-                runs.lock()
-                    .unwrap_or_else(|e| e.into_inner())
-                    .insert(run.clone(), handle.canceller());
-                let (out, runs, pending) = (out.clone(), runs.clone(), pending.clone());
-                let spawned = std::thread::Builder::new()
-                    .name("quire-relay".into())
-                    .spawn(move || {
-                        for ev in handle.events().iter() {
-                            send(
-                                &out,
-                                &FromRunner::Event {
-                                    run: run.clone(),
-                                    body: ev.body,
-                                },
-                            );
-                        }
-                        runs.lock().unwrap_or_else(|e| e.into_inner()).remove(&run);
-                        pending
-                            .lock()
+                // Events go to the server from the thread that emits them
+                // (no relay thread: one hand-off fewer per event).
+                let (o, r2, p2, id) = (out.clone(), runs.clone(), pending.clone(), run.clone());
+                let request = request.with_event_tap(move |ev| {
+                    send(
+                        &o,
+                        &FromRunner::Event {
+                            run: id.clone(),
+                            body: ev.body.clone(),
+                        },
+                    );
+                    if matches!(ev.body, crate::EventBody::Finished(_)) {
+                        r2.lock().unwrap_or_else(|e| e.into_inner()).remove(&id);
+                        p2.lock()
                             .unwrap_or_else(|e| e.into_inner())
-                            .retain(|(r, _), _| r != &run);
-                    });
-                if spawned.is_err() {
-                    return;
-                }
+                            .retain(|(r, _), _| r != &id);
+                    }
+                });
+                // Hold the map while starting, so a run that finishes at
+                // once is removed after it was added, not before.
+                let mut map = runs.lock().unwrap_or_else(|e| e.into_inner());
+                let handle = engine.run(request);
+                map.insert(run, handle.canceller());
+                drop(map);
+                drop(handle);
             }
             ToRunner::Cancel { run } => {
                 if let Some(c) = runs.lock().unwrap_or_else(|e| e.into_inner()).get(&run) {

@@ -93,6 +93,8 @@ struct Runner {
     ready: AtomicBool,
     dead: AtomicBool,
     buried: AtomicBool,
+    /// Ended on purpose (idle, worn out, or to make room).
+    retired: AtomicBool,
     workspace: Mutex<Option<String>>,
     runs: Mutex<HashMap<String, Remote>>,
     served: AtomicU64,
@@ -118,6 +120,12 @@ impl Runner {
 
     fn kill(&self) {
         let _ = lock(&self.child).kill();
+    }
+
+    fn retire(&self) {
+        self.retired.store(true, Ordering::Release);
+        self.dead.store(true, Ordering::Release);
+        self.kill();
     }
 
     fn bound_to(&self, ws: &str) -> bool {
@@ -299,8 +307,7 @@ impl PoolInner {
                 .iter()
                 .find(|r| lock(&r.workspace).is_some() && lock(&r.runs).is_empty())
             {
-                idle.dead.store(true, Ordering::Release);
-                idle.kill();
+                idle.retire();
             }
         }
         let n = want.min(room);
@@ -397,6 +404,7 @@ impl PoolInner {
             ready: AtomicBool::new(false),
             dead: AtomicBool::new(false),
             buried: AtomicBool::new(false),
+            retired: AtomicBool::new(false),
             workspace: Mutex::new(None),
             runs: Mutex::new(HashMap::new()),
             served: AtomicU64::new(0),
@@ -588,7 +596,11 @@ impl PoolInner {
         };
         lock(&self.state).runners.retain(|x| !Arc::ptr_eq(x, r));
         let runs: Vec<Remote> = lock(&r.runs).drain().map(|(_, v)| v).collect();
-        if !runs.is_empty() || !self.shutdown.load(Ordering::Acquire) {
+        let quiet = runs.is_empty()
+            && (r.retired.load(Ordering::Acquire) || self.shutdown.load(Ordering::Acquire));
+        if quiet {
+            tracing::debug!(runner = r.id, "runner retired");
+        } else {
             tracing::warn!(runner = r.id, why, cause = %cause, runs = runs.len(), "runner ended");
         }
         if !runs.is_empty() {
@@ -686,8 +698,7 @@ fn monitor(weak: Weak<PoolInner>) {
                     || lock(&r.idle_since).elapsed()
                         > Duration::from_millis(inner.config.idle_timeout_ms))
             {
-                r.dead.store(true, Ordering::Release);
-                r.kill();
+                r.retire();
             }
         }
         inner.pump();
