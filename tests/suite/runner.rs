@@ -266,3 +266,39 @@ fn cancelling_a_run_in_a_runner() {
     let out = h.wait();
     assert_eq!(out.error.map(|e| e.kind), Some(ErrorKind::Cancelled));
 }
+
+#[test]
+fn a_runner_serves_one_workspace_only() {
+    let mut config = runner_config();
+    config.warm_runners = 1;
+    let e = own_engine(config);
+    let pid_in = |ws: &str| {
+        let mut req = RunRequest::new("export default __quire_test_pid()", Lang::Js);
+        req.workspace = Some(ws.into());
+        let r = run_req(&e, req);
+        r.result()
+            .and_then(serde_json::Value::as_u64)
+            .unwrap_or_else(|| panic!("{:?}", r.outcome))
+    };
+    let a1 = pid_in("alpha");
+    let b1 = pid_in("beta");
+    let a2 = pid_in("alpha");
+    let b2 = pid_in("beta");
+    assert_ne!(a1, b1, "two workspaces shared a runner");
+    assert_eq!(a1, a2, "a workspace's runs should reuse its bound runner");
+    assert_eq!(b1, b2);
+    assert_ne!(
+        a1 as u32,
+        std::process::id(),
+        "the block ran in the server process"
+    );
+    // Many workspaces, never a shared runner.
+    let mut seen = std::collections::HashMap::new();
+    for i in 0..6 {
+        let ws = format!("ws{i}");
+        let pid = pid_in(&ws);
+        if let Some(other) = seen.insert(pid, ws.clone()) {
+            panic!("{ws} ran in {other}'s runner");
+        }
+    }
+}
