@@ -567,7 +567,7 @@ pub(crate) fn install_test_spin<'js>(ctx: &Ctx<'js>) -> rquickjs::Result<()> {
     // Which process runs this block (tests check runner binding).
     ctx.globals().set(
         "__quire_test_pid",
-        Function::new(ctx.clone(), || std::process::id())?,
+        Function::new(ctx.clone(), std::process::id)?,
     )?;
     // Stands in for an exploit's first move: open a socket. In a runner
     // process the seccomp allowlist kills the process for it.
