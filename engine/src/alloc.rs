@@ -16,9 +16,60 @@ pub(crate) struct AllocStats {
     /// 0 means unlimited.
     limit: AtomicU64,
     limit_hit: AtomicBool,
+    /// While tearing a runtime down: blocks freed, kept until the teardown
+    /// is over (see [`Self::begin_quarantine`]).
+    quarantine: std::sync::Mutex<Option<Vec<usize>>>,
+    /// Fast check for `quarantine.is_some()` (every free asks).
+    quarantining: AtomicBool,
 }
 
 impl AllocStats {
+    /// From now on, keep freed blocks instead of freeing them.
+    ///
+    /// QuickJS-ng frees module records in `JS_FreeContext` while promise
+    /// reactions of a still-pending top-level `await` hold references to
+    /// them; the garbage collector in `JS_FreeRuntime` then decrements a
+    /// reference count inside the freed record (a write after free, found
+    /// by our fuzzer under AddressSanitizer). Holding every block freed
+    /// during teardown until it ends makes such late writes land in memory
+    /// nobody else can have reused.
+    pub(crate) fn begin_quarantine(&self) {
+        *self.quarantine.lock().unwrap_or_else(|e| e.into_inner()) = Some(Vec::new());
+        self.quarantining.store(true, Ordering::Release);
+    }
+
+    /// Free the blocks kept since [`Self::begin_quarantine`].
+    pub(crate) fn release_quarantine(&self) {
+        self.quarantining.store(false, Ordering::Release);
+        let held = self
+            .quarantine
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .take()
+            .unwrap_or_default();
+        for p in held {
+            // SAFETY: each address came from libc's malloc family through
+            // this allocator and was handed to `dealloc`/`realloc` exactly
+            // once, during the quarantine.
+            unsafe { libc::free(p as *mut libc::c_void) };
+        }
+    }
+
+    /// Keep `ptr` if a quarantine is on. `true` if kept.
+    fn keep(&self, ptr: *mut u8) -> bool {
+        if !self.quarantining.load(Ordering::Acquire) {
+            return false;
+        }
+        let mut q = self.quarantine.lock().unwrap_or_else(|e| e.into_inner());
+        match q.as_mut() {
+            Some(list) => {
+                list.push(ptr as usize);
+                true
+            }
+            None => false,
+        }
+    }
+
     /// Bytes held now.
     pub(crate) fn current(&self) -> u64 {
         self.current.load(Ordering::Relaxed)
@@ -108,12 +159,29 @@ unsafe impl rquickjs::allocator::Allocator for CountingAllocator {
 
     unsafe fn dealloc(&mut self, ptr: *mut u8) {
         self.stats.sub(usable(ptr));
+        if ptr.is_null() || self.stats.keep(ptr) {
+            return;
+        }
         // SAFETY: the caller guarantees `ptr` came from this allocator.
         unsafe { libc::free(ptr.cast()) };
     }
 
     unsafe fn realloc(&mut self, ptr: *mut u8, new_size: usize) -> *mut u8 {
         let old = usable(ptr);
+        let quarantined = self.stats.quarantining.load(Ordering::Acquire);
+        if quarantined && !ptr.is_null() {
+            // Never let libc free the old block during a quarantine: copy.
+            let new_ptr = self.alloc(new_size);
+            if !new_ptr.is_null() {
+                // SAFETY: both blocks are live and at least `min` bytes.
+                unsafe {
+                    std::ptr::copy_nonoverlapping(ptr, new_ptr, (old as usize).min(new_size))
+                };
+                // SAFETY: `ptr` came from this allocator.
+                unsafe { self.dealloc(ptr) };
+            }
+            return new_ptr;
+        }
         if (new_size as u64) > old && !self.stats.admit(new_size as u64 - old) {
             return std::ptr::null_mut();
         }
@@ -156,5 +224,28 @@ mod tests {
         unsafe { a.dealloc(p) };
         assert_eq!(stats.current(), 0);
         assert!(stats.peak() >= 1000);
+    }
+
+    #[test]
+    fn quarantined_blocks_stay_readable_until_released() {
+        let stats = Arc::new(AllocStats::default());
+        let mut a = CountingAllocator {
+            stats: stats.clone(),
+        };
+        let p = a.alloc(64);
+        // SAFETY: `p` is a live 64-byte block.
+        unsafe { p.write_bytes(7, 64) };
+        stats.begin_quarantine();
+        // SAFETY: `p` came from `a`.
+        unsafe { a.dealloc(p) };
+        let q = a.alloc(64);
+        assert_ne!(p, q, "a quarantined block must not be handed out again");
+        // SAFETY: quarantined, so still allocated (this is what a late
+        // write during teardown relies on).
+        assert_eq!(unsafe { p.read() }, 7);
+        // SAFETY: `q` came from `a`.
+        unsafe { a.dealloc(q) };
+        stats.release_quarantine();
+        assert_eq!(stats.current(), 0);
     }
 }

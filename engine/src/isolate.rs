@@ -108,8 +108,9 @@ pub(crate) fn extras_bytecode() -> Result<&'static [u8], EngineError> {
 pub(crate) struct Isolate {
     pub(crate) shared: Rc<IsolateShared>,
     pub(crate) alloc: Arc<AllocStats>,
-    pub(crate) ctx: Context,
-    pub(crate) rt: Runtime,
+    /// Dropped by hand, inside the allocator's quarantine (see `Drop`).
+    pub(crate) ctx: std::mem::ManuallyDrop<Context>,
+    pub(crate) rt: std::mem::ManuallyDrop<Runtime>,
 }
 
 impl Isolate {
@@ -167,8 +168,8 @@ impl Isolate {
         Ok(Self {
             shared,
             alloc,
-            ctx,
-            rt,
+            ctx: std::mem::ManuallyDrop::new(ctx),
+            rt: std::mem::ManuallyDrop::new(rt),
         })
     }
 
@@ -189,5 +190,17 @@ impl Drop for Isolate {
         self.alloc.disarm();
         self.rt.set_interrupt_handler(None);
         self.shared.clear();
+        // Tear the runtime down with every freed block held back until it
+        // is gone: QuickJS-ng can write into a module record it already
+        // freed when a top-level await was still pending (see
+        // `AllocStats::begin_quarantine`).
+        self.alloc.begin_quarantine();
+        // SAFETY: each field is dropped exactly once, here, and never used
+        // again (the struct is being dropped).
+        unsafe {
+            std::mem::ManuallyDrop::drop(&mut self.ctx);
+            std::mem::ManuallyDrop::drop(&mut self.rt);
+        }
+        self.alloc.release_quarantine();
     }
 }
