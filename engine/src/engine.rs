@@ -52,6 +52,9 @@ pub struct EngineStats {
     pub runners: usize,
     /// Runner processes that died or were killed while holding runs.
     pub runners_lost: u64,
+    /// Bytes that dropped isolates' runtimes still held, in this process
+    /// (all engines). Anything but 0 is a leak in the engine.
+    pub isolate_bytes_leaked: u64,
 }
 
 impl Engine {
@@ -161,6 +164,8 @@ impl Engine {
             cached_blocks: self.shared.cache.len(),
             runners: self.pool.as_ref().map_or(0, |p| p.stats().0),
             runners_lost: self.pool.as_ref().map_or(0, |p| p.stats().2),
+            isolate_bytes_leaked: crate::isolate::LEAKED_BYTES
+                .load(std::sync::atomic::Ordering::Relaxed),
         }
     }
 

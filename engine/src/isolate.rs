@@ -104,6 +104,10 @@ pub(crate) fn extras_bytecode() -> Result<&'static [u8], EngineError> {
         .map_err(|e| EngineError::Prelude(e.clone()))
 }
 
+/// Bytes still held by isolates' runtimes after the isolates were dropped
+/// (should stay 0; see [`crate::EngineStats::isolate_bytes_leaked`]).
+pub(crate) static LEAKED_BYTES: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
 /// A ready isolate. Serves one run, then is dropped.
 pub(crate) struct Isolate {
     pub(crate) shared: Rc<IsolateShared>,
@@ -202,5 +206,22 @@ impl Drop for Isolate {
             std::mem::ManuallyDrop::drop(&mut self.rt);
         }
         self.alloc.release_quarantine();
+        let left = self.alloc.current();
+        if left != 0 {
+            LEAKED_BYTES.fetch_add(left, std::sync::atomic::Ordering::Relaxed);
+            tracing::error!(bytes = left, "an isolate's runtime outlived it (a leak)");
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn dropping_an_isolate_frees_everything_it_allocated() {
+        let iso = super::Isolate::new(1024 * 1024, false).unwrap();
+        let stats = iso.alloc.clone();
+        assert!(stats.current() > 100_000);
+        drop(iso);
+        assert_eq!(stats.current(), 0, "the runtime outlived its isolate");
     }
 }

@@ -219,7 +219,8 @@ impl ActiveRun {
             self.control.stop(StopReason::Wall);
             return Some(Ok(None));
         }
-        let ctx_handle = self.iso.ctx.clone();
+        // Deref first: cloning the `ManuallyDrop` itself would leak the clone.
+        let ctx_handle: rquickjs::Context = (*self.iso.ctx).clone();
         ctx_handle.with(|ctx| {
             if let Phase::NotStarted(_) = self.phase {
                 let Phase::NotStarted(req) = std::mem::replace(&mut self.phase, Phase::Finished)

@@ -202,4 +202,9 @@ fn suite(engine: &quire_engine::Engine) {
         "hostile failures:\n{}",
         failures.join("\n")
     );
+    assert_eq!(
+        engine.stats().isolate_bytes_leaked,
+        0,
+        "isolates leaked their runtimes"
+    );
 }

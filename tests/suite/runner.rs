@@ -110,35 +110,13 @@ fn a_forbidden_syscall_kills_the_runner_not_the_server() {
     assert!(e.stats().runners_lost >= 1);
 }
 
-fn runner_pids() -> Vec<u32> {
-    let me = std::process::id();
-    let mut out = Vec::new();
-    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
-        let Ok(pid) = entry.file_name().to_string_lossy().parse::<u32>() else {
-            continue;
-        };
-        let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
-            continue;
-        };
-        let ppid: Option<u32> = stat
-            .rsplit(')')
-            .next()
-            .and_then(|r| r.split_whitespace().nth(1))
-            .and_then(|p| p.parse().ok());
-        if ppid == Some(me) {
-            out.push(pid);
-        }
-    }
-    out
-}
-
 #[test]
 fn kill_9_of_a_runner_mid_run_ends_its_runs_with_internal() {
     let mut config = runner_config();
     config.warm_runners = 0;
     let e = own_engine(config);
     let mut req = RunRequest::new(
-        "console.log('started'); await new Promise(r => setTimeout(r, 10000));",
+        "console.log(String(__quire_test_pid())); await new Promise(r => setTimeout(r, 10000));",
         Lang::Js,
     )
     .with_limits(Limits {
@@ -150,13 +128,15 @@ fn kill_9_of_a_runner_mid_run_ends_its_runs_with_internal() {
     let first = h.events().recv_timeout(Duration::from_secs(10)).unwrap();
     assert!(matches!(first.body, EventBody::Started));
     let log = h.events().recv_timeout(Duration::from_secs(10)).unwrap();
-    assert!(matches!(log.body, EventBody::Log { .. }));
-    let pids = runner_pids();
-    assert!(!pids.is_empty());
-    for pid in pids {
-        // SAFETY: sending a signal to our own child.
-        unsafe { libc::kill(pid as i32, libc::SIGKILL) };
-    }
+    // The block says which runner it is in (test hook); kill exactly that
+    // one (other tests' runners share this process).
+    let EventBody::Log { text, .. } = log.body else {
+        panic!("expected a log")
+    };
+    let pid: i32 = text.parse().unwrap();
+    assert_ne!(pid as u32, std::process::id());
+    // SAFETY: sending a signal to our own child process.
+    unsafe { libc::kill(pid, libc::SIGKILL) };
     let out = h.wait();
     assert_eq!(
         out.error.as_ref().map(|e| e.kind),

@@ -21,11 +21,35 @@ pub struct RunnerArgs {
     pub limits: SandboxLimits,
 }
 
-type Out = Arc<Mutex<std::io::Stdout>>;
+/// Messages to the server, written by one writer thread: the block's
+/// threads never pay for pipe writes (or wait on a full pipe), and frames
+/// that queue up go out in one write.
+type Out = flume::Sender<FromRunner>;
 
 fn send(out: &Out, msg: &FromRunner) -> bool {
-    let mut o = out.lock().unwrap_or_else(|e| e.into_inner());
-    write_frame(&mut *o, msg).is_ok()
+    out.send(msg.clone()).is_ok()
+}
+
+fn writer(rx: flume::Receiver<FromRunner>) {
+    let stdout = std::io::stdout();
+    let mut buf = Vec::with_capacity(64 * 1024);
+    while let Ok(first) = rx.recv() {
+        buf.clear();
+        let _ = write_frame(&mut buf, &first);
+        while buf.len() < 1 << 20 {
+            match rx.try_recv() {
+                Ok(m) => {
+                    let _ = write_frame(&mut buf, &m);
+                }
+                Err(_) => break,
+            }
+        }
+        let mut o = stdout.lock();
+        if o.write_all(&buf).and_then(|_| o.flush()).is_err() {
+            // The server is gone: nothing left to do.
+            std::process::exit(0);
+        }
+    }
 }
 
 /// Replies the server owes this runner, by (run, call id).
@@ -108,7 +132,14 @@ pub fn runner_main(args: RunnerArgs) -> i32 {
         return 3;
     }
     report.seccomp = true;
-    let out: Out = Arc::new(Mutex::new(std::io::stdout()));
+    let (out, rx) = flume::unbounded::<FromRunner>();
+    if std::thread::Builder::new()
+        .name("quire-runner-out".into())
+        .spawn(move || writer(rx))
+        .is_err()
+    {
+        return 3;
+    }
     if !send(
         &out,
         &FromRunner::Ready {

@@ -698,7 +698,14 @@ fn monitor(weak: Weak<PoolInner>) {
                     || lock(&r.idle_since).elapsed()
                         > Duration::from_millis(inner.config.idle_timeout_ms))
             {
-                r.retire();
+                // Decide under the pool lock: `pump` assigns runs under it
+                // and skips dead runners, so no run lands on a runner
+                // being retired.
+                let st = lock(&inner.state);
+                if lock(&r.runs).is_empty() {
+                    r.retire();
+                }
+                drop(st);
             }
         }
         inner.pump();
