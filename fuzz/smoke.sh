@@ -18,4 +18,4 @@ for f in ../samples/blocks/*.ts; do
 done
 cargo +nightly fuzz run runner_protocol -- -max_total_time="$secs"
 cargo +nightly fuzz run json_inputs -- -max_total_time="$secs"
-cargo +nightly fuzz run engine_run "$seed" -- -max_total_time="$secs" -timeout=10 -max_len=4096 -rss_limit_mb=4096 -detect_leaks=0
+ASAN_OPTIONS=detect_leaks=0 cargo +nightly fuzz run engine_run "$seed" -- -max_total_time="$secs" -timeout=10 -max_len=4096 -rss_limit_mb=4096 -detect_leaks=0
