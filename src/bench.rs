@@ -193,32 +193,30 @@ fn runner_section() -> anyhow::Result<Value> {
     Ok(out)
 }
 
+fn print(out: &Value, as_json: bool) -> anyhow::Result<()> {
+    if as_json {
+        println!("{out}");
+    } else {
+        println!("{}", serde_json::to_string_pretty(out)?);
+    }
+    Ok(())
+}
+
 /// Run the benchmark and print the results.
 pub fn run(as_json: bool, only: Option<Only>) -> anyhow::Result<()> {
     let engine = Engine::new(EngineConfig::default()).context("could not start the engine")?;
-    if only == Some(Only::Runner) {
-        let out = json!({ "runner": runner_section()?, "machine": machine() });
-        println!(
-            "{}",
-            if as_json {
-                out.to_string()
-            } else {
-                serde_json::to_string_pretty(&out)?
-            }
-        );
-        return Ok(());
-    }
-    if only == Some(Only::Host) {
-        let out = json!({ "host": crate::bench_host::run(&engine)?, "machine": machine() });
-        println!(
-            "{}",
-            if as_json {
-                out.to_string()
-            } else {
-                serde_json::to_string_pretty(&out)?
-            }
-        );
-        return Ok(());
+    match only {
+        Some(Only::Runner) => {
+            return print(
+                &json!({ "runner": runner_section()?, "machine": machine() }),
+                as_json,
+            )
+        }
+        Some(Only::Host) => {
+            let host = crate::bench_host::run(&engine)?;
+            return print(&json!({ "host": host, "machine": machine() }), as_json);
+        }
+        _ => {}
     }
     // Warm up: compile the prelude and the blocks, fill the pools.
     for _ in 0..200 {
@@ -246,10 +244,5 @@ pub fn run(as_json: bool, only: Option<Only>) -> anyhow::Result<()> {
         out["host"] = crate::bench_host::run(&engine)?;
         out["runner"] = runner_section()?;
     }
-    if as_json {
-        println!("{out}");
-    } else {
-        println!("{}", serde_json::to_string_pretty(&out)?);
-    }
-    Ok(())
+    print(&out, as_json)
 }

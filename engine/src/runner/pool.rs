@@ -369,7 +369,7 @@ impl PoolInner {
             .current_dir("/")
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
+            .stderr(Stdio::piped())
             .spawn();
         let mut child = match result {
             Ok(c) => c,
@@ -391,6 +391,11 @@ impl PoolInner {
                 return;
             }
         };
+        if let Some(err) = child.stderr.take() {
+            let _ = std::thread::Builder::new()
+                .name("quire-runner-stderr".into())
+                .spawn(move || drain_stderr(err));
+        }
         let (Some(stdin), Some(stdout)) = (child.stdin.take(), child.stdout.take()) else {
             let _ = child.kill();
             lock(&self.state).starting -= 1;
@@ -635,6 +640,37 @@ impl PoolInner {
             c.finish(Some(error), cpu, c.peak_memory.load(Ordering::Relaxed));
         }
         self.pump();
+    }
+}
+
+/// Bytes of a runner's stderr passed on to the server's log over its life;
+/// the rest is read and dropped (a compromised runner must not flood the
+/// log, nor block on a full pipe).
+const STDERR_BUDGET_BYTES: usize = 64 * 1024;
+
+/// Forward a runner's stderr lines to the log, within a budget. (A pipe,
+/// not the server's own stderr: the runner's file-size rlimit is 0, and
+/// the server's stderr may be a file.)
+fn drain_stderr(err: std::process::ChildStderr) {
+    use std::io::BufRead;
+    let mut budget = STDERR_BUDGET_BYTES;
+    let mut r = std::io::BufReader::new(err);
+    let mut line = Vec::new();
+    loop {
+        line.clear();
+        match r.read_until(b'\n', &mut line) {
+            Ok(0) | Err(_) => return,
+            Ok(n) if budget > 0 => {
+                let keep = n.min(budget).min(1024);
+                budget -= keep;
+                let text = String::from_utf8_lossy(&line[..keep]);
+                tracing::warn!(target: "quire_runner", "{}", text.trim_end());
+                if budget == 0 {
+                    tracing::warn!(target: "quire_runner", "runner stderr budget spent; dropping the rest");
+                }
+            }
+            Ok(_) => {}
+        }
     }
 }
 
