@@ -15,6 +15,34 @@ use serde_json::json;
 
 const CHILD_ENV: &str = "QUIRE_CRASH_CHILD_DIR";
 
+/// Open a store, waiting while an earlier handle in this process still
+/// holds sled's file lock (sled's flusher thread lets go of a dropped
+/// database a moment later).
+fn reopen(config: &StoreConfig) -> Store {
+    for _ in 0..500 {
+        match Store::open(config) {
+            Err(e) if e.to_string().contains("could not acquire lock") => {
+                std::thread::sleep(std::time::Duration::from_millis(10))
+            }
+            other => return other.unwrap(),
+        }
+    }
+    panic!("the store stayed locked");
+}
+
+fn reopen_err(config: &StoreConfig) -> quire_storage::StorageError {
+    for _ in 0..500 {
+        match Store::open(config) {
+            Err(e) if e.to_string().contains("could not acquire lock") => {
+                std::thread::sleep(std::time::Duration::from_millis(10))
+            }
+            Err(e) => return e,
+            Ok(_) => panic!("the store opened"),
+        }
+    }
+    panic!("the store stayed locked");
+}
+
 /// The child: write pairs of rows (one transaction each) plus a kv value,
 /// printing each acknowledged index.
 #[test]
@@ -23,7 +51,7 @@ fn crash_child_writer() {
     let Ok(dir) = std::env::var(CHILD_ENV) else {
         return;
     };
-    let store = Store::open(&StoreConfig::new(&dir)).unwrap();
+    let store = reopen(&StoreConfig::new(&dir));
     let ws = store.ensure_workspace("crash").unwrap();
     let mut out = std::io::stdout().lock();
     // Continue after what an earlier (killed) child wrote.
@@ -84,7 +112,7 @@ fn kill_9_loses_no_acknowledged_write() {
         let _ = child.wait();
         let acked = last.expect("the child acknowledged writes");
 
-        let store = Store::open(&StoreConfig::new(dir.path())).unwrap();
+        let store = reopen(&StoreConfig::new(dir.path()));
         let ws = store.workspace_by_name("crash").unwrap().unwrap();
         let rows = store
             .query_rows(
@@ -224,7 +252,7 @@ fn secrets_are_encrypted_at_rest_and_bound_to_their_record() {
         );
     }
     // Reopened with the same key file, it decrypts; with another key, it fails clearly.
-    let store = Store::open(&StoreConfig::new(dir.path())).unwrap();
+    let store = reopen(&StoreConfig::new(dir.path()));
     let ws = store.workspace_by_name("s").unwrap().unwrap();
     assert_eq!(
         store.get_secret(&ws.id, "API_KEY").unwrap().unwrap().value,
@@ -233,7 +261,7 @@ fn secrets_are_encrypted_at_rest_and_bound_to_their_record() {
     drop(store);
     let mut cfg = StoreConfig::new(dir.path());
     cfg.secret_key = Some(quire_storage::SecretKey::from_bytes([9; 32]));
-    let store = Store::open(&cfg).unwrap();
+    let store = reopen(&cfg);
     let e = store.get_secret(&ws.id, "API_KEY").unwrap_err();
     assert!(e.to_string().contains("could not be decrypted"), "{e}");
 }
@@ -256,13 +284,21 @@ fn a_newer_schema_is_refused() {
     let dir = tempfile::tempdir().unwrap();
     drop(Store::open(&StoreConfig::new(dir.path())).unwrap());
     {
-        let db = sled::open(dir.path().join("db")).unwrap();
+        let db = (0..500)
+            .find_map(|_| match sled::open(dir.path().join("db")) {
+                Ok(db) => Some(db),
+                Err(_) => {
+                    std::thread::sleep(std::time::Duration::from_millis(10));
+                    None
+                }
+            })
+            .expect("sled reopens");
         db.open_tree("meta")
             .unwrap()
             .insert("schema_version", &99u32.to_be_bytes())
             .unwrap();
         db.flush().unwrap();
     }
-    let e = Store::open(&StoreConfig::new(dir.path())).unwrap_err();
+    let e = reopen_err(&StoreConfig::new(dir.path()));
     assert!(e.to_string().contains("schema version 99"), "{e}");
 }
