@@ -290,3 +290,44 @@ fn data_dir_persists_between_runs_and_records_them() {
         serde_json::json!(["kv:read", "kv:write"])
     );
 }
+
+#[test]
+fn isolation_can_be_chosen_and_both_give_the_same_events() {
+    let mut outputs = Vec::new();
+    for iso in ["runner", "in-process"] {
+        let out = quire()
+            .args([
+                "run",
+                &sample("tasks_summary.ts"),
+                "--json",
+                "--cap",
+                "db:read:tasks",
+                "--isolation",
+                iso,
+            ])
+            .output()
+            .unwrap();
+        assert_eq!(
+            out.status.code(),
+            Some(0),
+            "{iso}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let types: Vec<String> = json_events(&out)
+            .iter()
+            .map(|e| e["type"].as_str().unwrap().to_string())
+            .collect();
+        let result = json_events(&out)
+            .into_iter()
+            .find(|e| e["type"] == "result")
+            .unwrap()["value"]
+            .clone();
+        outputs.push((types, result));
+    }
+    assert_eq!(outputs[0], outputs[1]);
+    let bad = quire()
+        .args(["run", &sample("hello.js"), "--isolation", "none"])
+        .output()
+        .unwrap();
+    assert_eq!(bad.status.code(), Some(2));
+}
