@@ -124,6 +124,10 @@ pub(crate) fn host_call<'js>(
 
 /// Settle the calls whose replies arrived. `true` if any did.
 pub(crate) fn deliver(ctx: &Ctx<'_>, sh: &IsolateShared) -> bool {
+    // The drive loop asks on every turn; most runs never call the host.
+    if sh.calls.borrow().len() == 0 {
+        return false;
+    }
     let Some(control) = sh.control() else {
         return false;
     };

@@ -177,6 +177,21 @@ fn json_events(out: &std::process::Output) -> Vec<serde_json::Value> {
         .collect()
 }
 
+/// The result value of a `--json` run that must have exited 0.
+fn ok_result(out: &std::process::Output) -> serde_json::Value {
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    json_events(out)
+        .into_iter()
+        .find(|e| e["type"] == "result")
+        .expect("a result event")["value"]
+        .clone()
+}
+
 fn sample(name: &str) -> String {
     format!("{}/samples/blocks/{name}", env!("CARGO_MANIFEST_DIR"))
 }
@@ -193,15 +208,7 @@ fn grants_come_from_cap_flags_and_denials_exit_1() {
         ])
         .output()
         .unwrap();
-    assert_eq!(
-        ok.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&ok.stderr)
-    );
-    let ev = json_events(&ok);
-    let result = ev.iter().find(|e| e["type"] == "result").unwrap();
-    assert_eq!(result["value"]["total"], 320);
+    assert_eq!(ok_result(&ok)["total"], 320);
 
     let denied = quire()
         .args(["run", &sample("tasks_summary.ts")])
@@ -227,57 +234,19 @@ fn data_dir_persists_between_runs_and_records_them() {
     let dir = tempdir::Dir::new();
     let data = dir.path().join("store");
     let data_s = data.to_str().unwrap();
-    for expect in [1, 2] {
-        let out = quire()
-            .args([
-                "run",
-                &sample("visit_counter.js"),
-                "--json",
-                "--cap",
-                "kv:read",
-                "--cap",
-                "kv:write",
-                "--data",
-                data_s,
-            ])
-            .output()
-            .unwrap();
-        assert_eq!(
-            out.status.code(),
-            Some(0),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        let ev = json_events(&out);
-        assert_eq!(
-            ev.iter().find(|e| e["type"] == "result").unwrap()["value"]["visits"],
-            expect
-        );
-    }
+    let visits = |extra: &[&str]| {
+        let mut args = vec![
+            "run", "--json", "--cap", "kv:read", "--cap", "kv:write", "--data", data_s,
+        ];
+        args.extend_from_slice(extra);
+        let file = sample("visit_counter.js");
+        args.push(&file);
+        ok_result(&quire().args(&args).output().unwrap())["visits"].clone()
+    };
+    assert_eq!(visits(&[]), 1);
+    assert_eq!(visits(&[]), 2);
     // Another workspace in the same store starts from zero.
-    let out = quire()
-        .args([
-            "run",
-            &sample("visit_counter.js"),
-            "--json",
-            "--cap",
-            "kv:read",
-            "--cap",
-            "kv:write",
-            "--data",
-            data_s,
-            "--workspace",
-            "other",
-        ])
-        .output()
-        .unwrap();
-    assert_eq!(
-        json_events(&out)
-            .iter()
-            .find(|e| e["type"] == "result")
-            .unwrap()["value"]["visits"],
-        1
-    );
+    assert_eq!(visits(&["--workspace", "other"]), 1);
     let store = quire_storage::Store::open(&quire_storage::StoreConfig::new(&data)).unwrap();
     let ws = store.workspace_by_name("default").unwrap().unwrap();
     let runs = store.list_runs(&ws.id, None, 10).unwrap();
@@ -307,21 +276,11 @@ fn isolation_can_be_chosen_and_both_give_the_same_events() {
             ])
             .output()
             .unwrap();
-        assert_eq!(
-            out.status.code(),
-            Some(0),
-            "{iso}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        let result = ok_result(&out);
         let types: Vec<String> = json_events(&out)
             .iter()
             .map(|e| e["type"].as_str().unwrap().to_string())
             .collect();
-        let result = json_events(&out)
-            .into_iter()
-            .find(|e| e["type"] == "result")
-            .unwrap()["value"]
-            .clone();
         outputs.push((types, result));
     }
     assert_eq!(outputs[0], outputs[1]);

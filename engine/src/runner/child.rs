@@ -26,8 +26,8 @@ pub struct RunnerArgs {
 /// that queue up go out in one write.
 type Out = flume::Sender<FromRunner>;
 
-fn send(out: &Out, msg: &FromRunner) -> bool {
-    out.send(msg.clone()).is_ok()
+fn send(out: &Out, msg: FromRunner) -> bool {
+    out.send(msg).is_ok()
 }
 
 fn writer(rx: flume::Receiver<FromRunner>) {
@@ -76,7 +76,7 @@ impl Host for ProxyHost {
             .insert((self.run.clone(), id), reply);
         send(
             &self.out,
-            &FromRunner::Call {
+            FromRunner::Call {
                 run: self.run.clone(),
                 call: id,
                 op: call.op,
@@ -142,7 +142,7 @@ pub fn runner_main(args: RunnerArgs) -> i32 {
     }
     if !send(
         &out,
-        &FromRunner::Ready {
+        FromRunner::Ready {
             pid: std::process::id(),
             sandbox: report,
         },
@@ -195,7 +195,7 @@ fn serve(engine: &Engine, out: &Out) {
                 let request = request.with_event_tap(move |ev| {
                     send(
                         &o,
-                        &FromRunner::Event {
+                        FromRunner::Event {
                             run: id.clone(),
                             body: ev.body.clone(),
                         },
