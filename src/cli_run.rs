@@ -145,11 +145,13 @@ pub fn store_config(dir: &std::path::Path) -> anyhow::Result<StoreConfig> {
 fn open_store(args: &RunArgs) -> anyhow::Result<Store> {
     let store = match &args.data {
         Some(dir) => {
-            let store = Store::open(&store_config(dir)?).with_context(|| {
-                format!(
-                    "cannot open the store in {} (is a `quire serve` using it?)",
-                    dir.display()
-                )
+            let store = Store::open(&store_config(dir)?).map_err(|e| {
+                let hint = if e.to_string().contains("could not acquire lock") {
+                    " (another quire process, such as `quire serve`, has it open)"
+                } else {
+                    ""
+                };
+                anyhow::anyhow!("cannot open the store in {}{hint}: {e}", dir.display())
             })?;
             if store.list_workspaces()?.is_empty() {
                 crate::samples::seed(&store)?;

@@ -36,7 +36,7 @@ impl SecretKey {
         getrandom::fill(&mut k).map_err(|e| StorageError::Io {
             what: "reading system randomness",
             path: "getrandom".into(),
-            source: std::io::Error::other(e.to_string()),
+            error: std::io::Error::other(e.to_string()),
         })?;
         Ok(Self(k))
     }
@@ -50,7 +50,7 @@ impl SecretKey {
     pub fn load_or_create(path: &Path) -> Result<Self> {
         let io = |what: &'static str| {
             let path = path.display().to_string();
-            move |source| StorageError::Io { what, path, source }
+            move |error| StorageError::Io { what, path, error }
         };
         match std::fs::read(path) {
             Ok(bytes) => {
@@ -94,7 +94,7 @@ impl SecretKey {
         getrandom::fill(&mut nonce).map_err(|e| StorageError::Io {
             what: "reading system randomness",
             path: "getrandom".into(),
-            source: std::io::Error::other(e.to_string()),
+            error: std::io::Error::other(e.to_string()),
         })?;
         let ct = cipher
             .encrypt(Nonce::from_slice(&nonce), Payload { msg: plain, aad })

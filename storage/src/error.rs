@@ -7,14 +7,15 @@ pub enum StorageError {
     #[error("database error: {0}")]
     Db(#[from] sled::Error),
     /// Reading or writing a file beside the database (the secret key).
-    #[error("{what} at {path}: {source}")]
+    #[error("{what} at {path}: {error}")]
     Io {
         /// What was being done.
         what: &'static str,
         /// The file.
         path: String,
-        /// The OS error.
-        source: std::io::Error,
+        /// The OS error (in the message, not a separate source, so it is
+        /// printed once).
+        error: std::io::Error,
     },
     /// A stored value did not decode (a bug or a damaged database).
     #[error("stored {what} is damaged: {detail}")]

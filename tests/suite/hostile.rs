@@ -135,7 +135,9 @@ fn hostile_programs_end_with_the_expected_outcome() {
 
 #[test]
 fn hostile_programs_end_the_same_way_in_runner_processes() {
-    suite(crate::runner::runner_engine());
+    // Its own runners: a CPU-starved hostile program can cost its runner
+    // a worker thread (the watchdog), which must not touch other tests.
+    suite(&crate::runner::fresh_runner_engine());
 }
 
 fn suite(engine: &quire_engine::Engine) {

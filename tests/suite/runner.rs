@@ -35,6 +35,11 @@ pub fn runner_engine() -> &'static Engine {
     })
 }
 
+/// A runner-backed engine of its own (its own runner processes).
+pub fn fresh_runner_engine() -> Engine {
+    own_engine(runner_config())
+}
+
 fn own_engine(config: RunnerConfig) -> Engine {
     Engine::new(EngineConfig {
         isolation: Isolation::Runners(config),
