@@ -30,6 +30,11 @@ pub struct Limits {
     /// result together. The write that crosses it is dropped and the run
     /// ends with `output_limit`. Default: 1 MiB.
     pub output_bytes: u64,
+    /// Output events (each log, `display()` and the result count one),
+    /// so a block cannot flood history and live clients with empty
+    /// lines that cost no bytes. The event past it is dropped and the run
+    /// ends with `output_limit`. Default: 100,000.
+    pub output_events: u64,
     /// Timers (`setTimeout`/`setInterval`) pending at once. One more throws
     /// a `RangeError` in the block. Default: 1000.
     pub max_pending_timers: u32,
@@ -59,6 +64,7 @@ impl Default for Limits {
             memory_bytes: 64 * 1024 * 1024,
             stack_bytes: 1024 * 1024,
             output_bytes: 1024 * 1024,
+            output_events: 100_000,
             max_pending_timers: 1000,
             max_jobs: 10_000_000,
             host_calls: 1000,

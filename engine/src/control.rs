@@ -25,6 +25,7 @@ pub(crate) enum StopReason {
     Cancelled = 5,
     Jobs = 6,
     Deadlock = 7,
+    OutputEvents = 8,
 }
 
 impl StopReason {
@@ -37,6 +38,7 @@ impl StopReason {
             5 => Self::Cancelled,
             6 => Self::Jobs,
             7 => Self::Deadlock,
+            8 => Self::OutputEvents,
             _ => return None,
         })
     }
@@ -46,7 +48,7 @@ impl StopReason {
             Self::Cpu | Self::Jobs => ErrorKind::CpuLimit,
             Self::Wall | Self::Deadlock => ErrorKind::WallLimit,
             Self::Memory => ErrorKind::MemoryLimit,
-            Self::Output => ErrorKind::OutputLimit,
+            Self::Output | Self::OutputEvents => ErrorKind::OutputLimit,
             Self::Cancelled => ErrorKind::Cancelled,
         }
     }
@@ -57,6 +59,10 @@ impl StopReason {
             Self::Wall => format!("wall-clock time limit of {} ms exceeded", limits.wall_time_ms),
             Self::Memory => format!("memory limit of {} bytes exceeded", limits.memory_bytes),
             Self::Output => format!("output limit of {} bytes exceeded", limits.output_bytes),
+            Self::OutputEvents => format!(
+                "output limit of {} events exceeded (logs, displays and the result count one each)",
+                limits.output_events
+            ),
             Self::Cancelled => "the run was cancelled".to_string(),
             Self::Jobs => format!(
                 "job limit of {} promise/timer jobs exceeded (counts against the CPU budget)",
@@ -88,6 +94,7 @@ struct Sink {
     outcome_tx: Option<flume::Sender<RunOutcome>>,
     seq: u64,
     output_bytes: u64,
+    output_events: u64,
     finished: bool,
     result: Option<serde_json::Value>,
 }
@@ -137,6 +144,7 @@ impl RunControl {
                 outcome_tx: Some(outcome_tx),
                 seq: 0,
                 output_bytes: 0,
+                output_events: 0,
                 finished: false,
                 result: None,
             }),
@@ -246,7 +254,13 @@ impl RunControl {
             self.stop(StopReason::Output);
             return Err(StopReason::Output);
         }
+        if sink.output_events >= self.limits.output_events {
+            drop(sink);
+            self.stop(StopReason::OutputEvents);
+            return Err(StopReason::OutputEvents);
+        }
         sink.output_bytes += bytes;
+        sink.output_events += 1;
         self.push(&mut sink, body);
         Ok(())
     }
@@ -352,6 +366,27 @@ mod tests {
         assert!(c.stop(StopReason::Cpu));
         assert!(!c.stop(StopReason::Cancelled));
         assert_eq!(c.stop_reason(), Some(StopReason::Cpu));
+    }
+
+    #[test]
+    fn empty_events_are_counted_so_they_cannot_flood() {
+        let (c, rx, _) = control(Limits {
+            output_events: 3,
+            ..Limits::default()
+        });
+        let log = || EventBody::Log {
+            level: crate::LogLevel::Log,
+            text: String::new(),
+        };
+        for _ in 0..3 {
+            assert!(c.emit_output(log(), 0).is_ok());
+        }
+        assert_eq!(c.emit_output(log(), 0), Err(StopReason::OutputEvents));
+        assert_eq!(
+            c.stop_reason().map(|r| r.kind()),
+            Some(ErrorKind::OutputLimit)
+        );
+        assert_eq!(rx.len(), 3);
     }
 
     #[test]

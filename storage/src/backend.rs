@@ -34,11 +34,13 @@ pub enum Table {
     Runs,
     /// Workspace id + block id + start time + run id → nothing (index).
     RunsByBlock,
+    /// Token id → API token record (its hash, never the token).
+    Tokens,
 }
 
 impl Table {
     /// Every table, in a fixed order.
-    pub const ALL: [Table; 10] = [
+    pub const ALL: [Table; 11] = [
         Table::Meta,
         Table::Workspaces,
         Table::WorkspaceNames,
@@ -49,6 +51,7 @@ impl Table {
         Table::Blocks,
         Table::Runs,
         Table::RunsByBlock,
+        Table::Tokens,
     ];
 
     /// The table's name on disk.
@@ -64,6 +67,7 @@ impl Table {
             Table::Blocks => "blocks",
             Table::Runs => "runs",
             Table::RunsByBlock => "runs_by_block",
+            Table::Tokens => "tokens",
         }
     }
 
@@ -98,6 +102,15 @@ pub trait Backend: Send + Sync + 'static {
         after: Option<&[u8]>,
         visit: &mut Visit<'_>,
     ) -> Result<()>;
+    /// Visit entries whose key starts with `prefix` in reverse key order
+    /// (last first), starting before `before` when given.
+    fn scan_rev(
+        &self,
+        table: Table,
+        prefix: &[u8],
+        before: Option<&[u8]>,
+        visit: &mut Visit<'_>,
+    ) -> Result<()>;
     /// Run `f` as one atomic write: all its changes land or none do. `f`
     /// may be run more than once (on conflict), so it must not have side
     /// effects outside the transaction.
@@ -111,6 +124,25 @@ pub trait Backend: Send + Sync + 'static {
 }
 
 type Map = BTreeMap<Vec<u8>, Vec<u8>>;
+
+/// The exclusive upper bound of a reverse scan over `prefix` starting
+/// before `before`: the smaller of `before` and the first key past every
+/// key with the prefix.
+pub(crate) fn rev_end(prefix: &[u8], before: Option<&[u8]>) -> std::ops::Bound<Vec<u8>> {
+    use std::ops::Bound;
+    let mut past = prefix.to_vec();
+    while let Some(last) = past.pop() {
+        if last < u8::MAX {
+            past.push(last + 1);
+            break;
+        }
+    }
+    match before {
+        Some(b) if past.is_empty() || b < past.as_slice() => Bound::Excluded(b.to_vec()),
+        _ if past.is_empty() => Bound::Unbounded,
+        _ => Bound::Excluded(past),
+    }
+}
 
 /// Everything in memory, behind one lock; writes stage their changes and
 /// apply them only when `f` succeeds. Nothing survives the process.
@@ -181,6 +213,39 @@ impl Backend for MemoryBackend {
                     None => std::ops::Bound::Included(prefix.to_vec()),
                 };
                 map.range((start, std::ops::Bound::Unbounded))
+                    .take_while(|(k, _)| k.starts_with(prefix))
+                    .take(256)
+                    .map(|(k, v)| (k.clone(), v.clone()))
+                    .collect()
+            };
+            if page.is_empty() {
+                return Ok(());
+            }
+            for (k, v) in &page {
+                if !visit(k, v)? {
+                    return Ok(());
+                }
+            }
+            cursor = page.last().map(|(k, _)| k.clone());
+        }
+    }
+
+    fn scan_rev(
+        &self,
+        table: Table,
+        prefix: &[u8],
+        before: Option<&[u8]>,
+        visit: &mut Visit<'_>,
+    ) -> Result<()> {
+        use std::ops::Bound;
+        let mut cursor: Option<Vec<u8>> = before.map(<[u8]>::to_vec);
+        loop {
+            let page: Vec<(Vec<u8>, Vec<u8>)> = {
+                let tables = self.lock();
+                let map = &tables[table.index()];
+                let end = rev_end(prefix, cursor.as_deref());
+                map.range((Bound::Included(prefix.to_vec()), end))
+                    .rev()
                     .take_while(|(k, _)| k.starts_with(prefix))
                     .take(256)
                     .map(|(k, v)| (k.clone(), v.clone()))

@@ -36,6 +36,12 @@ impl Store {
         Ok(out)
     }
 
+    /// Delete a block (its run history stays); whether it existed.
+    pub fn delete_block(&self, ws: &WorkspaceId, id: &str) -> Result<bool> {
+        check_name("block id", id)?;
+        self.remove_key(Table::Blocks, &Key::ws(ws).last(id.as_bytes()))
+    }
+
     /// Record a run (insert or replace), with its by-block index entry, in
     /// one atomic write.
     pub fn put_run(&self, ws: &WorkspaceId, run: &RunRecord) -> Result<()> {
@@ -61,6 +67,63 @@ impl Store {
     pub fn get_run(&self, ws: &WorkspaceId, id: &str) -> Result<Option<RunRecord>> {
         check_name("run id", id)?;
         self.get_json(Table::Runs, &Key::ws(ws).last(id.as_bytes()), "run")
+    }
+
+    /// Runs of the workspace, or of one block, newest first, at most
+    /// `limit`, starting after (older than) run `before` when given. Run
+    /// ids must sort by start for the workspace-wide listing to be by
+    /// time, as ids from the store's own sequence do.
+    pub fn recent_runs(
+        &self,
+        ws: &WorkspaceId,
+        block: Option<&str>,
+        limit: usize,
+        before: Option<&RunRecord>,
+    ) -> Result<Vec<RunRecord>> {
+        let mut out = Vec::new();
+        if limit == 0 {
+            return Ok(out);
+        }
+        match block {
+            None => {
+                let prefix = Key::ws(ws).prefix();
+                let start = before.map(|r| Key::ws(ws).last(r.id.as_bytes()));
+                self.b
+                    .scan_rev(Table::Runs, &prefix, start.as_deref(), &mut |_, v| {
+                        let r: RunRecord = serde_json::from_slice(v)
+                            .map_err(|e| crate::error::corrupt("run", e))?;
+                        out.push(r);
+                        Ok(out.len() < limit)
+                    })?
+            }
+            Some(b) => {
+                check_name("block id", b)?;
+                let prefix = Key::ws(ws).seg(b.as_bytes()).prefix();
+                let start = before.map(|r| {
+                    Key::ws(ws)
+                        .seg(b.as_bytes())
+                        .raw(&r.started_ms.to_be_bytes())
+                        .last(r.id.as_bytes())
+                });
+                let mut ids = Vec::new();
+                self.b.scan_rev(
+                    Table::RunsByBlock,
+                    &prefix,
+                    start.as_deref(),
+                    &mut |k, _| {
+                        let id = k.get(prefix.len() + 8..).unwrap_or_default();
+                        ids.push(String::from_utf8_lossy(id).into_owned());
+                        Ok(ids.len() < limit)
+                    },
+                )?;
+                for id in ids {
+                    if let Some(r) = self.get_run(ws, &id)? {
+                        out.push(r);
+                    }
+                }
+            }
+        }
+        Ok(out)
     }
 
     /// Runs of the workspace, or of one block, oldest first, at most
@@ -96,5 +159,62 @@ impl Store {
             }
         }
         Ok(out)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::StoreConfig;
+
+    fn run(id: &str, block: Option<&str>, started_ms: u64) -> RunRecord {
+        RunRecord {
+            id: id.into(),
+            block: block.map(Into::into),
+            trigger: serde_json::Value::Null,
+            request: serde_json::Value::Null,
+            status: "ok".into(),
+            events: vec![],
+            cpu_ms: 0.0,
+            wall_ms: 0.0,
+            peak_memory_bytes: 0,
+            started_ms,
+        }
+    }
+
+    fn check_recent(s: &Store) -> Result<()> {
+        let a = s.create_workspace("a")?.id;
+        let b = s.create_workspace("b")?.id;
+        for i in 0..5u64 {
+            let blk = if i % 2 == 0 { Some("x") } else { Some("y") };
+            s.put_run(&a, &run(&format!("{i:016x}"), blk, 100 + i))?;
+            s.put_run(&b, &run(&format!("{i:016x}"), blk, 100 + i))?;
+        }
+        let ids = |v: Vec<RunRecord>| v.into_iter().map(|r| r.started_ms).collect::<Vec<_>>();
+        assert_eq!(ids(s.recent_runs(&a, None, 3, None)?), [104, 103, 102]);
+        let last = s.get_run(&a, &format!("{:016x}", 2))?;
+        assert_eq!(ids(s.recent_runs(&a, None, 9, last.as_ref())?), [101, 100]);
+        assert_eq!(ids(s.recent_runs(&a, Some("x"), 9, None)?), [104, 102, 100]);
+        assert_eq!(ids(s.recent_runs(&a, Some("x"), 9, last.as_ref())?), [100]);
+        assert_eq!(
+            ids(s.recent_runs(&a, Some("z"), 9, None)?),
+            Vec::<u64>::new()
+        );
+        assert!(s.delete_block(&a, "x").is_ok());
+        Ok(())
+    }
+
+    #[test]
+    fn recent_runs_are_newest_first_and_page_in_memory() -> Result<()> {
+        check_recent(&Store::memory()?)
+    }
+
+    #[test]
+    fn recent_runs_are_newest_first_and_page_in_sled() -> Result<()> {
+        let dir =
+            tempfile::tempdir().map_err(|e| crate::error::invalid("tempdir", e.to_string()))?;
+        let mut cfg = StoreConfig::new(dir.path());
+        cfg.secret_key = Some(crate::SecretKey::from_bytes([7; 32]));
+        check_recent(&Store::open(&cfg)?)
     }
 }

@@ -37,6 +37,7 @@ mod model;
 mod schema;
 mod sled_backend;
 mod store;
+mod tokens;
 
 pub use backend::{Backend, MemoryBackend, Table, Tx, Visit};
 pub use crypto::SecretKey;
@@ -45,7 +46,8 @@ pub use error::{Result, StorageError};
 pub use filter::Filter;
 pub use keys::MAX_NAME_BYTES;
 pub use model::{
-    now_ms, BlockRecord, DocBlock, DocSummary, Document, RunRecord, Secret, Workspace, WorkspaceId,
+    now_ms, BlockRecord, DocBlock, DocSummary, Document, RunRecord, Secret, TokenRecord, Workspace,
+    WorkspaceId,
 };
 pub use schema::{Migration, CURRENT as SCHEMA_VERSION};
 pub use sled_backend::{Durability, SledBackend, SledConfig};

@@ -198,3 +198,21 @@ pub fn now_ms() -> u64 {
         .map(|d| d.as_millis() as u64)
         .unwrap_or(0)
 }
+
+/// An API token as stored: its hash, never the token itself.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TokenRecord {
+    /// Its public id (the part of the token that finds this record).
+    pub id: String,
+    /// The workspace it opens; `None` for a server-admin token.
+    pub workspace: Option<WorkspaceId>,
+    /// Its role (`admin`, `editor`, `viewer`); the server interprets it.
+    pub role: String,
+    /// A human label.
+    #[serde(default)]
+    pub label: String,
+    /// Hex SHA-256 of the token's secret part.
+    pub secret_sha256: String,
+    /// Creation time, milliseconds since the Unix epoch.
+    pub created_ms: u64,
+}

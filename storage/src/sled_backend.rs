@@ -137,6 +137,31 @@ impl Backend for SledBackend {
         Ok(())
     }
 
+    fn scan_rev(
+        &self,
+        table: Table,
+        prefix: &[u8],
+        before: Option<&[u8]>,
+        visit: &mut Visit<'_>,
+    ) -> Result<()> {
+        use std::ops::Bound;
+        let end = crate::backend::rev_end(prefix, before);
+        let iter = self
+            .tree(table)
+            .range((Bound::Included(prefix.to_vec()), end))
+            .rev();
+        for item in iter {
+            let (k, v) = item?;
+            if !k.starts_with(prefix) {
+                break;
+            }
+            if !visit(&k, &v)? {
+                break;
+            }
+        }
+        Ok(())
+    }
+
     fn write(&self, f: &mut dyn FnMut(&mut dyn Tx) -> Result<()>) -> Result<()> {
         let f = RefCell::new(f);
         let r = self.trees.as_slice().transaction(|trees| {
