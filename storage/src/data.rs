@@ -78,15 +78,29 @@ impl Store {
     }
 
     /// Create or replace a document (an empty id gets a fresh one).
-    pub fn put_doc(&self, ws: &WorkspaceId, mut doc: Document) -> Result<Document> {
+    pub fn put_doc(&self, ws: &WorkspaceId, doc: Document) -> Result<Document> {
+        self.put_doc_if(ws, doc, None)
+    }
+
+    /// Create or replace a document if its stored version (`updated_ms`,
+    /// 0 when it does not exist) is `expect`; `None` skips the check.
+    ///
+    /// # Errors
+    /// [`StorageError::Stale`] when the stored version differs.
+    pub fn put_doc_if(
+        &self,
+        ws: &WorkspaceId,
+        mut doc: Document,
+        expect: Option<u64>,
+    ) -> Result<Document> {
         if doc.id.is_empty() {
             doc.id = self.new_id()?;
         }
         check_name("document id", &doc.id)?;
-        doc.updated_ms = now_ms();
-        let v = to_vec(&doc)?;
+        let mut v = serde_json::to_value(&doc).map_err(|e| corrupt("document", e))?;
         let key = Key::ws(ws).last(doc.id.as_bytes());
-        self.b.write(&mut |tx| tx.put(Table::Docs, &key, &v))?;
+        doc.updated_ms =
+            self.put_versioned(Table::Docs, &key, "document", &doc.id, expect, &mut v)?;
         Ok(doc)
     }
 

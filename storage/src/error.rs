@@ -49,6 +49,19 @@ pub enum StorageError {
         /// Its id or name, as the caller gave it.
         id: String,
     },
+    /// A versioned write expected another version than the stored one
+    /// (someone else saved in between).
+    #[error("{what} '{id}' was changed by someone else (it is now at version {current_ms}, the write expected {expected_ms}); reload and reapply")]
+    Stale {
+        /// What kind of record.
+        what: &'static str,
+        /// Its id.
+        id: String,
+        /// The version the caller based its change on (`updated_ms`).
+        expected_ms: u64,
+        /// The stored version (0: it no longer exists).
+        current_ms: u64,
+    },
     /// A workspace with this name exists already.
     #[error("a workspace named '{0}' already exists")]
     WorkspaceExists(String),

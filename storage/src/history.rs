@@ -1,22 +1,36 @@
 //! Stored blocks (source, language, grants) and run history.
 
 use crate::backend::Table;
-use crate::error::{Result, StorageError};
+use crate::error::{corrupt, Result, StorageError};
 use crate::keys::{check_name, Key};
-use crate::model::{now_ms, BlockRecord, RunRecord, WorkspaceId};
+use crate::model::{BlockRecord, RunRecord, WorkspaceId};
 use crate::store::{to_vec, Store};
 
 impl Store {
     /// Create or replace a block (an empty id gets a fresh one).
-    pub fn put_block(&self, ws: &WorkspaceId, mut block: BlockRecord) -> Result<BlockRecord> {
+    pub fn put_block(&self, ws: &WorkspaceId, block: BlockRecord) -> Result<BlockRecord> {
+        self.put_block_if(ws, block, None)
+    }
+
+    /// Create or replace a block if its stored version (`updated_ms`, 0
+    /// when it does not exist) is `expect`; `None` skips the check.
+    ///
+    /// # Errors
+    /// [`StorageError::Stale`] when the stored version differs.
+    pub fn put_block_if(
+        &self,
+        ws: &WorkspaceId,
+        mut block: BlockRecord,
+        expect: Option<u64>,
+    ) -> Result<BlockRecord> {
         if block.id.is_empty() {
             block.id = self.new_id()?;
         }
         check_name("block id", &block.id)?;
-        block.updated_ms = now_ms();
-        let v = to_vec(&block)?;
+        let mut v = serde_json::to_value(&block).map_err(|e| corrupt("block", e))?;
         let key = Key::ws(ws).last(block.id.as_bytes());
-        self.b.write(&mut |tx| tx.put(Table::Blocks, &key, &v))?;
+        block.updated_ms =
+            self.put_versioned(Table::Blocks, &key, "block", &block.id, expect, &mut v)?;
         Ok(block)
     }
 
@@ -201,6 +215,34 @@ mod tests {
             Vec::<u64>::new()
         );
         assert!(s.delete_block(&a, "x").is_ok());
+        Ok(())
+    }
+
+    #[test]
+    fn versioned_block_writes_refuse_stale_versions() -> Result<()> {
+        let s = Store::memory()?;
+        let ws = s.create_workspace("a")?.id;
+        let b = |src: &str| BlockRecord {
+            id: "b".into(),
+            name: String::new(),
+            source: src.into(),
+            lang: "js".into(),
+            grants: vec![],
+            updated_ms: 0,
+        };
+        let v1 = s.put_block_if(&ws, b("1"), Some(0))?.updated_ms;
+        // Two saves in the same millisecond still get distinct versions.
+        let v2 = s.put_block_if(&ws, b("2"), Some(v1))?.updated_ms;
+        assert!(v2 > v1);
+        match s.put_block_if(&ws, b("3"), Some(v1)) {
+            Err(StorageError::Stale { current_ms, .. }) => assert_eq!(current_ms, v2),
+            other => panic!("expected Stale, got {other:?}"),
+        }
+        assert_eq!(s.get_block(&ws, "b")?.map(|b| b.source), Some("2".into()));
+        assert!(matches!(
+            s.put_block_if(&ws, b("4"), Some(0)),
+            Err(StorageError::Stale { .. })
+        ));
         Ok(())
     }
 

@@ -132,6 +132,47 @@ impl Store {
         })
     }
 
+    /// Write a record that carries `updated_ms` as its version, in one
+    /// atomic read-check-write. The new version is now, or one more than
+    /// the stored one if the clock has not moved past it, so every save
+    /// gets a distinct version. With `expect`, the write happens only if
+    /// the stored version equals it (a missing record has version 0).
+    pub(crate) fn put_versioned(
+        &self,
+        t: Table,
+        key: &[u8],
+        what: &'static str,
+        id: &str,
+        expect: Option<u64>,
+        record: &mut serde_json::Value,
+    ) -> Result<u64> {
+        let mut version = 0;
+        self.b.write(&mut |tx: &mut dyn Tx| {
+            let current = match tx.get(t, key)? {
+                Some(v) => serde_json::from_slice::<serde_json::Value>(&v)
+                    .map_err(|e| corrupt(what, e))?
+                    .get("updated_ms")
+                    .and_then(serde_json::Value::as_u64)
+                    .unwrap_or(0),
+                None => 0,
+            };
+            if let Some(expected_ms) = expect {
+                if expected_ms != current {
+                    return Err(StorageError::Stale {
+                        what,
+                        id: id.to_string(),
+                        expected_ms,
+                        current_ms: current,
+                    });
+                }
+            }
+            version = now_ms().max(current + 1);
+            record["updated_ms"] = serde_json::Value::from(version);
+            tx.put(t, key, &to_vec(record)?)
+        })?;
+        Ok(version)
+    }
+
     /// Remove one key atomically; whether it existed.
     pub(crate) fn remove_key(&self, t: Table, key: &[u8]) -> Result<bool> {
         let mut existed = false;
@@ -142,8 +183,9 @@ impl Store {
         Ok(existed)
     }
 
-    /// A fresh id: increasing, 16 hex digits.
-    pub(crate) fn new_id(&self) -> Result<String> {
+    /// A fresh id: increasing, 16 hex digits, unique in this database
+    /// (ids made later sort after earlier ones).
+    pub fn new_id(&self) -> Result<String> {
         Ok(format!("{:016x}", self.b.next_id()?))
     }
 
