@@ -140,24 +140,28 @@ pub fn store_config(dir: &std::path::Path) -> anyhow::Result<StoreConfig> {
     Ok(config)
 }
 
+/// Open (or create) the store in `dir`; a new store is seeded with the
+/// samples.
+pub fn open_data_dir(dir: &std::path::Path) -> anyhow::Result<Store> {
+    let store = Store::open(&store_config(dir)?).map_err(|e| {
+        let hint = if e.to_string().contains("could not acquire lock") {
+            " (another quire process, such as `quire serve`, has it open)"
+        } else {
+            ""
+        };
+        anyhow::anyhow!("cannot open the store in {}{hint}: {e}", dir.display())
+    })?;
+    if store.list_workspaces()?.is_empty() {
+        crate::samples::seed(&store)?;
+    }
+    Ok(store)
+}
+
 /// The store a run uses: `--data DIR` (seeded with the samples when it
 /// is new), or an ephemeral one seeded with the samples.
 fn open_store(args: &RunArgs) -> anyhow::Result<Store> {
     let store = match &args.data {
-        Some(dir) => {
-            let store = Store::open(&store_config(dir)?).map_err(|e| {
-                let hint = if e.to_string().contains("could not acquire lock") {
-                    " (another quire process, such as `quire serve`, has it open)"
-                } else {
-                    ""
-                };
-                anyhow::anyhow!("cannot open the store in {}{hint}: {e}", dir.display())
-            })?;
-            if store.list_workspaces()?.is_empty() {
-                crate::samples::seed(&store)?;
-            }
-            store
-        }
+        Some(dir) => open_data_dir(dir)?,
         None => {
             let store = Store::memory()?;
             crate::samples::seed(&store)?;

@@ -9,6 +9,7 @@ mod bench;
 mod bench_host;
 mod cli_run;
 mod samples;
+mod serve;
 
 use std::process::ExitCode;
 
@@ -27,14 +28,7 @@ enum Command {
     /// Run one block file (.js or .ts) and print its events.
     Run(cli_run::RunArgs),
     /// Serve the HTTP API, live runs and the browser app.
-    Serve {
-        /// Address to listen on.
-        #[arg(long, default_value = "127.0.0.1:7878")]
-        addr: String,
-        /// Directory of the embedded store.
-        #[arg(long, default_value = "quire-data")]
-        data: std::path::PathBuf,
-    },
+    Serve(serve::ServeArgs),
     /// A sandboxed runner process (started by the server, not by people).
     #[command(name = "__runner", hide = true)]
     Runner {
@@ -79,13 +73,7 @@ fn main() -> ExitCode {
             });
             ExitCode::from(u8::try_from(code).unwrap_or(1))
         }
-        Command::Serve { addr, data } => {
-            eprintln!(
-                "quire serve ({addr}, data in {}) is not built yet: the server lands with the server issue; use `quire run FILE` meanwhile",
-                data.display()
-            );
-            ExitCode::from(2)
-        }
+        Command::Serve(args) => serve::serve(args),
         Command::Bench { json, only } => match bench::run(json, only) {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => {

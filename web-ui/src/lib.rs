@@ -1,1 +1,125 @@
-//! quire-web: the axum HTTP API, WebSocket live runs, auth, the scheduler loop and the browser app. Not built yet: it lands with the server issue.
+//! # quire-web
+//!
+//! quire's server: the JSON API under `/api/v1`, WebSocket live runs,
+//! per-workspace tokens and roles, `/metrics` and `/healthz`.
+//!
+//! **Owns:** HTTP and WebSocket handling, authentication and roles, rate
+//! and body limits, the run hub (every run the server starts, its live
+//! event log, its history record), graceful shutdown of runs.
+//!
+//! **Does not own:** running JavaScript (`quire-engine`), what a block may
+//! touch (`quire-host-api` checks grants), or how data is kept
+//! (`quire-storage`). It never reads the environment or flags: the binary
+//! fills in a [`ServerConfig`].
+//!
+//! ```no_run
+//! # async fn demo(store: quire_storage::Store, engine: quire_engine::Engine) -> anyhow::Result<()> {
+//! use std::sync::Arc;
+//! let api = quire_host_api::HostApi::new(store.clone(), Default::default())?;
+//! let state = quire_web::AppState::new(store, Arc::new(engine), api, quire_web::ServerConfig::default());
+//! let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+//! quire_web::serve(listener, state, std::future::pending()).await?;
+//! # Ok(()) }
+//! ```
+
+mod auth;
+mod config;
+mod counting;
+mod error;
+mod hub;
+pub mod live;
+mod metrics;
+mod routes;
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use quire_engine::Engine;
+use quire_host_api::HostApi;
+use quire_storage::Store;
+
+pub use auth::{Auth, Principal, Role};
+pub use config::{ServerConfig, MAX_HISTORY_PAGE};
+pub use error::{ApiError, ApiResult};
+pub use hub::{LiveRun, RunHub, ShutdownReport, StartRun, Started};
+pub use metrics::Metrics;
+
+/// Everything a request handler can reach. Cheap to clone.
+#[derive(Clone, Debug)]
+pub struct AppState {
+    /// The store.
+    pub store: Store,
+    /// The run hub.
+    pub hub: Arc<RunHub>,
+    /// Token checks and rate limits.
+    pub auth: Arc<Auth>,
+    /// Counters for `/metrics`.
+    pub metrics: Arc<Metrics>,
+    /// The configuration.
+    pub config: Arc<ServerConfig>,
+}
+
+impl AppState {
+    /// Wire a store, an engine and a host API into server state.
+    pub fn new(store: Store, engine: Arc<Engine>, api: HostApi, config: ServerConfig) -> Self {
+        let metrics = Arc::new(Metrics::default());
+        let hub = RunHub::new(
+            engine,
+            api,
+            store.clone(),
+            metrics.clone(),
+            config.run_limits.clone(),
+        );
+        let auth = Arc::new(Auth::new(
+            config.admin_token.as_deref(),
+            config.rate_per_sec,
+            config.rate_burst,
+        ));
+        Self {
+            store,
+            hub,
+            auth,
+            metrics,
+            config: Arc::new(config),
+        }
+    }
+}
+
+/// The whole HTTP surface, ready to serve or to test with `oneshot`.
+pub fn app(state: AppState) -> Router {
+    routes::router(state)
+}
+
+/// Serve `app(state)` on `listener` until `shutdown` resolves, then stop
+/// taking runs, let in-flight runs finish (or cancel them after
+/// [`ServerConfig::shutdown_grace_ms`]) with their history written, and
+/// return what happened to them.
+///
+/// # Errors
+/// When the listener fails.
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    state: AppState,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<ShutdownReport> {
+    let hub = state.hub.clone();
+    let grace = Duration::from_millis(state.config.shutdown_grace_ms);
+    let (done_tx, done_rx) = tokio::sync::watch::channel(false);
+    let runs = tokio::spawn(async move {
+        shutdown.await;
+        tracing::info!("shutting down: no new runs");
+        let report = hub.shutdown(grace).await;
+        let _ = done_tx.send(true);
+        report
+    });
+    let mut done = done_rx.clone();
+    axum::serve(listener, app(state))
+        .with_graceful_shutdown(async move {
+            let _ = done.wait_for(|d| *d).await;
+        })
+        .await?;
+    runs.await
+        .map_err(|e| std::io::Error::other(format!("shutdown task failed: {e}")))
+}

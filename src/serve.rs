@@ -1,0 +1,137 @@
+//! `quire serve`: the HTTP API and live runs over an embedded sled store.
+
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use anyhow::Context as _;
+use clap::Args;
+use quire_engine::runner::RunnerConfig;
+use quire_engine::{Engine, EngineConfig, Isolation};
+use quire_host_api::{HostApi, HostConfig};
+use quire_web::{AppState, Auth, Role, ServerConfig};
+
+use crate::cli_run::IsolationChoice;
+
+/// Flags of `quire serve`.
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// Address to listen on (port 0 picks a free port).
+    #[arg(long, default_value = "127.0.0.1:7878")]
+    pub addr: String,
+    /// Directory of the embedded store (created, and loaded with the
+    /// samples, on first start).
+    #[arg(long, default_value = "quire-data")]
+    pub data: std::path::PathBuf,
+    /// Where blocks run: sandboxed runner processes, or this process.
+    #[arg(long, value_enum, default_value = "runner")]
+    pub isolation: IsolationChoice,
+    /// Mint a new server-admin token and print it (the old ones keep
+    /// working until deleted).
+    #[arg(long)]
+    pub new_admin_token: bool,
+    /// Seconds in-flight runs may keep going on shutdown before they are
+    /// cancelled.
+    #[arg(long, default_value_t = 10)]
+    pub shutdown_grace_s: u64,
+}
+
+/// Run the server until SIGINT or SIGTERM.
+pub fn serve(args: ServeArgs) -> ExitCode {
+    let rt = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("quire serve: cannot start the async runtime: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    match rt.block_on(run(args)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("quire serve: {e:#}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+async fn run(args: ServeArgs) -> anyhow::Result<()> {
+    let store = crate::cli_run::open_data_dir(&args.data)?;
+    let admin_token = std::env::var("QUIRE_ADMIN_TOKEN")
+        .ok()
+        .filter(|t| !t.is_empty());
+    let mut minted = None;
+    if args.new_admin_token || (admin_token.is_none() && store.list_tokens(None)?.is_empty()) {
+        let (_, token) = Auth::mint(&store, None, Role::Admin, "server admin")
+            .map_err(|e| anyhow::anyhow!("cannot mint the admin token: {e}"))?;
+        minted = Some(token);
+    }
+    let isolation = match args.isolation {
+        IsolationChoice::InProcess => Isolation::InProcess,
+        IsolationChoice::Runner => Isolation::Runners(RunnerConfig::new(
+            std::env::current_exe().context("cannot find the quire executable")?,
+            vec!["__runner".into()],
+        )),
+    };
+    let workers = std::thread::available_parallelism().map_or(2, |n| n.get());
+    let engine = Engine::new(EngineConfig {
+        worker_threads: workers,
+        isolation,
+        ..EngineConfig::default()
+    })
+    .context("could not start the engine")?;
+    let api = HostApi::new(store.clone(), HostConfig::default())?;
+    let config = ServerConfig {
+        admin_token: admin_token.clone(),
+        shutdown_grace_ms: args.shutdown_grace_s.saturating_mul(1000),
+        ..ServerConfig::default()
+    };
+    let state = AppState::new(store.clone(), Arc::new(engine), api, config);
+    let listener = tokio::net::TcpListener::bind(&args.addr)
+        .await
+        .with_context(|| format!("cannot listen on {}", args.addr))?;
+    let addr = listener.local_addr()?;
+    let workspaces: Vec<String> = store
+        .list_workspaces()?
+        .into_iter()
+        .map(|w| w.name)
+        .collect();
+    eprintln!(
+        "quire serving on http://{addr}/  (data in {}, workspaces: {})",
+        args.data.display(),
+        workspaces.join(", ")
+    );
+    match (&minted, &admin_token) {
+        (Some(t), _) => eprintln!("server admin token (shown once; keep it): {t}"),
+        (None, Some(_)) => eprintln!("server admin token: the one in QUIRE_ADMIN_TOKEN"),
+        (None, None) => eprintln!(
+            "server admin token: minted on first start and shown then; `quire serve --new-admin-token` mints another"
+        ),
+    }
+    let report = quire_web::serve(listener, state, shutdown_signal()).await?;
+    store.flush()?;
+    eprintln!(
+        "quire stopped: {} runs finished during shutdown, {} cancelled; history written",
+        report.finished, report.cancelled
+    );
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    tokio::select! {
+        _ = ctrl_c => {},
+        _ = term => {},
+    }
+}

@@ -1,0 +1,452 @@
+//! The run hub: every run the server starts goes through here, whichever
+//! way it was asked for (HTTP, WebSocket, later schedules).
+//!
+//! For each run the hub keeps a [`LiveRun`]: the serialized events so far,
+//! in order, and a watch channel that ticks as they arrive. Followers read
+//! it by cursor, so a client that connects mid-run catches up and then
+//! follows live through the same code, and a slow follower never makes the
+//! hub buffer more than the run's own (limited) output. When the run ends
+//! its record, with every event, is written to history before the live
+//! log is dropped, so `GET .../runs/{run}` always finds it in one place or
+//! the other.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use quire_engine::{Canceller, Engine, EventBody, Lang, Limits, RunEvent, RunRequest};
+use quire_host_api::{Grants, HostApi};
+use quire_storage::{now_ms, BlockRecord, RunRecord, Store, Workspace, WorkspaceId};
+use serde_json::Value;
+use tokio::sync::{broadcast, watch};
+use tracing::Instrument;
+
+use crate::counting::CountingHost;
+use crate::error::{ApiError, ApiResult};
+use crate::metrics::{Gauges, Metrics};
+
+/// What to run.
+#[derive(Debug, Clone)]
+pub struct StartRun {
+    /// The workspace it runs in (its data, its grants' scope).
+    pub workspace: Workspace,
+    /// The stored block it runs as, if any: its grants apply, and the run
+    /// is filed under it.
+    pub block: Option<BlockRecord>,
+    /// The source to run (a saved block's, or unsaved source).
+    pub source: String,
+    /// Its language.
+    pub lang: Lang,
+    /// `ctx.input`.
+    pub input: Value,
+    /// `ctx.trigger`, e.g. `{"kind":"manual"}`.
+    pub trigger: Value,
+}
+
+/// One run's live event log.
+#[derive(Debug)]
+pub struct LiveRun {
+    /// The run id.
+    pub id: String,
+    /// Its workspace.
+    pub workspace: WorkspaceId,
+    /// The block it runs as, if any.
+    pub block: Option<String>,
+    /// What started it.
+    pub trigger: Value,
+    /// Start time, milliseconds since the Unix epoch.
+    pub started_ms: u64,
+    log: Mutex<Log>,
+    changed: watch::Sender<usize>,
+    canceller: Canceller,
+}
+
+#[derive(Debug, Default)]
+struct Log {
+    lines: Vec<Arc<str>>,
+    events: Vec<RunEvent>,
+    status: Option<String>,
+}
+
+impl LiveRun {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Log> {
+        self.log.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Up to `max` serialized events from position `from`, and whether the
+    /// run has finished (its last event is in the log).
+    pub fn read_from(&self, from: usize, max: usize) -> (Vec<Arc<str>>, bool) {
+        let log = self.lock();
+        let end = log.lines.len().min(from.saturating_add(max));
+        let batch = log
+            .lines
+            .get(from..end)
+            .map(<[_]>::to_vec)
+            .unwrap_or_default();
+        (batch, log.status.is_some())
+    }
+
+    /// Ticks with the number of events each time one arrives.
+    pub fn watch(&self) -> watch::Receiver<usize> {
+        self.changed.subscribe()
+    }
+
+    /// The events so far as JSON, and `running`/`ok`/`error`.
+    pub fn snapshot(&self) -> (Vec<Value>, String) {
+        let log = self.lock();
+        let events = log
+            .events
+            .iter()
+            .filter_map(|e| serde_json::to_value(e).ok())
+            .collect();
+        let status = log.status.clone().unwrap_or_else(|| "running".into());
+        (events, status)
+    }
+
+    /// End the run with `cancelled` (no-op once it finished).
+    pub fn cancel(&self) {
+        self.canceller.cancel();
+    }
+
+    fn push(&self, ev: RunEvent) -> ApiResult<()> {
+        let line: Arc<str> = serde_json::to_string(&ev)
+            .map_err(|e| ApiError::Internal(format!("event did not serialize: {e}")))?
+            .into();
+        let n = {
+            let mut log = self.lock();
+            if let EventBody::Finished(f) = &ev.body {
+                log.status = Some(if f.status == quire_engine::RunStatus::Ok {
+                    "ok".into()
+                } else {
+                    "error".into()
+                });
+            }
+            log.lines.push(line);
+            log.events.push(ev);
+            log.lines.len()
+        };
+        self.changed.send_replace(n);
+        Ok(())
+    }
+}
+
+/// A run just started; announced to subscribers when dropped.
+#[derive(Debug)]
+pub struct Started {
+    live: Arc<LiveRun>,
+    hub: Arc<RunHub>,
+}
+
+impl Started {
+    /// The live run.
+    pub fn live(&self) -> Arc<LiveRun> {
+        self.live.clone()
+    }
+}
+
+impl std::ops::Deref for Started {
+    type Target = LiveRun;
+    fn deref(&self) -> &LiveRun {
+        &self.live
+    }
+}
+
+impl Drop for Started {
+    fn drop(&mut self) {
+        let _ = self.hub.announce.send(self.live.clone());
+    }
+}
+
+/// What [`RunHub::shutdown`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ShutdownReport {
+    /// Runs that finished on their own during the grace period.
+    pub finished: usize,
+    /// Runs cancelled when the grace period ended.
+    pub cancelled: usize,
+}
+
+/// Starts runs and keeps their live logs (see the module docs).
+pub struct RunHub {
+    engine: Arc<Engine>,
+    api: HostApi,
+    store: Store,
+    metrics: Arc<Metrics>,
+    limits: Limits,
+    active: Mutex<HashMap<String, Arc<LiveRun>>>,
+    announce: broadcast::Sender<Arc<LiveRun>>,
+    accepting: AtomicBool,
+    stopped: watch::Sender<bool>,
+}
+
+impl std::fmt::Debug for RunHub {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RunHub")
+            .field("active", &self.active_count())
+            .finish()
+    }
+}
+
+impl RunHub {
+    /// A hub running on `engine`, with host sessions from `api` and
+    /// history in `store`; every run gets `limits`.
+    pub fn new(
+        engine: Arc<Engine>,
+        api: HostApi,
+        store: Store,
+        metrics: Arc<Metrics>,
+        limits: Limits,
+    ) -> Arc<Self> {
+        let (announce, _) = broadcast::channel(1024);
+        Arc::new(Self {
+            engine,
+            api,
+            store,
+            metrics,
+            limits,
+            active: Mutex::new(HashMap::new()),
+            announce,
+            accepting: AtomicBool::new(true),
+            stopped: watch::channel(false).0,
+        })
+    }
+
+    fn active(&self) -> std::sync::MutexGuard<'_, HashMap<String, Arc<LiveRun>>> {
+        self.active.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Start a run. It is recorded as `running` in history before this
+    /// returns. It is announced to the block's subscribers when the
+    /// returned [`Started`] is dropped, so the caller can first send its
+    /// own reply (`accepted`) and start following.
+    ///
+    /// # Errors
+    /// 503 while shutting down; 400 if the block's stored grants do not
+    /// parse; 500 if history cannot be written.
+    pub async fn start(self: &Arc<Self>, req: StartRun) -> ApiResult<Started> {
+        if !self.accepting.load(Ordering::SeqCst) {
+            self.metrics.runs_rejected.fetch_add(1, Ordering::Relaxed);
+            return Err(ApiError::ShuttingDown);
+        }
+        let grants_list = req
+            .block
+            .as_ref()
+            .map(|b| b.grants.clone())
+            .unwrap_or_default();
+        let grants =
+            Grants::parse(&grants_list).map_err(|e| ApiError::field("grants", e.to_string()))?;
+        let store = self.store.clone();
+        let id = tokio::task::spawn_blocking(move || store.new_id())
+            .await
+            .map_err(|e| ApiError::Internal(e.to_string()))??;
+        let started_ms = now_ms();
+        let ws = req.workspace.id;
+        let block_id = req.block.as_ref().map(|b| b.id.clone());
+        let record_request = serde_json::json!({
+            "lang": req.lang,
+            "input": req.input,
+            "grants": grants.to_strings(),
+            "limits": self.limits,
+            "source_bytes": req.source.len(),
+        });
+        let record = RunRecord {
+            id: id.clone(),
+            block: block_id.clone(),
+            trigger: req.trigger.clone(),
+            request: record_request,
+            status: "running".into(),
+            events: vec![],
+            cpu_ms: 0.0,
+            wall_ms: 0.0,
+            peak_memory_bytes: 0,
+            started_ms,
+        };
+        self.write_record(ws, record.clone()).await?;
+
+        let host = CountingHost::wrap(self.api.session(ws, grants), self.metrics.clone());
+        let mut run = RunRequest::new(req.source, req.lang)
+            .with_input(req.input)
+            .with_limits(self.limits.clone())
+            .with_host(host);
+        run.run_id = Some(id.clone());
+        run.trigger = Some(req.trigger.clone());
+        run.workspace = Some(req.workspace.name.clone());
+        run.block = match &req.block {
+            Some(b) => serde_json::json!({"id": b.id, "name": b.name}),
+            None => Value::Null,
+        };
+        run.filename = req
+            .block
+            .as_ref()
+            .map(|b| format!("{}.{}", b.id, req.lang.as_str()));
+        let accepted_at = Instant::now();
+        let handle = self.engine.run(run);
+        let (changed, _) = watch::channel(0);
+        let live = Arc::new(LiveRun {
+            id: id.clone(),
+            workspace: ws,
+            block: block_id,
+            trigger: req.trigger,
+            started_ms,
+            log: Mutex::new(Log::default()),
+            changed,
+            canceller: handle.canceller(),
+        });
+        self.active().insert(id.clone(), live.clone());
+
+        let hub = self.clone();
+        let events = handle.events().clone();
+        let follower = live.clone();
+        let span = tracing::info_span!("run", workspace = %ws, run = %id);
+        tokio::spawn(
+            async move {
+                tracing::debug!("run started");
+                let mut kind = String::new();
+                let mut finished = None;
+                while let Ok(ev) = events.recv_async().await {
+                    if let EventBody::Error(e) = &ev.body {
+                        kind = e.kind.as_str().to_string();
+                    }
+                    let fin = match &ev.body {
+                        EventBody::Finished(f) => Some(f.clone()),
+                        _ => None,
+                    };
+                    if let Err(e) = follower.push(ev) {
+                        tracing::error!(error = %e, "event dropped");
+                    }
+                    if fin.is_some() {
+                        finished = fin;
+                        break;
+                    }
+                }
+                drop(handle);
+                hub.complete(follower, record, finished, kind, accepted_at)
+                    .await;
+            }
+            .instrument(span),
+        );
+        Ok(Started {
+            live,
+            hub: self.clone(),
+        })
+    }
+
+    async fn complete(
+        &self,
+        live: Arc<LiveRun>,
+        mut record: RunRecord,
+        finished: Option<quire_engine::Finished>,
+        kind: String,
+        accepted_at: Instant,
+    ) {
+        let (events, status) = live.snapshot();
+        record.events = events;
+        record.status = if finished.is_some() {
+            status
+        } else {
+            "error".into()
+        };
+        if let Some(f) = &finished {
+            record.cpu_ms = f.cpu_ms;
+            record.wall_ms = f.wall_ms;
+            record.peak_memory_bytes = f.peak_memory_bytes;
+        } else {
+            tracing::error!("the engine ended the run's stream without a finished event");
+        }
+        self.metrics
+            .run_finished(&record.status, &kind, accepted_at.elapsed().as_secs_f64());
+        tracing::info!(status = %record.status, kind = %kind, cpu_ms = record.cpu_ms, wall_ms = record.wall_ms, "run finished");
+        if let Err(e) = self.write_record(live.workspace, record).await {
+            tracing::error!(error = %e, "run history not written");
+        }
+        self.active().remove(&live.id);
+    }
+
+    async fn write_record(&self, ws: WorkspaceId, record: RunRecord) -> ApiResult<()> {
+        let store = self.store.clone();
+        tokio::task::spawn_blocking(move || store.put_run(&ws, &record))
+            .await
+            .map_err(|e| ApiError::Internal(e.to_string()))??;
+        Ok(())
+    }
+
+    /// The live run `run` of workspace `ws`, if it is still in the hub.
+    pub fn get(&self, ws: &WorkspaceId, run: &str) -> Option<Arc<LiveRun>> {
+        self.active()
+            .get(run)
+            .filter(|r| r.workspace == *ws)
+            .cloned()
+    }
+
+    /// Live runs of one block, oldest first.
+    pub fn active_for_block(&self, ws: &WorkspaceId, block: &str) -> Vec<Arc<LiveRun>> {
+        let mut v: Vec<_> = self
+            .active()
+            .values()
+            .filter(|r| r.workspace == *ws && r.block.as_deref() == Some(block))
+            .cloned()
+            .collect();
+        v.sort_by(|a, b| a.id.cmp(&b.id));
+        v
+    }
+
+    /// Every run started from now on, as it starts.
+    pub fn announcements(&self) -> broadcast::Receiver<Arc<LiveRun>> {
+        self.announce.subscribe()
+    }
+
+    /// Runs accepted and not yet finished.
+    pub fn active_count(&self) -> usize {
+        self.active().len()
+    }
+
+    /// Resolves once [`RunHub::shutdown`] has ended every run.
+    pub async fn stopped(&self) {
+        let mut rx = self.stopped.subscribe();
+        let _ = rx.wait_for(|s| *s).await;
+    }
+
+    /// Whether new runs are accepted.
+    pub fn accepting(&self) -> bool {
+        self.accepting.load(Ordering::SeqCst)
+    }
+
+    /// The gauges `/metrics` reports.
+    pub fn gauges(&self) -> Gauges {
+        let s = self.engine.stats();
+        Gauges {
+            active_runs: self.active_count() as u64,
+            queued_runs: s.queued_runs as u64,
+            runners: s.runners as u64,
+            runners_lost: s.runners_lost,
+            storage_bytes: self.store.size_bytes(),
+        }
+    }
+
+    /// Stop accepting runs, let in-flight ones run for up to `grace`, then
+    /// cancel the rest and wait until each has finished and is in history.
+    pub async fn shutdown(&self, grace: Duration) -> ShutdownReport {
+        self.accepting.store(false, Ordering::SeqCst);
+        let at_start = self.active_count();
+        let deadline = Instant::now() + grace;
+        while self.active_count() > 0 && Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        let left: Vec<_> = self.active().values().cloned().collect();
+        for r in &left {
+            r.cancel();
+        }
+        // A cancelled run ends within the engine's kill grace; bound the
+        // wait anyway so a wedged store cannot hold shutdown forever.
+        let hard = Instant::now() + Duration::from_secs(30);
+        while self.active_count() > 0 && Instant::now() < hard {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        self.stopped.send_replace(true);
+        ShutdownReport {
+            finished: at_start.saturating_sub(left.len()),
+            cancelled: left.len(),
+        }
+    }
+}

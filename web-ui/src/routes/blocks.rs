@@ -1,0 +1,296 @@
+//! Stored blocks: source, language, grants; starting their runs.
+
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::routing::{get, post, put};
+use axum::{Json, Router};
+use quire_engine::Lang;
+use quire_host_api::Grants;
+use quire_storage::{BlockRecord, MAX_NAME_BYTES};
+use serde::Deserialize;
+use serde_json::{json, Value};
+
+use super::{blocking, Body};
+use crate::auth::{Principal, Role};
+use crate::error::{ApiError, ApiResult};
+use crate::hub::StartRun;
+use crate::AppState;
+
+/// Longest block source accepted, in bytes.
+pub(crate) const MAX_SOURCE_BYTES: usize = 512 * 1024;
+
+pub(super) fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/workspaces/{ws}/blocks", get(list).post(create))
+        .route(
+            "/workspaces/{ws}/blocks/{block}",
+            get(one).put(update).delete(remove),
+        )
+        .route("/workspaces/{ws}/blocks/{block}/grants", put(set_grants))
+        .route("/workspaces/{ws}/blocks/{block}/runs", post(run_block))
+}
+
+pub(crate) fn check_lang(lang: &str) -> ApiResult<Lang> {
+    match lang {
+        "js" => Ok(Lang::Js),
+        "ts" => Ok(Lang::Ts),
+        other => Err(ApiError::field(
+            "lang",
+            format!("'{other}' is not a language; use \"js\" or \"ts\""),
+        )),
+    }
+}
+
+pub(crate) fn check_source(source: &str) -> ApiResult<()> {
+    if source.len() > MAX_SOURCE_BYTES {
+        return Err(ApiError::field(
+            "source",
+            format!(
+                "it is {} bytes; the limit is {MAX_SOURCE_BYTES} bytes",
+                source.len()
+            ),
+        ));
+    }
+    Ok(())
+}
+
+fn check_grants(grants: &[String]) -> ApiResult<Vec<String>> {
+    for (i, g) in grants.iter().enumerate() {
+        Grants::parse(std::slice::from_ref(g))
+            .map_err(|e| ApiError::field(format!("grants[{i}]"), e.to_string()))?;
+    }
+    Ok(Grants::parse(grants)
+        .map_err(|e| ApiError::field("grants", e.to_string()))?
+        .to_strings())
+}
+
+fn check_name(name: &str) -> ApiResult<()> {
+    if name.len() > 200 {
+        return Err(ApiError::field("name", "at most 200 bytes"));
+    }
+    Ok(())
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct NewBlock {
+    source: String,
+    lang: String,
+    #[serde(default)]
+    grants: Vec<String>,
+    #[serde(default)]
+    name: String,
+    #[serde(default)]
+    id: Option<String>,
+}
+
+async fn create(
+    State(s): State<AppState>,
+    who: Principal,
+    Path(ws): Path<String>,
+    Body(req): Body<NewBlock>,
+) -> ApiResult<(StatusCode, Json<Value>)> {
+    check_lang(&req.lang)?;
+    check_source(&req.source)?;
+    check_name(&req.name)?;
+    let grants = check_grants(&req.grants)?;
+    if let Some(id) = &req.id {
+        if id.is_empty() || id.len() > MAX_NAME_BYTES || id.contains('/') {
+            return Err(ApiError::field(
+                "id",
+                format!("1-{MAX_NAME_BYTES} bytes without '/'"),
+            ));
+        }
+    }
+    let store = s.store.clone();
+    let b = blocking(move || {
+        let w = who.enter(&store, &ws, Role::Editor)?;
+        let rec = BlockRecord {
+            id: req.id.clone().unwrap_or_default(),
+            name: req.name,
+            source: req.source,
+            lang: req.lang,
+            grants,
+            updated_ms: 0,
+        };
+        // A new block must not replace an existing one.
+        let expect = if req.id.is_some() { Some(0) } else { None };
+        Ok(store.put_block_if(&w.id, rec, expect)?)
+    })
+    .await?;
+    Ok((
+        StatusCode::CREATED,
+        Json(json!({"id": b.id, "updated_ms": b.updated_ms})),
+    ))
+}
+
+async fn list(
+    State(s): State<AppState>,
+    who: Principal,
+    Path(ws): Path<String>,
+) -> ApiResult<Json<Value>> {
+    let store = s.store.clone();
+    let blocks = blocking(move || {
+        let w = who.enter(&store, &ws, Role::Viewer)?;
+        Ok(store.list_blocks(&w.id)?)
+    })
+    .await?;
+    Ok(Json(json!({ "blocks": blocks })))
+}
+
+async fn one(
+    State(s): State<AppState>,
+    who: Principal,
+    Path((ws, block)): Path<(String, String)>,
+) -> ApiResult<Json<BlockRecord>> {
+    let store = s.store.clone();
+    blocking(move || {
+        let w = who.enter(&store, &ws, Role::Viewer)?;
+        store
+            .get_block(&w.id, &block)?
+            .map(Json)
+            .ok_or_else(|| ApiError::not_found("block", block))
+    })
+    .await
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct BlockEdit {
+    #[serde(default)]
+    source: Option<String>,
+    #[serde(default)]
+    lang: Option<String>,
+    #[serde(default)]
+    name: Option<String>,
+    /// The `updated_ms` the edit is based on; a newer stored version
+    /// answers 409 instead of overwriting someone else's save.
+    #[serde(default)]
+    base_updated_ms: Option<u64>,
+}
+
+async fn update(
+    State(s): State<AppState>,
+    who: Principal,
+    Path((ws, block)): Path<(String, String)>,
+    Body(req): Body<BlockEdit>,
+) -> ApiResult<Json<Value>> {
+    if let Some(l) = &req.lang {
+        check_lang(l)?;
+    }
+    if let Some(src) = &req.source {
+        check_source(src)?;
+    }
+    if let Some(n) = &req.name {
+        check_name(n)?;
+    }
+    let store = s.store.clone();
+    let b = blocking(move || {
+        let w = who.enter(&store, &ws, Role::Editor)?;
+        let mut b = store
+            .get_block(&w.id, &block)?
+            .ok_or_else(|| ApiError::not_found("block", &block))?;
+        let expect = req.base_updated_ms.unwrap_or(b.updated_ms);
+        if let Some(src) = req.source {
+            b.source = src;
+        }
+        if let Some(l) = req.lang {
+            b.lang = l;
+        }
+        if let Some(n) = req.name {
+            b.name = n;
+        }
+        Ok(store.put_block_if(&w.id, b, Some(expect))?)
+    })
+    .await?;
+    Ok(Json(json!({"id": b.id, "updated_ms": b.updated_ms})))
+}
+
+async fn remove(
+    State(s): State<AppState>,
+    who: Principal,
+    Path((ws, block)): Path<(String, String)>,
+) -> ApiResult<StatusCode> {
+    let store = s.store.clone();
+    blocking(move || {
+        let w = who.enter(&store, &ws, Role::Editor)?;
+        if store.delete_block(&w.id, &block)? {
+            Ok(StatusCode::NO_CONTENT)
+        } else {
+            Err(ApiError::not_found("block", block))
+        }
+    })
+    .await
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct GrantsEdit {
+    grants: Vec<String>,
+    #[serde(default)]
+    base_updated_ms: Option<u64>,
+}
+
+/// Changing what a saved block may touch is an admin's decision.
+async fn set_grants(
+    State(s): State<AppState>,
+    who: Principal,
+    Path((ws, block)): Path<(String, String)>,
+    Body(req): Body<GrantsEdit>,
+) -> ApiResult<Json<Value>> {
+    let grants = check_grants(&req.grants)?;
+    let store = s.store.clone();
+    let b = blocking(move || {
+        let w = who.enter(&store, &ws, Role::Admin)?;
+        let mut b = store
+            .get_block(&w.id, &block)?
+            .ok_or_else(|| ApiError::not_found("block", &block))?;
+        let expect = req.base_updated_ms.unwrap_or(b.updated_ms);
+        b.grants = grants;
+        Ok(store.put_block_if(&w.id, b, Some(expect))?)
+    })
+    .await?;
+    Ok(Json(
+        json!({"id": b.id, "grants": b.grants, "updated_ms": b.updated_ms}),
+    ))
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RunBody {
+    #[serde(default)]
+    input: Value,
+}
+
+async fn run_block(
+    State(s): State<AppState>,
+    who: Principal,
+    Path((ws, block)): Path<(String, String)>,
+    raw: axum::body::Bytes,
+) -> ApiResult<(StatusCode, Json<Value>)> {
+    let input = super::optional_json::<RunBody>(&raw)?
+        .unwrap_or_default()
+        .input;
+    let store = s.store.clone();
+    let (w, b) = blocking(move || {
+        let w = who.enter(&store, &ws, Role::Editor)?;
+        let b = store
+            .get_block(&w.id, &block)?
+            .ok_or_else(|| ApiError::not_found("block", &block))?;
+        Ok((w, b))
+    })
+    .await?;
+    let lang = check_lang(&b.lang)?;
+    let started = s
+        .hub
+        .start(StartRun {
+            workspace: w,
+            source: b.source.clone(),
+            block: Some(b),
+            lang,
+            input,
+            trigger: json!({"kind": "manual", "via": "http"}),
+        })
+        .await?;
+    Ok((StatusCode::ACCEPTED, Json(json!({"run": started.id}))))
+}

@@ -1,0 +1,349 @@
+//! Documents, database rows and secrets.
+
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use axum::routing::{get, patch};
+use axum::{Json, Router};
+use quire_storage::{DocBlock, Document, RowQuery};
+use serde::Deserialize;
+use serde_json::{json, Map, Value};
+
+use super::{blocking, Body};
+use crate::auth::{Principal, Role};
+use crate::error::{ApiError, ApiResult};
+use crate::AppState;
+
+pub(super) fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/workspaces/{ws}/docs", get(list_docs).post(create_doc))
+        .route(
+            "/workspaces/{ws}/docs/{doc}",
+            get(get_doc)
+                .put(put_doc)
+                .patch(patch_doc)
+                .delete(delete_doc),
+        )
+        .route(
+            "/workspaces/{ws}/db/{coll}/rows",
+            get(query_rows).post(insert_rows),
+        )
+        .route(
+            "/workspaces/{ws}/db/{coll}/rows/{id}",
+            patch(update_row).delete(delete_row),
+        )
+        .route("/workspaces/{ws}/secrets", get(list_secrets))
+        .route(
+            "/workspaces/{ws}/secrets/{name}",
+            axum::routing::put(put_secret).delete(delete_secret),
+        )
+}
+
+async fn list_docs(
+    State(s): State<AppState>,
+    who: Principal,
+    Path(ws): Path<String>,
+) -> ApiResult<Json<Value>> {
+    let store = s.store.clone();
+    let docs = blocking(move || {
+        let w = who.enter(&store, &ws, Role::Viewer)?;
+        Ok(store.list_docs(&w.id)?)
+    })
+    .await?;
+    Ok(Json(json!({ "docs": docs })))
+}
+
+async fn get_doc(
+    State(s): State<AppState>,
+    who: Principal,
+    Path((ws, doc)): Path<(String, String)>,
+) -> ApiResult<Json<Document>> {
+    let store = s.store.clone();
+    blocking(move || {
+        let w = who.enter(&store, &ws, Role::Viewer)?;
+        store
+            .get_doc(&w.id, &doc)?
+            .map(Json)
+            .ok_or_else(|| ApiError::not_found("document", doc))
+    })
+    .await
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct DocBody {
+    title: String,
+    #[serde(default)]
+    properties: Map<String, Value>,
+    #[serde(default)]
+    blocks: Vec<DocBlock>,
+    #[serde(default)]
+    id: Option<String>,
+    /// For PUT: the `updated_ms` the edit is based on (409 if stale).
+    #[serde(default)]
+    base_updated_ms: Option<u64>,
+}
+
+fn check_doc(d: &DocBody) -> ApiResult<()> {
+    if d.title.len() > 1000 {
+        return Err(ApiError::field("title", "at most 1000 bytes"));
+    }
+    for (i, b) in d.blocks.iter().enumerate() {
+        if let DocBlock::Code { lang, source, .. } = b {
+            super::blocks::check_lang(lang)
+                .map_err(|e| ApiError::field(format!("blocks[{i}].lang"), e.to_string()))?;
+            super::blocks::check_source(source)
+                .map_err(|e| ApiError::field(format!("blocks[{i}].source"), e.to_string()))?;
+        }
+    }
+    Ok(())
+}
+
+async fn create_doc(
+    State(s): State<AppState>,
+    who: Principal,
+    Path(ws): Path<String>,
+    Body(d): Body<DocBody>,
+) -> ApiResult<(StatusCode, Json<Document>)> {
+    check_doc(&d)?;
+    let store = s.store.clone();
+    let doc = blocking(move || {
+        let w = who.enter(&store, &ws, Role::Editor)?;
+        let expect = d.id.as_ref().map(|_| 0);
+        let doc = Document {
+            id: d.id.unwrap_or_default(),
+            title: d.title,
+            properties: d.properties,
+            blocks: d.blocks,
+            updated_ms: 0,
+        };
+        Ok(store.put_doc_if(&w.id, doc, expect)?)
+    })
+    .await?;
+    Ok((StatusCode::CREATED, Json(doc)))
+}
+
+async fn put_doc(
+    State(s): State<AppState>,
+    who: Principal,
+    Path((ws, id)): Path<(String, String)>,
+    Body(d): Body<DocBody>,
+) -> ApiResult<Json<Document>> {
+    check_doc(&d)?;
+    if d.id.as_ref().is_some_and(|i| *i != id) {
+        return Err(ApiError::field("id", "does not match the path"));
+    }
+    let store = s.store.clone();
+    blocking(move || {
+        let w = who.enter(&store, &ws, Role::Editor)?;
+        let doc = Document {
+            id,
+            title: d.title,
+            properties: d.properties,
+            blocks: d.blocks,
+            updated_ms: 0,
+        };
+        Ok(Json(store.put_doc_if(&w.id, doc, d.base_updated_ms)?))
+    })
+    .await
+}
+
+async fn patch_doc(
+    State(s): State<AppState>,
+    who: Principal,
+    Path((ws, id)): Path<(String, String)>,
+    Body(p): Body<Value>,
+) -> ApiResult<Json<Document>> {
+    let store = s.store.clone();
+    blocking(move || {
+        let w = who.enter(&store, &ws, Role::Editor)?;
+        Ok(Json(store.update_doc(&w.id, &id, &p)?))
+    })
+    .await
+}
+
+async fn delete_doc(
+    State(s): State<AppState>,
+    who: Principal,
+    Path((ws, id)): Path<(String, String)>,
+) -> ApiResult<StatusCode> {
+    let store = s.store.clone();
+    blocking(move || {
+        let w = who.enter(&store, &ws, Role::Editor)?;
+        if store.delete_doc(&w.id, &id)? {
+            Ok(StatusCode::NO_CONTENT)
+        } else {
+            Err(ApiError::not_found("document", id))
+        }
+    })
+    .await
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RowsQuery {
+    /// A JSON `where` filter, as blocks pass to `db.query`.
+    #[serde(default, rename = "where")]
+    filter: Option<String>,
+    #[serde(default)]
+    limit: Option<usize>,
+    #[serde(default)]
+    after: Option<String>,
+}
+
+async fn query_rows(
+    State(s): State<AppState>,
+    who: Principal,
+    Path((ws, coll)): Path<(String, String)>,
+    q: Result<Query<RowsQuery>, axum::extract::rejection::QueryRejection>,
+) -> ApiResult<Json<Value>> {
+    let Query(q) = q.map_err(|e| ApiError::field("query", e.body_text()))?;
+    let filter = match &q.filter {
+        Some(f) => Some(
+            serde_json::from_str::<Value>(f)
+                .map_err(|e| ApiError::field("where", format!("not valid JSON: {e}")))?,
+        ),
+        None => None,
+    };
+    let limit = q.limit.unwrap_or(100);
+    if limit == 0 || limit > 1000 {
+        return Err(ApiError::field("limit", "must be 1-1000"));
+    }
+    let store = s.store.clone();
+    let rows = blocking(move || {
+        let w = who.enter(&store, &ws, Role::Viewer)?;
+        let filter = quire_storage::Filter::parse(filter.as_ref())
+            .map_err(|e| ApiError::field("where", e.to_string()))?;
+        let query = RowQuery {
+            filter,
+            limit,
+            after: q.after,
+        };
+        Ok(store.query_rows(&w.id, &coll, &query)?)
+    })
+    .await?;
+    Ok(Json(json!({ "rows": rows })))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct NewRows {
+    rows: Vec<Value>,
+}
+
+async fn insert_rows(
+    State(s): State<AppState>,
+    who: Principal,
+    Path((ws, coll)): Path<(String, String)>,
+    Body(b): Body<NewRows>,
+) -> ApiResult<(StatusCode, Json<Value>)> {
+    if b.rows.is_empty() || b.rows.len() > 1000 {
+        return Err(ApiError::field("rows", "give 1-1000 rows"));
+    }
+    if let Some(i) = b.rows.iter().position(|r| !r.is_object()) {
+        return Err(ApiError::field(
+            format!("rows[{i}]"),
+            "a row must be an object",
+        ));
+    }
+    let store = s.store.clone();
+    let rows = blocking(move || {
+        let w = who.enter(&store, &ws, Role::Editor)?;
+        Ok(store.insert_rows(&w.id, &coll, &b.rows)?)
+    })
+    .await?;
+    Ok((StatusCode::CREATED, Json(json!({ "rows": rows }))))
+}
+
+async fn update_row(
+    State(s): State<AppState>,
+    who: Principal,
+    Path((ws, coll, id)): Path<(String, String, String)>,
+    Body(patch): Body<Value>,
+) -> ApiResult<Json<Value>> {
+    if !patch.is_object() {
+        return Err(ApiError::field("body", "a row patch must be an object"));
+    }
+    let store = s.store.clone();
+    blocking(move || {
+        let w = who.enter(&store, &ws, Role::Editor)?;
+        Ok(Json(store.update_row(&w.id, &coll, &id, &patch)?))
+    })
+    .await
+}
+
+async fn delete_row(
+    State(s): State<AppState>,
+    who: Principal,
+    Path((ws, coll, id)): Path<(String, String, String)>,
+) -> ApiResult<StatusCode> {
+    let store = s.store.clone();
+    blocking(move || {
+        let w = who.enter(&store, &ws, Role::Editor)?;
+        if store.delete_row(&w.id, &coll, &id)? {
+            Ok(StatusCode::NO_CONTENT)
+        } else {
+            Err(ApiError::not_found("row", id))
+        }
+    })
+    .await
+}
+
+async fn list_secrets(
+    State(s): State<AppState>,
+    who: Principal,
+    Path(ws): Path<String>,
+) -> ApiResult<Json<Value>> {
+    let store = s.store.clone();
+    let list = blocking(move || {
+        let w = who.enter(&store, &ws, Role::Admin)?;
+        Ok(store.list_secrets(&w.id)?)
+    })
+    .await?;
+    let names: Vec<Value> = list
+        .into_iter()
+        .map(|(name, hosts)| json!({"name": name, "hosts": hosts}))
+        .collect();
+    Ok(Json(json!({ "secrets": names })))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SecretBody {
+    value: String,
+    #[serde(default)]
+    hosts: Vec<String>,
+}
+
+/// Set a secret. Its value is write-only: no route returns it.
+async fn put_secret(
+    State(s): State<AppState>,
+    who: Principal,
+    Path((ws, name)): Path<(String, String)>,
+    Body(b): Body<SecretBody>,
+) -> ApiResult<StatusCode> {
+    quire_storage::check_secret_name(&name).map_err(|e| ApiError::field("name", e.to_string()))?;
+    let store = s.store.clone();
+    blocking(move || {
+        let w = who.enter(&store, &ws, Role::Admin)?;
+        store.put_secret(&w.id, &name, &b.value, &b.hosts)?;
+        Ok(StatusCode::NO_CONTENT)
+    })
+    .await
+}
+
+async fn delete_secret(
+    State(s): State<AppState>,
+    who: Principal,
+    Path((ws, name)): Path<(String, String)>,
+) -> ApiResult<StatusCode> {
+    let store = s.store.clone();
+    blocking(move || {
+        let w = who.enter(&store, &ws, Role::Admin)?;
+        if store.delete_secret(&w.id, &name)? {
+            Ok(StatusCode::NO_CONTENT)
+        } else {
+            Err(ApiError::not_found("secret", name))
+        }
+    })
+    .await
+}

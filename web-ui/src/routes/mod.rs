@@ -1,0 +1,171 @@
+//! The HTTP routes. Each handler takes a [`Principal`], enters the
+//! workspace in its path with the role it needs, and answers JSON.
+
+mod blocks;
+mod data;
+mod runs;
+mod workspaces;
+
+use axum::extract::rejection::JsonRejection;
+use axum::extract::{DefaultBodyLimit, FromRequest, Request};
+use axum::http::{header, StatusCode};
+use axum::response::{Html, IntoResponse, Response};
+use axum::routing::get;
+use axum::Router;
+use serde::de::DeserializeOwned;
+use tower_http::trace::TraceLayer;
+
+use crate::error::{ApiError, ApiResult};
+use crate::AppState;
+
+pub(crate) fn router(state: AppState) -> Router {
+    let limit = state.config.max_body_bytes;
+    let api = Router::new()
+        .merge(workspaces::routes())
+        .merge(blocks::routes())
+        .merge(runs::routes())
+        .merge(data::routes())
+        .fallback(|| async { ApiError::not_found("route", "this path") });
+    Router::new()
+        .nest("/api/v1", api)
+        .route("/healthz", get(healthz))
+        .route("/metrics", get(metrics))
+        .route("/", get(index))
+        .layer(DefaultBodyLimit::max(limit))
+        .layer(
+            TraceLayer::new_for_http().make_span_with(|req: &Request| {
+                tracing::info_span!("request", method = %req.method(), path = %req.uri().path())
+            }),
+        )
+        .with_state(state)
+}
+
+async fn healthz(axum::extract::State(s): axum::extract::State<AppState>) -> Response {
+    if s.hub.accepting() {
+        (StatusCode::OK, "ok\n").into_response()
+    } else {
+        (StatusCode::SERVICE_UNAVAILABLE, "shutting down\n").into_response()
+    }
+}
+
+async fn metrics(axum::extract::State(s): axum::extract::State<AppState>) -> Response {
+    let body = s.metrics.render(&s.hub.gauges());
+    (
+        [(
+            header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
+        body,
+    )
+        .into_response()
+}
+
+async fn index() -> Html<&'static str> {
+    Html(
+        "<!doctype html><meta charset=utf-8><title>quire</title>\
+         <h1>quire</h1><p>The JSON API is at <code>/api/v1</code>; live runs at \
+         <code>/api/v1/workspaces/{ws}/live</code>.</p>",
+    )
+}
+
+/// A JSON body whose rejections are 400s naming the field (or 413).
+pub(crate) struct Body<T>(pub T);
+
+impl<T: DeserializeOwned> FromRequest<AppState> for Body<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &AppState) -> ApiResult<Self> {
+        match axum::Json::<T>::from_request(req, state).await {
+            Ok(axum::Json(v)) => Ok(Self(v)),
+            Err(JsonRejection::JsonDataError(e)) => Err(data_error(&e.body_text())),
+            Err(JsonRejection::JsonSyntaxError(e)) => Err(ApiError::field(
+                "body",
+                format!("not valid JSON: {}", e.body_text()),
+            )),
+            Err(JsonRejection::MissingJsonContentType(_)) => Err(ApiError::field(
+                "content-type",
+                "send the body as JSON with 'Content-Type: application/json'",
+            )),
+            Err(JsonRejection::BytesRejection(e))
+                if e.status() == StatusCode::PAYLOAD_TOO_LARGE =>
+            {
+                Err(ApiError::TooLarge {
+                    limit_bytes: state.config.max_body_bytes,
+                })
+            }
+            Err(e) => Err(ApiError::field("body", e.body_text())),
+        }
+    }
+}
+
+/// serde's message names the field (`missing field `source``, `unknown
+/// field `x``, `lang: unknown variant ...`); pull the name out for `field`.
+fn data_error(text: &str) -> ApiError {
+    let detail = text
+        .strip_prefix("Failed to deserialize the JSON body into the target type: ")
+        .unwrap_or(text);
+    let field = detail
+        .split_once('`')
+        .and_then(|(_, rest)| rest.split_once('`'))
+        .map(|(f, _)| f.to_string())
+        .filter(|_| detail.contains("field"))
+        .or_else(|| {
+            detail
+                .split_once(": ")
+                .map(|(path, _)| path.to_string())
+                .filter(|p| !p.contains(' '))
+        })
+        .unwrap_or_else(|| "body".to_string());
+    let message = detail
+        .strip_prefix(&format!("{field}: "))
+        .unwrap_or(detail)
+        .to_string();
+    ApiError::field(field, message)
+}
+
+/// A body that may be empty (`None`), else JSON with the same 400s as
+/// [`Body`].
+pub(crate) fn optional_json<T: DeserializeOwned>(raw: &[u8]) -> ApiResult<Option<T>> {
+    if raw.iter().all(u8::is_ascii_whitespace) {
+        return Ok(None);
+    }
+    let de = &mut serde_json::Deserializer::from_slice(raw);
+    match serde_path_to_error::deserialize(de) {
+        Ok(v) => Ok(Some(v)),
+        Err(e) if e.inner().is_data() => Err(data_error(&e.to_string())),
+        Err(e) => Err(ApiError::field("body", format!("not valid JSON: {e}"))),
+    }
+}
+
+/// Run a store call off the async threads.
+pub(crate) async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> ApiResult<T> + Send + 'static,
+) -> ApiResult<T> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|e| ApiError::Internal(format!("a store task failed: {e}")))?
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn serde_messages_become_named_fields() {
+        let e = data_error("Failed to deserialize the JSON body into the target type: missing field `source` at line 1 column 2");
+        assert!(
+            matches!(e, ApiError::BadField { ref field, .. } if field == "source"),
+            "{e:?}"
+        );
+        let e = data_error("Failed to deserialize the JSON body into the target type: lang: unknown variant `py`, expected `js` or `ts` at line 1 column 20");
+        assert!(
+            matches!(e, ApiError::BadField { ref field, .. } if field == "lang"),
+            "{e:?}"
+        );
+        let e = data_error("Failed to deserialize the JSON body into the target type: unknown field `sourc`, expected one of `source`, `lang`");
+        assert!(
+            matches!(e, ApiError::BadField { ref field, .. } if field == "sourc"),
+            "{e:?}"
+        );
+    }
+}

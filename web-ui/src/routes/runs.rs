@@ -1,0 +1,238 @@
+//! Run history, unsaved-source runs, cancelling, and the live WebSocket.
+
+use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use axum::response::Response;
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use futures_util::{SinkExt, StreamExt};
+use serde::Deserialize;
+use serde_json::{json, Value};
+
+use super::blocks::{check_lang, check_source};
+use super::{blocking, Body};
+use crate::auth::{Principal, Role};
+use crate::config::MAX_HISTORY_PAGE;
+use crate::error::{ApiError, ApiResult};
+use crate::hub::StartRun;
+use crate::live::{self, Outgoing};
+use crate::AppState;
+
+pub(super) fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/workspaces/{ws}/runs", get(list).post(run_source))
+        .route("/workspaces/{ws}/runs/{run}", get(one))
+        .route("/workspaces/{ws}/runs/{run}/cancel", post(cancel))
+        .route("/workspaces/{ws}/live", get(live_socket))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ListQuery {
+    #[serde(default)]
+    block: Option<String>,
+    #[serde(default)]
+    limit: Option<usize>,
+    /// A run id: list runs older than it (the next page).
+    #[serde(default)]
+    before: Option<String>,
+}
+
+fn summary(r: &quire_storage::RunRecord) -> Value {
+    json!({
+        "run": r.id, "status": r.status, "block": r.block, "trigger": r.trigger,
+        "started_ms": r.started_ms, "cpu_ms": r.cpu_ms, "wall_ms": r.wall_ms,
+        "peak_memory_bytes": r.peak_memory_bytes,
+        "error": r.events.iter().find(|e| e["type"] == "error").map(|e| json!({"kind": e["kind"], "message": e["message"]})),
+    })
+}
+
+async fn list(
+    State(s): State<AppState>,
+    who: Principal,
+    Path(ws): Path<String>,
+    q: Result<Query<ListQuery>, axum::extract::rejection::QueryRejection>,
+) -> ApiResult<Json<Value>> {
+    let Query(q) = q.map_err(|e| ApiError::field("query", e.body_text()))?;
+    let limit = q.limit.unwrap_or(s.config.history_page);
+    if limit == 0 || limit > MAX_HISTORY_PAGE {
+        return Err(ApiError::field(
+            "limit",
+            format!("must be 1-{MAX_HISTORY_PAGE}"),
+        ));
+    }
+    let store = s.store.clone();
+    let runs = blocking(move || {
+        let w = who.enter(&store, &ws, Role::Viewer)?;
+        let before = match &q.before {
+            Some(id) => Some(
+                store
+                    .get_run(&w.id, id)?
+                    .ok_or_else(|| ApiError::field("before", format!("no run '{id}'")))?,
+            ),
+            None => None,
+        };
+        Ok(store.recent_runs(&w.id, q.block.as_deref(), limit, before.as_ref())?)
+    })
+    .await?;
+    let next = (runs.len() == limit).then(|| runs.last().map(|r| r.id.clone()));
+    Ok(Json(json!({
+        "runs": runs.iter().map(summary).collect::<Vec<_>>(),
+        "next_before": next.flatten(),
+    })))
+}
+
+async fn one(
+    State(s): State<AppState>,
+    who: Principal,
+    Path((ws, run)): Path<(String, String)>,
+) -> ApiResult<Json<Value>> {
+    let store = s.store.clone();
+    let hub = s.hub.clone();
+    blocking(move || {
+        let w = who.enter(&store, &ws, Role::Viewer)?;
+        // A live run answers from the hub (events so far); a finished one
+        // from history. The hub keeps a run until its history is written.
+        if let Some(live) = hub.get(&w.id, &run) {
+            let (events, status) = live.snapshot();
+            return Ok(Json(json!({
+                "run": live.id, "status": status, "block": live.block,
+                "trigger": live.trigger, "started_ms": live.started_ms, "events": events,
+            })));
+        }
+        let r = store
+            .get_run(&w.id, &run)?
+            .ok_or_else(|| ApiError::not_found("run", &run))?;
+        let mut v = summary(&r);
+        v["events"] = Value::Array(r.events);
+        v["request"] = r.request;
+        Ok(Json(v))
+    })
+    .await
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SourceRun {
+    source: String,
+    lang: String,
+    #[serde(default)]
+    input: Value,
+    /// Run with this saved block's grants, filed under it.
+    #[serde(default)]
+    block: Option<String>,
+}
+
+async fn run_source(
+    State(s): State<AppState>,
+    who: Principal,
+    Path(ws): Path<String>,
+    Body(req): Body<SourceRun>,
+) -> ApiResult<(StatusCode, Json<Value>)> {
+    let lang = check_lang(&req.lang)?;
+    check_source(&req.source)?;
+    let store = s.store.clone();
+    let block_id = req.block.clone();
+    let (w, block) = blocking(move || {
+        let w = who.enter(&store, &ws, Role::Editor)?;
+        let block = match &block_id {
+            Some(b) => Some(
+                store
+                    .get_block(&w.id, b)?
+                    .ok_or_else(|| ApiError::not_found("block", b))?,
+            ),
+            None => None,
+        };
+        Ok((w, block))
+    })
+    .await?;
+    let started = s
+        .hub
+        .start(StartRun {
+            workspace: w,
+            block,
+            source: req.source,
+            lang,
+            input: req.input,
+            trigger: json!({"kind": "manual", "via": "http", "unsaved": true}),
+        })
+        .await?;
+    Ok((StatusCode::ACCEPTED, Json(json!({"run": started.id}))))
+}
+
+async fn cancel(
+    State(s): State<AppState>,
+    who: Principal,
+    Path((ws, run)): Path<(String, String)>,
+) -> ApiResult<(StatusCode, Json<Value>)> {
+    let store = s.store.clone();
+    let w = blocking(move || who.enter(&store, &ws, Role::Editor)).await?;
+    match s.hub.get(&w.id, &run) {
+        Some(live) => {
+            live.cancel();
+            Ok((
+                StatusCode::ACCEPTED,
+                Json(json!({"run": run, "cancelling": true})),
+            ))
+        }
+        None => {
+            let store = s.store.clone();
+            let id = run.clone();
+            let stored = blocking(move || Ok(store.get_run(&w.id, &id)?)).await?;
+            match stored {
+                Some(r) => Err(ApiError::Conflict(format!(
+                    "run '{run}' already finished ({})",
+                    r.status
+                ))),
+                None => Err(ApiError::not_found("run", run)),
+            }
+        }
+    }
+}
+
+async fn live_socket(
+    State(s): State<AppState>,
+    who: Principal,
+    Path(ws): Path<String>,
+    upgrade: WebSocketUpgrade,
+) -> ApiResult<Response> {
+    let store = s.store.clone();
+    let p = who.clone();
+    let w = blocking(move || p.enter(&store, &ws, Role::Viewer)).await?;
+    let max = s.config.ws_max_message_bytes;
+    Ok(upgrade
+        .max_message_size(max)
+        .max_frame_size(max)
+        .on_upgrade(move |socket| connection(s, who, w, socket)))
+}
+
+async fn connection(s: AppState, who: Principal, w: quire_storage::Workspace, socket: WebSocket) {
+    let (sink, stream) = socket.split();
+    let sink = sink.with(|o: Outgoing| async move {
+        Ok::<_, axum::Error>(match o {
+            Outgoing::Text(t) => Message::Text(t.as_ref().into()),
+            Outgoing::Close(code, reason) => Message::Close(Some(axum::extract::ws::CloseFrame {
+                code,
+                reason: reason.into(),
+            })),
+        })
+    });
+    let incoming = stream
+        .take_while(|m| std::future::ready(matches!(m, Ok(m) if !matches!(m, Message::Close(_)))))
+        .filter_map(|m| async move {
+            match m {
+                Ok(Message::Text(t)) => Some(t.as_str().to_string()),
+                Ok(Message::Binary(_)) => {
+                    Some("{\"op\":\"binary messages are not accepted\"}".into())
+                }
+                _ => None,
+            }
+        });
+    let span = tracing::info_span!("live", workspace = %w.id, token = %who.token_id);
+    tracing::Instrument::instrument(
+        live::serve(s, who, w, Box::pin(sink), Box::pin(incoming)),
+        span,
+    )
+    .await;
+}

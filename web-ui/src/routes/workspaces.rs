@@ -1,0 +1,170 @@
+//! Workspaces, tokens and the grant vocabulary.
+
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::routing::{delete, get};
+use axum::{Json, Router};
+use serde::Deserialize;
+use serde_json::{json, Value};
+
+use super::{blocking, Body};
+use crate::auth::{Auth, Principal, Role};
+use crate::error::{ApiError, ApiResult};
+use crate::AppState;
+
+pub(super) fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/workspaces", get(list).post(create))
+        .route("/workspaces/{ws}", get(one))
+        .route(
+            "/workspaces/{ws}/tokens",
+            get(list_tokens).post(create_token),
+        )
+        .route("/workspaces/{ws}/tokens/{id}", delete(delete_token))
+        .route("/grants", get(grant_vocabulary))
+        .route("/me", get(me))
+}
+
+async fn list(State(s): State<AppState>, who: Principal) -> ApiResult<Json<Value>> {
+    let store = s.store.clone();
+    let all = blocking(move || Ok(store.list_workspaces()?)).await?;
+    let visible: Vec<_> = all
+        .into_iter()
+        .filter(|w| who.workspace.is_none_or(|own| own == w.id))
+        .collect();
+    Ok(Json(json!({ "workspaces": visible })))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct NewWorkspace {
+    name: String,
+}
+
+async fn create(
+    State(s): State<AppState>,
+    who: Principal,
+    Body(req): Body<NewWorkspace>,
+) -> ApiResult<(StatusCode, Json<Value>)> {
+    if !who.is_server_admin() {
+        return Err(ApiError::ServerAdminOnly("create workspaces"));
+    }
+    let store = s.store.clone();
+    let (ws, token) = blocking(move || {
+        let ws = store.create_workspace(&req.name).map_err(|e| match e {
+            quire_storage::StorageError::Invalid { reason, .. } => ApiError::field("name", reason),
+            other => other.into(),
+        })?;
+        let (_, token) = Auth::mint(
+            &store,
+            Some(ws.id),
+            Role::Admin,
+            "created with the workspace",
+        )?;
+        Ok((ws, token))
+    })
+    .await?;
+    Ok((
+        StatusCode::CREATED,
+        Json(json!({"id": ws.id, "name": ws.name, "admin_token": token})),
+    ))
+}
+
+async fn one(
+    State(s): State<AppState>,
+    who: Principal,
+    Path(ws): Path<String>,
+) -> ApiResult<Json<Value>> {
+    let store = s.store.clone();
+    let w = blocking(move || who.enter(&store, &ws, Role::Viewer).map(|w| (w, who.role))).await?;
+    Ok(Json(
+        json!({"id": w.0.id, "name": w.0.name, "created_ms": w.0.created_ms, "role": w.1}),
+    ))
+}
+
+async fn me(who: Principal) -> Json<Value> {
+    Json(
+        json!({"token": who.token_id, "workspace": who.workspace, "role": who.role, "server_admin": who.is_server_admin()}),
+    )
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct NewToken {
+    role: String,
+    #[serde(default)]
+    label: String,
+}
+
+async fn create_token(
+    State(s): State<AppState>,
+    who: Principal,
+    Path(ws): Path<String>,
+    Body(req): Body<NewToken>,
+) -> ApiResult<(StatusCode, Json<Value>)> {
+    let role = Role::parse(&req.role, "role")?;
+    if req.label.len() > 200 {
+        return Err(ApiError::field("label", "at most 200 bytes"));
+    }
+    let store = s.store.clone();
+    let (rec, token) = blocking(move || {
+        let w = who.enter(&store, &ws, Role::Admin)?;
+        Auth::mint(&store, Some(w.id), role, &req.label)
+    })
+    .await?;
+    Ok((
+        StatusCode::CREATED,
+        Json(json!({"id": rec.id, "role": rec.role, "label": rec.label, "token": token})),
+    ))
+}
+
+async fn list_tokens(
+    State(s): State<AppState>,
+    who: Principal,
+    Path(ws): Path<String>,
+) -> ApiResult<Json<Value>> {
+    let store = s.store.clone();
+    let tokens = blocking(move || {
+        let w = who.enter(&store, &ws, Role::Admin)?;
+        Ok(store.list_tokens(Some(&w.id))?)
+    })
+    .await?;
+    let list: Vec<Value> = tokens
+        .into_iter()
+        .map(|t| json!({"id": t.id, "role": t.role, "label": t.label, "created_ms": t.created_ms}))
+        .collect();
+    Ok(Json(json!({ "tokens": list })))
+}
+
+async fn delete_token(
+    State(s): State<AppState>,
+    who: Principal,
+    Path((ws, id)): Path<(String, String)>,
+) -> ApiResult<StatusCode> {
+    let store = s.store.clone();
+    blocking(move || {
+        let w = who.enter(&store, &ws, Role::Admin)?;
+        match store.get_token(&id)? {
+            Some(t) if t.workspace == Some(w.id) => {
+                store.delete_token(&id)?;
+                Ok(StatusCode::NO_CONTENT)
+            }
+            _ => Err(ApiError::not_found("token", id)),
+        }
+    })
+    .await
+}
+
+/// Every grant form, with what it allows in plain words.
+async fn grant_vocabulary(_who: Principal) -> Json<Value> {
+    Json(json!({"grants": [
+        {"grant": "doc:read", "allows": "Read every document of the workspace (list and get)."},
+        {"grant": "doc:write", "allows": "Change documents of the workspace (titles, properties, bodies)."},
+        {"grant": "db:read:<collection>", "allows": "Query the rows of one database collection; db:read:* allows every collection."},
+        {"grant": "db:write:<collection>", "allows": "Insert, update and delete rows of one collection; db:write:* allows every collection."},
+        {"grant": "kv:read", "allows": "Read the workspace's key-value store."},
+        {"grant": "kv:write", "allows": "Write and delete keys in the workspace's key-value store."},
+        {"grant": "secret:<NAME>", "allows": "Read the secret NAME, or send it in fetch headers to the hosts it is bound to."},
+        {"grant": "net:<host>[:port]", "allows": "fetch() from this host (any port, or only the one given). Private and loopback addresses need the exact host and port."}
+    ]}))
+}
