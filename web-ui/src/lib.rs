@@ -28,8 +28,12 @@ mod counting;
 mod error;
 mod hub;
 pub mod live;
+#[cfg(test)]
+mod live_tests;
 mod metrics;
 mod routes;
+#[cfg(test)]
+mod testkit;
 
 use std::future::Future;
 use std::sync::Arc;

@@ -1,0 +1,452 @@
+//! Router tests with `oneshot`: the authorization matrix, validation,
+//! limits. The real-socket and WebSocket tests are in the root suite.
+
+use axum::body::Body as AxBody;
+use axum::http::{Request, StatusCode};
+use http_body_util::BodyExt;
+use serde_json::{json, Value};
+use tower::ServiceExt;
+
+use crate::auth::{Auth, Role};
+use crate::{app, AppState, ServerConfig};
+
+use crate::testkit::fixture;
+
+async fn call(
+    state: &AppState,
+    method: &str,
+    path: &str,
+    token: Option<&str>,
+    body: Option<Value>,
+) -> anyhow::Result<(StatusCode, Value)> {
+    let mut req = Request::builder().method(method).uri(path);
+    if let Some(t) = token {
+        req = req.header("authorization", format!("Bearer {t}"));
+    }
+    let req = match body {
+        Some(b) => req
+            .header("content-type", "application/json")
+            .body(AxBody::from(b.to_string()))?,
+        None => req.body(AxBody::empty())?,
+    };
+    let resp = app(state.clone()).oneshot(req).await?;
+    let status = resp.status();
+    let bytes = resp.into_body().collect().await?.to_bytes();
+    let v = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
+    Ok((status, v))
+}
+
+/// (method, path after /api/v1/workspaces/{ws}, body, role needed)
+fn matrix_routes() -> Vec<(&'static str, &'static str, Option<Value>, Role)> {
+    vec![
+        ("GET", "", None, Role::Viewer),
+        ("GET", "/blocks", None, Role::Viewer),
+        ("GET", "/blocks/b1", None, Role::Viewer),
+        (
+            "POST",
+            "/blocks",
+            Some(json!({"source": "export default 2", "lang": "js"})),
+            Role::Editor,
+        ),
+        (
+            "PUT",
+            "/blocks/b1",
+            Some(json!({"name": "renamed"})),
+            Role::Editor,
+        ),
+        (
+            "PUT",
+            "/blocks/b1/grants",
+            Some(json!({"grants": ["kv:read"]})),
+            Role::Admin,
+        ),
+        (
+            "POST",
+            "/blocks/b1/runs",
+            Some(json!({"input": 1})),
+            Role::Editor,
+        ),
+        (
+            "POST",
+            "/runs",
+            Some(json!({"source": "export default 3", "lang": "ts"})),
+            Role::Editor,
+        ),
+        ("GET", "/runs", None, Role::Viewer),
+        ("GET", "/runs?block=b1", None, Role::Viewer),
+        ("GET", "/docs", None, Role::Viewer),
+        ("GET", "/docs/d1", None, Role::Viewer),
+        ("POST", "/docs", Some(json!({"title": "new"})), Role::Editor),
+        (
+            "PATCH",
+            "/docs/d1",
+            Some(json!({"title": "patched"})),
+            Role::Editor,
+        ),
+        ("GET", "/db/tasks/rows", None, Role::Viewer),
+        (
+            "POST",
+            "/db/tasks/rows",
+            Some(json!({"rows": [{"n": 1}]})),
+            Role::Editor,
+        ),
+        ("GET", "/tokens", None, Role::Admin),
+        (
+            "POST",
+            "/tokens",
+            Some(json!({"role": "viewer"})),
+            Role::Admin,
+        ),
+        ("GET", "/secrets", None, Role::Admin),
+        (
+            "PUT",
+            "/secrets/API_KEY",
+            Some(json!({"value": "s3cret"})),
+            Role::Admin,
+        ),
+    ]
+}
+
+#[tokio::test]
+async fn authorization_matrix_role_by_route_by_workspace() -> anyhow::Result<()> {
+    let f = fixture(ServerConfig {
+        rate_burst: 1e9,
+        ..ServerConfig::default()
+    })?;
+    let store = &f.state.store;
+    let mut tokens = vec![];
+    for role in [Role::Viewer, Role::Editor, Role::Admin] {
+        tokens.push((Some(role), Auth::mint(store, Some(f.a.id), role, "t")?.1));
+    }
+    tokens.push((None, Auth::mint(store, None, Role::Admin, "server")?.1));
+    let mut checked = 0;
+    for (method, tail, body, need) in matrix_routes() {
+        for (role, token) in &tokens {
+            for (target, own) in [(&f.a, true), (&f.b, false)] {
+                for name in [target.name.clone(), target.id.to_string()] {
+                    let path = format!("/api/v1/workspaces/{name}{tail}");
+                    let (status, v) =
+                        call(&f.state, method, &path, Some(token), body.clone()).await?;
+                    let want = match role {
+                        None => None,
+                        Some(_) if !own => Some(StatusCode::NOT_FOUND),
+                        Some(r) if *r < need => Some(StatusCode::FORBIDDEN),
+                        Some(_) => None,
+                    };
+                    match want {
+                        Some(w) => assert_eq!(status, w, "{method} {path} as {role:?}: {v}"),
+                        None => assert!(
+                            status.is_success(),
+                            "{method} {path} as {role:?}: {status} {v}"
+                        ),
+                    }
+                    if status == StatusCode::NOT_FOUND {
+                        assert_eq!(v["error"], "not_found");
+                        assert!(!v.to_string().contains("beta's"), "{v}");
+                    }
+                    checked += 1;
+                }
+            }
+        }
+    }
+    assert_eq!(checked, matrix_routes().len() * 4 * 2 * 2);
+    // Another workspace's run, asked for under one's own workspace.
+    let (_, admin_a) = &tokens[2];
+    let (status, v) = call(
+        &f.state,
+        "GET",
+        &format!("/api/v1/workspaces/alpha/runs/{}", f.b_run),
+        Some(admin_a),
+        None,
+    )
+    .await?;
+    assert_eq!(status, StatusCode::NOT_FOUND, "{v}");
+    // Workspace listing shows only the token's own workspace.
+    let (_, v) = call(&f.state, "GET", "/api/v1/workspaces", Some(admin_a), None).await?;
+    assert_eq!(v["workspaces"].as_array().map(Vec::len), Some(1));
+    // Only a server admin creates workspaces.
+    let (status, _) = call(
+        &f.state,
+        "POST",
+        "/api/v1/workspaces",
+        Some(admin_a),
+        Some(json!({"name": "gamma"})),
+    )
+    .await?;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    let (_, server) = &tokens[3];
+    let (status, v) = call(
+        &f.state,
+        "POST",
+        "/api/v1/workspaces",
+        Some(server),
+        Some(json!({"name": "gamma"})),
+    )
+    .await?;
+    assert_eq!(status, StatusCode::CREATED, "{v}");
+    let gamma_admin = v["admin_token"].as_str().unwrap_or_default().to_string();
+    let (status, _) = call(
+        &f.state,
+        "GET",
+        "/api/v1/workspaces/gamma/blocks",
+        Some(&gamma_admin),
+        None,
+    )
+    .await?;
+    assert_eq!(status, StatusCode::OK);
+    let (status, _) = call(
+        &f.state,
+        "GET",
+        "/api/v1/workspaces/alpha/blocks",
+        Some(&gamma_admin),
+        None,
+    )
+    .await?;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    Ok(())
+}
+
+#[tokio::test]
+async fn missing_wrong_and_revoked_tokens_are_401() -> anyhow::Result<()> {
+    let f = fixture(ServerConfig::default())?;
+    let path = "/api/v1/workspaces/alpha/blocks";
+    assert_eq!(
+        call(&f.state, "GET", path, None, None).await?.0,
+        StatusCode::UNAUTHORIZED
+    );
+    assert_eq!(
+        call(&f.state, "GET", path, Some("qt_0000000000000000_00"), None)
+            .await?
+            .0,
+        StatusCode::UNAUTHORIZED
+    );
+    let (rec, token) = Auth::mint(&f.state.store, Some(f.a.id), Role::Admin, "x")?;
+    assert_eq!(
+        call(&f.state, "GET", path, Some(&token), None).await?.0,
+        StatusCode::OK
+    );
+    // The token given in the query is accepted on /live only.
+    let req = Request::builder()
+        .uri(format!("{path}?token={token}"))
+        .body(AxBody::empty())?;
+    assert_eq!(
+        app(f.state.clone()).oneshot(req).await?.status(),
+        StatusCode::UNAUTHORIZED
+    );
+    let del = format!("/api/v1/workspaces/alpha/tokens/{}", rec.id);
+    assert_eq!(
+        call(&f.state, "DELETE", &del, Some(&token), None).await?.0,
+        StatusCode::NO_CONTENT
+    );
+    assert_eq!(
+        call(&f.state, "GET", path, Some(&token), None).await?.0,
+        StatusCode::UNAUTHORIZED
+    );
+    Ok(())
+}
+
+#[tokio::test]
+async fn bad_requests_name_the_field() -> anyhow::Result<()> {
+    let f = fixture(ServerConfig {
+        max_body_bytes: 4096,
+        ..ServerConfig::default()
+    })?;
+    let t = Auth::mint(&f.state.store, Some(f.a.id), Role::Admin, "x")?.1;
+    let blocks = "/api/v1/workspaces/alpha/blocks";
+    let cases = [
+        (json!({"lang": "js"}), "source"),
+        (json!({"source": "1", "lang": "python"}), "lang"),
+        (json!({"source": 1, "lang": "js"}), "source"),
+        (
+            json!({"source": "1", "lang": "js", "grants": ["kv:read", "db:read:"]}),
+            "grants[1]",
+        ),
+        (
+            json!({"source": "1", "lang": "js", "grants": ["net:"]}),
+            "grants[0]",
+        ),
+        (
+            json!({"source": "1", "lang": "js", "sorce": "typo"}),
+            "sorce",
+        ),
+    ];
+    for (body, field) in cases {
+        let (status, v) = call(&f.state, "POST", blocks, Some(&t), Some(body.clone())).await?;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{body}: {v}");
+        assert_eq!(v["field"], field, "{body}: {v}");
+        assert!(v["message"].as_str().is_some_and(|m| m.len() > 10), "{v}");
+    }
+    let (status, v) = call(
+        &f.state,
+        "POST",
+        "/api/v1/workspaces/alpha/tokens",
+        Some(&t),
+        Some(json!({"role": "owner"})),
+    )
+    .await?;
+    assert_eq!(
+        (status, v["field"].clone()),
+        (StatusCode::BAD_REQUEST, json!("role"))
+    );
+    let (status, v) = call(
+        &f.state,
+        "GET",
+        "/api/v1/workspaces/alpha/runs?limit=100000",
+        Some(&t),
+        None,
+    )
+    .await?;
+    assert_eq!(
+        (status, v["field"].clone()),
+        (StatusCode::BAD_REQUEST, json!("limit"))
+    );
+    let (status, v) = call(
+        &f.state,
+        "GET",
+        "/api/v1/workspaces/alpha/db/tasks/rows?where=%7Bnope",
+        Some(&t),
+        None,
+    )
+    .await?;
+    assert_eq!(
+        (status, v["field"].clone()),
+        (StatusCode::BAD_REQUEST, json!("where"))
+    );
+    // Not JSON, wrong content type, too large.
+    let req = Request::builder()
+        .method("POST")
+        .uri(blocks)
+        .header("authorization", format!("Bearer {t}"))
+        .header("content-type", "application/json")
+        .body(AxBody::from("{\"source\":"))?;
+    let resp = app(f.state.clone()).oneshot(req).await?;
+    assert_eq!(resp.status(), StatusCode::BAD_REQUEST);
+    let req = Request::builder()
+        .method("POST")
+        .uri(blocks)
+        .header("authorization", format!("Bearer {t}"))
+        .header("content-type", "text/plain")
+        .body(AxBody::from("{}"))?;
+    assert_eq!(
+        app(f.state.clone()).oneshot(req).await?.status(),
+        StatusCode::BAD_REQUEST
+    );
+    let big = json!({"source": "x".repeat(5000), "lang": "js"});
+    let (status, v) = call(&f.state, "POST", blocks, Some(&t), Some(big)).await?;
+    assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE, "{v}");
+    assert!(
+        v["message"].as_str().is_some_and(|m| m.contains("4096")),
+        "{v}"
+    );
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_token_over_its_rate_gets_429_with_retry_after() -> anyhow::Result<()> {
+    let f = fixture(ServerConfig {
+        rate_per_sec: 0.01,
+        rate_burst: 3.0,
+        ..ServerConfig::default()
+    })?;
+    let t = Auth::mint(&f.state.store, Some(f.a.id), Role::Viewer, "x")?.1;
+    let other = Auth::mint(&f.state.store, Some(f.a.id), Role::Viewer, "y")?.1;
+    let path = "/api/v1/workspaces/alpha/docs";
+    for _ in 0..3 {
+        assert_eq!(
+            call(&f.state, "GET", path, Some(&t), None).await?.0,
+            StatusCode::OK
+        );
+    }
+    let req = Request::builder()
+        .uri(path)
+        .header("authorization", format!("Bearer {t}"))
+        .body(AxBody::empty())?;
+    let resp = app(f.state.clone()).oneshot(req).await?;
+    assert_eq!(resp.status(), StatusCode::TOO_MANY_REQUESTS);
+    let retry: u64 = resp
+        .headers()
+        .get("retry-after")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0);
+    assert!(retry >= 1);
+    // Another token is not affected.
+    assert_eq!(
+        call(&f.state, "GET", path, Some(&other), None).await?.0,
+        StatusCode::OK
+    );
+    Ok(())
+}
+
+#[tokio::test]
+async fn stale_edits_are_409_and_lose_nothing() -> anyhow::Result<()> {
+    let f = fixture(ServerConfig::default())?;
+    let t = Auth::mint(&f.state.store, Some(f.a.id), Role::Editor, "x")?.1;
+    let path = "/api/v1/workspaces/alpha/blocks/b1";
+    let (_, b) = call(&f.state, "GET", path, Some(&t), None).await?;
+    let base = b["updated_ms"].clone();
+    let (s1, v1) = call(
+        &f.state,
+        "PUT",
+        path,
+        Some(&t),
+        Some(json!({"source": "export default 'tab 1'", "base_updated_ms": base})),
+    )
+    .await?;
+    assert_eq!(s1, StatusCode::OK, "{v1}");
+    let (s2, v2) = call(
+        &f.state,
+        "PUT",
+        path,
+        Some(&t),
+        Some(json!({"source": "export default 'tab 2'", "base_updated_ms": base})),
+    )
+    .await?;
+    assert_eq!(s2, StatusCode::CONFLICT, "{v2}");
+    assert!(v2["message"]
+        .as_str()
+        .is_some_and(|m| m.contains("changed by someone else")));
+    let (_, now) = call(&f.state, "GET", path, Some(&t), None).await?;
+    assert_eq!(now["source"], "export default 'tab 1'");
+    // Same for documents.
+    let doc = "/api/v1/workspaces/alpha/docs/d1";
+    let (_, d) = call(&f.state, "GET", doc, Some(&t), None).await?;
+    let body = |title: &str| json!({"title": title, "base_updated_ms": d["updated_ms"]});
+    assert_eq!(
+        call(&f.state, "PUT", doc, Some(&t), Some(body("one")))
+            .await?
+            .0,
+        StatusCode::OK
+    );
+    assert_eq!(
+        call(&f.state, "PUT", doc, Some(&t), Some(body("two")))
+            .await?
+            .0,
+        StatusCode::CONFLICT
+    );
+    Ok(())
+}
+
+#[tokio::test]
+async fn health_and_metrics_answer_without_a_token() -> anyhow::Result<()> {
+    let f = fixture(ServerConfig::default())?;
+    assert_eq!(
+        call(&f.state, "GET", "/healthz", None, None).await?.0,
+        StatusCode::OK
+    );
+    let req = Request::builder().uri("/metrics").body(AxBody::empty())?;
+    let resp = app(f.state.clone()).oneshot(req).await?;
+    let text = String::from_utf8(resp.into_body().collect().await?.to_bytes().to_vec())?;
+    for family in [
+        "quire_runs_total",
+        "quire_run_latency_seconds_bucket",
+        "quire_active_runs",
+        "quire_queued_runs",
+        "quire_host_calls_total",
+        "quire_websocket_clients",
+    ] {
+        assert!(text.contains(family), "{family} missing");
+    }
+    let _ = &f.b;
+    Ok(())
+}

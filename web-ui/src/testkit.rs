@@ -1,0 +1,69 @@
+//! Test fixtures shared by the crate's tests.
+
+use std::sync::Arc;
+
+use quire_engine::{Engine, EngineConfig};
+use quire_host_api::{HostApi, HostConfig};
+use quire_storage::{BlockRecord, Document, Store, Workspace};
+use serde_json::{json, Value};
+
+use crate::{AppState, ServerConfig};
+
+pub(crate) struct Fixture {
+    pub(crate) state: AppState,
+    pub(crate) a: Workspace,
+    pub(crate) b: Workspace,
+    pub(crate) b_run: String,
+}
+
+pub(crate) fn fixture(config: ServerConfig) -> anyhow::Result<Fixture> {
+    let store = Store::memory()?;
+    let a = store.create_workspace("alpha")?;
+    let b = store.create_workspace("beta")?;
+    for ws in [&a, &b] {
+        store.put_block(
+            &ws.id,
+            BlockRecord {
+                id: "b1".into(),
+                name: "one".into(),
+                source: "export default 1".into(),
+                lang: "js".into(),
+                grants: vec![],
+                updated_ms: 0,
+            },
+        )?;
+        store.put_doc(
+            &ws.id,
+            Document {
+                id: "d1".into(),
+                title: "doc".into(),
+                properties: Default::default(),
+                blocks: vec![],
+                updated_ms: 0,
+            },
+        )?;
+    }
+    let b_run = store.new_id()?;
+    store.put_run(
+        &b.id,
+        &quire_storage::RunRecord {
+            id: b_run.clone(),
+            block: Some("b1".into()),
+            trigger: Value::Null,
+            request: Value::Null,
+            status: "ok".into(),
+            events: vec![json!({"type": "log", "text": "beta's secret output"})],
+            cpu_ms: 0.0,
+            wall_ms: 0.0,
+            peak_memory_bytes: 0,
+            started_ms: 1,
+        },
+    )?;
+    let engine = Engine::new(EngineConfig {
+        worker_threads: 1,
+        ..EngineConfig::default()
+    })?;
+    let api = HostApi::new(store.clone(), HostConfig::default())?;
+    let state = AppState::new(store, Arc::new(engine), api, config);
+    Ok(Fixture { state, a, b, b_run })
+}
