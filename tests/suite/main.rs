@@ -10,4 +10,6 @@ mod host;
 mod hostile;
 mod http;
 mod runner;
+mod server;
+mod server_live;
 mod spec;

@@ -1,0 +1,417 @@
+//! The server on a real loopback socket, with runs in sandboxed runner
+//! processes: the HTTP API end to end and graceful shutdown. Shared
+//! helpers for the WebSocket tests in `server_live`.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use quire_engine::runner::RunnerConfig;
+use quire_engine::{Engine, EngineConfig, Isolation};
+use quire_host_api::{HostApi, HostConfig};
+use quire_storage::Store;
+use quire_web::{AppState, Auth, Role, ServerConfig, ShutdownReport};
+use serde_json::{json, Value};
+
+pub struct TestServer {
+    pub root: String,
+    pub base: String,
+    pub ws_base: String,
+    /// A server-admin token.
+    pub admin: String,
+    pub store: Store,
+    pub rt: tokio::runtime::Runtime,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    done: Option<tokio::task::JoinHandle<std::io::Result<ShutdownReport>>>,
+}
+
+impl TestServer {
+    pub fn start(config: ServerConfig) -> Self {
+        let store = Store::memory().unwrap();
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .unwrap();
+        let engine = Engine::new(EngineConfig {
+            worker_threads: 2,
+            isolation: Isolation::Runners(RunnerConfig::new(
+                env!("CARGO_BIN_EXE_quire"),
+                vec!["__runner".into()],
+            )),
+            ..EngineConfig::default()
+        })
+        .unwrap();
+        let api = HostApi::new(store.clone(), HostConfig::default()).unwrap();
+        let state = AppState::new(store.clone(), Arc::new(engine), api, config);
+        let admin = Auth::mint(&store, None, Role::Admin, "test").unwrap().1;
+        let listener = rt
+            .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
+            .unwrap();
+        let addr = listener.local_addr().unwrap();
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let done = rt.spawn(quire_web::serve(listener, state, async move {
+            let _ = stopped.await;
+        }));
+        Self {
+            root: format!("http://{addr}"),
+            base: format!("http://{addr}/api/v1"),
+            ws_base: format!("ws://{addr}/api/v1"),
+            admin,
+            store,
+            rt,
+            stop: Some(stop),
+            done: Some(done),
+        }
+    }
+
+    /// Ask the server to stop (as SIGTERM does) without waiting.
+    pub fn begin_shutdown(&mut self) {
+        if let Some(s) = self.stop.take() {
+            let _ = s.send(());
+        }
+    }
+
+    /// Wait for the server to finish shutting down.
+    pub fn wait_stopped(&mut self) -> ShutdownReport {
+        self.begin_shutdown();
+        let done = self.done.take().unwrap();
+        self.rt.block_on(done).unwrap().unwrap()
+    }
+
+    /// `(status, json body)` of a request.
+    pub fn call(&self, method: &str, path: &str, token: &str, body: Option<Value>) -> (u16, Value) {
+        let req = ureq::request(method, &format!("{}{path}", self.base))
+            .set("Authorization", &format!("Bearer {token}"))
+            .timeout(Duration::from_secs(30));
+        let resp = match body {
+            Some(b) => req
+                .set("Content-Type", "application/json")
+                .send_string(&b.to_string()),
+            None => req.call(),
+        };
+        let resp = match resp {
+            Ok(r) => r,
+            Err(ureq::Error::Status(_, r)) => r,
+            Err(e) => panic!("{method} {path}: {e}"),
+        };
+        let status = resp.status();
+        let text = resp.into_string().unwrap_or_default();
+        (status, serde_json::from_str(&text).unwrap_or(Value::Null))
+    }
+
+    /// A new workspace and tokens of each role for it.
+    pub fn workspace(&self, name: &str) -> Tokens {
+        let (s, v) = self.call(
+            "POST",
+            "/workspaces",
+            &self.admin,
+            Some(json!({"name": name})),
+        );
+        assert_eq!(s, 201, "{v}");
+        let admin = v["admin_token"].as_str().unwrap().to_string();
+        let mint = |role: &str| {
+            let (s, v) = self.call(
+                "POST",
+                &format!("/workspaces/{name}/tokens"),
+                &admin,
+                Some(json!({"role": role})),
+            );
+            assert_eq!(s, 201, "{v}");
+            v["token"].as_str().unwrap().to_string()
+        };
+        Tokens {
+            editor: mint("editor"),
+            viewer: mint("viewer"),
+            admin,
+        }
+    }
+
+    /// Poll a run's record until it is no longer running.
+    pub fn wait_run(&self, ws: &str, run: &str, token: &str) -> Value {
+        let start = Instant::now();
+        loop {
+            let (s, v) = self.call("GET", &format!("/workspaces/{ws}/runs/{run}"), token, None);
+            assert_eq!(s, 200, "{v}");
+            if v["status"] != "running" {
+                return v;
+            }
+            assert!(
+                start.elapsed() < Duration::from_secs(60),
+                "run {run} never ended"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+impl Drop for TestServer {
+    fn drop(&mut self) {
+        self.begin_shutdown();
+    }
+}
+
+pub struct Tokens {
+    pub admin: String,
+    pub editor: String,
+    pub viewer: String,
+}
+
+pub fn check_events(events: &[Value]) {
+    for (i, e) in events.iter().enumerate() {
+        assert_eq!(e["seq"], i as u64, "gap or reorder at {i}: {events:?}");
+    }
+    assert_eq!(events.first().map(|e| &e["type"]), Some(&json!("started")));
+    assert_eq!(events.last().map(|e| &e["type"]), Some(&json!("finished")));
+}
+
+#[test]
+fn the_http_api_end_to_end_over_loopback() {
+    let srv = TestServer::start(ServerConfig::default());
+    let t = srv.workspace("team");
+    let other = srv.workspace("rival");
+    let src = "import { kv } from 'quire';\nexport default async function (ctx) {\n  await kv.set('seen', ctx.input);\n  console.log('got', JSON.stringify(ctx.input), ctx.trigger.kind);\n  return { doubled: ctx.input.n * 2, block: ctx.block.id };\n}";
+    let (s, v) = srv.call(
+        "POST",
+        "/workspaces/team/blocks",
+        &t.editor,
+        Some(json!({"id": "double", "source": src, "lang": "ts", "grants": ["kv:write"]})),
+    );
+    assert_eq!(s, 201, "{v}");
+    // Viewers read but do not run; the rival workspace sees nothing.
+    assert_eq!(
+        srv.call(
+            "POST",
+            "/workspaces/team/blocks/double/runs",
+            &t.viewer,
+            Some(json!({"input": {}}))
+        )
+        .0,
+        403
+    );
+    assert_eq!(
+        srv.call("GET", "/workspaces/team/blocks/double", &other.admin, None)
+            .0,
+        404
+    );
+    let (s, v) = srv.call(
+        "POST",
+        "/workspaces/team/blocks/double/runs",
+        &t.editor,
+        Some(json!({"input": {"n": 21}})),
+    );
+    assert_eq!(s, 202, "{v}");
+    let run = v["run"].as_str().unwrap().to_string();
+    let rec = srv.wait_run("team", &run, &t.viewer);
+    assert_eq!(rec["status"], "ok", "{rec}");
+    let events = rec["events"].as_array().unwrap();
+    check_events(events);
+    assert_eq!(events[1]["text"], "got {\"n\":21} manual");
+    let result = events.iter().find(|e| e["type"] == "result").unwrap();
+    assert_eq!(result["value"], json!({"doubled": 42, "block": "double"}));
+    assert!(rec["cpu_ms"].as_f64().unwrap() > 0.0);
+    // The grant was used against this workspace's data only.
+    assert_eq!(
+        srv.call(
+            "GET",
+            &format!("/workspaces/rival/runs/{run}"),
+            &other.admin,
+            None
+        )
+        .0,
+        404
+    );
+    // History by block, newest first, paged.
+    for n in 0..3 {
+        let (s, _) = srv.call(
+            "POST",
+            "/workspaces/team/blocks/double/runs",
+            &t.editor,
+            Some(json!({"input": {"n": n}})),
+        );
+        assert_eq!(s, 202);
+    }
+    let (s, v) = srv.call(
+        "GET",
+        "/workspaces/team/runs?block=double&limit=2",
+        &t.viewer,
+        None,
+    );
+    assert_eq!(s, 200, "{v}");
+    let page = v["runs"].as_array().unwrap();
+    assert_eq!(page.len(), 2);
+    let next = v["next_before"].as_str().unwrap();
+    let (_, v2) = srv.call(
+        "GET",
+        &format!("/workspaces/team/runs?block=double&limit=10&before={next}"),
+        &t.viewer,
+        None,
+    );
+    let rest = v2["runs"].as_array().unwrap();
+    assert_eq!(rest.len(), 2, "{v2}");
+    assert_eq!(
+        rest.last().unwrap()["run"],
+        run.as_str(),
+        "the first run is the oldest"
+    );
+    // A capability error is recorded with its kind.
+    let (_, v) = srv.call(
+        "POST",
+        "/workspaces/team/runs",
+        &t.editor,
+        Some(json!({"source": "import { kv } from 'quire'; await kv.get('seen');", "lang": "js"})),
+    );
+    let rec = srv.wait_run("team", v["run"].as_str().unwrap(), &t.viewer);
+    assert_eq!(rec["status"], "error");
+    assert_eq!(rec["error"]["kind"], "capability_denied", "{rec}");
+    // Grants change only with the admin role.
+    assert_eq!(
+        srv.call(
+            "PUT",
+            "/workspaces/team/blocks/double/grants",
+            &t.editor,
+            Some(json!({"grants": []}))
+        )
+        .0,
+        403
+    );
+    let (s, v) = srv.call(
+        "PUT",
+        "/workspaces/team/blocks/double/grants",
+        &t.admin,
+        Some(json!({"grants": ["kv:read", "kv:write"]})),
+    );
+    assert_eq!(
+        (s, v["grants"].clone()),
+        (200, json!(["kv:read", "kv:write"]))
+    );
+}
+
+#[test]
+fn a_run_can_be_read_while_it_runs_and_cancelled_over_http() {
+    let srv = TestServer::start(ServerConfig::default());
+    let t = srv.workspace("w");
+    let src =
+        "console.log('first'); await new Promise(r => setTimeout(r, 4000)); console.log('never');";
+    let (_, v) = srv.call(
+        "POST",
+        "/workspaces/w/runs",
+        &t.editor,
+        Some(json!({"source": src, "lang": "js"})),
+    );
+    let run = v["run"].as_str().unwrap().to_string();
+    // Mid-run, the record has the events so far.
+    let start = Instant::now();
+    loop {
+        let (_, v) = srv.call("GET", &format!("/workspaces/w/runs/{run}"), &t.viewer, None);
+        assert_eq!(v["status"], "running", "{v}");
+        if v["events"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|e| e["text"] == "first")
+        {
+            break;
+        }
+        assert!(start.elapsed() < Duration::from_secs(30));
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    assert_eq!(
+        srv.call(
+            "POST",
+            &format!("/workspaces/w/runs/{run}/cancel"),
+            &t.viewer,
+            None
+        )
+        .0,
+        403
+    );
+    assert_eq!(
+        srv.call(
+            "POST",
+            &format!("/workspaces/w/runs/{run}/cancel"),
+            &t.editor,
+            None
+        )
+        .0,
+        202
+    );
+    let rec = srv.wait_run("w", &run, &t.viewer);
+    assert_eq!(rec["error"]["kind"], "cancelled", "{rec}");
+    check_events(rec["events"].as_array().unwrap());
+    assert_eq!(
+        srv.call(
+            "POST",
+            &format!("/workspaces/w/runs/{run}/cancel"),
+            &t.editor,
+            None
+        )
+        .0,
+        409
+    );
+}
+
+#[test]
+fn shutdown_stops_new_runs_then_cancels_what_outlives_the_grace() {
+    let mut srv = TestServer::start(ServerConfig {
+        shutdown_grace_ms: 1500,
+        ..ServerConfig::default()
+    });
+    let t = srv.workspace("w");
+    let start = |src: &str| {
+        let (s, v) = srv.call(
+            "POST",
+            "/workspaces/w/runs",
+            &t.editor,
+            Some(json!({"source": src, "lang": "js"})),
+        );
+        assert_eq!(s, 202, "{v}");
+        v["run"].as_str().unwrap().to_string()
+    };
+    let long = start("console.log('long'); await new Promise(r => setTimeout(r, 4500));");
+    let short = start("await new Promise(r => setTimeout(r, 300)); export default 'made it';");
+    let health = format!("{}/healthz", srv.root);
+    srv.begin_shutdown();
+    // During the grace period: unhealthy, and no new runs.
+    let begun = Instant::now();
+    loop {
+        let code = match ureq::get(&health).call() {
+            Ok(r) => r.status(),
+            Err(ureq::Error::Status(c, _)) => c,
+            Err(e) => panic!("{e}"),
+        };
+        if code == 503 {
+            break;
+        }
+        assert!(begun.elapsed() < Duration::from_secs(10));
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    let (s, v) = srv.call(
+        "POST",
+        "/workspaces/w/runs",
+        &t.editor,
+        Some(json!({"source": "1", "lang": "js"})),
+    );
+    assert_eq!(s, 503, "{v}");
+    assert_eq!(v["error"], "shutting_down");
+    let report = srv.wait_stopped();
+    assert_eq!(report.cancelled, 1, "{report:?}");
+    assert_eq!(report.finished, 1, "{report:?}");
+    // History is complete for both.
+    let ws = srv.store.workspace_by_name("w").unwrap().unwrap().id;
+    let long_rec = srv.store.get_run(&ws, &long).unwrap().unwrap();
+    assert_eq!(long_rec.status, "error");
+    let kinds: Vec<_> = long_rec
+        .events
+        .iter()
+        .map(|e| e["type"].as_str().unwrap_or("").to_string())
+        .collect();
+    assert_eq!(kinds.last().map(String::as_str), Some("finished"));
+    assert!(
+        long_rec.events.iter().any(|e| e["kind"] == "cancelled"),
+        "{:?}",
+        long_rec.events
+    );
+    let short_rec = srv.store.get_run(&ws, &short).unwrap().unwrap();
+    assert_eq!(short_rec.status, "ok");
+    check_events(&short_rec.events);
+}

@@ -1,0 +1,218 @@
+//! WebSocket live runs against a real server over loopback, with
+//! tokio-tungstenite: order, two clients, catch-up mid-run, reconnect,
+//! cancel, and a client that stops reading.
+
+use std::time::Duration;
+
+use futures_util::{SinkExt, StreamExt};
+use quire_engine::Limits;
+use quire_web::ServerConfig;
+use serde_json::{json, Value};
+use tokio_tungstenite::tungstenite::Message;
+
+use crate::server::{check_events, TestServer};
+
+type Socket =
+    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+
+async fn connect(srv: &TestServer, ws: &str, token: &str) -> Socket {
+    let url = format!("{}/workspaces/{ws}/live?token={token}", srv.ws_base);
+    tokio_tungstenite::connect_async(url).await.unwrap().0
+}
+
+async fn send(s: &mut Socket, v: Value) {
+    s.send(Message::Text(v.to_string().into())).await.unwrap();
+}
+
+async fn next(s: &mut Socket) -> Value {
+    loop {
+        let m = tokio::time::timeout(Duration::from_secs(30), s.next())
+            .await
+            .expect("no message within 30 s")
+            .expect("the socket closed")
+            .unwrap();
+        if let Message::Text(t) = m {
+            return serde_json::from_str(&t).unwrap();
+        }
+    }
+}
+
+async fn until_finished(s: &mut Socket, run: &str) -> Vec<Value> {
+    let mut out = vec![];
+    loop {
+        let v = next(s).await;
+        let done = v["run"] == run && v["type"] == "finished";
+        if v.get("op").is_none() && v["run"] == run {
+            out.push(v);
+        }
+        if done {
+            return out;
+        }
+    }
+}
+
+const TICKS: &str = "for (let i = 0; i < 10; i++) { console.log('tick', i); await new Promise(r => setTimeout(r, 60)); } export default 'done';";
+
+#[test]
+fn two_clients_and_a_late_one_see_the_same_events_in_order() {
+    let srv = TestServer::start(ServerConfig::default());
+    let t = srv.workspace("w");
+    let (s, _) = srv.call(
+        "POST",
+        "/workspaces/w/blocks",
+        &t.editor,
+        Some(json!({"id": "ticks", "source": TICKS, "lang": "js"})),
+    );
+    assert_eq!(s, 201);
+    srv.rt.block_on(async {
+        let mut watcher = connect(&srv, "w", &t.viewer).await;
+        send(&mut watcher, json!({"op": "subscribe", "block": "ticks"})).await;
+        assert_eq!(next(&mut watcher).await["op"], "subscribed");
+        let mut runner = connect(&srv, "w", &t.editor).await;
+        send(
+            &mut runner,
+            json!({"op": "run", "block": "ticks", "ref": "r1"}),
+        )
+        .await;
+        let acc = next(&mut runner).await;
+        assert_eq!(
+            (acc["op"].clone(), acc["ref"].clone()),
+            (json!("accepted"), json!("r1"))
+        );
+        let run = acc["run"].as_str().unwrap().to_string();
+        // Read a few live events, then a third client joins mid-run.
+        let mut first = vec![];
+        while first.len() < 4 {
+            first.push(next(&mut runner).await);
+        }
+        let mut late = connect(&srv, "w", &t.viewer).await;
+        send(&mut late, json!({"op": "follow", "run": run})).await;
+        assert_eq!(next(&mut late).await["op"], "following");
+        let late_events = until_finished(&mut late, &run).await;
+        first.extend(until_finished(&mut runner, &run).await);
+        let announce = next(&mut watcher).await;
+        assert_eq!(announce["op"], "run");
+        let watched = until_finished(&mut watcher, &run).await;
+        check_events(&first);
+        assert_eq!(first.len(), 10 + 3);
+        assert_eq!(first, late_events, "catch-up then live must equal live");
+        assert_eq!(first, watched);
+    });
+}
+
+#[test]
+fn a_client_that_reconnects_catches_up_from_its_last_seq() {
+    let srv = TestServer::start(ServerConfig::default());
+    let t = srv.workspace("w");
+    srv.rt.block_on(async {
+        let mut c = connect(&srv, "w", &t.editor).await;
+        send(
+            &mut c,
+            json!({"op": "run_source", "source": TICKS, "lang": "js"}),
+        )
+        .await;
+        let run = next(&mut c).await["run"].as_str().unwrap().to_string();
+        let mut got = vec![next(&mut c).await, next(&mut c).await, next(&mut c).await];
+        drop(c); // the connection is lost mid-run; the run goes on
+        let last = got.last().unwrap()["seq"].as_u64().unwrap();
+        let mut c = connect(&srv, "w", &t.viewer).await;
+        send(
+            &mut c,
+            json!({"op": "follow", "run": run, "from_seq": last + 1}),
+        )
+        .await;
+        assert_eq!(next(&mut c).await["op"], "following");
+        got.extend(until_finished(&mut c, &run).await);
+        check_events(&got);
+        assert_eq!(got.len(), 13);
+    });
+}
+
+#[test]
+fn cancel_over_a_socket_ends_a_run_in_a_runner() {
+    let srv = TestServer::start(ServerConfig::default());
+    let t = srv.workspace("w");
+    srv.rt.block_on(async {
+        let mut c = connect(&srv, "w", &t.editor).await;
+        send(
+            &mut c,
+            json!({"op": "run_source", "source": "console.log('spin'); for (;;) {}", "lang": "js"}),
+        )
+        .await;
+        let run = next(&mut c).await["run"].as_str().unwrap().to_string();
+        loop {
+            if next(&mut c).await["type"] == "log" {
+                break;
+            }
+        }
+        send(&mut c, json!({"op": "cancel", "run": run})).await;
+        let rest = until_finished(&mut c, &run).await;
+        let err = rest.iter().find(|e| e["type"] == "error").unwrap();
+        assert_eq!(err["kind"], "cancelled", "{rest:?}");
+    });
+}
+
+#[test]
+fn a_client_that_stops_reading_is_closed_while_others_run_normally() {
+    let srv = TestServer::start(ServerConfig {
+        ws_send_timeout_ms: 500,
+        run_limits: Limits {
+            cpu_time_ms: 20_000,
+            wall_time_ms: 60_000,
+            output_bytes: 64 << 20,
+            output_events: 400_000,
+            ..Limits::default()
+        },
+        ..ServerConfig::default()
+    });
+    let t = srv.workspace("w");
+    srv.rt.block_on(async {
+        // ~25 MB of events: more than loopback socket buffers hold.
+        let flood = "const line = 'x'.repeat(100); for (let i = 0; i < 200000; i++) console.log(line);";
+        let mut slow = connect(&srv, "w", &t.editor).await;
+        send(&mut slow, json!({"op": "run_source", "source": flood, "lang": "js"})).await;
+        // It never reads again. Another client runs as usual meanwhile.
+        let mut fast = connect(&srv, "w", &t.editor).await;
+        send(&mut fast, json!({"op": "run_source", "source": "console.log('hi'); export default 1", "lang": "js"})).await;
+        let run = next(&mut fast).await["run"].as_str().unwrap().to_string();
+        check_events(&until_finished(&mut fast, &run).await);
+        // Without reading anything more, wait for the server to give up
+        // on the slow client.
+        let metrics_url = format!("{}/metrics", srv.root);
+        let mut closed = false;
+        for _ in 0..600 {
+            let url = metrics_url.clone();
+            let m = tokio::task::spawn_blocking(move || ureq::get(&url).call().unwrap().into_string().unwrap())
+                .await
+                .unwrap();
+            if m.contains("quire_websocket_slow_closes_total 1") {
+                closed = true;
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        assert!(closed, "the server kept a client that read nothing for 60 s");
+        // Draining the socket now ends with close code 4008 (or the
+        // connection dropping), never with the flood's last event.
+        while let Ok(Some(m)) = tokio::time::timeout(Duration::from_secs(60), slow.next()).await {
+            match m {
+                Ok(Message::Close(Some(f))) => {
+                    assert_eq!(u16::from(f.code), 4008);
+                    break;
+                }
+                Ok(Message::Text(t)) => assert!(!t.contains("\"finished\""), "the slow client got everything"),
+                Ok(_) => {}
+                Err(_) => break,
+            }
+        }
+    });
+    let metrics = ureq::get(&format!("{}/metrics", srv.root))
+        .call()
+        .unwrap()
+        .into_string()
+        .unwrap();
+    assert!(
+        metrics.contains("quire_websocket_slow_closes_total 1"),
+        "{metrics}"
+    );
+}
