@@ -131,6 +131,8 @@ pub enum Only {
     Host,
     /// Start latency in sandboxed runner processes beside in-process.
     Runner,
+    /// 500 WebSocket clients running blocks through `quire serve`'s code.
+    Server,
 }
 
 /// From `Engine::run` to the block's first log line arriving at the
@@ -212,6 +214,10 @@ pub fn run(as_json: bool, only: Option<Only>) -> anyhow::Result<()> {
                 as_json,
             )
         }
+        Some(Only::Server) => {
+            let server = crate::bench_server::run()?;
+            return print(&json!({ "server": server, "machine": machine() }), as_json);
+        }
         Some(Only::Host) => {
             let host = crate::bench_host::run(&engine)?;
             return print(&json!({ "host": host, "machine": machine() }), as_json);
@@ -243,6 +249,7 @@ pub fn run(as_json: bool, only: Option<Only>) -> anyhow::Result<()> {
     if only.is_none() {
         out["host"] = crate::bench_host::run(&engine)?;
         out["runner"] = runner_section()?;
+        out["server"] = crate::bench_server::run()?;
     }
     print(&out, as_json)
 }

@@ -7,6 +7,7 @@
 mod bench;
 #[allow(clippy::print_stdout)]
 mod bench_host;
+mod bench_server;
 mod cli_run;
 mod samples;
 mod serve;

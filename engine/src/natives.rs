@@ -564,6 +564,21 @@ pub(crate) fn install_test_spin<'js>(ctx: &Ctx<'js>) -> rquickjs::Result<()> {
             }
         })?,
     )?;
+    // CLOCK_MONOTONIC in microseconds: one clock for every process on the
+    // machine, so a benchmark can time a log line from the block that
+    // wrote it to the client that received it.
+    ctx.globals().set(
+        "__quire_test_clock_us",
+        Function::new(ctx.clone(), || {
+            let mut ts = libc::timespec {
+                tv_sec: 0,
+                tv_nsec: 0,
+            };
+            // SAFETY: clock_gettime writes one timespec we own.
+            unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
+            ts.tv_sec as f64 * 1e6 + ts.tv_nsec as f64 / 1e3
+        })?,
+    )?;
     // Which process runs this block (tests check runner binding).
     ctx.globals().set(
         "__quire_test_pid",

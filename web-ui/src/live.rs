@@ -211,7 +211,22 @@ async fn write_loop<S>(
                 .map(|r| r.is_ok());
             return;
         };
-        let sent = match tokio::time::timeout(timeout, sink.send(Outgoing::Text(m))).await {
+        // Write what is already queued (up to a batch) before one flush:
+        // one socket write for many events when a client is busy.
+        let mut batch = vec![m];
+        while batch.len() < 64 {
+            match ctl.try_recv().or_else(|_| events.try_recv()) {
+                Ok(m) => batch.push(m),
+                Err(_) => break,
+            }
+        }
+        let write = async {
+            for m in batch {
+                sink.feed(Outgoing::Text(m)).await?;
+            }
+            sink.flush().await
+        };
+        let sent = match tokio::time::timeout(timeout, write).await {
             Ok(r) => Some(r.is_ok()),
             Err(_) => None,
         };
