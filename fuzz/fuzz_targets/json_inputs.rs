@@ -1,5 +1,6 @@
 //! Untrusted JSON and strings the server parses before anything runs:
-//! grants, `where` filters, row and document patches, run requests. Each
+//! grants, `where` filters, row and document patches, run requests,
+//! WebSocket live messages. Each
 //! parse returns a value or an error, never panics; filters never panic
 //! when matched against arbitrary rows.
 #![no_main]
@@ -11,6 +12,7 @@ use serde_json::Value;
 
 fuzz_target!(|data: &[u8]| {
     let text = String::from_utf8_lossy(data);
+    let _ = quire_web::live::check_message(&text);
     let _ = Grants::parse(
         &text
             .split(|c: char| c.is_whitespace() || c == ',')

@@ -36,11 +36,14 @@ pub enum Table {
     RunsByBlock,
     /// Token id → API token record (its hash, never the token).
     Tokens,
+    /// Workspace id + run id → nothing, for runs recorded as `running`
+    /// (what a restart must close).
+    RunsActive,
 }
 
 impl Table {
     /// Every table, in a fixed order.
-    pub const ALL: [Table; 11] = [
+    pub const ALL: [Table; 12] = [
         Table::Meta,
         Table::Workspaces,
         Table::WorkspaceNames,
@@ -52,6 +55,7 @@ impl Table {
         Table::Runs,
         Table::RunsByBlock,
         Table::Tokens,
+        Table::RunsActive,
     ];
 
     /// The table's name on disk.
@@ -68,6 +72,7 @@ impl Table {
             Table::Runs => "runs",
             Table::RunsByBlock => "runs_by_block",
             Table::Tokens => "tokens",
+            Table::RunsActive => "runs_active",
         }
     }
 

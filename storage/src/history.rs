@@ -57,7 +57,9 @@ impl Store {
     }
 
     /// Record a run (insert or replace), with its by-block index entry, in
-    /// one atomic write.
+    /// one atomic write. A run recorded with status `running` is also
+    /// listed by [`Store::interrupted_runs`] until it is recorded again
+    /// with another status.
     pub fn put_run(&self, ws: &WorkspaceId, run: &RunRecord) -> Result<()> {
         check_name("run id", &run.id)?;
         let key = Key::ws(ws).last(run.id.as_bytes());
@@ -68,13 +70,41 @@ impl Store {
                 .last(run.id.as_bytes())
         });
         let v = to_vec(run)?;
+        let running = run.status == "running";
         self.b.write(&mut |tx| {
             tx.put(Table::Runs, &key, &v)?;
+            if running {
+                tx.put(Table::RunsActive, &key, b"")?;
+            } else {
+                tx.remove(Table::RunsActive, &key)?;
+            }
             if let Some(i) = &index {
                 tx.put(Table::RunsByBlock, i, b"")?;
             }
             Ok(())
         })
+    }
+
+    /// Runs still recorded as `running` (in every workspace): after a
+    /// restart, these were cut off by the stop.
+    pub fn interrupted_runs(&self) -> Result<Vec<(WorkspaceId, RunRecord)>> {
+        let mut keys = Vec::new();
+        self.b.scan(Table::RunsActive, b"", None, &mut |k, _| {
+            keys.push(k.to_vec());
+            Ok(true)
+        })?;
+        let mut out = Vec::new();
+        for k in keys {
+            let Some(ws) = k.get(..16).and_then(|b| <[u8; 16]>::try_from(b).ok()) else {
+                continue;
+            };
+            let ws = WorkspaceId::from_bytes(ws);
+            let id = String::from_utf8_lossy(k.get(16..).unwrap_or_default()).into_owned();
+            if let Some(r) = self.get_run(&ws, &id)? {
+                out.push((ws, r));
+            }
+        }
+        Ok(out)
     }
 
     /// One run.
@@ -215,6 +245,19 @@ mod tests {
             Vec::<u64>::new()
         );
         assert!(s.delete_block(&a, "x").is_ok());
+        // Only runs still recorded as running are interrupted.
+        let mut r = run("zz", Some("x"), 200);
+        r.status = "running".into();
+        s.put_run(&b, &r)?;
+        let cut: Vec<_> = s
+            .interrupted_runs()?
+            .into_iter()
+            .map(|(w, r)| (w, r.id))
+            .collect();
+        assert_eq!(cut, [(b, "zz".to_string())]);
+        r.status = "error".into();
+        s.put_run(&b, &r)?;
+        assert!(s.interrupted_runs()?.is_empty());
         Ok(())
     }
 

@@ -26,7 +26,10 @@ pub struct TestServer {
 
 impl TestServer {
     pub fn start(config: ServerConfig) -> Self {
-        let store = Store::memory().unwrap();
+        Self::start_with(Store::memory().unwrap(), config)
+    }
+
+    pub fn start_with(store: Store, config: ServerConfig) -> Self {
         let rt = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
             .enable_all()
@@ -414,4 +417,47 @@ fn shutdown_stops_new_runs_then_cancels_what_outlives_the_grace() {
     let short_rec = srv.store.get_run(&ws, &short).unwrap().unwrap();
     assert_eq!(short_rec.status, "ok");
     check_events(&short_rec.events);
+}
+
+#[test]
+fn runs_a_crashed_server_left_running_are_closed_at_start() {
+    let store = Store::memory().unwrap();
+    let ws = store.create_workspace("w").unwrap();
+    let events = vec![
+        json!({"run": "r1", "seq": 0, "type": "started", "t_ms": 0.0}),
+        json!({"run": "r1", "seq": 1, "type": "log", "level": "log", "text": "halfway", "t_ms": 3.5}),
+    ];
+    store
+        .put_run(
+            &ws.id,
+            &quire_storage::RunRecord {
+                id: "r1".into(),
+                block: None,
+                trigger: json!({"kind": "manual"}),
+                request: Value::Null,
+                status: "running".into(),
+                events,
+                cpu_ms: 0.0,
+                wall_ms: 0.0,
+                peak_memory_bytes: 0,
+                started_ms: 1,
+            },
+        )
+        .unwrap();
+    let srv = TestServer::start_with(store, ServerConfig::default());
+    // serve() closes them before it answers.
+    let (s, v) = loop {
+        let r = srv.call("GET", "/workspaces/w/runs/r1", &srv.admin, None);
+        if r.1["status"] != "running" {
+            break r;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    };
+    assert_eq!(s, 200);
+    assert_eq!(v["status"], "error");
+    assert_eq!(v["error"]["kind"], "internal", "{v}");
+    let events = v["events"].as_array().unwrap();
+    check_events(events);
+    assert_eq!(events[1]["text"], "halfway");
+    assert!(srv.store.interrupted_runs().unwrap().is_empty());
 }

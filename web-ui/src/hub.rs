@@ -371,6 +371,40 @@ impl RunHub {
         Ok(())
     }
 
+    /// Close the runs history still shows as `running`, which a previous
+    /// server process was cut off in (a crash, `kill -9`): each gets an
+    /// `internal` error and a `finished` event after what it had
+    /// recorded. Call before serving. Returns how many were closed.
+    ///
+    /// # Errors
+    /// When the store fails.
+    pub fn close_interrupted(&self) -> ApiResult<usize> {
+        let runs = self.store.interrupted_runs()?;
+        let n = runs.len();
+        for (ws, mut r) in runs {
+            let next = r.events.len() as u64;
+            let t_ms = r
+                .events
+                .last()
+                .and_then(|e| e["t_ms"].as_f64())
+                .unwrap_or(0.0);
+            let run = r.id.clone();
+            r.events.push(serde_json::json!({
+                "run": run, "seq": next, "type": "error", "kind": "internal",
+                "message": "the server stopped while this run was in progress; its output after the last event shown was lost",
+                "t_ms": t_ms,
+            }));
+            r.events.push(serde_json::json!({
+                "run": run, "seq": next + 1, "type": "finished", "status": "error",
+                "cpu_ms": r.cpu_ms, "wall_ms": t_ms, "peak_memory_bytes": r.peak_memory_bytes, "t_ms": t_ms,
+            }));
+            r.status = "error".into();
+            self.store.put_run(&ws, &r)?;
+            tracing::warn!(workspace = %ws, run = %run, "closed a run the previous server process left running");
+        }
+        Ok(n)
+    }
+
     /// The live run `run` of workspace `ws`, if it is still in the hub.
     pub fn get(&self, ws: &WorkspaceId, run: &str) -> Option<Arc<LiveRun>> {
         self.active()

@@ -96,19 +96,32 @@ pub fn app(state: AppState) -> Router {
     routes::router(state)
 }
 
-/// Serve `app(state)` on `listener` until `shutdown` resolves, then stop
+/// Close runs a previous process left `running` (see
+/// [`RunHub::close_interrupted`]), then serve `app(state)` on `listener`
+/// until `shutdown` resolves, then stop
 /// taking runs, let in-flight runs finish (or cancel them after
 /// [`ServerConfig::shutdown_grace_ms`]) with their history written, and
 /// return what happened to them.
 ///
 /// # Errors
-/// When the listener fails.
+/// When the listener fails, or the store cannot be read at start.
 pub async fn serve(
     listener: tokio::net::TcpListener,
     state: AppState,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<ShutdownReport> {
     let hub = state.hub.clone();
+    let h = hub.clone();
+    let closed = tokio::task::spawn_blocking(move || h.close_interrupted())
+        .await
+        .map_err(std::io::Error::other)?
+        .map_err(std::io::Error::other)?;
+    if closed > 0 {
+        tracing::warn!(
+            runs = closed,
+            "closed runs left running by the previous process"
+        );
+    }
     let grace = Duration::from_millis(state.config.shutdown_grace_ms);
     let (done_tx, done_rx) = tokio::sync::watch::channel(false);
     let runs = tokio::spawn(async move {

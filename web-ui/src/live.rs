@@ -105,6 +105,18 @@ enum Op {
     },
 }
 
+/// Decode one client message as the server does; the error is the
+/// `reason` a `rejected` reply would carry. (For fuzzing and clients'
+/// tests.)
+///
+/// # Errors
+/// A message that is not one of the ops above, with its fields.
+pub fn check_message(msg: &str) -> Result<(), String> {
+    serde_json::from_str::<Op>(msg)
+        .map(|_| ())
+        .map_err(|e| format!("bad message: {e}"))
+}
+
 struct Conn {
     state: AppState,
     who: Principal,
