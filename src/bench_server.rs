@@ -1,5 +1,5 @@
-//! `quire bench --only server`: many WebSocket clients at once, each
-//! running a block that logs 100 lines, through the same server code as
+//! `quire bench --only server`: 500 WebSocket clients at once (and, for
+//! comparison, 10), each running a block that logs 100 lines, through the same server code as
 //! `quire serve` (sled store, sandboxed runner processes), in this process.
 //!
 //! Latency is from `console.log` in the runner to the client task reading
@@ -21,8 +21,9 @@ use tokio_tungstenite::tungstenite::Message;
 
 use crate::bench::percentile;
 
-/// Concurrent WebSocket clients.
+/// Concurrent WebSocket clients under load, and in the light case.
 const CLIENTS: usize = 500;
+const LIGHT_CLIENTS: usize = 10;
 /// Lines each client's run logs.
 const LINES: usize = 100;
 
@@ -129,13 +130,18 @@ pub fn run() -> anyhow::Result<Value> {
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
-    let dir = std::env::temp_dir().join(format!("quire-bench-server-{}", std::process::id()));
-    let out = rt.block_on(measure(&dir));
-    let _ = std::fs::remove_dir_all(&dir);
-    out
+    let mut out = json!({});
+    for (name, clients) in [("load", CLIENTS), ("light", LIGHT_CLIENTS)] {
+        let dir =
+            std::env::temp_dir().join(format!("quire-bench-server-{}-{name}", std::process::id()));
+        let r = rt.block_on(measure(&dir, clients));
+        let _ = std::fs::remove_dir_all(&dir);
+        out[name] = r?;
+    }
+    Ok(out)
 }
 
-async fn measure(dir: &std::path::Path) -> anyhow::Result<Value> {
+async fn measure(dir: &std::path::Path, clients: usize) -> anyhow::Result<Value> {
     let mut sc = StoreConfig::new(dir);
     sc.secret_key = Some(quire_storage::SecretKey::random()?);
     let store = Store::open(&sc).context("bench store")?;
@@ -173,7 +179,7 @@ async fn measure(dir: &std::path::Path) -> anyhow::Result<Value> {
     }
     let (rss_before, _) = rss_kib("self");
     let t = Instant::now();
-    let tasks: Vec<_> = (0..CLIENTS)
+    let tasks: Vec<_> = (0..clients)
         .map(|_| tokio::spawn(client(url.clone())))
         .collect();
     let mut peak_runners = (0, 0);
@@ -193,7 +199,7 @@ async fn measure(dir: &std::path::Path) -> anyhow::Result<Value> {
         });
         (done, h)
     };
-    let mut lat = Vec::with_capacity(CLIENTS * LINES);
+    let mut lat = Vec::with_capacity(clients * LINES);
     let (mut logs, mut out_of_order, mut failed) = (0, 0, 0);
     for task in tasks {
         let r = task.await??;
@@ -211,20 +217,21 @@ async fn measure(dir: &std::path::Path) -> anyhow::Result<Value> {
     let _ = stop_tx.send(());
     let _ = server.await;
     lat.sort_by(f64::total_cmp);
-    if logs != CLIENTS * LINES || out_of_order > 0 || failed > 0 {
+    if logs != clients * LINES || out_of_order > 0 || failed > 0 {
         anyhow::bail!(
             "lost or reordered events: {logs} of {} log lines, {out_of_order} clients out of order, {failed} runs not ok",
-            CLIENTS * LINES
+            clients * LINES
         );
     }
     Ok(json!({
-        "clients": CLIENTS,
+        "clients": clients,
         "lines_per_run": LINES,
         "events_delivered": logs,
         "events_lost": 0,
         "log_to_client_p50_ms": percentile(&lat, 0.5) / 1000.0,
         "log_to_client_p99_ms": percentile(&lat, 0.99) / 1000.0,
-        "runs_per_sec": CLIENTS as f64 / elapsed,
+        "log_to_client_max_ms": lat.last().copied().unwrap_or(0.0) / 1000.0,
+        "runs_per_sec": clients as f64 / elapsed,
         "wall_s": elapsed,
         "server_rss_before_mib": rss_before as f64 / 1024.0,
         "server_rss_after_mib": rss_after as f64 / 1024.0,

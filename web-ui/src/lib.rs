@@ -132,6 +132,14 @@ pub async fn serve(
         report
     });
     let mut done = done_rx.clone();
+    // Live events are small writes that must leave at once: without
+    // TCP_NODELAY, Nagle's algorithm holds each one for the client's
+    // delayed ACK (~40 ms).
+    let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
+        if let Err(e) = tcp.set_nodelay(true) {
+            tracing::debug!(error = %e, "could not set TCP_NODELAY");
+        }
+    });
     axum::serve(listener, app(state))
         .with_graceful_shutdown(async move {
             let _ = done.wait_for(|d| *d).await;
