@@ -274,7 +274,7 @@ impl FromRequestParts<AppState> for Principal {
                     "the Authorization header must be 'Bearer <token>'",
                 ))?
                 .to_string(),
-            None if parts.uri.path().ends_with("/live") => {
+            None if is_live_route(parts.uri.path()) => {
                 query_token(parts.uri.query()).ok_or(ApiError::Unauthorized(
                     "send a token as 'Authorization: Bearer <token>' or ?token=",
                 ))?
@@ -289,6 +289,14 @@ impl FromRequestParts<AppState> for Principal {
         state.auth.take(&p.token_id)?;
         Ok(p)
     }
+}
+
+/// `/workspaces/{ws}/live` under `/api/v1` exactly (not a document named
+/// `live`). Inside the nested API router the path has lost its `/api/v1`.
+fn is_live_route(path: &str) -> bool {
+    let path = path.strip_prefix("/api/v1").unwrap_or(path);
+    let segs: Vec<&str> = path.split('/').collect();
+    matches!(segs.as_slice(), ["", "workspaces", ws, "live"] if !ws.is_empty())
 }
 
 fn query_token(q: Option<&str>) -> Option<String> {
@@ -362,6 +370,20 @@ mod tests {
             ));
         }
         Ok(())
+    }
+
+    #[test]
+    fn only_the_live_route_takes_a_query_token() {
+        assert!(is_live_route("/api/v1/workspaces/default/live"));
+        assert!(is_live_route("/workspaces/default/live"));
+        for p in [
+            "/api/v1/workspaces/default/docs/live",
+            "/api/v1/workspaces//live",
+            "/live",
+            "/api/v1/workspaces/a/live/x",
+        ] {
+            assert!(!is_live_route(p), "{p}");
+        }
     }
 
     #[test]

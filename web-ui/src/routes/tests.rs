@@ -233,6 +233,14 @@ async fn missing_wrong_and_revoked_tokens_are_401() -> anyhow::Result<()> {
         app(f.state.clone()).oneshot(req).await?.status(),
         StatusCode::UNAUTHORIZED
     );
+    // Nor on a document that happens to be called `live`.
+    let req = Request::builder()
+        .uri(format!("/api/v1/workspaces/alpha/docs/live?token={token}"))
+        .body(AxBody::empty())?;
+    assert_eq!(
+        app(f.state.clone()).oneshot(req).await?.status(),
+        StatusCode::UNAUTHORIZED
+    );
     let del = format!("/api/v1/workspaces/alpha/tokens/{}", rec.id);
     assert_eq!(
         call(&f.state, "DELETE", &del, Some(&token), None).await?.0,
