@@ -241,6 +241,23 @@ install("queueMicrotask", queueMicrotask);
 install("performance", O.freeze({ now: () => N.now(), timeOrigin: 0 }));
 // The host module ("quire") captures this when it is imported, before any
 // block code runs. Calling it directly gains nothing: every check is in Rust.
-defineProperty(globalThis, "__quire_host", { value: N.hostCall, writable: false, configurable: false, enumerable: false });
+// A failed call's error gets the stack of the call site (captured when the
+// block made the call), so an uncaught denial points at the block's line.
+const nativeHostCall = N.hostCall;
+const hostWithSite = (op, args) => {
+  const site = new ErrorCtor();
+  return promiseThen(nativeHostCall(op, args), undefined, (e) => {
+    if (e !== null && typeof e === "object") {
+      try {
+        // Drop this wrapper's own frame; keep the module's and the block's.
+        const st = site.stack;
+        const nl = typeof st === "string" ? stringIndexOf(st, "\n") : -1;
+        defineProperty(e, "stack", { value: nl >= 0 ? stringSlice(st, nl + 1) : st, writable: true, configurable: true, enumerable: false });
+      } catch {}
+    }
+    throw e;
+  });
+};
+defineProperty(globalThis, "__quire_host", { value: hostWithSite, writable: false, configurable: false, enumerable: false });
 for (let i = 0; i < LAZY.length; i++) lazyGlobal(LAZY[i]);
 N.registerHooks(fireTimer, O.prototype, Array.prototype);

@@ -788,6 +788,21 @@ export function init(H) {
   }
 
   async function fetch(input, init) {
+    // A failure carries the caller's stack (see __quire_host in the prelude).
+    const site = new ErrorCtor();
+    try {
+      return await fetchInner(input, init);
+    } catch (e) {
+      if (e !== null && typeof e === "object") {
+        try {
+          defineProperty(e, "stack", { value: site.stack, writable: true, configurable: true, enumerable: false });
+        } catch {}
+      }
+      throw e;
+    }
+  }
+
+  async function fetchInner(input, init) {
     const req = new Request(input, init);
     const pairs = [];
     req.headers.forEach((v, k) => arrayPush(pairs, [k, v]));

@@ -524,3 +524,25 @@ fn pending_host_calls_keep_the_run_alive_after_the_result() {
     assert_eq!(r.result(), Some(&json!("done")));
     assert_eq!(fx.store.kv_get(&fx.a.id, "late").unwrap(), Some(json!(42)));
 }
+
+#[test]
+fn an_uncaught_denial_points_at_the_line_that_made_the_call() {
+    let fx = fixture();
+    let src = "// no grants\nimport { kv } from 'quire';\n\nconst v = await kv.get('k');\nexport default v;";
+    let r = run_in(&fx, &fx.a, &[], src);
+    let e = r.outcome.error.clone().unwrap();
+    assert_eq!(e.kind, ErrorKind::CapabilityDenied);
+    assert_eq!((e.line, e.column), (Some(4), Some(20)), "{e:?}");
+    // fetch too, and a caught-then-rethrown error keeps the call site.
+    let src =
+        "const a = 1;\ntry {\n  await fetch('http://example.com/');\n} catch (e) { throw e; }";
+    let r = run_in(&fx, &fx.a, &[], src);
+    let e = r.outcome.error.clone().unwrap();
+    assert_eq!(e.kind, ErrorKind::CapabilityDenied);
+    assert_eq!(e.line, Some(3), "{e:?}");
+    // The stack shows the module's frame and the block's, not the wrapper.
+    assert!(
+        !e.stack.as_deref().unwrap_or("").contains("hostWithSite"),
+        "{e:?}"
+    );
+}

@@ -9,7 +9,7 @@ mod workspaces;
 use axum::extract::rejection::JsonRejection;
 use axum::extract::{DefaultBodyLimit, FromRequest, Request};
 use axum::http::{header, StatusCode};
-use axum::response::{Html, IntoResponse, Response};
+use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::Router;
 use serde::de::DeserializeOwned;
@@ -31,6 +31,8 @@ pub(crate) fn router(state: AppState) -> Router {
         .route("/healthz", get(healthz))
         .route("/metrics", get(metrics))
         .route("/", get(index))
+        .route("/app.js", get(app_js))
+        .route("/app.css", get(app_css))
         .layer(DefaultBodyLimit::max(limit))
         .layer(
             TraceLayer::new_for_http().make_span_with(|req: &Request| {
@@ -60,12 +62,42 @@ async fn metrics(axum::extract::State(s): axum::extract::State<AppState>) -> Res
         .into_response()
 }
 
-async fn index() -> Html<&'static str> {
-    Html(
-        "<!doctype html><meta charset=utf-8><title>quire</title>\
-         <h1>quire</h1><p>The JSON API is at <code>/api/v1</code>; live runs at \
-         <code>/api/v1/workspaces/{ws}/live</code>.</p>",
+/// The browser app's built files (`web-ui/app`, built into
+/// `web-ui/assets/` and committed), embedded in the binary.
+const INDEX_HTML: &str = include_str!("../../assets/index.html");
+const APP_JS: &str = include_str!("../../assets/app.js");
+const APP_CSS: &str = include_str!("../../assets/app.css");
+
+/// The app's policy: its own scripts only, no plugins, not framable; a
+/// block's `text/html` output renders in a sandboxed `srcdoc` iframe,
+/// which inherits this policy (so it cannot load anything from elsewhere
+/// either). Inline styles are allowed for CodeMirror.
+const CSP: &str = "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; connect-src 'self'; object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'";
+
+fn asset(content_type: &'static str, body: &'static str) -> Response {
+    (
+        [
+            (header::CONTENT_TYPE, content_type),
+            (header::CACHE_CONTROL, "no-cache"),
+            (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
+            (header::CONTENT_SECURITY_POLICY, CSP),
+            (header::REFERRER_POLICY, "no-referrer"),
+        ],
+        body,
     )
+        .into_response()
+}
+
+async fn index() -> Response {
+    asset("text/html; charset=utf-8", INDEX_HTML)
+}
+
+async fn app_js() -> Response {
+    asset("text/javascript; charset=utf-8", APP_JS)
+}
+
+async fn app_css() -> Response {
+    asset("text/css; charset=utf-8", APP_CSS)
 }
 
 /// A JSON body whose rejections are 400s naming the field (or 413).

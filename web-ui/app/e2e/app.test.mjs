@@ -1,0 +1,241 @@
+// End-to-end tests of the browser app in headless Debian Chromium against
+// a real `quire serve` (runner isolation, sled store, samples loaded).
+// They also write the screenshots in docs/screenshots/.
+import { test, before, after } from "node:test";
+import assert from "node:assert/strict";
+import { startServer, launch, signIn, shot } from "./harness.mjs";
+
+let srv, browser;
+before(async () => {
+  srv = await startServer();
+  browser = await launch();
+});
+after(async () => {
+  await browser?.close();
+  await srv?.stop();
+});
+
+async function api(method, path, body) {
+  const res = await fetch(`${srv.url}api/v1${path}`, {
+    method,
+    headers: { authorization: `Bearer ${srv.token}`, "content-type": "application/json" },
+    body: body ? JSON.stringify(body) : undefined,
+  });
+  const text = await res.text();
+  assert.ok(res.ok, `${method} ${path}: ${res.status} ${text}`);
+  return text ? JSON.parse(text) : null;
+}
+
+// A fresh document holding one code block with `source`.
+async function docWith(title, source, lang = "js", grants = []) {
+  const b = await api("POST", "/workspaces/default/blocks", { source, lang, grants, name: title });
+  const d = await api("POST", "/workspaces/default/docs", {
+    title, blocks: [{ type: "text", text: `Test: ${title}` }, { type: "code", lang, block: b.id, source: "" }],
+  });
+  return { doc: d.id, block: b.id };
+}
+
+async function page(viewport = { width: 1280, height: 800 }) {
+  const p = await browser.newPage({ viewport });
+  p.on("pageerror", (e) => console.error("page error:", e.message));
+  await signIn(p, srv);
+  return p;
+}
+
+async function open(p, doc) {
+  await p.goto(`${srv.url}#/w/default/d/${encodeURIComponent(doc)}`);
+  await p.locator(".cell.code").first().waitFor();
+}
+
+// Replace the source of the code block in `cell` (as a user would paste).
+async function setSource(p, cell, text) {
+  await cell.locator(".cm-content").click();
+  await p.keyboard.press("Control+A");
+  await p.keyboard.press("Delete");
+  await p.keyboard.insertText(text);
+}
+
+test("signs in and shows a sample document as a notebook, in order", async () => {
+  const p = await browser.newPage({ viewport: { width: 1280, height: 800 } });
+  await p.goto(srv.url);
+  await p.getByLabel("Access token").fill("qt_wrong");
+  await p.getByRole("button", { name: "Sign in" }).click();
+  await p.getByRole("alert").filter({ hasText: "not valid" }).waitFor();
+  await p.getByLabel("Access token").fill(srv.token);
+  await shot(p, "signin");
+  await p.keyboard.press("Enter");
+  await p.getByRole("link", { name: "Q4 roadmap" }).click();
+  await p.locator(".cell.code").nth(1).waitFor();
+  const kinds = await p.locator(".cells > .cell").evaluateAll((els) => els.map((e) => e.classList.contains("code") ? `code:${e.dataset.block}` : "text"));
+  assert.deepEqual(kinds, ["text", "code:tasks-summary", "text", "code:filter-tasks"]);
+  await assert.doesNotReject(p.getByRole("heading", { name: "Q4 roadmap" }).first().waitFor());
+  assert.match(await p.locator(".cell.code").first().locator(".grants").innerText(), /db:read:tasks/);
+  await p.locator(".cell.code").first().getByRole("button", { name: "Run", exact: true }).click();
+  await p.locator(".cell.code").first().locator(".finished-ok").waitFor();
+  assert.match(await p.locator(".cell.code").first().locator(".output").innerText(), /Result/);
+  await shot(p, "document");
+  await p.close();
+});
+
+test("edits a block, runs it with Ctrl+Enter, and sees output before the run ends", async () => {
+  const { doc, block } = await docWith("Live output", "export default 1;");
+  const p = await page();
+  await open(p, doc);
+  const cell = p.locator(".cell.code").first();
+  await setSource(p, cell, 'console.log("first");\nawait new Promise((r) => setTimeout(r, 2000));\nconsole.log("second");\nexport default { done: true };');
+  await cell.locator(".save-status.saved").waitFor();
+  const stored = await api("GET", `/workspaces/default/blocks/${block}`);
+  assert.match(stored.source, /console.log\("second"\)/);
+  await cell.locator(".cm-content").click();
+  await p.keyboard.press("Control+Enter");
+  await cell.locator(".output .log", { hasText: "first" }).waitFor();
+  // The run is still going: "second" has not been logged yet.
+  assert.equal(await cell.locator(".run-status").innerText(), "Running…");
+  assert.equal(await cell.locator(".output .log", { hasText: "second" }).count(), 0);
+  await shot(p, "run-live");
+  await cell.locator(".output .log", { hasText: "second" }).waitFor();
+  await cell.locator(".finished-ok").waitFor();
+  await p.close();
+});
+
+test("cancels a long run", async () => {
+  const { doc } = await docWith("Long run", 'console.log("working");\nawait new Promise((r) => setTimeout(r, 4500));\nconsole.log("never");');
+  const p = await page();
+  await open(p, doc);
+  const cell = p.locator(".cell.code").first();
+  await cell.getByRole("button", { name: "Run", exact: true }).click();
+  await cell.locator(".output .log", { hasText: "working" }).waitFor();
+  await cell.getByRole("button", { name: "Cancel the run" }).click();
+  await cell.locator(".output .error", { hasText: "cancelled" }).waitFor();
+  assert.equal(await cell.locator(".output .log", { hasText: "never" }).count(), 0);
+  assert.equal(await cell.getByRole("button", { name: "Run", exact: true }).isEnabled(), true);
+  await p.close();
+});
+
+test("shows a capability error at its line in the editor", async () => {
+  const src = '// This block reads kv but has no kv:read grant.\nimport { kv } from "quire";\n\nconst visits = await kv.get("visits");\nexport default visits;';
+  const { doc } = await docWith("Denied", src);
+  const p = await page();
+  await open(p, doc);
+  const cell = p.locator(".cell.code").first();
+  await cell.getByRole("button", { name: "Run", exact: true }).click();
+  const err = cell.locator(".output .error");
+  await err.waitFor();
+  const text = await err.innerText();
+  assert.match(text, /capability_denied/);
+  assert.match(text, /kv:read/);
+  assert.match(text, /line 4/);
+  // The editor marks line 4: an error range and a gutter marker on it.
+  await cell.locator(".cm-lintRange-error").waitFor();
+  const marked = await cell.locator(".cm-lintRange-error").evaluate((el) => el.closest(".cm-line")?.textContent);
+  assert.match(marked, /kv\.get\("visits"\)/);
+  await cell.locator(".cm-lint-marker-error").waitFor();
+  await shot(p, "capability-error");
+  await p.close();
+});
+
+test("two tabs editing the same block: the second save is a conflict and keeps its text", async () => {
+  const { doc, block } = await docWith("Conflict", "export default 'original';");
+  const a = await page();
+  const b = await page();
+  await open(a, doc);
+  await open(b, doc);
+  const ca = a.locator(".cell.code").first();
+  const cb = b.locator(".cell.code").first();
+  await setSource(a, ca, "export default 'from tab A';");
+  await ca.locator(".save-status.saved").waitFor();
+  await setSource(b, cb, "export default 'from tab B';");
+  await cb.locator(".save-status.conflict").waitFor();
+  assert.match(await cb.locator(".cm-content").innerText(), /from tab B/);
+  assert.equal((await api("GET", `/workspaces/default/blocks/${block}`)).source, "export default 'from tab A';");
+  // Keeping B's version is an explicit choice.
+  await cb.getByRole("button", { name: "Keep mine" }).click();
+  await cb.locator(".save-status.saved").waitFor();
+  assert.equal((await api("GET", `/workspaces/default/blocks/${block}`)).source, "export default 'from tab B';");
+  await a.close();
+  await b.close();
+});
+
+test("renders display outputs safely and lists run history", async () => {
+  const src = [
+    'display({ tasks: 3, by: { open: 2, done: 1 } });',
+    'display("name,points\\natlas,5\\n\\"beacon, search\\",8", { mime: "text/csv" });',
+    'display("<b id=x>bold</b><script>parent.document.title = \'pwned\'</script>", { mime: "text/html" });',
+    'export default "ok";',
+  ].join("\n");
+  const { doc } = await docWith("Displays", src);
+  const p = await page();
+  await open(p, doc);
+  const cell = p.locator(".cell.code").first();
+  await cell.getByRole("button", { name: "Run", exact: true }).click();
+  await cell.locator(".finished-ok").waitFor();
+  await cell.locator(".output details.json").first().waitFor();
+  assert.deepEqual(await cell.locator(".output table td").allInnerTexts(), ["atlas", "5", "beacon, search", "8"]);
+  const frame = cell.locator("iframe.html-output");
+  assert.equal(await frame.getAttribute("sandbox"), "");
+  assert.equal(await p.frameLocator("iframe.html-output").locator("#x").innerText(), "bold");
+  assert.notEqual(await p.title(), "pwned");
+  await cell.getByRole("button", { name: "History" }).click();
+  const row = cell.locator(".history tbody tr").first();
+  await row.waitFor();
+  const cells = await row.locator("td").allInnerTexts();
+  assert.match(cells[1], /^ok/);
+  assert.match(cells[2], /ms$/);
+  assert.match(cells[3], /ms$/);
+  await shot(p, "displays-history");
+  await p.close();
+});
+
+test("adds, moves and deletes blocks; admins edit grants in plain words", async () => {
+  const { doc } = await docWith("Layout", "export default 1;");
+  const p = await page();
+  await open(p, doc);
+  await p.getByRole("button", { name: "+ TypeScript block" }).click();
+  await p.locator(".cells > .cell").nth(2).waitFor();
+  assert.equal(await p.locator(".cells > .cell.code").count(), 2);
+  // Move the new block (last) up one place.
+  const last = p.locator(".cells > .cell").nth(2);
+  const name = await last.locator("h3").innerText();
+  await last.getByRole("button", { name: `Move ${name} up` }).click();
+  await p.locator(".cells > .cell").nth(1).locator("h3", { hasText: name }).waitFor();
+  const d = await api("GET", `/workspaces/default/docs/${doc}`);
+  assert.equal(d.blocks[1].type, "code");
+  assert.equal(d.blocks[1].lang, "ts");
+  // Grants: edit, with a description a person can read.
+  const cell = p.locator(".cells > .cell").nth(1);
+  await cell.getByRole("button", { name: "Edit grants" }).click();
+  await cell.getByLabel("Grants (space separated)").fill("kv:read db:read:tasks");
+  await cell.getByRole("button", { name: "Save grants" }).click();
+  await cell.locator(".chip", { hasText: "db:read:tasks" }).waitFor();
+  await cell.getByText("What can this block do?").click();
+  assert.match(await cell.locator(".grant-help").innerText(), /Read rows of the "tasks" collection/);
+  // A bad grant is refused with the server's reason.
+  await cell.getByRole("button", { name: "Edit grants" }).click();
+  await cell.getByLabel("Grants (space separated)").fill("db:read:");
+  await cell.getByRole("button", { name: "Save grants" }).click();
+  await cell.locator(".grant-form .error").waitFor();
+  await cell.locator(".grant-form").getByRole("button", { name: "Cancel", exact: true }).click();
+  p.once("dialog", (dlg) => dlg.accept());
+  await cell.getByRole("button", { name: `Delete ${name} from the document` }).click();
+  await p.waitForFunction(() => document.querySelectorAll(".cells > .cell.code").length === 1);
+  await p.close();
+});
+
+test("works with the keyboard alone and fits a 390-px phone", async () => {
+  const p = await browser.newPage({ viewport: { width: 390, height: 844 }, isMobile: true });
+  await p.goto(srv.url);
+  // The token field has focus; Enter submits.
+  await p.keyboard.insertText(srv.token);
+  await p.keyboard.press("Enter");
+  await p.getByRole("link", { name: "Daily standup notes" }).waitFor();
+  await p.getByRole("link", { name: "Daily standup notes" }).focus();
+  await p.keyboard.press("Enter");
+  await p.locator(".cell.code").first().waitFor();
+  const overflow = await p.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
+  assert.ok(overflow <= 0, `the page scrolls sideways by ${overflow}px`);
+  // Every button has an accessible name.
+  const unnamed = await p.locator("button").evaluateAll((bs) => bs.filter((b) => !(b.getAttribute("aria-label") || b.textContent.trim())).length);
+  assert.equal(unnamed, 0);
+  await shot(p, "phone");
+  await p.close();
+});

@@ -1,0 +1,139 @@
+// The HTTP API and the WebSocket live connection.
+
+export class ApiError extends Error {
+  constructor(status, body) {
+    super(body?.message || `HTTP ${status}`);
+    this.status = status;
+    this.body = body || {};
+  }
+}
+
+export class Api {
+  constructor(token) {
+    this.token = token;
+  }
+
+  async call(method, path, body) {
+    const opts = { method, headers: { authorization: `Bearer ${this.token}` } };
+    if (body !== undefined) {
+      opts.headers["content-type"] = "application/json";
+      opts.body = JSON.stringify(body);
+    }
+    const res = await fetch(`/api/v1${path}`, opts);
+    const text = await res.text();
+    let json = null;
+    try {
+      json = text ? JSON.parse(text) : null;
+    } catch {
+      json = { message: text };
+    }
+    if (!res.ok) throw new ApiError(res.status, json);
+    return json;
+  }
+
+  get(path) { return this.call("GET", path); }
+  post(path, body) { return this.call("POST", path, body ?? {}); }
+  put(path, body) { return this.call("PUT", path, body); }
+  del(path) { return this.call("DELETE", path); }
+}
+
+const enc = encodeURIComponent;
+export const paths = {
+  ws: (ws) => `/workspaces/${enc(ws)}`,
+  docs: (ws) => `/workspaces/${enc(ws)}/docs`,
+  doc: (ws, id) => `/workspaces/${enc(ws)}/docs/${enc(id)}`,
+  blocks: (ws) => `/workspaces/${enc(ws)}/blocks`,
+  block: (ws, id) => `/workspaces/${enc(ws)}/blocks/${enc(id)}`,
+  grants: (ws, id) => `/workspaces/${enc(ws)}/blocks/${enc(id)}/grants`,
+  runs: (ws, block) => `/workspaces/${enc(ws)}/runs?block=${enc(block)}&limit=20`,
+  run: (ws, id) => `/workspaces/${enc(ws)}/runs/${enc(id)}`,
+};
+
+// One WebSocket per workspace. Replies are matched by `ref`; run events are
+// dispatched to whoever follows the run. After a dropped connection it
+// reconnects and re-follows every unfinished run from the next `seq`, so no
+// event is lost or repeated.
+export class Live {
+  constructor(token, ws, onStatus) {
+    this.url = `${location.protocol === "https:" ? "wss" : "ws"}://${location.host}/api/v1/workspaces/${enc(ws)}/live?token=${enc(token)}`;
+    this.onStatus = onStatus || (() => {});
+    this.pending = new Map(); // ref -> {resolve, reject}
+    this.runs = new Map(); // run -> {onEvent, nextSeq, done}
+    this.queue = [];
+    this.nextRef = 1;
+    this.closed = false;
+    this.delay = 250;
+    this.open();
+  }
+
+  open() {
+    const sock = new WebSocket(this.url);
+    this.sock = sock;
+    sock.onopen = () => {
+      this.delay = 250;
+      this.onStatus("connected");
+      for (const [run, f] of this.runs) {
+        if (!f.done) this.raw({ op: "follow", run, from_seq: f.nextSeq });
+      }
+      for (const m of this.queue.splice(0)) sock.send(JSON.stringify(m));
+    };
+    sock.onmessage = (e) => this.receive(JSON.parse(e.data));
+    sock.onclose = () => {
+      if (this.closed) return;
+      this.onStatus("reconnecting");
+      setTimeout(() => this.open(), this.delay);
+      this.delay = Math.min(this.delay * 2, 5000);
+    };
+  }
+
+  raw(msg) {
+    if (this.sock.readyState === WebSocket.OPEN) this.sock.send(JSON.stringify(msg));
+    else this.queue.push(msg);
+  }
+
+  request(msg) {
+    const ref = this.nextRef++;
+    return new Promise((resolve, reject) => {
+      this.pending.set(ref, { resolve, reject });
+      this.raw({ ...msg, ref });
+    });
+  }
+
+  receive(m) {
+    if (m.op) {
+      const p = m.ref !== undefined && this.pending.get(m.ref);
+      if (p) {
+        this.pending.delete(m.ref);
+        if (m.op === "rejected") p.reject(new Error(m.reason));
+        else p.resolve(m);
+      }
+      return;
+    }
+    const f = this.runs.get(m.run);
+    if (!f || m.seq < f.nextSeq) return;
+    f.nextSeq = m.seq + 1;
+    if (m.type === "finished") f.done = true;
+    f.onEvent(m);
+  }
+
+  // Start a run and stream its events to onEvent. Resolves with the run id.
+  async run(msg, onEvent) {
+    const acc = await this.request(msg);
+    this.follow(acc.run, onEvent, true);
+    return acc.run;
+  }
+
+  follow(run, onEvent, alreadyFollowing = false) {
+    this.runs.set(run, { onEvent, nextSeq: 0, done: false });
+    if (!alreadyFollowing) this.raw({ op: "follow", run, from_seq: 0 });
+  }
+
+  cancel(run) {
+    return this.request({ op: "cancel", run });
+  }
+
+  close() {
+    this.closed = true;
+    this.sock.close();
+  }
+}

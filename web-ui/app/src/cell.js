@@ -1,0 +1,271 @@
+// One code block of a document: its editor, grants, run controls, live
+// output and run history. Source edits save to the stored block on their
+// own (debounced); a save based on an old version is refused by the server
+// (409) and shown as a conflict, with the user's text kept in the editor.
+import { h, clear } from "./dom.js";
+import { paths } from "./api.js";
+import { createEditor } from "./editor.js";
+import { Output } from "./output.js";
+
+export function describeGrant(g) {
+  const [kind, a, ...rest] = g.split(":");
+  const b = rest.join(":");
+  if (g === "doc:read") return "Read every document in this workspace.";
+  if (g === "doc:write") return "Change documents in this workspace.";
+  if (g === "kv:read") return "Read this workspace's key-value store.";
+  if (g === "kv:write") return "Write and delete keys in this workspace's key-value store.";
+  if (kind === "db" && a === "read") return b === "*" ? "Read rows of every database collection." : `Read rows of the "${b}" collection.`;
+  if (kind === "db" && a === "write") return b === "*" ? "Insert, change and delete rows of every collection." : `Insert, change and delete rows of the "${b}" collection.`;
+  if (kind === "secret") return `Use the secret ${a}, sent only to the hosts it is bound to; the block never sees it in fetch headers.`;
+  if (kind === "net") return `Fetch from ${[a, b].filter(Boolean).join(":")}.`;
+  return "Unknown grant.";
+}
+
+const fmtTime = (ms) => new Date(ms).toLocaleString();
+
+export class CodeCell {
+  constructor(app, { index, blockId, inline, onMove, onDelete }) {
+    this.app = app;
+    this.index = index;
+    this.blockId = blockId;
+    this.inline = inline; // {source, lang} for a cell not backed by a block
+    this.onMove = onMove;
+    this.onDelete = onDelete;
+    this.runId = null;
+    this.saving = null;
+    this.dirty = false;
+    this.el = h("section", { class: "cell code", "data-block": blockId || "", "aria-label": "Code block" });
+  }
+
+  get canEdit() { return this.app.role !== "viewer"; }
+  get isAdmin() { return this.app.role === "admin"; }
+
+  async load() {
+    if (this.blockId) {
+      this.block = await this.app.api.get(paths.block(this.app.ws, this.blockId));
+    } else {
+      this.block = { id: "", name: "Inline code", source: this.inline.source, lang: this.inline.lang, grants: [], updated_ms: 0 };
+    }
+    this.base = this.block.updated_ms;
+    this.render();
+    return this;
+  }
+
+  render() {
+    const b = this.block;
+    const name = b.name || b.id;
+    this.el.setAttribute("aria-label", `Code block: ${name}`);
+    this.status = h("span", { class: "save-status", role: "status" }, "");
+    this.runBtn = h("button", { class: "primary", onclick: () => this.run(), title: "Run (Ctrl+Enter)", disabled: !this.canEdit }, "Run");
+    this.cancelBtn = h("button", { onclick: () => this.cancel(), disabled: true, "aria-label": "Cancel the run" }, "Cancel");
+    this.histBtn = h("button", { onclick: () => this.toggleHistory(), "aria-expanded": "false", disabled: !this.blockId }, "History");
+    const moves = this.canEdit ? [
+      h("button", { onclick: () => this.onMove(-1), "aria-label": `Move ${name} up` }, "↑"),
+      h("button", { onclick: () => this.onMove(1), "aria-label": `Move ${name} down` }, "↓"),
+      h("button", { class: "danger", onclick: () => this.onDelete(), "aria-label": `Delete ${name} from the document` }, "Delete"),
+    ] : [];
+    this.grantsEl = h("div", { class: "grants" });
+    this.renderGrants();
+    const editorEl = h("div", { class: "editor" });
+    this.runStatus = h("div", { class: "run-status", role: "status", "aria-live": "polite" });
+    const outEl = h("div", { class: "output", "aria-label": `Output of ${name}`, tabindex: "0" });
+    this.historyEl = h("div", { class: "history", hidden: true });
+    clear(this.el).append(
+      h("header", { class: "cell-head" },
+        h("h3", {}, name),
+        h("span", { class: "lang", title: "Language" }, b.lang === "ts" ? "TypeScript" : "JavaScript"),
+        this.status,
+        h("div", { class: "actions" }, this.runBtn, this.cancelBtn, this.histBtn, ...moves)),
+      this.grantsEl, editorEl, this.runStatus, outEl, this.historyEl);
+    this.output = new Output(outEl);
+    this.editor = createEditor(editorEl, {
+      doc: b.source,
+      lang: b.lang,
+      readOnly: !this.canEdit,
+      label: `Source of ${name} (${b.lang === "ts" ? "TypeScript" : "JavaScript"}); Ctrl+Enter runs it`,
+      onRun: () => this.run(),
+      onChange: () => this.changed(),
+    });
+  }
+
+  renderGrants() {
+    const grants = this.block.grants || [];
+    const list = grants.length
+      ? h("ul", { class: "chips", "aria-label": "Grants" }, grants.map((g) => h("li", { class: "chip", title: describeGrant(g) }, h("code", {}, g), h("span", { class: "sr-only" }, `: ${describeGrant(g)}`))))
+      : h("span", { class: "muted" }, "No grants: pure computation only.");
+    const details = h("details", { class: "grant-help" }, h("summary", {}, "What can this block do?"),
+      grants.length ? h("ul", {}, grants.map((g) => h("li", {}, h("code", {}, g), " — ", describeGrant(g)))) : h("p", {}, "It can compute and print, but cannot read or change documents, data, secrets or the network."));
+    const edit = this.isAdmin && this.blockId ? h("button", { class: "link", onclick: () => this.editGrants() }, "Edit grants") : null;
+    clear(this.grantsEl).append(h("span", { class: "label" }, "Grants: "), list, edit || "", details);
+  }
+
+  editGrants() {
+    const input = h("input", { type: "text", id: `grants-${this.blockId}`, value: (this.block.grants || []).join(" "), "aria-describedby": `grants-help-${this.blockId}` });
+    const err = h("p", { class: "error", role: "alert", hidden: true });
+    const form = h("form", { class: "grant-form", onsubmit: async (e) => {
+      e.preventDefault();
+      const grants = input.value.split(/[\s,]+/).filter(Boolean);
+      try {
+        const r = await this.app.api.put(paths.grants(this.app.ws, this.blockId), { grants, base_updated_ms: this.base });
+        this.block.grants = r.grants;
+        this.base = r.updated_ms;
+        this.block.updated_ms = r.updated_ms;
+        this.renderGrants();
+      } catch (ex) {
+        err.hidden = false;
+        err.textContent = ex.message;
+      }
+    } },
+      h("label", { for: `grants-${this.blockId}` }, "Grants (space separated)"), input,
+      h("p", { id: `grants-help-${this.blockId}`, class: "muted" }, "For example: doc:read db:read:tasks db:write:tasks kv:read kv:write secret:NAME net:api.example.com"),
+      h("button", { type: "submit", class: "primary" }, "Save grants"),
+      h("button", { type: "button", onclick: () => this.renderGrants() }, "Cancel"), err);
+    clear(this.grantsEl).append(form);
+    input.focus();
+  }
+
+  changed() {
+    this.editor.markError(null);
+    this.dirty = true;
+    this.setStatus("Unsaved changes", "unsaved");
+    clearTimeout(this.saveTimer);
+    this.saveTimer = setTimeout(() => this.save(), 700);
+  }
+
+  setStatus(text, cls) {
+    this.status.textContent = text;
+    this.status.className = `save-status ${cls || ""}`;
+  }
+
+  async save(force) {
+    if (!this.canEdit || (!this.dirty && !force)) return;
+    if (this.saving) {
+      this.saveAgain = true;
+      return;
+    }
+    const source = this.editor.text();
+    this.dirty = false;
+    this.setStatus("Saving…", "saving");
+    this.saving = (async () => {
+      try {
+        if (this.blockId) {
+          const r = await this.app.api.put(paths.block(this.app.ws, this.blockId), { source, base_updated_ms: this.base });
+          this.base = r.updated_ms;
+        } else {
+          await this.app.saveInline(this.index, source);
+        }
+        this.block.source = source;
+        this.setStatus(this.dirty ? "Unsaved changes" : "Saved", this.dirty ? "unsaved" : "saved");
+      } catch (e) {
+        this.dirty = true;
+        if (e.status === 409) this.conflict();
+        else this.setStatus(`Not saved: ${e.message}`, "failed");
+      }
+    })();
+    await this.saving;
+    this.saving = null;
+    if (this.saveAgain) {
+      this.saveAgain = false;
+      this.save();
+    }
+  }
+
+  conflict() {
+    clear(this.status).append(
+      "Conflict: this block was changed in another tab or by someone else. Your text is kept here. ",
+      h("button", { class: "link", onclick: () => this.takeTheirs() }, "Load theirs"), " ",
+      h("button", { class: "link", onclick: () => this.keepMine() }, "Keep mine"));
+    this.status.className = "save-status conflict";
+  }
+
+  async takeTheirs() {
+    const b = await this.app.api.get(paths.block(this.app.ws, this.blockId));
+    this.block = b;
+    this.base = b.updated_ms;
+    this.editor.setText(b.source);
+    this.dirty = false;
+    this.setStatus("Loaded the other version", "saved");
+  }
+
+  async keepMine() {
+    const b = await this.app.api.get(paths.block(this.app.ws, this.blockId));
+    this.base = b.updated_ms;
+    this.save(true);
+  }
+
+  setRunning(on) {
+    this.runBtn.disabled = on || !this.canEdit;
+    this.cancelBtn.disabled = !on;
+    this.el.classList.toggle("running", on);
+  }
+
+  async run() {
+    if (!this.canEdit || this.runId) return;
+    const source = this.editor.text();
+    this.editor.markError(null);
+    this.output.reset();
+    this.runStatus.textContent = "Starting…";
+    this.setRunning(true);
+    const msg = { op: "run_source", source, lang: this.block.lang, input: null };
+    if (this.blockId) msg.block = this.blockId;
+    try {
+      this.runId = await this.app.live.run(msg, (ev) => this.onEvent(ev));
+      this.runStatus.textContent = "Running…";
+    } catch (e) {
+      this.runStatus.textContent = `Not started: ${e.message}`;
+      this.setRunning(false);
+    }
+  }
+
+  onEvent(ev) {
+    this.output.event(ev);
+    if (ev.type === "error") {
+      this.editor.markError(ev.line, ev.column, `${ev.kind}: ${ev.message}`);
+      this.runStatus.textContent = `Failed: ${ev.kind}`;
+    }
+    if (ev.type === "finished") {
+      if (ev.status === "ok") this.runStatus.textContent = "Finished";
+      this.runId = null;
+      this.setRunning(false);
+      if (!this.historyEl.hidden) this.loadHistory();
+    }
+  }
+
+  async cancel() {
+    if (!this.runId) return;
+    this.runStatus.textContent = "Cancelling…";
+    try {
+      await this.app.live.cancel(this.runId);
+    } catch (e) {
+      this.runStatus.textContent = e.message;
+    }
+  }
+
+  toggleHistory() {
+    const open = this.historyEl.hidden;
+    this.historyEl.hidden = !open;
+    this.histBtn.setAttribute("aria-expanded", String(open));
+    if (open) this.loadHistory();
+  }
+
+  async loadHistory() {
+    const { runs } = await this.app.api.get(paths.runs(this.app.ws, this.blockId));
+    const rows = runs.map((r) => h("tr", {},
+      h("td", {}, fmtTime(r.started_ms)),
+      h("td", { class: `status-${r.status}` }, r.status + (r.error ? ` (${r.error.kind})` : "")),
+      h("td", {}, `${r.wall_ms.toFixed(1)} ms`),
+      h("td", {}, `${r.cpu_ms.toFixed(1)} ms`),
+      h("td", {}, h("button", { class: "link", onclick: () => this.show(r.run), "aria-label": `Show the run of ${fmtTime(r.started_ms)}` }, "Show"))));
+    clear(this.historyEl).append(
+      h("h4", {}, "Run history"),
+      runs.length ? h("div", { class: "table-wrap" }, h("table", {},
+        h("thead", {}, h("tr", {}, ["Started", "Status", "Duration", "CPU", ""].map((c) => h("th", { scope: "col" }, c)))),
+        h("tbody", {}, rows))) : h("p", { class: "muted" }, "No runs yet."));
+  }
+
+  async show(run) {
+    const r = await this.app.api.get(paths.run(this.app.ws, run));
+    this.output.reset(`Run of ${fmtTime(r.started_ms)} (${r.status})`);
+    for (const ev of r.events) this.output.event(ev);
+  }
+}

@@ -1,0 +1,265 @@
+// quire's browser app: sign in with a token, pick a workspace and a
+// document, edit and run its code blocks with live output.
+import { h, clear, renderText } from "./dom.js";
+import { Api, Live, paths } from "./api.js";
+import { CodeCell } from "./cell.js";
+
+const root = document.getElementById("app");
+const TOKEN_KEY = "quire.token";
+
+const app = {
+  api: null,
+  live: null,
+  me: null,
+  ws: null, // the workspace name
+  role: "viewer",
+  doc: null,
+  cells: [],
+};
+window.quireApp = app; // for the end-to-end tests
+
+function banner(text, actions = []) {
+  const el = document.getElementById("banner");
+  clear(el).append(text, ...actions);
+  el.hidden = !text;
+}
+
+function signInView(message) {
+  const input = h("input", { id: "token", type: "password", autocomplete: "off", required: true, "aria-describedby": "token-help" });
+  const form = h("form", { class: "signin", onsubmit: async (e) => {
+    e.preventDefault();
+    await signIn(input.value.trim());
+  } },
+    h("h1", {}, "quire"),
+    h("p", {}, "Code blocks that run, inside your documents."),
+    h("label", { for: "token" }, "Access token"), input,
+    h("p", { id: "token-help", class: "muted" }, "The token `quire serve` printed, or one an admin gave you (qt_…)."),
+    message ? h("p", { class: "error", role: "alert" }, message) : null,
+    h("button", { type: "submit", class: "primary" }, "Sign in"));
+  clear(root).append(h("main", { id: "main", class: "signin-page" }, form));
+  input.focus();
+}
+
+async function signIn(token) {
+  const api = new Api(token);
+  try {
+    app.me = await api.get("/me");
+  } catch (e) {
+    signInView(e.status === 401 ? "That token is not valid." : `Could not sign in: ${e.message}`);
+    return;
+  }
+  sessionStorage.setItem(TOKEN_KEY, token);
+  app.api = api;
+  app.token = token;
+  await route();
+}
+
+function signOut() {
+  sessionStorage.removeItem(TOKEN_KEY);
+  app.live?.close();
+  app.live = null;
+  location.hash = "";
+  signInView();
+}
+
+async function shell() {
+  const { workspaces } = await app.api.get("/workspaces");
+  const select = h("select", { id: "ws-select", onchange: () => { location.hash = `#/w/${select.value}`; } },
+    workspaces.map((w) => h("option", { value: w.name, selected: w.name === app.ws ? true : undefined }, w.name)));
+  const nav = h("nav", { class: "sidebar", "aria-label": "Workspace and documents" },
+    h("div", { class: "brand" }, "quire"),
+    h("label", { for: "ws-select" }, "Workspace"), select,
+    h("h2", { id: "docs-heading" }, "Documents"),
+    h("ul", { id: "doc-list", "aria-labelledby": "docs-heading" }),
+    app.role !== "viewer" ? h("button", { onclick: newDoc }, "New document") : null,
+    h("p", { class: "muted who" }, `Signed in as ${app.role}${app.me.server_admin ? " (server admin)" : ""}`),
+    h("button", { class: "link", onclick: signOut }, "Sign out"));
+  const main = h("main", { id: "main", tabindex: "-1" });
+  clear(root).append(
+    h("a", { class: "skip", href: "#main" }, "Skip to the document"),
+    h("div", { class: "layout" }, nav, h("div", { class: "content" },
+      h("div", { id: "banner", class: "banner", role: "alert", hidden: true }),
+      h("div", { id: "conn", class: "conn", role: "status" }), main)));
+  return workspaces;
+}
+
+async function loadDocList() {
+  const { docs } = await app.api.get(paths.docs(app.ws));
+  const list = clear(document.getElementById("doc-list"));
+  for (const d of docs) {
+    const current = app.doc?.id === d.id;
+    list.append(h("li", {}, h("a", { href: `#/w/${encodeURIComponent(app.ws)}/d/${encodeURIComponent(d.id)}`, "aria-current": current ? "page" : undefined }, d.title || d.id)));
+  }
+  return docs;
+}
+
+async function newDoc() {
+  const title = prompt("Title of the new document");
+  if (!title) return;
+  const d = await app.api.post(paths.docs(app.ws), { title, blocks: [{ type: "text", text: "New document." }] });
+  location.hash = `#/w/${encodeURIComponent(app.ws)}/d/${encodeURIComponent(d.id)}`;
+}
+
+// Save the document's body, refusing to overwrite a newer version.
+async function saveDoc(blocks) {
+  try {
+    const d = await app.api.put(paths.doc(app.ws, app.doc.id), {
+      title: app.doc.title, properties: app.doc.properties, blocks, base_updated_ms: app.doc.updated_ms,
+    });
+    app.doc = d;
+    return true;
+  } catch (e) {
+    if (e.status === 409) {
+      banner("This document was changed in another tab or by someone else, so your change was not saved. ",
+        [h("button", { onclick: () => openDoc(app.doc.id) }, "Reload the document")]);
+    } else {
+      banner(`Could not save the document: ${e.message}`);
+    }
+    return false;
+  }
+}
+
+app.saveInline = async (index, source) => {
+  const blocks = structuredClone(app.doc.blocks);
+  blocks[index].source = source;
+  if (!(await saveDoc(blocks))) throw new Error("document not saved");
+};
+
+async function openDoc(id) {
+  banner("");
+  const main = clear(document.getElementById("main"));
+  main.append(h("p", { class: "muted" }, "Loading…"));
+  app.doc = await app.api.get(paths.doc(app.ws, id));
+  await loadDocList();
+  const d = app.doc;
+  const body = h("div", { class: "cells" });
+  clear(main).append(
+    h("header", { class: "doc-head" }, h("h1", {}, d.title),
+      h("dl", { class: "props" }, Object.entries(d.properties || {}).flatMap(([k, v]) => [h("dt", {}, k), h("dd", {}, String(v))]))),
+    body);
+  app.cells = [];
+  for (const [i, b] of d.blocks.entries()) {
+    body.append(await cellFor(b, i));
+  }
+  if (app.role !== "viewer") {
+    main.append(h("div", { class: "add" },
+      h("button", { onclick: () => addBlock("text") }, "+ Text"),
+      h("button", { onclick: () => addBlock("code", "js") }, "+ JavaScript block"),
+      h("button", { onclick: () => addBlock("code", "ts") }, "+ TypeScript block")));
+  }
+  main.focus({ preventScroll: true });
+  window.scrollTo(0, 0);
+}
+
+async function cellFor(b, i) {
+  const move = (dir) => moveBlock(i, dir);
+  const del = () => deleteBlock(i);
+  if (b.type === "code") {
+    const cell = new CodeCell(app, { index: i, blockId: b.block, inline: { source: b.source, lang: b.lang }, onMove: move, onDelete: del });
+    try {
+      await cell.load();
+    } catch (e) {
+      return h("section", { class: "cell error" }, `Block ${b.block}: ${e.message}`);
+    }
+    app.cells.push(cell);
+    return cell.el;
+  }
+  return textCell(b, i, move, del);
+}
+
+function textCell(b, i, move, del) {
+  const el = h("section", { class: "cell text", "aria-label": "Text" });
+  const show = () => {
+    const actions = app.role !== "viewer" ? h("div", { class: "actions" },
+      h("button", { onclick: edit, "aria-label": "Edit this text" }, "Edit"),
+      h("button", { onclick: () => move(-1), "aria-label": "Move this text up" }, "↑"),
+      h("button", { onclick: () => move(1), "aria-label": "Move this text down" }, "↓"),
+      h("button", { class: "danger", onclick: del, "aria-label": "Delete this text" }, "Delete")) : null;
+    clear(el).append(renderText(b.text), actions || "");
+  };
+  const edit = () => {
+    const id = `text-${i}`;
+    const area = h("textarea", { id, rows: Math.max(3, b.text.split("\n").length + 1) });
+    area.value = b.text;
+    clear(el).append(h("label", { for: id, class: "sr-only" }, "Text (Markdown)"), area,
+      h("div", { class: "actions" },
+        h("button", { class: "primary", onclick: async () => {
+          const blocks = structuredClone(app.doc.blocks);
+          blocks[i].text = area.value;
+          if (await saveDoc(blocks)) { b.text = area.value; show(); }
+        } }, "Save"),
+        h("button", { onclick: show }, "Cancel")));
+    area.focus();
+  };
+  show();
+  return el;
+}
+
+async function moveBlock(i, dir) {
+  const j = i + dir;
+  const blocks = structuredClone(app.doc.blocks);
+  if (j < 0 || j >= blocks.length) return;
+  [blocks[i], blocks[j]] = [blocks[j], blocks[i]];
+  if (await saveDoc(blocks)) openDoc(app.doc.id);
+}
+
+async function deleteBlock(i) {
+  if (!confirm("Delete this block from the document? Its run history is kept.")) return;
+  const blocks = structuredClone(app.doc.blocks);
+  blocks.splice(i, 1);
+  if (await saveDoc(blocks)) openDoc(app.doc.id);
+}
+
+async function addBlock(type, lang) {
+  const blocks = structuredClone(app.doc.blocks);
+  if (type === "text") {
+    blocks.push({ type: "text", text: "New text." });
+  } else {
+    const source = lang === "ts"
+      ? "export default function (ctx: { input: unknown }) {\n  console.log(\"hello\");\n  return 42;\n}\n"
+      : "console.log(\"hello\");\nexport default 42;\n";
+    const b = await app.api.post(paths.blocks(app.ws), { source, lang, name: `Block ${blocks.length + 1}` });
+    blocks.push({ type: "code", lang, block: b.id, source: "" });
+  }
+  if (await saveDoc(blocks)) await openDoc(app.doc.id);
+}
+
+async function route() {
+  const m = /^#\/w\/([^/]+)(?:\/d\/(.+))?$/.exec(location.hash);
+  let wsName = m ? decodeURIComponent(m[1]) : null;
+  if (!wsName) {
+    const { workspaces: list } = await app.api.get("/workspaces");
+    if (!list.length) {
+      clear(root).append(h("main", { id: "main" }, h("p", {}, "No workspaces yet.")));
+      return;
+    }
+    location.hash = `#/w/${encodeURIComponent(list[0].name)}`;
+    return;
+  }
+  if (wsName !== app.ws || !app.live) {
+    app.live?.close();
+    app.ws = wsName;
+    const w = await app.api.get(paths.ws(wsName));
+    app.role = w.role;
+    await shell();
+    app.live = new Live(app.token, wsName, (s) => {
+      const el = document.getElementById("conn");
+      if (el) el.textContent = s === "connected" ? "" : "Live connection lost; reconnecting…";
+    });
+  }
+  const docs = await loadDocList();
+  const docId = m[2] ? decodeURIComponent(m[2]) : docs[0]?.id;
+  if (docId) await openDoc(docId);
+  else clear(document.getElementById("main")).append(h("p", {}, "No documents yet."));
+}
+
+window.addEventListener("hashchange", () => app.api && route().catch(fail));
+
+function fail(e) {
+  if (e.status === 401) signInView("Your token is no longer valid.");
+  else banner(`Something went wrong: ${e.message}`);
+}
+
+const saved = sessionStorage.getItem(TOKEN_KEY);
+if (saved) signIn(saved).catch(fail);
+else signInView();

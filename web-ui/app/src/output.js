@@ -1,0 +1,99 @@
+// Renders a run's events as they arrive: logs, display() outputs, the
+// result and errors. Nothing a block outputs is ever inserted as HTML into
+// the app: text/html goes into an iframe with an empty sandbox (no
+// scripts, no same-origin access), everything else is text nodes.
+import { h, clear } from "./dom.js";
+
+export function jsonTree(value, label) {
+  if (value === null || typeof value !== "object") {
+    return h("span", { class: `json-${value === null ? "null" : typeof value}` }, JSON.stringify(value));
+  }
+  const entries = Array.isArray(value) ? value.map((v, i) => [i, v]) : Object.entries(value);
+  const summary = Array.isArray(value) ? `Array(${entries.length})` : `{${entries.length} keys}`;
+  const details = h("details", { class: "json", open: entries.length <= 12 ? true : undefined },
+    h("summary", {}, label !== undefined ? `${label}: ${summary}` : summary));
+  const list = h("ul", {});
+  for (const [k, v] of entries) {
+    if (v !== null && typeof v === "object") list.append(h("li", {}, jsonTree(v, k)));
+    else list.append(h("li", {}, h("span", { class: "json-key" }, `${k}: `), jsonTree(v)));
+  }
+  details.append(list);
+  return details;
+}
+
+function parseCsv(text) {
+  const rows = [];
+  let row = [], cell = "", quoted = false;
+  for (let i = 0; i < text.length; i++) {
+    const c = text[i];
+    if (quoted) {
+      if (c === '"' && text[i + 1] === '"') { cell += '"'; i++; }
+      else if (c === '"') quoted = false;
+      else cell += c;
+    } else if (c === '"') quoted = true;
+    else if (c === ",") { row.push(cell); cell = ""; }
+    else if (c === "\n") { row.push(cell); rows.push(row); row = []; cell = ""; }
+    else if (c !== "\r") cell += c;
+  }
+  if (cell !== "" || row.length) { row.push(cell); rows.push(row); }
+  return rows;
+}
+
+export function csvTable(text) {
+  const [head, ...rows] = parseCsv(text);
+  return h("div", { class: "table-wrap" },
+    h("table", {},
+      h("thead", {}, h("tr", {}, (head || []).map((c) => h("th", { scope: "col" }, c)))),
+      h("tbody", {}, rows.map((r) => h("tr", {}, r.map((c) => h("td", {}, c)))))));
+}
+
+export function htmlFrame(html) {
+  // sandbox="" : no scripts, no forms, no top navigation, a unique origin.
+  return h("iframe", { class: "html-output", sandbox: "", srcdoc: html, title: "HTML output of the block" });
+}
+
+export function displayNode(mime, data) {
+  if (mime === "application/json") return jsonTree(data);
+  if (mime === "text/csv") return csvTable(String(data));
+  if (mime === "text/html") return htmlFrame(String(data));
+  return h("pre", { class: "display-text" }, String(data));
+}
+
+// The output area of one run.
+export class Output {
+  constructor(el) {
+    this.el = el;
+  }
+
+  reset(note) {
+    clear(this.el);
+    if (note) this.el.append(h("p", { class: "muted" }, note));
+  }
+
+  event(ev) {
+    switch (ev.type) {
+      case "started":
+        break;
+      case "log":
+        this.el.append(h("div", { class: `log log-${ev.level}` },
+          ev.level !== "log" && ev.level !== "info" ? h("span", { class: "level" }, `${ev.level} `) : null, ev.text));
+        break;
+      case "display":
+        this.el.append(h("div", { class: "display", "data-mime": ev.mime }, displayNode(ev.mime, ev.data)));
+        break;
+      case "result":
+        this.el.append(h("div", { class: "result" }, h("span", { class: "label" }, "Result "), jsonTree(ev.value)));
+        break;
+      case "error": {
+        const where = ev.line ? ` (line ${ev.line}${ev.column ? `:${ev.column}` : ""})` : "";
+        this.el.append(h("div", { class: "error", role: "alert" },
+          h("strong", {}, `${ev.kind}`), `: ${ev.message}${where}`));
+        break;
+      }
+      case "finished":
+        this.el.append(h("div", { class: `finished finished-${ev.status}` },
+          `${ev.status === "ok" ? "Finished" : "Failed"} in ${ev.wall_ms.toFixed(1)} ms · CPU ${ev.cpu_ms.toFixed(1)} ms · peak memory ${Math.round(ev.peak_memory_bytes / 1024)} KiB`));
+        break;
+    }
+  }
+}
