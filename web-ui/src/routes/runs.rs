@@ -44,8 +44,17 @@ fn summary(r: &quire_storage::RunRecord) -> Value {
         "run": r.id, "status": r.status, "block": r.block, "trigger": r.trigger,
         "started_ms": r.started_ms, "cpu_ms": r.cpu_ms, "wall_ms": r.wall_ms,
         "peak_memory_bytes": r.peak_memory_bytes,
-        "error": r.events.iter().find(|e| e["type"] == "error").map(|e| json!({"kind": e["kind"], "message": e["message"]})),
+        "error": error_of(&r.events),
     })
+}
+
+/// `{kind, message}` of a run's error event, or null.
+fn error_of(events: &[Value]) -> Value {
+    events
+        .iter()
+        .find(|e| e["type"] == "error")
+        .map(|e| json!({"kind": e["kind"], "message": e["message"]}))
+        .unwrap_or(Value::Null)
 }
 
 async fn list(
@@ -96,9 +105,16 @@ async fn one(
         // from history. The hub keeps a run until its history is written.
         if let Some(live) = hub.get(&w.id, &run) {
             let (events, status) = live.snapshot();
+            let error = error_of(&events);
+            // Between `finished` and the history write, report its usage.
+            let fin = events.iter().find(|e| e["type"] == "finished");
+            let usage = |k: &str| fin.map(|f| f[k].clone()).unwrap_or(json!(0));
             return Ok(Json(json!({
                 "run": live.id, "status": status, "block": live.block,
-                "trigger": live.trigger, "started_ms": live.started_ms, "events": events,
+                "trigger": live.trigger, "started_ms": live.started_ms,
+                "cpu_ms": usage("cpu_ms"), "wall_ms": usage("wall_ms"),
+                "peak_memory_bytes": usage("peak_memory_bytes"),
+                "error": error, "events": events,
             })));
         }
         let r = store

@@ -471,14 +471,23 @@ async fn the_app_is_served_from_the_binary_with_a_strict_policy() -> anyhow::Res
         let resp = app(f.state.clone()).oneshot(req).await?;
         assert_eq!(resp.status(), StatusCode::OK, "{path}");
         let h = resp.headers();
-        let ct = h.get("content-type").and_then(|v| v.to_str().ok()).unwrap_or("");
+        let ct = h
+            .get("content-type")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("");
         assert!(ct.starts_with(ty), "{path}: {ct}");
         let csp = h
             .get("content-security-policy")
             .and_then(|v| v.to_str().ok())
             .unwrap_or("");
-        assert!(csp.contains("script-src 'self'") && csp.contains("frame-ancestors 'none'"), "{csp}");
-        assert_eq!(h.get("x-content-type-options").map(|v| v.as_bytes()), Some(&b"nosniff"[..]));
+        assert!(
+            csp.contains("script-src 'self'") && csp.contains("frame-ancestors 'none'"),
+            "{csp}"
+        );
+        assert_eq!(
+            h.get("x-content-type-options").map(|v| v.as_bytes()),
+            Some(&b"nosniff"[..])
+        );
         let body = resp.into_body().collect().await?.to_bytes();
         assert!(body.len() > 100, "{path} is empty");
     }
