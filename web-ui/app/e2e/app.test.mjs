@@ -239,3 +239,37 @@ test("works with the keyboard alone and fits a 390-px phone", async () => {
   await shot(p, "phone");
   await p.close();
 });
+
+test("a viewer reads and follows but cannot edit or run", async () => {
+  const { token } = await api("POST", "/workspaces/default/tokens", { role: "viewer", label: "e2e" });
+  const p = await browser.newPage({ viewport: { width: 1280, height: 800 } });
+  await p.goto(srv.url);
+  await p.getByLabel("Access token").fill(token);
+  await p.getByRole("button", { name: "Sign in" }).click();
+  await p.getByRole("link", { name: "Q4 roadmap" }).click();
+  const cell = p.locator(".cell.code").first();
+  await cell.waitFor();
+  assert.equal(await cell.getByRole("button", { name: "Run", exact: true }).isDisabled(), true);
+  assert.equal(await cell.locator(".cm-content").getAttribute("contenteditable"), "false");
+  assert.equal(await p.getByRole("button", { name: "+ Text" }).count(), 0);
+  assert.equal(await cell.getByRole("button", { name: "Edit grants" }).count(), 0);
+  assert.match(await p.locator(".who").innerText(), /viewer/);
+  await p.close();
+});
+
+test("runs a block from the keyboard: Tab to Run, Enter", async () => {
+  const { doc } = await docWith("Keyboard", 'console.log("typed");\nexport default 7;');
+  const p = await page();
+  await open(p, doc);
+  const run = p.locator(".cell.code").first().getByRole("button", { name: "Run", exact: true });
+  let focused = false;
+  for (let i = 0; i < 40 && !focused; i++) {
+    await p.keyboard.press("Tab");
+    focused = await run.evaluate((el) => el === document.activeElement);
+  }
+  assert.ok(focused, "Run is not reachable with Tab");
+  await p.keyboard.press("Enter");
+  await p.locator(".cell.code").first().locator(".finished-ok").waitFor();
+  assert.match(await p.locator(".cell.code").first().locator(".output").innerText(), /typed/);
+  await p.close();
+});

@@ -254,6 +254,10 @@ async function route() {
 }
 
 window.addEventListener("hashchange", () => app.api && route().catch(fail));
+// Unsaved edits are saved within a second; warn before leaving earlier.
+window.addEventListener("beforeunload", (e) => {
+  if (app.cells.some((c) => c.dirty || c.saving)) e.preventDefault();
+});
 
 function fail(e) {
   if (e.status === 401) signInView("Your token is no longer valid.");
