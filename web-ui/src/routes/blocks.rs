@@ -10,7 +10,7 @@ use quire_storage::{BlockRecord, MAX_NAME_BYTES};
 use serde::Deserialize;
 use serde_json::{json, Value};
 
-use super::{blocking, Body};
+use super::{in_workspace, Body};
 use crate::auth::{Principal, Role};
 use crate::error::{ApiError, ApiResult};
 use crate::hub::StartRun;
@@ -102,9 +102,7 @@ async fn create(
             ));
         }
     }
-    let store = s.store.clone();
-    let b = blocking(move || {
-        let w = who.enter(&store, &ws, Role::Editor)?;
+    let b = in_workspace(&s, who, ws, Role::Editor, move |store, w| {
         let rec = BlockRecord {
             id: req.id.clone().unwrap_or_default(),
             name: req.name,
@@ -129,9 +127,7 @@ async fn list(
     who: Principal,
     Path(ws): Path<String>,
 ) -> ApiResult<Json<Value>> {
-    let store = s.store.clone();
-    let blocks = blocking(move || {
-        let w = who.enter(&store, &ws, Role::Viewer)?;
+    let blocks = in_workspace(&s, who, ws, Role::Viewer, move |store, w| {
         Ok(store.list_blocks(&w.id)?)
     })
     .await?;
@@ -143,9 +139,7 @@ async fn one(
     who: Principal,
     Path((ws, block)): Path<(String, String)>,
 ) -> ApiResult<Json<BlockRecord>> {
-    let store = s.store.clone();
-    blocking(move || {
-        let w = who.enter(&store, &ws, Role::Viewer)?;
+    in_workspace(&s, who, ws, Role::Viewer, move |store, w| {
         store
             .get_block(&w.id, &block)?
             .map(Json)
@@ -184,9 +178,7 @@ async fn update(
     if let Some(n) = &req.name {
         check_name(n)?;
     }
-    let store = s.store.clone();
-    let b = blocking(move || {
-        let w = who.enter(&store, &ws, Role::Editor)?;
+    let b = in_workspace(&s, who, ws, Role::Editor, move |store, w| {
         let mut b = store
             .get_block(&w.id, &block)?
             .ok_or_else(|| ApiError::not_found("block", &block))?;
@@ -211,9 +203,7 @@ async fn remove(
     who: Principal,
     Path((ws, block)): Path<(String, String)>,
 ) -> ApiResult<StatusCode> {
-    let store = s.store.clone();
-    blocking(move || {
-        let w = who.enter(&store, &ws, Role::Editor)?;
+    in_workspace(&s, who, ws, Role::Editor, move |store, w| {
         if store.delete_block(&w.id, &block)? {
             Ok(StatusCode::NO_CONTENT)
         } else {
@@ -239,9 +229,7 @@ async fn set_grants(
     Body(req): Body<GrantsEdit>,
 ) -> ApiResult<Json<Value>> {
     let grants = check_grants(&req.grants)?;
-    let store = s.store.clone();
-    let b = blocking(move || {
-        let w = who.enter(&store, &ws, Role::Admin)?;
+    let b = in_workspace(&s, who, ws, Role::Admin, move |store, w| {
         let mut b = store
             .get_block(&w.id, &block)?
             .ok_or_else(|| ApiError::not_found("block", &block))?;
@@ -271,13 +259,11 @@ async fn run_block(
     let input = super::optional_json::<RunBody>(&raw)?
         .unwrap_or_default()
         .input;
-    let store = s.store.clone();
-    let (w, b) = blocking(move || {
-        let w = who.enter(&store, &ws, Role::Editor)?;
+    let (w, b) = in_workspace(&s, who, ws, Role::Editor, move |store, w| {
         let b = store
             .get_block(&w.id, &block)?
             .ok_or_else(|| ApiError::not_found("block", &block))?;
-        Ok((w, b))
+        Ok((w.clone(), b))
     })
     .await?;
     let lang = check_lang(&b.lang)?;

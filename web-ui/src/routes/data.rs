@@ -8,7 +8,7 @@ use quire_storage::{DocBlock, Document, RowQuery};
 use serde::Deserialize;
 use serde_json::{json, Map, Value};
 
-use super::{blocking, Body};
+use super::{in_workspace, Body};
 use crate::auth::{Principal, Role};
 use crate::error::{ApiError, ApiResult};
 use crate::AppState;
@@ -43,9 +43,7 @@ async fn list_docs(
     who: Principal,
     Path(ws): Path<String>,
 ) -> ApiResult<Json<Value>> {
-    let store = s.store.clone();
-    let docs = blocking(move || {
-        let w = who.enter(&store, &ws, Role::Viewer)?;
+    let docs = in_workspace(&s, who, ws, Role::Viewer, move |store, w| {
         Ok(store.list_docs(&w.id)?)
     })
     .await?;
@@ -57,9 +55,7 @@ async fn get_doc(
     who: Principal,
     Path((ws, doc)): Path<(String, String)>,
 ) -> ApiResult<Json<Document>> {
-    let store = s.store.clone();
-    blocking(move || {
-        let w = who.enter(&store, &ws, Role::Viewer)?;
+    in_workspace(&s, who, ws, Role::Viewer, move |store, w| {
         store
             .get_doc(&w.id, &doc)?
             .map(Json)
@@ -105,9 +101,7 @@ async fn create_doc(
     Body(d): Body<DocBody>,
 ) -> ApiResult<(StatusCode, Json<Document>)> {
     check_doc(&d)?;
-    let store = s.store.clone();
-    let doc = blocking(move || {
-        let w = who.enter(&store, &ws, Role::Editor)?;
+    let doc = in_workspace(&s, who, ws, Role::Editor, move |store, w| {
         let expect = d.id.as_ref().map(|_| 0);
         let doc = Document {
             id: d.id.unwrap_or_default(),
@@ -132,9 +126,7 @@ async fn put_doc(
     if d.id.as_ref().is_some_and(|i| *i != id) {
         return Err(ApiError::field("id", "does not match the path"));
     }
-    let store = s.store.clone();
-    blocking(move || {
-        let w = who.enter(&store, &ws, Role::Editor)?;
+    in_workspace(&s, who, ws, Role::Editor, move |store, w| {
         let doc = Document {
             id,
             title: d.title,
@@ -153,9 +145,7 @@ async fn patch_doc(
     Path((ws, id)): Path<(String, String)>,
     Body(p): Body<Value>,
 ) -> ApiResult<Json<Document>> {
-    let store = s.store.clone();
-    blocking(move || {
-        let w = who.enter(&store, &ws, Role::Editor)?;
+    in_workspace(&s, who, ws, Role::Editor, move |store, w| {
         Ok(Json(store.update_doc(&w.id, &id, &p)?))
     })
     .await
@@ -166,9 +156,7 @@ async fn delete_doc(
     who: Principal,
     Path((ws, id)): Path<(String, String)>,
 ) -> ApiResult<StatusCode> {
-    let store = s.store.clone();
-    blocking(move || {
-        let w = who.enter(&store, &ws, Role::Editor)?;
+    in_workspace(&s, who, ws, Role::Editor, move |store, w| {
         if store.delete_doc(&w.id, &id)? {
             Ok(StatusCode::NO_CONTENT)
         } else {
@@ -208,9 +196,7 @@ async fn query_rows(
     if limit == 0 || limit > 1000 {
         return Err(ApiError::field("limit", "must be 1-1000"));
     }
-    let store = s.store.clone();
-    let rows = blocking(move || {
-        let w = who.enter(&store, &ws, Role::Viewer)?;
+    let rows = in_workspace(&s, who, ws, Role::Viewer, move |store, w| {
         let filter = quire_storage::Filter::parse(filter.as_ref())
             .map_err(|e| ApiError::field("where", e.to_string()))?;
         let query = RowQuery {
@@ -245,9 +231,7 @@ async fn insert_rows(
             "a row must be an object",
         ));
     }
-    let store = s.store.clone();
-    let rows = blocking(move || {
-        let w = who.enter(&store, &ws, Role::Editor)?;
+    let rows = in_workspace(&s, who, ws, Role::Editor, move |store, w| {
         Ok(store.insert_rows(&w.id, &coll, &b.rows)?)
     })
     .await?;
@@ -263,9 +247,7 @@ async fn update_row(
     if !patch.is_object() {
         return Err(ApiError::field("body", "a row patch must be an object"));
     }
-    let store = s.store.clone();
-    blocking(move || {
-        let w = who.enter(&store, &ws, Role::Editor)?;
+    in_workspace(&s, who, ws, Role::Editor, move |store, w| {
         Ok(Json(store.update_row(&w.id, &coll, &id, &patch)?))
     })
     .await
@@ -276,9 +258,7 @@ async fn delete_row(
     who: Principal,
     Path((ws, coll, id)): Path<(String, String, String)>,
 ) -> ApiResult<StatusCode> {
-    let store = s.store.clone();
-    blocking(move || {
-        let w = who.enter(&store, &ws, Role::Editor)?;
+    in_workspace(&s, who, ws, Role::Editor, move |store, w| {
         if store.delete_row(&w.id, &coll, &id)? {
             Ok(StatusCode::NO_CONTENT)
         } else {
@@ -293,9 +273,7 @@ async fn list_secrets(
     who: Principal,
     Path(ws): Path<String>,
 ) -> ApiResult<Json<Value>> {
-    let store = s.store.clone();
-    let list = blocking(move || {
-        let w = who.enter(&store, &ws, Role::Admin)?;
+    let list = in_workspace(&s, who, ws, Role::Admin, move |store, w| {
         Ok(store.list_secrets(&w.id)?)
     })
     .await?;
@@ -322,9 +300,7 @@ async fn put_secret(
     Body(b): Body<SecretBody>,
 ) -> ApiResult<StatusCode> {
     quire_storage::check_secret_name(&name).map_err(|e| ApiError::field("name", e.to_string()))?;
-    let store = s.store.clone();
-    blocking(move || {
-        let w = who.enter(&store, &ws, Role::Admin)?;
+    in_workspace(&s, who, ws, Role::Admin, move |store, w| {
         store.put_secret(&w.id, &name, &b.value, &b.hosts)?;
         Ok(StatusCode::NO_CONTENT)
     })
@@ -336,9 +312,7 @@ async fn delete_secret(
     who: Principal,
     Path((ws, name)): Path<(String, String)>,
 ) -> ApiResult<StatusCode> {
-    let store = s.store.clone();
-    blocking(move || {
-        let w = who.enter(&store, &ws, Role::Admin)?;
+    in_workspace(&s, who, ws, Role::Admin, move |store, w| {
         if store.delete_secret(&w.id, &name)? {
             Ok(StatusCode::NO_CONTENT)
         } else {

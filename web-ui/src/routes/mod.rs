@@ -169,6 +169,24 @@ pub(crate) fn optional_json<T: DeserializeOwned>(raw: &[u8]) -> ApiResult<Option
     }
 }
 
+/// Enter workspace `ws` as `who` with role `need` (404 / 403 as
+/// [`crate::Principal::enter`]), then run `f` with the store and the
+/// workspace, off the async threads.
+pub(crate) async fn in_workspace<T: Send + 'static>(
+    s: &AppState,
+    who: crate::Principal,
+    ws: String,
+    need: crate::Role,
+    f: impl FnOnce(&quire_storage::Store, &quire_storage::Workspace) -> ApiResult<T> + Send + 'static,
+) -> ApiResult<T> {
+    let store = s.store.clone();
+    blocking(move || {
+        let w = who.enter(&store, &ws, need)?;
+        f(&store, &w)
+    })
+    .await
+}
+
 /// Run a store call off the async threads.
 pub(crate) async fn blocking<T: Send + 'static>(
     f: impl FnOnce() -> ApiResult<T> + Send + 'static,

@@ -11,7 +11,7 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 
 use super::blocks::{check_lang, check_source};
-use super::{blocking, Body};
+use super::{blocking, in_workspace, Body};
 use crate::auth::{Principal, Role};
 use crate::config::MAX_HISTORY_PAGE;
 use crate::error::{ApiError, ApiResult};
@@ -71,9 +71,7 @@ async fn list(
             format!("must be 1-{MAX_HISTORY_PAGE}"),
         ));
     }
-    let store = s.store.clone();
-    let runs = blocking(move || {
-        let w = who.enter(&store, &ws, Role::Viewer)?;
+    let runs = in_workspace(&s, who, ws, Role::Viewer, move |store, w| {
         let before = match &q.before {
             Some(id) => Some(
                 store

@@ -7,7 +7,7 @@ use axum::{Json, Router};
 use serde::Deserialize;
 use serde_json::{json, Value};
 
-use super::{blocking, Body};
+use super::{blocking, in_workspace, Body};
 use crate::auth::{Auth, Principal, Role};
 use crate::error::{ApiError, ApiResult};
 use crate::AppState;
@@ -106,10 +106,8 @@ async fn create_token(
     if req.label.len() > 200 {
         return Err(ApiError::field("label", "at most 200 bytes"));
     }
-    let store = s.store.clone();
-    let (rec, token) = blocking(move || {
-        let w = who.enter(&store, &ws, Role::Admin)?;
-        Auth::mint(&store, Some(w.id), role, &req.label)
+    let (rec, token) = in_workspace(&s, who, ws, Role::Admin, move |store, w| {
+        Auth::mint(store, Some(w.id), role, &req.label)
     })
     .await?;
     Ok((
@@ -123,9 +121,7 @@ async fn list_tokens(
     who: Principal,
     Path(ws): Path<String>,
 ) -> ApiResult<Json<Value>> {
-    let store = s.store.clone();
-    let tokens = blocking(move || {
-        let w = who.enter(&store, &ws, Role::Admin)?;
+    let tokens = in_workspace(&s, who, ws, Role::Admin, move |store, w| {
         Ok(store.list_tokens(Some(&w.id))?)
     })
     .await?;
@@ -141,9 +137,7 @@ async fn delete_token(
     who: Principal,
     Path((ws, id)): Path<(String, String)>,
 ) -> ApiResult<StatusCode> {
-    let store = s.store.clone();
-    blocking(move || {
-        let w = who.enter(&store, &ws, Role::Admin)?;
+    in_workspace(&s, who, ws, Role::Admin, move |store, w| {
         match store.get_token(&id)? {
             Some(t) if t.workspace == Some(w.id) => {
                 store.delete_token(&id)?;
