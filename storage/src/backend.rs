@@ -171,6 +171,42 @@ impl MemoryBackend {
     }
 }
 
+type Page = Vec<(Vec<u8>, Vec<u8>)>;
+
+/// Up to 256 entries of `iter` while they start with `prefix`, copied.
+fn page<'a>(iter: impl Iterator<Item = (&'a Vec<u8>, &'a Vec<u8>)>, prefix: &[u8]) -> Page {
+    iter.take_while(|(k, _)| k.starts_with(prefix))
+        .take(256)
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect()
+}
+
+impl MemoryBackend {
+    /// Visit entries page by page, so `visit` runs without the lock held;
+    /// `next` reads the page after `cursor` (the last key visited).
+    fn paged(
+        &self,
+        table: Table,
+        start: Option<&[u8]>,
+        visit: &mut Visit<'_>,
+        next: impl Fn(&Map, Option<&[u8]>) -> Page,
+    ) -> Result<()> {
+        let mut cursor: Option<Vec<u8>> = start.map(<[u8]>::to_vec);
+        loop {
+            let page = next(&self.lock()[table.index()], cursor.as_deref());
+            if page.is_empty() {
+                return Ok(());
+            }
+            for (k, v) in &page {
+                if !visit(k, v)? {
+                    return Ok(());
+                }
+            }
+            cursor = page.last().map(|(k, _)| k.clone());
+        }
+    }
+}
+
 struct MemTx<'a> {
     base: &'a [Map],
     staged: BTreeMap<(usize, Vec<u8>), Option<Vec<u8>>>,
@@ -207,32 +243,14 @@ impl Backend for MemoryBackend {
         after: Option<&[u8]>,
         visit: &mut Visit<'_>,
     ) -> Result<()> {
-        // Copy out in pages so `visit` runs without the lock held.
-        let mut cursor: Option<Vec<u8>> = after.map(<[u8]>::to_vec);
-        loop {
-            let page: Vec<(Vec<u8>, Vec<u8>)> = {
-                let tables = self.lock();
-                let map = &tables[table.index()];
-                let start = match &cursor {
-                    Some(c) => std::ops::Bound::Excluded(c.clone()),
-                    None => std::ops::Bound::Included(prefix.to_vec()),
-                };
-                map.range((start, std::ops::Bound::Unbounded))
-                    .take_while(|(k, _)| k.starts_with(prefix))
-                    .take(256)
-                    .map(|(k, v)| (k.clone(), v.clone()))
-                    .collect()
+        use std::ops::Bound;
+        self.paged(table, after, visit, |map, cursor| {
+            let start = match cursor {
+                Some(c) => Bound::Excluded(c.to_vec()),
+                None => Bound::Included(prefix.to_vec()),
             };
-            if page.is_empty() {
-                return Ok(());
-            }
-            for (k, v) in &page {
-                if !visit(k, v)? {
-                    return Ok(());
-                }
-            }
-            cursor = page.last().map(|(k, _)| k.clone());
-        }
+            page(map.range((start, Bound::Unbounded)), prefix)
+        })
     }
 
     fn scan_rev(
@@ -243,29 +261,13 @@ impl Backend for MemoryBackend {
         visit: &mut Visit<'_>,
     ) -> Result<()> {
         use std::ops::Bound;
-        let mut cursor: Option<Vec<u8>> = before.map(<[u8]>::to_vec);
-        loop {
-            let page: Vec<(Vec<u8>, Vec<u8>)> = {
-                let tables = self.lock();
-                let map = &tables[table.index()];
-                let end = rev_end(prefix, cursor.as_deref());
-                map.range((Bound::Included(prefix.to_vec()), end))
-                    .rev()
-                    .take_while(|(k, _)| k.starts_with(prefix))
-                    .take(256)
-                    .map(|(k, v)| (k.clone(), v.clone()))
-                    .collect()
-            };
-            if page.is_empty() {
-                return Ok(());
-            }
-            for (k, v) in &page {
-                if !visit(k, v)? {
-                    return Ok(());
-                }
-            }
-            cursor = page.last().map(|(k, _)| k.clone());
-        }
+        self.paged(table, before, visit, |map, cursor| {
+            let end = rev_end(prefix, cursor);
+            page(
+                map.range((Bound::Included(prefix.to_vec()), end)).rev(),
+                prefix,
+            )
+        })
     }
 
     fn write(&self, f: &mut dyn FnMut(&mut dyn Tx) -> Result<()>) -> Result<()> {
