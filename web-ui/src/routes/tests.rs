@@ -491,5 +491,16 @@ async fn the_app_is_served_from_the_binary_with_a_strict_policy() -> anyhow::Res
         let body = resp.into_body().collect().await?.to_bytes();
         assert!(body.len() > 100, "{path} is empty");
     }
+    let req = Request::builder()
+        .uri("/app.js")
+        .header("accept-encoding", "gzip")
+        .body(AxBody::empty())?;
+    let resp = app(f.state.clone()).oneshot(req).await?;
+    assert_eq!(
+        resp.headers().get("content-encoding").map(|v| v.as_bytes()),
+        Some(&b"gzip"[..])
+    );
+    let gz = resp.into_body().collect().await?.to_bytes().len();
+    assert!(gz < 300_000, "gzipped bundle is {gz} bytes");
     Ok(())
 }
