@@ -39,11 +39,16 @@ pub enum Table {
     /// Workspace id + run id → nothing, for runs recorded as `running`
     /// (what a restart must close).
     RunsActive,
+    /// Workspace id + schedule id → schedule (cron, next fire time).
+    Schedules,
+    /// Workspace id + run id → nothing, for runs filed as `queued` by a
+    /// schedule and not started yet (what a restart must start).
+    RunsQueued,
 }
 
 impl Table {
     /// Every table, in a fixed order.
-    pub const ALL: [Table; 12] = [
+    pub const ALL: [Table; 14] = [
         Table::Meta,
         Table::Workspaces,
         Table::WorkspaceNames,
@@ -56,6 +61,8 @@ impl Table {
         Table::RunsByBlock,
         Table::Tokens,
         Table::RunsActive,
+        Table::Schedules,
+        Table::RunsQueued,
     ];
 
     /// The table's name on disk.
@@ -73,6 +80,8 @@ impl Table {
             Table::RunsByBlock => "runs_by_block",
             Table::Tokens => "tokens",
             Table::RunsActive => "runs_active",
+            Table::Schedules => "schedules",
+            Table::RunsQueued => "runs_queued",
         }
     }
 

@@ -78,6 +78,9 @@ impl Store {
             } else {
                 tx.remove(Table::RunsActive, &key)?;
             }
+            if run.status != "queued" {
+                tx.remove(Table::RunsQueued, &key)?;
+            }
             if let Some(i) = &index {
                 tx.put(Table::RunsByBlock, i, b"")?;
             }

@@ -34,6 +34,7 @@ mod filter;
 mod history;
 mod keys;
 mod model;
+mod schedules;
 mod schema;
 mod sled_backend;
 mod store;
@@ -49,6 +50,7 @@ pub use model::{
     now_ms, BlockRecord, DocBlock, DocSummary, Document, RunRecord, Secret, TokenRecord, Workspace,
     WorkspaceId,
 };
+pub use schedules::ScheduleRecord;
 pub use schema::{Migration, CURRENT as SCHEMA_VERSION};
 pub use sled_backend::{Durability, SledBackend, SledConfig};
 pub use store::{Store, StoreConfig};
