@@ -42,6 +42,9 @@ pub struct StartRun {
     pub input: Value,
     /// `ctx.trigger`, e.g. `{"kind":"manual"}`.
     pub trigger: Value,
+    /// The id of a run filed earlier as `queued` (a schedule's); `None`
+    /// takes a fresh id.
+    pub run_id: Option<String>,
 }
 
 /// One run's live event log.
@@ -236,10 +239,15 @@ impl RunHub {
             .unwrap_or_default();
         let grants =
             Grants::parse(&grants_list).map_err(|e| ApiError::field("grants", e.to_string()))?;
-        let store = self.store.clone();
-        let id = tokio::task::spawn_blocking(move || store.new_id())
-            .await
-            .map_err(|e| ApiError::Internal(e.to_string()))??;
+        let id = match req.run_id.clone() {
+            Some(id) => id,
+            None => {
+                let store = self.store.clone();
+                tokio::task::spawn_blocking(move || store.new_id())
+                    .await
+                    .map_err(|e| ApiError::Internal(e.to_string()))??
+            }
+        };
         let started_ms = now_ms();
         let ws = req.workspace.id;
         let block_id = req.block.as_ref().map(|b| b.id.clone());

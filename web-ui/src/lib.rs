@@ -32,6 +32,9 @@ pub mod live;
 mod live_tests;
 mod metrics;
 mod routes;
+pub mod scheduler;
+#[cfg(test)]
+mod scheduler_tests;
 #[cfg(test)]
 mod testkit;
 

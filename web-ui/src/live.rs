@@ -470,6 +470,7 @@ async fn start(
                 lang,
                 input,
                 trigger: json!({"kind": "manual", "via": "websocket"}),
+                run_id: None,
             })
             .await
     }

@@ -203,6 +203,7 @@ async fn subscribers_see_runs_started_elsewhere_and_can_follow_later() -> anyhow
             lang: quire_engine::Lang::Js,
             input: Value::Null,
             trigger: json!({"kind": "schedule"}),
+            run_id: None,
         })
         .await?;
     let run = started.id.clone();

@@ -276,6 +276,7 @@ async fn run_block(
             lang,
             input,
             trigger: json!({"kind": "manual", "via": "http"}),
+            run_id: None,
         })
         .await?;
     Ok((StatusCode::ACCEPTED, Json(json!({"run": started.id}))))

@@ -170,6 +170,7 @@ async fn run_source(
             lang,
             input: req.input,
             trigger: json!({"kind": "manual", "via": "http", "unsaved": true}),
+            run_id: None,
         })
         .await?;
     Ok((StatusCode::ACCEPTED, Json(json!({"run": started.id}))))
