@@ -39,6 +39,9 @@ pub struct ServerConfig {
     /// On shutdown, how long in-flight runs may keep going before they are
     /// cancelled, in milliseconds. Default: 10,000.
     pub shutdown_grace_ms: u64,
+    /// How often the scheduler looks for due schedules, in milliseconds.
+    /// Default: 1000.
+    pub schedule_tick_ms: u64,
     /// Runs a history listing returns when the request gives no `limit`.
     /// Default: 50 (at most 500 on request).
     pub history_page: usize,
@@ -59,6 +62,7 @@ impl Default for ServerConfig {
             ws_max_subscriptions: 64,
             shutdown_grace_ms: 10_000,
             history_page: 50,
+            schedule_tick_ms: 1000,
         }
     }
 }

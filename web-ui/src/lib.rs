@@ -54,7 +54,7 @@ pub use hub::{LiveRun, RunHub, ShutdownReport, StartRun, Started};
 pub use metrics::Metrics;
 
 /// Everything a request handler can reach. Cheap to clone.
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 pub struct AppState {
     /// The store.
     pub store: Store,
@@ -66,6 +66,8 @@ pub struct AppState {
     pub metrics: Arc<Metrics>,
     /// The configuration.
     pub config: Arc<ServerConfig>,
+    /// The time schedules are computed from.
+    pub clock: Arc<dyn scheduler::Clock>,
 }
 
 impl AppState {
@@ -90,7 +92,14 @@ impl AppState {
             auth,
             metrics,
             config: Arc::new(config),
+            clock: Arc::new(scheduler::SystemClock),
         }
+    }
+}
+
+impl std::fmt::Debug for AppState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AppState").field("hub", &self.hub).finish()
     }
 }
 
@@ -125,6 +134,12 @@ pub async fn serve(
             "closed runs left running by the previous process"
         );
     }
+    let sched = Arc::new(scheduler::Scheduler::new(
+        state.store.clone(),
+        state.hub.clone(),
+        state.clock.clone(),
+    ));
+    tokio::spawn(sched.run(Duration::from_millis(state.config.schedule_tick_ms)));
     let grace = Duration::from_millis(state.config.shutdown_grace_ms);
     let (done_tx, done_rx) = tokio::sync::watch::channel(false);
     let runs = tokio::spawn(async move {

@@ -4,6 +4,7 @@
 mod blocks;
 mod data;
 mod runs;
+mod schedules;
 mod workspaces;
 
 use axum::extract::rejection::JsonRejection;
@@ -25,6 +26,7 @@ pub(crate) fn router(state: AppState) -> Router {
         .merge(blocks::routes())
         .merge(runs::routes())
         .merge(data::routes())
+        .merge(schedules::routes())
         .fallback(|| async { ApiError::not_found("route", "this path") });
     Router::new()
         .nest("/api/v1", api)

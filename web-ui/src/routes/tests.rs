@@ -104,6 +104,13 @@ fn matrix_routes() -> Vec<(&'static str, &'static str, Option<Value>, Role)> {
             Some(json!({"value": "s3cret"})),
             Role::Admin,
         ),
+        ("GET", "/schedules", None, Role::Viewer),
+        (
+            "POST",
+            "/blocks/b1/schedules",
+            Some(json!({"cron": "0 9 * * 1-5", "timezone": "Europe/Lisbon"})),
+            Role::Editor,
+        ),
     ]
 }
 
@@ -502,5 +509,99 @@ async fn the_app_is_served_from_the_binary_with_a_strict_policy() -> anyhow::Res
     );
     let gz = resp.into_body().collect().await?.to_bytes().len();
     assert!(gz < 300_000, "gzipped bundle is {gz} bytes");
+    Ok(())
+}
+
+#[tokio::test]
+async fn schedules_are_created_listed_paused_and_deleted() -> anyhow::Result<()> {
+    let f = fixture(ServerConfig::default())?;
+    let t = Auth::mint(&f.state.store, Some(f.a.id), Role::Editor, "x")?.1;
+    let base = "/api/v1/workspaces/alpha";
+    let (status, v) = call(
+        &f.state,
+        "POST",
+        &format!("{base}/blocks/b1/schedules"),
+        Some(&t),
+        Some(json!({"cron": "*/5 * * * *", "timezone": "Asia/Tokyo"})),
+    )
+    .await?;
+    assert_eq!(status, StatusCode::CREATED, "{v}");
+    let id = v["id"].as_str().unwrap_or_default().to_string();
+    assert!(
+        v["next_fire_ms"].as_u64().is_some_and(|n| n % 300_000 == 0),
+        "{v}"
+    );
+    assert!(
+        v["description"].as_str().is_some_and(|d| !d.is_empty()),
+        "{v}"
+    );
+    for (body, field) in [
+        (json!({"cron": "every day"}), "cron"),
+        (
+            json!({"cron": "* * * * *", "timezone": "Nowhere/Here"}),
+            "timezone",
+        ),
+        (json!({"cron": "* * * * *", "when": 1}), "when"),
+    ] {
+        let (status, v) = call(
+            &f.state,
+            "POST",
+            &format!("{base}/blocks/b1/schedules"),
+            Some(&t),
+            Some(body),
+        )
+        .await?;
+        assert_eq!(
+            (status, v["field"].clone()),
+            (StatusCode::BAD_REQUEST, json!(field)),
+            "{v}"
+        );
+    }
+    let (status, _) = call(
+        &f.state,
+        "POST",
+        &format!("{base}/blocks/nope/schedules"),
+        Some(&t),
+        Some(json!({"cron": "* * * * *"})),
+    )
+    .await?;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    let (_, v) = call(
+        &f.state,
+        "PATCH",
+        &format!("{base}/schedules/{id}"),
+        Some(&t),
+        Some(json!({"paused": true})),
+    )
+    .await?;
+    assert_eq!(v["paused"], true);
+    let (_, v) = call(
+        &f.state,
+        "GET",
+        &format!("{base}/schedules"),
+        Some(&t),
+        None,
+    )
+    .await?;
+    assert_eq!(v["schedules"].as_array().map(Vec::len), Some(1));
+    // Another workspace's schedule id is not found under this one.
+    let (status, _) = call(
+        &f.state,
+        "DELETE",
+        &format!("/api/v1/workspaces/beta/schedules/{id}"),
+        Some(&t),
+        None,
+    )
+    .await?;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    let (status, _) = call(
+        &f.state,
+        "DELETE",
+        &format!("{base}/schedules/{id}"),
+        Some(&t),
+        None,
+    )
+    .await?;
+    assert_eq!(status, StatusCode::NO_CONTENT);
     Ok(())
 }
