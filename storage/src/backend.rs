@@ -44,11 +44,13 @@ pub enum Table {
     /// Workspace id + run id → nothing, for runs filed as `queued` by a
     /// schedule and not started yet (what a restart must start).
     RunsQueued,
+    /// Webhook id → webhook record (its hash, never the secret).
+    Webhooks,
 }
 
 impl Table {
     /// Every table, in a fixed order.
-    pub const ALL: [Table; 14] = [
+    pub const ALL: [Table; 15] = [
         Table::Meta,
         Table::Workspaces,
         Table::WorkspaceNames,
@@ -63,6 +65,7 @@ impl Table {
         Table::RunsActive,
         Table::Schedules,
         Table::RunsQueued,
+        Table::Webhooks,
     ];
 
     /// The table's name on disk.
@@ -82,6 +85,7 @@ impl Table {
             Table::RunsActive => "runs_active",
             Table::Schedules => "schedules",
             Table::RunsQueued => "runs_queued",
+            Table::Webhooks => "webhooks",
         }
     }
 

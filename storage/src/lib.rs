@@ -47,8 +47,8 @@ pub use error::{Result, StorageError};
 pub use filter::Filter;
 pub use keys::MAX_NAME_BYTES;
 pub use model::{
-    now_ms, BlockRecord, DocBlock, DocSummary, Document, RunRecord, Secret, TokenRecord, Workspace,
-    WorkspaceId,
+    now_ms, BlockRecord, DocBlock, DocSummary, Document, RunRecord, Secret, TokenRecord,
+    WebhookRecord, Workspace, WorkspaceId,
 };
 pub use schedules::ScheduleRecord;
 pub use schema::{Migration, CURRENT as SCHEMA_VERSION};

@@ -216,3 +216,19 @@ pub struct TokenRecord {
     /// Creation time, milliseconds since the Unix epoch.
     pub created_ms: u64,
 }
+
+/// A block's webhook: a secret URL that runs the block. Only the hash of
+/// its secret is kept.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WebhookRecord {
+    /// Its public id (in the URL, finds this record).
+    pub id: String,
+    /// The workspace of the block.
+    pub workspace: WorkspaceId,
+    /// The block it runs.
+    pub block: String,
+    /// Hex SHA-256 of the URL's secret part.
+    pub secret_sha256: String,
+    /// Creation time, milliseconds since the Unix epoch.
+    pub created_ms: u64,
+}

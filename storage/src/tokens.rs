@@ -5,7 +5,7 @@
 use crate::backend::Table;
 use crate::error::Result;
 use crate::keys::check_name;
-use crate::model::{TokenRecord, WorkspaceId};
+use crate::model::{TokenRecord, WebhookRecord, WorkspaceId};
 use crate::store::{to_vec, Store};
 
 impl Store {
@@ -40,6 +40,40 @@ impl Store {
     pub fn delete_token(&self, id: &str) -> Result<bool> {
         check_name("token id", id)?;
         self.remove_key(Table::Tokens, id.as_bytes())
+    }
+}
+
+impl Store {
+    /// Store a webhook record (insert or replace by id).
+    pub fn put_webhook(&self, h: &WebhookRecord) -> Result<()> {
+        check_name("webhook id", &h.id)?;
+        let v = to_vec(h)?;
+        self.b
+            .write(&mut |tx| tx.put(Table::Webhooks, h.id.as_bytes(), &v))
+    }
+
+    /// The webhook with this id.
+    pub fn get_webhook(&self, id: &str) -> Result<Option<WebhookRecord>> {
+        check_name("webhook id", id)?;
+        self.get_json(Table::Webhooks, id.as_bytes(), "webhook")
+    }
+
+    /// Webhooks of one block.
+    pub fn list_webhooks(&self, ws: &WorkspaceId, block: &str) -> Result<Vec<WebhookRecord>> {
+        let mut out = Vec::new();
+        self.scan_json(Table::Webhooks, b"", "webhook", |_, h: WebhookRecord| {
+            if h.workspace == *ws && h.block == block {
+                out.push(h);
+            }
+            true
+        })?;
+        Ok(out)
+    }
+
+    /// Delete a webhook; whether it existed.
+    pub fn delete_webhook(&self, id: &str) -> Result<bool> {
+        check_name("webhook id", id)?;
+        self.remove_key(Table::Webhooks, id.as_bytes())
     }
 }
 

@@ -125,12 +125,12 @@ impl Principal {
     }
 }
 
-fn sha256_hex(b: &[u8]) -> String {
+pub(crate) fn sha256_hex(b: &[u8]) -> String {
     let d = Sha256::digest(b);
     d.iter().map(|b| format!("{b:02x}")).collect()
 }
 
-fn random_hex(bytes: usize) -> ApiResult<String> {
+pub(crate) fn random_hex(bytes: usize) -> ApiResult<String> {
     let mut b = vec![0u8; bytes];
     getrandom::fill(&mut b).map_err(|e| ApiError::Internal(format!("no randomness: {e}")))?;
     Ok(b.iter().map(|b| format!("{b:02x}")).collect())

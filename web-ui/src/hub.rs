@@ -107,6 +107,19 @@ impl LiveRun {
         (events, status)
     }
 
+    /// Wait until the run has finished (its last event is in the log).
+    pub async fn finished(&self) {
+        let mut rx = self.watch();
+        loop {
+            if self.lock().status.is_some() {
+                return;
+            }
+            if rx.changed().await.is_err() {
+                return;
+            }
+        }
+    }
+
     /// End the run with `cancelled` (no-op once it finished).
     pub fn cancel(&self) {
         self.canceller.cancel();

@@ -5,6 +5,7 @@ mod blocks;
 mod data;
 mod runs;
 mod schedules;
+mod webhooks;
 mod workspaces;
 
 use axum::extract::rejection::JsonRejection;
@@ -27,9 +28,11 @@ pub(crate) fn router(state: AppState) -> Router {
         .merge(runs::routes())
         .merge(data::routes())
         .merge(schedules::routes())
+        .merge(webhooks::api_routes())
         .fallback(|| async { ApiError::not_found("route", "this path") });
     Router::new()
         .nest("/api/v1", api)
+        .merge(webhooks::hook_routes())
         .route("/healthz", get(healthz))
         .route("/metrics", get(metrics))
         .merge(

@@ -605,3 +605,87 @@ async fn schedules_are_created_listed_paused_and_deleted() -> anyhow::Result<()>
     assert_eq!(status, StatusCode::NO_CONTENT);
     Ok(())
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_webhook_runs_its_block_with_the_body_and_can_answer_with_the_result(
+) -> anyhow::Result<()> {
+    let f = fixture(ServerConfig::default())?;
+    let ed = Auth::mint(&f.state.store, Some(f.a.id), Role::Editor, "x")?.1;
+    let viewer = Auth::mint(&f.state.store, Some(f.a.id), Role::Viewer, "v")?.1;
+    let base = "/api/v1/workspaces/alpha";
+    let src = "export default (ctx) => { if (ctx.input.n < 0) throw new Error('negative'); return { doubled: ctx.input.n * 2, via: ctx.trigger.kind }; }";
+    let (status, _) = call(
+        &f.state,
+        "POST",
+        &format!("{base}/blocks"),
+        Some(&ed),
+        Some(json!({"id": "double", "source": src, "lang": "js"})),
+    )
+    .await?;
+    assert_eq!(status, StatusCode::CREATED);
+    let hooks = format!("{base}/blocks/double/webhooks");
+    assert_eq!(
+        call(&f.state, "POST", &hooks, Some(&viewer), None).await?.0,
+        StatusCode::FORBIDDEN
+    );
+    let (status, v) = call(&f.state, "POST", &hooks, Some(&ed), None).await?;
+    assert_eq!(status, StatusCode::CREATED, "{v}");
+    let path = v["path"].as_str().unwrap_or_default().to_string();
+    let id = v["id"].as_str().unwrap_or_default().to_string();
+    // No bearer token: the URL is the credential.
+    let (status, v) = call(
+        &f.state,
+        "POST",
+        &format!("{path}?wait=true"),
+        None,
+        Some(json!({"n": 21})),
+    )
+    .await?;
+    assert_eq!(status, StatusCode::OK, "{v}");
+    assert_eq!(v["result"], json!({"doubled": 42, "via": "webhook"}));
+    let (status, v) = call(
+        &f.state,
+        "POST",
+        &format!("{path}?wait=true"),
+        None,
+        Some(json!({"n": -1})),
+    )
+    .await?;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{v}");
+    assert_eq!(v["error"]["kind"], "exception");
+    let (status, v) = call(&f.state, "POST", &path, None, Some(json!({"n": 1}))).await?;
+    assert_eq!(status, StatusCode::ACCEPTED);
+    assert!(v["run"].is_string());
+    // A wrong secret and an unknown id look the same.
+    let wrong = format!("{}0", &path[..path.len() - 1]);
+    let wrong = if wrong == path {
+        format!("{}1", &path[..path.len() - 1])
+    } else {
+        wrong
+    };
+    assert_eq!(
+        call(&f.state, "POST", &wrong, None, None).await?.0,
+        StatusCode::NOT_FOUND
+    );
+    assert_eq!(
+        call(&f.state, "POST", "/hooks/0000000000000000/00", None, None)
+            .await?
+            .0,
+        StatusCode::NOT_FOUND
+    );
+    // The secret is never listed; deleting the hook disables the URL.
+    let (_, v) = call(&f.state, "GET", &hooks, Some(&ed), None).await?;
+    assert!(!v
+        .to_string()
+        .contains(path.rsplit('/').next().unwrap_or("x")));
+    let del = format!("{base}/webhooks/{id}");
+    assert_eq!(
+        call(&f.state, "DELETE", &del, Some(&ed), None).await?.0,
+        StatusCode::NO_CONTENT
+    );
+    assert_eq!(
+        call(&f.state, "POST", &path, None, None).await?.0,
+        StatusCode::NOT_FOUND
+    );
+    Ok(())
+}
