@@ -44,6 +44,7 @@ fn parse(path: &Path) -> Case {
                     "wall_ms" => limits.wall_time_ms = v,
                     "memory_mb" => limits.memory_bytes = v * 1024 * 1024,
                     "output_bytes" => limits.output_bytes = v,
+                    "output_events" => limits.output_events = v,
                     "host_calls" => limits.host_calls = v as u32,
                     "host_value_bytes" => limits.host_value_bytes = v,
                     "rows" => limits.host_rows_per_query = v as u32,
