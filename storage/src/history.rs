@@ -91,8 +91,14 @@ impl Store {
     /// Runs still recorded as `running` (in every workspace): after a
     /// restart, these were cut off by the stop.
     pub fn interrupted_runs(&self) -> Result<Vec<(WorkspaceId, RunRecord)>> {
+        self.indexed_runs(Table::RunsActive)
+    }
+
+    /// The runs an index table (`workspace id | run id` → nothing) lists,
+    /// in key order. An entry whose run is gone is skipped.
+    pub(crate) fn indexed_runs(&self, index: Table) -> Result<Vec<(WorkspaceId, RunRecord)>> {
         let mut keys = Vec::new();
-        self.b.scan(Table::RunsActive, b"", None, &mut |k, _| {
+        self.b.scan(index, b"", None, &mut |k, _| {
             keys.push(k.to_vec());
             Ok(true)
         })?;

@@ -6,7 +6,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::backend::{Table, Tx};
-use crate::error::{corrupt, Result, StorageError};
+use crate::error::{corrupt, Result};
 use crate::keys::{check_name, Key};
 use crate::model::{RunRecord, WorkspaceId};
 use crate::store::{to_vec, Store};
@@ -154,28 +154,7 @@ impl Store {
     /// Runs filed as `queued` and not started yet (in every workspace),
     /// oldest first.
     pub fn queued_runs(&self) -> Result<Vec<(WorkspaceId, RunRecord)>> {
-        let mut keys = Vec::new();
-        self.b.scan(Table::RunsQueued, b"", None, &mut |k, _| {
-            keys.push(k.to_vec());
-            Ok(true)
-        })?;
-        let mut out = Vec::new();
-        for k in keys {
-            let Some(ws) = k.get(..16).and_then(|b| <[u8; 16]>::try_from(b).ok()) else {
-                continue;
-            };
-            let ws = WorkspaceId::from_bytes(ws);
-            let id = String::from_utf8_lossy(k.get(16..).unwrap_or_default()).into_owned();
-            match self.get_run(&ws, &id)? {
-                Some(r) => out.push((ws, r)),
-                None => {
-                    return Err(StorageError::NotFound {
-                        what: "queued run",
-                        id,
-                    })
-                }
-            }
-        }
+        let mut out = self.indexed_runs(Table::RunsQueued)?;
         out.sort_by(|a, b| {
             a.1.started_ms
                 .cmp(&b.1.started_ms)
@@ -188,6 +167,7 @@ impl Store {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::StorageError;
 
     fn sched(next: Option<u64>) -> ScheduleRecord {
         ScheduleRecord {

@@ -47,6 +47,38 @@ pub struct StartRun {
     pub run_id: Option<String>,
 }
 
+/// A stored block's language (`ts`, else JavaScript; routes validate it on
+/// write).
+pub(crate) fn block_lang(lang: &str) -> Lang {
+    if lang == "ts" {
+        Lang::Ts
+    } else {
+        Lang::Js
+    }
+}
+
+impl StartRun {
+    /// Run saved block `block` of `workspace` as it is stored: its source,
+    /// its language, its grants.
+    pub fn for_block(
+        workspace: Workspace,
+        block: BlockRecord,
+        input: Value,
+        trigger: Value,
+    ) -> Self {
+        let lang = block_lang(&block.lang);
+        Self {
+            workspace,
+            source: block.source.clone(),
+            block: Some(block),
+            lang,
+            input,
+            trigger,
+            run_id: None,
+        }
+    }
+}
+
 /// One run's live event log.
 #[derive(Debug)]
 pub struct LiveRun {

@@ -307,7 +307,7 @@ async fn handle(conn: &Arc<Conn>, msg: &str) {
                 check(conn, Role::Editor)?;
                 let rec = load_block(conn, &block).await?;
                 let source = rec.source.clone();
-                let lang = lang_of(&rec.lang);
+                let lang = crate::hub::block_lang(&rec.lang);
                 Ok::<_, ApiError>((Some(rec), source, lang))
             }
             .await;
@@ -432,14 +432,6 @@ async fn handle(conn: &Arc<Conn>, msg: &str) {
 
 fn check(conn: &Conn, need: Role) -> Result<(), ApiError> {
     conn.who.check(&conn.ws, need, &conn.ws.name)
-}
-
-fn lang_of(s: &str) -> Lang {
-    if s == "ts" {
-        Lang::Ts
-    } else {
-        Lang::Js
-    }
 }
 
 async fn load_block(conn: &Conn, block: &str) -> Result<quire_storage::BlockRecord, ApiError> {

@@ -17,7 +17,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{TimeZone, Utc};
-use quire_engine::Lang;
 use quire_storage::{now_ms, RunRecord, ScheduleRecord, Store, WorkspaceId};
 use serde_json::{json, Value};
 
@@ -290,23 +289,9 @@ impl Scheduler {
                 self.fail_queued(ws, run).await?;
                 continue;
             };
-            let lang = if block.lang == "ts" {
-                Lang::Ts
-            } else {
-                Lang::Js
-            };
-            let started_run = self
-                .hub
-                .start(StartRun {
-                    workspace: w,
-                    source: block.source.clone(),
-                    block: Some(block),
-                    lang,
-                    input: Value::Null,
-                    trigger: run.trigger.clone(),
-                    run_id: Some(run.id.clone()),
-                })
-                .await?;
+            let mut req = StartRun::for_block(w, block, Value::Null, run.trigger.clone());
+            req.run_id = Some(run.id.clone());
+            let started_run = self.hub.start(req).await?;
             drop(started_run);
             started += 1;
         }

@@ -266,18 +266,14 @@ async fn run_block(
         Ok((w.clone(), b))
     })
     .await?;
-    let lang = check_lang(&b.lang)?;
     let started = s
         .hub
-        .start(StartRun {
-            workspace: w,
-            source: b.source.clone(),
-            block: Some(b),
-            lang,
+        .start(StartRun::for_block(
+            w,
+            b,
             input,
-            trigger: json!({"kind": "manual", "via": "http"}),
-            run_id: None,
-        })
+            json!({"kind": "manual", "via": "http"}),
+        ))
         .await?;
     Ok((StatusCode::ACCEPTED, Json(json!({"run": started.id}))))
 }

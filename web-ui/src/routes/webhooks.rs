@@ -9,7 +9,6 @@ use axum::extract::{Path, Query, State};
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::routing::{delete, post};
 use axum::{Json, Router};
-use quire_engine::Lang;
 use quire_storage::{now_ms, WebhookRecord};
 use serde::Deserialize;
 use serde_json::{json, Value};
@@ -142,22 +141,14 @@ async fn hook(
     } else {
         Value::String(String::from_utf8_lossy(&body).into_owned())
     };
-    let lang = if block.lang == "ts" {
-        Lang::Ts
-    } else {
-        Lang::Js
-    };
     let started = s
         .hub
-        .start(StartRun {
-            workspace: w,
-            source: block.source.clone(),
-            block: Some(block),
-            lang,
+        .start(StartRun::for_block(
+            w,
+            block,
             input,
-            trigger: json!({"kind": "webhook", "webhook": id}),
-            run_id: None,
-        })
+            json!({"kind": "webhook", "webhook": id}),
+        ))
         .await?;
     let live = started.live();
     drop(started);
