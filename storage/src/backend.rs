@@ -46,11 +46,16 @@ pub enum Table {
     RunsQueued,
     /// Webhook id → webhook record (its hash, never the secret).
     Webhooks,
+    /// Workspace id → the quota its admins set; `ceilings` → the server
+    /// admin's ceilings.
+    Quotas,
+    /// Workspace id + UTC day number → that day's metered usage.
+    Usage,
 }
 
 impl Table {
     /// Every table, in a fixed order.
-    pub const ALL: [Table; 15] = [
+    pub const ALL: [Table; 17] = [
         Table::Meta,
         Table::Workspaces,
         Table::WorkspaceNames,
@@ -66,6 +71,8 @@ impl Table {
         Table::Schedules,
         Table::RunsQueued,
         Table::Webhooks,
+        Table::Quotas,
+        Table::Usage,
     ];
 
     /// The table's name on disk.
@@ -86,6 +93,8 @@ impl Table {
             Table::Schedules => "schedules",
             Table::RunsQueued => "runs_queued",
             Table::Webhooks => "webhooks",
+            Table::Quotas => "quotas",
+            Table::Usage => "usage",
         }
     }
 

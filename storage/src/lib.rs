@@ -34,6 +34,7 @@ mod filter;
 mod history;
 mod keys;
 mod model;
+mod quotas;
 mod schedules;
 mod schema;
 mod sled_backend;
@@ -50,6 +51,7 @@ pub use model::{
     now_ms, BlockRecord, DocBlock, DocSummary, Document, RunRecord, Secret, TokenRecord,
     WebhookRecord, Workspace, WorkspaceId,
 };
+pub use quotas::{utc_day, Quota, UsageDay};
 pub use schedules::ScheduleRecord;
 pub use schema::{Migration, CURRENT as SCHEMA_VERSION};
 pub use sled_backend::{Durability, SledBackend, SledConfig};
