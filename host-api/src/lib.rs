@@ -35,6 +35,7 @@
 mod fetch;
 mod gate;
 mod grants;
+mod meter;
 mod net;
 mod pool;
 mod session;
@@ -48,7 +49,17 @@ pub use fetch::FetchConfig;
 pub use grants::{
     Access, CheckedCollection, CheckedDoc, CheckedKv, CheckedSecret, Grant, GrantError, Grants,
 };
+pub use meter::{MeterError, StorageMeter, StorageQuotaExceeded};
 pub use net::{special as special_address, CheckedNet, Resolve, SystemResolver};
+
+/// Workspace quotas a run's host calls are held to.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct SessionQuota {
+    /// Bytes the workspace may store: a write (`doc.update`, `db.insert`,
+    /// `db.update`, `kv.set`) that would pass it rejects with
+    /// `QuotaExceeded`. Default: `None` (no limit).
+    pub storage_bytes: Option<u64>,
+}
 
 /// How the host API runs.
 #[derive(Clone)]
@@ -121,6 +132,7 @@ pub(crate) struct Inner {
     pub(crate) storage_calls_per_run: usize,
     pub(crate) fetches_per_run: usize,
     pub(crate) inline_point_reads: bool,
+    pub(crate) meter: meter::StorageMeter,
 }
 
 /// The host API over one store. Cheap to clone; build one per process.
@@ -151,6 +163,7 @@ impl HostApi {
             })?;
         Ok(Self {
             inner: Arc::new(Inner {
+                meter: meter::StorageMeter::new(store.clone()),
                 gate: gate::Gate::new(store),
                 fetcher: fetch::Fetcher {
                     config: config.fetch,
@@ -165,14 +178,33 @@ impl HostApi {
         })
     }
 
-    /// The host for one run of a block in workspace `ws` with `grants`.
-    /// Attach it with [`quire_engine::RunRequest::with_host`].
+    /// The host for one run of a block in workspace `ws` with `grants`,
+    /// and no storage quota. Attach it with
+    /// [`quire_engine::RunRequest::with_host`].
     pub fn session(&self, ws: WorkspaceId, grants: Grants) -> Arc<dyn Host> {
+        self.session_with(ws, grants, SessionQuota::default())
+    }
+
+    /// As [`HostApi::session`], with the workspace's quota applied to
+    /// the run's writes.
+    pub fn session_with(
+        &self,
+        ws: WorkspaceId,
+        grants: Grants,
+        quota: SessionQuota,
+    ) -> Arc<dyn Host> {
         Arc::new(session::Session {
             inner: self.inner.clone(),
             check: grants::Checker { ws, grants },
             storage_lane: pool::Lane::new(self.inner.storage_calls_per_run),
             fetch_lane: pool::Lane::new(self.inner.fetches_per_run),
+            quota,
         })
+    }
+
+    /// The meter holding workspaces to their `storage_bytes` quota (for
+    /// writes that do not come from blocks, and for showing usage).
+    pub fn storage_meter(&self) -> &StorageMeter {
+        &self.inner.meter
     }
 }

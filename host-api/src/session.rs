@@ -20,6 +20,8 @@ pub(crate) struct Session {
     pub(crate) storage_lane: Arc<crate::pool::Lane>,
     /// This run's share of the fetch pool.
     pub(crate) fetch_lane: Arc<crate::pool::Lane>,
+    /// The workspace quotas its writes are held to.
+    pub(crate) quota: crate::SessionQuota,
 }
 
 fn denied(op: &str, d: Denied, check: &Checker) -> HostError {
@@ -236,6 +238,7 @@ impl Session {
                 ))
             }
         };
+        let job = self.metered(&op, &args, job);
         // Point reads (one key) are microseconds: answering them on the
         // engine's worker saves two thread hand-offs.
         let point_read = matches!(op.as_str(), "kv.get" | "doc.get" | "secrets.get");
@@ -243,6 +246,31 @@ impl Session {
             return Ok((Exec::Inline, job));
         }
         Ok((Exec::Storage, job))
+    }
+
+    /// `job`, preceded by the storage quota check when `op` writes.
+    fn metered(&self, op: &str, args: &Value, job: Job) -> Job {
+        let Some(limit) = self.quota.storage_bytes else {
+            return job;
+        };
+        if !matches!(op, "doc.update" | "db.insert" | "db.update" | "kv.set") {
+            return job;
+        }
+        // The JSON size of the arguments estimates what the write adds.
+        let adding = serde_json::to_string(args).map_or(0, |s| s.len() as u64);
+        let inner = self.inner.clone();
+        let ws = self.check.ws;
+        let op = op.to_string();
+        Box::new(move || {
+            match inner.meter.check(&ws, limit, adding) {
+                Ok(()) => {}
+                Err(crate::MeterError::Quota(q)) => {
+                    return Err(HostError::new("QuotaExceeded", format!("{op}: {q}")))
+                }
+                Err(crate::MeterError::Storage(e)) => return Err(storage_error(&op, e)),
+            }
+            job()
+        })
     }
 
     fn row_query(

@@ -195,22 +195,29 @@ impl Store {
     /// Usage of `ws` on day `day` (zeros when nothing ran).
     pub fn usage_day(&self, ws: &WorkspaceId, day: u32) -> Result<UsageDay> {
         let key = Key::ws(ws).last(&day.to_be_bytes());
-        Ok(self.get_json(Table::Usage, &key, "usage")?.unwrap_or(UsageDay {
-            day,
-            ..UsageDay::default()
-        }))
+        Ok(self
+            .get_json(Table::Usage, &key, "usage")?
+            .unwrap_or(UsageDay {
+                day,
+                ..UsageDay::default()
+            }))
     }
 
     /// Usage of `ws` on the days from `first` to `last` (inclusive) that
     /// had any, oldest first.
     pub fn usage_days(&self, ws: &WorkspaceId, first: u32, last: u32) -> Result<Vec<UsageDay>> {
         let mut out = Vec::new();
-        self.scan_json(Table::Usage, &Key::ws(ws).prefix(), "usage", |_, u: UsageDay| {
-            if u.day >= first && u.day <= last {
-                out.push(u);
-            }
-            u.day < last
-        })?;
+        self.scan_json(
+            Table::Usage,
+            &Key::ws(ws).prefix(),
+            "usage",
+            |_, u: UsageDay| {
+                if u.day >= first && u.day <= last {
+                    out.push(u);
+                }
+                u.day < last
+            },
+        )?;
         Ok(out)
     }
 

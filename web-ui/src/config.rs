@@ -19,8 +19,12 @@ pub struct ServerConfig {
     /// Requests a token may make in a burst above the sustained rate.
     /// Default: 200.
     pub rate_burst: f64,
-    /// Limits every run gets. Default: [`Limits::default`].
+    /// Limits every run gets, except CPU, wall-clock, memory and output,
+    /// which come from its workspace's quota. Default: [`Limits::default`].
     pub run_limits: Limits,
+    /// Runs executing at once, server-wide; further runs wait in
+    /// admission, where workspaces take turns. Default: 64.
+    pub max_active_runs: usize,
     /// Largest WebSocket message a client may send, in bytes. Default:
     /// 1 MiB.
     pub ws_max_message_bytes: usize,
@@ -55,6 +59,7 @@ impl Default for ServerConfig {
             rate_per_sec: 50.0,
             rate_burst: 200.0,
             run_limits: Limits::default(),
+            max_active_runs: 64,
             ws_max_message_bytes: 1024 * 1024,
             ws_queue_messages: 256,
             ws_send_timeout_ms: 10_000,

@@ -8,7 +8,9 @@ use quire_storage::StorageError;
 use crate::auth::Role;
 
 /// Why a request failed. The body is always
-/// `{"error": "<code>", "message": "...", "field": "..."?}`.
+/// `{"error": "<code>", "message": "...", "field": "..."?}`; a quota
+/// refusal adds `quota`, `limit` and `resets_at_ms` (milliseconds since
+/// the Unix epoch, or null when it resets as running runs finish).
 #[derive(Debug, thiserror::Error)]
 pub enum ApiError {
     /// A field of the request is missing, of the wrong type or not
@@ -61,6 +63,9 @@ pub enum ApiError {
         /// When a request will be accepted again, in milliseconds.
         retry_after_ms: u64,
     },
+    /// A workspace quota refused the run (429).
+    #[error("{0}")]
+    Quota(crate::admission::QuotaRefusal),
     /// The server is shutting down and takes no new runs (503).
     #[error("the server is shutting down and starts no new runs")]
     ShuttingDown,
@@ -95,7 +100,7 @@ impl ApiError {
             Self::NotFound { .. } => StatusCode::NOT_FOUND,
             Self::Conflict(_) => StatusCode::CONFLICT,
             Self::TooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
-            Self::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
+            Self::RateLimited { .. } | Self::Quota(_) => StatusCode::TOO_MANY_REQUESTS,
             Self::ShuttingDown => StatusCode::SERVICE_UNAVAILABLE,
             Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
@@ -111,6 +116,7 @@ impl ApiError {
             Self::Conflict(_) => "conflict",
             Self::TooLarge { .. } => "too_large",
             Self::RateLimited { .. } => "rate_limited",
+            Self::Quota(_) => "quota_exceeded",
             Self::ShuttingDown => "shutting_down",
             Self::Internal(_) => "internal",
         }
@@ -119,8 +125,16 @@ impl ApiError {
     /// The JSON body.
     pub fn body(&self) -> serde_json::Value {
         let mut v = serde_json::json!({"error": self.code(), "message": self.to_string()});
-        if let Self::BadField { field, .. } = self {
-            v["field"] = serde_json::Value::from(field.as_str());
+        match self {
+            Self::BadField { field, .. } => {
+                v["field"] = serde_json::Value::from(field.as_str());
+            }
+            Self::Quota(q) => {
+                v["quota"] = q.quota.into();
+                v["limit"] = q.limit.into();
+                v["resets_at_ms"] = q.resets_at_ms.into();
+            }
+            _ => {}
         }
         v
     }
@@ -150,6 +164,17 @@ impl IntoResponse for ApiError {
                 let secs = retry_after_ms.div_ceil(1000).max(1);
                 if let Ok(v) = HeaderValue::from_str(&secs.to_string()) {
                     resp.headers_mut().insert(header::RETRY_AFTER, v);
+                }
+            }
+            Self::Quota(q) => {
+                if let Some(at) = q.resets_at_ms {
+                    let secs = at
+                        .saturating_sub(quire_storage::now_ms())
+                        .div_ceil(1000)
+                        .max(1);
+                    if let Ok(v) = HeaderValue::from_str(&secs.to_string()) {
+                        resp.headers_mut().insert(header::RETRY_AFTER, v);
+                    }
                 }
             }
             Self::Unauthorized(_) => {

@@ -16,12 +16,15 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use quire_engine::{Canceller, Engine, EventBody, Lang, Limits, RunEvent, RunRequest};
-use quire_host_api::{Grants, HostApi};
-use quire_storage::{now_ms, BlockRecord, RunRecord, Store, Workspace, WorkspaceId};
+use quire_host_api::{Grants, HostApi, SessionQuota};
+use quire_storage::{
+    now_ms, utc_day, BlockRecord, Quota, RunRecord, Store, Workspace, WorkspaceId,
+};
 use serde_json::Value;
 use tokio::sync::{broadcast, watch};
 use tracing::Instrument;
 
+use crate::admission::{Admission, Permit, QuotaRefusal, Ticket};
 use crate::counting::CountingHost;
 use crate::error::{ApiError, ApiResult};
 use crate::metrics::{Gauges, Metrics};
@@ -94,7 +97,10 @@ pub struct LiveRun {
     pub started_ms: u64,
     log: Mutex<Log>,
     changed: watch::Sender<usize>,
-    canceller: Canceller,
+    /// Set once the run holds an admission permit and is in the engine.
+    canceller: Mutex<Option<Canceller>>,
+    cancel_requested: AtomicBool,
+    cancel_notify: tokio::sync::Notify,
 }
 
 #[derive(Debug, Default)]
@@ -127,16 +133,34 @@ impl LiveRun {
         self.changed.subscribe()
     }
 
-    /// The events so far as JSON, and `running`/`ok`/`error`.
+    /// The events so far as JSON, and `queued` (waiting for admission),
+    /// `running`, `ok` or `error`.
     pub fn snapshot(&self) -> (Vec<Value>, String) {
+        let queued = self.is_queued();
         let log = self.lock();
         let events = log
             .events
             .iter()
             .filter_map(|e| serde_json::to_value(e).ok())
             .collect();
-        let status = log.status.clone().unwrap_or_else(|| "running".into());
+        let status = log.status.clone().unwrap_or_else(|| {
+            if queued {
+                "queued".into()
+            } else {
+                "running".into()
+            }
+        });
         (events, status)
+    }
+
+    /// Whether the run still waits for admission (its workspace is at
+    /// `max_concurrent_runs`, or the server at `max_active_runs`).
+    pub fn is_queued(&self) -> bool {
+        self.canceller
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .is_none()
+            && self.lock().status.is_none()
     }
 
     /// Wait until the run has finished (its last event is in the log).
@@ -152,9 +176,53 @@ impl LiveRun {
         }
     }
 
-    /// End the run with `cancelled` (no-op once it finished).
+    /// End the run with `cancelled` (no-op once it finished). A run still
+    /// queued leaves the queue and ends at once.
     pub fn cancel(&self) {
-        self.canceller.cancel();
+        self.cancel_requested.store(true, Ordering::SeqCst);
+        if let Some(c) = &*self.canceller.lock().unwrap_or_else(|e| e.into_inner()) {
+            c.cancel();
+        }
+        self.cancel_notify.notify_one();
+    }
+
+    /// Attach the engine's canceller once the run is admitted; a cancel
+    /// that came first is passed on.
+    fn admitted(&self, c: Canceller) {
+        let mut slot = self.canceller.lock().unwrap_or_else(|e| e.into_inner());
+        if self.cancel_requested.load(Ordering::SeqCst) {
+            c.cancel();
+        }
+        *slot = Some(c);
+    }
+
+    /// The events of a run cancelled before it was admitted.
+    fn cancelled_in_queue(&self, waited_ms: f64) -> Vec<RunEvent> {
+        let ev = |seq, body| RunEvent {
+            run: self.id.clone(),
+            seq,
+            body,
+            t_ms: if seq == 0 { 0.0 } else { waited_ms },
+        };
+        vec![
+            ev(0, EventBody::Started),
+            ev(
+                1,
+                EventBody::Error(quire_engine::ErrorInfo::new(
+                    quire_engine::ErrorKind::Cancelled,
+                    "the run was cancelled while it waited in its workspace's queue; it never started",
+                )),
+            ),
+            ev(
+                2,
+                EventBody::Finished(quire_engine::Finished {
+                    status: quire_engine::RunStatus::Error,
+                    cpu_ms: 0.0,
+                    wall_ms: waited_ms,
+                    peak_memory_bytes: 0,
+                }),
+            ),
+        ]
     }
 
     fn push(&self, ev: RunEvent) -> ApiResult<()> {
@@ -215,9 +283,19 @@ pub struct ShutdownReport {
     pub cancelled: usize,
 }
 
+/// Run a store call off the async threads.
+pub(crate) async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> ApiResult<T> + Send + 'static,
+) -> ApiResult<T> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|e| ApiError::Internal(e.to_string()))?
+}
+
 /// Starts runs and keeps their live logs (see the module docs).
 pub struct RunHub {
     engine: Arc<Engine>,
+    admission: Arc<Admission>,
     api: HostApi,
     store: Store,
     metrics: Arc<Metrics>,
@@ -238,17 +316,21 @@ impl std::fmt::Debug for RunHub {
 
 impl RunHub {
     /// A hub running on `engine`, with host sessions from `api` and
-    /// history in `store`; every run gets `limits`.
+    /// history in `store`. Every run gets `limits`, with CPU, wall-clock,
+    /// memory and output limits from its workspace's quota instead; at
+    /// most `max_active_runs` run at once.
     pub fn new(
         engine: Arc<Engine>,
         api: HostApi,
         store: Store,
         metrics: Arc<Metrics>,
         limits: Limits,
+        max_active_runs: usize,
     ) -> Arc<Self> {
         let (announce, _) = broadcast::channel(1024);
         Arc::new(Self {
             engine,
+            admission: Admission::new(max_active_runs),
             api,
             store,
             metrics,
@@ -264,14 +346,70 @@ impl RunHub {
         self.active.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Start a run. It is recorded as `running` in history before this
-    /// returns. It is announced to the block's subscribers when the
-    /// returned [`Started`] is dropped, so the caller can first send its
-    /// own reply (`accepted`) and start following.
+    /// The quota that applies to `ws` now: what its admins set (or the
+    /// defaults), cut down to the server's ceilings.
     ///
     /// # Errors
-    /// 503 while shutting down; 400 if the block's stored grants do not
-    /// parse; 500 if history cannot be written.
+    /// When the store fails.
+    pub async fn quota(&self, ws: WorkspaceId) -> ApiResult<Quota> {
+        let store = self.store.clone();
+        blocking(move || {
+            let ceilings = store.quota_ceilings()?;
+            Ok(store.get_quota(&ws)?.unwrap_or_default().within(&ceilings))
+        })
+        .await
+    }
+
+    /// Check the workspace's quotas and take its place in admission.
+    async fn admit(&self, ws: WorkspaceId) -> ApiResult<(Ticket, Quota, f64)> {
+        let quota = self.quota(ws).await?;
+        let now = now_ms();
+        let store = self.store.clone();
+        let used = blocking(move || Ok(store.usage_day(&ws, utc_day(now))?.cpu_ms)).await?;
+        if used >= quota.cpu_ms_per_day as f64 {
+            self.metrics.runs_rejected.fetch_add(1, Ordering::Relaxed);
+            return Err(ApiError::Quota(QuotaRefusal {
+                quota: "cpu_ms_per_day",
+                limit: quota.cpu_ms_per_day,
+                resets_at_ms: Some((u64::from(utc_day(now)) + 1) * 86_400_000),
+                message: format!(
+                    "the workspace used {used:.0} ms of CPU today, its quota of {} ms per day; it resets at 00:00 UTC",
+                    quota.cpu_ms_per_day
+                ),
+            }));
+        }
+        let ticket = self.admission.request(ws, &quota, now).map_err(|e| {
+            self.metrics.runs_rejected.fetch_add(1, Ordering::Relaxed);
+            ApiError::Quota(e)
+        })?;
+        Ok((ticket, quota, quota.cpu_ms_per_day as f64 - used))
+    }
+
+    /// The limits of one run under `quota`, with `cpu_left_ms` of the
+    /// day's CPU left: the quota's per-run limits, and the server's for
+    /// the rest.
+    fn limits_for(&self, quota: &Quota, cpu_left_ms: f64) -> Limits {
+        Limits {
+            cpu_time_ms: quota.cpu_ms_per_run.min(cpu_left_ms.ceil().max(1.0) as u64),
+            wall_time_ms: quota.wall_ms_per_run,
+            memory_bytes: quota.memory_bytes_per_run,
+            output_bytes: quota.output_bytes_per_run,
+            ..self.limits.clone()
+        }
+    }
+
+    /// Start a run. Its workspace's quotas are checked first; then it is
+    /// recorded as `running` in history before this returns, and starts
+    /// at once or waits its turn in admission (see [`crate::admission`];
+    /// its live status is `queued` meanwhile). It is announced to the
+    /// block's subscribers when the returned [`Started`] is dropped, so
+    /// the caller can first send its own reply (`accepted`) and start
+    /// following.
+    ///
+    /// # Errors
+    /// 503 while shutting down; 429 ([`ApiError::Quota`]) when a quota
+    /// refuses it; 400 if the block's stored grants do not parse; 500 if
+    /// history cannot be written.
     pub async fn start(self: &Arc<Self>, req: StartRun) -> ApiResult<Started> {
         if !self.accepting.load(Ordering::SeqCst) {
             self.metrics.runs_rejected.fetch_add(1, Ordering::Relaxed);
@@ -284,23 +422,23 @@ impl RunHub {
             .unwrap_or_default();
         let grants =
             Grants::parse(&grants_list).map_err(|e| ApiError::field("grants", e.to_string()))?;
+        let ws = req.workspace.id;
+        let (ticket, quota, cpu_left_ms) = self.admit(ws).await?;
+        let limits = self.limits_for(&quota, cpu_left_ms);
         let id = match req.run_id.clone() {
             Some(id) => id,
             None => {
                 let store = self.store.clone();
-                tokio::task::spawn_blocking(move || store.new_id())
-                    .await
-                    .map_err(|e| ApiError::Internal(e.to_string()))??
+                blocking(move || Ok(store.new_id()?)).await?
             }
         };
         let started_ms = now_ms();
-        let ws = req.workspace.id;
         let block_id = req.block.as_ref().map(|b| b.id.clone());
         let record_request = serde_json::json!({
             "lang": req.lang,
             "input": req.input,
             "grants": grants.to_strings(),
-            "limits": self.limits,
+            "limits": limits,
             "source_bytes": req.source.len(),
         });
         let record = RunRecord {
@@ -317,10 +455,16 @@ impl RunHub {
         };
         self.write_record(ws, record.clone()).await?;
 
-        let host = CountingHost::wrap(self.api.session(ws, grants), self.metrics.clone());
+        let session = SessionQuota {
+            storage_bytes: Some(quota.storage_bytes),
+        };
+        let host = CountingHost::wrap(
+            self.api.session_with(ws, grants, session),
+            self.metrics.clone(),
+        );
         let mut run = RunRequest::new(req.source, req.lang)
             .with_input(req.input)
-            .with_limits(self.limits.clone())
+            .with_limits(limits)
             .with_host(host);
         run.run_id = Some(id.clone());
         run.trigger = Some(req.trigger.clone());
@@ -334,7 +478,6 @@ impl RunHub {
             .as_ref()
             .map(|b| format!("{}.{}", b.id, req.lang.as_str()));
         let accepted_at = Instant::now();
-        let handle = self.engine.run(run);
         let (changed, _) = watch::channel(0);
         let live = Arc::new(LiveRun {
             id: id.clone(),
@@ -344,17 +487,33 @@ impl RunHub {
             started_ms,
             log: Mutex::new(Log::default()),
             changed,
-            canceller: handle.canceller(),
+            canceller: Mutex::new(None),
+            cancel_requested: AtomicBool::new(false),
+            cancel_notify: tokio::sync::Notify::new(),
         });
         self.active().insert(id.clone(), live.clone());
 
         let hub = self.clone();
-        let events = handle.events().clone();
         let follower = live.clone();
         let span = tracing::info_span!("run", workspace = %ws, run = %id);
         tokio::spawn(
             async move {
+                let Some(permit) = hub.wait_turn(ticket, &follower).await else {
+                    tracing::debug!("run cancelled while queued");
+                    let waited = accepted_at.elapsed().as_secs_f64() * 1000.0;
+                    for ev in follower.cancelled_in_queue(waited) {
+                        if let Err(e) = follower.push(ev) {
+                            tracing::error!(error = %e, "event dropped");
+                        }
+                    }
+                    hub.complete(follower, record, None, "cancelled".into(), accepted_at)
+                        .await;
+                    return;
+                };
                 tracing::debug!("run started");
+                let handle = hub.engine.run(run);
+                follower.admitted(handle.canceller());
+                let events = handle.events().clone();
                 let mut kind = String::new();
                 let mut finished = None;
                 while let Ok(ev) = events.recv_async().await {
@@ -374,6 +533,10 @@ impl RunHub {
                     }
                 }
                 drop(handle);
+                drop(permit);
+                if finished.is_none() {
+                    tracing::error!("the engine ended the run's stream without a finished event");
+                }
                 hub.complete(follower, record, finished, kind, accepted_at)
                     .await;
             }
@@ -383,6 +546,29 @@ impl RunHub {
             live,
             hub: self.clone(),
         })
+    }
+
+    /// The run's permit, or `None` if it was cancelled while it waited.
+    async fn wait_turn(&self, mut ticket: Ticket, live: &LiveRun) -> Option<Permit> {
+        if let Some(p) = ticket.try_now() {
+            return Some(p);
+        }
+        self.metrics
+            .admission_queued
+            .fetch_add(1, Ordering::Relaxed);
+        let cancelled = async {
+            while !live.cancel_requested.load(Ordering::SeqCst) {
+                live.cancel_notify.notified().await;
+            }
+        };
+        let out = tokio::select! {
+            p = ticket.wait() => p,
+            () = cancelled => None,
+        };
+        self.metrics
+            .admission_queued
+            .fetch_sub(1, Ordering::Relaxed);
+        out
     }
 
     async fn complete(
@@ -404,12 +590,16 @@ impl RunHub {
             record.cpu_ms = f.cpu_ms;
             record.wall_ms = f.wall_ms;
             record.peak_memory_bytes = f.peak_memory_bytes;
-        } else {
-            tracing::error!("the engine ended the run's stream without a finished event");
         }
         self.metrics
             .run_finished(&record.status, &kind, accepted_at.elapsed().as_secs_f64());
         tracing::info!(status = %record.status, kind = %kind, cpu_ms = record.cpu_ms, wall_ms = record.wall_ms, "run finished");
+        let (store, ws) = (self.store.clone(), live.workspace);
+        let (day, cpu, wall) = (utc_day(record.started_ms), record.cpu_ms, record.wall_ms);
+        let metered = blocking(move || Ok(store.add_usage(&ws, day, cpu, wall)?)).await;
+        if let Err(e) = metered {
+            tracing::error!(error = %e, "run usage not metered");
+        }
         if let Err(e) = self.write_record(live.workspace, record).await {
             tracing::error!(error = %e, "run history not written");
         }
@@ -418,10 +608,7 @@ impl RunHub {
 
     async fn write_record(&self, ws: WorkspaceId, record: RunRecord) -> ApiResult<()> {
         let store = self.store.clone();
-        tokio::task::spawn_blocking(move || store.put_run(&ws, &record))
-            .await
-            .map_err(|e| ApiError::Internal(e.to_string()))??;
-        Ok(())
+        blocking(move || Ok(store.put_run(&ws, &record)?)).await
     }
 
     /// Close the runs history still shows as `running`, which a previous
@@ -481,6 +668,19 @@ impl RunHub {
     /// Every run started from now on, as it starts.
     pub fn announcements(&self) -> broadcast::Receiver<Arc<LiveRun>> {
         self.announce.subscribe()
+    }
+
+    /// What workspace `ws` has running and queued in admission now.
+    pub fn admission_stats(&self, ws: &WorkspaceId, now_ms: u64) -> crate::admission::LaneStats {
+        self.admission.stats(ws, now_ms)
+    }
+
+    /// Bytes of data workspace `ws` stores (measured now; blocking).
+    ///
+    /// # Errors
+    /// When the store fails.
+    pub fn stored_bytes(&self, ws: &WorkspaceId) -> ApiResult<u64> {
+        Ok(self.api.storage_meter().bytes(ws)?)
     }
 
     /// Runs accepted and not yet finished.

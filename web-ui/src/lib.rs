@@ -22,6 +22,7 @@
 //! # Ok(()) }
 //! ```
 
+pub mod admission;
 mod auth;
 mod config;
 mod counting;
@@ -80,6 +81,7 @@ impl AppState {
             store.clone(),
             metrics.clone(),
             config.run_limits.clone(),
+            config.max_active_runs,
         );
         let auth = Arc::new(Auth::new(
             config.admin_token.as_deref(),

@@ -15,7 +15,8 @@
 //! | `follow` | viewer | `run`, `from_seq`? (default 0): replay a run's events from there, then follow it live |
 //!
 //! Server → client: `{"op":"accepted","run":ID}` or `{"op":"rejected",
-//! "reason":..}` for `run`/`run_source`; `{"op":"subscribed","block":B}`;
+//! "reason":.., "error":CODE}` for `run`/`run_source` (a quota refusal
+//! adds `quota`, `limit` and `resets_at_ms`, as the HTTP 429 body does); `{"op":"subscribed","block":B}`;
 //! `{"op":"run","run":ID,"block":B,"trigger":T}` when a followed block's run
 //! starts; `{"op":"following","run":ID}`; `{"op":"cancelling","run":ID}`;
 //! and each followed run's events exactly as in the run-event contract (they
@@ -273,6 +274,20 @@ async fn reject(conn: &Conn, op: &str, reference: &Value, reason: impl std::fmt:
     reply(conn, with_ref(v, reference)).await;
 }
 
+/// A `rejected` reply carrying the error's code and, for a quota, which
+/// quota, its limit and `resets_at_ms`.
+async fn reject_error(conn: &Conn, op: &str, reference: &Value, e: &ApiError) {
+    let mut v = json!({"op": "rejected", "for": op, "reason": e.to_string()});
+    if let Value::Object(body) = e.body() {
+        for (k, x) in body {
+            if k != "message" {
+                v[k] = x;
+            }
+        }
+    }
+    reply(conn, with_ref(v, reference)).await;
+}
+
 async fn handle(conn: &Arc<Conn>, msg: &str) {
     let op: Op = match serde_json::from_str(msg) {
         Ok(op) => op,
@@ -478,7 +493,7 @@ async fn start(
             // Dropping `started` announces the run to subscribers, this
             // connection included, which already follows it.
         }
-        Err(e) => reject(conn, op, &reference, e).await,
+        Err(e) => reject_error(conn, op, &reference, &e).await,
     }
 }
 

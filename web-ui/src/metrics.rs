@@ -24,8 +24,12 @@ pub struct Metrics {
     pub ws_clients: AtomicU64,
     /// WebSocket connections closed because the client did not read.
     pub ws_slow_closes: AtomicU64,
-    /// Runs refused before starting (shutdown, limits on following).
+    /// Runs refused before starting (shutdown, quotas, limits on
+    /// following).
     pub runs_rejected: AtomicU64,
+    /// Runs waiting in admission now (their workspace at
+    /// `max_concurrent_runs`, or the server at `max_active_runs`).
+    pub admission_queued: AtomicU64,
 }
 
 impl Metrics {
@@ -105,6 +109,11 @@ impl Metrics {
                 "quire_queued_runs",
                 "Runs waiting for an engine worker or runner.",
                 g.queued_runs,
+            ),
+            (
+                "quire_admission_queued_runs",
+                "Runs waiting for their workspace's turn in admission.",
+                self.admission_queued.load(Ordering::Relaxed),
             ),
             (
                 "quire_websocket_clients",

@@ -3,6 +3,7 @@
 
 mod blocks;
 mod data;
+mod quotas;
 mod runs;
 mod schedules;
 mod webhooks;
@@ -28,6 +29,7 @@ pub(crate) fn router(state: AppState) -> Router {
         .merge(runs::routes())
         .merge(data::routes())
         .merge(schedules::routes())
+        .merge(quotas::routes())
         .merge(webhooks::api_routes())
         .fallback(|| async { ApiError::not_found("route", "this path") });
     Router::new()
@@ -197,14 +199,7 @@ pub(crate) async fn in_workspace<T: Send + 'static>(
     .await
 }
 
-/// Run a store call off the async threads.
-pub(crate) async fn blocking<T: Send + 'static>(
-    f: impl FnOnce() -> ApiResult<T> + Send + 'static,
-) -> ApiResult<T> {
-    tokio::task::spawn_blocking(f)
-        .await
-        .map_err(|e| ApiError::Internal(format!("a store task failed: {e}")))?
-}
+pub(crate) use crate::hub::blocking;
 
 #[cfg(test)]
 mod tests {
