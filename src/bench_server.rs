@@ -146,6 +146,21 @@ async fn measure(dir: &std::path::Path, clients: usize) -> anyhow::Result<Value>
     sc.secret_key = Some(quire_storage::SecretKey::random()?);
     let store = Store::open(&sc).context("bench store")?;
     let ws = store.create_workspace("bench")?;
+    // Every client runs in this one workspace: lift its quotas (and the
+    // ceilings over them) so admission does not queue the load.
+    let open = quire_storage::Quota {
+        max_concurrent_runs: 1024,
+        max_queued_runs: 100_000,
+        runs_per_minute: 1_000_000,
+        ..quire_storage::Quota::default()
+    };
+    store.put_quota_ceilings(&quire_storage::Quota {
+        max_concurrent_runs: 1024,
+        max_queued_runs: 100_000,
+        runs_per_minute: 1_000_000,
+        ..quire_storage::Quota::default_ceilings()
+    })?;
+    store.put_quota(&ws.id, &open)?;
     let token = Auth::mint(&store, Some(ws.id), Role::Editor, "bench")
         .map_err(|e| anyhow::anyhow!("{e}"))?
         .1;
@@ -161,6 +176,7 @@ async fn measure(dir: &std::path::Path, clients: usize) -> anyhow::Result<Value>
     let config = ServerConfig {
         rate_per_sec: 1e9,
         rate_burst: 1e9,
+        max_active_runs: 1024,
         ..ServerConfig::default()
     };
     let state = AppState::new(store, Arc::new(engine), api, config);

@@ -166,6 +166,13 @@ fn a_client_that_stops_reading_is_closed_while_others_run_normally() {
         ..ServerConfig::default()
     });
     let t = srv.workspace("w");
+    // Per-run CPU, wall and output come from the workspace's quota, within
+    // the server's ceilings: raise both through the API.
+    let big = json!({"cpu_ms_per_run": 20_000, "wall_ms_per_run": 60_000, "output_bytes_per_run": 64 << 20});
+    let (s, v) = srv.call("PUT", "/quota/ceilings", &srv.admin, Some(big.clone()));
+    assert_eq!(s, 200, "{v}");
+    let (s, v) = srv.call("PUT", "/workspaces/w/quota", &t.admin, Some(big));
+    assert_eq!(s, 200, "{v}");
     srv.rt.block_on(async {
         // ~25 MB of events: more than loopback socket buffers hold.
         let flood = "const line = 'x'.repeat(100); for (let i = 0; i < 200000; i++) console.log(line);";

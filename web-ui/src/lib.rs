@@ -32,6 +32,8 @@ pub mod live;
 #[cfg(test)]
 mod live_tests;
 mod metrics;
+#[cfg(test)]
+mod quota_tests;
 mod routes;
 pub mod scheduler;
 #[cfg(test)]

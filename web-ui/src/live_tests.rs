@@ -288,3 +288,37 @@ async fn a_client_that_stops_reading_is_closed_and_delays_nothing() -> anyhow::R
     );
     Ok(())
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_run_over_quota_is_rejected_naming_the_quota_and_its_reset() -> anyhow::Result<()> {
+    let f = fixture(ServerConfig::default())?;
+    let q = quire_storage::Quota {
+        runs_per_minute: 1,
+        ..quire_storage::Quota::default()
+    };
+    f.state.store.put_quota(&f.a.id, &q)?;
+    let mut c = connect(&f.state, &f.a, Role::Editor);
+    c.send(json!({"op": "run", "block": "b1", "ref": 1}));
+    let first = c.next().await;
+    assert_eq!(first["op"], "accepted", "{first}");
+    c.send(json!({"op": "run", "block": "b1", "ref": 2}));
+    let second = loop {
+        let m = c.next().await;
+        if m["ref"] == 2 {
+            break m;
+        }
+    };
+    assert_eq!(second["op"], "rejected", "{second}");
+    assert_eq!(second["error"], "quota_exceeded");
+    assert_eq!(second["quota"], "runs_per_minute");
+    assert_eq!(second["limit"], 1);
+    assert!(second["resets_at_ms"].as_u64().is_some(), "{second}");
+    assert!(
+        second["reason"]
+            .as_str()
+            .is_some_and(|r| r.contains("1 runs per minute")),
+        "{second}"
+    );
+    c.task.abort();
+    Ok(())
+}

@@ -7,7 +7,12 @@ use quire_host_api::{HostApi, HostConfig};
 use quire_storage::{BlockRecord, Document, Store, Workspace};
 use serde_json::{json, Value};
 
-use crate::{AppState, ServerConfig};
+use axum::body::Body as AxBody;
+use axum::http::{Request, StatusCode};
+use http_body_util::BodyExt;
+use tower::ServiceExt;
+
+use crate::{app, AppState, ServerConfig};
 
 pub(crate) struct Fixture {
     pub(crate) state: AppState,
@@ -66,4 +71,30 @@ pub(crate) fn fixture(config: ServerConfig) -> anyhow::Result<Fixture> {
     let api = HostApi::new(store.clone(), HostConfig::default())?;
     let state = AppState::new(store, Arc::new(engine), api, config);
     Ok(Fixture { state, a, b, b_run })
+}
+
+/// One request through the router: its status and JSON body (`null` if
+/// not JSON).
+pub(crate) async fn call(
+    state: &AppState,
+    method: &str,
+    path: &str,
+    token: Option<&str>,
+    body: Option<Value>,
+) -> anyhow::Result<(StatusCode, Value)> {
+    let mut req = Request::builder().method(method).uri(path);
+    if let Some(t) = token {
+        req = req.header("authorization", format!("Bearer {t}"));
+    }
+    let req = match body {
+        Some(b) => req
+            .header("content-type", "application/json")
+            .body(AxBody::from(b.to_string()))?,
+        None => req.body(AxBody::empty())?,
+    };
+    let resp = app(state.clone()).oneshot(req).await?;
+    let status = resp.status();
+    let bytes = resp.into_body().collect().await?.to_bytes();
+    let v = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
+    Ok((status, v))
 }

@@ -8,33 +8,9 @@ use serde_json::{json, Value};
 use tower::ServiceExt;
 
 use crate::auth::{Auth, Role};
-use crate::{app, AppState, ServerConfig};
+use crate::{app, ServerConfig};
 
-use crate::testkit::fixture;
-
-async fn call(
-    state: &AppState,
-    method: &str,
-    path: &str,
-    token: Option<&str>,
-    body: Option<Value>,
-) -> anyhow::Result<(StatusCode, Value)> {
-    let mut req = Request::builder().method(method).uri(path);
-    if let Some(t) = token {
-        req = req.header("authorization", format!("Bearer {t}"));
-    }
-    let req = match body {
-        Some(b) => req
-            .header("content-type", "application/json")
-            .body(AxBody::from(b.to_string()))?,
-        None => req.body(AxBody::empty())?,
-    };
-    let resp = app(state.clone()).oneshot(req).await?;
-    let status = resp.status();
-    let bytes = resp.into_body().collect().await?.to_bytes();
-    let v = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
-    Ok((status, v))
-}
+use crate::testkit::{call, fixture};
 
 /// (method, path after /api/v1/workspaces/{ws}, body, role needed)
 fn matrix_routes() -> Vec<(&'static str, &'static str, Option<Value>, Role)> {
@@ -105,6 +81,14 @@ fn matrix_routes() -> Vec<(&'static str, &'static str, Option<Value>, Role)> {
             Role::Admin,
         ),
         ("GET", "/schedules", None, Role::Viewer),
+        ("GET", "/quota", None, Role::Admin),
+        (
+            "PUT",
+            "/quota",
+            Some(json!({"max_concurrent_runs": 3})),
+            Role::Admin,
+        ),
+        ("GET", "/usage?days=7", None, Role::Admin),
         (
             "POST",
             "/blocks/b1/schedules",
