@@ -133,6 +133,9 @@ pub enum Only {
     Runner,
     /// 500 WebSocket clients running blocks through `quire serve`'s code.
     Server,
+    /// Workspace B's hello-world latency while workspace A floods 1,000
+    /// CPU-bound runs (admission fairness).
+    Fairness,
 }
 
 /// From `Engine::run` to the block's first log line arriving at the
@@ -218,6 +221,13 @@ pub fn run(as_json: bool, only: Option<Only>) -> anyhow::Result<()> {
             let server = crate::bench_server::run()?;
             return print(&json!({ "server": server, "machine": machine() }), as_json);
         }
+        Some(Only::Fairness) => {
+            let fairness = crate::bench_fair::run()?;
+            return print(
+                &json!({ "fairness": fairness, "machine": machine() }),
+                as_json,
+            );
+        }
         Some(Only::Host) => {
             let host = crate::bench_host::run(&engine)?;
             return print(&json!({ "host": host, "machine": machine() }), as_json);
@@ -250,6 +260,7 @@ pub fn run(as_json: bool, only: Option<Only>) -> anyhow::Result<()> {
         out["host"] = crate::bench_host::run(&engine)?;
         out["runner"] = runner_section()?;
         out["server"] = crate::bench_server::run()?;
+        out["fairness"] = crate::bench_fair::run()?;
     }
     print(&out, as_json)
 }

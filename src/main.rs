@@ -5,6 +5,7 @@
 
 #[allow(clippy::print_stdout)]
 mod bench;
+mod bench_fair;
 #[allow(clippy::print_stdout)]
 mod bench_host;
 mod bench_server;

@@ -135,7 +135,7 @@ impl TestServer {
         loop {
             let (s, v) = self.call("GET", &format!("/workspaces/{ws}/runs/{run}"), token, None);
             assert_eq!(s, 200, "{v}");
-            if v["status"] != "running" {
+            if v["status"] != "running" && v["status"] != "queued" {
                 return v;
             }
             assert!(

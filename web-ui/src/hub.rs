@@ -99,6 +99,8 @@ pub struct LiveRun {
     changed: watch::Sender<usize>,
     /// Set once the run holds an admission permit and is in the engine.
     canceller: Mutex<Option<Canceller>>,
+    /// Waiting in admission for a permit.
+    waiting: AtomicBool,
     cancel_requested: AtomicBool,
     cancel_notify: tokio::sync::Notify,
 }
@@ -156,11 +158,7 @@ impl LiveRun {
     /// Whether the run still waits for admission (its workspace is at
     /// `max_concurrent_runs`, or the server at `max_active_runs`).
     pub fn is_queued(&self) -> bool {
-        self.canceller
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .is_none()
-            && self.lock().status.is_none()
+        self.waiting.load(Ordering::SeqCst)
     }
 
     /// Wait until the run has finished (its last event is in the log).
@@ -478,6 +476,8 @@ impl RunHub {
             .as_ref()
             .map(|b| format!("{}.{}", b.id, req.lang.as_str()));
         let accepted_at = Instant::now();
+        let mut ticket = ticket;
+        let turn = ticket.try_now().ok_or(ticket);
         let (changed, _) = watch::channel(0);
         let live = Arc::new(LiveRun {
             id: id.clone(),
@@ -488,6 +488,7 @@ impl RunHub {
             log: Mutex::new(Log::default()),
             changed,
             canceller: Mutex::new(None),
+            waiting: AtomicBool::new(turn.is_err()),
             cancel_requested: AtomicBool::new(false),
             cancel_notify: tokio::sync::Notify::new(),
         });
@@ -498,7 +499,7 @@ impl RunHub {
         let span = tracing::info_span!("run", workspace = %ws, run = %id);
         tokio::spawn(
             async move {
-                let Some(permit) = hub.wait_turn(ticket, &follower).await else {
+                let Some(permit) = hub.wait_turn(turn, &follower).await else {
                     tracing::debug!("run cancelled while queued");
                     let waited = accepted_at.elapsed().as_secs_f64() * 1000.0;
                     for ev in follower.cancelled_in_queue(waited) {
@@ -549,10 +550,11 @@ impl RunHub {
     }
 
     /// The run's permit, or `None` if it was cancelled while it waited.
-    async fn wait_turn(&self, mut ticket: Ticket, live: &LiveRun) -> Option<Permit> {
-        if let Some(p) = ticket.try_now() {
-            return Some(p);
-        }
+    async fn wait_turn(&self, turn: Result<Permit, Ticket>, live: &LiveRun) -> Option<Permit> {
+        let ticket = match turn {
+            Ok(p) => return Some(p),
+            Err(t) => t,
+        };
         self.metrics
             .admission_queued
             .fetch_add(1, Ordering::Relaxed);
