@@ -273,3 +273,76 @@ test("runs a block from the keyboard: Tab to Run, Enter", async () => {
   assert.match(await p.locator(".cell.code").first().locator(".output").innerText(), /typed/);
   await p.close();
 });
+
+test("schedules and webhooks: managed under the block, and their runs appear live in the open document", async () => {
+  const { doc, block } = await docWith("Triggered", "export default function (ctx) {\n  console.log('started by ' + ctx.trigger.kind);\n  return ctx.input ?? 'no input';\n}\n");
+  const p = await page();
+  p.on("dialog", (d) => d.accept());
+  await open(p, doc);
+  const cell = p.locator(".cell.code").first();
+  await cell.getByText("Schedules and webhooks").click();
+  await cell.getByText("No schedules.").waitFor();
+  // A bad expression is refused with the server's reason.
+  await cell.getByLabel("Cron expression").fill("61 * * * *");
+  await cell.getByLabel("Time zone").fill("UTC");
+  await cell.getByRole("button", { name: "Add schedule" }).click();
+  await cell.getByRole("alert").filter({ hasText: /cron/i }).waitFor();
+  assert.equal(await cell.getByLabel("Cron expression").getAttribute("aria-invalid"), "true");
+  // Every second: its runs start on the server and stream into this cell.
+  await cell.getByLabel("Cron expression").fill("* * * * * *");
+  await cell.getByRole("button", { name: "Add schedule" }).click();
+  await cell.locator("ul.schedules li").first().waitFor();
+  assert.match(await cell.locator("ul.schedules").innerText(), /\* \* \* \* \* \* \(UTC\)/);
+  await cell.locator(".run-status").filter({ hasText: "Finished (started by schedule)" }).waitFor({ timeout: 15000 });
+  assert.match(await cell.locator(".output").innerText(), /started by schedule/);
+  const scheduled = await api("GET", `/workspaces/default/runs?block=${block}`);
+  assert.ok(scheduled.runs.some((r) => r.trigger.kind === "schedule"), JSON.stringify(scheduled.runs[0]));
+  await shot(p, "triggers");
+  // Pause, then delete.
+  await cell.getByRole("button", { name: "Pause the schedule * * * * * *" }).click();
+  await cell.locator("ul.schedules").filter({ hasText: "Paused." }).waitFor();
+  const { schedules } = await api("GET", "/workspaces/default/schedules");
+  assert.equal(schedules.find((s) => s.block === block).paused, true);
+  await cell.getByRole("button", { name: "Delete the schedule * * * * * *" }).click();
+  await cell.getByText("No schedules.").waitFor();
+  // A webhook URL is shown once; POSTing to it runs the block with the
+  // body as ctx.input, live in the open cell, and answers the result.
+  await cell.getByRole("button", { name: "Create webhook URL" }).click();
+  const url = await cell.getByLabel(/Webhook URL/).inputValue();
+  assert.match(url, /\/hooks\/[0-9a-f]+\/[0-9a-f]+$/);
+  const res = await fetch(`${url}?wait=true`, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify({ n: 5 }) });
+  assert.equal(res.status, 200);
+  assert.deepEqual((await res.json()).result, { n: 5 });
+  await cell.locator(".run-status").filter({ hasText: "Finished (started by webhook)" }).waitFor();
+  assert.match(await cell.locator(".output").innerText(), /started by webhook/);
+  await cell.locator("ul.webhooks li").first().waitFor();
+  await cell.getByRole("button", { name: /Delete webhook/ }).click();
+  await cell.getByText("No webhooks.").waitFor();
+  assert.equal((await fetch(url, { method: "POST", body: "{}" })).status, 404);
+  await p.close();
+});
+
+test("admins see usage against the quota and change it within the ceilings", async () => {
+  const p = await page();
+  await p.getByRole("link", { name: "Quota and usage" }).click();
+  await p.getByRole("heading", { name: "Usage now" }).waitFor();
+  // Earlier tests ran blocks: today's CPU and runs are metered.
+  const cpu = await p.locator("#u-cpu").getAttribute("value");
+  assert.ok(Number(cpu) > 0, `CPU meter ${cpu}`);
+  assert.match(await p.locator(".usage-row").first().innerText(), /of 3,600,000 ms/);
+  await p.getByLabel("Runs at once").fill("3");
+  await p.getByRole("button", { name: "Save quota" }).click();
+  await p.getByText("Quota saved.").waitFor();
+  assert.equal((await api("GET", "/workspaces/default/quota")).quota.max_concurrent_runs, 3);
+  assert.match(await p.locator(".usage-row").nth(2).innerText(), /of 3/);
+  // Over the server's ceiling: refused, the field marked, nothing saved.
+  await p.getByLabel("CPU time per run").fill("999999");
+  await p.getByRole("button", { name: "Save quota" }).click();
+  await p.getByRole("alert").filter({ hasText: "ceiling of 30000" }).waitFor();
+  assert.equal(await p.getByLabel("CPU time per run").getAttribute("aria-invalid"), "true");
+  assert.equal((await api("GET", "/workspaces/default/quota")).quota.cpu_ms_per_run, 1000);
+  assert.ok((await p.locator("table").last().innerText()).includes(new Date().toISOString().slice(0, 10)));
+  await shot(p, "quota");
+  await api("PUT", "/workspaces/default/quota", { max_concurrent_runs: 4 });
+  await p.close();
+});

@@ -47,6 +47,13 @@ export const paths = {
   grants: (ws, id) => `/workspaces/${enc(ws)}/blocks/${enc(id)}/grants`,
   runs: (ws, block) => `/workspaces/${enc(ws)}/runs?block=${enc(block)}&limit=20`,
   run: (ws, id) => `/workspaces/${enc(ws)}/runs/${enc(id)}`,
+  schedules: (ws) => `/workspaces/${enc(ws)}/schedules`,
+  blockSchedules: (ws, block) => `/workspaces/${enc(ws)}/blocks/${enc(block)}/schedules`,
+  schedule: (ws, id) => `/workspaces/${enc(ws)}/schedules/${enc(id)}`,
+  blockWebhooks: (ws, block) => `/workspaces/${enc(ws)}/blocks/${enc(block)}/webhooks`,
+  webhook: (ws, id) => `/workspaces/${enc(ws)}/webhooks/${enc(id)}`,
+  quota: (ws) => `/workspaces/${enc(ws)}/quota`,
+  usage: (ws, days) => `/workspaces/${enc(ws)}/usage?days=${days}`,
 };
 
 // One WebSocket per workspace. Replies are matched by `ref`; run events are
@@ -59,6 +66,7 @@ export class Live {
     this.onStatus = onStatus || (() => {});
     this.pending = new Map(); // ref -> {resolve, reject}
     this.runs = new Map(); // run -> {onEvent, nextSeq, done}
+    this.subs = new Map(); // block -> onRun(announcement)
     this.queue = [];
     this.nextRef = 1;
     this.closed = false;
@@ -75,6 +83,7 @@ export class Live {
       for (const [run, f] of this.runs) {
         if (!f.done) this.raw({ op: "follow", run, from_seq: f.nextSeq });
       }
+      for (const block of this.subs.keys()) this.raw({ op: "subscribe", block });
       for (const m of this.queue.splice(0)) sock.send(JSON.stringify(m));
     };
     sock.onmessage = (e) => this.receive(JSON.parse(e.data));
@@ -100,6 +109,14 @@ export class Live {
   }
 
   receive(m) {
+    if (m.op === "run" && m.run && !this.runs.has(m.run)) {
+      // A run of a subscribed block started elsewhere (a schedule, a
+      // webhook, another tab); the server follows it for us.
+      const onRun = this.subs.get(m.block);
+      const onEvent = onRun && onRun(m);
+      if (onEvent) this.runs.set(m.run, { onEvent, nextSeq: 0, done: false });
+      return;
+    }
     if (m.op) {
       const p = m.ref !== undefined && this.pending.get(m.ref);
       if (p) {
@@ -126,6 +143,20 @@ export class Live {
   follow(run, onEvent, alreadyFollowing = false) {
     this.runs.set(run, { onEvent, nextSeq: 0, done: false });
     if (!alreadyFollowing) this.raw({ op: "follow", run, from_seq: 0 });
+  }
+
+  // Hear of every run of `block` started anywhere: onRun(announcement)
+  // returns an event handler to follow it, or nothing to ignore it.
+  subscribe(block, onRun) {
+    const fresh = !this.subs.has(block);
+    this.subs.set(block, onRun);
+    if (fresh) this.raw({ op: "subscribe", block });
+  }
+
+  // Stop hearing of the runs of every subscribed block.
+  unsubscribeAll() {
+    for (const block of this.subs.keys()) this.raw({ op: "unsubscribe", block });
+    this.subs.clear();
   }
 
   cancel(run) {

@@ -6,6 +6,7 @@ import { h, clear } from "./dom.js";
 import { paths } from "./api.js";
 import { createEditor } from "./editor.js";
 import { Output } from "./output.js";
+import { Triggers } from "./triggers.js";
 
 export function describeGrant(g) {
   const [kind, a, ...rest] = g.split(":");
@@ -43,6 +44,7 @@ export class CodeCell {
   async load() {
     if (this.blockId) {
       this.block = await this.app.api.get(paths.block(this.app.ws, this.blockId));
+      this.app.live?.subscribe(this.blockId, (m) => this.startedElsewhere(m));
     } else {
       this.block = { id: "", name: "Inline code", source: this.inline.source, lang: this.inline.lang, grants: [], updated_ms: 0 };
     }
@@ -70,13 +72,14 @@ export class CodeCell {
     this.runStatus = h("div", { class: "run-status", role: "status", "aria-live": "polite" });
     const outEl = h("div", { class: "output", "aria-label": `Output of ${name}`, tabindex: "0" });
     this.historyEl = h("div", { class: "history", hidden: true });
+    const triggers = this.blockId ? new Triggers(this.app, this.blockId).el : "";
     clear(this.el).append(
       h("header", { class: "cell-head" },
         h("h3", {}, name),
         h("span", { class: "lang", title: "Language" }, b.lang === "ts" ? "TypeScript" : "JavaScript"),
         this.status,
         h("div", { class: "actions" }, this.runBtn, this.cancelBtn, this.histBtn, ...moves)),
-      this.grantsEl, editorEl, this.runStatus, outEl, this.historyEl);
+      this.grantsEl, editorEl, this.runStatus, outEl, this.historyEl, triggers);
     this.output = new Output(outEl);
     this.editor = createEditor(editorEl, {
       doc: b.source,
@@ -215,6 +218,25 @@ export class CodeCell {
       this.runStatus.textContent = `Not started: ${e.message}`;
       this.setRunning(false);
     }
+  }
+
+  // A run of this block started by a schedule, a webhook or another tab:
+  // show it live, unless this cell is busy with its own run.
+  startedElsewhere(m) {
+    if (this.runId) return null;
+    const by = m.trigger?.kind || "another client";
+    this.output.reset(`Run started by ${by === "manual" ? "another client" : `a ${by}`} at ${new Date().toLocaleTimeString()}`);
+    this.runStatus.textContent = `Running (started by ${by})…`;
+    this.el.classList.add("running");
+    return (ev) => {
+      this.output.event(ev);
+      if (ev.type === "error") this.runStatus.textContent = `Failed: ${ev.kind}`;
+      if (ev.type === "finished") {
+        if (ev.status === "ok") this.runStatus.textContent = `Finished (started by ${by})`;
+        this.el.classList.remove("running");
+        if (!this.historyEl.hidden) this.loadHistory();
+      }
+    };
   }
 
   onEvent(ev) {

@@ -3,6 +3,7 @@
 import { h, clear, renderText } from "./dom.js";
 import { Api, Live, paths } from "./api.js";
 import { CodeCell } from "./cell.js";
+import { showQuota } from "./quota.js";
 
 const root = document.getElementById("app");
 const TOKEN_KEY = "quire.token";
@@ -72,6 +73,7 @@ async function shell() {
     h("h2", { id: "docs-heading" }, "Documents"),
     h("ul", { id: "doc-list", "aria-labelledby": "docs-heading" }),
     app.role !== "viewer" ? h("button", { onclick: newDoc }, "New document") : null,
+    app.role === "admin" ? h("a", { id: "quota-link", href: `#/w/${encodeURIComponent(app.ws)}/quota` }, "Quota and usage") : null,
     h("p", { class: "muted who" }, `Signed in as ${app.role}${app.me.server_admin ? " (server admin)" : ""}`),
     h("button", { class: "link", onclick: signOut }, "Sign out"));
   const main = h("main", { id: "main", tabindex: "-1" });
@@ -138,6 +140,7 @@ async function openDoc(id) {
       h("dl", { class: "props" }, Object.entries(d.properties || {}).flatMap(([k, v]) => [h("dt", {}, k), h("dd", {}, String(v))]))),
     body);
   app.cells = [];
+  app.live?.unsubscribeAll();
   for (const [i, b] of d.blocks.entries()) {
     body.append(await cellFor(b, i));
   }
@@ -225,7 +228,7 @@ async function addBlock(type, lang) {
 }
 
 async function route() {
-  const m = /^#\/w\/([^/]+)(?:\/d\/(.+))?$/.exec(location.hash);
+  const m = /^#\/w\/([^/]+)(?:\/d\/(.+)|\/(quota))?$/.exec(location.hash);
   let wsName = m ? decodeURIComponent(m[1]) : null;
   if (!wsName) {
     const { workspaces: list } = await app.api.get("/workspaces");
@@ -248,6 +251,13 @@ async function route() {
     });
   }
   const docs = await loadDocList();
+  if (m[3]) {
+    app.doc = null;
+    app.cells = [];
+    app.live?.unsubscribeAll();
+    await showQuota(app, document.getElementById("main"));
+    return;
+  }
   const docId = m[2] ? decodeURIComponent(m[2]) : docs[0]?.id;
   if (docId) await openDoc(docId);
   else clear(document.getElementById("main")).append(h("p", {}, "No documents yet."));

@@ -1,0 +1,91 @@
+// The workspace's quota and usage page (admins): live usage against each
+// quota, the quota itself (editable within the server's ceilings), and
+// usage per day.
+import { h, clear } from "./dom.js";
+import { paths } from "./api.js";
+
+const MIB = 1024 * 1024;
+const FIELDS = [
+  ["max_concurrent_runs", "Runs at once", "runs"],
+  ["max_queued_runs", "Runs waiting for a slot", "runs"],
+  ["cpu_ms_per_run", "CPU time per run", "ms"],
+  ["wall_ms_per_run", "Wall-clock time per run", "ms"],
+  ["memory_bytes_per_run", "Memory per run", "bytes"],
+  ["output_bytes_per_run", "Output per run", "bytes"],
+  ["runs_per_minute", "Runs per minute", "runs"],
+  ["cpu_ms_per_day", "CPU time per day (UTC)", "ms"],
+  ["storage_bytes", "Stored data", "bytes"],
+];
+
+const num = (n) => Number(n).toLocaleString("en-US", { maximumFractionDigits: 1 });
+const bytes = (n) => (n >= MIB ? `${num(n / MIB)} MiB` : `${num(n)} bytes`);
+
+function meter(id, label, value, max, text) {
+  return h("div", { class: "usage-row" },
+    h("label", { for: id }, label),
+    h("meter", { id, min: 0, max: Math.max(max, 1), value: Math.min(value, max), high: max * 0.8, optimum: 0 }),
+    h("span", { class: "usage-text" }, text));
+}
+
+export async function showQuota(app, main) {
+  clear(main).append(h("p", { class: "muted" }, "Loading…"));
+  const [v, { days }] = await Promise.all([app.api.get(paths.quota(app.ws)), app.api.get(paths.usage(app.ws, 30))]);
+  const q = v.quota;
+  const u = v.usage;
+  const resets = new Date(u.cpu_day_resets_at_ms).toLocaleString();
+  const usage = h("section", { "aria-labelledby": "usage-h" },
+    h("h2", { id: "usage-h" }, "Usage now"),
+    meter("u-cpu", "CPU today", u.today.cpu_ms, q.cpu_ms_per_day, `${num(u.today.cpu_ms)} of ${num(q.cpu_ms_per_day)} ms (resets ${resets})`),
+    meter("u-minute", "Runs in the last minute", u.runs_last_minute, q.runs_per_minute, `${u.runs_last_minute} of ${q.runs_per_minute}`),
+    meter("u-running", "Running now", u.running, q.max_concurrent_runs, `${u.running} of ${q.max_concurrent_runs}, ${u.queued} waiting`),
+    meter("u-storage", "Stored data", u.storage_bytes, q.storage_bytes, `${bytes(u.storage_bytes)} of ${bytes(q.storage_bytes)}`),
+    h("p", { class: "muted" }, `${u.today.runs} runs today.`));
+
+  const inputs = {};
+  const err = h("p", { class: "error", role: "alert", hidden: true });
+  const ok = h("p", { class: "saved", role: "status" });
+  const rows = FIELDS.map(([f, label, unit]) => {
+    inputs[f] = h("input", { id: `q-${f}`, type: "number", min: 0, step: 1, value: q[f], "aria-describedby": `q-${f}-max` });
+    return h("tr", {},
+      h("th", { scope: "row" }, h("label", { for: `q-${f}` }, label)),
+      h("td", {}, inputs[f], ` ${unit}`),
+      h("td", { id: `q-${f}-max`, class: "muted" }, `server ceiling ${num(v.ceilings[f])}`));
+  });
+  const form = h("form", { class: "quota-form", onsubmit: async (e) => {
+    e.preventDefault();
+    err.hidden = true;
+    ok.textContent = "";
+    const change = {};
+    for (const [f] of FIELDS) {
+      inputs[f].removeAttribute("aria-invalid");
+      const n = Number(inputs[f].value);
+      if (n !== q[f]) change[f] = n;
+    }
+    try {
+      await app.api.put(paths.quota(app.ws), change);
+      await showQuota(app, main);
+      document.querySelector(".quota-form .saved").textContent = "Quota saved.";
+    } catch (e2) {
+      err.hidden = false;
+      err.textContent = e2.message;
+      const bad = inputs[e2.body?.field];
+      if (bad) {
+        bad.setAttribute("aria-invalid", "true");
+        bad.focus();
+      }
+    }
+  } },
+  h("h2", { id: "quota-h" }, "Quota"),
+  h("p", { class: "muted" }, "Limits for this workspace. Each is capped by the server admin's ceiling."),
+  h("div", { class: "table-wrap" }, h("table", { "aria-labelledby": "quota-h" }, h("tbody", {}, rows))),
+  h("button", { type: "submit", class: "primary" }, "Save quota"), ok, err);
+
+  const history = h("section", { "aria-labelledby": "days-h" },
+    h("h2", { id: "days-h" }, "Last 30 days"),
+    days.length ? h("div", { class: "table-wrap" }, h("table", {},
+      h("thead", {}, h("tr", {}, ["Day (UTC)", "Runs", "CPU", "Wall clock"].map((c) => h("th", { scope: "col" }, c)))),
+      h("tbody", {}, days.slice().reverse().map((d) => h("tr", {},
+        h("td", {}, d.date), h("td", {}, num(d.runs)), h("td", {}, `${num(d.cpu_ms)} ms`), h("td", {}, `${num(d.wall_ms)} ms`))))))
+      : h("p", { class: "muted" }, "No runs yet."));
+  clear(main).append(h("header", { class: "doc-head" }, h("h1", {}, `Quota and usage: ${app.ws}`)), usage, form, history);
+}
