@@ -31,7 +31,7 @@ use crate::bench::percentile;
 const FLOOD: usize = 1000;
 /// Hello-world runs B times in each phase.
 const SAMPLES: usize = 500;
-/// A's block: about 50 ms of CPU in QuickJS.
+/// A's block: about 120 ms of CPU in QuickJS.
 const SPIN: &str =
     "let x = 0; for (let i = 0; i < 2e6; i++) x = (x + i * 7) % 1000003; export default x";
 const HELLO: &str = "export default 'hello'";
@@ -135,6 +135,14 @@ async fn measure(dir: &std::path::Path, quota_a: Quota) -> anyhow::Result<Value>
     let a = store.create_workspace("a")?;
     let b = store.create_workspace("b")?;
     store.put_quota(&a.id, &quota_a)?;
+    // B's own rate quota is not what is measured: lift it.
+    store.put_quota(
+        &b.id,
+        &Quota {
+            runs_per_minute: 100_000,
+            ..Quota::default()
+        },
+    )?;
     store.put_block(&a.id, block("spin", SPIN))?;
     store.put_block(&b.id, block("hello", HELLO))?;
     let token = |ws| {
@@ -208,7 +216,9 @@ async fn measure(dir: &std::path::Path, quota_a: Quota) -> anyhow::Result<Value>
     }
     let accepted_all_s = flood_start.elapsed().as_secs_f64();
     let a_done_before = finished.load(Ordering::Relaxed);
+    let phase = Instant::now();
     let loaded = samples(&mut hb, SAMPLES, Duration::from_secs(30)).await?;
+    let phase_s = phase.elapsed().as_secs_f64();
     let a_done_during = finished.load(Ordering::Relaxed) - a_done_before;
     let a_left = FLOOD - finished.load(Ordering::Relaxed);
     let _ = stop_tx.send(());
@@ -221,6 +231,8 @@ async fn measure(dir: &std::path::Path, quota_a: Quota) -> anyhow::Result<Value>
         "a_runs_accepted": accepted.load(Ordering::Relaxed),
         "a_all_accepted_after_s": accepted_all_s,
         "a_runs_finished_while_b_measured": a_done_during,
+        "a_runs_per_sec_while_b_measured": a_done_during as f64 / phase_s,
+        "b_loaded_phase_s": phase_s,
         "a_runs_still_queued_or_running_after": a_left,
         "b_idle": summary(&idle),
         "b_loaded": summary(&loaded),

@@ -61,6 +61,17 @@ impl Store {
     /// listed by [`Store::interrupted_runs`] until it is recorded again
     /// with another status.
     pub fn put_run(&self, ws: &WorkspaceId, run: &RunRecord) -> Result<()> {
+        self.write_run(ws, run, false)
+    }
+
+    /// Record a finished run as [`Store::put_run`] does and, in the same
+    /// atomic write (one flush), add its CPU and wall-clock time to its
+    /// workspace's usage on the UTC day it started.
+    pub fn finish_run(&self, ws: &WorkspaceId, run: &RunRecord) -> Result<()> {
+        self.write_run(ws, run, true)
+    }
+
+    fn write_run(&self, ws: &WorkspaceId, run: &RunRecord, meter: bool) -> Result<()> {
         check_name("run id", &run.id)?;
         let key = Key::ws(ws).last(run.id.as_bytes());
         let index = run.block.as_ref().map(|b| {
@@ -71,6 +82,7 @@ impl Store {
         });
         let v = to_vec(run)?;
         let running = run.status == "running";
+        let day = crate::quotas::utc_day(run.started_ms);
         self.b.write(&mut |tx| {
             tx.put(Table::Runs, &key, &v)?;
             if running {
@@ -83,6 +95,9 @@ impl Store {
             }
             if let Some(i) = &index {
                 tx.put(Table::RunsByBlock, i, b"")?;
+            }
+            if meter {
+                crate::quotas::add_usage_in(tx, ws, day, run.cpu_ms, run.wall_ms)?;
             }
             Ok(())
         })

@@ -7,7 +7,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::backend::Table;
+use crate::backend::{Table, Tx};
 use crate::error::{corrupt, Result};
 use crate::keys::Key;
 use crate::model::WorkspaceId;
@@ -137,6 +137,28 @@ pub fn utc_day(ms: u64) -> u32 {
     u32::try_from(ms / 86_400_000).unwrap_or(u32::MAX)
 }
 
+/// Add one run's usage to day `day` of `ws` inside write `tx`.
+pub(crate) fn add_usage_in(
+    tx: &mut dyn Tx,
+    ws: &WorkspaceId,
+    day: u32,
+    cpu_ms: f64,
+    wall_ms: f64,
+) -> Result<()> {
+    let key = Key::ws(ws).last(&day.to_be_bytes());
+    let mut u: UsageDay = match tx.get(Table::Usage, &key)? {
+        Some(v) => serde_json::from_slice(&v).map_err(|e| corrupt("usage", e))?,
+        None => UsageDay {
+            day,
+            ..UsageDay::default()
+        },
+    };
+    u.runs += 1;
+    u.cpu_ms += cpu_ms.max(0.0);
+    u.wall_ms += wall_ms.max(0.0);
+    tx.put(Table::Usage, &key, &to_vec(&u)?)
+}
+
 /// Tables holding a workspace's data, counted against `storage_bytes`.
 const DATA_TABLES: [Table; 5] = [
     Table::Docs,
@@ -176,20 +198,8 @@ impl Store {
     /// Add one finished run's measured usage to day `day` of `ws`, in one
     /// atomic read-modify-write.
     pub fn add_usage(&self, ws: &WorkspaceId, day: u32, cpu_ms: f64, wall_ms: f64) -> Result<()> {
-        let key = Key::ws(ws).last(&day.to_be_bytes());
-        self.b.write(&mut |tx| {
-            let mut u: UsageDay = match tx.get(Table::Usage, &key)? {
-                Some(v) => serde_json::from_slice(&v).map_err(|e| corrupt("usage", e))?,
-                None => UsageDay {
-                    day,
-                    ..UsageDay::default()
-                },
-            };
-            u.runs += 1;
-            u.cpu_ms += cpu_ms.max(0.0);
-            u.wall_ms += wall_ms.max(0.0);
-            tx.put(Table::Usage, &key, &to_vec(&u)?)
-        })
+        self.b
+            .write(&mut |tx| add_usage_in(tx, ws, day, cpu_ms, wall_ms))
     }
 
     /// Usage of `ws` on day `day` (zeros when nothing ran).

@@ -72,7 +72,10 @@ fn runs_in_runners_keep_the_event_contract() {
     let reports = e.sandbox_reports();
     assert!(!reports.is_empty());
     for s in reports {
-        assert!(s.seccomp && s.rlimits && s.parent_death_signal, "{s:?}");
+        assert!(
+            s.seccomp && s.rlimits && s.parent_death_signal && s.niced,
+            "{s:?}"
+        );
     }
 }
 

@@ -596,14 +596,19 @@ impl RunHub {
         self.metrics
             .run_finished(&record.status, &kind, accepted_at.elapsed().as_secs_f64());
         tracing::info!(status = %record.status, kind = %kind, cpu_ms = record.cpu_ms, wall_ms = record.wall_ms, "run finished");
-        let (store, ws) = (self.store.clone(), live.workspace);
-        let (day, cpu, wall) = (utc_day(record.started_ms), record.cpu_ms, record.wall_ms);
-        let metered = blocking(move || Ok(store.add_usage(&ws, day, cpu, wall)?)).await;
-        if let Err(e) = metered {
-            tracing::error!(error = %e, "run usage not metered");
-        }
-        if let Err(e) = self.write_record(live.workspace, record).await {
-            tracing::error!(error = %e, "run history not written");
+        // A run that ran is metered with its history, in one write; one
+        // cancelled in the queue used nothing.
+        let (store, ws, ran) = (self.store.clone(), live.workspace, finished.is_some());
+        let written = blocking(move || {
+            if ran {
+                Ok(store.finish_run(&ws, &record)?)
+            } else {
+                Ok(store.put_run(&ws, &record)?)
+            }
+        })
+        .await;
+        if let Err(e) = written {
+            tracing::error!(error = %e, "run history and usage not written");
         }
         self.active().remove(&live.id);
     }

@@ -95,6 +95,10 @@ pub struct SandboxReport {
     pub rlimits: bool,
     /// The runner dies with its parent (`PR_SET_PDEATHSIG`).
     pub parent_death_signal: bool,
+    /// The runner runs below the server's CPU priority (its nice value is
+    /// set).
+    #[serde(default)]
+    pub niced: bool,
 }
 
 /// A protocol violation or a broken pipe.

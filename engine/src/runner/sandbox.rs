@@ -35,6 +35,14 @@ pub struct SandboxLimits {
     pub cpu_seconds: u64,
     /// `RLIMIT_NOFILE`: open file descriptors. Default: 16.
     pub open_files: u64,
+    /// The runner's nice value (`setpriority`; higher is lower priority).
+    /// Blocks' CPU loops then never outrank the server's own threads
+    /// (accepting requests, WebSocket writes, history), so a workspace
+    /// saturating the cores with CPU-bound runs slows other workspaces'
+    /// runs by their fair CPU share, not by the server's queueing. A
+    /// process may raise its own nice value without privileges (never
+    /// lower it). Default: 5.
+    pub nice: i32,
 }
 
 impl Default for SandboxLimits {
@@ -43,6 +51,7 @@ impl Default for SandboxLimits {
             address_space_bytes: 8 << 30,
             cpu_seconds: 3600,
             open_files: 16,
+            nice: 5,
         }
     }
 }
@@ -70,6 +79,7 @@ pub(crate) fn restrict_process(limits: &SandboxLimits) -> SandboxReport {
         }
         libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0);
         libc::prctl(libc::PR_SET_DUMPABLE, 0, 0, 0, 0);
+        report.niced = libc::setpriority(libc::PRIO_PROCESS, 0, limits.nice) == 0;
     }
     report.rlimits = set_rlimit(libc::RLIMIT_AS, limits.address_space_bytes)
         & set_rlimit(libc::RLIMIT_CPU, limits.cpu_seconds)
