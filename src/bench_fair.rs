@@ -30,7 +30,7 @@ use crate::bench::percentile;
 /// Runs A submits.
 const FLOOD: usize = 1000;
 /// Hello-world runs B times in each phase.
-const SAMPLES: usize = 500;
+const SAMPLES: usize = 1000;
 /// A's block: about 120 ms of CPU in QuickJS.
 const SPIN: &str =
     "let x = 0; for (let i = 0; i < 2e6; i++) x = (x + i * 7) % 1000003; export default x";
@@ -183,6 +183,9 @@ async fn measure(dir: &std::path::Path, quota_a: Quota) -> anyhow::Result<Value>
     for _ in 0..4 {
         timed_run(&mut ha, "spin").await?;
     }
+    // Let the pool settle (it starts warm runners to replace the two the
+    // workspaces took) before measuring the idle baseline.
+    tokio::time::sleep(Duration::from_secs(2)).await;
     let idle = samples(&mut hb, SAMPLES, Duration::from_secs(60)).await?;
 
     // A's flood: every run sent at once on one connection; a reader counts

@@ -37,6 +37,10 @@ enum Command {
         /// Enable test-only natives.
         #[arg(long)]
         test_hooks: bool,
+        /// JavaScript worker threads (the pool passes its
+        /// `threads_per_runner`).
+        #[arg(long, default_value_t = 1)]
+        threads: usize,
     },
     /// Measure start latency, throughput, memory and CPU speed, with Node.js
     /// measured side by side.
@@ -68,9 +72,13 @@ fn main() -> ExitCode {
     };
     match cli.command {
         Command::Run(args) => cli_run::run(args),
-        Command::Runner { test_hooks } => {
+        Command::Runner {
+            test_hooks,
+            threads,
+        } => {
             let code = quire_engine::runner::runner_main(quire_engine::runner::RunnerArgs {
                 test_hooks,
+                threads,
                 ..Default::default()
             });
             ExitCode::from(u8::try_from(code).unwrap_or(1))

@@ -19,6 +19,8 @@ pub struct RunnerArgs {
     pub test_hooks: bool,
     /// The process limits.
     pub limits: SandboxLimits,
+    /// JavaScript worker threads (0 means 1).
+    pub threads: usize,
 }
 
 /// Messages to the server, written by one writer thread: the block's
@@ -104,7 +106,7 @@ fn leak_module(src: String, cache: &mut HashMap<[u8; 32], &'static str>) -> Opti
 pub fn runner_main(args: RunnerArgs) -> i32 {
     let mut report = sandbox::restrict_process(&args.limits);
     let engine = match Engine::new(EngineConfig {
-        worker_threads: 2,
+        worker_threads: args.threads.max(1),
         isolate_pool_per_worker: 2,
         test_native_spin: args.test_hooks,
         ..EngineConfig::default()

@@ -42,6 +42,14 @@ pub struct RunnerConfig {
     pub max_runners: usize,
     /// Runs one runner holds at once (all of one workspace). Default: 16.
     pub runs_per_runner: usize,
+    /// JavaScript worker threads in each runner. A runner serves one
+    /// workspace, so this is how many cores one workspace's runs can use
+    /// until it has more than `runs_per_runner` runs going (then it gets
+    /// another runner). At 1, a workspace flooding the server with
+    /// CPU-bound runs takes one core and leaves the rest to the server
+    /// and other workspaces (BENCHMARKS.md, fairness); more threads give
+    /// one busy workspace more throughput at their expense. Default: 1.
+    pub threads_per_runner: usize,
     /// Runs a runner serves before it is retired. Default: 1000.
     pub runs_per_runner_life: u64,
     /// A bound runner with no runs for this long is retired, in
@@ -67,6 +75,7 @@ impl RunnerConfig {
             warm_runners: 2,
             max_runners: 8,
             runs_per_runner: 16,
+            threads_per_runner: 1,
             runs_per_runner_life: 1000,
             idle_timeout_ms: 30_000,
             max_frame_bytes: super::protocol::DEFAULT_MAX_FRAME_BYTES,
@@ -364,6 +373,8 @@ impl PoolInner {
     fn spawn_one(self: &Arc<Self>) {
         let result = Command::new(&self.config.program)
             .args(&self.config.args)
+            .arg("--threads")
+            .arg(self.config.threads_per_runner.max(1).to_string())
             .env_clear()
             .env("TZ", "UTC0")
             .current_dir("/")
