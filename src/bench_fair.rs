@@ -6,10 +6,12 @@
 //! one after another: first on an idle server, then while A's 1,000 runs
 //! are queued and running. Latency is from sending `run` to receiving the
 //! run's `finished` event. Reported: p50/p99 idle and loaded, and their
-//! ratio, in the same run. Two admission settings are compared: A under
-//! the default quota (4 runs at once, the rest queued in admission), and A
-//! allowed 1,000 runs at once (admission waves them all through to the
-//! runner pool), which shows what admission is for.
+//! ratio, in the same run. Three settings are compared: A under the
+//! default quota (4 runs at once, the rest queued in admission) with the
+//! default one JavaScript thread per runner; the same with two threads per
+//! runner (A's runs can then take both cores); and A allowed 1,000 runs at
+//! once (admission waves them all through to the runner pool), which shows
+//! what admission is for.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -39,7 +41,7 @@ const HELLO: &str = "export default 'hello'";
 type Ws =
     tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
 
-/// Both settings, one after the other.
+/// The three settings, one after the other.
 pub fn run() -> anyhow::Result<Value> {
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -54,10 +56,15 @@ pub fn run() -> anyhow::Result<Value> {
         max_concurrent_runs: FLOOD as u32,
         ..fair
     };
-    for (name, quota_a) in [("default_quota", fair), ("a_unlimited", unfair)] {
+    let settings = [
+        ("default_quota", fair, 1),
+        ("default_quota_two_threads", fair, 2),
+        ("a_unlimited", unfair, 1),
+    ];
+    for (name, quota_a, threads) in settings {
         let dir =
             std::env::temp_dir().join(format!("quire-bench-fair-{}-{name}", std::process::id()));
-        let r = rt.block_on(measure(&dir, quota_a));
+        let r = rt.block_on(measure(&dir, quota_a, threads));
         let _ = std::fs::remove_dir_all(&dir);
         out[name] = r?;
     }
@@ -122,7 +129,7 @@ fn summary(v: &[f64]) -> Value {
     })
 }
 
-async fn measure(dir: &std::path::Path, quota_a: Quota) -> anyhow::Result<Value> {
+async fn measure(dir: &std::path::Path, quota_a: Quota, threads: usize) -> anyhow::Result<Value> {
     let mut sc = StoreConfig::new(dir);
     sc.secret_key = Some(quire_storage::SecretKey::random()?);
     let store = Store::open(&sc).context("bench store")?;
@@ -151,7 +158,8 @@ async fn measure(dir: &std::path::Path, quota_a: Quota) -> anyhow::Result<Value>
             .map_err(|e| anyhow::anyhow!("{e}"))
     };
     let (ta, tb) = (token(a.id)?, token(b.id)?);
-    let runner = RunnerConfig::new(std::env::current_exe()?, vec!["__runner".into()]);
+    let mut runner = RunnerConfig::new(std::env::current_exe()?, vec!["__runner".into()]);
+    runner.threads_per_runner = threads;
     let engine = Engine::new(EngineConfig {
         isolation: Isolation::Runners(runner),
         ..EngineConfig::default()
@@ -230,6 +238,7 @@ async fn measure(dir: &std::path::Path, quota_a: Quota) -> anyhow::Result<Value>
     let ratio = percentile(&loaded, 0.99) / percentile(&idle, 0.99).max(1e-9);
     Ok(json!({
         "a_max_concurrent_runs": quota_a.max_concurrent_runs,
+        "threads_per_runner": threads,
         "a_runs_submitted": FLOOD,
         "a_runs_accepted": accepted.load(Ordering::Relaxed),
         "a_all_accepted_after_s": accepted_all_s,

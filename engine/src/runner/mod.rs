@@ -9,6 +9,7 @@
 
 mod child;
 pub(crate) mod pool;
+mod procfs;
 pub mod protocol;
 mod sandbox;
 

@@ -22,7 +22,9 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, Weak};
 use std::time::{Duration, Instant};
 
+use super::procfs;
 use super::protocol::{read_frame, write_frame, FromRunner, SandboxReport, ToRunner};
+use super::sandbox::SandboxLimits;
 use crate::control::{RunControl, StopReason};
 use crate::event::{ErrorInfo, ErrorKind, EventBody};
 use crate::host::{CallContext, HostCall, HostError, HostHandle, HostReply};
@@ -64,6 +66,20 @@ pub struct RunnerConfig {
     /// How long a new runner may take to report ready, in milliseconds.
     /// Default: 10,000.
     pub start_timeout_ms: u64,
+    /// The nice value a runner gets while it is CPU-bound: when its
+    /// threads used more than half a core over the last
+    /// `busy_window_ms`, measured by the kernel
+    /// (`/proc`). Runners start at nice 5; one workspace's CPU loops then
+    /// rank below every light runner's short runs (another workspace's
+    /// hello-world waits for a core a fraction as long), and cost nothing
+    /// when nothing else wants the core. Going back to 5 when the runner
+    /// turns light needs `CAP_SYS_NICE`; without it a runner stays at this
+    /// value until retired. `None` leaves priorities alone. Default:
+    /// `Some(15)`.
+    pub busy_nice: Option<i32>,
+    /// The window over which a runner's CPU share is measured for
+    /// `busy_nice`, in milliseconds. Default: 100.
+    pub busy_window_ms: u64,
 }
 
 impl RunnerConfig {
@@ -81,6 +97,8 @@ impl RunnerConfig {
             max_frame_bytes: super::protocol::DEFAULT_MAX_FRAME_BYTES,
             kill_grace_ms: 500,
             start_timeout_ms: 10_000,
+            busy_nice: Some(15),
+            busy_window_ms: 100,
         }
     }
 }
@@ -109,6 +127,11 @@ struct Runner {
     served: AtomicU64,
     idle_since: Mutex<Instant>,
     sandbox: Mutex<Option<SandboxReport>>,
+    pid: u32,
+    /// The last CPU reading for `busy_nice`: when, and the total then.
+    cpu_seen: Mutex<Option<(Instant, Duration)>>,
+    /// The runner has `busy_nice` now.
+    busy: AtomicBool,
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -412,7 +435,11 @@ impl PoolInner {
             lock(&self.state).starting -= 1;
             return;
         };
+        let pid = child.id();
         let runner = Arc::new(Runner {
+            pid,
+            cpu_seen: Mutex::new(None),
+            busy: AtomicBool::new(false),
             id: self.next_id.fetch_add(1, Ordering::Relaxed),
             child: Mutex::new(child),
             stdin: Mutex::new(stdin),
@@ -654,6 +681,41 @@ impl PoolInner {
     }
 }
 
+impl PoolInner {
+    /// Give a CPU-bound runner `busy_nice`, and a light one its start
+    /// value back (see [`RunnerConfig::busy_nice`]).
+    fn prioritize(&self, r: &Runner, now: Instant) {
+        let Some(busy_nice) = self.config.busy_nice else {
+            return;
+        };
+        let window = Duration::from_millis(self.config.busy_window_ms.max(10));
+        let mut seen = lock(&r.cpu_seen);
+        if seen.is_some_and(|(t, _)| now.duration_since(t) < window) {
+            return;
+        }
+        let Some(cpu) = procfs::cpu_time(r.pid) else {
+            return;
+        };
+        let last = seen.replace((now, cpu));
+        drop(seen);
+        let Some((t, before)) = last else { return };
+        let share = cpu.saturating_sub(before).as_secs_f64() / now.duration_since(t).as_secs_f64();
+        let busy = r.busy.load(Ordering::Relaxed);
+        if !busy && share > 0.5 {
+            if procfs::set_nice(r.pid, busy_nice) {
+                r.busy.store(true, Ordering::Relaxed);
+                tracing::debug!(
+                    runner = r.id,
+                    share,
+                    "runner is CPU-bound: lowered its priority"
+                );
+            }
+        } else if busy && share < 0.2 && procfs::set_nice(r.pid, SandboxLimits::default().nice) {
+            r.busy.store(false, Ordering::Relaxed);
+        }
+    }
+}
+
 /// Bytes of a runner's stderr passed on to the server's log over its life;
 /// the rest is read and dropped (a compromised runner must not flood the
 /// log, nor block on a full pipe).
@@ -738,6 +800,7 @@ fn monitor(weak: Weak<PoolInner>) {
                 inner.bury(&r, "it overstayed a run's deadline and was killed");
                 continue;
             }
+            inner.prioritize(&r, now);
             let idle = lock(&r.runs).is_empty() && lock(&r.workspace).is_some();
             let worn = r.served.load(Ordering::Relaxed) >= inner.config.runs_per_runner_life;
             if idle
