@@ -7,8 +7,8 @@ use anyhow::{bail, Context as _};
 use clap::{Args, ValueEnum};
 use quire_engine::runner::RunnerConfig;
 use quire_engine::{
-    Engine, EngineConfig, ErrorKind, EventBody, Isolation, Lang, Limits, LogLevel, RunRequest,
-    RunStatus,
+    Engine, EngineConfig, EngineKind, ErrorKind, EventBody, Isolation, Lang, Limits, LogLevel,
+    RunRequest, RunStatus,
 };
 use quire_host_api::{Grants, HostApi, HostConfig};
 use quire_storage::{RunRecord, Store, StoreConfig};
@@ -67,6 +67,10 @@ pub struct RunArgs {
     /// Memory limit in MiB.
     #[arg(long, default_value_t = 64, value_parser = clap::value_parser!(u64).range(1..=65536))]
     pub memory_mb: u64,
+    /// The deno binary for `--engine v8` (default: `QUIRE_DENO`, then
+    /// `engine/runners/deno/node_modules/...` after `npm ci` there).
+    #[arg(long, value_name = "PATH")]
+    pub deno: Option<std::path::PathBuf>,
 }
 
 /// Run the command; exit 0 ok, 1 block failed, 2 usage or engine error.
@@ -82,9 +86,6 @@ pub fn run(args: RunArgs) -> ExitCode {
 }
 
 fn request(args: &RunArgs) -> anyhow::Result<RunRequest> {
-    if args.engine == EngineChoice::V8 {
-        bail!("the V8 engine is not available in this build (it arrives with pooled Deno runners); use --engine quickjs");
-    }
     let path = &args.file;
     let source = std::fs::read(path)
         .with_context(|| format!("cannot read block file {}", path.display()))?;
@@ -105,7 +106,13 @@ fn request(args: &RunArgs) -> anyhow::Result<RunRequest> {
         .file_name()
         .map(|f| f.to_string_lossy().into_owned())
         .unwrap_or_else(|| "block.js".into());
-    let mut req = RunRequest::new(source, Lang::from_path(&filename)).with_input(input);
+    let engine = match args.engine {
+        EngineChoice::Quickjs => EngineKind::Quickjs,
+        EngineChoice::V8 => EngineKind::V8,
+    };
+    let mut req = RunRequest::new(source, Lang::from_path(&filename))
+        .with_input(input)
+        .with_engine(engine);
     req.filename = Some(filename);
     req.workspace = Some(args.workspace.clone());
     req.limits = Some(Limits {
@@ -200,13 +207,27 @@ fn execute(args: &RunArgs) -> anyhow::Result<bool> {
             Isolation::Runners(rc)
         }
     };
+    let v8 = match args.engine {
+        EngineChoice::V8 => {
+            let mut v = crate::v8paths::v8_config(args.deno.clone())?;
+            v.warm_runners = 1;
+            Some(v)
+        }
+        EngineChoice::Quickjs => None,
+    };
     let engine = Engine::new(EngineConfig {
         worker_threads: 1,
         isolate_pool_per_worker: 1,
         isolation,
+        v8,
         ..EngineConfig::default()
     })
     .context("could not start the engine")?;
+    if args.engine == EngineChoice::V8 {
+        if let Err(why) = engine.v8_status() {
+            bail!("{why}");
+        }
+    }
     let handle = engine.run(req);
     let stdout = std::io::stdout();
     let stderr = std::io::stderr();

@@ -12,6 +12,7 @@ mod bench_server;
 mod cli_run;
 mod samples;
 mod serve;
+mod v8paths;
 
 use std::process::ExitCode;
 
@@ -41,6 +42,23 @@ enum Command {
         /// `threads_per_runner`).
         #[arg(long, default_value_t = 1)]
         threads: usize,
+    },
+    /// A sandboxed V8 runner: sandbox, then exec deno (started by the
+    /// server, not by people).
+    #[command(name = "__v8-runner", hide = true)]
+    V8Runner {
+        /// The deno binary.
+        #[arg(long)]
+        deno: std::path::PathBuf,
+        /// The runner script.
+        #[arg(long)]
+        script: std::path::PathBuf,
+        /// V8 heap limit in MiB.
+        #[arg(long, default_value_t = 512)]
+        heap_mb: u64,
+        /// V8 stack limit in KiB.
+        #[arg(long, default_value_t = 984)]
+        stack_kb: u64,
     },
     /// Measure start latency, throughput, memory and CPU speed, with Node.js
     /// measured side by side.
@@ -80,6 +98,20 @@ fn main() -> ExitCode {
                 test_hooks,
                 threads,
                 ..Default::default()
+            });
+            ExitCode::from(u8::try_from(code).unwrap_or(1))
+        }
+        Command::V8Runner {
+            deno,
+            script,
+            heap_mb,
+            stack_kb,
+        } => {
+            let code = quire_engine::v8::launch_main(quire_engine::v8::LaunchArgs {
+                deno,
+                script,
+                heap_mb,
+                stack_kb,
             });
             ExitCode::from(u8::try_from(code).unwrap_or(1))
         }

@@ -66,7 +66,7 @@ impl LineMap {
     }
 }
 
-fn line_col(source: &str, offset: usize) -> (u32, u32) {
+pub(crate) fn line_col(source: &str, offset: usize) -> (u32, u32) {
     let offset = offset.min(source.len());
     let before = source.get(..offset).unwrap_or(source);
     let line = before.matches('\n').count() as u32 + 1;

@@ -115,6 +115,10 @@ pub struct EngineConfig {
     /// Where isolates run: in this process, or in sandboxed runner
     /// processes. Default: in this process.
     pub isolation: Isolation,
+    /// The V8 engine (pooled deno processes), for requests with
+    /// `engine: V8`. `None`: such runs fail with an error saying V8 is not
+    /// configured. Default: `None`.
+    pub v8: Option<crate::v8::V8Config>,
     /// Test-only: give blocks a global `__quire_test_native_spin(ms)` that
     /// spins in Rust without polling the interrupt handler, standing in for
     /// a QuickJS built-in that runs long stretches of C. Never enable in
@@ -137,6 +141,7 @@ impl Default for EngineConfig {
             watchdog_interval_ms: 5,
             default_limits: Limits::default(),
             isolation: Isolation::InProcess,
+            v8: None,
             test_native_spin: false,
         }
     }

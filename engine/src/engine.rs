@@ -26,6 +26,8 @@ pub struct Engine {
     shared: Arc<Shared>,
     /// Runner processes, when isolation is [`crate::Isolation::Runners`].
     pool: Option<crate::runner::pool::Pool>,
+    /// The V8 pool, or why there is none.
+    v8: Result<crate::runner::pool::Pool, String>,
 }
 
 impl std::fmt::Debug for Engine {
@@ -78,6 +80,14 @@ impl Engine {
         }
         prelude_bytecode()?;
         crate::isolate::extras_bytecode()?;
+        let v8 = match &config.v8 {
+            None => Err("the V8 engine is not configured in this process".to_string()),
+            Some(v) => match v.check() {
+                Err(e) => Err(e),
+                Ok(()) => crate::runner::pool::Pool::new(v.runner_config()?)
+                    .map_err(|e| format!("the V8 engine could not start: {e}")),
+            },
+        };
         let shared = Shared::new(config);
         if let crate::Isolation::Runners(rc) = &shared.config.isolation {
             // Runs go to runner processes; no local workers.
@@ -85,6 +95,7 @@ impl Engine {
             return Ok(Self {
                 shared,
                 pool: Some(pool),
+                v8,
             });
         }
         for _ in 0..shared.config.worker_threads {
@@ -94,7 +105,11 @@ impl Engine {
         std::thread::Builder::new()
             .name("quire-watchdog".into())
             .spawn(move || watchdog(weak))?;
-        Ok(Self { shared, pool: None })
+        Ok(Self {
+            shared,
+            pool: None,
+            v8,
+        })
     }
 
     /// The configuration the engine runs with.
@@ -128,6 +143,23 @@ impl Engine {
             outcome: orx,
             control: control.clone(),
         };
+        if request.engine == crate::EngineKind::V8 {
+            match &self.v8 {
+                Ok(pool) => pool.submit(Job {
+                    request,
+                    control: control.clone(),
+                }),
+                Err(why) => {
+                    control.begin();
+                    control.finish(
+                        Some(ErrorInfo::new(ErrorKind::Internal, why.clone())),
+                        std::time::Duration::ZERO,
+                        0,
+                    );
+                }
+            }
+            return handle;
+        }
         if let Some(pool) = &self.pool {
             pool.submit(Job {
                 request,
@@ -167,6 +199,19 @@ impl Engine {
             isolate_bytes_leaked: crate::isolate::LEAKED_BYTES
                 .load(std::sync::atomic::Ordering::Relaxed),
         }
+    }
+
+    /// Whether runs with `engine: V8` can run here; the error says why not
+    /// (naming the install command when deno is missing).
+    pub fn v8_status(&self) -> Result<(), String> {
+        self.v8.as_ref().map(|_| ()).map_err(Clone::clone)
+    }
+
+    /// The sandbox report of every ready V8 runner.
+    pub fn v8_sandbox_reports(&self) -> Vec<crate::runner::protocol::SandboxReport> {
+        self.v8
+            .as_ref()
+            .map_or_else(|_| Vec::new(), |p| p.sandbox_reports())
     }
 
     /// What the sandbox of each ready runner process put in place (empty

@@ -54,6 +54,7 @@ mod request;
 mod run;
 pub mod runner;
 mod serialize;
+pub mod v8;
 mod worker;
 
 pub use config::{EngineConfig, Isolation, Limits};
@@ -64,4 +65,5 @@ pub use event::{ErrorInfo, ErrorKind, EventBody, Finished, LogLevel, RunEvent, R
 pub use flume;
 pub use host::{CallContext, Host, HostCall, HostError, HostHandle, HostReply, HostResult};
 pub use isolate::HOST_MODULE;
-pub use request::{Lang, RunRequest};
+pub use request::{EngineKind, Lang, RunRequest};
+pub use v8::V8Config;

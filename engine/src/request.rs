@@ -37,6 +37,36 @@ impl Lang {
     }
 }
 
+/// Which JavaScript engine runs a block.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum EngineKind {
+    /// QuickJS-ng: fastest to start, smallest isolates. The default.
+    #[default]
+    Quickjs,
+    /// V8 (in pooled deno processes): a JIT, ~20x faster on CPU-heavy code.
+    V8,
+}
+
+impl EngineKind {
+    /// `quickjs` or `v8`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Quickjs => "quickjs",
+            Self::V8 => "v8",
+        }
+    }
+
+    /// Parse `quickjs` or `v8`.
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "quickjs" => Some(Self::Quickjs),
+            "v8" => Some(Self::V8),
+            _ => None,
+        }
+    }
+}
+
 /// One run: a block's source and everything it receives in `ctx`.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct RunRequest {
@@ -67,6 +97,9 @@ pub struct RunRequest {
     /// The run id to use; `None` generates a random one.
     #[serde(default)]
     pub run_id: Option<String>,
+    /// The engine that runs it. Default: QuickJS.
+    #[serde(default)]
+    pub engine: EngineKind,
     /// The host API this run may call (the `quire` module and `fetch`).
     /// `None`: every host call is denied. Not serialized: a host is live
     /// state, rebuilt per run by the embedder.
@@ -109,6 +142,7 @@ impl RunRequest {
             workspace: None,
             limits: None,
             run_id: None,
+            engine: EngineKind::Quickjs,
             host: None,
             tap: None,
         }
@@ -117,6 +151,12 @@ impl RunRequest {
     /// Set the limits.
     pub fn with_limits(mut self, limits: Limits) -> Self {
         self.limits = Some(limits);
+        self
+    }
+
+    /// Choose the engine.
+    pub fn with_engine(mut self, engine: EngineKind) -> Self {
+        self.engine = engine;
         self
     }
 

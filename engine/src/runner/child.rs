@@ -172,10 +172,12 @@ fn serve(engine: &Engine, out: &Out) {
             Ok(None) | Err(_) => return,
         };
         match msg {
+            ToRunner::Prelude { .. } => {}
             ToRunner::Start {
                 run,
                 request,
                 host_module,
+                ..
             } => {
                 let mut request = *request;
                 request.run_id = Some(run.clone());

@@ -30,9 +30,23 @@ use crate::event::{ErrorInfo, ErrorKind, EventBody};
 use crate::host::{CallContext, HostCall, HostError, HostHandle, HostReply};
 use crate::worker::{Job, Waker};
 
+/// Which engine a pool's runner processes run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum RunnerKind {
+    /// `quire __runner`: QuickJS, several runs per process, limits enforced
+    /// inside the runner (and checked here).
+    #[default]
+    QuickJs,
+    /// A deno process through `quire __v8-runner`: one run per process,
+    /// CPU, memory and deadlines enforced here from `/proc`, by killing it.
+    V8,
+}
+
 /// How the server runs runner processes.
 #[derive(Debug, Clone)]
 pub struct RunnerConfig {
+    /// The engine in the runners. Default: QuickJS.
+    pub kind: RunnerKind,
     /// The runner executable (the `quire` binary).
     pub program: PathBuf,
     /// Its arguments (e.g. `["__runner"]`).
@@ -86,6 +100,7 @@ impl RunnerConfig {
     /// Defaults for runners started as `program args...`.
     pub fn new(program: impl Into<PathBuf>, args: Vec<String>) -> Self {
         Self {
+            kind: RunnerKind::QuickJs,
             program: program.into(),
             args,
             warm_runners: 2,
@@ -110,6 +125,11 @@ struct Remote {
     error: Option<ErrorInfo>,
     started: bool,
     calls: u32,
+    /// V8 runs: the runner's CPU time and resident bytes when the run
+    /// started, and its position map (TypeScript).
+    base: Option<(Duration, u64)>,
+    map: Option<Arc<crate::compile::LineMap>>,
+    filename: String,
 }
 
 struct Runner {
@@ -132,6 +152,10 @@ struct Runner {
     cpu_seen: Mutex<Option<(Instant, Duration)>>,
     /// The runner has `busy_nice` now.
     busy: AtomicBool,
+    /// Its stderr said V8 ran out of memory.
+    oom: Arc<AtomicBool>,
+    /// Disconnects when its stderr is closed (all of it has been read).
+    stderr_done: Mutex<Option<flume::Receiver<()>>>,
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -182,6 +206,8 @@ pub(crate) struct PoolInner {
     pub(crate) lost: AtomicU64,
     /// Runners in a row that died before reporting ready.
     failed_starts: AtomicU64,
+    /// V8 pools: each submitted run's prepared source, until it starts.
+    v8_prepared: Mutex<HashMap<String, crate::v8::prepare::V8Source>>,
 }
 
 /// The runner pool.
@@ -202,6 +228,7 @@ impl Pool {
             next_id: AtomicU64::new(1),
             lost: AtomicU64::new(0),
             failed_starts: AtomicU64::new(0),
+            v8_prepared: Mutex::new(HashMap::new()),
         });
         // Runners are spawned from one long-lived thread: a runner's
         // parent-death signal fires when the thread that spawned it exits.
@@ -223,6 +250,29 @@ impl Pool {
     }
 
     pub(crate) fn submit(&self, job: Job) {
+        if self.inner.config.kind == RunnerKind::V8 {
+            let r = &job.request;
+            match crate::v8::prepare::prepare(r.lang, &r.filename(), &r.source, r.host.is_some()) {
+                Ok(p) => {
+                    lock(&self.inner.v8_prepared).insert(job.control.id.clone(), p);
+                }
+                Err(rej) => {
+                    let c = job.control;
+                    c.begin();
+                    c.emit(EventBody::Started);
+                    let kind = if rej.syntax {
+                        ErrorKind::Syntax
+                    } else {
+                        ErrorKind::Exception
+                    };
+                    let mut e = ErrorInfo::new(kind, rej.error.message);
+                    e.line = rej.error.line;
+                    e.column = rej.error.column;
+                    c.finish(Some(e), Duration::ZERO, 0);
+                    return;
+                }
+            }
+        }
         lock(&self.inner.state).queue.push_back(job);
         self.inner.pump();
     }
@@ -306,6 +356,9 @@ impl PoolInner {
                             error: None,
                             started: false,
                             calls: 0,
+                            base: None,
+                            map: None,
+                            filename: job.request.filename(),
                         },
                     );
                     assigned.push((r, job));
@@ -354,8 +407,25 @@ impl PoolInner {
     }
 
     fn start_on(self: &Arc<Self>, r: &Arc<Runner>, job: Job) {
-        let Job { request, control } = job;
+        let Job {
+            mut request,
+            control,
+        } = job;
         control.begin();
+        let mut v8 = None;
+        if self.config.kind == RunnerKind::V8 {
+            if let Some(p) = lock(&self.v8_prepared).remove(&control.id) {
+                request.source = p.js;
+                v8 = Some(super::protocol::V8Start {
+                    quire_spans: p.quire_spans,
+                });
+                let base = procfs::cpu_time(r.pid).zip(procfs::memory(r.pid).map(|m| m.0));
+                if let Some(remote) = lock(&r.runs).get_mut(&control.id) {
+                    remote.base = base;
+                    remote.map = p.map.map(Arc::new);
+                }
+            }
+        }
         let (wc, wr) = (Arc::downgrade(&control), Arc::downgrade(r));
         let run = control.id.clone();
         let cancel_sent = AtomicBool::new(false);
@@ -383,6 +453,7 @@ impl PoolInner {
             run: control.id.clone(),
             request: Box::new(request),
             host_module,
+            v8,
         };
         if !r.send(&msg) {
             tracing::warn!(runner = r.id, "could not hand a run to its runner");
@@ -394,10 +465,13 @@ impl PoolInner {
     }
 
     fn spawn_one(self: &Arc<Self>) {
-        let result = Command::new(&self.config.program)
-            .args(&self.config.args)
-            .arg("--threads")
-            .arg(self.config.threads_per_runner.max(1).to_string())
+        let mut cmd = Command::new(&self.config.program);
+        cmd.args(&self.config.args);
+        if self.config.kind == RunnerKind::QuickJs {
+            cmd.arg("--threads")
+                .arg(self.config.threads_per_runner.max(1).to_string());
+        }
+        let result = cmd
             .env_clear()
             .env("TZ", "UTC0")
             .current_dir("/")
@@ -425,18 +499,26 @@ impl PoolInner {
                 return;
             }
         };
-        if let Some(err) = child.stderr.take() {
-            let _ = std::thread::Builder::new()
-                .name("quire-runner-stderr".into())
-                .spawn(move || drain_stderr(err));
-        }
         let (Some(stdin), Some(stdout)) = (child.stdin.take(), child.stdout.take()) else {
             let _ = child.kill();
             lock(&self.state).starting -= 1;
             return;
         };
         let pid = child.id();
+        let oom = Arc::new(AtomicBool::new(false));
+        let (done_tx, done_rx) = flume::bounded::<()>(0);
+        if let Some(err) = child.stderr.take() {
+            let oom = oom.clone();
+            let _ = std::thread::Builder::new()
+                .name("quire-runner-stderr".into())
+                .spawn(move || {
+                    drain_stderr(err, &oom);
+                    drop(done_tx);
+                });
+        }
         let runner = Arc::new(Runner {
+            oom,
+            stderr_done: Mutex::new(Some(done_rx)),
             pid,
             cpu_seen: Mutex::new(None),
             busy: AtomicBool::new(false),
@@ -499,6 +581,13 @@ impl PoolInner {
                     "runner ready"
                 );
                 *lock(&r.sandbox) = Some(sandbox);
+                if self.config.kind == RunnerKind::V8 {
+                    let (core, extras) = crate::v8::prelude_sources();
+                    r.send(&ToRunner::Prelude {
+                        core: core.into(),
+                        extras: extras.into(),
+                    });
+                }
                 self.failed_starts.store(0, Ordering::Relaxed);
                 self.pump();
                 Ok(())
@@ -604,7 +693,27 @@ impl PoolInner {
                     c.wake();
                 }
             }
-            EventBody::Error(e) => remote.error = Some(e),
+            EventBody::Error(mut e) => {
+                if self.config.kind == RunnerKind::V8 {
+                    // Limits the runner noticed first: the server's record
+                    // words them, exactly as for QuickJS.
+                    match (e.kind, e.message.as_str()) {
+                        (ErrorKind::OutputLimit, "events") => {
+                            c.stop(StopReason::OutputEvents);
+                        }
+                        (ErrorKind::OutputLimit, _) => {
+                            c.stop(StopReason::Output);
+                        }
+                        (ErrorKind::WallLimit, "deadlock") => {
+                            c.stop(StopReason::Deadlock);
+                        }
+                        _ => {
+                            crate::v8::locate_error(&mut e, &remote.filename, remote.map.as_deref())
+                        }
+                    }
+                }
+                remote.error = Some(e);
+            }
             EventBody::Finished(f) => {
                 let remote = runs.remove(run);
                 let idle = runs.is_empty();
@@ -612,13 +721,24 @@ impl PoolInner {
                 if idle {
                     *lock(&r.idle_since) = Instant::now();
                 }
-                let error = c.stop_error().or(remote.and_then(|x| x.error));
-                let cpu = if f.cpu_ms.is_finite() && f.cpu_ms >= 0.0 {
+                let mut cpu = if f.cpu_ms.is_finite() && f.cpu_ms >= 0.0 {
                     Duration::from_secs_f64(f.cpu_ms / 1000.0)
                 } else {
                     Duration::ZERO
                 };
-                c.finish(error, cpu, f.peak_memory_bytes);
+                let mut peak = f.peak_memory_bytes;
+                if self.config.kind == RunnerKind::V8 {
+                    // The kernel's figures, not the runner's; its one run
+                    // is over, so its exit is expected.
+                    r.retired.store(true, Ordering::Release);
+                    if let Some((cpu0, rss0)) = remote.as_ref().and_then(|x| x.base) {
+                        cpu = procfs::cpu_time(r.pid)
+                            .map_or(Duration::ZERO, |t| t.saturating_sub(cpu0));
+                        peak = procfs::memory(r.pid).map_or(0, |m| m.1.saturating_sub(rss0));
+                    }
+                }
+                let error = c.stop_error().or(remote.and_then(|x| x.error));
+                c.finish(error, cpu, peak);
                 self.pump();
             }
         }
@@ -633,20 +753,34 @@ impl PoolInner {
         r.dead.store(true, Ordering::Release);
         r.kill();
         let status = lock(&r.child).wait().ok();
+        if let Some(done) = lock(&r.stderr_done).take() {
+            // Let the stderr reader finish: V8 says "out of memory" there.
+            let _ = done.recv_timeout(Duration::from_millis(200));
+        }
+        if r.oom.load(Ordering::Acquire) {
+            for remote in lock(&r.runs).values() {
+                remote.control.stop(StopReason::Memory);
+            }
+        }
         let cause = match status {
             Some(s) => describe_status(s),
             None => "its exit status is unknown".into(),
         };
         lock(&self.state).runners.retain(|x| !Arc::ptr_eq(x, r));
         let runs: Vec<Remote> = lock(&r.runs).drain().map(|(_, v)| v).collect();
-        let quiet = runs.is_empty()
-            && (r.retired.load(Ordering::Acquire) || self.shutdown.load(Ordering::Acquire));
+        // A V8 runner is killed to end a run that hit a limit or was
+        // cancelled: that is how its runs end, not a loss.
+        let ended_on_purpose = self.config.kind == RunnerKind::V8
+            && runs.iter().all(|x| x.control.stop_reason().is_some());
+        let quiet = (runs.is_empty()
+            && (r.retired.load(Ordering::Acquire) || self.shutdown.load(Ordering::Acquire)))
+            || (ended_on_purpose && !runs.is_empty());
         if quiet {
             tracing::debug!(runner = r.id, "runner retired");
         } else {
             tracing::warn!(runner = r.id, why, cause = %cause, runs = runs.len(), "runner ended");
         }
-        if !runs.is_empty() {
+        if !runs.is_empty() && !ended_on_purpose {
             self.lost.fetch_add(1, Ordering::Relaxed);
         }
         if !r.ready.load(Ordering::Acquire) && !self.shutdown.load(Ordering::Acquire) {
@@ -682,6 +816,35 @@ impl PoolInner {
 }
 
 impl PoolInner {
+    /// A V8 runner's run against its CPU and memory limits, from the
+    /// kernel's counts (the monitor then kills the runner: its grace is 0).
+    fn v8_limits(&self, r: &Runner) {
+        let runs = lock(&r.runs);
+        for remote in runs.values() {
+            let Some((cpu0, rss0)) = remote.base else {
+                continue;
+            };
+            let c = &remote.control;
+            if c.stop_reason().is_some() {
+                continue;
+            }
+            let cpu = procfs::cpu_time(r.pid).map_or(Duration::ZERO, |t| t.saturating_sub(cpu0));
+            c.cpu_used_ns
+                .store(cpu.as_nanos() as u64, Ordering::Relaxed);
+            if cpu >= c.limits.cpu_time() {
+                c.stop(StopReason::Cpu);
+                continue;
+            }
+            if let Some((rss, hwm)) = procfs::memory(r.pid) {
+                c.peak_memory
+                    .store(hwm.saturating_sub(rss0), Ordering::Relaxed);
+                if rss.saturating_sub(rss0) > c.limits.memory_bytes {
+                    c.stop(StopReason::Memory);
+                }
+            }
+        }
+    }
+
     /// Give a CPU-bound runner `busy_nice`, and a light one its start
     /// value back (see [`RunnerConfig::busy_nice`]).
     fn prioritize(&self, r: &Runner, now: Instant) {
@@ -724,7 +887,7 @@ const STDERR_BUDGET_BYTES: usize = 64 * 1024;
 /// Forward a runner's stderr lines to the log, within a budget. (A pipe,
 /// not the server's own stderr: the runner's file-size rlimit is 0, and
 /// the server's stderr may be a file.)
-fn drain_stderr(err: std::process::ChildStderr) {
+fn drain_stderr(err: std::process::ChildStderr, oom: &AtomicBool) {
     use std::io::BufRead;
     let mut budget = STDERR_BUDGET_BYTES;
     let mut r = std::io::BufReader::new(err);
@@ -734,6 +897,9 @@ fn drain_stderr(err: std::process::ChildStderr) {
         match r.read_until(b'\n', &mut line) {
             Ok(0) | Err(_) => return,
             Ok(n) if budget > 0 => {
+                if contains(&line, b"out of memory") || contains(&line, b"heap limit") {
+                    oom.store(true, Ordering::Release);
+                }
                 let keep = n.min(budget).min(1024);
                 budget -= keep;
                 let text = String::from_utf8_lossy(&line[..keep]);
@@ -742,9 +908,17 @@ fn drain_stderr(err: std::process::ChildStderr) {
                     tracing::warn!(target: "quire_runner", "runner stderr budget spent; dropping the rest");
                 }
             }
-            Ok(_) => {}
+            Ok(_) => {
+                if contains(&line, b"out of memory") || contains(&line, b"heap limit") {
+                    oom.store(true, Ordering::Release);
+                }
+            }
         }
     }
+}
+
+fn contains(hay: &[u8], needle: &[u8]) -> bool {
+    hay.windows(needle.len()).any(|w| w == needle)
 }
 
 fn describe_status(s: std::process::ExitStatus) -> String {
@@ -784,6 +958,9 @@ fn monitor(weak: Weak<PoolInner>) {
                 continue;
             }
             let mut overdue = false;
+            if inner.config.kind == RunnerKind::V8 {
+                inner.v8_limits(&r);
+            }
             for remote in lock(&r.runs).values() {
                 let c = &remote.control;
                 if now > c.wall_deadline() + grace {

@@ -35,6 +35,18 @@ pub enum ToRunner {
         request: Box<RunRequest>,
         /// The host module source, if the run has a host.
         host_module: Option<String>,
+        /// For the V8 runner: where the source (already stripped and
+        /// checked by the server) names `"quire"`.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        v8: Option<V8Start>,
+    },
+    /// For the V8 runner, once, before its run: quire's prelude sources
+    /// (`prelude.js`, `prelude_extras.js`), installed over deno's globals.
+    Prelude {
+        /// The core prelude.
+        core: String,
+        /// The lazily loaded extras module.
+        extras: String,
     },
     /// Cancel a run.
     Cancel {
@@ -50,6 +62,14 @@ pub enum ToRunner {
         /// The result.
         result: HostResult,
     },
+}
+
+/// What the V8 runner needs besides the request.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct V8Start {
+    /// `[start, end)` of each `"quire"` import specifier in the source, in
+    /// UTF-16 code units.
+    pub quire_spans: Vec<(u32, u32)>,
 }
 
 /// Runner → server.

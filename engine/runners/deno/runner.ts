@@ -1,0 +1,672 @@
+// quire's V8 runner: one deno process, started with no permissions at all,
+// runs exactly one block in its own V8 isolate and exits.
+//
+// It speaks the runner protocol of `engine/src/runner/protocol.rs` on
+// stdin/stdout: frames of a 4-byte big-endian length, a version byte (1)
+// and a JSON message. It installs quire's own prelude (the same
+// `prelude.js` / `prelude_extras.js` the QuickJS engine runs, sent by the
+// server in a `prelude` message) over deno's globals, removes deno's own
+// namespace and capabilities from the global object, then waits for its
+// one `start`.
+//
+// The server trusts nothing said here: it numbers and counts events,
+// measures CPU and memory from /proc, enforces the deadlines by killing
+// this process, and runs every host call with the run's own grants. The
+// block shares this isolate with the runner code, so a block that
+// subverts it gains what a compromised runner has: nothing beyond its own
+// run.
+
+// ------------------------------------------------------------ intrinsics
+// Captured before any block code runs.
+const D = (globalThis as any).Deno;
+const stdin = D.stdin;
+const stdout = D.stdout;
+const pid: number = D.pid;
+const realSetTimeout = globalThis.setTimeout;
+const realClearTimeout = globalThis.clearTimeout;
+const RealURL = URL;
+const realImport = (u: string) => import(u);
+const jsonStringify = JSON.stringify;
+const jsonParse = JSON.parse;
+const U8 = Uint8Array;
+const enc = new TextEncoder();
+const dec = new TextDecoder();
+const dec8 = (b: Uint8Array, fatal: boolean) => new TextDecoder("utf-8", { fatal }).decode(b);
+const encodeInto = enc.encode.bind(enc);
+const decodeUtf8 = dec.decode.bind(dec);
+const randomFill = crypto.getRandomValues.bind(crypto);
+const randomUUID = crypto.randomUUID.bind(crypto);
+const realAtob = atob;
+const realBtoa = btoa;
+const perfNow = performance.now.bind(performance);
+const createObjectURL = URL.createObjectURL;
+const BlobCtor = Blob;
+const ObjectProto = Object.prototype;
+const ArrayProto = Array.prototype;
+const { getPrototypeOf, keys: objectKeys, defineProperty, getOwnPropertyDescriptor } = Object;
+const isArray = Array.isArray;
+const MapCtor = Map;
+const PromiseCtor = Promise;
+const ErrorCtor = Error;
+const RangeErrorCtor = RangeError;
+const TypeErrorCtor = TypeError;
+const stringReplaceAll = (s: string, a: string, b: string) => String.prototype.replaceAll.call(s, a, b);
+const addEventListener = globalThis.addEventListener.bind(globalThis);
+
+const sandbox = safeParse(D.args[0] ?? "{}") ?? {};
+
+function safeParse(s: string): any {
+  try {
+    return jsonParse(s);
+  } catch {
+    return undefined;
+  }
+}
+
+// ------------------------------------------------------------ framing
+
+function writeAll(bytes: Uint8Array) {
+  let off = 0;
+  while (off < bytes.length) off += stdout.writeSync(bytes.subarray(off));
+}
+
+function send(msg: unknown) {
+  const body = encodeInto(jsonStringify(msg));
+  const frame = new U8(body.length + 5);
+  const n = body.length + 1;
+  frame[0] = n >>> 24;
+  frame[1] = (n >>> 16) & 255;
+  frame[2] = (n >>> 8) & 255;
+  frame[3] = n & 255;
+  frame[4] = 1;
+  frame.set(body, 5);
+  writeAll(frame);
+}
+
+let inbuf = new U8(0);
+async function readExact(n: number): Promise<Uint8Array | null> {
+  while (inbuf.length < n) {
+    const chunk = new U8(Math.max(65536, n - inbuf.length));
+    const got = await stdin.read(chunk);
+    if (got === null) return null;
+    const next = new U8(inbuf.length + got);
+    next.set(inbuf, 0);
+    next.set(chunk.subarray(0, got), inbuf.length);
+    inbuf = next;
+  }
+  const out = inbuf.slice(0, n);
+  inbuf = inbuf.slice(n);
+  return out;
+}
+
+async function readFrame(): Promise<any> {
+  const head = await readExact(4);
+  if (head === null) return null;
+  const n = ((head[0] << 24) | (head[1] << 16) | (head[2] << 8) | head[3]) >>> 0;
+  if (n === 0 || n > 64 * 1024 * 1024) throw new Error("bad frame length " + n);
+  const body = await readExact(n);
+  if (body === null) return null;
+  if (body[0] !== 1) throw new Error("protocol version " + body[0]);
+  return jsonParse(decodeUtf8(body.subarray(1)));
+}
+
+// ------------------------------------------------------------ the run
+
+type Limits = { output_bytes: number; output_events: number; max_pending_timers: number; host_calls: number; host_value_bytes: number };
+
+let runId = "";
+let limits: Limits = { output_bytes: 1 << 20, output_events: 100000, max_pending_timers: 1000, host_calls: 1000, host_value_bytes: 1 << 20 };
+let runStart = 0;
+let outputUsed = 0;
+let outputEvents = 0;
+let ended = false;
+let stopped = false;
+let blockUrl = "";
+let filename = "block.js";
+let hostNs: unknown = undefined;
+let hostAttached = false;
+
+function event(body: Record<string, unknown>) {
+  if (ended) return;
+  send({ t: "event", run: runId, body });
+}
+
+class OutputLimit extends ErrorCtor {}
+let outputWhy = "bytes";
+
+// Counts output the way the server does; past the limit the run is over
+// (the server, which counts too, ends it with `output_limit`).
+function charge(bytes: number) {
+  outputUsed += bytes;
+  outputEvents += 1;
+  if (outputUsed > limits.output_bytes || outputEvents > limits.output_events) {
+    if (outputUsed <= limits.output_bytes) outputWhy = "events";
+    stopped = true;
+    throw new OutputLimit("output limit reached");
+  }
+}
+
+function utf8Len(s: string): number {
+  return encodeInto(s).length;
+}
+
+// ------------------------------------------------------------ serializer
+// A port of `engine/src/serialize.rs`: JSON semantics, with what JSON
+// cannot hold replaced by a readable description.
+
+const MAX_DEPTH = 200;
+class Budget extends ErrorCtor {}
+
+function serialize(v: unknown, budget: number): { json: unknown; bytes: number } {
+  let used = 0;
+  const path: object[] = [];
+  const charge = (n: number) => {
+    used += n;
+    if (used > budget) throw new Budget("budget");
+  };
+  const text = (s: string) => {
+    charge(utf8Len(s) + 2);
+    return s;
+  };
+  const mayHaveToJSON = (o: object) => {
+    const p = getPrototypeOf(o);
+    if (p === null) return false;
+    if (p !== ObjectProto && p !== ArrayProto) return true;
+    if (isArray(o)) return false;
+    return objectKeys(o).includes("toJSON");
+  };
+  const value = (x: any, key: string, depth: number): unknown => {
+    if (x !== null && (typeof x === "object") && mayHaveToJSON(x)) {
+      const f = x.toJSON;
+      if (typeof f === "function") x = f.call(x, key);
+    }
+    switch (typeof x) {
+      case "undefined":
+        return undefined;
+      case "boolean":
+        charge(5);
+        return x;
+      case "number":
+        if (Number.isFinite(x)) {
+          charge(Number.isInteger(x) ? 17 : 24);
+          return x;
+        }
+        return text(Number.isNaN(x) ? "NaN" : x > 0 ? "Infinity" : "-Infinity");
+      case "string":
+        return text(x);
+      case "bigint":
+        return text(x.toString() + "n");
+      case "symbol":
+        return text("[Symbol(" + (x.description ?? "") + ")]");
+      case "function": {
+        const d = getOwnPropertyDescriptor(x, "name");
+        const n = d && typeof d.value === "string" ? d.value : "";
+        return text(n ? "[Function: " + n + "]" : "[Function (anonymous)]");
+      }
+    }
+    if (x === null) {
+      charge(4);
+      return null;
+    }
+    if (x instanceof PromiseCtor) return text("[Promise]");
+    if (path.includes(x)) return text("[Circular]");
+    if (depth >= MAX_DEPTH) return text("[Too deep: nesting over " + MAX_DEPTH + " levels]");
+    path.push(x);
+    try {
+      if (isArray(x)) {
+        charge(2);
+        const len = Number(x.length);
+        const out: unknown[] = [];
+        for (let i = 0; i < (Number.isFinite(len) && len > 0 ? len : 0); i++) {
+          charge(1);
+          const item = value(x[i], String(i), depth + 1);
+          out.push(item === undefined ? null : item);
+        }
+        return out;
+      }
+      charge(2);
+      const out: Record<string, unknown> = {};
+      for (const k of objectKeys(x)) {
+        charge(utf8Len(k) + 4);
+        const item = value(x[k], k, depth + 1);
+        if (item !== undefined) defineProperty(out, k, { value: item, enumerable: true, writable: true, configurable: true });
+      }
+      return out;
+    } finally {
+      path.pop();
+    }
+  };
+  const json = value(v, "", 0);
+  return { json: json === undefined ? null : json, bytes: used };
+}
+
+function describeValue(v: unknown): string {
+  try {
+    const { json } = serialize(v, 4096);
+    return typeof json === "string" ? jsonStringify(json) : jsonStringify(json);
+  } catch (e) {
+    return e instanceof Budget ? "[a value too large to describe]" : "[a value that threw while being described]";
+  }
+}
+
+// ------------------------------------------------------------ errors
+
+function stackOf(e: any): string | undefined {
+  try {
+    const s = e.stack;
+    if (typeof s !== "string") return undefined;
+    return blockUrl ? stringReplaceAll(s, blockUrl, filename) : s;
+  } catch {
+    return "[stack getter threw]";
+  }
+}
+
+function describeThrown(e: any): Record<string, unknown> {
+  if (e === null || (typeof e !== "object" && typeof e !== "function") || !(e instanceof ErrorCtor)) {
+    return { kind: "exception", message: "Uncaught " + describeValue(e) };
+  }
+  let name = "Error";
+  let message = "";
+  try {
+    name = typeof e.name === "string" ? e.name : "Error";
+  } catch {
+    name = "[name getter threw]";
+  }
+  try {
+    message = typeof e.message === "string" ? e.message : "";
+  } catch {
+    message = "[message getter threw]";
+  }
+  const kind = name === "RangeError" && message === "Maximum call stack size exceeded"
+    ? "stack_overflow"
+    : name === "SyntaxError"
+    ? "syntax"
+    : name === "CapabilityDenied"
+    ? "capability_denied"
+    : name === "QuotaExceeded"
+    ? "quota_exceeded"
+    : "exception";
+  const full = message ? name + ": " + message : name;
+  return { kind, message: full.length > 16384 ? full.slice(0, 16384) + "…" : full, stack: stackOf(e) };
+}
+
+// ------------------------------------------------------------ timers
+
+const timers = new MapCtor<number, number>();
+let nextTimer = 0;
+let fireTimer: (id: number) => void = () => {};
+
+function timerArm(delayMs: number, reuse: number): number {
+  if (!reuse && timers.size >= limits.max_pending_timers) {
+    throw new RangeErrorCtor("too many pending timers (limit " + limits.max_pending_timers + " per run)");
+  }
+  const id = reuse || ++nextTimer;
+  const ms = Number.isFinite(delayMs) ? Math.min(Math.max(delayMs, 0), 2147483647) : 0;
+  const h = realSetTimeout(() => {
+    timers.delete(id);
+    if (!ended) fireTimer(id);
+    poke();
+  }, ms);
+  timers.set(id, h);
+  return id;
+}
+
+function timerClear(id: number) {
+  const h = timers.get(id);
+  if (h !== undefined) {
+    realClearTimeout(h);
+    timers.delete(id);
+  }
+}
+
+// ------------------------------------------------------------ host calls
+
+const calls = new MapCtor<number, { resolve: (v: unknown) => void; reject: (e: unknown) => void }>();
+let callsMade = 0;
+let nextCall = 0;
+
+function hostError(name: string, message: string) {
+  const e = new ErrorCtor(message);
+  e.name = name;
+  return e;
+}
+
+function hostCall(op: string, args: unknown): Promise<unknown> {
+  return new PromiseCtor((resolve, reject) => {
+    op = String(op);
+    if (!hostAttached) {
+      return reject(hostError("CapabilityDenied", "`" + op + "` is denied: no host API is attached to this run, so it has no grants"));
+    }
+    if (callsMade >= limits.host_calls) {
+      return reject(hostError("QuotaExceeded", "host call limit of " + limits.host_calls + " calls per run exceeded (at `" + op + "`)"));
+    }
+    callsMade++;
+    let json;
+    try {
+      json = serialize(args === undefined ? null : args, limits.host_value_bytes).json;
+    } catch (e) {
+      if (e instanceof Budget) {
+        return reject(new RangeErrorCtor("the arguments of `" + op + "` exceed the host value limit of " + limits.host_value_bytes + " bytes"));
+      }
+      return reject(e);
+    }
+    const id = ++nextCall;
+    calls.set(id, { resolve, reject });
+    send({ t: "call", run: runId, call: id, op, args: json });
+  });
+}
+
+function reply(id: number, result: any) {
+  const c = calls.get(id);
+  if (c === undefined) return;
+  calls.delete(id);
+  if (result && "Ok" in result) c.resolve(result.Ok);
+  else {
+    const err = (result && result.Err) || { name: "Error", message: "malformed reply" };
+    c.reject(hostError(String(err.name), String(err.message)));
+  }
+  poke();
+}
+
+// ------------------------------------------------------------ natives
+// What `prelude.js` and `prelude_extras.js` expect on __quire_native (see
+// `engine/src/natives.rs`, whose behaviour these follow).
+
+function urlFields(u: URL) {
+  return { href: u.href, protocol: u.protocol, username: u.username, password: u.password, host: u.host, hostname: u.hostname, port: u.port, pathname: u.pathname, search: u.search, hash: u.hash, origin: u.origin };
+}
+
+let extrasInit: unknown = undefined;
+
+const N = {
+  log(level: string, text: string) {
+    text = String(text);
+    charge(utf8Len(text));
+    event({ type: "log", level: ["log", "info", "warn", "error", "debug"].includes(level) ? level : "log", text });
+  },
+  displayText(mime: string, text: string) {
+    text = String(text);
+    charge(utf8Len(text) + mime.length);
+    event({ type: "display", mime, data: text });
+  },
+  displayJson(value: unknown) {
+    let out;
+    try {
+      out = serialize(value, Math.max(0, limits.output_bytes - outputUsed));
+    } catch (e) {
+      if (e instanceof Budget) {
+        stopped = true;
+        throw new OutputLimit("output limit reached");
+      }
+      throw e;
+    }
+    charge(out.bytes);
+    event({ type: "display", mime: "application/json", data: out.json });
+  },
+  timerArm,
+  timerClear,
+  registerHooks(fire: (id: number) => void) {
+    fireTimer = fire;
+  },
+  now: () => perfNow() - runStart,
+  urlParse(input: string, base?: string) {
+    try {
+      return urlFields(base === undefined ? new RealURL(input) : new RealURL(input, base));
+    } catch {
+      return null;
+    }
+  },
+  urlSet(href: string, field: string, value: string) {
+    try {
+      const u = new RealURL(href);
+      (u as any)[field] = value;
+      return urlFields(u);
+    } catch {
+      return null;
+    }
+  },
+  utf8Encode: (s: string) => encodeInto(String(s)),
+  utf8Decode(bytes: Uint8Array, fatal: boolean) {
+    try {
+      return dec8(bytes, !!fatal);
+    } catch {
+      throw new TypeErrorCtor("TextDecoder: invalid UTF-8");
+    }
+  },
+  btoa: (s: string) => realBtoa(s),
+  atob(s: string) {
+    try {
+      return realAtob(s);
+    } catch {
+      const e = new ErrorCtor("atob: the string is not valid base64");
+      e.name = "InvalidCharacterError";
+      throw e;
+    }
+  },
+  bytesToBase64(bytes: Uint8Array) {
+    let s = "";
+    for (let i = 0; i < bytes.length; i += 8192) s += String.fromCharCode(...bytes.subarray(i, i + 8192));
+    return realBtoa(s);
+  },
+  base64ToBytes(s: string) {
+    const bin = realAtob(s);
+    const out = new U8(bin.length);
+    for (let i = 0; i < bin.length; i++) out[i] = bin.charCodeAt(i);
+    return out;
+  },
+  randomBytes: (n: number) => randomFill(new U8(Math.min(Math.max(0, n | 0), 65536))),
+  randomUUID: () => randomUUID(),
+  hostCall,
+  loadExtras: () => extrasInit,
+};
+
+function blobUrl(src: string): string {
+  return createObjectURL(new BlobCtor([src], { type: "text/javascript" }));
+}
+
+// Everything deno adds to the global object that QuickJS blocks do not
+// have, and that reaches outside the isolate or the run: removed before
+// the block runs (fetch comes back as quire's, through the host).
+const REMOVE = ["Deno", "fetch", "Request", "Response", "Headers", "WebSocket", "WebSocketStream", "EventSource", "Worker", "BroadcastChannel", "caches", "CacheStorage", "Cache", "localStorage", "sessionStorage", "Storage", "navigator", "Navigator", "prompt", "alert", "confirm", "close", "closed", "onload", "onunload", "onbeforeunload", "onunhandledrejection", "onerror", "reportError", "location", "Location", "FileReader", "File", "MessageChannel", "MessagePort", "GPU", "GPUBuffer", "createImageBitmap", "ImageData", "ImageBitmap", "WorkerNavigator", "Window", "window", "self", "process", "Buffer", "global", "setImmediate", "clearImmediate", "require", "__dirname", "__filename", "structuredClone", "TextEncoder", "TextDecoder", "URL", "URLSearchParams", "atob", "btoa", "crypto", "Crypto", "SubtleCrypto", "CryptoKey", "performance", "Performance", "PerformanceEntry", "PerformanceMark", "PerformanceMeasure", "PerformanceObserver", "PerformanceObserverEntryList", "PerformanceResourceTiming", "console", "setTimeout", "clearTimeout", "setInterval", "clearInterval", "queueMicrotask"];
+
+async function installPrelude(core: string, extras: string) {
+  for (const name of REMOVE) {
+    try {
+      delete (globalThis as any)[name];
+    } catch {
+      // a non-configurable global stays; the globals test lists them
+    }
+  }
+  extrasInit = (await realImport(blobUrl(extras))).init;
+  (globalThis as any).__quire_native = N;
+  await realImport(blobUrl(core));
+  // Dynamic import() in a block is rewritten (by the server, in its source)
+  // to this: only "quire" loads.
+  defineProperty(globalThis, "__qi__", {
+    value: (spec: unknown) => {
+      if (spec === "quire" && hostAttached) return PromiseCtor.resolve(hostNs);
+      const name = String(spec);
+      const msg = name === "quire"
+        ? 'the host module "quire" is not available to this run (no host API is attached)'
+        : 'import of "' + name + '" is not allowed: a block can only import the host module "quire" (no files, packages or URLs)';
+      return PromiseCtor.reject(new TypeErrorCtor(msg));
+    },
+    writable: false,
+    configurable: false,
+    enumerable: false,
+  });
+}
+
+// ------------------------------------------------------------ settling
+
+let wake: (() => void) | null = null;
+function poke() {
+  const w = wake;
+  wake = null;
+  if (w) w();
+}
+
+// Resolves when something that can move the run on happened (a timer
+// fired, a reply came), or after `ms`.
+function idle(ms: number): Promise<void> {
+  return new PromiseCtor((resolve) => {
+    const h = realSetTimeout(() => {
+      wake = null;
+      resolve();
+    }, ms);
+    wake = () => {
+      realClearTimeout(h);
+      resolve();
+    };
+  });
+}
+
+// Waits for `p`, ending early when nothing is left that could settle it
+// (no timers, no host calls, three checks in a row).
+async function settle<T>(p: Promise<T>): Promise<{ ok: true; value: T } | { ok: false; error: unknown } | { stuck: true }> {
+  let state: any = null;
+  p.then((value) => {
+    state = { ok: true, value };
+    poke();
+  }, (error) => {
+    state = { ok: false, error };
+    poke();
+  });
+  let quiet = 0;
+  while (state === null) {
+    await idle(timers.size || calls.size ? 50 : 5);
+    if (state !== null) break;
+    if (hasUnhandled) return { ok: false, error: unhandled };
+    quiet = timers.size || calls.size ? 0 : quiet + 1;
+    if (quiet >= 3) return { stuck: true };
+  }
+  return state;
+}
+
+async function drain() {
+  while ((timers.size || calls.size) && !hasUnhandled) await idle(50);
+}
+
+let unhandled: unknown = undefined;
+let hasUnhandled = false;
+addEventListener("unhandledrejection", (e: any) => {
+  e.preventDefault();
+  if (!hasUnhandled) {
+    hasUnhandled = true;
+    unhandled = e.reason;
+  }
+  poke();
+});
+addEventListener("error", (e: any) => {
+  e.preventDefault();
+  if (!hasUnhandled) {
+    hasUnhandled = true;
+    unhandled = e.error;
+  }
+  poke();
+});
+
+function splice(src: string, spans: [number, number][], url: string): string {
+  const sorted = [...spans].sort((a, b) => b[0] - a[0]);
+  for (const [s, e] of sorted) src = src.slice(0, s) + jsonStringify(url) + src.slice(e);
+  return src;
+}
+
+function finish(error: Record<string, unknown> | null) {
+  if (ended) return;
+  if (error && !(error as any).kind) error = { kind: "exception", message: String(error) };
+  if (error) event({ type: "error", ...error });
+  event({ type: "finished", status: error ? "error" : "ok", cpu_ms: 0, wall_ms: perfNow() - runStart, peak_memory_bytes: 0 });
+  ended = true;
+}
+
+function failure(e: unknown): Record<string, unknown> | null {
+  // Limits are named, not described: the server words them (the same
+  // message as QuickJS's), from `kind` and `message` here.
+  if (e instanceof OutputLimit || stopped) return { kind: "output_limit", message: outputWhy };
+  return describeThrown(e);
+}
+
+async function run(msg: any) {
+  const req = msg.request;
+  runId = String(msg.run);
+  limits = { ...limits, ...(req.limits ?? {}) };
+  filename = req.filename || "block." + (req.lang === "ts" ? "ts" : "js");
+  runStart = perfNow();
+  event({ type: "started" });
+  try {
+    if (msg.host_module) {
+      hostAttached = true;
+      hostNs = await realImport(blobUrlOfHost);
+    }
+    const v8 = msg.v8 ?? {};
+    const src = splice(String(req.source), v8.quire_spans ?? [], hostAttached ? blobUrlOfHost : "");
+    blockUrl = blobUrl(src);
+    const loaded = await settle(realImport(blockUrl));
+    if ("stuck" in loaded) return finish(neverSettles());
+    if (!loaded.ok) return finish(failure(loaded.error));
+    const ns: any = loaded.value;
+    let result: unknown = undefined;
+    let hasResult = false;
+    if ("default" in ns) {
+      hasResult = true;
+      let d = ns.default;
+      if (typeof d === "function") {
+        const ctx = { input: req.input ?? null, trigger: req.trigger ?? { kind: "manual" }, block: req.block ?? null, workspace: req.workspace ?? "default" };
+        d = d(ctx);
+      }
+      const got = await settle(PromiseCtor.resolve(d));
+      if ("stuck" in got) return finish(neverSettles());
+      if (!got.ok) return finish(failure(got.error));
+      result = got.value;
+    }
+    await drain();
+    if (hasUnhandled) return finish(failure(unhandled));
+    if (hasResult) {
+      let out;
+      try {
+        out = serialize(result, Math.max(0, limits.output_bytes - outputUsed));
+      } catch (e) {
+        return finish(e instanceof Budget ? { kind: "output_limit", message: "bytes" } : failure(e));
+      }
+      event({ type: "result", value: out.json });
+    }
+    finish(null);
+  } catch (e) {
+    finish(failure(e));
+  }
+}
+
+let blobUrlOfHost = "";
+function neverSettles() {
+  return { kind: "wall_limit", message: "deadlock" };
+}
+
+// ------------------------------------------------------------ main
+
+send({ t: "ready", pid, sandbox });
+let started = false;
+for (;;) {
+  let msg;
+  try {
+    msg = await readFrame();
+  } catch {
+    break;
+  }
+  if (msg === null) break;
+  if (msg.t === "prelude") {
+    await installPrelude(String(msg.core), String(msg.extras));
+  } else if (msg.t === "start" && !started) {
+    started = true;
+    if (msg.host_module) blobUrlOfHost = blobUrl(msg.host_module);
+    run(msg).then(() => {
+      // One run per process: leave once its last event is out.
+      realSetTimeout(() => D.exit(0), 0);
+    });
+  } else if (msg.t === "reply") {
+    reply(Number(msg.call), msg.result);
+  } else if (msg.t === "cancel") {
+    D.exit(0);
+  }
+}
+D.exit(0);

@@ -1,0 +1,153 @@
+//! The V8 engine: blocks run in real V8 isolates inside pooled `deno`
+//! processes (the npm package's binary; the `v8` crate cannot be built
+//! here), behind the same runner protocol, events and limits as QuickJS.
+//!
+//! - **One process per run.** Each run gets a deno process of its own,
+//!   started ahead of time (warm pool) with no permissions, sandboxed by
+//!   `quire __v8-runner` ([`launch`]) before deno is exec'd; the process
+//!   serves that one run and exits. A fresh isolate per run is then the
+//!   process's own main isolate, and killing the process is how CPU, wall,
+//!   memory and cancel end a run. (A Worker per run in a long-lived deno
+//!   process was measured slower: ~21 ms to create and answer, against a
+//!   warm process that is already waiting, and a V8 heap OOM in a Worker
+//!   aborts the whole process anyway. See ARCHITECTURE.md.)
+//! - **Limits from the kernel.** The pool reads the runner's CPU time and
+//!   resident memory from `/proc` every 10 ms against the run's limits;
+//!   V8's own heap limit (`--max-old-space-size`, the ceiling) and the
+//!   process's rlimits stand behind it. A heap OOM is recognised from V8's
+//!   message on stderr and reported as `memory_limit`.
+//! - **Same semantics.** The runner (`engine/runners/deno/runner.ts`)
+//!   installs quire's own prelude (console formatting, display, timers,
+//!   fetch through the host, ...) over deno's globals, removes deno's, and
+//!   forwards every host call over the protocol, where grants are checked
+//!   in Rust as for QuickJS. The source is checked and rewritten here
+//!   first ([`prepare`]).
+//!
+//! Engine-specific differences are listed in ARCHITECTURE.md.
+
+pub(crate) mod launch;
+pub(crate) mod prepare;
+
+use std::path::PathBuf;
+
+pub use launch::{launch_main, LaunchArgs};
+
+use crate::compile::LineMap;
+use crate::event::ErrorInfo;
+use crate::runner::pool::{RunnerConfig, RunnerKind};
+
+/// Where the V8 engine's pieces are and how many runners to keep.
+#[derive(Debug, Clone)]
+pub struct V8Config {
+    /// The launcher: the `quire` binary.
+    pub launcher: PathBuf,
+    /// Its arguments before the launcher's own (e.g. `["__v8-runner"]`).
+    pub launcher_args: Vec<String>,
+    /// The deno binary (installed by `npm ci` in `engine/runners/deno`:
+    /// `node_modules/@deno/linux-x64-glibc/deno`).
+    pub deno: PathBuf,
+    /// The runner script (`engine/runners/deno/runner.ts`).
+    pub runner_script: PathBuf,
+    /// V8's heap limit per process, in MiB (`--max-old-space-size`): a
+    /// ceiling behind each run's own `memory_bytes`, which the pool
+    /// enforces on the process's resident memory. Default: 512.
+    pub heap_ceiling_mb: u64,
+    /// V8's stack limit, in KiB (`--stack-size`). Default: 984 (V8's own
+    /// default; the main thread has 8 MiB).
+    pub stack_kb: u64,
+    /// Warm deno processes kept ready. Default: 2.
+    pub warm_runners: usize,
+    /// Deno processes at most (each holds one run). Default: 8.
+    pub max_runners: usize,
+}
+
+impl V8Config {
+    /// Defaults with the given launcher, deno binary and runner script.
+    pub fn new(
+        launcher: impl Into<PathBuf>,
+        launcher_args: Vec<String>,
+        deno: impl Into<PathBuf>,
+        runner_script: impl Into<PathBuf>,
+    ) -> Self {
+        Self {
+            launcher: launcher.into(),
+            launcher_args,
+            deno: deno.into(),
+            runner_script: runner_script.into(),
+            heap_ceiling_mb: 512,
+            stack_kb: 984,
+            warm_runners: 2,
+            max_runners: 8,
+        }
+    }
+
+    /// Whether the deno binary and the runner script are there; the error
+    /// names the install command.
+    pub fn check(&self) -> Result<(), String> {
+        if !self.deno.is_file() {
+            return Err(format!(
+                "the V8 engine needs deno, which is not installed at {} (run `npm ci` in engine/runners/deno, or pass its path with --deno)",
+                self.deno.display()
+            ));
+        }
+        if !self.runner_script.is_file() {
+            return Err(format!(
+                "the V8 engine's runner script is missing at {}",
+                self.runner_script.display()
+            ));
+        }
+        Ok(())
+    }
+
+    pub(crate) fn runner_config(&self) -> std::io::Result<RunnerConfig> {
+        let deno = std::fs::canonicalize(&self.deno)?;
+        let script = std::fs::canonicalize(&self.runner_script)?;
+        let mut args = self.launcher_args.clone();
+        args.extend([
+            "--deno".into(),
+            deno.display().to_string(),
+            "--script".into(),
+            script.display().to_string(),
+            "--heap-mb".into(),
+            self.heap_ceiling_mb.to_string(),
+            "--stack-kb".into(),
+            self.stack_kb.to_string(),
+        ]);
+        let mut rc = RunnerConfig::new(&self.launcher, args);
+        rc.kind = RunnerKind::V8;
+        rc.runs_per_runner = 1;
+        rc.runs_per_runner_life = 1;
+        rc.kill_grace_ms = 0;
+        rc.warm_runners = self.warm_runners;
+        rc.max_runners = self.max_runners;
+        Ok(rc)
+    }
+}
+
+/// The prelude sources the V8 runner installs (the QuickJS engine compiles
+/// the same files to bytecode).
+pub(crate) fn prelude_sources() -> (&'static str, &'static str) {
+    (
+        include_str!("../prelude.js"),
+        include_str!("../prelude_extras.js"),
+    )
+}
+
+/// Fill in an error's line and column from its stack (the runner sends
+/// frames against `filename`), mapped back to TypeScript where needed.
+pub(crate) fn locate_error(e: &mut ErrorInfo, filename: &str, map: Option<&LineMap>) {
+    let Some(stack) = e.stack.take() else {
+        return;
+    };
+    if e.line.is_none() {
+        if let Some((l, c)) = crate::describe::locate(&stack, filename, map) {
+            e.line = Some(l);
+            e.column = Some(c);
+        }
+    }
+    e.stack = Some(crate::describe::remap_stack(
+        stack.trim_end(),
+        filename,
+        map,
+    ));
+}
