@@ -237,7 +237,7 @@ mod tests {
         let Err(r) = prepare(
             Lang::Ts,
             "block.ts",
-            "type A = number;\nconst x: A = 1;\nimport y from 'os';",
+            "type A = number;\nconst x: A = 1;\nimport y from 'os';\nexport default [x, y];",
             true,
         ) else {
             panic!("parsed");
