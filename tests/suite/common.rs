@@ -1,20 +1,61 @@
 //! Shared helpers: one engine for the whole test binary.
 
+use std::cell::Cell;
 use std::sync::OnceLock;
 
 use quire_engine::{
-    Engine, EngineConfig, ErrorKind, EventBody, Lang, Limits, RunEvent, RunOutcome, RunRequest,
+    Engine, EngineConfig, EngineKind, ErrorKind, EventBody, Lang, Limits, RunEvent, RunOutcome,
+    RunRequest, V8Config,
 };
 
+/// The V8 engine as the tests run it: this build's `quire __v8-runner`
+/// and the deno that `npm ci` installed in engine/runners/deno.
+pub fn v8_config() -> V8Config {
+    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/engine/runners/deno");
+    V8Config::new(
+        env!("CARGO_BIN_EXE_quire"),
+        vec!["__v8-runner".into()],
+        format!("{dir}/node_modules/@deno/linux-x64-glibc/deno"),
+        format!("{dir}/runner.ts"),
+    )
+}
+
+/// One engine for the whole test binary: QuickJS in this process, and V8
+/// in deno runner processes for requests that ask for it.
 pub fn engine() -> &'static Engine {
     static ENGINE: OnceLock<Engine> = OnceLock::new();
     ENGINE.get_or_init(|| {
-        Engine::new(EngineConfig {
+        let e = Engine::new(EngineConfig {
             worker_threads: 2,
+            v8: Some(v8_config()),
             ..EngineConfig::default()
         })
-        .expect("engine starts")
+        .expect("engine starts");
+        if let Err(why) = e.v8_status() {
+            panic!("the V8 engine is needed by the tests: {why}");
+        }
+        e
     })
+}
+
+thread_local! {
+    static KIND: Cell<EngineKind> = const { Cell::new(EngineKind::Quickjs) };
+}
+
+/// Run `f` once per engine; requests made through [`run_req`] in it go to
+/// that engine (unless they chose one themselves).
+pub fn on_each_engine(f: impl Fn(EngineKind)) {
+    for k in [EngineKind::Quickjs, EngineKind::V8] {
+        KIND.with(|c| c.set(k));
+        eprintln!("engine: {}", k.as_str());
+        f(k);
+    }
+    KIND.with(|c| c.set(EngineKind::Quickjs));
+}
+
+/// The engine [`on_each_engine`] is on.
+pub fn current_engine() -> EngineKind {
+    KIND.with(Cell::get)
 }
 
 pub struct Ran {
@@ -50,7 +91,10 @@ impl Ran {
     }
 }
 
-pub fn run_req(engine: &Engine, req: RunRequest) -> Ran {
+pub fn run_req(engine: &Engine, mut req: RunRequest) -> Ran {
+    if req.engine == EngineKind::Quickjs {
+        req.engine = current_engine();
+    }
     let h = engine.run(req);
     let events: Vec<RunEvent> = h.events().iter().collect();
     let outcome = h.wait();

@@ -118,6 +118,11 @@ impl RunnerConfig {
     }
 }
 
+/// Address space a V8 runner may map beyond its size at the run's start
+/// and the run's memory limit, in bytes (V8's own bookkeeping, code
+/// pages): 64 MiB.
+const V8_ADDRESS_SLACK_BYTES: u64 = 64 << 20;
+
 /// A run held by a runner, as the server tracks it.
 struct Remote {
     control: Arc<RunControl>,
@@ -420,6 +425,17 @@ impl PoolInner {
                     quire_spans: p.quire_spans,
                 });
                 let base = procfs::cpu_time(r.pid).zip(procfs::memory(r.pid).map(|m| m.0));
+                // Address space: what the idle runner holds (V8 reserves
+                // its regions at start) plus the run's memory limit and
+                // room for V8's own growth. Buffers V8 would map lazily
+                // (untouched pages cost no resident memory) are refused
+                // past it, so the limit holds for them too.
+                if let Some(vm) = procfs::address_space(r.pid) {
+                    let cap = vm + control.limits.memory_bytes + V8_ADDRESS_SLACK_BYTES;
+                    if !procfs::limit_address_space(r.pid, cap) {
+                        tracing::warn!(runner = r.id, "could not cap a V8 runner's address space");
+                    }
+                }
                 if let Some(remote) = lock(&r.runs).get_mut(&control.id) {
                     remote.base = base;
                     remote.map = p.map.map(Arc::new);
@@ -706,6 +722,9 @@ impl PoolInner {
                         }
                         (ErrorKind::WallLimit, "deadlock") => {
                             c.stop(StopReason::Deadlock);
+                        }
+                        (ErrorKind::MemoryLimit, _) => {
+                            c.stop(StopReason::Memory);
                         }
                         _ => {
                             crate::v8::locate_error(&mut e, &remote.filename, remote.map.as_deref())

@@ -30,7 +30,6 @@ fn ticks(n: u64) -> Duration {
 }
 
 /// Resident and peak resident memory (`VmRSS`, `VmHWM`), in bytes.
-#[allow(dead_code)] // the V8 runners use it (issue 8)
 pub(crate) fn memory(pid: u32) -> Option<(u64, u64)> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
     let field = |name: &str| -> Option<u64> {
@@ -44,6 +43,37 @@ pub(crate) fn memory(pid: u32) -> Option<(u64, u64)> {
         Some(kb * 1024)
     };
     Some((field("VmRSS:")?, field("VmHWM:")?))
+}
+
+/// The process's address space now (`VmSize`), in bytes.
+pub(crate) fn address_space(pid: u32) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmSize:"))?;
+    let kb: u64 = line["VmSize:".len()..]
+        .trim()
+        .trim_end_matches("kB")
+        .trim()
+        .parse()
+        .ok()?;
+    Some(kb * 1024)
+}
+
+/// Set `RLIMIT_AS` (soft and hard) of another process. True if it took.
+pub(crate) fn limit_address_space(pid: u32, bytes: u64) -> bool {
+    let lim = libc::rlimit {
+        rlim_cur: bytes,
+        rlim_max: bytes,
+    };
+    // SAFETY: prlimit reads `lim` and writes nothing (old limit pointer is
+    // null); the pid is our own child.
+    unsafe {
+        libc::prlimit(
+            pid as libc::pid_t,
+            libc::RLIMIT_AS,
+            &lim,
+            std::ptr::null_mut(),
+        ) == 0
+    }
 }
 
 /// Set the nice value of every thread of `pid` (on Linux `setpriority`
