@@ -6,7 +6,7 @@ use std::time::Duration;
 use quire_engine::{Engine, EngineConfig, ErrorKind, EventBody, Lang, Limits, RunRequest};
 use serde_json::json;
 
-use crate::common::{assert_healthy, engine, run_js, run_req, run_with};
+use crate::common::{assert_healthy, engine, on_each_engine, run_js, run_req, run_with};
 
 fn limits(cpu_ms: u64, wall_ms: u64) -> Limits {
     Limits {
@@ -18,165 +18,178 @@ fn limits(cpu_ms: u64, wall_ms: u64) -> Limits {
 
 #[test]
 fn events_come_in_contract_order() {
-    let r = run_js("console.log('a'); display({x: 1}); export default 7;");
-    let types: Vec<_> = r
-        .events
-        .iter()
-        .map(|e| {
-            serde_json::to_value(e).unwrap()["type"]
-                .as_str()
-                .unwrap()
-                .to_string()
-        })
-        .collect();
-    assert_eq!(types, ["started", "log", "display", "result", "finished"]);
-    let fin = serde_json::to_value(r.events.last().unwrap()).unwrap();
-    assert_eq!(fin["status"], "ok");
-    assert!(fin["peak_memory_bytes"].as_u64().unwrap() > 0);
-    assert!(fin["cpu_ms"].as_f64().unwrap() >= 0.0);
+    on_each_engine(|_engine| {
+        let r = run_js("console.log('a'); display({x: 1}); export default 7;");
+        let types: Vec<_> = r
+            .events
+            .iter()
+            .map(|e| {
+                serde_json::to_value(e).unwrap()["type"]
+                    .as_str()
+                    .unwrap()
+                    .to_string()
+            })
+            .collect();
+        assert_eq!(types, ["started", "log", "display", "result", "finished"]);
+        let fin = serde_json::to_value(r.events.last().unwrap()).unwrap();
+        assert_eq!(fin["status"], "ok");
+        assert!(fin["peak_memory_bytes"].as_u64().unwrap() > 0);
+        assert!(fin["cpu_ms"].as_f64().unwrap() >= 0.0);
+    });
 }
 
 #[test]
 fn default_export_forms() {
-    assert_eq!(
-        run_js("export default {n: 42}").result(),
-        Some(&json!({"n": 42}))
-    );
-    assert_eq!(
-        run_js("export default Promise.resolve(5)").result(),
-        Some(&json!(5))
-    );
-    assert_eq!(
-        run_js("export default {then(r) { r('thenable') }}").result(),
-        Some(&json!("thenable"))
-    );
-    let mut req = RunRequest::new(
+    on_each_engine(|_engine| {
+        assert_eq!(
+            run_js("export default {n: 42}").result(),
+            Some(&json!({"n": 42}))
+        );
+        assert_eq!(
+            run_js("export default Promise.resolve(5)").result(),
+            Some(&json!(5))
+        );
+        assert_eq!(
+            run_js("export default {then(r) { r('thenable') }}").result(),
+            Some(&json!("thenable"))
+        );
+        let mut req = RunRequest::new(
         "export default async (ctx) => ({ input: ctx.input, trigger: ctx.trigger.kind, ws: ctx.workspace, block: ctx.block })",
         Lang::Js,
     )
     .with_input(json!({"x": [1, 2]}));
-    req.workspace = Some("acme".into());
-    req.block = json!({"id": "b1"});
-    let r = run_req(engine(), req);
-    assert_eq!(
-        r.result(),
-        Some(
-            &json!({"input": {"x": [1, 2]}, "trigger": "manual", "ws": "acme", "block": {"id": "b1"}})
-        )
-    );
-    let none = run_js("console.log('no export')");
-    assert!(none.result().is_none());
-    assert!(!none
-        .events
-        .iter()
-        .any(|e| matches!(e.body, EventBody::Result { .. })));
-    assert_eq!(
-        run_js("const x = await Promise.resolve(3); export default x * 2").result(),
-        Some(&json!(6))
-    );
+        req.workspace = Some("acme".into());
+        req.block = json!({"id": "b1"});
+        let r = run_req(engine(), req);
+        assert_eq!(
+            r.result(),
+            Some(
+                &json!({"input": {"x": [1, 2]}, "trigger": "manual", "ws": "acme", "block": {"id": "b1"}})
+            )
+        );
+        let none = run_js("console.log('no export')");
+        assert!(none.result().is_none());
+        assert!(!none
+            .events
+            .iter()
+            .any(|e| matches!(e.body, EventBody::Result { .. })));
+        assert_eq!(
+            run_js("const x = await Promise.resolve(3); export default x * 2").result(),
+            Some(&json!(6))
+        );
+    });
 }
 
 #[test]
 fn every_error_kind_the_engine_produces() {
-    let cases: Vec<(&str, Limits, ErrorKind)> = vec![
-        ("let = ;", Limits::default(), ErrorKind::Syntax),
-        (
-            "throw new TypeError('bad')",
-            Limits::default(),
-            ErrorKind::Exception,
-        ),
-        ("for(;;){}", limits(100, 5000), ErrorKind::CpuLimit),
-        (
-            "await new Promise(r => setTimeout(r, 60000))",
-            limits(1000, 200),
-            ErrorKind::WallLimit,
-        ),
-        (
-            "const a = []; for(;;) a.push(new Array(1000).fill(1))",
-            Limits {
-                memory_bytes: 8 << 20,
-                ..Limits::default()
-            },
-            ErrorKind::MemoryLimit,
-        ),
-        (
-            "const f = () => f(); f()",
-            Limits::default(),
-            ErrorKind::StackOverflow,
-        ),
-        (
-            "for(;;) console.log('x')",
-            Limits {
-                output_bytes: 1000,
-                ..Limits::default()
-            },
-            ErrorKind::OutputLimit,
-        ),
-    ];
-    for (src, l, kind) in cases {
-        let r = run_with(src, Lang::Js, l);
-        assert_eq!(r.kind(), Some(kind), "{src}: {:?}", r.outcome);
-    }
-    assert_healthy(engine());
+    on_each_engine(|_engine| {
+        let cases: Vec<(&str, Limits, ErrorKind)> = vec![
+            ("let = ;", Limits::default(), ErrorKind::Syntax),
+            (
+                "throw new TypeError('bad')",
+                Limits::default(),
+                ErrorKind::Exception,
+            ),
+            ("for(;;){}", limits(100, 5000), ErrorKind::CpuLimit),
+            (
+                "await new Promise(r => setTimeout(r, 60000))",
+                limits(1000, 200),
+                ErrorKind::WallLimit,
+            ),
+            (
+                "const a = []; for(;;) a.push(new Array(1000).fill(1))",
+                Limits {
+                    memory_bytes: 8 << 20,
+                    ..Limits::default()
+                },
+                ErrorKind::MemoryLimit,
+            ),
+            (
+                "const f = () => f(); f()",
+                Limits::default(),
+                ErrorKind::StackOverflow,
+            ),
+            (
+                "for(;;) console.log('x')",
+                Limits {
+                    output_bytes: 1000,
+                    ..Limits::default()
+                },
+                ErrorKind::OutputLimit,
+            ),
+        ];
+        for (src, l, kind) in cases {
+            let r = run_with(src, Lang::Js, l);
+            assert_eq!(r.kind(), Some(kind), "{src}: {:?}", r.outcome);
+        }
+        assert_healthy(engine());
+    });
 }
 
 #[test]
 fn limit_messages_name_the_limit() {
-    let r = run_with("for(;;){}", Lang::Js, limits(150, 5000));
-    assert!(r.message().contains("150 ms"), "{}", r.message());
-    let r = run_with(
-        "for(;;) console.log('x')",
-        Lang::Js,
-        Limits {
-            output_bytes: 4096,
-            ..Limits::default()
-        },
-    );
-    assert!(r.message().contains("4096 bytes"), "{}", r.message());
-    let r = run_with(
-        "new Uint8Array(1e8)",
-        Lang::Js,
-        Limits {
-            memory_bytes: 8 << 20,
-            ..Limits::default()
-        },
-    );
-    assert!(
-        r.message().contains(&(8u64 << 20).to_string()),
-        "{}",
-        r.message()
-    );
+    on_each_engine(|_engine| {
+        let r = run_with("for(;;){}", Lang::Js, limits(150, 5000));
+        assert!(r.message().contains("150 ms"), "{}", r.message());
+        let r = run_with(
+            "for(;;) console.log('x')",
+            Lang::Js,
+            Limits {
+                output_bytes: 4096,
+                ..Limits::default()
+            },
+        );
+        assert!(r.message().contains("4096 bytes"), "{}", r.message());
+        let r = run_with(
+            "new Uint8Array(1e8)",
+            Lang::Js,
+            Limits {
+                memory_bytes: 8 << 20,
+                ..Limits::default()
+            },
+        );
+        assert!(
+            r.message().contains(&(8u64 << 20).to_string()),
+            "{}",
+            r.message()
+        );
+    });
 }
 
 #[test]
 fn cpu_limit_cannot_be_caught_and_is_final() {
-    let src = "let n = 0; for(;;) { try { for(;;){} } catch (e) { n++; console.log('caught', String(e)); } }";
-    let r = run_with(src, Lang::Js, limits(100, 5000));
-    assert_eq!(r.kind(), Some(ErrorKind::CpuLimit));
-    assert!(
-        r.logs().is_empty(),
-        "the block must not see the interrupt: {:?}",
-        r.logs()
-    );
-    assert!(r.outcome.finished.cpu_ms >= 100.0);
+    on_each_engine(|_engine| {
+        let src = "let n = 0; for(;;) { try { for(;;){} } catch (e) { n++; console.log('caught', String(e)); } }";
+        let r = run_with(src, Lang::Js, limits(100, 5000));
+        assert_eq!(r.kind(), Some(ErrorKind::CpuLimit));
+        assert!(
+            r.logs().is_empty(),
+            "the block must not see the interrupt: {:?}",
+            r.logs()
+        );
+        assert!(r.outcome.finished.cpu_ms >= 100.0);
+    });
 }
 
 #[test]
 fn exceptions_carry_positions_and_stack() {
-    let r = run_js("const a = 1;\nfunction f() {\n  null.x;\n}\nf();");
-    let e = r.outcome.error.unwrap();
-    assert_eq!(e.kind, ErrorKind::Exception);
-    assert!(e.message.starts_with("TypeError"), "{}", e.message);
-    assert_eq!(e.line, Some(3));
-    assert!(e.column.is_some());
-    assert!(e.stack.unwrap().contains("block.js:3"));
-    let s = run_js("let ok = 1;\nlet = ;").outcome.error.unwrap();
-    assert_eq!((s.kind, s.line), (ErrorKind::Syntax, Some(2)));
+    on_each_engine(|_engine| {
+        let r = run_js("const a = 1;\nfunction f() {\n  null.x;\n}\nf();");
+        let e = r.outcome.error.unwrap();
+        assert_eq!(e.kind, ErrorKind::Exception);
+        assert!(e.message.starts_with("TypeError"), "{}", e.message);
+        assert_eq!(e.line, Some(3));
+        assert!(e.column.is_some());
+        assert!(e.stack.unwrap().contains("block.js:3"));
+        let s = run_js("let ok = 1;\nlet = ;").outcome.error.unwrap();
+        assert_eq!((s.kind, s.line), (ErrorKind::Syntax, Some(2)));
+    });
 }
 
 #[test]
 fn typescript_is_stripped_and_lines_map_to_the_ts_source() {
-    let src = r#"import type { Thing } from "quire";
+    on_each_engine(|_engine| {
+        let src = r#"import type { Thing } from "quire";
 interface Point { x: number; y: number }
 enum Color { Red, Green = 5 }
 type Pair<T> = [T, T];
@@ -189,40 +202,44 @@ if ((pt as any).x === 1) {
   throw new RangeError("line eleven");
 }
 "#;
-    let r = run_with(src, Lang::Ts, Limits::default());
-    assert_eq!(r.logs(), vec!["5 9 1 3".to_string()]);
-    let e = r.outcome.error.unwrap();
-    assert_eq!(e.message, "RangeError: line eleven");
-    assert_eq!(e.line, Some(11), "{e:?}");
-    assert!(e.stack.unwrap().contains("block.ts:11:"));
-    let syn = run_with("const x: number = ;\n", Lang::Ts, Limits::default())
-        .outcome
-        .error
-        .unwrap();
-    assert_eq!((syn.kind, syn.line), (ErrorKind::Syntax, Some(1)));
+        let r = run_with(src, Lang::Ts, Limits::default());
+        assert_eq!(r.logs(), vec!["5 9 1 3".to_string()]);
+        let e = r.outcome.error.unwrap();
+        assert_eq!(e.message, "RangeError: line eleven");
+        assert_eq!(e.line, Some(11), "{e:?}");
+        assert!(e.stack.unwrap().contains("block.ts:11:"));
+        let syn = run_with("const x: number = ;\n", Lang::Ts, Limits::default())
+            .outcome
+            .error
+            .unwrap();
+        assert_eq!((syn.kind, syn.line), (ErrorKind::Syntax, Some(1)));
+    });
 }
 
 #[test]
 fn imports_other_than_the_host_module_fail_clearly() {
-    for src in [
-        "import fs from 'fs'",
-        "import x from './other.js'",
-        "await import('https://evil.example/x.js')",
-    ] {
-        let r = run_js(src);
-        assert_eq!(r.kind(), Some(ErrorKind::Exception), "{src}");
-        assert!(
-            r.message().contains("not allowed") || r.message().contains("quire"),
-            "{src}: {}",
-            r.message()
-        );
-    }
+    on_each_engine(|_engine| {
+        for src in [
+            "import fs from 'fs'",
+            "import x from './other.js'",
+            "await import('https://evil.example/x.js')",
+        ] {
+            let r = run_js(src);
+            assert_eq!(r.kind(), Some(ErrorKind::Exception), "{src}");
+            assert!(
+                r.message().contains("not allowed") || r.message().contains("quire"),
+                "{src}: {}",
+                r.message()
+            );
+        }
+    });
 }
 
 #[test]
 fn console_prints_like_a_browser() {
-    let r = run_js(
-        r#"
+    on_each_engine(|_engine| {
+        let r = run_js(
+            r#"
 console.log({a: 1, nested: {b: [1, 2, {c: 'x'}]}});
 console.log(new Map([['k', 1]]), new Set([1, 2]));
 console.log([1, 'two', null, undefined]);
@@ -233,35 +250,37 @@ console.error(e);
 const cyc = {}; cyc.self = cyc; console.log(cyc);
 console.warn('w'); console.info('i'); console.debug('d');
 "#,
-    );
-    let logs = r.logs();
-    assert_eq!(logs[0], "{ a: 1, nested: { b: [ 1, 2, { c: 'x' } ] } }");
-    assert_eq!(logs[1], "Map(1) { 'k' => 1 } Set(2) { 1, 2 }");
-    assert_eq!(logs[2], "[ 1, 'two', null, undefined ]");
-    assert!(logs[3].contains("fine: 1"), "{}", logs[3]);
-    assert_eq!(logs[4], "n is 42");
-    assert!(
-        logs[5].starts_with("Error: oops\n") && logs[5].contains("block.js"),
-        "{}",
-        logs[5]
-    );
-    assert!(logs[6].contains("[Circular"), "{}", logs[6]);
-    assert!(!logs.iter().any(|l| l.contains("[object Object]")));
-    let levels: Vec<_> = r
-        .events
-        .iter()
-        .filter_map(|e| match &e.body {
-            EventBody::Log { level, .. } => Some(level.as_str()),
-            _ => None,
-        })
-        .collect();
-    assert_eq!(&levels[levels.len() - 3..], ["warn", "info", "debug"]);
+        );
+        let logs = r.logs();
+        assert_eq!(logs[0], "{ a: 1, nested: { b: [ 1, 2, { c: 'x' } ] } }");
+        assert_eq!(logs[1], "Map(1) { 'k' => 1 } Set(2) { 1, 2 }");
+        assert_eq!(logs[2], "[ 1, 'two', null, undefined ]");
+        assert!(logs[3].contains("fine: 1"), "{}", logs[3]);
+        assert_eq!(logs[4], "n is 42");
+        assert!(
+            logs[5].starts_with("Error: oops\n") && logs[5].contains("block.js"),
+            "{}",
+            logs[5]
+        );
+        assert!(logs[6].contains("[Circular"), "{}", logs[6]);
+        assert!(!logs.iter().any(|l| l.contains("[object Object]")));
+        let levels: Vec<_> = r
+            .events
+            .iter()
+            .filter_map(|e| match &e.body {
+                EventBody::Log { level, .. } => Some(level.as_str()),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(&levels[levels.len() - 3..], ["warn", "info", "debug"]);
+    });
 }
 
 #[test]
 fn web_globals_work() {
-    let r = run_js(
-        r#"
+    on_each_engine(|_engine| {
+        let r = run_js(
+            r#"
 const out = {};
 out.clone = structuredClone({ d: new Date(0), m: new Map([[1, { x: 1 }]]), a: [1, 2] });
 out.cloneOk = out.clone.d instanceof Date && out.clone.m.get(1).x === 1;
@@ -294,87 +313,95 @@ try { structuredClone({ f() {} }); } catch (e) { cloneErr = e.name; }
 out.cloneErr = cloneErr;
 export default out;
 "#,
-    );
-    let v = r
-        .result()
-        .unwrap_or_else(|| panic!("{:?}", r.outcome))
-        .clone();
-    assert_eq!(v["cloneOk"], true);
-    assert_eq!(v["enc"], json!([104, 195, 169]));
-    assert_eq!(v["dec"], "hé");
-    assert_eq!(
-        v["url"],
-        json!([
-            "https:",
-            "example.com",
-            "8080",
-            "/a/b",
-            "?x=1&y=2",
-            "#frag",
-            "https://example.com:8080",
-            "2"
-        ])
-    );
-    assert_eq!(
-        v["href"],
-        "https://user@example.com:8080/a/b?x=1&y=2&z=a+b#frag"
-    );
-    assert_eq!(v["rel"], "https://example.com/a/c");
-    assert_eq!(v["badUrl"], false);
-    assert_eq!(v["qs"], "a=1&b=x%26y");
-    assert_eq!(v["b64"], json!(["aGVsbG8=", "hello"]));
-    assert_eq!(v["rand"], true);
-    assert_eq!(v["uuid"], true);
-    assert_eq!(v["order"], json!(["micro", "t1", "t2"]));
-    assert_eq!(v["ticks"], 3);
-    assert_eq!(v["cloneErr"], "DataCloneError");
+        );
+        let v = r
+            .result()
+            .unwrap_or_else(|| panic!("{:?}", r.outcome))
+            .clone();
+        assert_eq!(v["cloneOk"], true);
+        assert_eq!(v["enc"], json!([104, 195, 169]));
+        assert_eq!(v["dec"], "hé");
+        assert_eq!(
+            v["url"],
+            json!([
+                "https:",
+                "example.com",
+                "8080",
+                "/a/b",
+                "?x=1&y=2",
+                "#frag",
+                "https://example.com:8080",
+                "2"
+            ])
+        );
+        assert_eq!(
+            v["href"],
+            "https://user@example.com:8080/a/b?x=1&y=2&z=a+b#frag"
+        );
+        assert_eq!(v["rel"], "https://example.com/a/c");
+        assert_eq!(v["badUrl"], false);
+        assert_eq!(v["qs"], "a=1&b=x%26y");
+        assert_eq!(v["b64"], json!(["aGVsbG8=", "hello"]));
+        assert_eq!(v["rand"], true);
+        assert_eq!(v["uuid"], true);
+        assert_eq!(v["order"], json!(["micro", "t1", "t2"]));
+        assert_eq!(v["ticks"], 3);
+        assert_eq!(v["cloneErr"], "DataCloneError");
+    });
 }
 
 #[test]
 fn timers_after_the_result_still_run() {
-    let r = run_js("setTimeout(() => console.log('later'), 10); export default 1;");
-    assert_eq!(r.logs(), vec!["later".to_string()]);
-    assert_eq!(r.result(), Some(&json!(1)));
+    on_each_engine(|_engine| {
+        let r = run_js("setTimeout(() => console.log('later'), 10); export default 1;");
+        assert_eq!(r.logs(), vec!["later".to_string()]);
+        assert_eq!(r.result(), Some(&json!(1)));
+    });
 }
 
 #[test]
 fn result_serializer_ignores_tampering_and_describes_non_json() {
-    let r = run_js(
+    on_each_engine(|_engine| {
+        let r = run_js(
         "JSON.stringify = () => '1'; Object.prototype.toJSON = () => 'x';\n\
          class P { toJSON() { return 'own toJSON'; } }\n\
          export default { p: new P(), d: new Date(0), f: () => 1, n: -0, i: Infinity, nested: [[[]]] };",
     );
-    assert_eq!(
-        r.result(),
-        Some(
-            &json!({"p": "own toJSON", "d": "1970-01-01T00:00:00.000Z", "f": "[Function: f]", "n": 0, "i": "Infinity", "nested": [[[]]]})
-        )
-    );
+        assert_eq!(
+            r.result(),
+            Some(
+                &json!({"p": "own toJSON", "d": "1970-01-01T00:00:00.000Z", "f": "[Function: f]", "n": 0, "i": "Infinity", "nested": [[[]]]})
+            )
+        );
+    });
 }
 
 #[test]
 fn cancellation_from_another_thread() {
-    for src in [
-        "for(;;){}",
-        "await new Promise(r => setTimeout(r, 60000))",
-        "await new Promise(() => { setInterval(() => {}, 1000) })",
-    ] {
-        let h = engine().run(RunRequest::new(src, Lang::Js).with_limits(limits(30_000, 60_000)));
-        let c = h.canceller();
-        let t = std::thread::spawn(move || {
-            std::thread::sleep(Duration::from_millis(100));
-            c.cancel();
-        });
-        let out = h.wait();
-        t.join().unwrap();
-        assert_eq!(
-            out.error.map(|e| e.kind),
-            Some(ErrorKind::Cancelled),
-            "{src}"
-        );
-        assert!(out.finished.wall_ms < 20_000.0);
-    }
-    assert_healthy(engine());
+    on_each_engine(|_engine| {
+        for src in [
+            "for(;;){}",
+            "await new Promise(r => setTimeout(r, 60000))",
+            "await new Promise(() => { setInterval(() => {}, 1000) })",
+        ] {
+            let h =
+                engine().run(RunRequest::new(src, Lang::Js).with_limits(limits(30_000, 60_000)));
+            let c = h.canceller();
+            let t = std::thread::spawn(move || {
+                std::thread::sleep(Duration::from_millis(100));
+                c.cancel();
+            });
+            let out = h.wait();
+            t.join().unwrap();
+            assert_eq!(
+                out.error.map(|e| e.kind),
+                Some(ErrorKind::Cancelled),
+                "{src}"
+            );
+            assert!(out.finished.wall_ms < 20_000.0);
+        }
+        assert_healthy(engine());
+    });
 }
 
 #[test]
@@ -491,7 +518,8 @@ fn the_watchdog_ends_runs_stuck_in_native_code_and_replaces_the_worker() {
 
 #[test]
 fn display_checks_mime_types_and_counts_as_output() {
-    let r = run_js(
+    on_each_engine(|_engine| {
+        let r = run_js(
         "display('<b>hi</b>', { mime: 'text/html' });\n\
          display('a,b\\n1,2', { mime: 'text/csv' });\n\
          display({ rows: [1, 2] });\n\
@@ -499,38 +527,39 @@ fn display_checks_mime_types_and_counts_as_output() {
          let err = ''; try { display('x', { mime: 'application/x-evil' }); } catch (e) { err = e.message; }\n\
          export default err;",
     );
-    let shown: Vec<_> = r
-        .events
-        .iter()
-        .filter_map(|e| match &e.body {
-            EventBody::Display { mime, data } => Some((mime.clone(), data.clone())),
-            _ => None,
-        })
-        .collect();
-    assert_eq!(
-        shown,
-        vec![
-            ("text/html".to_string(), json!("<b>hi</b>")),
-            ("text/csv".to_string(), json!("a,b\n1,2")),
-            ("application/json".to_string(), json!({"rows": [1, 2]})),
-            ("text/plain".to_string(), json!("plain")),
-        ]
-    );
-    assert!(r
-        .result()
-        .unwrap()
-        .as_str()
-        .unwrap()
-        .contains("unsupported mime"));
-    let big = run_with(
-        "display({ data: 'x'.repeat(5000) })",
-        Lang::Js,
-        Limits {
-            output_bytes: 1000,
-            ..Limits::default()
-        },
-    );
-    assert_eq!(big.kind(), Some(ErrorKind::OutputLimit));
+        let shown: Vec<_> = r
+            .events
+            .iter()
+            .filter_map(|e| match &e.body {
+                EventBody::Display { mime, data } => Some((mime.clone(), data.clone())),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(
+            shown,
+            vec![
+                ("text/html".to_string(), json!("<b>hi</b>")),
+                ("text/csv".to_string(), json!("a,b\n1,2")),
+                ("application/json".to_string(), json!({"rows": [1, 2]})),
+                ("text/plain".to_string(), json!("plain")),
+            ]
+        );
+        assert!(r
+            .result()
+            .unwrap()
+            .as_str()
+            .unwrap()
+            .contains("unsupported mime"));
+        let big = run_with(
+            "display({ data: 'x'.repeat(5000) })",
+            Lang::Js,
+            Limits {
+                output_bytes: 1000,
+                ..Limits::default()
+            },
+        );
+        assert_eq!(big.kind(), Some(ErrorKind::OutputLimit));
+    });
 }
 
 #[test]

@@ -35,7 +35,9 @@ const jsonParse = JSON.parse;
 const U8 = Uint8Array;
 const enc = new TextEncoder();
 const dec = new TextDecoder();
-const dec8 = (b: Uint8Array, fatal: boolean) => new TextDecoder("utf-8", { fatal }).decode(b);
+const decFatal = new TextDecoder("utf-8", { fatal: true });
+const decodeFatal = decFatal.decode.bind(decFatal);
+const dec8 = (b: Uint8Array, fatal: boolean) => (fatal ? decodeFatal(b) : decodeUtf8(b));
 const encodeInto = enc.encode.bind(enc);
 const decodeUtf8 = dec.decode.bind(dec);
 const randomFill = crypto.getRandomValues.bind(crypto);
@@ -306,11 +308,7 @@ function stackOf(e: any): string | undefined {
   try {
     const s = e.stack;
     if (typeof s !== "string") return undefined;
-    let out = blockUrl ? stringReplaceAll(s, blockUrl, filename) : s;
-    if (blobUrlOfHost) out = stringReplaceAll(out, blobUrlOfHost, "quire");
-    if (preludeUrl) out = stringReplaceAll(out, preludeUrl, "quire:prelude");
-    if (extrasUrl) out = stringReplaceAll(out, extrasUrl, "quire:extras");
-    return out;
+    return rename(s);
   } catch {
     return "[stack getter threw]";
   }
@@ -349,6 +347,35 @@ function describeThrown(e: any): Record<string, unknown> {
 
 function isAllocationFailure(message: string): boolean {
   return message.startsWith("Array buffer allocation failed") || message.startsWith("Out of memory") || message.includes("could not allocate memory");
+}
+
+// V8 formats `stack` through Error.prepareStackTrace when it is set: frames
+// then name the block's file and quire's modules instead of blob: URLs
+// (as QuickJS's stacks do). A block may replace it, as in Node.
+const errorToString = Error.prototype.toString;
+function rename(s: string): string {
+  if (blockUrl) s = stringReplaceAll(s, blockUrl, filename);
+  if (blobUrlOfHost) s = stringReplaceAll(s, blobUrlOfHost, "quire");
+  if (preludeUrl) s = stringReplaceAll(s, preludeUrl, "quire:prelude");
+  if (extrasUrl) s = stringReplaceAll(s, extrasUrl, "quire:extras");
+  return s;
+}
+function installStackFormat() {
+  defineProperty(ErrorCtor, "prepareStackTrace", {
+    value: (e: unknown, frames: unknown[]) => {
+      let out: string;
+      try {
+        out = reflectApply(errorToString, e, []) as string;
+      } catch {
+        out = "Error";
+      }
+      for (let i = 0; i < frames.length; i++) out += "\n    at " + rename(String(frames[i]));
+      return out;
+    },
+    writable: true,
+    configurable: true,
+    enumerable: false,
+  });
 }
 
 // Buffer constructors, wrapped: V8 refuses an allocation past the
@@ -570,6 +597,13 @@ const N = {
   loadExtras: () => extrasInit,
 };
 
+// `//# sourceURL=` names a module in V8's stack traces, so frames read
+// `block.js:3:7` and `quire:prelude:12:1`, as in QuickJS (a last line:
+// positions do not move).
+function named(src: string, name: string): string {
+  return src + "\n//# sourceURL=" + name;
+}
+
 function blobUrl(src: string): string {
   return createObjectURL(new BlobCtor([src], { type: "text/javascript" }));
 }
@@ -588,10 +622,11 @@ async function installPrelude(core: string, extras: string) {
     }
   }
   guardBuffers();
-  extrasUrl = blobUrl(extras);
+  installStackFormat();
+  extrasUrl = blobUrl(named(extras, "quire:extras"));
   extrasInit = (await realImport(extrasUrl)).init;
   (globalThis as any).__quire_native = N;
-  preludeUrl = blobUrl(core);
+  preludeUrl = blobUrl(named(core, "quire:prelude"));
   await realImport(preludeUrl);
   // Dynamic import() in a block is rewritten (by the server, in its source)
   // to this: only "quire" loads.
@@ -725,7 +760,7 @@ async function run(msg: any) {
     }
     const v8 = msg.v8 ?? {};
     const src = splice(String(req.source), v8.quire_spans ?? [], hostAttached ? blobUrlOfHost : "");
-    blockUrl = blobUrl(src);
+    blockUrl = blobUrl(named(src, filename));
     const loaded = await settle(realImport(blockUrl));
     if ("stuck" in loaded) return finish(neverSettles());
     if (!loaded.ok) return finish(failure(loaded.error));
@@ -785,7 +820,7 @@ for (;;) {
     await installPrelude(String(own(msg, "core")), String(own(msg, "extras")));
   } else if (t === "start" && !started) {
     started = true;
-    if (msg.host_module) blobUrlOfHost = blobUrl(msg.host_module);
+    if (own(msg, "host_module")) blobUrlOfHost = blobUrl(named(String(own(msg, "host_module")), "quire"));
     run(msg).then(() => {
       // One run per process: leave once its last event is out.
       realSetTimeout(() => D.exit(0), 0);
