@@ -290,3 +290,56 @@ fn isolation_can_be_chosen_and_both_give_the_same_events() {
         .unwrap();
     assert_eq!(bad.status.code(), Some(2));
 }
+
+#[test]
+fn both_engines_run_the_samples_alike_and_a_missing_deno_names_its_install() {
+    let mut outputs = Vec::new();
+    for engine in ["quickjs", "v8"] {
+        let out = quire()
+            .args([
+                "run",
+                &sample("tasks_summary.ts"),
+                "--json",
+                "--cap",
+                "db:read:tasks",
+                "--engine",
+                engine,
+            ])
+            .env_remove("QUIRE_DENO")
+            .output()
+            .unwrap();
+        let result = ok_result(&out);
+        let types: Vec<String> = json_events(&out)
+            .iter()
+            .map(|e| e["type"].as_str().unwrap().to_string())
+            .collect();
+        outputs.push((types, result));
+    }
+    assert_eq!(outputs[0], outputs[1]);
+    let denied = quire()
+        .args(["run", &sample("tasks_summary.ts"), "--engine", "v8"])
+        .output()
+        .unwrap();
+    assert_eq!(
+        denied.status.code(),
+        Some(1),
+        "a denial is the block failing"
+    );
+    let missing = quire()
+        .args(["run", &sample("hello.js"), "--engine", "v8"])
+        .args(["--deno", "/definitely/no/deno"])
+        .output()
+        .unwrap();
+    assert_eq!(missing.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&missing.stderr);
+    assert!(
+        err.contains("npm ci") && err.contains("/definitely/no/deno"),
+        "{err}"
+    );
+    // QuickJS keeps working without deno.
+    let qjs = quire()
+        .args(["run", &sample("hello.js"), "--deno", "/definitely/no/deno"])
+        .output()
+        .unwrap();
+    assert_eq!(qjs.status.code(), Some(0));
+}

@@ -44,7 +44,7 @@ thread_local! {
 
 /// Run `f` once per engine; requests made through [`run_req`] in it go to
 /// that engine (unless they chose one themselves).
-pub fn on_each_engine(f: impl Fn(EngineKind)) {
+pub fn on_each_engine(mut f: impl FnMut(EngineKind)) {
     for k in [EngineKind::Quickjs, EngineKind::V8] {
         KIND.with(|c| c.set(k));
         eprintln!("engine: {}", k.as_str());

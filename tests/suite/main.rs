@@ -13,3 +13,4 @@ mod runner;
 mod server;
 mod server_live;
 mod spec;
+mod v8;

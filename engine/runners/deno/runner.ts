@@ -613,12 +613,19 @@ function blobUrl(src: string): string {
 // the block runs (fetch comes back as quire's, through the host).
 const REMOVE = ["Deno", "Blob", "FormData", "CompressionStream", "DecompressionStream", "ImageData", "fetch", "Request", "Response", "Headers", "WebSocket", "WebSocketStream", "EventSource", "Worker", "BroadcastChannel", "caches", "CacheStorage", "Cache", "localStorage", "sessionStorage", "Storage", "navigator", "Navigator", "prompt", "alert", "confirm", "close", "closed", "onload", "onunload", "onbeforeunload", "onunhandledrejection", "onerror", "reportError", "location", "Location", "FileReader", "File", "MessageChannel", "MessagePort", "GPU", "GPUBuffer", "createImageBitmap", "ImageData", "ImageBitmap", "WorkerNavigator", "Window", "window", "self", "process", "Buffer", "global", "setImmediate", "clearImmediate", "require", "__dirname", "__filename", "structuredClone", "TextEncoder", "TextDecoder", "URL", "URLSearchParams", "atob", "btoa", "crypto", "Crypto", "SubtleCrypto", "CryptoKey", "performance", "Performance", "PerformanceEntry", "PerformanceMark", "PerformanceMeasure", "PerformanceObserver", "PerformanceObserverEntryList", "PerformanceResourceTiming", "console", "setTimeout", "clearTimeout", "setInterval", "clearInterval", "queueMicrotask"];
 
+// Whole families of browser APIs deno carries (WebGPU, geometry, canvas,
+// locks): none is a quire global.
+const REMOVE_PREFIXES = ["GPU", "DOMMatrix", "DOMPoint", "DOMQuad", "DOMRect", "OffscreenCanvas", "ImageBitmap", "Lock", "NavigatorUAData"];
+
 async function installPrelude(core: string, extras: string) {
-  for (const name of REMOVE) {
-    try {
-      delete (globalThis as any)[name];
-    } catch {
-      // a non-configurable global stays; the globals test lists them
+  const names = Object.getOwnPropertyNames(globalThis);
+  for (const name of names) {
+    if (REMOVE.includes(name) || REMOVE_PREFIXES.some((p) => name.startsWith(p))) {
+      try {
+        delete (globalThis as any)[name];
+      } catch {
+        // a non-configurable global stays; the globals test lists them
+      }
     }
   }
   guardBuffers();
