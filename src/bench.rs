@@ -12,7 +12,8 @@ const START_SAMPLES: usize = 2000;
 const THROUGHPUT_RUNS: usize = 20_000;
 
 /// The CPU kernel both engines run (the same source).
-const KERNEL: &str = "let s = 0;\nfor (let i = 0; i < 1e7; i++) { s = (s + i * i) % 1000003; }\n";
+pub(crate) const KERNEL: &str =
+    "let s = 0;\nfor (let i = 0; i < 1e7; i++) { s = (s + i * i) % 1000003; }\n";
 
 pub(crate) fn percentile(sorted: &[f64], p: f64) -> f64 {
     if sorted.is_empty() {
@@ -136,6 +137,8 @@ pub enum Only {
     /// Workspace B's hello-world latency while workspace A floods 1,000
     /// CPU-bound runs (admission fairness).
     Fairness,
+    /// QuickJS and V8 side by side, both in runner processes.
+    Engines,
 }
 
 /// From `Engine::run` to the block's first log line arriving at the
@@ -225,6 +228,13 @@ pub fn run(as_json: bool, only: Option<Only>) -> anyhow::Result<()> {
             let fairness = crate::bench_fair::run()?;
             return print(
                 &json!({ "fairness": fairness, "machine": machine() }),
+                as_json,
+            );
+        }
+        Some(Only::Engines) => {
+            let engines = crate::bench_v8::run()?;
+            return print(
+                &json!({ "engines": engines, "machine": machine() }),
                 as_json,
             );
         }

@@ -9,6 +9,7 @@ mod bench_fair;
 #[allow(clippy::print_stdout)]
 mod bench_host;
 mod bench_server;
+mod bench_v8;
 mod cli_run;
 mod samples;
 mod serve;
@@ -50,9 +51,9 @@ enum Command {
         /// The deno binary.
         #[arg(long)]
         deno: std::path::PathBuf,
-        /// The runner script.
+        /// The runner script (a path or a data: URL).
         #[arg(long)]
-        script: std::path::PathBuf,
+        script: String,
         /// V8 heap limit in MiB.
         #[arg(long, default_value_t = 512)]
         heap_mb: u64,

@@ -812,6 +812,12 @@ function neverSettles() {
 
 // ------------------------------------------------------------ main
 
+// The server sends quire's prelude first; `ready` means it is installed.
+{
+  const first = await readFrame().catch(() => null);
+  if (first === null || own(first, "t") !== "prelude") D.exit(3);
+  await installPrelude(String(own(first, "core")), String(own(first, "extras")));
+}
 send({ t: "ready", pid, sandbox });
 let started = false;
 for (;;) {
@@ -823,9 +829,7 @@ for (;;) {
   }
   if (msg === null) break;
   const t = own(msg, "t");
-  if (t === "prelude") {
-    await installPrelude(String(own(msg, "core")), String(own(msg, "extras")));
-  } else if (t === "start" && !started) {
+  if (t === "start" && !started) {
     started = true;
     if (own(msg, "host_module")) blobUrlOfHost = blobUrl(named(String(own(msg, "host_module")), "quire"));
     run(msg).then(() => {

@@ -351,6 +351,10 @@ impl PoolInner {
             };
             match runner {
                 Some(r) => {
+                    // The wall clock starts now, under the pool lock: the
+                    // monitor sees the reserved run at once and must not
+                    // judge it by when it was queued.
+                    job.control.begin();
                     *lock(&r.workspace) = Some(ws);
                     // Reserve the slot now so the next job sees it taken.
                     lock(&r.runs).insert(
@@ -416,7 +420,6 @@ impl PoolInner {
             mut request,
             control,
         } = job;
-        control.begin();
         let mut v8 = None;
         if self.config.kind == RunnerKind::V8 {
             if let Some(p) = lock(&self.v8_prepared).remove(&control.id) {
@@ -472,7 +475,12 @@ impl PoolInner {
             v8,
         };
         if !r.send(&msg) {
-            tracing::warn!(runner = r.id, "could not hand a run to its runner");
+            tracing::warn!(
+                runner = r.id,
+                dead = r.dead.load(Ordering::Relaxed),
+                retired = r.retired.load(Ordering::Relaxed),
+                "could not hand a run to its runner"
+            );
         }
         // A cancel that came before the waker existed.
         if control.stop_reason().is_some() {
@@ -552,6 +560,15 @@ impl PoolInner {
             idle_since: Mutex::new(Instant::now()),
             sandbox: Mutex::new(None),
         });
+        if self.config.kind == RunnerKind::V8 {
+            // The prelude goes first: the runner installs it and only
+            // then says `ready`, so a ready V8 runner is fully warm.
+            let (core, extras) = crate::v8::prelude_sources();
+            runner.send(&ToRunner::Prelude {
+                core: core.into(),
+                extras: extras.into(),
+            });
+        }
         {
             let mut st = lock(&self.state);
             st.starting -= 1;
@@ -597,13 +614,6 @@ impl PoolInner {
                     "runner ready"
                 );
                 *lock(&r.sandbox) = Some(sandbox);
-                if self.config.kind == RunnerKind::V8 {
-                    let (core, extras) = crate::v8::prelude_sources();
-                    r.send(&ToRunner::Prelude {
-                        core: core.into(),
-                        extras: extras.into(),
-                    });
-                }
                 self.failed_starts.store(0, Ordering::Relaxed);
                 self.pump();
                 Ok(())
@@ -795,7 +805,7 @@ impl PoolInner {
             && (r.retired.load(Ordering::Acquire) || self.shutdown.load(Ordering::Acquire)))
             || (ended_on_purpose && !runs.is_empty());
         if quiet {
-            tracing::debug!(runner = r.id, "runner retired");
+            tracing::debug!(runner = r.id, why, cause = %cause, "runner retired");
         } else {
             tracing::warn!(runner = r.id, why, cause = %cause, runs = runs.len(), "runner ended");
         }

@@ -40,8 +40,9 @@ pub enum ToRunner {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         v8: Option<V8Start>,
     },
-    /// For the V8 runner, once, before its run: quire's prelude sources
-    /// (`prelude.js`, `prelude_extras.js`), installed over deno's globals.
+    /// For the V8 runner, first of all (before it says `ready`): quire's
+    /// prelude sources (`prelude.js`, `prelude_extras.js`), installed over
+    /// deno's globals.
     Prelude {
         /// The core prelude.
         core: String,

@@ -10,8 +10,9 @@
 //!    per-run memory limit, which the server enforces on resident memory);
 //! 3. Landlock (where the kernel has it): the filesystem is read-only and
 //!    limited to the deno binary (read and execute), the shared libraries
-//!    it loads, the runner's own directory and the process's own `/proc`
-//!    directory; nothing else can be read, written or executed;
+//!    it loads and the process's own `/proc` directory (the runner script
+//!    comes as a `data:` URL); nothing else can be read, written or
+//!    executed;
 //! 4. seccomp-bpf: a deny-list (V8's JIT, its GC threads and deno's tokio
 //!    runtime need a wide, version-dependent set of system calls, so an
 //!    allowlist as tight as the QuickJS runner's would break with any deno
@@ -37,8 +38,9 @@ use crate::runner::protocol::SandboxReport;
 pub struct LaunchArgs {
     /// The deno binary.
     pub deno: PathBuf,
-    /// The runner script.
-    pub script: PathBuf,
+    /// The runner script: a path, or (as the pool passes it) a `data:`
+    /// URL of its JavaScript.
+    pub script: String,
     /// V8 heap limit, in MiB.
     pub heap_mb: u64,
     /// V8 stack limit, in KiB.
@@ -61,11 +63,17 @@ fn landlock(args: &LaunchArgs) -> bool {
     };
     let abi = ABI::V5;
     let read = AccessFs::from_read(abi);
-    let script_dir = args
-        .script
-        .parent()
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from("/nonexistent"));
+    // A script given as a path may be read from its directory; a data:
+    // URL needs nothing.
+    let script_dir: Vec<PathBuf> = if args.script.starts_with("data:") {
+        Vec::new()
+    } else {
+        std::path::Path::new(&args.script)
+            .parent()
+            .map(PathBuf::from)
+            .into_iter()
+            .collect()
+    };
     let libs = [
         "/lib",
         "/lib64",
@@ -78,7 +86,7 @@ fn landlock(args: &LaunchArgs) -> bool {
         .and_then(|r| r.create())
         .and_then(|r| r.add_rules(path_beneath_rules([&args.deno], read | AccessFs::Execute)))
         .and_then(|r| r.add_rules(path_beneath_rules(libs, read)))
-        .and_then(|r| r.add_rules(path_beneath_rules([&script_dir], read)))
+        .and_then(|r| r.add_rules(path_beneath_rules(&script_dir, read)))
         // Its own /proc directory (this pid survives the exec): glibc reads
         // /proc/self/maps to find the main thread's stack, which deno's
         // stack guard (stacker) asks for.

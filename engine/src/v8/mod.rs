@@ -99,15 +99,40 @@ impl V8Config {
         Ok(())
     }
 
+    /// The runner script as deno gets it: its types stripped here (oxc,
+    /// as for blocks) and passed as a `data:` URL. (Deno's own TypeScript
+    /// path costs ~170 ms per process start inside the Landlock sandbox,
+    /// against ~20 ms for JavaScript; a data: URL also leaves the sandbox
+    /// nothing to read but deno itself.)
+    fn runner_url(&self) -> std::io::Result<String> {
+        use base64::Engine as _;
+        let src = std::fs::read_to_string(&self.runner_script)?;
+        let name = self.runner_script.display().to_string();
+        let js = crate::compile::prepare(crate::Lang::Ts, &name, &src)
+            .map_err(|e| {
+                std::io::Error::new(
+                    std::io::ErrorKind::InvalidData,
+                    format!(
+                        "the V8 runner script {name} does not compile: {}",
+                        e.message
+                    ),
+                )
+            })?
+            .js;
+        Ok(format!(
+            "data:text/javascript;base64,{}",
+            base64::engine::general_purpose::STANDARD.encode(js)
+        ))
+    }
+
     pub(crate) fn runner_config(&self) -> std::io::Result<RunnerConfig> {
         let deno = std::fs::canonicalize(&self.deno)?;
-        let script = std::fs::canonicalize(&self.runner_script)?;
         let mut args = self.launcher_args.clone();
         args.extend([
             "--deno".into(),
             deno.display().to_string(),
             "--script".into(),
-            script.display().to_string(),
+            self.runner_url()?,
             "--heap-mb".into(),
             self.heap_ceiling_mb.to_string(),
             "--stack-kb".into(),
