@@ -78,9 +78,13 @@ async fn run(args: ServeArgs) -> anyhow::Result<()> {
     let engine = Engine::new(EngineConfig {
         worker_threads: workers,
         isolation,
+        v8: Some(crate::v8paths::v8_config(None)?),
         ..EngineConfig::default()
     })
     .context("could not start the engine")?;
+    if let Err(why) = engine.v8_status() {
+        tracing::warn!("blocks with engine \"v8\" will fail: {why}");
+    }
     let api = HostApi::new(store.clone(), HostConfig::default())?;
     let config = ServerConfig {
         admin_token: admin_token.clone(),

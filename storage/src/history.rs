@@ -295,6 +295,7 @@ mod tests {
             source: src.into(),
             lang: "js".into(),
             grants: vec![],
+            engine: String::new(),
             updated_ms: 0,
         };
         let v1 = s.put_block_if(&ws, b("1"), Some(0))?.updated_ms;

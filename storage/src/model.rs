@@ -134,6 +134,10 @@ pub struct BlockRecord {
     /// Capability grants, e.g. `db:read:tasks` (empty: pure computation).
     #[serde(default)]
     pub grants: Vec<String>,
+    /// The engine that runs it: `quickjs` or `v8`; empty means QuickJS
+    /// (blocks stored before engines could be chosen).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub engine: String,
     /// Last change, milliseconds since the Unix epoch.
     #[serde(default)]
     pub updated_ms: u64,

@@ -41,6 +41,7 @@ impl TestServer {
                 env!("CARGO_BIN_EXE_quire"),
                 vec!["__runner".into()],
             )),
+            v8: Some(crate::common::v8_config()),
             ..EngineConfig::default()
         })
         .unwrap();
@@ -460,4 +461,86 @@ fn runs_a_crashed_server_left_running_are_closed_at_start() {
     check_events(events);
     assert_eq!(events[1]["text"], "halfway");
     assert!(srv.store.interrupted_runs().unwrap().is_empty());
+}
+
+#[test]
+fn a_block_chooses_its_engine_and_runs_there() {
+    let srv = TestServer::start(ServerConfig::default());
+    let t = srv.workspace("engines");
+    // Which engine ran it: V8 has WebAssembly, QuickJS does not.
+    let src = "export default typeof WebAssembly";
+    let (s, v) = srv.call(
+        "POST",
+        "/workspaces/engines/blocks",
+        &t.editor,
+        Some(json!({"source": src, "lang": "js", "engine": "spidermonkey"})),
+    );
+    assert_eq!((s, v["field"].as_str()), (400, Some("engine")), "{v}");
+    let mut ids = Vec::new();
+    for engine in [None, Some("v8"), Some("quickjs")] {
+        let mut body = json!({"source": src, "lang": "js"});
+        if let Some(e) = engine {
+            body["engine"] = json!(e);
+        }
+        let (s, v) = srv.call("POST", "/workspaces/engines/blocks", &t.editor, Some(body));
+        assert_eq!(s, 201, "{v}");
+        ids.push(v["id"].as_str().unwrap().to_string());
+    }
+    let mut got = Vec::new();
+    for id in &ids {
+        let (s, v) = srv.call(
+            "POST",
+            &format!("/workspaces/engines/blocks/{id}/runs"),
+            &t.editor,
+            Some(json!({})),
+        );
+        assert_eq!(s, 202, "{v}");
+        let run = srv.wait_run("engines", v["run"].as_str().unwrap(), &t.viewer);
+        let result = run["events"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|e| e["type"] == "result")
+            .map(|e| e["value"].clone());
+        got.push(result);
+    }
+    assert_eq!(
+        got,
+        [
+            Some(json!("undefined")),
+            Some(json!("object")),
+            Some(json!("undefined"))
+        ]
+    );
+    // An edit switches it; unsaved source may choose too.
+    let (s, _) = srv.call(
+        "PUT",
+        &format!("/workspaces/engines/blocks/{}", ids[0]),
+        &t.editor,
+        Some(json!({"engine": "v8"})),
+    );
+    assert_eq!(s, 200);
+    let (_, b) = srv.call(
+        "GET",
+        &format!("/workspaces/engines/blocks/{}", ids[0]),
+        &t.viewer,
+        None,
+    );
+    assert_eq!(b["engine"], "v8");
+    let (s, v) = srv.call(
+        "POST",
+        "/workspaces/engines/runs",
+        &t.editor,
+        Some(json!({"source": src, "lang": "js", "engine": "v8"})),
+    );
+    assert_eq!(s, 202, "{v}");
+    let run = srv.wait_run("engines", v["run"].as_str().unwrap(), &t.viewer);
+    assert!(
+        run["events"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|e| e["value"] == "object"),
+        "{run}"
+    );
 }

@@ -15,7 +15,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use quire_engine::{Canceller, Engine, EventBody, Lang, Limits, RunEvent, RunRequest};
+use quire_engine::{Canceller, Engine, EngineKind, EventBody, Lang, Limits, RunEvent, RunRequest};
 use quire_host_api::{Grants, HostApi, SessionQuota};
 use quire_storage::{
     now_ms, utc_day, BlockRecord, Quota, RunRecord, Store, Workspace, WorkspaceId,
@@ -48,6 +48,15 @@ pub struct StartRun {
     /// The id of a run filed earlier as `queued` (a schedule's); `None`
     /// takes a fresh id.
     pub run_id: Option<String>,
+    /// The engine, when the caller chose one (unsaved source); `None`
+    /// takes the block's (QuickJS when it has none).
+    pub engine: Option<EngineKind>,
+}
+
+/// A stored block's engine (`v8`, else QuickJS; routes validate it on
+/// write).
+pub fn block_engine(engine: &str) -> EngineKind {
+    EngineKind::parse(engine).unwrap_or_default()
 }
 
 /// A stored block's language (`ts`, else JavaScript; routes validate it on
@@ -78,6 +87,7 @@ impl StartRun {
             input,
             trigger,
             run_id: None,
+            engine: None,
         }
     }
 }
@@ -460,7 +470,12 @@ impl RunHub {
             self.api.session_with(ws, grants, session),
             self.metrics.clone(),
         );
+        let engine = req
+            .engine
+            .or_else(|| req.block.as_ref().map(|b| block_engine(&b.engine)))
+            .unwrap_or_default();
         let mut run = RunRequest::new(req.source, req.lang)
+            .with_engine(engine)
             .with_input(req.input)
             .with_limits(limits)
             .with_host(host);

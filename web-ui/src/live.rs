@@ -8,7 +8,7 @@
 //! | op | role | fields |
 //! | --- | --- | --- |
 //! | `run` | editor | `block`, `input`? |
-//! | `run_source` | editor | `source`, `lang` (`js`/`ts`), `input`?, `block`? (run unsaved source with that block's grants, filed under it) |
+//! | `run_source` | editor | `source`, `lang` (`js`/`ts`), `input`?, `block`? (run unsaved source with that block's grants, filed under it), `engine`? (`quickjs`/`v8`; default the block's) |
 //! | `cancel` | editor | `run` |
 //! | `subscribe` | viewer | `block`: announce and follow every run of the block, including ones already running |
 //! | `unsubscribe` | viewer | `block` |
@@ -79,6 +79,8 @@ enum Op {
         input: Value,
         #[serde(default)]
         block: Option<String>,
+        #[serde(default)]
+        engine: Option<quire_engine::EngineKind>,
         #[serde(default, rename = "ref")]
         reference: Value,
     },
@@ -326,13 +328,14 @@ async fn handle(conn: &Arc<Conn>, msg: &str) {
                 Ok::<_, ApiError>((Some(rec), source, lang))
             }
             .await;
-            start(conn, "run", r, input, reference).await;
+            start(conn, "run", r, input, reference, None).await;
         }
         Op::RunSource {
             source,
             lang,
             input,
             block,
+            engine,
             reference,
         } => {
             let r = async {
@@ -344,7 +347,7 @@ async fn handle(conn: &Arc<Conn>, msg: &str) {
                 Ok::<_, ApiError>((rec, source, lang))
             }
             .await;
-            start(conn, "run_source", r, input, reference).await;
+            start(conn, "run_source", r, input, reference, engine).await;
         }
         Op::Cancel { run, reference } => {
             if let Err(e) = check(conn, Role::Editor) {
@@ -464,6 +467,7 @@ async fn start(
     prepared: Result<(Option<quire_storage::BlockRecord>, String, Lang), ApiError>,
     input: Value,
     reference: Value,
+    engine: Option<quire_engine::EngineKind>,
 ) {
     let r = async {
         let (block, source, lang) = prepared?;
@@ -478,6 +482,7 @@ async fn start(
                 input,
                 trigger: json!({"kind": "manual", "via": "websocket"}),
                 run_id: None,
+                engine,
             })
             .await
     }

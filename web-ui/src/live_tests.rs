@@ -204,6 +204,7 @@ async fn subscribers_see_runs_started_elsewhere_and_can_follow_later() -> anyhow
             input: Value::Null,
             trigger: json!({"kind": "schedule"}),
             run_id: None,
+            engine: None,
         })
         .await?;
     let run = started.id.clone();

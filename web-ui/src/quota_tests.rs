@@ -42,6 +42,7 @@ async fn run(
         source: source.into(),
         lang: "js".into(),
         grants: grants.iter().map(|g| g.to_string()).collect(),
+        engine: String::new(),
         updated_ms: 0,
     };
     let started = f
@@ -289,6 +290,7 @@ fn block(id: &str) -> BlockRecord {
         source: "export default 1".into(),
         lang: "js".into(),
         grants: vec![],
+        engine: String::new(),
         updated_ms: 0,
     }
 }

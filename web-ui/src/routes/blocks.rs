@@ -41,6 +41,15 @@ pub(crate) fn check_lang(lang: &str) -> ApiResult<Lang> {
     }
 }
 
+pub(crate) fn check_engine(engine: &str) -> ApiResult<quire_engine::EngineKind> {
+    quire_engine::EngineKind::parse(engine).ok_or_else(|| {
+        ApiError::field(
+            "engine",
+            format!("'{engine}' is not an engine; use \"quickjs\" or \"v8\""),
+        )
+    })
+}
+
 pub(crate) fn check_source(source: &str) -> ApiResult<()> {
     if source.len() > MAX_SOURCE_BYTES {
         return Err(ApiError::field(
@@ -82,6 +91,9 @@ struct NewBlock {
     name: String,
     #[serde(default)]
     id: Option<String>,
+    /// `quickjs` (default) or `v8`.
+    #[serde(default)]
+    engine: Option<String>,
 }
 
 async fn create(
@@ -93,6 +105,9 @@ async fn create(
     check_lang(&req.lang)?;
     check_source(&req.source)?;
     check_name(&req.name)?;
+    if let Some(e) = &req.engine {
+        check_engine(e)?;
+    }
     let grants = check_grants(&req.grants)?;
     if let Some(id) = &req.id {
         if id.is_empty() || id.len() > MAX_NAME_BYTES || id.contains('/') {
@@ -109,6 +124,7 @@ async fn create(
             source: req.source,
             lang: req.lang,
             grants,
+            engine: req.engine.unwrap_or_default(),
             updated_ms: 0,
         };
         // A new block must not replace an existing one.
@@ -157,6 +173,9 @@ struct BlockEdit {
     lang: Option<String>,
     #[serde(default)]
     name: Option<String>,
+    /// `quickjs` or `v8`.
+    #[serde(default)]
+    engine: Option<String>,
     /// The `updated_ms` the edit is based on; a newer stored version
     /// answers 409 instead of overwriting someone else's save.
     #[serde(default)]
@@ -178,6 +197,9 @@ async fn update(
     if let Some(n) = &req.name {
         check_name(n)?;
     }
+    if let Some(e) = &req.engine {
+        check_engine(e)?;
+    }
     let b = in_workspace(&s, who, ws, Role::Editor, move |store, w| {
         let mut b = store
             .get_block(&w.id, &block)?
@@ -191,6 +213,9 @@ async fn update(
         }
         if let Some(n) = req.name {
             b.name = n;
+        }
+        if let Some(e) = req.engine {
+            b.engine = e;
         }
         Ok(store.put_block_if(&w.id, b, Some(expect))?)
     })

@@ -136,6 +136,9 @@ struct SourceRun {
     /// Run with this saved block's grants, filed under it.
     #[serde(default)]
     block: Option<String>,
+    /// `quickjs` or `v8` (default: the block's, else QuickJS).
+    #[serde(default)]
+    engine: Option<String>,
 }
 
 async fn run_source(
@@ -146,6 +149,11 @@ async fn run_source(
 ) -> ApiResult<(StatusCode, Json<Value>)> {
     let lang = check_lang(&req.lang)?;
     check_source(&req.source)?;
+    let engine = req
+        .engine
+        .as_deref()
+        .map(crate::routes::blocks::check_engine)
+        .transpose()?;
     let store = s.store.clone();
     let block_id = req.block.clone();
     let (w, block) = blocking(move || {
@@ -171,6 +179,7 @@ async fn run_source(
             input: req.input,
             trigger: json!({"kind": "manual", "via": "http", "unsaved": true}),
             run_id: None,
+            engine,
         })
         .await?;
     Ok((StatusCode::ACCEPTED, Json(json!({"run": started.id}))))
