@@ -67,6 +67,10 @@ pub struct Workspace {
     pub name: String,
     /// Creation time, milliseconds since the Unix epoch.
     pub created_ms: u64,
+    /// The engine for its blocks that do not choose one: `quickjs` or
+    /// `v8`; empty means QuickJS.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub default_engine: String,
 }
 
 /// One block of a document's body.

@@ -203,6 +203,7 @@ impl Store {
             id: WorkspaceId::random(),
             name: name.to_string(),
             created_ms: now_ms(),
+            default_engine: String::new(),
         };
         let value = to_vec(&ws)?;
         self.b.write(&mut |tx: &mut dyn Tx| {
@@ -215,6 +216,33 @@ impl Store {
         })?;
         tracing::info!(workspace = %ws.id, name, "workspace created");
         Ok(ws)
+    }
+
+    /// Set the workspace's default engine (`quickjs`, `v8`, or empty for
+    /// QuickJS; the caller validates the name).
+    ///
+    /// # Errors
+    /// [`StorageError::NotFound`] for an unknown workspace.
+    pub fn set_default_engine(&self, id: &WorkspaceId, engine: &str) -> Result<Workspace> {
+        let mut out = None;
+        self.b.write(&mut |tx: &mut dyn Tx| {
+            let Some(raw) = tx.get(Table::Workspaces, id.as_bytes())? else {
+                return Err(StorageError::NotFound {
+                    what: "workspace",
+                    id: id.to_string(),
+                });
+            };
+            let mut ws: Workspace =
+                serde_json::from_slice(&raw).map_err(|e| corrupt("workspace", &e.to_string()))?;
+            ws.default_engine = engine.to_string();
+            tx.put(Table::Workspaces, id.as_bytes(), &to_vec(&ws)?)?;
+            out = Some(ws);
+            Ok(())
+        })?;
+        out.ok_or_else(|| StorageError::NotFound {
+            what: "workspace",
+            id: id.to_string(),
+        })
     }
 
     /// The workspace with this id.

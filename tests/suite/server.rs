@@ -543,4 +543,50 @@ fn a_block_chooses_its_engine_and_runs_there() {
             .any(|e| e["value"] == "object"),
         "{run}"
     );
+    // The workspace default: admins only, validated; a block without an
+    // engine of its own follows it, one with its own keeps it.
+    let body = Some(json!({"default_engine": "v8"}));
+    let (s, _) = srv.call(
+        "PUT",
+        "/workspaces/engines/settings",
+        &t.editor,
+        body.clone(),
+    );
+    assert_eq!(s, 403);
+    let (s, v) = srv.call(
+        "PUT",
+        "/workspaces/engines/settings",
+        &t.admin,
+        Some(json!({"default_engine": "rhino"})),
+    );
+    assert_eq!(
+        (s, v["field"].as_str()),
+        (400, Some("default_engine")),
+        "{v}"
+    );
+    let (s, _) = srv.call("PUT", "/workspaces/engines/settings", &t.admin, body);
+    assert_eq!(s, 200);
+    let (_, w) = srv.call("GET", "/workspaces/engines", &t.viewer, None);
+    assert_eq!(w["default_engine"], "v8");
+    let result_of = |path: String, body: Value| {
+        let (s, v) = srv.call("POST", &path, &t.editor, Some(body));
+        assert_eq!(s, 202, "{v}");
+        let run = srv.wait_run("engines", v["run"].as_str().unwrap(), &t.viewer);
+        run["events"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|e| e["type"] == "result")
+            .map(|e| e["value"].clone())
+    };
+    let unsaved = result_of(
+        "/workspaces/engines/runs".into(),
+        json!({"source": src, "lang": "js"}),
+    );
+    assert_eq!(unsaved, Some(json!("object")), "follows the default");
+    let own = result_of(
+        format!("/workspaces/engines/blocks/{}/runs", ids[2]),
+        json!({}),
+    );
+    assert_eq!(own, Some(json!("undefined")), "a block's own engine wins");
 }

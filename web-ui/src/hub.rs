@@ -49,7 +49,7 @@ pub struct StartRun {
     /// takes a fresh id.
     pub run_id: Option<String>,
     /// The engine, when the caller chose one (unsaved source); `None`
-    /// takes the block's (QuickJS when it has none).
+    /// takes the block's, else the workspace's default (QuickJS).
     pub engine: Option<EngineKind>,
 }
 
@@ -470,10 +470,16 @@ impl RunHub {
             self.api.session_with(ws, grants, session),
             self.metrics.clone(),
         );
+        // The caller's choice, else the block's, else the workspace's.
         let engine = req
             .engine
-            .or_else(|| req.block.as_ref().map(|b| block_engine(&b.engine)))
-            .unwrap_or_default();
+            .or_else(|| {
+                req.block
+                    .as_ref()
+                    .filter(|b| !b.engine.is_empty())
+                    .map(|b| block_engine(&b.engine))
+            })
+            .unwrap_or_else(|| block_engine(&req.workspace.default_engine));
         let mut run = RunRequest::new(req.source, req.lang)
             .with_engine(engine)
             .with_input(req.input)

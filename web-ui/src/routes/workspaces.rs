@@ -16,6 +16,7 @@ pub(super) fn routes() -> Router<AppState> {
     Router::new()
         .route("/workspaces", get(list).post(create))
         .route("/workspaces/{ws}", get(one))
+        .route("/workspaces/{ws}/settings", axum::routing::put(settings))
         .route(
             "/workspaces/{ws}/tokens",
             get(list_tokens).post(create_token),
@@ -78,7 +79,43 @@ async fn one(
     let store = s.store.clone();
     let w = blocking(move || who.enter(&store, &ws, Role::Viewer).map(|w| (w, who.role))).await?;
     Ok(Json(
-        json!({"id": w.0.id, "name": w.0.name, "created_ms": w.0.created_ms, "role": w.1}),
+        json!({"id": w.0.id, "name": w.0.name, "created_ms": w.0.created_ms, "role": w.1, "default_engine": engine_name(&w.0.default_engine)}),
+    ))
+}
+
+fn engine_name(stored: &str) -> &'static str {
+    crate::hub::block_engine(stored).as_str()
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Settings {
+    /// `quickjs` or `v8`: the engine of blocks that do not choose one.
+    default_engine: String,
+}
+
+/// `PUT /workspaces/{ws}/settings {default_engine}` (admin).
+async fn settings(
+    State(s): State<AppState>,
+    who: Principal,
+    Path(ws): Path<String>,
+    Body(req): Body<Settings>,
+) -> ApiResult<Json<Value>> {
+    crate::routes::blocks::check_engine(&req.default_engine).map_err(|_| {
+        ApiError::field(
+            "default_engine",
+            format!(
+                "'{}' is not an engine; use \"quickjs\" or \"v8\"",
+                req.default_engine
+            ),
+        )
+    })?;
+    let w = in_workspace(&s, who, ws, Role::Admin, move |store, w| {
+        Ok(store.set_default_engine(&w.id, &req.default_engine)?)
+    })
+    .await?;
+    Ok(Json(
+        json!({"name": w.name, "default_engine": engine_name(&w.default_engine)}),
     ))
 }
 
