@@ -233,7 +233,7 @@ impl Store {
                 });
             };
             let mut ws: Workspace =
-                serde_json::from_slice(&raw).map_err(|e| corrupt("workspace", &e.to_string()))?;
+                serde_json::from_slice(&raw).map_err(|e| corrupt("workspace", e))?;
             ws.default_engine = engine.to_string();
             tx.put(Table::Workspaces, id.as_bytes(), &to_vec(&ws)?)?;
             out = Some(ws);
