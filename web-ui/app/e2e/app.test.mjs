@@ -77,6 +77,25 @@ test("signs in and shows a sample document as a notebook, in order", async () =>
   await p.close();
 });
 
+test("an editor switches a block to V8 and its runs use V8", async () => {
+  // V8 has WebAssembly; QuickJS does not.
+  const { doc, block } = await docWith("Engines", "export default typeof WebAssembly;");
+  const p = await page();
+  await open(p, doc);
+  const cell = p.locator(".cell.code").first();
+  await cell.locator(".cm-content").click();
+  await p.keyboard.press("Control+Enter");
+  await cell.locator(".finished-ok").waitFor();
+  assert.match(await cell.locator(".output .result").innerText(), /undefined/);
+  await cell.locator("select.engine").selectOption("v8");
+  await cell.locator(".save-status", { hasText: "Engine: V8" }).waitFor();
+  assert.equal((await api("GET", `/workspaces/default/blocks/${block}`)).engine, "v8");
+  await cell.locator("button.primary", { hasText: "Run" }).click();
+  await cell.locator(".output .result", { hasText: "object" }).waitFor();
+  await cell.locator(".finished-ok").waitFor();
+  await p.close();
+});
+
 test("edits a block, runs it with Ctrl+Enter, and sees output before the run ends", async () => {
   const { doc, block } = await docWith("Live output", "export default 1;");
   const p = await page();

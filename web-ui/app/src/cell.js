@@ -77,6 +77,7 @@ export class CodeCell {
       h("header", { class: "cell-head" },
         h("h3", {}, name),
         h("span", { class: "lang", title: "Language" }, b.lang === "ts" ? "TypeScript" : "JavaScript"),
+        this.engineControl(b),
         this.status,
         h("div", { class: "actions" }, this.runBtn, this.cancelBtn, this.histBtn, ...moves)),
       this.grantsEl, editorEl, this.runStatus, outEl, this.historyEl, triggers);
@@ -89,6 +90,35 @@ export class CodeCell {
       onRun: () => this.run(),
       onChange: () => this.changed(),
     });
+  }
+
+  // The block's engine: QuickJS (fast to start) or V8 (fast on heavy
+  // computation). Editors change it; the block's runs use it. A block that
+  // never chose follows the workspace's default.
+  engineControl(b) {
+    const label = (e) => (e === "v8" ? "V8" : e === "quickjs" ? "QuickJS" : "Default engine");
+    if (!this.canEdit || !this.blockId) {
+      return h("span", { class: "lang engine", title: "Engine" }, label(b.engine || ""));
+    }
+    const select = h("select", { class: "engine", "aria-label": `Engine of ${b.name || "this block"}`, title: "Engine: QuickJS starts fastest; V8 runs heavy computation fastest" },
+      ...["", "quickjs", "v8"].map((e) => {
+        const o = h("option", { value: e }, e === "" ? "Default engine" : label(e));
+        if ((b.engine || "") === e) o.selected = true;
+        return o;
+      }));
+    select.addEventListener("change", async () => {
+      const engine = select.value;
+      try {
+        const r = await this.app.api.put(paths.block(this.app.ws, this.blockId), { engine, base_updated_ms: this.base });
+        this.base = r.updated_ms;
+        this.block.engine = engine;
+        this.status.textContent = `Engine: ${label(engine)}`;
+      } catch (e) {
+        select.value = this.block.engine || "";
+        this.status.textContent = `Engine not changed: ${e.message}`;
+      }
+    });
+    return select;
   }
 
   renderGrants() {

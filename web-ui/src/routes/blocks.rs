@@ -105,7 +105,8 @@ async fn create(
     check_lang(&req.lang)?;
     check_source(&req.source)?;
     check_name(&req.name)?;
-    if let Some(e) = &req.engine {
+    // Empty: follow the workspace's default engine.
+    if let Some(e) = req.engine.as_deref().filter(|e| !e.is_empty()) {
         check_engine(e)?;
     }
     let grants = check_grants(&req.grants)?;
@@ -197,7 +198,8 @@ async fn update(
     if let Some(n) = &req.name {
         check_name(n)?;
     }
-    if let Some(e) = &req.engine {
+    // Empty: follow the workspace's default engine.
+    if let Some(e) = req.engine.as_deref().filter(|e| !e.is_empty()) {
         check_engine(e)?;
     }
     let b = in_workspace(&s, who, ws, Role::Editor, move |store, w| {
