@@ -93,6 +93,13 @@ test("an editor switches a block to V8 and its runs use V8", async () => {
   await cell.locator("button.primary", { hasText: "Run" }).click();
   await cell.locator(".output .result", { hasText: "object" }).waitFor();
   await cell.locator(".finished-ok").waitFor();
+  // The workspace default (admins, on the quota page); blocks that never
+  // chose follow it.
+  await p.getByRole("link", { name: "Quota and usage" }).click();
+  await p.locator("#ws-engine").selectOption("v8");
+  await p.locator("[role=status]", { hasText: "Default engine: V8." }).waitFor();
+  assert.equal((await api("GET", "/workspaces/default")).default_engine, "v8");
+  await api("PUT", "/workspaces/default/settings", { default_engine: "quickjs" });
   await p.close();
 });
 

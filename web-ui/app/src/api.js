@@ -53,6 +53,8 @@ export const paths = {
   blockWebhooks: (ws, block) => `/workspaces/${enc(ws)}/blocks/${enc(block)}/webhooks`,
   webhook: (ws, id) => `/workspaces/${enc(ws)}/webhooks/${enc(id)}`,
   quota: (ws) => `/workspaces/${enc(ws)}/quota`,
+  workspace: (ws) => `/workspaces/${enc(ws)}`,
+  settings: (ws) => `/workspaces/${enc(ws)}/settings`,
   usage: (ws, days) => `/workspaces/${enc(ws)}/usage?days=${days}`,
 };
 

@@ -29,7 +29,7 @@ function meter(id, label, value, max, text) {
 
 export async function showQuota(app, main) {
   clear(main).append(h("p", { class: "muted" }, "Loading…"));
-  const [v, { days }] = await Promise.all([app.api.get(paths.quota(app.ws)), app.api.get(paths.usage(app.ws, 30))]);
+  const [v, { days }, w] = await Promise.all([app.api.get(paths.quota(app.ws)), app.api.get(paths.usage(app.ws, 30)), app.api.get(paths.workspace(app.ws))]);
   const q = v.quota;
   const u = v.usage;
   const resets = new Date(u.cpu_day_resets_at_ms).toLocaleString();
@@ -87,5 +87,26 @@ export async function showQuota(app, main) {
       h("tbody", {}, days.slice().reverse().map((d) => h("tr", {},
         h("td", {}, d.date), h("td", {}, num(d.runs)), h("td", {}, `${num(d.cpu_ms)} ms`), h("td", {}, `${num(d.wall_ms)} ms`))))))
       : h("p", { class: "muted" }, "No runs yet."));
-  clear(main).append(h("header", { class: "doc-head" }, h("h1", {}, `Quota and usage: ${app.ws}`)), usage, form, history);
+  // The engine of the workspace's blocks that do not choose one.
+  const engineStatus = h("span", { class: "saved", role: "status" });
+  const engine = h("select", { id: "ws-engine" },
+    ...[["quickjs", "QuickJS (fastest to start)"], ["v8", "V8 (fastest on heavy computation)"]].map(([value, label]) => {
+      const o = h("option", { value }, label);
+      if (w.default_engine === value) o.selected = true;
+      return o;
+    }));
+  engine.addEventListener("change", async () => {
+    try {
+      const r = await app.api.put(paths.settings(app.ws), { default_engine: engine.value });
+      engineStatus.textContent = `Default engine: ${r.default_engine === "v8" ? "V8" : "QuickJS"}.`;
+    } catch (e) {
+      engine.value = w.default_engine;
+      engineStatus.textContent = `Not changed: ${e.message}`;
+    }
+  });
+  const settings = h("section", { "aria-labelledby": "engine-h" },
+    h("h2", { id: "engine-h" }, "Default engine"),
+    h("p", { class: "muted" }, "Blocks that do not choose an engine run on this one."),
+    h("label", { for: "ws-engine" }, "Engine "), engine, " ", engineStatus);
+  clear(main).append(h("header", { class: "doc-head" }, h("h1", {}, `Quota and usage: ${app.ws}`)), usage, settings, form, history);
 }
