@@ -148,6 +148,7 @@ impl Engine {
                 Ok(pool) => pool.submit(Job {
                     request,
                     control: control.clone(),
+                    v8: None,
                 }),
                 Err(why) => {
                     control.begin();
@@ -164,12 +165,14 @@ impl Engine {
             pool.submit(Job {
                 request,
                 control: control.clone(),
+                v8: None,
             });
             return handle;
         }
         let queued = self.shared.hub.push(Job {
             request,
             control: control.clone(),
+            v8: None,
         });
         if !queued {
             control.finish(

@@ -129,6 +129,8 @@ impl Waker {
 pub(crate) struct Job {
     pub(crate) request: RunRequest,
     pub(crate) control: Arc<RunControl>,
+    /// For V8 runners: the source as prepared when the run was submitted.
+    pub(crate) v8: Option<Box<crate::v8::prepare::V8Source>>,
 }
 
 /// What the watchdog can see of a worker.
@@ -301,7 +303,9 @@ impl Worker {
     }
 
     fn accept(&mut self, job: Job) {
-        let Job { request, control } = job;
+        let Job {
+            request, control, ..
+        } = job;
         if control.is_finished() {
             return;
         }

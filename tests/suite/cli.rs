@@ -260,30 +260,35 @@ fn data_dir_persists_between_runs_and_records_them() {
     );
 }
 
+/// The tasks_summary sample run with `extra` flags: its event types and
+/// result (it must finish ok).
+fn summary_run(extra: &[&str]) -> (Vec<String>, serde_json::Value) {
+    let out = quire()
+        .args([
+            "run",
+            &sample("tasks_summary.ts"),
+            "--json",
+            "--cap",
+            "db:read:tasks",
+        ])
+        .args(extra)
+        .env_remove("QUIRE_DENO")
+        .output()
+        .unwrap();
+    let result = ok_result(&out);
+    let types = json_events(&out)
+        .iter()
+        .map(|e| e["type"].as_str().unwrap().to_string())
+        .collect();
+    (types, result)
+}
+
 #[test]
 fn isolation_can_be_chosen_and_both_give_the_same_events() {
-    let mut outputs = Vec::new();
-    for iso in ["runner", "in-process"] {
-        let out = quire()
-            .args([
-                "run",
-                &sample("tasks_summary.ts"),
-                "--json",
-                "--cap",
-                "db:read:tasks",
-                "--isolation",
-                iso,
-            ])
-            .output()
-            .unwrap();
-        let result = ok_result(&out);
-        let types: Vec<String> = json_events(&out)
-            .iter()
-            .map(|e| e["type"].as_str().unwrap().to_string())
-            .collect();
-        outputs.push((types, result));
-    }
-    assert_eq!(outputs[0], outputs[1]);
+    assert_eq!(
+        summary_run(&["--isolation", "runner"]),
+        summary_run(&["--isolation", "in-process"])
+    );
     let bad = quire()
         .args(["run", &sample("hello.js"), "--isolation", "none"])
         .output()
@@ -293,29 +298,10 @@ fn isolation_can_be_chosen_and_both_give_the_same_events() {
 
 #[test]
 fn both_engines_run_the_samples_alike_and_a_missing_deno_names_its_install() {
-    let mut outputs = Vec::new();
-    for engine in ["quickjs", "v8"] {
-        let out = quire()
-            .args([
-                "run",
-                &sample("tasks_summary.ts"),
-                "--json",
-                "--cap",
-                "db:read:tasks",
-                "--engine",
-                engine,
-            ])
-            .env_remove("QUIRE_DENO")
-            .output()
-            .unwrap();
-        let result = ok_result(&out);
-        let types: Vec<String> = json_events(&out)
-            .iter()
-            .map(|e| e["type"].as_str().unwrap().to_string())
-            .collect();
-        outputs.push((types, result));
-    }
-    assert_eq!(outputs[0], outputs[1]);
+    assert_eq!(
+        summary_run(&["--engine", "quickjs"]),
+        summary_run(&["--engine", "v8"])
+    );
     let denied = quire()
         .args(["run", &sample("tasks_summary.ts"), "--engine", "v8"])
         .output()

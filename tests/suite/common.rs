@@ -157,3 +157,15 @@ pub fn assert_healthy(engine: &Engine) {
     );
     assert_eq!(r.logs(), vec!["ok".to_string()]);
 }
+
+/// Every report says the sandbox layers that must always be there are
+/// (Landlock depends on the kernel and is not required).
+pub fn assert_sandboxed(reports: Vec<quire_engine::runner::protocol::SandboxReport>) {
+    assert!(!reports.is_empty(), "no ready runner reported its sandbox");
+    for s in reports {
+        assert!(
+            s.seccomp && s.rlimits && s.parent_death_signal && s.niced,
+            "{s:?}"
+        );
+    }
+}

@@ -69,14 +69,7 @@ fn runs_in_runners_keep_the_event_contract() {
     let r = run_on(e, "throw new TypeError('x')");
     assert_eq!(r.kind(), Some(ErrorKind::Exception));
     assert_eq!(r.outcome.error.as_ref().unwrap().line, Some(1));
-    let reports = e.sandbox_reports();
-    assert!(!reports.is_empty());
-    for s in reports {
-        assert!(
-            s.seccomp && s.rlimits && s.parent_death_signal && s.niced,
-            "{s:?}"
-        );
-    }
+    crate::common::assert_sandboxed(e.sandbox_reports());
 }
 
 #[test]

@@ -497,7 +497,7 @@ function reply(id: number, result: any) {
   const c = calls.get(id);
   if (c === undefined) return;
   calls.delete(id);
-  if (own(result, "Ok") !== undefined || (result !== null && typeof result === "object" && hasOwn(result, "Ok"))) {
+  if (result !== null && typeof result === "object" && hasOwn(result, "Ok")) {
     c.resolve(own(result, "Ok"));
   } else {
     const err = own(result, "Err");

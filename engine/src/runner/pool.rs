@@ -211,8 +211,6 @@ pub(crate) struct PoolInner {
     pub(crate) lost: AtomicU64,
     /// Runners in a row that died before reporting ready.
     failed_starts: AtomicU64,
-    /// V8 pools: each submitted run's prepared source, until it starts.
-    v8_prepared: Mutex<HashMap<String, crate::v8::prepare::V8Source>>,
 }
 
 /// The runner pool.
@@ -233,7 +231,6 @@ impl Pool {
             next_id: AtomicU64::new(1),
             lost: AtomicU64::new(0),
             failed_starts: AtomicU64::new(0),
-            v8_prepared: Mutex::new(HashMap::new()),
         });
         // Runners are spawned from one long-lived thread: a runner's
         // parent-death signal fires when the thread that spawned it exits.
@@ -254,13 +251,11 @@ impl Pool {
         Ok(Self { inner })
     }
 
-    pub(crate) fn submit(&self, job: Job) {
+    pub(crate) fn submit(&self, mut job: Job) {
         if self.inner.config.kind == RunnerKind::V8 {
             let r = &job.request;
             match crate::v8::prepare::prepare(r.lang, &r.filename(), &r.source, r.host.is_some()) {
-                Ok(p) => {
-                    lock(&self.inner.v8_prepared).insert(job.control.id.clone(), p);
-                }
+                Ok(p) => job.v8 = Some(Box::new(p)),
                 Err(rej) => {
                     let c = job.control;
                     c.begin();
@@ -419,10 +414,11 @@ impl PoolInner {
         let Job {
             mut request,
             control,
+            v8: prepared,
         } = job;
         let mut v8 = None;
         if self.config.kind == RunnerKind::V8 {
-            if let Some(p) = lock(&self.v8_prepared).remove(&control.id) {
+            if let Some(p) = prepared.map(|p| *p) {
                 request.source = p.js;
                 v8 = Some(super::protocol::V8Start {
                     quire_spans: p.quire_spans,
@@ -782,8 +778,11 @@ impl PoolInner {
         r.dead.store(true, Ordering::Release);
         r.kill();
         let status = lock(&r.child).wait().ok();
-        if let Some(done) = lock(&r.stderr_done).take() {
-            // Let the stderr reader finish: V8 says "out of memory" there.
+        let has_runs = !lock(&r.runs).is_empty();
+        if let Some(done) = lock(&r.stderr_done).take().filter(|_| has_runs) {
+            // Let the stderr reader finish: V8 says "out of memory" there,
+            // and that decides how the runs it held ended. (Only then: the
+            // monitor buries runners too and must not wait for nothing.)
             let _ = done.recv_timeout(Duration::from_millis(200));
         }
         if r.oom.load(Ordering::Acquire) {

@@ -29,10 +29,12 @@ fn ticks(n: u64) -> Duration {
     Duration::from_nanos(n.saturating_mul(1_000_000_000) / hz)
 }
 
-/// Resident and peak resident memory (`VmRSS`, `VmHWM`), in bytes.
-pub(crate) fn memory(pid: u32) -> Option<(u64, u64)> {
+/// Fields of `/proc/<pid>/status` given in kB (`VmRSS:`, ...), in bytes,
+/// in the order asked; `None` when the process is gone or one is missing.
+fn status_bytes<const N: usize>(pid: u32, names: [&str; N]) -> Option<[u64; N]> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-    let field = |name: &str| -> Option<u64> {
+    let mut out = [0u64; N];
+    for (slot, name) in out.iter_mut().zip(names) {
         let line = status.lines().find(|l| l.starts_with(name))?;
         let kb: u64 = line[name.len()..]
             .trim()
@@ -40,22 +42,19 @@ pub(crate) fn memory(pid: u32) -> Option<(u64, u64)> {
             .trim()
             .parse()
             .ok()?;
-        Some(kb * 1024)
-    };
-    Some((field("VmRSS:")?, field("VmHWM:")?))
+        *slot = kb * 1024;
+    }
+    Some(out)
+}
+
+/// Resident and peak resident memory (`VmRSS`, `VmHWM`), in bytes.
+pub(crate) fn memory(pid: u32) -> Option<(u64, u64)> {
+    status_bytes(pid, ["VmRSS:", "VmHWM:"]).map(|[rss, hwm]| (rss, hwm))
 }
 
 /// The process's address space now (`VmSize`), in bytes.
 pub(crate) fn address_space(pid: u32) -> Option<u64> {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-    let line = status.lines().find(|l| l.starts_with("VmSize:"))?;
-    let kb: u64 = line["VmSize:".len()..]
-        .trim()
-        .trim_end_matches("kB")
-        .trim()
-        .parse()
-        .ok()?;
-    Some(kb * 1024)
+    status_bytes(pid, ["VmSize:"]).map(|[vm]| vm)
 }
 
 /// Set `RLIMIT_AS` (soft and hard) of another process. True if it took.
@@ -122,6 +121,8 @@ mod tests {
         assert!(after > before, "{before:?} -> {after:?}");
         let (rss, peak) = memory(pid).unwrap();
         assert!(rss > 0 && peak >= rss);
+        assert!(address_space(pid).unwrap() >= rss);
+        assert!(memory(u32::MAX).is_none());
         assert!(cpu_time(u32::MAX).is_none());
     }
 
@@ -134,6 +135,13 @@ mod tests {
         let pid = child.id();
         assert!(set_nice(pid, 12));
         assert_eq!(nice_of(pid), Some(12));
+        assert!(limit_address_space(pid, 1 << 30));
+        let limits = std::fs::read_to_string(format!("/proc/{pid}/limits")).unwrap();
+        let line = limits
+            .lines()
+            .find(|l| l.starts_with("Max address space"))
+            .unwrap();
+        assert!(line.contains("1073741824"), "{line}");
         let _ = child.kill();
         let _ = child.wait();
         assert!(!set_nice(pid, 12), "a reaped process");

@@ -41,10 +41,11 @@ pub(crate) fn check_lang(lang: &str) -> ApiResult<Lang> {
     }
 }
 
-pub(crate) fn check_engine(engine: &str) -> ApiResult<quire_engine::EngineKind> {
+/// `engine` parsed, or a 400 naming `field`.
+pub(crate) fn check_engine(field: &str, engine: &str) -> ApiResult<quire_engine::EngineKind> {
     quire_engine::EngineKind::parse(engine).ok_or_else(|| {
         ApiError::field(
-            "engine",
+            field,
             format!("'{engine}' is not an engine; use \"quickjs\" or \"v8\""),
         )
     })
@@ -107,7 +108,7 @@ async fn create(
     check_name(&req.name)?;
     // Empty: follow the workspace's default engine.
     if let Some(e) = req.engine.as_deref().filter(|e| !e.is_empty()) {
-        check_engine(e)?;
+        check_engine("engine", e)?;
     }
     let grants = check_grants(&req.grants)?;
     if let Some(id) = &req.id {
@@ -200,7 +201,7 @@ async fn update(
     }
     // Empty: follow the workspace's default engine.
     if let Some(e) = req.engine.as_deref().filter(|e| !e.is_empty()) {
-        check_engine(e)?;
+        check_engine("engine", e)?;
     }
     let b = in_workspace(&s, who, ws, Role::Editor, move |store, w| {
         let mut b = store

@@ -152,7 +152,7 @@ async fn run_source(
     let engine = req
         .engine
         .as_deref()
-        .map(crate::routes::blocks::check_engine)
+        .map(|e| crate::routes::blocks::check_engine("engine", e))
         .transpose()?;
     let store = s.store.clone();
     let block_id = req.block.clone();

@@ -101,15 +101,7 @@ async fn settings(
     Path(ws): Path<String>,
     Body(req): Body<Settings>,
 ) -> ApiResult<Json<Value>> {
-    crate::routes::blocks::check_engine(&req.default_engine).map_err(|_| {
-        ApiError::field(
-            "default_engine",
-            format!(
-                "'{}' is not an engine; use \"quickjs\" or \"v8\"",
-                req.default_engine
-            ),
-        )
-    })?;
+    crate::routes::blocks::check_engine("default_engine", &req.default_engine)?;
     let w = in_workspace(&s, who, ws, Role::Admin, move |store, w| {
         Ok(store.set_default_engine(&w.id, &req.default_engine)?)
     })
