@@ -84,7 +84,10 @@ impl Engine {
             None => Err("the V8 engine is not configured in this process".to_string()),
             Some(v) => match v.check() {
                 Err(e) => Err(e),
-                Ok(()) => crate::runner::pool::Pool::new(v.runner_config()?)
+                // A broken V8 setup costs V8 runs only, never QuickJS.
+                Ok(()) => v
+                    .runner_config()
+                    .and_then(crate::runner::pool::Pool::new)
                     .map_err(|e| format!("the V8 engine could not start: {e}")),
             },
         };

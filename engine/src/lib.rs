@@ -31,6 +31,12 @@
 //! # Ok::<(), quire_engine::EngineError>(())
 //! ```
 //!
+//! ## Two engines
+//!
+//! QuickJS runs here or in QuickJS runner processes. With
+//! [`EngineConfig::v8`] set, requests with [`EngineKind::V8`] run in real
+//! V8, in pooled, sandboxed deno processes (one per run; see [`v8`]).
+//!
 //! ## Isolation in this process
 //!
 //! Isolates here run inside the embedding process: the boundary is

@@ -4,7 +4,7 @@
 //!
 //! - **One process per run.** Each run gets a deno process of its own,
 //!   started ahead of time (warm pool) with no permissions, sandboxed by
-//!   `quire __v8-runner` ([`launch`]) before deno is exec'd; the process
+//!   `quire __v8-runner` (`launch.rs`) before deno is exec'd; the process
 //!   serves that one run and exits. A fresh isolate per run is then the
 //!   process's own main isolate, and killing the process is how CPU, wall,
 //!   memory and cancel end a run. (A Worker per run in a long-lived deno
@@ -21,7 +21,7 @@
 //!   fetch through the host, ...) over deno's globals, removes deno's, and
 //!   forwards every host call over the protocol, where grants are checked
 //!   in Rust as for QuickJS. The source is checked and rewritten here
-//!   first ([`prepare`]).
+//!   first (`prepare.rs`).
 //!
 //! Engine-specific differences are listed in ARCHITECTURE.md.
 
