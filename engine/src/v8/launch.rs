@@ -13,23 +13,17 @@
 //!    it loads and the process's own `/proc` directory (the runner script
 //!    comes as a `data:` URL); nothing else can be read, written or
 //!    executed;
-//! 4. seccomp-bpf: a deny-list (V8's JIT, its GC threads and deno's tokio
-//!    runtime need a wide, version-dependent set of system calls, so an
-//!    allowlist as tight as the QuickJS runner's would break with any deno
-//!    update). Denied with `EPERM`: every socket, ptrace and
-//!    process_vm_*, namespaces and mounts, module loading, bpf,
-//!    perf_event_open, userfaultfd, io_uring, keyrings, fork/vfork, and the
-//!    rest listed in [`denied`]. See SECURITY.md.
+//! 4. seccomp-bpf: an allowlist of what deno was seen to call, with
+//!    arguments checked where they reach outside the process (threads
+//!    only, its own limits and threads, no sockets): `seccomp.rs`, and
+//!    SECURITY.md for what is and is not filtered.
 //!
 //! Deno itself then runs with no `--allow-*` flag, no prompt, no npm or
 //! remote modules and no config file, so file, network, env, ffi and
 //! subprocess APIs are refused by deno as well.
 
-use std::collections::BTreeMap;
 use std::os::unix::process::CommandExt;
 use std::path::PathBuf;
-
-use seccompiler::{BpfProgram, SeccompAction, SeccompFilter, TargetArch};
 
 use crate::runner::protocol::SandboxReport;
 
@@ -95,75 +89,6 @@ fn landlock(args: &LaunchArgs) -> bool {
     matches!(status, Ok(s) if s.ruleset != RulesetStatus::NotEnforced)
 }
 
-/// System calls the V8 runner may never make.
-pub(crate) fn denied() -> Vec<i64> {
-    vec![
-        libc::SYS_socket,
-        libc::SYS_connect,
-        libc::SYS_bind,
-        libc::SYS_listen,
-        libc::SYS_accept,
-        libc::SYS_accept4,
-        libc::SYS_ptrace,
-        libc::SYS_process_vm_readv,
-        libc::SYS_process_vm_writev,
-        libc::SYS_mount,
-        libc::SYS_umount2,
-        libc::SYS_pivot_root,
-        libc::SYS_chroot,
-        libc::SYS_unshare,
-        libc::SYS_setns,
-        libc::SYS_kexec_load,
-        libc::SYS_init_module,
-        libc::SYS_finit_module,
-        libc::SYS_delete_module,
-        libc::SYS_bpf,
-        libc::SYS_perf_event_open,
-        libc::SYS_userfaultfd,
-        libc::SYS_keyctl,
-        libc::SYS_add_key,
-        libc::SYS_request_key,
-        libc::SYS_io_uring_setup,
-        libc::SYS_io_uring_enter,
-        libc::SYS_io_uring_register,
-        libc::SYS_fork,
-        libc::SYS_vfork,
-        libc::SYS_personality,
-        libc::SYS_acct,
-        libc::SYS_swapon,
-        libc::SYS_swapoff,
-        libc::SYS_reboot,
-        libc::SYS_settimeofday,
-        libc::SYS_clock_settime,
-        libc::SYS_syslog,
-        libc::SYS_open_by_handle_at,
-        libc::SYS_name_to_handle_at,
-        libc::SYS_mknod,
-        libc::SYS_mknodat,
-        libc::SYS_kill,
-        libc::SYS_tkill,
-        libc::SYS_fanotify_init,
-        libc::SYS_quotactl,
-    ]
-}
-
-fn seccomp() -> Result<(), String> {
-    let rules: BTreeMap<i64, Vec<seccompiler::SeccompRule>> =
-        denied().into_iter().map(|n| (n, vec![])).collect();
-    let arch = TargetArch::try_from(std::env::consts::ARCH).map_err(|e| e.to_string())?;
-    let filter = SeccompFilter::new(
-        rules,
-        SeccompAction::Allow,
-        SeccompAction::Errno(libc::EPERM as u32),
-        arch,
-    )
-    .map_err(|e| e.to_string())?;
-    let prog: BpfProgram = filter
-        .try_into()
-        .map_err(|e: seccompiler::BackendError| e.to_string())?;
-    seccompiler::apply_filter(&prog).map_err(|e| e.to_string())
-}
-
 /// Sandbox, then exec deno. Returns only on failure (the exit code).
 pub fn launch_main(args: LaunchArgs) -> i32 {
     let mut report = SandboxReport::default();
@@ -184,7 +109,7 @@ pub fn launch_main(args: LaunchArgs) -> i32 {
         & set_rlimit(libc::RLIMIT_CORE, 0)
         & set_rlimit(libc::RLIMIT_AS, 64 << 30);
     report.landlock = landlock(&args);
-    if let Err(e) = seccomp() {
+    if let Err(e) = super::seccomp::install() {
         eprintln_safe(&format!(
             "quire v8 runner: refusing to run unsandboxed: {e}"
         ));

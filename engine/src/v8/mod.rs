@@ -27,6 +27,7 @@
 
 pub(crate) mod launch;
 pub(crate) mod prepare;
+mod seccomp;
 
 use std::path::PathBuf;
 

@@ -1,0 +1,286 @@
+//! The V8 runner's seccomp allowlist, installed by the launcher just before
+//! it execs deno (the filter survives exec and binds every thread deno
+//! starts).
+//!
+//! The list is what deno 2.9.6 (V8 15.0, tokio, glibc) was seen to call
+//! under strace across the spec, hostile and V8 suites and the engines
+//! benchmark (JIT, GC threads, WebAssembly, timers, heap OOM, stack
+//! overflow), plus the calls every process needs on paths a trace may miss
+//! (signal return, restart, thread exit, abort). Anything else answers
+//! `EPERM` rather than killing the process: deno probes a few calls at
+//! start (it tries an `AF_UNIX` socket) and copes with a refusal, and a
+//! refusal reaches the block as an ordinary failure, which the run then
+//! reports. Arguments are checked where they decide what a call can reach
+//! outside the process:
+//!
+//! - `clone` only makes threads (`CLONE_THREAD`, no namespace flags), and
+//!   `clone3` (flags in memory, where seccomp cannot look) answers
+//!   `ENOSYS`, so glibc falls back to `clone`;
+//! - `prlimit64` only on the process itself (pid 0): never the server's
+//!   limits; `tgkill` only to the process's own threads (its pid, which
+//!   the exec keeps); `kill`, `tkill` and `setpriority` are refused;
+//! - `ioctl` only for the few terminal and fd queries deno makes
+//!   (`TIOCSTI`, which pushes input into a terminal, is refused);
+//! - `prctl` only to name threads and memory areas (not
+//!   `PR_SET_DUMPABLE`, which would make it traceable again);
+//! - `socketpair` only `AF_UNIX` (deno's internal wake-ups); `socket`,
+//!   `connect`, `bind` and every other network call are refused.
+//!
+//! Not filtered by arguments, and why: `mmap`/`mprotect` with `PROT_EXEC`
+//! (V8's JIT needs them); file opens and stats (Landlock decides what a
+//! path reaches; only the deno binary, libraries and `/proc/self`);
+//! `execve` (this filter is installed before the launcher's own exec of
+//! deno; Landlock lets only the deno binary execute, and whatever it
+//! execs inherits this filter, Landlock and the rlimits).
+
+use std::collections::BTreeMap;
+
+use seccompiler::{
+    BackendError, BpfProgram, SeccompAction, SeccompCmpArgLen, SeccompCmpOp, SeccompCondition,
+    SeccompFilter, SeccompRule, TargetArch,
+};
+
+/// Calls allowed with any arguments.
+fn allowed() -> Vec<i64> {
+    let mut v = vec![
+        // memory
+        libc::SYS_brk,
+        libc::SYS_mmap,
+        libc::SYS_munmap,
+        libc::SYS_mremap,
+        libc::SYS_mprotect,
+        libc::SYS_madvise,
+        libc::SYS_pkey_alloc,
+        libc::SYS_pkey_free,
+        libc::SYS_pkey_mprotect,
+        libc::SYS_membarrier,
+        // files already open, and paths Landlock limits
+        libc::SYS_read,
+        libc::SYS_readv,
+        libc::SYS_pread64,
+        libc::SYS_write,
+        libc::SYS_writev,
+        libc::SYS_close,
+        libc::SYS_lseek,
+        libc::SYS_fcntl,
+        libc::SYS_dup,
+        libc::SYS_dup3,
+        libc::SYS_pipe2,
+        libc::SYS_openat,
+        libc::SYS_newfstatat,
+        libc::SYS_fstat,
+        libc::SYS_statx,
+        libc::SYS_readlinkat,
+        libc::SYS_faccessat,
+        libc::SYS_faccessat2,
+        libc::SYS_getdents64,
+        libc::SYS_getcwd,
+        // waiting and waking
+        libc::SYS_futex,
+        libc::SYS_epoll_create1,
+        libc::SYS_epoll_ctl,
+        libc::SYS_epoll_pwait,
+        libc::SYS_ppoll,
+        libc::SYS_eventfd2,
+        libc::SYS_sched_yield,
+        libc::SYS_clock_nanosleep,
+        libc::SYS_nanosleep,
+        libc::SYS_restart_syscall,
+        // sockets that already exist (the socketpair below)
+        libc::SYS_recvfrom,
+        libc::SYS_recvmsg,
+        libc::SYS_sendto,
+        libc::SYS_sendmsg,
+        libc::SYS_shutdown,
+        // signals
+        libc::SYS_rt_sigaction,
+        libc::SYS_rt_sigprocmask,
+        libc::SYS_rt_sigreturn,
+        libc::SYS_sigaltstack,
+        // threads and the process itself
+        libc::SYS_set_robust_list,
+        libc::SYS_set_tid_address,
+        libc::SYS_rseq,
+        libc::SYS_exit,
+        libc::SYS_exit_group,
+        libc::SYS_getpid,
+        libc::SYS_getppid,
+        libc::SYS_gettid,
+        libc::SYS_getuid,
+        libc::SYS_geteuid,
+        libc::SYS_getgid,
+        libc::SYS_getegid,
+        libc::SYS_sched_getaffinity,
+        libc::SYS_sched_getparam,
+        libc::SYS_sched_getscheduler,
+        libc::SYS_sched_get_priority_max,
+        libc::SYS_sched_get_priority_min,
+        libc::SYS_getrusage,
+        libc::SYS_uname,
+        libc::SYS_sysinfo,
+        libc::SYS_getrandom,
+        libc::SYS_clock_gettime,
+        libc::SYS_clock_getres,
+        libc::SYS_gettimeofday,
+        // the launcher's own exec of deno (see the module docs)
+        libc::SYS_execve,
+    ];
+    #[cfg(target_arch = "x86_64")]
+    v.extend([
+        libc::SYS_arch_prctl,
+        libc::SYS_open,
+        libc::SYS_stat,
+        libc::SYS_lstat,
+        libc::SYS_access,
+        libc::SYS_readlink,
+        libc::SYS_dup2,
+        libc::SYS_pipe,
+        libc::SYS_epoll_wait,
+        libc::SYS_poll,
+        libc::SYS_time,
+    ]);
+    v
+}
+
+/// `ioctl` requests deno makes on its pipes: terminal probes and
+/// non-blocking / close-on-exec switches.
+const IOCTLS: [u64; 6] = [
+    libc::TCGETS,
+    libc::TIOCGWINSZ,
+    libc::FIONBIO,
+    libc::FIOCLEX,
+    libc::FIONCLEX,
+    libc::FIONREAD,
+];
+
+/// `prctl` options: naming threads and anonymous memory.
+const PRCTLS: [u64; 3] = [
+    libc::PR_SET_NAME as u64,
+    libc::PR_GET_NAME as u64,
+    libc::PR_SET_VMA as u64,
+];
+
+/// Clone flags that would make something other than a thread of this
+/// process.
+const CLONE_NEW: u64 = (libc::CLONE_NEWNS
+    | libc::CLONE_NEWCGROUP
+    | libc::CLONE_NEWUTS
+    | libc::CLONE_NEWIPC
+    | libc::CLONE_NEWUSER
+    | libc::CLONE_NEWPID
+    | libc::CLONE_NEWNET) as u64;
+
+fn err(e: BackendError) -> String {
+    format!("seccomp: {e}")
+}
+
+fn arg(
+    index: u8,
+    len: SeccompCmpArgLen,
+    op: SeccompCmpOp,
+    value: u64,
+) -> Result<SeccompCondition, String> {
+    SeccompCondition::new(index, len, op, value).map_err(err)
+}
+
+/// One rule per allowed value of argument `index`.
+fn one_of(index: u8, values: &[u64]) -> Result<Vec<SeccompRule>, String> {
+    values
+        .iter()
+        .map(|&v| {
+            SeccompRule::new(vec![arg(
+                index,
+                SeccompCmpArgLen::Qword,
+                SeccompCmpOp::Eq,
+                v,
+            )?])
+            .map_err(err)
+        })
+        .collect()
+}
+
+fn conditional(pid: u32) -> Result<BTreeMap<i64, Vec<SeccompRule>>, String> {
+    use SeccompCmpArgLen::{Dword, Qword};
+    let mut rules = BTreeMap::new();
+    let thread = libc::CLONE_THREAD as u64;
+    rules.insert(
+        libc::SYS_clone,
+        vec![SeccompRule::new(vec![
+            arg(0, Qword, SeccompCmpOp::MaskedEq(thread), thread)?,
+            arg(0, Qword, SeccompCmpOp::MaskedEq(CLONE_NEW), 0)?,
+        ])
+        .map_err(err)?],
+    );
+    rules.insert(libc::SYS_ioctl, one_of(1, &IOCTLS)?);
+    rules.insert(
+        libc::SYS_prctl,
+        PRCTLS
+            .iter()
+            .map(|&o| SeccompRule::new(vec![arg(0, Dword, SeccompCmpOp::Eq, o)?]).map_err(err))
+            .collect::<Result<_, _>>()?,
+    );
+    rules.insert(
+        libc::SYS_prlimit64,
+        vec![SeccompRule::new(vec![arg(0, Dword, SeccompCmpOp::Eq, 0)?]).map_err(err)?],
+    );
+    rules.insert(
+        libc::SYS_tgkill,
+        vec![
+            SeccompRule::new(vec![arg(0, Dword, SeccompCmpOp::Eq, u64::from(pid))?])
+                .map_err(err)?,
+        ],
+    );
+    rules.insert(
+        libc::SYS_socketpair,
+        vec![
+            SeccompRule::new(vec![arg(0, Dword, SeccompCmpOp::Eq, libc::AF_UNIX as u64)?])
+                .map_err(err)?,
+        ],
+    );
+    Ok(rules)
+}
+
+/// The two filters for a process whose pid is `pid` (the launcher's, kept
+/// by deno across the exec), in the order they are installed: `clone3` →
+/// `ENOSYS`, then the allowlist (last, since installing a filter makes a
+/// `prctl` and a `seccomp` call the allowlist refuses).
+pub(crate) fn filters(pid: u32) -> Result<[BpfProgram; 2], String> {
+    let arch =
+        TargetArch::try_from(std::env::consts::ARCH).map_err(|e| format!("seccomp: {e:?}"))?;
+    let mut rules = conditional(pid)?;
+    for s in allowed() {
+        rules.insert(s, vec![]);
+    }
+    rules.insert(libc::SYS_clone3, vec![]);
+    let allow: BpfProgram = SeccompFilter::new(
+        rules,
+        SeccompAction::Errno(libc::EPERM as u32),
+        SeccompAction::Allow,
+        arch,
+    )
+    .map_err(err)?
+    .try_into()
+    .map_err(err)?;
+    let no_clone3: BpfProgram = SeccompFilter::new(
+        [(libc::SYS_clone3, vec![])].into_iter().collect(),
+        SeccompAction::Allow,
+        SeccompAction::Errno(libc::ENOSYS as u32),
+        arch,
+    )
+    .map_err(err)?
+    .try_into()
+    .map_err(err)?;
+    Ok([no_clone3, allow])
+}
+
+/// Install both filters on the calling thread (the launcher is single
+/// threaded; threads deno starts inherit them).
+pub(crate) fn install() -> Result<(), String> {
+    for f in filters(std::process::id())? {
+        seccompiler::apply_filter(&f).map_err(|e| format!("seccomp: {e}"))?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests;
