@@ -58,7 +58,7 @@ enum Command {
         #[arg(long, default_value_t = 512)]
         heap_mb: u64,
         /// V8 stack limit in KiB.
-        #[arg(long, default_value_t = 984)]
+        #[arg(long, default_value_t = 1024)]
         stack_kb: u64,
     },
     /// Measure start latency, throughput, memory and CPU speed, with Node.js

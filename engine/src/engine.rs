@@ -86,7 +86,7 @@ impl Engine {
                 Err(e) => Err(e),
                 // A broken V8 setup costs V8 runs only, never QuickJS.
                 Ok(()) => v
-                    .runner_config()
+                    .runner_config(config.default_limits.stack_bytes)
                     .and_then(crate::runner::pool::Pool::new)
                     .map_err(|e| format!("the V8 engine could not start: {e}")),
             },

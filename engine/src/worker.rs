@@ -329,6 +329,9 @@ impl Worker {
                 return;
             }
         };
+        // Pooled isolates were made with the default stack: this run's.
+        iso.rt
+            .set_max_stack_size(usize::try_from(control.limits.stack_bytes).unwrap_or(usize::MAX));
         lock(&self.slot.held).push(control.clone());
         let run = ActiveRun::new(control, request, iso, self.clock);
         self.runs.push(Held {

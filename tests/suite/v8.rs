@@ -7,7 +7,7 @@
 use quire_engine::{EngineKind, ErrorKind, Lang, Limits, RunRequest};
 use serde_json::json;
 
-use crate::common::{assert_healthy, engine, on_each_engine, run_req};
+use crate::common::{assert_healthy, engine, on_each_engine, run_req, run_with};
 
 fn v8(src: &str) -> crate::common::Ran {
     run_req(
@@ -167,6 +167,54 @@ fn limits_and_crashes_leave_the_v8_pool_working() {
         assert_eq!(r.kind(), Some(kind), "{src}: {:?}", r.outcome);
     }
     on_each_engine(|k| {
+        if k == EngineKind::V8 {
+            assert_healthy(engine());
+        }
+    });
+}
+
+/// How deep plain recursion gets under `stack_bytes`, and how the run
+/// ends when the overflow is not caught.
+fn depth_at(stack_bytes: u64) -> (u64, Option<ErrorKind>) {
+    let limits = Limits {
+        stack_bytes,
+        wall_time_ms: 20_000,
+        ..Limits::default()
+    };
+    let caught = run_with(
+        "let n = 0; function f() { n++; f(); } try { f(); } catch (e) { if (e.name !== 'RangeError' && e.name !== 'InternalError') throw e; } export default n;",
+        Lang::Js,
+        limits.clone(),
+    );
+    let depth = caught
+        .result()
+        .and_then(|v| v.as_u64())
+        .unwrap_or_else(|| panic!("{:?}", caught.outcome));
+    let uncaught = run_with("function f() { f(); } f();", Lang::Js, limits);
+    (depth, uncaught.kind())
+}
+
+#[test]
+fn a_runs_stack_limit_holds_in_both_engines() {
+    // V8 fixes its stack when a process starts: a run asking for another
+    // size than the warm runners' gets a process started for it.
+    on_each_engine(|k| {
+        let (small, small_end) = depth_at(256 << 10);
+        let (default, default_end) = depth_at(Limits::default().stack_bytes);
+        let (big, big_end) = depth_at(4 << 20);
+        for end in [small_end, default_end, big_end] {
+            assert_eq!(end, Some(ErrorKind::StackOverflow), "{k:?}");
+        }
+        eprintln!("{k:?} depth: 256 KiB {small}, 1 MiB {default}, 4 MiB {big}");
+        // Depth grows with the limit, roughly in proportion.
+        assert!(
+            small * 2 < default,
+            "{k:?}: 256 KiB gave {small}, 1 MiB {default}"
+        );
+        assert!(
+            default * 2 < big,
+            "{k:?}: 1 MiB gave {default}, 4 MiB {big}"
+        );
         if k == EngineKind::V8 {
             assert_healthy(engine());
         }

@@ -94,6 +94,11 @@ pub struct RunnerConfig {
     /// The window over which a runner's CPU share is measured for
     /// `busy_nice`, in milliseconds. Default: 100.
     pub busy_window_ms: u64,
+    /// V8 runners only: the JavaScript stack warm runners start with, in
+    /// KiB (V8's `--stack-size` is fixed when a process starts). A run
+    /// whose `stack_bytes` asks for another size gets a process started
+    /// for it (one cold start). Default: 1024, the default limits' 1 MiB.
+    pub stack_kb: u64,
 }
 
 impl RunnerConfig {
@@ -114,6 +119,7 @@ impl RunnerConfig {
             start_timeout_ms: 10_000,
             busy_nice: Some(15),
             busy_window_ms: 100,
+            stack_kb: 1024,
         }
     }
 }
@@ -161,6 +167,8 @@ struct Runner {
     oom: Arc<AtomicBool>,
     /// Disconnects when its stderr is closed (all of it has been read).
     stderr_done: Mutex<Option<flume::Receiver<()>>>,
+    /// V8 runners: the stack it was started with, in KiB (0 for QuickJS).
+    stack_kb: u64,
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -198,13 +206,14 @@ impl Runner {
 struct State {
     runners: Vec<Arc<Runner>>,
     queue: VecDeque<Job>,
-    starting: usize,
+    /// Runners being started, by their stack size (see `stack_kb`).
+    starting: Vec<u64>,
 }
 
 pub(crate) struct PoolInner {
     config: RunnerConfig,
     state: Mutex<State>,
-    spawn_tx: flume::Sender<()>,
+    spawn_tx: flume::Sender<u64>,
     shutdown: AtomicBool,
     next_id: AtomicU64,
     /// Runners that died or were killed (for stats and tests).
@@ -222,7 +231,7 @@ impl Pool {
     pub(crate) fn new(mut config: RunnerConfig) -> std::io::Result<Self> {
         // Runners start in `/`: resolve a relative program path now.
         config.program = std::fs::canonicalize(&config.program)?;
-        let (spawn_tx, spawn_rx) = flume::unbounded::<()>();
+        let (spawn_tx, spawn_rx) = flume::unbounded::<u64>();
         let inner = Arc::new(PoolInner {
             config,
             state: Mutex::new(State::default()),
@@ -238,9 +247,9 @@ impl Pool {
         std::thread::Builder::new()
             .name("quire-runner-spawner".into())
             .spawn(move || {
-                while spawn_rx.recv().is_ok() {
+                while let Ok(stack_kb) = spawn_rx.recv() {
                     let Some(inner) = weak.upgrade() else { return };
-                    inner.spawn_one();
+                    inner.spawn_one(stack_kb);
                 }
             })?;
         let weak = Arc::downgrade(&inner);
@@ -306,6 +315,13 @@ impl Drop for Pool {
     }
 }
 
+/// Remove one `value` from `v`, if there.
+fn remove_one(v: &mut Vec<u64>, value: u64) {
+    if let Some(i) = v.iter().position(|&x| x == value) {
+        v.swap_remove(i);
+    }
+}
+
 fn workspace_of(job: &Job) -> String {
     job.request
         .workspace
@@ -327,8 +343,11 @@ impl PoolInner {
                 continue;
             }
             let ws = workspace_of(&job);
+            let stack = self.stack_of(&job);
             let usable = |r: &&Arc<Runner>| {
-                r.ready.load(Ordering::Acquire) && !r.dead.load(Ordering::Acquire)
+                r.ready.load(Ordering::Acquire)
+                    && !r.dead.load(Ordering::Acquire)
+                    && r.stack_kb == stack
             };
             let bound = st.runners.iter().filter(usable).find(|r| {
                 r.bound_to(&ws)
@@ -371,43 +390,82 @@ impl PoolInner {
             }
         }
         st.queue = waiting;
-        // Capacity: keep `warm_runners` unbound runners, and start more for
-        // waiting runs up to `max_runners`; at the cap, retire an idle
-        // runner bound to another workspace to make room.
-        let unbound = st
-            .runners
-            .iter()
-            .filter(|r| lock(&r.workspace).is_none() && !r.dead.load(Ordering::Acquire))
-            .count();
-        let mut want = self
-            .config
-            .warm_runners
-            .saturating_sub(unbound + st.starting);
-        if !st.queue.is_empty() && unbound + st.starting == 0 {
-            want = want.max(1);
-        }
-        let room = self
-            .config
-            .max_runners
-            .saturating_sub(st.runners.len() + st.starting);
-        if want > room && !st.queue.is_empty() {
-            if let Some(idle) = st
-                .runners
-                .iter()
-                .find(|r| lock(&r.workspace).is_some() && lock(&r.runs).is_empty())
-            {
-                idle.retire();
-            }
-        }
-        let n = want.min(room);
-        st.starting += n;
+        let spawn = self.capacity(&mut st);
+        st.starting.extend(&spawn);
         drop(st);
-        for _ in 0..n {
-            let _ = self.spawn_tx.send(());
+        for stack_kb in spawn {
+            let _ = self.spawn_tx.send(stack_kb);
         }
         for (r, job) in assigned {
             self.start_on(&r, job);
         }
+    }
+
+    /// The stack a job's runner must have been started with: V8 runs by
+    /// their `stack_bytes`, QuickJS runs any (0).
+    fn stack_of(&self, job: &Job) -> u64 {
+        match self.config.kind {
+            RunnerKind::QuickJs => 0,
+            RunnerKind::V8 => crate::v8::stack_kb(job.control.limits.stack_bytes),
+        }
+    }
+
+    /// The stack warm runners start with.
+    fn warm_stack(&self) -> u64 {
+        match self.config.kind {
+            RunnerKind::QuickJs => 0,
+            RunnerKind::V8 => self.config.stack_kb,
+        }
+    }
+
+    /// Which runners to start now, by stack size. Keep `warm_runners`
+    /// unbound runners of the warm stack, start one for waiting runs that
+    /// no unbound or starting runner can take (another stack size), all up
+    /// to `max_runners`; at the cap, retire an idle runner bound to
+    /// another workspace to make room.
+    fn capacity(&self, st: &mut State) -> Vec<u64> {
+        let unbound_of = |s: u64| {
+            st.runners
+                .iter()
+                .filter(|r| {
+                    r.stack_kb == s
+                        && lock(&r.workspace).is_none()
+                        && !r.dead.load(Ordering::Acquire)
+                })
+                .count()
+                + st.starting.iter().filter(|&&x| x == s).count()
+        };
+        let warm = self.warm_stack();
+        let mut spawn = Vec::new();
+        // First what waiting runs need, then the warm reserve.
+        let mut needed: Vec<u64> = st.queue.iter().map(|j| self.stack_of(j)).collect();
+        needed.sort_unstable();
+        needed.dedup();
+        for s in needed {
+            if unbound_of(s) == 0 {
+                spawn.push(s);
+            }
+        }
+        let reserve = self
+            .config
+            .warm_runners
+            .saturating_sub(unbound_of(warm) + spawn.iter().filter(|&&x| x == warm).count());
+        spawn.extend(std::iter::repeat_n(warm, reserve));
+        let room = self
+            .config
+            .max_runners
+            .saturating_sub(st.runners.len() + st.starting.len());
+        if spawn.len() > room && !st.queue.is_empty() {
+            if let Some(idle) = st.runners.iter().find(|r| {
+                !r.dead.load(Ordering::Acquire)
+                    && lock(&r.runs).is_empty()
+                    && (lock(&r.workspace).is_some() || r.stack_kb != warm)
+            }) {
+                idle.retire();
+            }
+        }
+        spawn.truncate(room);
+        spawn
     }
 
     fn start_on(self: &Arc<Self>, r: &Arc<Runner>, job: Job) {
@@ -484,13 +542,15 @@ impl PoolInner {
         }
     }
 
-    fn spawn_one(self: &Arc<Self>) {
+    fn spawn_one(self: &Arc<Self>, stack_kb: u64) {
         let mut cmd = Command::new(&self.config.program);
         cmd.args(&self.config.args);
-        if self.config.kind == RunnerKind::QuickJs {
-            cmd.arg("--threads")
-                .arg(self.config.threads_per_runner.max(1).to_string());
-        }
+        match self.config.kind {
+            RunnerKind::QuickJs => cmd
+                .arg("--threads")
+                .arg(self.config.threads_per_runner.max(1).to_string()),
+            RunnerKind::V8 => cmd.arg("--stack-kb").arg(stack_kb.to_string()),
+        };
         let result = cmd
             .env_clear()
             .env("TZ", "UTC0")
@@ -503,7 +563,7 @@ impl PoolInner {
             Ok(c) => c,
             Err(e) => {
                 tracing::error!(error = %e, program = %self.config.program.display(), "could not start a runner");
-                lock(&self.state).starting -= 1;
+                self.started(stack_kb);
                 // Fail what waits rather than hang it.
                 let queued: Vec<Job> = lock(&self.state).queue.drain(..).collect();
                 for j in queued {
@@ -521,7 +581,7 @@ impl PoolInner {
         };
         let (Some(stdin), Some(stdout)) = (child.stdin.take(), child.stdout.take()) else {
             let _ = child.kill();
-            lock(&self.state).starting -= 1;
+            self.started(stack_kb);
             return;
         };
         let pid = child.id();
@@ -555,6 +615,7 @@ impl PoolInner {
             served: AtomicU64::new(0),
             idle_since: Mutex::new(Instant::now()),
             sandbox: Mutex::new(None),
+            stack_kb,
         });
         if self.config.kind == RunnerKind::V8 {
             // The prelude goes first: the runner installs it and only
@@ -567,7 +628,7 @@ impl PoolInner {
         }
         {
             let mut st = lock(&self.state);
-            st.starting -= 1;
+            remove_one(&mut st.starting, stack_kb);
             st.runners.push(runner.clone());
         }
         let inner = self.clone();
@@ -577,6 +638,11 @@ impl PoolInner {
         if let Err(e) = spawned {
             tracing::error!(error = %e, "could not start a runner reader thread");
         }
+    }
+
+    /// A runner of this stack is no longer starting (it could not be).
+    fn started(&self, stack_kb: u64) {
+        remove_one(&mut lock(&self.state).starting, stack_kb);
     }
 
     fn read_loop(self: Arc<Self>, r: Arc<Runner>, stdout: std::process::ChildStdout) {
@@ -1006,7 +1072,10 @@ fn monitor(weak: Weak<PoolInner>) {
                 continue;
             }
             inner.prioritize(&r, now);
-            let idle = lock(&r.runs).is_empty() && lock(&r.workspace).is_some();
+            // Idle: bound with no runs, or started for a stack size that
+            // no run took (its run was cancelled while it started).
+            let idle = lock(&r.runs).is_empty()
+                && (lock(&r.workspace).is_some() || r.stack_kb != inner.warm_stack());
             let worn = r.served.load(Ordering::Relaxed) >= inner.config.runs_per_runner_life;
             if idle
                 && (worn

@@ -37,7 +37,8 @@ pub struct LaunchArgs {
     pub script: String,
     /// V8 heap limit, in MiB.
     pub heap_mb: u64,
-    /// V8 stack limit, in KiB.
+    /// V8 stack limit, in KiB (`--stack-size`); the main thread's stack
+    /// rlimit is raised to hold it with 4 MiB to spare (at least 8 MiB).
     pub stack_kb: u64,
 }
 
@@ -107,7 +108,13 @@ pub fn launch_main(args: LaunchArgs) -> i32 {
         & set_rlimit(libc::RLIMIT_NOFILE, 256)
         & set_rlimit(libc::RLIMIT_FSIZE, 0)
         & set_rlimit(libc::RLIMIT_CORE, 0)
-        & set_rlimit(libc::RLIMIT_AS, 64 << 30);
+        & set_rlimit(libc::RLIMIT_AS, 64 << 30)
+        // V8 runs JavaScript on deno's main thread, whose stack the
+        // kernel sizes from this rlimit at exec.
+        & set_rlimit(
+            libc::RLIMIT_STACK,
+            (args.stack_kb.saturating_mul(1024) + (4 << 20)).max(8 << 20),
+        );
     report.landlock = landlock(&args);
     if let Err(e) = super::seccomp::install() {
         eprintln_safe(&format!(

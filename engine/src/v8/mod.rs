@@ -53,9 +53,6 @@ pub struct V8Config {
     /// ceiling behind each run's own `memory_bytes`, which the pool
     /// enforces on the process's resident memory. Default: 512.
     pub heap_ceiling_mb: u64,
-    /// V8's stack limit, in KiB (`--stack-size`). Default: 984 (V8's own
-    /// default; the main thread has 8 MiB).
-    pub stack_kb: u64,
     /// Warm deno processes kept ready. Default: 2.
     pub warm_runners: usize,
     /// Deno processes at most (each holds one run). Default: 8.
@@ -76,7 +73,6 @@ impl V8Config {
             deno: deno.into(),
             runner_script: runner_script.into(),
             heap_ceiling_mb: 512,
-            stack_kb: 984,
             warm_runners: 2,
             max_runners: 8,
         }
@@ -126,7 +122,9 @@ impl V8Config {
         ))
     }
 
-    pub(crate) fn runner_config(&self) -> std::io::Result<RunnerConfig> {
+    /// The pool's configuration; warm runners get the stack of
+    /// `default_stack_bytes` (the engine's default limits).
+    pub(crate) fn runner_config(&self, default_stack_bytes: u64) -> std::io::Result<RunnerConfig> {
         let deno = std::fs::canonicalize(&self.deno)?;
         let mut args = self.launcher_args.clone();
         args.extend([
@@ -136,8 +134,6 @@ impl V8Config {
             self.runner_url()?,
             "--heap-mb".into(),
             self.heap_ceiling_mb.to_string(),
-            "--stack-kb".into(),
-            self.stack_kb.to_string(),
         ]);
         let mut rc = RunnerConfig::new(&self.launcher, args);
         rc.kind = RunnerKind::V8;
@@ -146,8 +142,23 @@ impl V8Config {
         rc.kill_grace_ms = 0;
         rc.warm_runners = self.warm_runners;
         rc.max_runners = self.max_runners;
+        rc.stack_kb = stack_kb(default_stack_bytes);
         Ok(rc)
     }
+}
+
+/// Smallest V8 stack a run gets, in KiB: the runner's own code needs
+/// about this much (at 64 KiB deno cannot start it).
+pub const MIN_STACK_KB: u64 = 128;
+
+/// Largest V8 stack, in KiB: the engine caps `stack_bytes` at half its
+/// worker stacks (8 MiB by default) for QuickJS; V8 takes the same cap.
+pub const MAX_STACK_KB: u64 = 8 * 1024;
+
+/// V8's `--stack-size` for a run's `stack_bytes`: in KiB, rounded up,
+/// within [`MIN_STACK_KB`] and [`MAX_STACK_KB`].
+pub(crate) fn stack_kb(stack_bytes: u64) -> u64 {
+    stack_bytes.div_ceil(1024).clamp(MIN_STACK_KB, MAX_STACK_KB)
 }
 
 /// The prelude sources the V8 runner installs (the QuickJS engine compiles
