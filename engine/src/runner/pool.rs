@@ -14,21 +14,28 @@
 //! - **Failure.** A runner that exits, is killed (including by seccomp),
 //!   or breaks the protocol ends its runs with `internal` (or the limit the
 //!   server recorded) and is replaced; events already received stay.
+//!
+//! Here: the pool, its runners and their start, hand-out and end;
+//! `relay.rs`: what runners send (checked); `watch.rs`: the monitor
+//! (deadlines, V8 limits from `/proc`, priorities, idle retirement).
+
+mod relay;
+mod watch;
 
 use std::collections::{HashMap, VecDeque};
 use std::path::PathBuf;
 use std::process::{Child, ChildStdin, Command, Stdio};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, Weak};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use super::procfs;
 use super::protocol::{read_frame, write_frame, FromRunner, SandboxReport, ToRunner};
-use super::sandbox::SandboxLimits;
 use crate::control::{RunControl, StopReason};
 use crate::event::{ErrorInfo, ErrorKind, EventBody};
-use crate::host::{CallContext, HostCall, HostError, HostHandle, HostReply};
+use crate::host::HostHandle;
 use crate::worker::{Job, Waker};
+use watch::{describe_status, drain_stderr, monitor};
 
 /// Which engine a pool's runner processes run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -661,181 +668,6 @@ impl PoolInner {
         self.bury(&r, &why);
     }
 
-    /// One message from a runner. `Err` is a protocol violation.
-    fn handle(self: &Arc<Self>, r: &Arc<Runner>, msg: FromRunner) -> Result<(), String> {
-        match msg {
-            FromRunner::Ready { pid, sandbox } => {
-                if r.ready.swap(true, Ordering::AcqRel) {
-                    return Err("a second ready message".into());
-                }
-                tracing::debug!(
-                    runner = r.id,
-                    pid,
-                    ?sandbox,
-                    ms = r.born.elapsed().as_millis() as u64,
-                    "runner ready"
-                );
-                *lock(&r.sandbox) = Some(sandbox);
-                self.failed_starts.store(0, Ordering::Relaxed);
-                self.pump();
-                Ok(())
-            }
-            FromRunner::Event { run, body } => self.event(r, &run, body),
-            FromRunner::Call {
-                run,
-                call,
-                op,
-                args,
-            } => {
-                let mut runs = lock(&r.runs);
-                let Some(remote) = runs.get_mut(&run) else {
-                    return Ok(()); // a run that already ended
-                };
-                let control = remote.control.clone();
-                let limits = control.limits.clone();
-                let reply = HostReply::new(call, &control);
-                remote.calls += 1;
-                if remote.calls > limits.host_calls {
-                    drop(runs);
-                    reply.send(Err(HostError::new(
-                        "QuotaExceeded",
-                        format!(
-                            "host call limit of {} calls per run exceeded (at `{op}`)",
-                            limits.host_calls
-                        ),
-                    )));
-                    return Ok(());
-                }
-                let Some(host) = remote.host.clone() else {
-                    drop(runs);
-                    reply.send(Err(HostError::new("CapabilityDenied", format!("`{op}` is denied: no host API is attached to this run, so it has no grants"))));
-                    return Ok(());
-                };
-                drop(runs);
-                let size = serde_json::to_string(&args)
-                    .map(|s| s.len() as u64)
-                    .unwrap_or(u64::MAX);
-                if size > limits.host_value_bytes {
-                    reply.send(Err(HostError::new(
-                        "RangeError",
-                        format!(
-                            "the arguments of `{op}` exceed the host value limit of {} bytes",
-                            limits.host_value_bytes
-                        ),
-                    )));
-                    return Ok(());
-                }
-                let cx = CallContext {
-                    run: run.clone(),
-                    deadline: control.wall_deadline(),
-                    limits,
-                };
-                host.0.call(&cx, HostCall { op, args }, reply);
-                Ok(())
-            }
-        }
-    }
-
-    fn event(self: &Arc<Self>, r: &Arc<Runner>, run: &str, body: EventBody) -> Result<(), String> {
-        let mut runs = lock(&r.runs);
-        let Some(remote) = runs.get_mut(run) else {
-            return Ok(());
-        };
-        let c = remote.control.clone();
-        match body {
-            EventBody::Started => {
-                if remote.started {
-                    return Err("a second started event".into());
-                }
-                remote.started = true;
-                c.emit(EventBody::Started);
-            }
-            EventBody::Log { level, text } => {
-                let bytes = text.len() as u64;
-                if c.emit_output(EventBody::Log { level, text }, bytes)
-                    .is_err()
-                {
-                    c.wake();
-                }
-            }
-            EventBody::Display { mime, data } => {
-                if !matches!(
-                    mime.as_str(),
-                    "application/json" | "text/plain" | "text/html" | "text/csv"
-                ) {
-                    return Err(format!("display with mime {mime:?}"));
-                }
-                let bytes = match &data {
-                    serde_json::Value::String(s) => (s.len() + mime.len()) as u64,
-                    v => v.to_string().len() as u64,
-                };
-                if c.emit_output(EventBody::Display { mime, data }, bytes)
-                    .is_err()
-                {
-                    c.wake();
-                }
-            }
-            EventBody::Result { value } => {
-                let bytes = value.to_string().len() as u64;
-                if c.emit_result(value, bytes).is_err() {
-                    c.wake();
-                }
-            }
-            EventBody::Error(mut e) => {
-                if self.config.kind == RunnerKind::V8 {
-                    // Limits the runner noticed first: the server's record
-                    // words them, exactly as for QuickJS.
-                    match (e.kind, e.message.as_str()) {
-                        (ErrorKind::OutputLimit, "events") => {
-                            c.stop(StopReason::OutputEvents);
-                        }
-                        (ErrorKind::OutputLimit, _) => {
-                            c.stop(StopReason::Output);
-                        }
-                        (ErrorKind::WallLimit, "deadlock") => {
-                            c.stop(StopReason::Deadlock);
-                        }
-                        (ErrorKind::MemoryLimit, _) => {
-                            c.stop(StopReason::Memory);
-                        }
-                        _ => {
-                            crate::v8::locate_error(&mut e, &remote.filename, remote.map.as_deref())
-                        }
-                    }
-                }
-                remote.error = Some(e);
-            }
-            EventBody::Finished(f) => {
-                let remote = runs.remove(run);
-                let idle = runs.is_empty();
-                drop(runs);
-                if idle {
-                    *lock(&r.idle_since) = Instant::now();
-                }
-                let mut cpu = if f.cpu_ms.is_finite() && f.cpu_ms >= 0.0 {
-                    Duration::from_secs_f64(f.cpu_ms / 1000.0)
-                } else {
-                    Duration::ZERO
-                };
-                let mut peak = f.peak_memory_bytes;
-                if self.config.kind == RunnerKind::V8 {
-                    // The kernel's figures, not the runner's; its one run
-                    // is over, so its exit is expected.
-                    r.retired.store(true, Ordering::Release);
-                    if let Some((cpu0, rss0)) = remote.as_ref().and_then(|x| x.base) {
-                        cpu = procfs::cpu_time(r.pid)
-                            .map_or(Duration::ZERO, |t| t.saturating_sub(cpu0));
-                        peak = procfs::memory(r.pid).map_or(0, |m| m.1.saturating_sub(rss0));
-                    }
-                }
-                let error = c.stop_error().or(remote.and_then(|x| x.error));
-                c.finish(error, cpu, peak);
-                self.pump();
-            }
-        }
-        Ok(())
-    }
-
     /// A runner is gone: end its runs and make room for a new one.
     fn bury(self: &Arc<Self>, r: &Arc<Runner>, why: &str) {
         if r.buried.swap(true, Ordering::AcqRel) {
@@ -906,192 +738,5 @@ impl PoolInner {
             c.finish(Some(error), cpu, c.peak_memory.load(Ordering::Relaxed));
         }
         self.pump();
-    }
-}
-
-impl PoolInner {
-    /// A V8 runner's run against its CPU and memory limits, from the
-    /// kernel's counts (the monitor then kills the runner: its grace is 0).
-    fn v8_limits(&self, r: &Runner) {
-        let runs = lock(&r.runs);
-        for remote in runs.values() {
-            let Some((cpu0, rss0)) = remote.base else {
-                continue;
-            };
-            let c = &remote.control;
-            if c.stop_reason().is_some() {
-                continue;
-            }
-            let cpu = procfs::cpu_time(r.pid).map_or(Duration::ZERO, |t| t.saturating_sub(cpu0));
-            c.cpu_used_ns
-                .store(cpu.as_nanos() as u64, Ordering::Relaxed);
-            if cpu >= c.limits.cpu_time() {
-                c.stop(StopReason::Cpu);
-                continue;
-            }
-            if let Some((rss, hwm)) = procfs::memory(r.pid) {
-                c.peak_memory
-                    .store(hwm.saturating_sub(rss0), Ordering::Relaxed);
-                if rss.saturating_sub(rss0) > c.limits.memory_bytes {
-                    c.stop(StopReason::Memory);
-                }
-            }
-        }
-    }
-
-    /// Give a CPU-bound runner `busy_nice`, and a light one its start
-    /// value back (see [`RunnerConfig::busy_nice`]).
-    fn prioritize(&self, r: &Runner, now: Instant) {
-        let Some(busy_nice) = self.config.busy_nice else {
-            return;
-        };
-        let window = Duration::from_millis(self.config.busy_window_ms.max(10));
-        let mut seen = lock(&r.cpu_seen);
-        if seen.is_some_and(|(t, _)| now.duration_since(t) < window) {
-            return;
-        }
-        let Some(cpu) = procfs::cpu_time(r.pid) else {
-            return;
-        };
-        let last = seen.replace((now, cpu));
-        drop(seen);
-        let Some((t, before)) = last else { return };
-        let share = cpu.saturating_sub(before).as_secs_f64() / now.duration_since(t).as_secs_f64();
-        let busy = r.busy.load(Ordering::Relaxed);
-        if !busy && share > 0.5 {
-            if procfs::set_nice(r.pid, busy_nice) {
-                r.busy.store(true, Ordering::Relaxed);
-                tracing::debug!(
-                    runner = r.id,
-                    share,
-                    "runner is CPU-bound: lowered its priority"
-                );
-            }
-        } else if busy && share < 0.2 && procfs::set_nice(r.pid, SandboxLimits::default().nice) {
-            r.busy.store(false, Ordering::Relaxed);
-        }
-    }
-}
-
-/// Bytes of a runner's stderr passed on to the server's log over its life;
-/// the rest is read and dropped (a compromised runner must not flood the
-/// log, nor block on a full pipe).
-const STDERR_BUDGET_BYTES: usize = 64 * 1024;
-
-/// Forward a runner's stderr lines to the log, within a budget. (A pipe,
-/// not the server's own stderr: the runner's file-size rlimit is 0, and
-/// the server's stderr may be a file.)
-fn drain_stderr(err: std::process::ChildStderr, oom: &AtomicBool) {
-    use std::io::BufRead;
-    let mut budget = STDERR_BUDGET_BYTES;
-    let mut r = std::io::BufReader::new(err);
-    let mut line = Vec::new();
-    loop {
-        line.clear();
-        match r.read_until(b'\n', &mut line) {
-            Ok(0) | Err(_) => return,
-            Ok(n) if budget > 0 => {
-                if contains(&line, b"out of memory") || contains(&line, b"heap limit") {
-                    oom.store(true, Ordering::Release);
-                }
-                let keep = n.min(budget).min(1024);
-                budget -= keep;
-                let text = String::from_utf8_lossy(&line[..keep]);
-                tracing::warn!(target: "quire_runner", "{}", text.trim_end());
-                if budget == 0 {
-                    tracing::warn!(target: "quire_runner", "runner stderr budget spent; dropping the rest");
-                }
-            }
-            Ok(_) => {
-                if contains(&line, b"out of memory") || contains(&line, b"heap limit") {
-                    oom.store(true, Ordering::Release);
-                }
-            }
-        }
-    }
-}
-
-fn contains(hay: &[u8], needle: &[u8]) -> bool {
-    hay.windows(needle.len()).any(|w| w == needle)
-}
-
-fn describe_status(s: std::process::ExitStatus) -> String {
-    use std::os::unix::process::ExitStatusExt;
-    match (s.code(), s.signal()) {
-        (Some(c), _) => format!("exit code {c}"),
-        (_, Some(libc::SIGSYS)) => {
-            "killed by SIGSYS: it made a system call the sandbox forbids".into()
-        }
-        (_, Some(libc::SIGKILL)) => "killed by SIGKILL".into(),
-        (_, Some(libc::SIGXCPU)) => "killed by SIGXCPU: its CPU rlimit ran out".into(),
-        (_, Some(libc::SIGSEGV)) => "killed by SIGSEGV (a crash)".into(),
-        (_, Some(sig)) => format!("killed by signal {sig}"),
-        _ => "unknown exit".into(),
-    }
-}
-
-/// Enforce deadlines, start timeouts and idle retirement.
-fn monitor(weak: Weak<PoolInner>) {
-    loop {
-        std::thread::sleep(Duration::from_millis(10));
-        let Some(inner) = weak.upgrade() else { return };
-        if inner.shutdown.load(Ordering::Acquire) {
-            return;
-        }
-        let grace = Duration::from_millis(inner.config.kill_grace_ms);
-        let runners: Vec<Arc<Runner>> = lock(&inner.state).runners.clone();
-        let now = Instant::now();
-        for r in runners {
-            if r.dead.load(Ordering::Acquire) {
-                continue;
-            }
-            if !r.ready.load(Ordering::Acquire)
-                && r.born.elapsed() > Duration::from_millis(inner.config.start_timeout_ms)
-            {
-                inner.bury(&r, "it did not report ready in time");
-                continue;
-            }
-            let mut overdue = false;
-            if inner.config.kind == RunnerKind::V8 {
-                inner.v8_limits(&r);
-            }
-            for remote in lock(&r.runs).values() {
-                let c = &remote.control;
-                if now > c.wall_deadline() + grace {
-                    c.stop(StopReason::Wall);
-                    overdue = true;
-                }
-                if c.stopped_at().is_some_and(|t| now > t + grace) {
-                    overdue = true;
-                }
-            }
-            if overdue {
-                // Do not wait for the pipe to close: whatever the runner
-                // left behind may hold it open.
-                inner.bury(&r, "it overstayed a run's deadline and was killed");
-                continue;
-            }
-            inner.prioritize(&r, now);
-            // Idle: bound with no runs, or started for a stack size that
-            // no run took (its run was cancelled while it started).
-            let idle = lock(&r.runs).is_empty()
-                && (lock(&r.workspace).is_some() || r.stack_kb != inner.warm_stack());
-            let worn = r.served.load(Ordering::Relaxed) >= inner.config.runs_per_runner_life;
-            if idle
-                && (worn
-                    || lock(&r.idle_since).elapsed()
-                        > Duration::from_millis(inner.config.idle_timeout_ms))
-            {
-                // Decide under the pool lock: `pump` assigns runs under it
-                // and skips dead runners, so no run lands on a runner
-                // being retired.
-                let st = lock(&inner.state);
-                if lock(&r.runs).is_empty() {
-                    r.retire();
-                }
-                drop(st);
-            }
-        }
-        inner.pump();
     }
 }

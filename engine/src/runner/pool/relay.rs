@@ -1,0 +1,191 @@
+//! What a runner sends, checked as untrusted input: its ready message,
+//! its runs' events (numbered, counted against the output limits and
+//! worded by the server) and its host calls (counted, size-checked and
+//! run here with the run's own host).
+
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use super::{lock, procfs, PoolInner, Runner, RunnerKind};
+use crate::control::StopReason;
+use crate::event::{ErrorKind, EventBody};
+use crate::host::{CallContext, HostCall, HostError, HostReply};
+use crate::runner::protocol::FromRunner;
+
+impl PoolInner {
+    /// One message from a runner. `Err` is a protocol violation.
+    pub(super) fn handle(self: &Arc<Self>, r: &Arc<Runner>, msg: FromRunner) -> Result<(), String> {
+        match msg {
+            FromRunner::Ready { pid, sandbox } => {
+                if r.ready.swap(true, Ordering::AcqRel) {
+                    return Err("a second ready message".into());
+                }
+                tracing::debug!(
+                    runner = r.id,
+                    pid,
+                    ?sandbox,
+                    ms = r.born.elapsed().as_millis() as u64,
+                    "runner ready"
+                );
+                *lock(&r.sandbox) = Some(sandbox);
+                self.failed_starts.store(0, Ordering::Relaxed);
+                self.pump();
+                Ok(())
+            }
+            FromRunner::Event { run, body } => self.event(r, &run, body),
+            FromRunner::Call {
+                run,
+                call,
+                op,
+                args,
+            } => {
+                let mut runs = lock(&r.runs);
+                let Some(remote) = runs.get_mut(&run) else {
+                    return Ok(()); // a run that already ended
+                };
+                let control = remote.control.clone();
+                let limits = control.limits.clone();
+                let reply = HostReply::new(call, &control);
+                remote.calls += 1;
+                if remote.calls > limits.host_calls {
+                    drop(runs);
+                    reply.send(Err(HostError::new(
+                        "QuotaExceeded",
+                        format!(
+                            "host call limit of {} calls per run exceeded (at `{op}`)",
+                            limits.host_calls
+                        ),
+                    )));
+                    return Ok(());
+                }
+                let Some(host) = remote.host.clone() else {
+                    drop(runs);
+                    reply.send(Err(HostError::new("CapabilityDenied", format!("`{op}` is denied: no host API is attached to this run, so it has no grants"))));
+                    return Ok(());
+                };
+                drop(runs);
+                let size = serde_json::to_string(&args)
+                    .map(|s| s.len() as u64)
+                    .unwrap_or(u64::MAX);
+                if size > limits.host_value_bytes {
+                    reply.send(Err(HostError::new(
+                        "RangeError",
+                        format!(
+                            "the arguments of `{op}` exceed the host value limit of {} bytes",
+                            limits.host_value_bytes
+                        ),
+                    )));
+                    return Ok(());
+                }
+                let cx = CallContext {
+                    run: run.clone(),
+                    deadline: control.wall_deadline(),
+                    limits,
+                };
+                host.0.call(&cx, HostCall { op, args }, reply);
+                Ok(())
+            }
+        }
+    }
+
+    fn event(self: &Arc<Self>, r: &Arc<Runner>, run: &str, body: EventBody) -> Result<(), String> {
+        let mut runs = lock(&r.runs);
+        let Some(remote) = runs.get_mut(run) else {
+            return Ok(());
+        };
+        let c = remote.control.clone();
+        match body {
+            EventBody::Started => {
+                if remote.started {
+                    return Err("a second started event".into());
+                }
+                remote.started = true;
+                c.emit(EventBody::Started);
+            }
+            EventBody::Log { level, text } => {
+                let bytes = text.len() as u64;
+                if c.emit_output(EventBody::Log { level, text }, bytes)
+                    .is_err()
+                {
+                    c.wake();
+                }
+            }
+            EventBody::Display { mime, data } => {
+                if !matches!(
+                    mime.as_str(),
+                    "application/json" | "text/plain" | "text/html" | "text/csv"
+                ) {
+                    return Err(format!("display with mime {mime:?}"));
+                }
+                let bytes = match &data {
+                    serde_json::Value::String(s) => (s.len() + mime.len()) as u64,
+                    v => v.to_string().len() as u64,
+                };
+                if c.emit_output(EventBody::Display { mime, data }, bytes)
+                    .is_err()
+                {
+                    c.wake();
+                }
+            }
+            EventBody::Result { value } => {
+                let bytes = value.to_string().len() as u64;
+                if c.emit_result(value, bytes).is_err() {
+                    c.wake();
+                }
+            }
+            EventBody::Error(mut e) => {
+                if self.config.kind == RunnerKind::V8 {
+                    // Limits the runner noticed first: the server's record
+                    // words them, exactly as for QuickJS.
+                    match (e.kind, e.message.as_str()) {
+                        (ErrorKind::OutputLimit, "events") => {
+                            c.stop(StopReason::OutputEvents);
+                        }
+                        (ErrorKind::OutputLimit, _) => {
+                            c.stop(StopReason::Output);
+                        }
+                        (ErrorKind::WallLimit, "deadlock") => {
+                            c.stop(StopReason::Deadlock);
+                        }
+                        (ErrorKind::MemoryLimit, _) => {
+                            c.stop(StopReason::Memory);
+                        }
+                        _ => {
+                            crate::v8::locate_error(&mut e, &remote.filename, remote.map.as_deref())
+                        }
+                    }
+                }
+                remote.error = Some(e);
+            }
+            EventBody::Finished(f) => {
+                let remote = runs.remove(run);
+                let idle = runs.is_empty();
+                drop(runs);
+                if idle {
+                    *lock(&r.idle_since) = Instant::now();
+                }
+                let mut cpu = if f.cpu_ms.is_finite() && f.cpu_ms >= 0.0 {
+                    Duration::from_secs_f64(f.cpu_ms / 1000.0)
+                } else {
+                    Duration::ZERO
+                };
+                let mut peak = f.peak_memory_bytes;
+                if self.config.kind == RunnerKind::V8 {
+                    // The kernel's figures, not the runner's; its one run
+                    // is over, so its exit is expected.
+                    r.retired.store(true, Ordering::Release);
+                    if let Some((cpu0, rss0)) = remote.as_ref().and_then(|x| x.base) {
+                        cpu = procfs::cpu_time(r.pid)
+                            .map_or(Duration::ZERO, |t| t.saturating_sub(cpu0));
+                        peak = procfs::memory(r.pid).map_or(0, |m| m.1.saturating_sub(rss0));
+                    }
+                }
+                let error = c.stop_error().or(remote.and_then(|x| x.error));
+                c.finish(error, cpu, peak);
+                self.pump();
+            }
+        }
+        Ok(())
+    }
+}
