@@ -220,3 +220,36 @@ fn a_runs_stack_limit_holds_in_both_engines() {
         }
     });
 }
+
+#[test]
+fn v8s_own_async_work_is_not_taken_for_a_stuck_run() {
+    // Timers inside V8 and deno that quire's timers do not see: the run
+    // waits for them instead of ending as "can never settle".
+    let r = v8(r#"
+const ia = new Int32Array(new SharedArrayBuffer(16));
+const waited = await Atomics.waitAsync(ia, 0, 0, 150).value;
+const s = AbortSignal.timeout(120);
+await new Promise((r) => s.addEventListener("abort", r));
+const wasm = new Uint8Array([0, 97, 115, 109, 1, 0, 0, 0]);
+WebAssembly.compile(wasm).then((m) => console.log("compiled", m instanceof WebAssembly.Module));
+export default [waited, s.reason.name];
+"#);
+    assert_eq!(
+        r.result(),
+        Some(&json!(["timed-out", "TimeoutError"])),
+        "{:?}",
+        r.outcome
+    );
+    assert_eq!(
+        r.logs(),
+        vec!["compiled true".to_string()],
+        "a compile after the result still ends"
+    );
+    // A wait nothing can end (no timeout, no other agent) is still found.
+    let r = v8(
+        "const ia = new Int32Array(new SharedArrayBuffer(16)); await Atomics.waitAsync(ia, 0, 0).value;",
+    );
+    assert_eq!(r.kind(), Some(ErrorKind::WallLimit), "{:?}", r.outcome);
+    let msg = &r.outcome.error.as_ref().unwrap().message;
+    assert!(msg.contains("can never settle"), "{msg}");
+}

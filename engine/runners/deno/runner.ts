@@ -68,6 +68,8 @@ const wellFormed = (s: string) => reflectApply(strToWellFormed, s, []) as string
 const arrayIncludes = Array.prototype.includes;
 const arrayPush = Array.prototype.push;
 const arrayPop = Array.prototype.pop;
+const promiseThen = Promise.prototype.then;
+const eventTargetListen = EventTarget.prototype.addEventListener;
 const own = (o: any, k: string) => (o !== null && typeof o === "object" && hasOwn(o, k) ? o[k] : undefined);
 const addEventListener = globalThis.addEventListener.bind(globalThis);
 
@@ -408,6 +410,69 @@ function guardBuffers() {
   }
 }
 
+// ------------------------------------------------------ V8's own async
+// Work V8 or deno does on its own that can settle a promise a block
+// awaits, outside quire's timers and host calls: WebAssembly compiles (on
+// V8's threads), `Atomics.waitAsync` with a timeout, `AbortSignal.timeout`.
+// While any is in flight, `settle` does not call the run stuck. The first
+// two also keep a finished run alive like a timer (`drain`);
+// `AbortSignal.timeout` does not (deno's timer for it is unref'd, as in
+// browsers: a forgotten signal keeps nothing alive).
+let nativeWork = 0;
+let signalTimeouts = 0;
+
+function inFlight<T>(p: Promise<T>): Promise<T> {
+  nativeWork++;
+  const done = () => {
+    nativeWork--;
+    poke();
+  };
+  reflectApply(promiseThen, p, [done, done]);
+  return p;
+}
+
+function setMethod(o: any, name: string, f: Function) {
+  defineProperty(o, name, { value: f, writable: true, configurable: true, enumerable: false });
+}
+
+function trackNativeWork() {
+  const wasm = (globalThis as any).WebAssembly;
+  for (const name of ["compile", "instantiate", "compileStreaming", "instantiateStreaming"]) {
+    const real = wasm?.[name];
+    if (typeof real !== "function") continue;
+    setMethod(wasm, name, {
+      [name](...args: any[]) {
+        return inFlight(reflectApply(real, wasm, args));
+      },
+    }[name]);
+  }
+  const atomics = (globalThis as any).Atomics;
+  const realWait = atomics?.waitAsync;
+  if (typeof realWait === "function") {
+    setMethod(atomics, "waitAsync", function waitAsync(...args: any[]) {
+      const r = reflectApply(realWait, atomics, args);
+      // Without a timeout only a notify from the block can wake it, and
+      // the block runs only when something else settles: not tracked.
+      const timeout = args.length > 3 ? Number(args[3]) : Infinity;
+      if (r?.async === true && timeout !== Infinity && timeout === timeout) inFlight(r.value);
+      return r;
+    });
+  }
+  const Signal = (globalThis as any).AbortSignal;
+  const realTimeout = Signal?.timeout;
+  if (typeof realTimeout === "function") {
+    setMethod(Signal, "timeout", function timeout(ms: number) {
+      const signal = reflectApply(realTimeout, Signal, [ms]);
+      signalTimeouts++;
+      reflectApply(eventTargetListen, signal, ["abort", () => {
+        signalTimeouts--;
+        poke();
+      }, { once: true }]);
+      return signal;
+    });
+  }
+}
+
 // ------------------------------------------------------------ timers
 
 const timers = new MapCtor<number, number>();
@@ -629,6 +694,7 @@ async function installPrelude(core: string, extras: string) {
     }
   }
   guardBuffers();
+  trackNativeWork();
   installStackFormat();
   extrasUrl = blobUrl(named(extras, "quire:extras"));
   extrasInit = (await realImport(extrasUrl)).init;
@@ -678,10 +744,9 @@ function idle(ms: number): Promise<boolean> {
 }
 
 // Waits for `p`, ending early when nothing is left that could settle it:
-// no timers, no host calls, through three quiet 20 ms turns in a row.
-// (Deno-internal async work the block could start is mostly removed with
-// the globals; what is left, such as WebAssembly.compile, must settle
-// within that window. ARCHITECTURE.md lists it.)
+// no timers, no host calls, no V8 work in flight (`trackNativeWork`),
+// through three quiet 20 ms turns in a row (the turns let promise chains
+// that V8 or deno settle internally, which nothing here counts, run out).
 async function settle<T>(p: Promise<T>): Promise<{ ok: true; value: T } | { ok: false; error: unknown } | { stuck: true }> {
   let state: any = null;
   p.then((value) => {
@@ -693,17 +758,18 @@ async function settle<T>(p: Promise<T>): Promise<{ ok: true; value: T } | { ok: 
   });
   let quiet = 0;
   while (state === null) {
-    const turned = await idle(timers.size || calls.size ? 50 : 20);
+    const busy = timers.size || calls.size || nativeWork || signalTimeouts;
+    const turned = await idle(busy ? 50 : 20);
     if (state !== null) break;
     if (hasUnhandled) return { ok: false, error: unhandled };
-    quiet = timers.size || calls.size || !turned ? 0 : quiet + 1;
+    quiet = timers.size || calls.size || nativeWork || signalTimeouts || !turned ? 0 : quiet + 1;
     if (quiet >= 3) return { stuck: true };
   }
   return state;
 }
 
 async function drain() {
-  while ((timers.size || calls.size) && !hasUnhandled) await idle(50);
+  while ((timers.size || calls.size || nativeWork) && !hasUnhandled) await idle(50);
 }
 
 let unhandled: unknown = undefined;
