@@ -23,7 +23,7 @@ const D = (globalThis as any).Deno;
 // `Deno.stdin` wrappers call methods a block could replace (e.g.
 // Function.prototype.call); the ops are native.
 const core = D[D.internal].core;
-const opRead: (rid: number, buf: Uint8Array) => Promise<number> = core.read;
+const coreRead: (rid: number, buf: Uint8Array) => Promise<number> = core.read;
 const opWriteSync: (rid: number, buf: Uint8Array) => number = core.writeSync;
 const pid: number = D.pid;
 const realSetTimeout = globalThis.setTimeout;
@@ -139,6 +139,28 @@ function send(msg: unknown) {
   frame[4] = 1;
   frame.set(body, 5);
   writeAll(frame);
+}
+
+// deno's stub for the async read op calls `originalOp.call(...)`: a
+// block that replaced `Function.prototype.call` would stop the runner
+// hearing the server. The real `call` is put back for the (synchronous)
+// moment of starting a read, then the block's own is restored.
+const FunctionProto = Function.prototype;
+const realCall = FunctionProto.call;
+function opRead(rid: number, buf: Uint8Array): Promise<number> {
+  const mine = getOwnPropertyDescriptor(FunctionProto, "call");
+  if (mine !== undefined && mine.value === realCall) return coreRead(rid, buf);
+  try {
+    defineProperty(FunctionProto, "call", { value: realCall, writable: true, configurable: true, enumerable: false });
+  } catch {
+    return coreRead(rid, buf); // made unconfigurable: the block broke its own run
+  }
+  try {
+    return coreRead(rid, buf);
+  } finally {
+    if (mine === undefined) delete (FunctionProto as any).call;
+    else defineProperty(FunctionProto, "call", mine);
+  }
 }
 
 let inbuf = new U8(0);

@@ -1,0 +1,18 @@
+// expect: ok
+// grants: kv:read kv:write
+// result: {"got":{"n":1},"timer":true,"calls":[7,7,7]}
+// Replacing the function-calling built-ins does not cut the block off
+// from the host, timers or output (in V8 the runner's pipe reads go
+// through deno's JavaScript, which calls `Function.prototype.call`).
+import { kv } from "quire";
+const fake = function () { return 7; };
+Function.prototype.call = fake;
+Function.prototype.apply = fake;
+Function.prototype.bind = fake;
+Reflect.apply = fake;
+await kv.set("k", { n: 1 });
+console.log("after set");
+const got = await kv.get("k");
+const timer = await new Promise((r) => setTimeout(() => r(true), 5));
+const f = function () { return 1; };
+export default { got, timer, calls: [f.call(null), f.apply(null, []), Reflect.apply(f, null, [])] };
