@@ -448,7 +448,7 @@ impl PoolInner {
         let mut needed: Vec<u64> = st.queue.iter().map(|j| self.stack_of(j)).collect();
         needed.sort_unstable();
         needed.dedup();
-        for s in needed {
+        for &s in &needed {
             if unbound_of(s) == 0 {
                 spawn.push(s);
             }
@@ -463,10 +463,12 @@ impl PoolInner {
             .max_runners
             .saturating_sub(st.runners.len() + st.starting.len());
         if spawn.len() > room && !st.queue.is_empty() {
+            // Bound and idle, or unbound with a stack no one needs.
             if let Some(idle) = st.runners.iter().find(|r| {
                 !r.dead.load(Ordering::Acquire)
                     && lock(&r.runs).is_empty()
-                    && (lock(&r.workspace).is_some() || r.stack_kb != warm)
+                    && (lock(&r.workspace).is_some()
+                        || (r.stack_kb != warm && !needed.contains(&r.stack_kb)))
             }) {
                 idle.retire();
             }
