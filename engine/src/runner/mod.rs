@@ -11,7 +11,7 @@ mod child;
 pub(crate) mod pool;
 mod procfs;
 pub mod protocol;
-mod sandbox;
+pub(crate) mod sandbox;
 
 pub use child::{runner_main, RunnerArgs};
 pub use pool::RunnerConfig;

@@ -56,7 +56,8 @@ impl Default for SandboxLimits {
     }
 }
 
-fn set_rlimit(resource: libc::__rlimit_resource_t, value: u64) -> bool {
+/// Set both the soft and hard limit of `resource` (so it cannot be raised).
+pub(crate) fn set_rlimit(resource: libc::__rlimit_resource_t, value: u64) -> bool {
     let lim = libc::rlimit {
         rlim_cur: value,
         rlim_max: value,
@@ -149,7 +150,7 @@ fn allowed() -> Vec<i64> {
     v
 }
 
-fn arch() -> Result<TargetArch, String> {
+pub(crate) fn arch() -> Result<TargetArch, String> {
     TargetArch::try_from(std::env::consts::ARCH).map_err(|e| format!("seccomp: {e:?}"))
 }
 
@@ -157,18 +158,7 @@ fn filters() -> Result<[BpfProgram; 3], String> {
     let err = |e: seccompiler::BackendError| format!("seccomp: {e}");
     let mut rules: BTreeMap<i64, Vec<SeccompRule>> =
         allowed().into_iter().map(|s| (s, vec![])).collect();
-    // Threads only: clone must carry CLONE_THREAD (no fork).
-    let thread = SeccompCondition::new(
-        0,
-        SeccompCmpArgLen::Qword,
-        SeccompCmpOp::MaskedEq(libc::CLONE_THREAD as u64),
-        libc::CLONE_THREAD as u64,
-    )
-    .map_err(err)?;
-    rules.insert(
-        libc::SYS_clone,
-        vec![SeccompRule::new(vec![thread]).map_err(err)?],
-    );
+    rules.insert(libc::SYS_clone, vec![thread_clone()?]);
     // prctl only to name threads.
     let name = SeccompCondition::new(
         0,
@@ -194,17 +184,7 @@ fn filters() -> Result<[BpfProgram; 3], String> {
     .map_err(err)?
     .try_into()
     .map_err(err)?;
-    // clone3 passes its flags in memory, where seccomp cannot look:
-    // answer ENOSYS so the C library falls back to clone.
-    let no_clone3: BpfProgram = SeccompFilter::new(
-        [(libc::SYS_clone3, vec![])].into_iter().collect(),
-        SeccompAction::Allow,
-        SeccompAction::Errno(libc::ENOSYS as u32),
-        arch()?,
-    )
-    .map_err(err)?
-    .try_into()
-    .map_err(err)?;
+    let no_clone3 = no_clone3()?;
     // The C library opens a /proc file on its own (malloc reads
     // overcommit_memory when it first shrinks a heap): opening fails with
     // EACCES rather than killing the runner. The open never happens.
@@ -218,6 +198,49 @@ fn filters() -> Result<[BpfProgram; 3], String> {
     .try_into()
     .map_err(err)?;
     Ok([no_open, no_clone3, allow])
+}
+
+/// Clone flags that would make something other than a thread of this
+/// process.
+const CLONE_NEW: u64 = (libc::CLONE_NEWNS
+    | libc::CLONE_NEWCGROUP
+    | libc::CLONE_NEWUTS
+    | libc::CLONE_NEWIPC
+    | libc::CLONE_NEWUSER
+    | libc::CLONE_NEWPID
+    | libc::CLONE_NEWNET) as u64;
+
+/// The `clone` rule of both runners: threads only (`CLONE_THREAD`, no
+/// fork) and no namespace flags.
+pub(crate) fn thread_clone() -> Result<SeccompRule, String> {
+    let err = |e: seccompiler::BackendError| format!("seccomp: {e}");
+    let thread = libc::CLONE_THREAD as u64;
+    let cond = |mask: u64, value: u64| {
+        SeccompCondition::new(
+            0,
+            SeccompCmpArgLen::Qword,
+            SeccompCmpOp::MaskedEq(mask),
+            value,
+        )
+        .map_err(err)
+    };
+    SeccompRule::new(vec![cond(thread, thread)?, cond(CLONE_NEW, 0)?]).map_err(err)
+}
+
+/// `clone3` passes its flags in memory, where seccomp cannot look: this
+/// filter answers it `ENOSYS`, so the C library falls back to `clone`
+/// (which [`thread_clone`] checks). Installed before an allowlist.
+pub(crate) fn no_clone3() -> Result<BpfProgram, String> {
+    let err = |e: seccompiler::BackendError| format!("seccomp: {e}");
+    SeccompFilter::new(
+        [(libc::SYS_clone3, vec![])].into_iter().collect(),
+        SeccompAction::Allow,
+        SeccompAction::Errno(libc::ENOSYS as u32),
+        arch()?,
+    )
+    .map_err(err)?
+    .try_into()
+    .map_err(err)
 }
 
 /// Calls that open paths: refused with EACCES (see `filters`).

@@ -26,6 +26,7 @@ use std::os::unix::process::CommandExt;
 use std::path::PathBuf;
 
 use crate::runner::protocol::SandboxReport;
+use crate::runner::sandbox::set_rlimit;
 
 /// What the launcher is told by the pool (parsed by the binary).
 #[derive(Debug, Clone)]
@@ -40,15 +41,6 @@ pub struct LaunchArgs {
     /// V8 stack limit, in KiB (`--stack-size`); the main thread's stack
     /// rlimit is raised to hold it with 4 MiB to spare (at least 8 MiB).
     pub stack_kb: u64,
-}
-
-fn set_rlimit(resource: libc::__rlimit_resource_t, value: u64) -> bool {
-    let lim = libc::rlimit {
-        rlim_cur: value,
-        rlim_max: value,
-    };
-    // SAFETY: setrlimit reads the struct we pass; no memory is retained.
-    unsafe { libc::setrlimit(resource, &lim) == 0 }
 }
 
 fn landlock(args: &LaunchArgs) -> bool {

@@ -37,8 +37,10 @@ use std::collections::BTreeMap;
 
 use seccompiler::{
     BackendError, BpfProgram, SeccompAction, SeccompCmpArgLen, SeccompCmpOp, SeccompCondition,
-    SeccompFilter, SeccompRule, TargetArch,
+    SeccompFilter, SeccompRule,
 };
+
+use crate::runner::sandbox;
 
 /// Calls allowed with any arguments.
 fn allowed() -> Vec<i64> {
@@ -160,84 +162,36 @@ const PRCTLS: [u64; 3] = [
     libc::PR_SET_VMA as u64,
 ];
 
-/// Clone flags that would make something other than a thread of this
-/// process.
-const CLONE_NEW: u64 = (libc::CLONE_NEWNS
-    | libc::CLONE_NEWCGROUP
-    | libc::CLONE_NEWUTS
-    | libc::CLONE_NEWIPC
-    | libc::CLONE_NEWUSER
-    | libc::CLONE_NEWPID
-    | libc::CLONE_NEWNET) as u64;
-
 fn err(e: BackendError) -> String {
     format!("seccomp: {e}")
 }
 
-fn arg(
-    index: u8,
-    len: SeccompCmpArgLen,
-    op: SeccompCmpOp,
-    value: u64,
-) -> Result<SeccompCondition, String> {
-    SeccompCondition::new(index, len, op, value).map_err(err)
-}
-
-/// One rule per allowed value of argument `index`.
-fn one_of(index: u8, values: &[u64]) -> Result<Vec<SeccompRule>, String> {
+/// One rule per allowed value of argument `index` (`len` wide: a `Dword`
+/// for C `int` arguments, whose upper half the kernel does not clear).
+fn one_of(index: u8, len: SeccompCmpArgLen, values: &[u64]) -> Result<Vec<SeccompRule>, String> {
     values
         .iter()
         .map(|&v| {
-            SeccompRule::new(vec![arg(
-                index,
-                SeccompCmpArgLen::Qword,
-                SeccompCmpOp::Eq,
-                v,
-            )?])
-            .map_err(err)
+            let cond =
+                SeccompCondition::new(index, len.clone(), SeccompCmpOp::Eq, v).map_err(err)?;
+            SeccompRule::new(vec![cond]).map_err(err)
         })
         .collect()
 }
 
 fn conditional(pid: u32) -> Result<BTreeMap<i64, Vec<SeccompRule>>, String> {
     use SeccompCmpArgLen::{Dword, Qword};
-    let mut rules = BTreeMap::new();
-    let thread = libc::CLONE_THREAD as u64;
-    rules.insert(
-        libc::SYS_clone,
-        vec![SeccompRule::new(vec![
-            arg(0, Qword, SeccompCmpOp::MaskedEq(thread), thread)?,
-            arg(0, Qword, SeccompCmpOp::MaskedEq(CLONE_NEW), 0)?,
-        ])
-        .map_err(err)?],
-    );
-    rules.insert(libc::SYS_ioctl, one_of(1, &IOCTLS)?);
-    rules.insert(
-        libc::SYS_prctl,
-        PRCTLS
-            .iter()
-            .map(|&o| SeccompRule::new(vec![arg(0, Dword, SeccompCmpOp::Eq, o)?]).map_err(err))
-            .collect::<Result<_, _>>()?,
-    );
-    rules.insert(
-        libc::SYS_prlimit64,
-        vec![SeccompRule::new(vec![arg(0, Dword, SeccompCmpOp::Eq, 0)?]).map_err(err)?],
-    );
-    rules.insert(
-        libc::SYS_tgkill,
-        vec![
-            SeccompRule::new(vec![arg(0, Dword, SeccompCmpOp::Eq, u64::from(pid))?])
-                .map_err(err)?,
-        ],
-    );
-    rules.insert(
-        libc::SYS_socketpair,
-        vec![
-            SeccompRule::new(vec![arg(0, Dword, SeccompCmpOp::Eq, libc::AF_UNIX as u64)?])
-                .map_err(err)?,
-        ],
-    );
-    Ok(rules)
+    Ok(BTreeMap::from([
+        (libc::SYS_clone, vec![sandbox::thread_clone()?]),
+        (libc::SYS_ioctl, one_of(1, Qword, &IOCTLS)?),
+        (libc::SYS_prctl, one_of(0, Dword, &PRCTLS)?),
+        (libc::SYS_prlimit64, one_of(0, Dword, &[0])?),
+        (libc::SYS_tgkill, one_of(0, Dword, &[u64::from(pid)])?),
+        (
+            libc::SYS_socketpair,
+            one_of(0, Dword, &[libc::AF_UNIX as u64])?,
+        ),
+    ]))
 }
 
 /// The two filters for a process whose pid is `pid` (the launcher's, kept
@@ -245,8 +199,6 @@ fn conditional(pid: u32) -> Result<BTreeMap<i64, Vec<SeccompRule>>, String> {
 /// `ENOSYS`, then the allowlist (last, since installing a filter makes a
 /// `prctl` and a `seccomp` call the allowlist refuses).
 pub(crate) fn filters(pid: u32) -> Result<[BpfProgram; 2], String> {
-    let arch =
-        TargetArch::try_from(std::env::consts::ARCH).map_err(|e| format!("seccomp: {e:?}"))?;
     let mut rules = conditional(pid)?;
     for s in allowed() {
         rules.insert(s, vec![]);
@@ -256,21 +208,12 @@ pub(crate) fn filters(pid: u32) -> Result<[BpfProgram; 2], String> {
         rules,
         SeccompAction::Errno(libc::EPERM as u32),
         SeccompAction::Allow,
-        arch,
+        sandbox::arch()?,
     )
     .map_err(err)?
     .try_into()
     .map_err(err)?;
-    let no_clone3: BpfProgram = SeccompFilter::new(
-        [(libc::SYS_clone3, vec![])].into_iter().collect(),
-        SeccompAction::Allow,
-        SeccompAction::Errno(libc::ENOSYS as u32),
-        arch,
-    )
-    .map_err(err)?
-    .try_into()
-    .map_err(err)?;
-    Ok([no_clone3, allow])
+    Ok([sandbox::no_clone3()?, allow])
 }
 
 /// Install both filters on the calling thread (the launcher is single
