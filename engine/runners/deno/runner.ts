@@ -792,6 +792,11 @@ function idle(ms: number): Promise<boolean> {
 // no timers, no host calls, no V8 work in flight (`trackNativeWork`),
 // through three quiet 20 ms turns in a row (the turns let promise chains
 // that V8 or deno settle internally, which nothing here counts, run out).
+// What keeps a finished run alive (as a timer does in QuickJS), and what
+// else can still settle a promise the block awaits.
+const keepsAlive = () => timers.size > 0 || calls.size > 0 || nativeWork > 0;
+const mayStillSettle = () => keepsAlive() || signalTimeouts > 0;
+
 async function settle<T>(p: Promise<T>): Promise<{ ok: true; value: T } | { ok: false; error: unknown } | { stuck: true }> {
   let state: any = null;
   p.then((value) => {
@@ -803,18 +808,17 @@ async function settle<T>(p: Promise<T>): Promise<{ ok: true; value: T } | { ok: 
   });
   let quiet = 0;
   while (state === null) {
-    const busy = timers.size || calls.size || nativeWork || signalTimeouts;
-    const turned = await idle(busy ? 50 : 20);
+    const turned = await idle(mayStillSettle() ? 50 : 20);
     if (state !== null) break;
     if (hasUnhandled) return { ok: false, error: unhandled };
-    quiet = timers.size || calls.size || nativeWork || signalTimeouts || !turned ? 0 : quiet + 1;
+    quiet = mayStillSettle() || !turned ? 0 : quiet + 1;
     if (quiet >= 3) return { stuck: true };
   }
   return state;
 }
 
 async function drain() {
-  while ((timers.size || calls.size || nativeWork) && !hasUnhandled) await idle(50);
+  while (keepsAlive() && !hasUnhandled) await idle(50);
 }
 
 let unhandled: unknown = undefined;
