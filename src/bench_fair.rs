@@ -78,6 +78,7 @@ fn block(id: &str, source: &str) -> BlockRecord {
         source: source.into(),
         lang: "js".into(),
         grants: vec![],
+        grants_approved_for: None,
         engine: String::new(),
         updated_ms: 0,
     }

@@ -136,6 +136,7 @@ pub fn seed(store: &Store) -> anyhow::Result<Workspace> {
                 source: file(&b.file)?.to_string(),
                 lang: lang.into(),
                 grants: b.grants.clone(),
+                grants_approved_for: None,
                 engine: String::new(),
                 updated_ms: 0,
             },

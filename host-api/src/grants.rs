@@ -147,8 +147,16 @@ fn net(h: &str) -> Result<Grant, String> {
 }
 
 /// A block's grants (empty by default: pure computation only).
+///
+/// Grants can be *suspended* ([`Grants::suspend`]): none of them applies,
+/// but denials name them and say why, so a block whose source changed
+/// after an admin approved its grants fails with a message that says what
+/// to ask for.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Grants(BTreeSet<Grant>);
+pub struct Grants {
+    set: BTreeSet<Grant>,
+    suspended: BTreeSet<Grant>,
+}
 
 impl Grants {
     /// No grants.
@@ -164,29 +172,45 @@ impl Grants {
         list.iter()
             .map(|s| s.as_ref().parse())
             .collect::<Result<_, _>>()
-            .map(Self)
+            .map(|set| Self {
+                set,
+                suspended: BTreeSet::new(),
+            })
+    }
+
+    /// The same grants, none of them in force: every check is denied, and
+    /// the denial names them as suspended.
+    pub fn suspend(mut self) -> Self {
+        self.suspended.append(&mut self.set);
+        self
+    }
+
+    /// The suspended grants as strings, sorted (empty unless
+    /// [`Grants::suspend`] was called).
+    pub fn suspended(&self) -> Vec<String> {
+        self.suspended.iter().map(ToString::to_string).collect()
     }
 
     /// Whether this exact grant is present.
     pub fn has(&self, g: &Grant) -> bool {
-        self.0.contains(g)
+        self.set.contains(g)
     }
 
     /// Every grant.
     pub fn iter(&self) -> impl Iterator<Item = &Grant> {
-        self.0.iter()
+        self.set.iter()
     }
 
     /// The grants as strings, sorted.
     pub fn to_strings(&self) -> Vec<String> {
-        self.0.iter().map(ToString::to_string).collect()
+        self.set.iter().map(ToString::to_string).collect()
     }
 
     /// `net:` grants for `host`: (any port granted, exact ports granted).
     pub(crate) fn net_for(&self, host: &str) -> (bool, Vec<u16>) {
         let mut any = false;
         let mut ports = Vec::new();
-        for g in &self.0 {
+        for g in &self.set {
             if let Grant::Net { host: h, port } = g {
                 if h == host {
                     match port {

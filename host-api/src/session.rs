@@ -26,16 +26,23 @@ pub(crate) struct Session {
 
 fn denied(op: &str, d: Denied, check: &Checker) -> HostError {
     let have = check.grants.to_strings();
+    let suspended = check.grants.suspended();
+    let context = if !suspended.is_empty() {
+        format!(
+            "this block's grants {} are suspended: its source changed after an admin \
+             approved them, and an admin must approve them again",
+            suspended.join(", ")
+        )
+    } else if have.is_empty() {
+        "this block has no grants".to_string()
+    } else {
+        format!("this block has {}", have.join(", "))
+    };
     HostError::new(
         "CapabilityDenied",
         format!(
-            "{op} is denied: it needs the grant {} (this block has {})",
-            d.needed,
-            if have.is_empty() {
-                "no grants".to_string()
-            } else {
-                have.join(", ")
-            }
+            "{op} is denied: it needs the grant {} ({context})",
+            d.needed
         ),
     )
 }

@@ -295,6 +295,7 @@ mod tests {
             source: src.into(),
             lang: "js".into(),
             grants: vec![],
+            grants_approved_for: None,
             engine: String::new(),
             updated_ms: 0,
         };

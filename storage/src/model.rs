@@ -138,6 +138,13 @@ pub struct BlockRecord {
     /// Capability grants, e.g. `db:read:tasks` (empty: pure computation).
     #[serde(default)]
     pub grants: Vec<String>,
+    /// The digest of the source (language and text) an admin approved
+    /// `grants` for; the grants apply only to that source. `None`: the
+    /// stored source is the approved one (blocks stored before approvals
+    /// were recorded, and blocks without grants). The server decides what
+    /// the digest is; storage only keeps it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub grants_approved_for: Option<String>,
     /// The engine that runs it: `quickjs` or `v8`; empty means QuickJS
     /// (blocks stored before engines could be chosen).
     #[serde(default, skip_serializing_if = "String::is_empty")]

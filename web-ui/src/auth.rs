@@ -108,6 +108,19 @@ impl Principal {
         Ok(())
     }
 
+    /// Check this token has role `need` in `ws` for one part of a request
+    /// it may otherwise make (`action`, e.g. "creating a block with
+    /// grants").
+    ///
+    /// # Errors
+    /// 404 for another workspace; 403 naming `action` and the role.
+    pub fn check_part(&self, ws: &Workspace, need: Role, action: &'static str) -> ApiResult<()> {
+        self.check(ws, need, &ws.name).map_err(|e| match e {
+            ApiError::Forbidden { need, have } => ApiError::ForbiddenPart { action, need, have },
+            other => other,
+        })
+    }
+
     /// Look up the workspace named `asked` (its id or its name) and check
     /// this token may act on it with role `need`.
     ///

@@ -33,6 +33,17 @@ pub enum ApiError {
         /// The token's role.
         have: Role,
     },
+    /// The token's role is too low for one part of a request, such as
+    /// setting grants while creating a block (403).
+    #[error("{action} needs the {need} role; the token has {have}")]
+    ForbiddenPart {
+        /// What needs the role, e.g. "setting a block's grants".
+        action: &'static str,
+        /// The role it needs.
+        need: Role,
+        /// The token's role.
+        have: Role,
+    },
     /// Only a server-admin token may do this (403).
     #[error("only a server-admin token may {0}")]
     ServerAdminOnly(&'static str),
@@ -96,7 +107,9 @@ impl ApiError {
         match self {
             Self::BadField { .. } => StatusCode::BAD_REQUEST,
             Self::Unauthorized(_) => StatusCode::UNAUTHORIZED,
-            Self::Forbidden { .. } | Self::ServerAdminOnly(_) => StatusCode::FORBIDDEN,
+            Self::Forbidden { .. } | Self::ForbiddenPart { .. } | Self::ServerAdminOnly(_) => {
+                StatusCode::FORBIDDEN
+            }
             Self::NotFound { .. } => StatusCode::NOT_FOUND,
             Self::Conflict(_) => StatusCode::CONFLICT,
             Self::TooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
@@ -111,7 +124,9 @@ impl ApiError {
         match self {
             Self::BadField { .. } => "invalid_field",
             Self::Unauthorized(_) => "unauthorized",
-            Self::Forbidden { .. } | Self::ServerAdminOnly(_) => "forbidden",
+            Self::Forbidden { .. } | Self::ForbiddenPart { .. } | Self::ServerAdminOnly(_) => {
+                "forbidden"
+            }
             Self::NotFound { .. } => "not_found",
             Self::Conflict(_) => "conflict",
             Self::TooLarge { .. } => "too_large",

@@ -51,6 +51,10 @@ pub struct StartRun {
     /// The engine, when the caller chose one (unsaved source); `None`
     /// takes the block's, else the workspace's default (QuickJS).
     pub engine: Option<EngineKind>,
+    /// The caller is an admin of the workspace: the block's grants apply
+    /// to `source` even if it is not the source they were approved for
+    /// (see [`crate::approval`]).
+    pub admin_caller: bool,
 }
 
 /// A stored block's engine (`v8`, else QuickJS; routes validate it on
@@ -88,6 +92,7 @@ impl StartRun {
             trigger,
             run_id: None,
             engine: None,
+            admin_caller: false,
         }
     }
 }
@@ -406,6 +411,19 @@ impl RunHub {
         }
     }
 
+    /// The grants `req` runs with: its block's, suspended unless they were
+    /// approved for its source or an admin started it.
+    fn grants_for(&self, req: &StartRun) -> ApiResult<Grants> {
+        let Some(b) = &req.block else {
+            return Ok(Grants::none());
+        };
+        let grants =
+            Grants::parse(&b.grants).map_err(|e| ApiError::field("grants", e.to_string()))?;
+        let applies =
+            req.admin_caller || crate::approval::grants_apply(b, req.lang.as_str(), &req.source);
+        Ok(if applies { grants } else { grants.suspend() })
+    }
+
     /// Start a run. Its workspace's quotas are checked first; then it is
     /// recorded as `running` in history before this returns, and starts
     /// at once or waits its turn in admission (see [`crate::admission`];
@@ -423,13 +441,7 @@ impl RunHub {
             self.metrics.runs_rejected.fetch_add(1, Ordering::Relaxed);
             return Err(ApiError::ShuttingDown);
         }
-        let grants_list = req
-            .block
-            .as_ref()
-            .map(|b| b.grants.clone())
-            .unwrap_or_default();
-        let grants =
-            Grants::parse(&grants_list).map_err(|e| ApiError::field("grants", e.to_string()))?;
+        let grants = self.grants_for(&req)?;
         let ws = req.workspace.id;
         let (ticket, quota, cpu_left_ms) = self.admit(ws).await?;
         let limits = self.limits_for(&quota, cpu_left_ms);
@@ -446,6 +458,7 @@ impl RunHub {
             "lang": req.lang,
             "input": req.input,
             "grants": grants.to_strings(),
+            "grants_suspended": grants.suspended(),
             "limits": limits,
             "source_bytes": req.source.len(),
         });

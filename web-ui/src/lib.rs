@@ -23,10 +23,13 @@
 //! ```
 
 pub mod admission;
+mod approval;
 mod auth;
 mod config;
 mod counting;
 mod error;
+#[cfg(test)]
+mod grant_tests;
 mod hub;
 pub mod live;
 #[cfg(test)]

@@ -483,6 +483,7 @@ async fn start(
                 trigger: json!({"kind": "manual", "via": "websocket"}),
                 run_id: None,
                 engine,
+                admin_caller: check(conn, Role::Admin).is_ok(),
             })
             .await
     }

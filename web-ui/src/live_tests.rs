@@ -205,6 +205,7 @@ async fn subscribers_see_runs_started_elsewhere_and_can_follow_later() -> anyhow
             trigger: json!({"kind": "schedule"}),
             run_id: None,
             engine: None,
+            admin_caller: false,
         })
         .await?;
     let run = started.id.clone();

@@ -42,6 +42,7 @@ async fn run(
         source: source.into(),
         lang: "js".into(),
         grants: grants.iter().map(|g| g.to_string()).collect(),
+        grants_approved_for: None,
         engine: String::new(),
         updated_ms: 0,
     };
@@ -293,6 +294,7 @@ fn block(id: &str) -> BlockRecord {
         source: "export default 1".into(),
         lang: "js".into(),
         grants: vec![],
+        grants_approved_for: None,
         engine: String::new(),
         updated_ms: 0,
     }

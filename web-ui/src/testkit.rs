@@ -34,6 +34,7 @@ pub(crate) fn fixture(config: ServerConfig) -> anyhow::Result<Fixture> {
                 source: "export default 1".into(),
                 lang: "js".into(),
                 grants: vec![],
+                grants_approved_for: None,
                 engine: String::new(),
                 updated_ms: 0,
             },

@@ -130,6 +130,27 @@ export class CodeCell {
       grants.length ? h("ul", {}, grants.map((g) => h("li", {}, h("code", {}, g), " — ", describeGrant(g)))) : h("p", {}, "It can compute and print, but cannot read or change documents, data, secrets or the network."));
     const edit = this.isAdmin && this.blockId ? h("button", { class: "link", onclick: () => this.editGrants() }, "Edit grants") : null;
     clear(this.grantsEl).append(h("span", { class: "label" }, "Grants: "), list, edit || "", details);
+    if (this.block.grants_pending && grants.length) {
+      const approve = this.isAdmin
+        ? h("button", { class: "primary", onclick: () => this.approveGrants() }, "Approve for this source")
+        : null;
+      this.grantsEl.append(h("p", { class: "grants-pending", role: "status" },
+        "Suspended: the code changed after an admin approved these grants, so runs get none until an admin approves them again. ",
+        approve || ""));
+    }
+  }
+
+  async approveGrants() {
+    try {
+      await this.save();
+      const r = await this.app.api.put(paths.grants(this.app.ws, this.blockId), { grants: this.block.grants, base_updated_ms: this.base });
+      this.base = r.updated_ms;
+      this.block.updated_ms = r.updated_ms;
+      this.block.grants_pending = r.grants_pending;
+      this.renderGrants();
+    } catch (ex) {
+      this.setStatus(`Not approved: ${ex.message}`, "failed");
+    }
   }
 
   editGrants() {
@@ -143,6 +164,7 @@ export class CodeCell {
         this.block.grants = r.grants;
         this.base = r.updated_ms;
         this.block.updated_ms = r.updated_ms;
+        this.block.grants_pending = r.grants_pending;
         this.renderGrants();
       } catch (ex) {
         err.hidden = false;
@@ -184,6 +206,10 @@ export class CodeCell {
         if (this.blockId) {
           const r = await this.app.api.put(paths.block(this.app.ws, this.blockId), { source, base_updated_ms: this.base });
           this.base = r.updated_ms;
+          if (Boolean(r.grants_pending) !== Boolean(this.block.grants_pending)) {
+            this.block.grants_pending = r.grants_pending;
+            this.renderGrants();
+          }
         } else {
           await this.app.saveInline(this.index, source);
         }

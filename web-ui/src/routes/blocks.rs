@@ -11,6 +11,7 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 
 use super::{in_workspace, Body};
+use crate::approval;
 use crate::auth::{Principal, Role};
 use crate::error::{ApiError, ApiResult};
 use crate::hub::StartRun;
@@ -119,13 +120,18 @@ async fn create(
             ));
         }
     }
-    let b = in_workspace(&s, who, ws, Role::Editor, move |store, w| {
+    let b = in_workspace(&s, who.clone(), ws, Role::Editor, move |store, w| {
+        // Grants are an admin's decision, also on a new block.
+        if !grants.is_empty() {
+            who.check_part(w, Role::Admin, "creating a block with grants")?;
+        }
         let rec = BlockRecord {
             id: req.id.clone().unwrap_or_default(),
             name: req.name,
             source: req.source,
             lang: req.lang,
             grants,
+            grants_approved_for: None,
             engine: req.engine.unwrap_or_default(),
             updated_ms: 0,
         };
@@ -146,7 +152,11 @@ async fn list(
     Path(ws): Path<String>,
 ) -> ApiResult<Json<Value>> {
     let blocks = in_workspace(&s, who, ws, Role::Viewer, move |store, w| {
-        Ok(store.list_blocks(&w.id)?)
+        Ok(store
+            .list_blocks(&w.id)?
+            .iter()
+            .map(approval::shown)
+            .collect::<Vec<_>>())
     })
     .await?;
     Ok(Json(json!({ "blocks": blocks })))
@@ -156,11 +166,11 @@ async fn one(
     State(s): State<AppState>,
     who: Principal,
     Path((ws, block)): Path<(String, String)>,
-) -> ApiResult<Json<BlockRecord>> {
+) -> ApiResult<Json<Value>> {
     in_workspace(&s, who, ws, Role::Viewer, move |store, w| {
         store
             .get_block(&w.id, &block)?
-            .map(Json)
+            .map(|b| Json(approval::shown(&b)))
             .ok_or_else(|| ApiError::not_found("block", block))
     })
     .await
@@ -203,11 +213,22 @@ async fn update(
     if let Some(e) = req.engine.as_deref().filter(|e| !e.is_empty()) {
         check_engine("engine", e)?;
     }
-    let b = in_workspace(&s, who, ws, Role::Editor, move |store, w| {
+    let b = in_workspace(&s, who.clone(), ws, Role::Editor, move |store, w| {
         let mut b = store
             .get_block(&w.id, &block)?
             .ok_or_else(|| ApiError::not_found("block", &block))?;
         let expect = req.base_updated_ms.unwrap_or(b.updated_ms);
+        let changes_code = req.source.as_ref().is_some_and(|s| *s != b.source)
+            || req.lang.as_ref().is_some_and(|l| *l != b.lang);
+        if changes_code {
+            // An admin's save approves the new source; anyone else's
+            // leaves the grants with the source they were approved for.
+            if who.check(w, Role::Admin, "").is_ok() {
+                approval::approve(&mut b);
+            } else {
+                approval::pin(&mut b);
+            }
+        }
         if let Some(src) = req.source {
             b.source = src;
         }
@@ -223,7 +244,10 @@ async fn update(
         Ok(store.put_block_if(&w.id, b, Some(expect))?)
     })
     .await?;
-    Ok(Json(json!({"id": b.id, "updated_ms": b.updated_ms})))
+    Ok(Json(json!({
+        "id": b.id, "updated_ms": b.updated_ms,
+        "grants_pending": approval::grants_pending(&b),
+    })))
 }
 
 async fn remove(
@@ -263,12 +287,15 @@ async fn set_grants(
             .ok_or_else(|| ApiError::not_found("block", &block))?;
         let expect = req.base_updated_ms.unwrap_or(b.updated_ms);
         b.grants = grants;
+        // Setting grants approves them for the source as it is now.
+        approval::approve(&mut b);
         Ok(store.put_block_if(&w.id, b, Some(expect))?)
     })
     .await?;
-    Ok(Json(
-        json!({"id": b.id, "grants": b.grants, "updated_ms": b.updated_ms}),
-    ))
+    Ok(Json(json!({
+        "id": b.id, "grants": b.grants, "updated_ms": b.updated_ms,
+        "grants_pending": false,
+    })))
 }
 
 #[derive(Deserialize, Default)]

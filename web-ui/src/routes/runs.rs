@@ -156,8 +156,9 @@ async fn run_source(
         .transpose()?;
     let store = s.store.clone();
     let block_id = req.block.clone();
-    let (w, block) = blocking(move || {
+    let (w, block, admin_caller) = blocking(move || {
         let w = who.enter(&store, &ws, Role::Editor)?;
+        let admin_caller = who.check(&w, Role::Admin, "").is_ok();
         let block = match &block_id {
             Some(b) => Some(
                 store
@@ -166,7 +167,7 @@ async fn run_source(
             ),
             None => None,
         };
-        Ok((w, block))
+        Ok((w, block, admin_caller))
     })
     .await?;
     let started = s
@@ -180,6 +181,7 @@ async fn run_source(
             trigger: json!({"kind": "manual", "via": "http", "unsaved": true}),
             run_id: None,
             engine,
+            admin_caller,
         })
         .await?;
     Ok((StatusCode::ACCEPTED, Json(json!({"run": started.id}))))

@@ -25,10 +25,22 @@ fn matrix_routes() -> Vec<(&'static str, &'static str, Option<Value>, Role)> {
             Role::Editor,
         ),
         (
+            "POST",
+            "/blocks",
+            Some(json!({"source": "export default 2", "lang": "js", "grants": ["kv:read"]})),
+            Role::Admin,
+        ),
+        (
             "PUT",
             "/blocks/b1",
             Some(json!({"name": "renamed"})),
             Role::Editor,
+        ),
+        (
+            "PUT",
+            "/settings",
+            Some(json!({"default_engine": "quickjs"})),
+            Role::Admin,
         ),
         (
             "PUT",
