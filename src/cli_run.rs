@@ -279,13 +279,9 @@ fn execute(args: &RunArgs) -> anyhow::Result<bool> {
         }
         out.flush()?;
         if let (false, EventBody::Error(e)) = (args.json, &ev.body) {
-            if e.kind == ErrorKind::CapabilityDenied {
-                let grant = e
-                    .message
-                    .rsplit("grant ")
-                    .next()
-                    .and_then(|r| r.split([' ', ',', ';', ')']).next())
-                    .unwrap_or("<grant>");
+            // The grant comes from the host's record of the denial, never
+            // from the block's message.
+            if let (ErrorKind::CapabilityDenied, Some(grant)) = (e.kind, &e.grant) {
                 writeln!(stderr.lock(), "hint: grant it with --cap {grant}")?;
             }
         }

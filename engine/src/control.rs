@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use crate::config::Limits;
 use crate::event::{ErrorInfo, ErrorKind, EventBody, Finished, RunEvent, RunStatus};
-use crate::host::Mailbox;
+use crate::host::{HostError, HostErrorKind, Mailbox};
 use crate::worker::Waker;
 
 /// Why the engine stopped a run (as opposed to the block finishing).
@@ -121,7 +121,16 @@ pub(crate) struct RunControl {
     /// Called with each event as it is emitted (see
     /// [`crate::RunRequest::with_event_tap`]).
     pub(crate) tap: std::sync::OnceLock<crate::request::EventTap>,
+    /// Denials and quota refusals the host (or the engine's own call
+    /// checks) answered this run with: only these may end it with
+    /// `capability_denied` or `quota_exceeded` (see [`RunControl::vet`]).
+    refusals: Mutex<Vec<HostError>>,
 }
+
+/// Refusals kept per run for [`RunControl::vet`]; past it the oldest
+/// distinct ones are kept (a run that is refused more often than this
+/// has long since lost the thread).
+const MAX_REFUSALS_KEPT: usize = 64;
 
 impl RunControl {
     pub(crate) fn new(
@@ -151,7 +160,46 @@ impl RunControl {
             waker: Mutex::new(None),
             mailbox: Mailbox::default(),
             tap: std::sync::OnceLock::new(),
+            refusals: Mutex::new(Vec::new()),
         })
+    }
+
+    /// Record a refusal the host answered a call with (a no-op for other
+    /// failures).
+    pub(crate) fn record_refusal(&self, e: &HostError) {
+        if e.kind == HostErrorKind::Failed {
+            return;
+        }
+        let mut r = self.refusals.lock().unwrap_or_else(|e| e.into_inner());
+        if r.len() < MAX_REFUSALS_KEPT && !r.contains(e) {
+            r.push(e.clone());
+        }
+    }
+
+    /// The kind of an uncaught error as the record decides it: an error
+    /// that claims `capability_denied` or `quota_exceeded` (by its name,
+    /// which a block can set on any error it throws) keeps that kind only
+    /// if it carries the message of a refusal this run was answered with,
+    /// and then takes its grant from that refusal; otherwise it is an
+    /// `exception`. What a runner sent as `grant` is never kept.
+    fn vet(&self, mut e: ErrorInfo) -> ErrorInfo {
+        let claimed = match e.kind {
+            ErrorKind::CapabilityDenied => HostErrorKind::Denied,
+            ErrorKind::QuotaExceeded => HostErrorKind::Quota,
+            _ => {
+                e.grant = None;
+                return e;
+            }
+        };
+        let refusals = self.refusals.lock().unwrap_or_else(|e| e.into_inner());
+        let found = refusals
+            .iter()
+            .find(|r| r.kind == claimed && crate::describe::clip(r.event_message()) == e.message);
+        e.grant = found.and_then(|r| r.grant.clone());
+        if found.is_none() {
+            e.kind = ErrorKind::Exception;
+        }
+        e
     }
 
     /// Mark the moment execution begins: the run's clock (and its
@@ -300,6 +348,7 @@ impl RunControl {
         cpu: Duration,
         peak_memory_bytes: u64,
     ) -> bool {
+        let error = error.map(|e| self.vet(e));
         let mut sink = self.lock();
         if sink.finished {
             return false;

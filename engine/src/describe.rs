@@ -15,7 +15,7 @@ use crate::serialize::describe_value;
 /// Most bytes of a stack or message kept in an event.
 const MAX_TEXT: usize = 16 * 1024;
 
-fn clip(mut s: String) -> String {
+pub(crate) fn clip(mut s: String) -> String {
     if s.len() > MAX_TEXT {
         let mut cut = MAX_TEXT;
         while !s.is_char_boundary(cut) {
@@ -108,6 +108,7 @@ pub(crate) fn describe_thrown<'js>(
             line: None,
             column: None,
             stack: None,
+            grant: None,
         };
     };
     if !value.is_error() {
@@ -145,6 +146,7 @@ pub(crate) fn describe_thrown<'js>(
         line,
         column,
         stack: stack.map(|s| clip(remap_stack(s.trim_end(), filename, map))),
+        grant: None,
     }
 }
 

@@ -153,6 +153,11 @@ pub struct ErrorInfo {
     /// The JavaScript stack, when there is one.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub stack: Option<String>,
+    /// For `capability_denied`: the grant the host said would allow the
+    /// call (from the host's own record of the denial, never from the
+    /// block).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub grant: Option<String>,
 }
 
 impl ErrorInfo {
@@ -164,6 +169,7 @@ impl ErrorInfo {
             line: None,
             column: None,
             stack: None,
+            grant: None,
         }
     }
 }

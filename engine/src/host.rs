@@ -43,9 +43,15 @@ pub struct CallContext {
 }
 
 /// A failed host call, as the block sees it: the rejection is an `Error`
-/// whose `name` and `message` are these. A `name` of `CapabilityDenied`
-/// makes an uncaught rejection end the run with kind `capability_denied`;
-/// `QuotaExceeded` gives `quota_exceeded`.
+/// whose `name` and `message` are these.
+///
+/// Why the call failed is [`HostError::kind`], set only by the host (and
+/// the engine's own call checks), never by a block: a denial
+/// ([`HostError::denied`]) or a quota ([`HostError::quota`]) is recorded
+/// in the run's record when the reply is delivered, and only an uncaught
+/// error that is one of those recorded refusals ends the run with kind
+/// `capability_denied` or `quota_exceeded`. A block that throws its own
+/// error named `CapabilityDenied` ends with `exception`.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct HostError {
     /// The JavaScript error's `name` (e.g. `CapabilityDenied`, `TypeError`,
@@ -53,14 +59,64 @@ pub struct HostError {
     pub name: String,
     /// The message, naming what failed and why.
     pub message: String,
+    /// Why it failed.
+    #[serde(default)]
+    pub kind: HostErrorKind,
+    /// For a denial: the grant that would have allowed the call.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub grant: Option<String>,
+}
+
+/// Why a host call failed.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum HostErrorKind {
+    /// Any other failure (bad arguments, not found, the network).
+    #[default]
+    Failed,
+    /// The run lacks a grant (`CapabilityDenied`).
+    Denied,
+    /// A quota or per-run host limit refused it (`QuotaExceeded`).
+    Quota,
 }
 
 impl HostError {
-    /// An error with this name and message.
+    /// A failure with this JavaScript error name and message (kind
+    /// [`HostErrorKind::Failed`], whatever the name).
     pub fn new(name: impl Into<String>, message: impl Into<String>) -> Self {
         Self {
             name: name.into(),
             message: message.into(),
+            kind: HostErrorKind::Failed,
+            grant: None,
+        }
+    }
+
+    /// A denial: a `CapabilityDenied` error naming `grant`, the grant that
+    /// would allow the call, when there is one.
+    pub fn denied(message: impl Into<String>, grant: Option<String>) -> Self {
+        Self {
+            kind: HostErrorKind::Denied,
+            grant,
+            ..Self::new("CapabilityDenied", message)
+        }
+    }
+
+    /// A quota refusal: a `QuotaExceeded` error.
+    pub fn quota(message: impl Into<String>) -> Self {
+        Self {
+            kind: HostErrorKind::Quota,
+            ..Self::new("QuotaExceeded", message)
+        }
+    }
+
+    /// The message an uncaught error made from this one carries in its
+    /// `error` event (`name: message`).
+    pub(crate) fn event_message(&self) -> String {
+        if self.message.is_empty() {
+            self.name.clone()
+        } else {
+            format!("{}: {}", self.name, self.message)
         }
     }
 }
@@ -85,6 +141,14 @@ pub trait Host: Send + Sync + 'static {
     /// which returns a promise of the reply. Compiled once per distinct
     /// source and cached as bytecode.
     fn module_source(&self) -> &'static str;
+
+    /// Whether blocks may import the `"quire"` module from this host.
+    /// `false` for a stand-in that only relays calls (a runner process's
+    /// proxy for a run that has no host API), so the import fails as it
+    /// would with no host at all. Default: `true`.
+    fn provides_module(&self) -> bool {
+        true
+    }
 
     /// Handle `call`. Called on a worker thread: it must not block. Answer
     /// through `reply` whenever the result is ready, from any thread.
@@ -147,6 +211,9 @@ impl HostReply {
 
     fn deliver(&self, result: HostResult) {
         if let Some(run) = self.run.upgrade() {
+            if let Err(e) = &result {
+                run.record_refusal(e);
+            }
             run.mailbox
                 .replies
                 .lock()

@@ -9,7 +9,7 @@ use std::time::Instant;
 use rquickjs::{Ctx, Exception, Function, Module, Persistent, Promise, Value, WriteOptions};
 
 use crate::control::StopReason;
-use crate::host::{CallContext, HostCall, HostReply, HostResult};
+use crate::host::{CallContext, HostCall, HostError, HostReply, HostResult};
 use crate::natives::{lossy, IsolateShared};
 use crate::serialize::{SerError, Serializer};
 
@@ -57,27 +57,26 @@ pub(crate) fn host_call<'js>(
         return Ok(promise);
     };
     let limits = &control.limits;
-    let fail = |name: &str, msg: String| -> rquickjs::Result<Promise<'js>> {
-        let _: Value = reject.call((make_error(&ctx, name, &msg),))?;
+    // The engine's own refusals, recorded like the host's.
+    let fail = |e: HostError| -> rquickjs::Result<Promise<'js>> {
+        control.record_refusal(&e);
+        let _: Value = reject.call((make_error(&ctx, &e.name, &e.message),))?;
         Ok(promise.clone())
     };
     let Some(host) = sh.host.borrow().clone() else {
-        return fail(
-            "CapabilityDenied",
+        return fail(HostError::denied(
             format!("`{op}` is denied: no host API is attached to this run, so it has no grants"),
-        );
+            None,
+        ));
     };
     {
         let mut calls = sh.calls.borrow_mut();
         if calls.made >= limits.host_calls {
             drop(calls);
-            return fail(
-                "QuotaExceeded",
-                format!(
-                    "host call limit of {} calls per run exceeded (at `{op}`)",
-                    limits.host_calls
-                ),
-            );
+            return fail(HostError::quota(format!(
+                "host call limit of {} calls per run exceeded (at `{op}`)",
+                limits.host_calls
+            )));
         }
         calls.made += 1;
     }
@@ -86,13 +85,13 @@ pub(crate) fn host_call<'js>(
     let args = match ser.top(&ctx, args) {
         Ok(json) => json,
         Err(SerError::Stopped(StopReason::Output)) => {
-            return fail(
+            return fail(HostError::new(
                 "RangeError",
                 format!(
                     "the arguments of `{op}` exceed the host value limit of {} bytes",
                     limits.host_value_bytes
                 ),
-            )
+            ))
         }
         // The run is ending (a limit hit meanwhile): leave it pending.
         Err(SerError::Stopped(_)) => return Ok(promise),

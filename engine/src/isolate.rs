@@ -36,7 +36,13 @@ impl Resolver for DenyImports {
         name: &str,
         _attributes: Option<rquickjs::loader::ImportAttributes<'js>>,
     ) -> rquickjs::Result<String> {
-        if name == HOST_MODULE && self.0.host.borrow().is_some() {
+        let provides = self
+            .0
+            .host
+            .borrow()
+            .as_ref()
+            .is_some_and(|h| h.0.provides_module());
+        if name == HOST_MODULE && provides {
             return Ok(HOST_MODULE.to_string());
         }
         let msg = if name == HOST_MODULE {
@@ -57,7 +63,7 @@ impl Loader for DenyImports {
         _attributes: Option<rquickjs::loader::ImportAttributes<'js>>,
     ) -> rquickjs::Result<Module<'js, Declared>> {
         let host = self.0.host.borrow().clone();
-        if let (HOST_MODULE, Some(host)) = (name, host) {
+        if let (HOST_MODULE, Some(host)) = (name, host.filter(|h| h.0.provides_module())) {
             return crate::hostcall::load_host_module(ctx, HOST_MODULE, host.0.module_source());
         }
         Err(rquickjs::Error::new_loading_message(

@@ -69,7 +69,9 @@ pub use engine::{idle_isolate_bytes, Canceller, Engine, EngineStats, RunHandle};
 pub use error::EngineError;
 pub use event::{ErrorInfo, ErrorKind, EventBody, Finished, LogLevel, RunEvent, RunStatus};
 pub use flume;
-pub use host::{CallContext, Host, HostCall, HostError, HostHandle, HostReply, HostResult};
+pub use host::{
+    CallContext, Host, HostCall, HostError, HostErrorKind, HostHandle, HostReply, HostResult,
+};
 pub use isolate::HOST_MODULE;
 pub use request::{EngineKind, Lang, RunRequest};
 pub use v8::V8Config;

@@ -207,6 +207,7 @@ impl ActiveRun {
             line: e.line,
             column: e.column,
             stack: None,
+            grant: None,
         }
     }
 

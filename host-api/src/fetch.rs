@@ -126,18 +126,18 @@ fn substitute(
                     used.push((name.to_string(), secret));
                 }
                 Ok(Err(hosts)) => {
-                    return Err(HostError::new(
-                        "CapabilityDenied",
+                    return Err(HostError::denied(
                         format!(
                             "secret {name} is not bound to {}:{} (it may only be sent to: {}), so the request was not sent",
                             target.host,
                             target.port,
                             if hosts.is_empty() { "no host".to_string() } else { hosts.join(", ") }
                         ),
+                        None,
                     ))
                 }
                 Err(quire_storage::StorageError::NotFound { .. }) => {
-                    return Err(HostError::new("CapabilityDenied", format!("secret {name} does not exist in this workspace")))
+                    return Err(HostError::denied(format!("secret {name} does not exist in this workspace"), None))
                 }
                 Err(e) => return Err(HostError::new("InternalError", format!("reading secret {name}: {e}"))),
             }
@@ -204,8 +204,7 @@ impl Fetcher {
         let end = deadline.min(Instant::now() + Duration::from_millis(self.config.timeout_ms));
         let mut redirected = false;
         for hop in 0..=self.config.max_redirects {
-            let target = net::check(check.ws, &check.grants, &self.resolver, &url)
-                .map_err(|(n, m)| HostError::new(n, m))?;
+            let target = net::check(check.ws, &check.grants, &self.resolver, &url)?;
             let (headers, used) = substitute(gate, &target, &templates)?;
             let left = end.saturating_duration_since(Instant::now());
             if left.is_zero() {

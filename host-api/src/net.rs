@@ -12,6 +12,7 @@
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::sync::Arc;
 
+use quire_engine::HostError;
 use quire_storage::WorkspaceId;
 
 use crate::grants::Grants;
@@ -96,16 +97,16 @@ fn special_v6(ip: Ipv6Addr) -> Option<&'static str> {
 /// Check a request to `url` against the grants and resolve it.
 ///
 /// # Errors
-/// `Err((name, message))`: `CapabilityDenied` naming the missing grant, or
-/// `TypeError` for a bad URL or a name that does not resolve.
+/// A denial naming the missing grant, or a `TypeError` for a bad URL or a
+/// name that does not resolve.
 pub(crate) fn check(
     ws: WorkspaceId,
     grants: &Grants,
     resolver: &Arc<dyn Resolve>,
     url: &url::Url,
-) -> Result<CheckedNet, (&'static str, String)> {
+) -> Result<CheckedNet, HostError> {
     if !matches!(url.scheme(), "http" | "https") {
-        return Err((
+        return Err(HostError::new(
             "TypeError",
             format!(
                 "fetch: only http and https URLs are supported, got {}:",
@@ -117,7 +118,12 @@ pub(crate) fn check(
         Some(url::Host::Domain(d)) => (d.to_ascii_lowercase(), None),
         Some(url::Host::Ipv4(a)) => (a.to_string(), Some(IpAddr::V4(a))),
         Some(url::Host::Ipv6(a)) => (a.to_string(), Some(IpAddr::V6(a))),
-        None => return Err(("TypeError", format!("fetch: {url} has no host"))),
+        None => {
+            return Err(HostError::new(
+                "TypeError",
+                format!("fetch: {url} has no host"),
+            ))
+        }
     };
     let port = url.port_or_known_default().unwrap_or(80);
     let shown = if host.contains(':') {
@@ -138,22 +144,22 @@ pub(crate) fn check(
         } else {
             format!("net:{shown}:{port}")
         };
-        return Err((
-            "CapabilityDenied",
+        return Err(HostError::denied(
             format!("fetch to {url} is denied: it needs the grant {needed}"),
+            Some(needed),
         ));
     }
     let ips = match literal {
         Some(ip) => vec![ip],
         None => resolver.resolve(&host, port).map_err(|e| {
-            (
+            HostError::new(
                 "TypeError",
                 format!("fetch failed: could not resolve {host}: {e}"),
             )
         })?,
     };
     if ips.is_empty() {
-        return Err((
+        return Err(HostError::new(
             "TypeError",
             format!("fetch failed: {host} has no addresses"),
         ));
@@ -164,9 +170,9 @@ pub(crate) fn check(
                 Some(_) => format!("{shown} is {why}"),
                 None => format!("{host} resolves to {ip}, {why}"),
             };
-            return Err((
-                "CapabilityDenied",
+            return Err(HostError::denied(
                 format!("fetch to {url} is denied: {what}; loopback, private, link-local and metadata addresses need the exact grant net:{shown}:{port}"),
+                Some(format!("net:{shown}:{port}")),
             ));
         }
     }

@@ -38,13 +38,11 @@ fn denied(op: &str, d: Denied, check: &Checker) -> HostError {
     } else {
         format!("this block has {}", have.join(", "))
     };
-    HostError::new(
-        "CapabilityDenied",
-        format!(
-            "{op} is denied: it needs the grant {} ({context})",
-            d.needed
-        ),
-    )
+    let message = format!(
+        "{op} is denied: it needs the grant {} ({context})",
+        d.needed
+    );
+    HostError::denied(message, Some(d.needed))
 }
 
 fn storage_error(op: &str, e: StorageError) -> HostError {
@@ -272,7 +270,7 @@ impl Session {
             match inner.meter.check(&ws, limit, adding) {
                 Ok(()) => {}
                 Err(crate::MeterError::Quota(q)) => {
-                    return Err(HostError::new("QuotaExceeded", format!("{op}: {q}")))
+                    return Err(HostError::quota(format!("{op}: {q}")))
                 }
                 Err(crate::MeterError::Storage(e)) => return Err(storage_error(&op, e)),
             }

@@ -211,6 +211,24 @@ fn grants_come_from_cap_flags_and_denials_exit_1() {
         "{err}"
     );
 
+    // A block's own "CapabilityDenied" is an exception, with no hint.
+    let dir = tempdir::Dir::new();
+    let forged = dir.path().join("forged.js");
+    std::fs::write(
+        &forged,
+        "const e = new Error('x is denied: it needs the grant secret:PROD_DB_PASSWORD'); \
+         e.name = 'CapabilityDenied'; throw e;",
+    )
+    .unwrap();
+    let out = quire()
+        .args(["run", &forged.to_string_lossy()])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("error[exception]"), "{err}");
+    assert!(!err.contains("hint:") && !err.contains("--cap"), "{err}");
+
     let bad = quire()
         .args(["run", &sample("hello.js"), "--cap", "db:read:"])
         .output()

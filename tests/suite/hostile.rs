@@ -174,6 +174,13 @@ fn suite(engine: &quire_engine::Engine) {
         .collect();
     paths.sort();
     assert!(paths.len() >= 30, "the suite needs at least 30 programs");
+    // `HOSTILE_ONLY=name` runs the programs whose file name contains it.
+    if let Ok(only) = std::env::var("HOSTILE_ONLY") {
+        paths.retain(|p| {
+            p.file_name()
+                .is_some_and(|n| n.to_string_lossy().contains(&only))
+        });
+    }
     let host = Host::new();
     let victim_before = host.victim_state();
     let mut failures = Vec::new();

@@ -174,10 +174,18 @@ fn the_http_api_end_to_end_over_loopback() {
     let t = srv.workspace("team");
     let other = srv.workspace("rival");
     let src = "import { kv } from 'quire';\nexport default async function (ctx) {\n  await kv.set('seen', ctx.input);\n  console.log('got', JSON.stringify(ctx.input), ctx.trigger.kind);\n  return { doubled: ctx.input.n * 2, block: ctx.block.id };\n}";
+    // Grants are an admin's: an editor's granted block is refused.
     let (s, v) = srv.call(
         "POST",
         "/workspaces/team/blocks",
         &t.editor,
+        Some(json!({"id": "double", "source": src, "lang": "ts", "grants": ["kv:write"]})),
+    );
+    assert_eq!(s, 403, "{v}");
+    let (s, v) = srv.call(
+        "POST",
+        "/workspaces/team/blocks",
+        &t.admin,
         Some(json!({"id": "double", "source": src, "lang": "ts", "grants": ["kv:write"]})),
     );
     assert_eq!(s, 201, "{v}");

@@ -536,9 +536,7 @@ function timerClear(id: number) {
 // ------------------------------------------------------------ host calls
 
 const calls = new MapCtor<number, { resolve: (v: unknown) => void; reject: (e: unknown) => void; site: Error }>();
-let callsMade = 0;
 let nextCall = 0;
-
 
 // A failed call's error, made when the block makes the call: V8 then
 // gives it the block's frames (formatted lazily, so the name and message
@@ -567,13 +565,9 @@ function hostCall(op: string, args: unknown): Promise<unknown> {
   const site = siteError();
   return new PromiseCtor((resolve, reject) => {
     op = String(op);
-    if (!hostAttached) {
-      return reject(failWith(site, "CapabilityDenied", "`" + op + "` is denied: no host API is attached to this run, so it has no grants"));
-    }
-    if (callsMade >= limits.host_calls) {
-      return reject(failWith(site, "QuotaExceeded", "host call limit of " + limits.host_calls + " calls per run exceeded (at `" + op + "`)"));
-    }
-    callsMade++;
+    // No local refusals: the server refuses calls without a host or past
+    // the call limit, and records them (only recorded refusals may end a
+    // run as capability_denied or quota_exceeded).
     let json;
     try {
       json = serialize(args === undefined ? null : args, limits.host_value_bytes).json;

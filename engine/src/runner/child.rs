@@ -59,7 +59,9 @@ type Pending = Arc<Mutex<HashMap<(String, u32), HostReply>>>;
 
 struct ProxyHost {
     run: String,
-    module: &'static str,
+    /// The host module; `None` for a run with no host API, whose calls
+    /// (`fetch`) still go to the server, which refuses and records them.
+    module: Option<&'static str>,
     out: Out,
     pending: Pending,
     next: AtomicU32,
@@ -67,7 +69,11 @@ struct ProxyHost {
 
 impl Host for ProxyHost {
     fn module_source(&self) -> &'static str {
-        self.module
+        self.module.unwrap_or("")
+    }
+
+    fn provides_module(&self) -> bool {
+        self.module.is_some()
     }
 
     fn call(&self, _cx: &CallContext, call: HostCall, reply: HostReply) {
@@ -181,18 +187,20 @@ fn serve(engine: &Engine, out: &Out) {
             } => {
                 let mut request = *request;
                 request.run_id = Some(run.clone());
-                request.host = None;
-                if let Some(src) = host_module {
-                    if let Some(module) = leak_module(src, &mut modules) {
-                        request = request.with_host(Arc::new(ProxyHost {
-                            run: run.clone(),
-                            module,
-                            out: out.clone(),
-                            pending: pending.clone(),
-                            next: AtomicU32::new(1),
-                        }));
-                    }
+                // The server counts and refuses host calls (and records
+                // its refusals, which decide a run's error kind), so the
+                // runner passes every call on.
+                if let Some(l) = request.limits.as_mut() {
+                    l.host_calls = u32::MAX;
                 }
+                let module = host_module.and_then(|src| leak_module(src, &mut modules));
+                request = request.with_host(Arc::new(ProxyHost {
+                    run: run.clone(),
+                    module,
+                    out: out.clone(),
+                    pending: pending.clone(),
+                    next: AtomicU32::new(1),
+                }));
                 // Events go to the server from the thread that emits them
                 // (no relay thread: one hand-off fewer per event).
                 let (o, r2, p2, id) = (out.clone(), runs.clone(), pending.clone(), run.clone());

@@ -153,7 +153,11 @@ struct Remote {
 struct Runner {
     id: u64,
     child: Mutex<Child>,
-    stdin: Mutex<ChildStdin>,
+    /// Frames for its stdin, written by its own writer thread (see
+    /// [`Runner::send`]).
+    inbox: flume::Sender<Vec<u8>>,
+    /// Bytes queued in `inbox` and not yet written.
+    unread: Arc<AtomicU64>,
     born: Instant,
     ready: AtomicBool,
     dead: AtomicBool,
@@ -178,16 +182,53 @@ struct Runner {
     stack_kb: u64,
 }
 
+/// Most bytes queued for a runner and not yet read by it; past this it
+/// is killed as not reading (its runs end `internal`).
+const MAX_UNREAD_BYTES: u64 = 64 * 1024 * 1024;
+
+/// A runner's writer thread: frames to its stdin, in order, until the
+/// runner is dropped (closing stdin ends the runner) or a write fails.
+fn write_loop(mut stdin: ChildStdin, frames: flume::Receiver<Vec<u8>>, unread: &AtomicU64) {
+    use std::io::Write;
+    while let Ok(frame) = frames.recv() {
+        if stdin
+            .write_all(&frame)
+            .and_then(|()| stdin.flush())
+            .is_err()
+        {
+            return;
+        }
+        unread.fetch_sub(frame.len() as u64, Ordering::AcqRel);
+    }
+}
+
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 impl Runner {
+    /// Queue `msg` for the runner. Never blocks: a writer thread per
+    /// runner writes its stdin, so a runner that stops reading (a block
+    /// flooding calls while its replies pile up, or a compromised runner)
+    /// cannot stall the thread that answers it (its reader, a storage or
+    /// fetch thread) and, through it, every other run of the runner. A
+    /// runner with more than [`MAX_UNREAD_BYTES`] unread is killed.
     fn send(&self, msg: &ToRunner) -> bool {
         if self.dead.load(Ordering::Acquire) {
             return false;
         }
-        let ok = write_frame(&mut *lock(&self.stdin), msg).is_ok();
+        let mut frame = Vec::new();
+        if write_frame(&mut frame, msg).is_err() {
+            self.kill();
+            return false;
+        }
+        let n = frame.len() as u64;
+        if self.unread.fetch_add(n, Ordering::AcqRel) + n > MAX_UNREAD_BYTES {
+            tracing::warn!(runner = self.id, "runner stopped reading its input; killed");
+            self.kill();
+            return false;
+        }
+        let ok = self.inbox.send(frame).is_ok();
         if !ok {
             self.kill();
         }
@@ -605,6 +646,18 @@ impl PoolInner {
                     drop(done_tx);
                 });
         }
+        let (inbox, frames) = flume::unbounded::<Vec<u8>>();
+        let unread = Arc::new(AtomicU64::new(0));
+        let counted = unread.clone();
+        let writer = std::thread::Builder::new()
+            .name("quire-runner-in".into())
+            .spawn(move || write_loop(stdin, frames, &counted));
+        if let Err(e) = writer {
+            tracing::error!(error = %e, "could not start a runner writer thread");
+            let _ = child.kill();
+            self.started(stack_kb);
+            return;
+        }
         let runner = Arc::new(Runner {
             oom,
             stderr_done: Mutex::new(Some(done_rx)),
@@ -613,7 +666,8 @@ impl PoolInner {
             busy: AtomicBool::new(false),
             id: self.next_id.fetch_add(1, Ordering::Relaxed),
             child: Mutex::new(child),
-            stdin: Mutex::new(stdin),
+            inbox,
+            unread,
             born: Instant::now(),
             ready: AtomicBool::new(false),
             dead: AtomicBool::new(false),

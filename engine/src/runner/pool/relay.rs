@@ -50,18 +50,18 @@ impl PoolInner {
                 remote.calls += 1;
                 if remote.calls > limits.host_calls {
                     drop(runs);
-                    reply.send(Err(HostError::new(
-                        "QuotaExceeded",
-                        format!(
-                            "host call limit of {} calls per run exceeded (at `{op}`)",
-                            limits.host_calls
-                        ),
-                    )));
+                    reply.send(Err(HostError::quota(format!(
+                        "host call limit of {} calls per run exceeded (at `{op}`)",
+                        limits.host_calls
+                    ))));
                     return Ok(());
                 }
                 let Some(host) = remote.host.clone() else {
                     drop(runs);
-                    reply.send(Err(HostError::new("CapabilityDenied", format!("`{op}` is denied: no host API is attached to this run, so it has no grants"))));
+                    reply.send(Err(HostError::denied(
+                        format!("`{op}` is denied: no host API is attached to this run, so it has no grants"),
+                        None,
+                    )));
                     return Ok(());
                 };
                 drop(runs);
