@@ -11,6 +11,7 @@ use quire_engine::{HostError, HostResult};
 use serde::Deserialize;
 use serde_json::{json, Value};
 
+use crate::decode;
 use crate::gate::Gate;
 use crate::grants::Checker;
 use crate::net::{self, CheckedNet, Resolve};
@@ -205,7 +206,13 @@ impl Fetcher {
         let mut redirected = false;
         for hop in 0..=self.config.max_redirects {
             let target = net::check(check.ws, &check.grants, &self.resolver, &url)?;
-            let (headers, used) = substitute(gate, &target, &templates)?;
+            let (mut headers, used) = substitute(gate, &target, &templates)?;
+            if !headers
+                .iter()
+                .any(|(k, _)| k.eq_ignore_ascii_case("accept-encoding"))
+            {
+                headers.push(("accept-encoding".into(), decode::ACCEPT_ENCODING.into()));
+            }
             let left = end.saturating_duration_since(Instant::now());
             if left.is_zero() {
                 return Err(HostError::new(
@@ -278,6 +285,9 @@ impl Fetcher {
         Err(type_error("fetch: too many redirects"))
     }
 
+    /// Read a final response: its headers, and its body decoded from its
+    /// `Content-Encoding` and held to `max` bytes after decoding (a small
+    /// compressed body that expands past the limit fails like a large one).
     fn response(
         &self,
         resp: ureq::Response,
@@ -286,36 +296,63 @@ impl Fetcher {
         used: &[(String, String)],
         max: u64,
     ) -> HostResult {
-        if let Some(len) = resp
-            .header("content-length")
-            .and_then(|l| l.parse::<u64>().ok())
-        {
-            if len > max {
-                return Err(HostError::new("RangeError", format!("fetch to {url}: the response body ({len} bytes) exceeds the limit of {max} bytes")));
+        let too_big = |what: &str| {
+            HostError::new(
+                "RangeError",
+                format!("fetch to {url}: the {what} exceeds the limit of {max} bytes"),
+            )
+        };
+        let codings = decode::codings(resp.all("content-encoding")).filter(|c| !c.is_empty());
+        if codings.is_none() {
+            if let Some(len) = resp
+                .header("content-length")
+                .and_then(|l| l.parse::<u64>().ok())
+            {
+                if len > max {
+                    return Err(too_big(&format!("response body ({len} bytes)")));
+                }
             }
         }
         let status = resp.status();
         let status_text = resp.status_text().to_string();
         let mut headers = Vec::new();
         for name in resp.headers_names() {
+            // A decoded body has no encoding, and its length is not the one sent.
+            if codings.is_some() && matches!(name.as_str(), "content-encoding" | "content-length") {
+                continue;
+            }
             for v in resp.all(&name) {
                 let mut b = v.as_bytes().to_vec();
                 redact(&mut b, used);
                 headers.push(json!([name, String::from_utf8_lossy(&b)]));
             }
         }
+        let read_error = |e: std::io::Error| match &codings {
+            Some(c) => {
+                let names: Vec<_> = c.iter().map(|c| c.name()).collect();
+                type_error(format!(
+                    "fetch to {url} failed while decoding the body ({}): {e}",
+                    names.join(", ")
+                ))
+            }
+            None => type_error(format!("fetch to {url} failed while reading the body: {e}")),
+        };
+        let raw: Box<dyn Read> = resp.into_reader();
+        let reader = match &codings {
+            Some(c) => decode::decoder(raw, c).map_err(read_error)?,
+            None => raw,
+        };
         let mut bytes = Vec::new();
-        resp.into_reader()
+        reader
             .take(max + 1)
             .read_to_end(&mut bytes)
-            .map_err(|e| {
-                type_error(format!("fetch to {url} failed while reading the body: {e}"))
-            })?;
+            .map_err(read_error)?;
         if bytes.len() as u64 > max {
-            return Err(HostError::new(
-                "RangeError",
-                format!("fetch to {url}: the response body exceeds the limit of {max} bytes"),
-            ));
+            return Err(too_big(if codings.is_some() {
+                "decoded response body"
+            } else {
+                "response body"
+            }));
         }
         redact(&mut bytes, used);
         let mut out = json!({

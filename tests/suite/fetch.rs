@@ -320,6 +320,144 @@ fn bound_secrets_are_sent_without_the_block_seeing_them() {
     );
 }
 
+const KEY: &str = "sk-live-0123456789";
+/// A secret with characters the URL parser percent-encodes.
+const SPACED: &str = "tok en\"<9876>";
+
+/// Bind `API_KEY` (and `SPACED`) to the server's host:port; the grant that
+/// reaches it (no `secret:` grant).
+fn bind_key(fx: &Fx, s: &Server) -> String {
+    let host = format!("127.0.0.1:{}", s.port);
+    for (name, value) in [("API_KEY", KEY), ("SPACED", SPACED)] {
+        fx.store
+            .put_secret(&fx.a.id, name, value, std::slice::from_ref(&host))
+            .unwrap();
+    }
+    format!("net:{host}")
+}
+
+/// Everything a run produced: its events and its outcome.
+fn everything(r: &Ran) -> String {
+    format!("{}\n{:?}", all_event_text(r), r.outcome)
+}
+
+/// A block that fetches each `[name, url, init]` with the secret `secret`
+/// in its authorization header and returns (and logs) all it saw.
+fn fetch_each(secret: &str, cases: &[(&str, String, &str)]) -> String {
+    let list: Vec<String> = cases
+        .iter()
+        .map(|(name, url, init)| format!("[{name:?}, {url:?}, {init}]"))
+        .collect();
+    format!(
+        r#"export default async () => {{
+  const out = {{}};
+  for (const [name, url, init] of [{list}]) {{
+    try {{
+      const r = await fetch(url, {{ headers: {{ authorization: "Bearer {{{{secret:{secret}}}}}" }}, ...init }});
+      out[name] = {{ status: r.status, statusText: r.statusText, url: r.url, headers: Object.fromEntries(r.headers), body: await r.text() }};
+    }} catch (e) {{ out[name] = {{ ok: false, name: e.name, message: e.message }}; }}
+  }}
+  console.log(JSON.stringify(out));
+  return out;
+}};"#,
+        list = list.join(", ")
+    )
+}
+
+fn run_each(
+    fx: &Fx,
+    grants: &[&str],
+    secret: &str,
+    cases: &[(&str, String, &str)],
+) -> (Value, Ran) {
+    let r = run_in(fx, &fx.a, grants, &fetch_each(secret, cases));
+    let v = r
+        .result()
+        .cloned()
+        .unwrap_or_else(|| panic!("{:?}", r.outcome.error));
+    (v, r)
+}
+
+fn no_leak(r: &Ran) {
+    let all = everything(r);
+    for needle in [KEY, "tok en", "tok%20en"] {
+        assert!(
+            !all.contains(needle),
+            "{needle:?} leaked into the run: {all}"
+        );
+    }
+}
+
+#[test]
+fn bodies_are_decoded_then_redacted() {
+    let fx = fixture();
+    let s = Server::start();
+    let g = bind_key(&fx, &s);
+    let (v, r) = run_each(
+        &fx,
+        &[&g],
+        "API_KEY",
+        &[
+            ("gzip", s.url("/gzip"), "{}"),
+            ("deflate", s.url("/deflate"), "{}"),
+            ("deflate-raw", s.url("/deflate-raw"), "{}"),
+            ("layered", s.url("/layered"), "{}"),
+            ("br", s.url("/br"), "{}"),
+            ("unknown", s.url("/unknown-encoding"), "{}"),
+        ],
+    );
+    for (case, text) in [
+        ("gzip", "gzip says Bearer [secret:API_KEY]"),
+        ("deflate", "deflate says Bearer [secret:API_KEY]"),
+        ("deflate-raw", "raw deflate says Bearer [secret:API_KEY]"),
+        ("layered", "layered says Bearer [secret:API_KEY]"),
+        ("br", "br says [secret:API_KEY], twice: [secret:API_KEY]."),
+    ] {
+        assert_eq!(v[case]["body"], text, "{case}: {v}");
+        // The block sees the decoded body, as the web's fetch shows it.
+        let h = v[case]["headers"].as_object().unwrap();
+        assert!(
+            !h.contains_key("content-encoding") && !h.contains_key("content-length"),
+            "{case}: {v}"
+        );
+    }
+    // An encoding fetch does not decode is handed over as it came.
+    assert_eq!(v["unknown"]["body"], "as sent", "{v}");
+    assert_eq!(
+        v["unknown"]["headers"]["content-encoding"], "x-custom",
+        "{v}"
+    );
+    // It asked for what it decodes.
+    let asked: Vec<_> = s
+        .requests()
+        .iter()
+        .map(|q| q.header("accept-encoding").map(str::to_owned))
+        .collect();
+    assert!(
+        asked
+            .iter()
+            .all(|a| a.as_deref() == Some("gzip, deflate, br")),
+        "{asked:?}"
+    );
+    no_leak(&r);
+}
+
+#[test]
+fn a_decompression_bomb_stops_at_the_body_limit() {
+    let fx = fixture();
+    let s = Server::start();
+    let g = bind_key(&fx, &s);
+    let (v, _) = run_each(
+        &fx,
+        &[&g],
+        "API_KEY",
+        &[("bomb", s.url("/gzip-bomb"), "{}")],
+    );
+    assert_eq!(v["bomb"]["name"], "RangeError", "{v}");
+    let msg = v["bomb"]["message"].as_str().unwrap();
+    assert!(msg.contains("exceeds the limit of 1048576 bytes"), "{v}");
+}
+
 #[test]
 fn one_runs_fetch_flood_does_not_starve_another_run() {
     // Five fetch threads; a run may hold four. Run A parks 20 fetches on a
