@@ -15,6 +15,7 @@ use crate::decode;
 use crate::gate::Gate;
 use crate::grants::Checker;
 use crate::net::{self, CheckedNet, Resolve};
+use crate::redact::Redactor;
 
 /// Limits and identity of outgoing requests.
 #[derive(Debug, Clone)]
@@ -150,30 +151,50 @@ fn substitute(
     Ok((out, used))
 }
 
-fn redact(bytes: &mut Vec<u8>, used: &[(String, String)]) {
-    for (name, secret) in used {
-        if secret.len() < 4 {
-            continue;
-        }
-        let needle = secret.as_bytes();
-        let mark = format!("[secret:{name}]");
-        let mut out = Vec::with_capacity(bytes.len());
-        let mut i = 0;
-        while i < bytes.len() {
-            if bytes[i..].starts_with(needle) {
-                out.extend_from_slice(mark.as_bytes());
-                i += needle.len();
-            } else {
-                out.push(bytes[i]);
-                i += 1;
+/// A response as one fetch got it, before redaction.
+struct Reply {
+    status: u16,
+    status_text: String,
+    url: String,
+    redirected: bool,
+    headers: Headers,
+    body: Vec<u8>,
+}
+
+impl Redactor {
+    /// The reply as the block gets it, every string redacted. A header
+    /// whose name holds a secret is dropped (a mark is not a valid name).
+    fn reply(&self, r: Reply) -> Value {
+        let headers: Vec<Value> = r
+            .headers
+            .into_iter()
+            .filter_map(|(name, value)| {
+                let redacted = self.text(name.clone());
+                (redacted == name).then(|| json!([name, self.text(value)]))
+            })
+            .collect();
+        let mut out = json!({
+            "status": r.status,
+            "status_text": self.text(r.status_text),
+            "url": self.text(r.url),
+            "redirected": r.redirected,
+            "headers": headers,
+        });
+        match String::from_utf8(self.bytes(r.body)) {
+            Ok(text) => out["body"] = Value::String(text),
+            Err(e) => {
+                out["body_base64"] =
+                    Value::String(base64::engine::general_purpose::STANDARD.encode(e.into_bytes()))
             }
         }
-        *bytes = out;
+        out
     }
 }
 
 impl Fetcher {
-    /// Perform one `fetch` for a block.
+    /// Perform one `fetch` for a block. Everything it hands back, reply or
+    /// error, passes through redaction of the secrets the fetch used or
+    /// could have been answered with.
     pub(crate) fn perform(
         &self,
         gate: &Gate,
@@ -181,6 +202,23 @@ impl Fetcher {
         cx: &Budget,
         args: Value,
     ) -> HostResult {
+        let mut secrets = Redactor::default();
+        match self.follow(gate, check, cx, args, &mut secrets) {
+            Ok(reply) => Ok(secrets.reply(reply)),
+            Err(e) => Err(secrets.error(e)),
+        }
+    }
+
+    /// The fetch itself, hop by hop, adding to `secrets` every secret bound
+    /// to a host it reaches before it reaches it.
+    fn follow(
+        &self,
+        gate: &Gate,
+        check: &Checker,
+        cx: &Budget,
+        args: Value,
+        secrets: &mut Redactor,
+    ) -> Result<Reply, HostError> {
         let deadline = cx.deadline;
         let req: WireRequest = serde_json::from_value(args)
             .map_err(|e| type_error(format!("fetch: bad request: {e}")))?;
@@ -206,7 +244,12 @@ impl Fetcher {
         let mut redirected = false;
         for hop in 0..=self.config.max_redirects {
             let target = net::check(check.ws, &check.grants, &self.resolver, &url)?;
+            let bound = gate
+                .bound_secrets(&target)
+                .map_err(|e| HostError::new("InternalError", format!("reading secrets: {e}")))?;
+            secrets.add_all(&bound);
             let (mut headers, used) = substitute(gate, &target, &templates)?;
+            secrets.add_all(&used);
             if !headers
                 .iter()
                 .any(|(k, _)| k.eq_ignore_ascii_case("accept-encoding"))
@@ -244,18 +287,14 @@ impl Fetcher {
                 Err(ureq::Error::Transport(t)) => {
                     let text = t.to_string();
                     let text = text.strip_prefix(&format!("{url}: ")).unwrap_or(&text);
-                    let mut msg = format!("fetch to {url} failed: {text}");
-                    let mut b = msg.clone().into_bytes();
-                    redact(&mut b, &used);
-                    msg = String::from_utf8_lossy(&b).into_owned();
-                    return Err(type_error(msg));
+                    return Err(type_error(format!("fetch to {url} failed: {text}")));
                 }
             };
             let status = resp.status();
             let location = resp.header("location").map(str::to_owned);
             if let (true, Some(loc)) = ((300..400).contains(&status) && status != 304, location) {
                 match req.redirect.as_str() {
-                    "manual" => return self.response(resp, &url, redirected, &used, cx.max_body),
+                    "manual" => return response(resp, &url, redirected, cx.max_body),
                     "error" => {
                         return Err(type_error(format!(
                             "fetch to {url} was redirected to {loc} and redirect is 'error'"
@@ -280,95 +319,83 @@ impl Fetcher {
                 redirected = true;
                 continue;
             }
-            return self.response(resp, &url, redirected, &used, cx.max_body);
+            return response(resp, &url, redirected, cx.max_body);
         }
         Err(type_error("fetch: too many redirects"))
     }
+}
 
-    /// Read a final response: its headers, and its body decoded from its
-    /// `Content-Encoding` and held to `max` bytes after decoding (a small
-    /// compressed body that expands past the limit fails like a large one).
-    fn response(
-        &self,
-        resp: ureq::Response,
-        url: &url::Url,
-        redirected: bool,
-        used: &[(String, String)],
-        max: u64,
-    ) -> HostResult {
-        let too_big = |what: &str| {
-            HostError::new(
-                "RangeError",
-                format!("fetch to {url}: the {what} exceeds the limit of {max} bytes"),
-            )
-        };
-        let codings = decode::codings(resp.all("content-encoding")).filter(|c| !c.is_empty());
-        if codings.is_none() {
-            if let Some(len) = resp
-                .header("content-length")
-                .and_then(|l| l.parse::<u64>().ok())
-            {
-                if len > max {
-                    return Err(too_big(&format!("response body ({len} bytes)")));
-                }
+/// Read a final response: its headers, and its body decoded from its
+/// `Content-Encoding` and held to `max` bytes after decoding (a small
+/// compressed body that expands past the limit fails like a large one).
+fn response(
+    resp: ureq::Response,
+    url: &url::Url,
+    redirected: bool,
+    max: u64,
+) -> Result<Reply, HostError> {
+    let too_big = |what: &str| {
+        HostError::new(
+            "RangeError",
+            format!("fetch to {url}: the {what} exceeds the limit of {max} bytes"),
+        )
+    };
+    let codings = decode::codings(resp.all("content-encoding")).filter(|c| !c.is_empty());
+    if codings.is_none() {
+        if let Some(len) = resp
+            .header("content-length")
+            .and_then(|l| l.parse::<u64>().ok())
+        {
+            if len > max {
+                return Err(too_big(&format!("response body ({len} bytes)")));
             }
         }
-        let status = resp.status();
-        let status_text = resp.status_text().to_string();
-        let mut headers = Vec::new();
-        for name in resp.headers_names() {
-            // A decoded body has no encoding, and its length is not the one sent.
-            if codings.is_some() && matches!(name.as_str(), "content-encoding" | "content-length") {
-                continue;
-            }
-            for v in resp.all(&name) {
-                let mut b = v.as_bytes().to_vec();
-                redact(&mut b, used);
-                headers.push(json!([name, String::from_utf8_lossy(&b)]));
-            }
-        }
-        let read_error = |e: std::io::Error| match &codings {
-            Some(c) => {
-                let names: Vec<_> = c.iter().map(|c| c.name()).collect();
-                type_error(format!(
-                    "fetch to {url} failed while decoding the body ({}): {e}",
-                    names.join(", ")
-                ))
-            }
-            None => type_error(format!("fetch to {url} failed while reading the body: {e}")),
-        };
-        let raw: Box<dyn Read> = resp.into_reader();
-        let reader = match &codings {
-            Some(c) => decode::decoder(raw, c).map_err(read_error)?,
-            None => raw,
-        };
-        let mut bytes = Vec::new();
-        reader
-            .take(max + 1)
-            .read_to_end(&mut bytes)
-            .map_err(read_error)?;
-        if bytes.len() as u64 > max {
-            return Err(too_big(if codings.is_some() {
-                "decoded response body"
-            } else {
-                "response body"
-            }));
-        }
-        redact(&mut bytes, used);
-        let mut out = json!({
-            "status": status,
-            "status_text": status_text,
-            "url": url.as_str(),
-            "redirected": redirected,
-            "headers": headers,
-        });
-        match String::from_utf8(bytes) {
-            Ok(text) => out["body"] = Value::String(text),
-            Err(e) => {
-                out["body_base64"] =
-                    Value::String(base64::engine::general_purpose::STANDARD.encode(e.into_bytes()))
-            }
-        }
-        Ok(out)
     }
+    let status = resp.status();
+    let status_text = resp.status_text().to_string();
+    let mut headers = Vec::new();
+    for name in resp.headers_names() {
+        // A decoded body has no encoding, and its length is not the one sent.
+        if codings.is_some() && matches!(name.as_str(), "content-encoding" | "content-length") {
+            continue;
+        }
+        for v in resp.all(&name) {
+            headers.push((name.clone(), v.to_string()));
+        }
+    }
+    let read_error = |e: std::io::Error| match &codings {
+        Some(c) => {
+            let names: Vec<_> = c.iter().map(|c| c.name()).collect();
+            type_error(format!(
+                "fetch to {url} failed while decoding the body ({}): {e}",
+                names.join(", ")
+            ))
+        }
+        None => type_error(format!("fetch to {url} failed while reading the body: {e}")),
+    };
+    let raw: Box<dyn Read> = resp.into_reader();
+    let reader = match &codings {
+        Some(c) => decode::decoder(raw, c).map_err(read_error)?,
+        None => raw,
+    };
+    let mut body = Vec::new();
+    reader
+        .take(max + 1)
+        .read_to_end(&mut body)
+        .map_err(read_error)?;
+    if body.len() as u64 > max {
+        return Err(too_big(if codings.is_some() {
+            "decoded response body"
+        } else {
+            "response body"
+        }));
+    }
+    Ok(Reply {
+        status,
+        status_text,
+        url: url.to_string(),
+        redirected,
+        headers,
+        body,
+    })
 }

@@ -121,14 +121,37 @@ impl Gate {
                 id: name.to_string(),
             });
         };
-        let with_port = format!("{}:{}", p.host, p.port);
-        if s.hosts
-            .iter()
-            .any(|h| h.eq_ignore_ascii_case(&p.host) || h.eq_ignore_ascii_case(&with_port))
-        {
+        if bound_to(&s.hosts, p) {
             Ok(Ok(s.value))
         } else {
             Ok(Err(s.hosts))
         }
     }
+
+    /// Every secret of the workspace bound to the host (or host:port) the
+    /// proof names, as (name, value): what a response from it must not
+    /// hand back, whether or not this request sent it.
+    pub(crate) fn bound_secrets(
+        &self,
+        p: &CheckedNet,
+    ) -> Result<Vec<(String, String)>, StorageError> {
+        let mut out = Vec::new();
+        for (name, hosts) in self.store.list_secrets(&p.ws)? {
+            if !bound_to(&hosts, p) {
+                continue;
+            }
+            if let Some(s) = self.store.get_secret(&p.ws, &name)? {
+                out.push((name, s.value));
+            }
+        }
+        Ok(out)
+    }
+}
+
+/// Whether a secret bound to `hosts` may go to the host the proof names.
+fn bound_to(hosts: &[String], p: &CheckedNet) -> bool {
+    let with_port = format!("{}:{}", p.host, p.port);
+    hosts
+        .iter()
+        .any(|h| h.eq_ignore_ascii_case(&p.host) || h.eq_ignore_ascii_case(&with_port))
 }

@@ -39,6 +39,7 @@ mod grants;
 mod meter;
 mod net;
 mod pool;
+mod redact;
 mod session;
 
 use std::sync::Arc;

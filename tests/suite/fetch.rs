@@ -5,7 +5,7 @@
 use quire_engine::ErrorKind;
 use serde_json::{json, Value};
 
-use crate::common::Ran;
+use crate::common::{on_each_engine, Ran};
 use crate::host::{fixture, run_in, Fx};
 use crate::http::Server;
 
@@ -389,6 +389,138 @@ fn no_leak(r: &Ran) {
 }
 
 #[test]
+fn bound_secrets_are_redacted_from_status_text_and_headers() {
+    let fx = fixture();
+    let s = Server::start();
+    let g = bind_key(&fx, &s);
+    let (v, r) = run_each(&fx, &[&g], "API_KEY", &[("all", s.url("/echo-all"), "{}")]);
+    let all = &v["all"];
+    assert_eq!(all["statusText"], "Bearer [secret:API_KEY]", "{v}");
+    assert_eq!(all["headers"]["x-echo"], "Bearer [secret:API_KEY]", "{v}");
+    // A header whose name carries the secret is dropped.
+    assert_eq!(
+        all["headers"]
+            .as_object()
+            .unwrap()
+            .keys()
+            .filter(|k| k.starts_with("x-"))
+            .collect::<Vec<_>>(),
+        ["x-echo"],
+        "{v}"
+    );
+    assert_eq!(all["body"], "echoed", "{v}");
+    assert_eq!(
+        s.requests().last().unwrap().header("authorization"),
+        Some("Bearer sk-live-0123456789")
+    );
+    no_leak(&r);
+}
+
+#[test]
+fn bound_secrets_are_redacted_from_redirect_urls() {
+    let fx = fixture();
+    let s = Server::start();
+    let g = bind_key(&fx, &s);
+    let landing = s.url("/landing?t=[secret:API_KEY]");
+    let (v, r) = run_each(
+        &fx,
+        &[&g],
+        "API_KEY",
+        &[
+            ("raw", s.url("/bounce?to=/landing?t="), "{}"),
+            ("pct", s.url("/bounce-pct?to=/landing?t="), "{}"),
+            (
+                "manual",
+                s.url("/bounce?to=/landing?t="),
+                "{ redirect: 'manual' }",
+            ),
+            (
+                "error",
+                s.url("/bounce?to=/landing?t="),
+                "{ redirect: 'error' }",
+            ),
+        ],
+    );
+    for case in ["raw", "pct"] {
+        assert_eq!(v[case]["url"], landing, "{case}: {v}");
+        assert_eq!(v[case]["body"], "landed", "{case}: {v}");
+    }
+    assert_eq!(v["manual"]["status"], 302, "{v}");
+    assert_eq!(
+        v["manual"]["headers"]["location"], "/landing?t=[secret:API_KEY]",
+        "{v}"
+    );
+    assert_eq!(v["error"]["name"], "TypeError", "{v}");
+    assert!(
+        v["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("/landing?t=[secret:API_KEY]"),
+        "{v}"
+    );
+    // The server did get the token in the redirected request.
+    assert!(s.requests().iter().any(|q| q.path.contains(KEY)));
+    no_leak(&r);
+    // A secret the URL parser percent-encodes on the way (space, quote, <>).
+    let (v, r) = run_each(
+        &fx,
+        &[&g],
+        "SPACED",
+        &[("raw", s.url("/bounce?to=/landing?t="), "{}")],
+    );
+    assert_eq!(v["raw"]["url"], s.url("/landing?t=[secret:SPACED]"), "{v}");
+    assert!(s.requests().iter().any(|q| q.path.contains("tok%20en")));
+    no_leak(&r);
+}
+
+#[test]
+fn bound_secrets_are_redacted_from_denials_of_redirect_targets() {
+    let fx = fixture();
+    let s = Server::start();
+    let other = Server::start();
+    let g = bind_key(&fx, &s);
+    let away = format!("/bounce?to=http://127.0.0.1:{}/x?t=", other.port);
+    let (v, r) = run_each(
+        &fx,
+        &[&g],
+        "API_KEY",
+        &[
+            ("port", s.url(&away), "{}"),
+            ("host", s.url("/bounce?to=http://"), "{}"),
+        ],
+    );
+    denied(&v["port"], &format!("net:127.0.0.1:{}", other.port));
+    denied(&v["port"], "/x?t=[secret:API_KEY]");
+    // The secret as the redirect's host: the message and the grant it names.
+    denied(&v["host"], "net:[secret:API_KEY]");
+    assert!(other.requests().is_empty());
+    no_leak(&r);
+    // Uncaught, on either engine: the run's error (and its grant) are
+    // redacted too, and keep their kind.
+    let src = format!(
+        "export default await fetch({:?}, {{ headers: {{ authorization: 'Bearer {{{{secret:API_KEY}}}}' }} }});",
+        s.url("/bounce?to=http://")
+    );
+    on_each_engine(|_| {
+        let r = run_in(&fx, &fx.a, &[&g], &src);
+        assert_eq!(
+            r.kind(),
+            Some(ErrorKind::CapabilityDenied),
+            "{:?}",
+            r.outcome
+        );
+        assert!(r.message().contains("[secret:API_KEY]"), "{}", r.message());
+        assert_eq!(
+            r.outcome.error.as_ref().and_then(|e| e.grant.as_deref()),
+            Some("net:[secret:API_KEY]"),
+            "{:?}",
+            r.outcome
+        );
+        no_leak(&r);
+    });
+}
+
+#[test]
 fn bodies_are_decoded_then_redacted() {
     let fx = fixture();
     let s = Server::start();
@@ -456,6 +588,31 @@ fn a_decompression_bomb_stops_at_the_body_limit() {
     assert_eq!(v["bomb"]["name"], "RangeError", "{v}");
     let msg = v["bomb"]["message"].as_str().unwrap();
     assert!(msg.contains("exceeds the limit of 1048576 bytes"), "{v}");
+}
+
+#[test]
+fn a_bound_secret_the_host_returns_later_is_redacted() {
+    // The server remembers the credential one fetch sent and returns it to
+    // the next, which sent none.
+    let fx = fixture();
+    let s = Server::start();
+    let g = bind_key(&fx, &s);
+    let src = format!(
+        r#"export default async () => {{
+  await (await fetch("{hello}", {{ headers: {{ authorization: "Bearer {{{{secret:API_KEY}}}}" }} }})).text();
+  return await (await fetch("{last}")).text();
+}};"#,
+        hello = s.url("/hello"),
+        last = s.url("/last-auth")
+    );
+    let r = run_in(&fx, &fx.a, &[&g], &src);
+    assert_eq!(
+        r.result(),
+        Some(&json!("Bearer [secret:API_KEY]")),
+        "{:?}",
+        r.outcome
+    );
+    no_leak(&r);
 }
 
 #[test]
