@@ -354,7 +354,11 @@ fn response(
     let status = resp.status();
     let status_text = resp.status_text().to_string();
     let mut headers = Vec::new();
-    for name in resp.headers_names() {
+    let mut names = resp.headers_names();
+    // One entry per header line; `all` already returns every line's value.
+    names.sort();
+    names.dedup();
+    for name in names {
         // A decoded body has no encoding, and its length is not the one sent.
         if codings.is_some() && matches!(name.as_str(), "content-encoding" | "content-length") {
             continue;

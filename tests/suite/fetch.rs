@@ -181,15 +181,17 @@ fn responses_have_the_web_shape_and_limits() {
   const h = new Headers({{ A: "1" }}); h.append("a", "2");
   let used; const r2 = await fetch("{hello}"); await r2.text(); try {{ await r2.text(); }} catch (e) {{ used = e.name; }}
   let tooBig; try {{ await fetch("{big}"); }} catch (e) {{ tooBig = e.name + ": " + e.message; }}
+  const multi = (await fetch("{multi}")).headers.get("x-multi");
   const made = new Response("hi", {{ status: 201 }});
-  return {{ j, echoed, miss: [miss.status, miss.ok, await miss.text()], bytes: [...bytes], h: h.get("A"), used, tooBig, made: [made.status, await made.text()], req: new Request("{hello}", {{ method: "PUT", body: "z" }}).method }};
+  return {{ j, echoed, miss: [miss.status, miss.ok, await miss.text()], bytes: [...bytes], h: h.get("A"), used, tooBig, made: [made.status, await made.text()], multi, req: new Request("{hello}", {{ method: "PUT", body: "z" }}).method }};
 }};"#,
         json = s.url("/json"),
         echo = s.url("/echo"),
         missing = s.url("/missing"),
         bytes = s.url("/bytes"),
         hello = s.url("/hello"),
-        big = s.url("/big")
+        big = s.url("/big"),
+        multi = s.url("/multi")
     );
     let r = run_in(&fx, &fx.a, &[&g], &src);
     let v = r
@@ -212,6 +214,8 @@ fn responses_have_the_web_shape_and_limits() {
         "{v}"
     );
     assert_eq!(v["made"], json!([201, "hi"]));
+    // A repeated header is each of its values once.
+    assert_eq!(v["multi"], "a, b");
     assert_eq!(v["req"], "PUT");
     let bad = run_in(
         &fx,

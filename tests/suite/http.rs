@@ -131,6 +131,7 @@ fn handle(
             let pct: String = token.bytes().map(|b| format!("%{b:02X}")).collect();
             (302, "text/plain", format!("location: {to}{pct}\r\n"), Vec::new())
         }
+        "/multi" => (200, "text/plain", "x-multi: a\r\nx-multi: b\r\n".into(), b"two".to_vec()),
         "/landing" => (200, "text/plain", String::new(), b"landed".to_vec()),
         "/last-auth" => (200, "text/plain", String::new(), last_auth.into_bytes()),
         "/gzip" => (200, "text/plain", "content-encoding: gzip\r\n".into(), gzip(format!("gzip says {auth}").as_bytes())),
