@@ -146,6 +146,18 @@ impl Engine {
             outcome: orx,
             control: control.clone(),
         };
+        // An input too deep for the run's readers (a runner's frame
+        // parser among them) ends this run only.
+        if let Err(m) = crate::check_depth("ctx.input", &request.input, 0) {
+            control.begin();
+            control.emit(crate::EventBody::Started);
+            control.finish(
+                Some(ErrorInfo::new(ErrorKind::Exception, m)),
+                std::time::Duration::ZERO,
+                0,
+            );
+            return handle;
+        }
         if request.engine == crate::EngineKind::V8 {
             match &self.v8 {
                 Ok(pool) => pool.submit(Job {

@@ -210,6 +210,13 @@ impl HostReply {
     }
 
     fn deliver(&self, result: HostResult) {
+        // A value stored before the depth limit existed (or a host that
+        // does not check) must not break the run's reader: refuse it here.
+        let result = result.and_then(|v| {
+            crate::check_depth("the value the host returned", &v, 0)
+                .map(|()| v)
+                .map_err(|m| HostError::new("RangeError", m))
+        });
         if let Some(run) = self.run.upgrade() {
             if let Err(e) = &result {
                 run.record_refusal(e);

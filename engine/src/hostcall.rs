@@ -80,8 +80,9 @@ pub(crate) fn host_call<'js>(
         }
         calls.made += 1;
     }
-    let mut ser =
-        Serializer::new(&control, limits.host_value_bytes, sh.plain_protos.get()).bounded();
+    let mut ser = Serializer::new(&control, limits.host_value_bytes, sh.plain_protos.get())
+        .bounded()
+        .wrapped(1);
     let args = match ser.top(&ctx, args) {
         Ok(json) => json,
         Err(SerError::Stopped(StopReason::Output)) => {
@@ -91,6 +92,12 @@ pub(crate) fn host_call<'js>(
                     "the arguments of `{op}` exceed the host value limit of {} bytes",
                     limits.host_value_bytes
                 ),
+            ))
+        }
+        Err(SerError::TooDeep) => {
+            return fail(HostError::new(
+                "RangeError",
+                crate::too_deep(&format!("an argument of `{op}`")),
             ))
         }
         // The run is ending (a limit hit meanwhile): leave it pending.

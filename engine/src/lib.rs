@@ -48,6 +48,7 @@ mod compile;
 mod config;
 mod control;
 mod cpu;
+mod depth;
 mod describe;
 mod engine;
 mod error;
@@ -65,6 +66,7 @@ mod worker;
 
 pub use config::{EngineConfig, Isolation, Limits};
 pub use control::RunOutcome;
+pub use depth::{check_depth, too_deep, value_depth, MAX_VALUE_DEPTH};
 pub use engine::{idle_isolate_bytes, Canceller, Engine, EngineStats, RunHandle};
 pub use error::EngineError;
 pub use event::{ErrorInfo, ErrorKind, EventBody, Finished, LogLevel, RunEvent, RunStatus};

@@ -308,6 +308,12 @@ pub(crate) fn install<'js>(
                 Ok(d) => d,
                 Err(SerError::Threw) => return Err(rquickjs::Error::Exception),
                 Err(SerError::Stopped(r)) => return Err(output_error(&ctx, r)),
+                Err(SerError::TooDeep) => {
+                    return Err(rquickjs::Exception::throw_range(
+                        &ctx,
+                        &crate::too_deep("the display() value"),
+                    ))
+                }
             };
             let bytes = ser.bytes();
             c.emit_output(

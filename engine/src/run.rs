@@ -485,6 +485,10 @@ impl ActiveRun {
                 Ok(Some(json))
             }
             Err(SerError::Stopped(_)) => Ok(None),
+            Err(SerError::TooDeep) => Err(ErrorInfo::new(
+                ErrorKind::Exception,
+                crate::too_deep("the result"),
+            )),
             Err(SerError::Threw) => {
                 let mut e = self.thrown(ctx);
                 e.message = format!("while converting the result to JSON: {}", e.message);

@@ -6,7 +6,9 @@
 //! JSON semantics (`toJSON`, enumerable own string keys, `undefined` dropped
 //! from objects and `null` in arrays) and replaces what JSON cannot hold with
 //! a readable description instead of failing: functions, symbols, cycles,
-//! BigInts, NaN/Infinity, and nesting deeper than [`MAX_DEPTH`].
+//! BigInts, NaN/Infinity. A value nested deeper than
+//! [`crate::MAX_VALUE_DEPTH`] is refused ([`SerError::TooDeep`]), except
+//! when it is only being described in a message.
 //!
 //! Getters, proxies and `toJSON` are guest code: they run inside the
 //! isolate under the run's limits. The walk itself is bounded by the output
@@ -18,8 +20,7 @@ use serde_json::Value as Json;
 
 use crate::control::{RunControl, StopReason};
 
-/// Deepest nesting kept; deeper values become a description string.
-pub(crate) const MAX_DEPTH: usize = 200;
+use crate::depth::MAX_VALUE_DEPTH;
 
 /// Why serialization did not complete.
 #[derive(Debug)]
@@ -28,6 +29,8 @@ pub(crate) enum SerError {
     Stopped(StopReason),
     /// Guest code threw; the exception is pending on the context.
     Threw,
+    /// The value is nested deeper than [`MAX_VALUE_DEPTH`].
+    TooDeep,
 }
 
 impl From<rquickjs::Error> for SerError {
@@ -45,6 +48,12 @@ pub(crate) struct Serializer<'c> {
     /// Whether crossing the budget ends the run with `output_limit` (true
     /// for block output) or only ends this serialization (descriptions).
     enforce: bool,
+    /// Describing a value for a message: too deep a value is described,
+    /// not refused.
+    describing: bool,
+    /// Levels allowed: [`MAX_VALUE_DEPTH`] plus any the caller wraps
+    /// around the value (see [`Serializer::wrapped`]).
+    max_depth: usize,
     /// Addresses of the intrinsic `Object.prototype` and `Array.prototype`:
     /// `toJSON` inherited from them is ignored, so polluting them cannot
     /// change results.
@@ -67,6 +76,8 @@ impl<'c> Serializer<'c> {
             path: Vec::new(),
             visited: 0,
             enforce: true,
+            describing: false,
+            max_depth: MAX_VALUE_DEPTH,
             plain_protos,
         }
     }
@@ -75,6 +86,14 @@ impl<'c> Serializer<'c> {
     /// host-call arguments, which have their own limit).
     pub(crate) fn bounded(mut self) -> Self {
         self.enforce = false;
+        self
+    }
+
+    /// The top-level value is a wrapper of `levels` levels around the
+    /// values that count (a host call's argument list): they are allowed
+    /// on top of [`MAX_VALUE_DEPTH`].
+    pub(crate) fn wrapped(mut self, levels: usize) -> Self {
+        self.max_depth = MAX_VALUE_DEPTH + levels;
         self
     }
 
@@ -232,8 +251,11 @@ impl<'c> Serializer<'c> {
         if self.path.contains(&p) {
             return self.text("[Circular]".into());
         }
-        if depth >= MAX_DEPTH {
-            return self.text(format!("[Too deep: nesting over {MAX_DEPTH} levels]"));
+        if depth >= self.max_depth {
+            if !self.describing {
+                return Err(SerError::TooDeep);
+            }
+            return self.text(format!("[Too deep: nesting over {MAX_VALUE_DEPTH} levels]"));
         }
         let Some(obj) = v.as_object() else {
             return self.text("[unsupported value]".into());
@@ -307,6 +329,7 @@ pub(crate) fn describe_value<'js>(
 ) -> String {
     let mut s = Serializer::new(control, 4096, plain_protos);
     s.enforce = false;
+    s.describing = true;
     match s.top(ctx, v) {
         Ok(Json::String(t)) => format!("{t:?}"),
         Ok(j) => j.to_string(),
@@ -314,6 +337,6 @@ pub(crate) fn describe_value<'js>(
             let _ = ctx.catch();
             "[a value that threw while being described]".into()
         }
-        Err(SerError::Stopped(_)) => "[a value too large to describe]".into(),
+        Err(SerError::Stopped(_) | SerError::TooDeep) => "[a value too large to describe]".into(),
     }
 }

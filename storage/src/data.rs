@@ -35,7 +35,7 @@ pub fn merge_patch(target: &mut Value, patch: &Value) {
 }
 
 fn parse<T: serde::de::DeserializeOwned>(what: &'static str, v: &[u8]) -> Result<T> {
-    serde_json::from_slice(v).map_err(|e| corrupt(what, e))
+    crate::error::decode(what, v)
 }
 
 /// What a row query asks for.

@@ -86,6 +86,23 @@ pub enum StorageError {
 /// Shorthand for storage results.
 pub type Result<T, E = StorageError> = std::result::Result<T, E>;
 
+/// Decode a stored JSON record. Values are held to a depth limit where
+/// they enter (the server and host API), but records stored before it,
+/// or nested inside envelopes (a run's events), may be deeper than
+/// serde_json's default recursion limit of 128: every reader takes
+/// whatever was once accepted, so the limit is off here (records are
+/// only ever ones this store wrote).
+pub(crate) fn decode<T: serde::de::DeserializeOwned>(
+    what: &'static str,
+    bytes: &[u8],
+) -> Result<T, StorageError> {
+    let mut de = serde_json::Deserializer::from_slice(bytes);
+    de.disable_recursion_limit();
+    let v = T::deserialize(&mut de).map_err(|e| corrupt(what, e))?;
+    de.end().map_err(|e| corrupt(what, e))?;
+    Ok(v)
+}
+
 pub(crate) fn corrupt(what: &'static str, e: impl std::fmt::Display) -> StorageError {
     StorageError::Corrupt {
         what,

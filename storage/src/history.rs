@@ -158,8 +158,7 @@ impl Store {
                 let start = before.map(|r| Key::ws(ws).last(r.id.as_bytes()));
                 self.b
                     .scan_rev(Table::Runs, &prefix, start.as_deref(), &mut |_, v| {
-                        let r: RunRecord = serde_json::from_slice(v)
-                            .map_err(|e| crate::error::corrupt("run", e))?;
+                        let r: RunRecord = crate::error::decode("run", v)?;
                         out.push(r);
                         Ok(out.len() < limit)
                     })?
@@ -327,5 +326,26 @@ mod tests {
         let mut cfg = StoreConfig::new(dir.path());
         cfg.secret_key = Some(crate::SecretKey::from_bytes([7; 32]));
         check_recent(&Store::open(&cfg)?)
+    }
+
+    #[test]
+    fn runs_nested_past_the_parsers_default_limit_stay_readable() -> Result<()> {
+        // Values held to the depth limit travel in envelopes (a record, its
+        // events), and records from before the limit hold deeper ones:
+        // every reader takes them (serde_json alone stops at 128).
+        let s = Store::memory()?;
+        let ws = s.create_workspace("a")?.id;
+        let mut deep = serde_json::json!(1);
+        for _ in 0..200 {
+            deep = serde_json::json!([deep]);
+        }
+        let mut r = run("deep", None, 1);
+        r.events = vec![serde_json::json!({"type": "result", "value": deep.clone()})];
+        r.request = serde_json::json!({"input": deep.clone()});
+        s.put_run(&ws, &r)?;
+        s.put_run(&ws, &run("plain", None, 2))?;
+        assert_eq!(s.get_run(&ws, "deep")?.map(|r| r.events), Some(r.events));
+        assert_eq!(s.recent_runs(&ws, None, 10, None)?.len(), 2);
+        Ok(())
     }
 }

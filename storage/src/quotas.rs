@@ -8,7 +8,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::backend::{Table, Tx};
-use crate::error::{corrupt, Result};
+use crate::error::Result;
 use crate::keys::Key;
 use crate::model::WorkspaceId;
 use crate::store::{to_vec, Store};
@@ -147,7 +147,7 @@ pub(crate) fn add_usage_in(
 ) -> Result<()> {
     let key = Key::ws(ws).last(&day.to_be_bytes());
     let mut u: UsageDay = match tx.get(Table::Usage, &key)? {
-        Some(v) => serde_json::from_slice(&v).map_err(|e| corrupt("usage", e))?,
+        Some(v) => crate::error::decode("usage", &v)?,
         None => UsageDay {
             day,
             ..UsageDay::default()

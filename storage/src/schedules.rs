@@ -6,7 +6,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::backend::{Table, Tx};
-use crate::error::{corrupt, Result};
+use crate::error::Result;
 use crate::keys::{check_name, Key};
 use crate::model::{RunRecord, WorkspaceId};
 use crate::store::{to_vec, Store};
@@ -133,8 +133,7 @@ impl Store {
             let Some(cur) = tx.get(Table::Schedules, &key)? else {
                 return Ok(());
             };
-            let mut s: ScheduleRecord =
-                serde_json::from_slice(&cur).map_err(|e| corrupt("schedule", e))?;
+            let mut s: ScheduleRecord = crate::error::decode("schedule", &cur)?;
             if s.next_fire_ms != from {
                 return Ok(());
             }

@@ -111,9 +111,7 @@ impl Store {
         what: &'static str,
     ) -> Result<Option<T>> {
         match self.b.get(t, key)? {
-            Some(v) => serde_json::from_slice(&v)
-                .map(Some)
-                .map_err(|e| corrupt(what, e)),
+            Some(v) => crate::error::decode(what, &v).map(Some),
             None => Ok(None),
         }
     }
@@ -127,7 +125,7 @@ impl Store {
         mut visit: impl FnMut(&[u8], T) -> bool,
     ) -> Result<()> {
         self.b.scan(t, prefix, None, &mut |k, v| {
-            let item: T = serde_json::from_slice(v).map_err(|e| corrupt(what, e))?;
+            let item: T = crate::error::decode(what, v)?;
             Ok(visit(k, item))
         })
     }
@@ -149,8 +147,7 @@ impl Store {
         let mut version = 0;
         self.b.write(&mut |tx: &mut dyn Tx| {
             let current = match tx.get(t, key)? {
-                Some(v) => serde_json::from_slice::<serde_json::Value>(&v)
-                    .map_err(|e| corrupt(what, e))?
+                Some(v) => crate::error::decode::<serde_json::Value>(what, &v)?
                     .get("updated_ms")
                     .and_then(serde_json::Value::as_u64)
                     .unwrap_or(0),
@@ -232,8 +229,7 @@ impl Store {
                     id: id.to_string(),
                 });
             };
-            let mut ws: Workspace =
-                serde_json::from_slice(&raw).map_err(|e| corrupt("workspace", e))?;
+            let mut ws: Workspace = crate::error::decode("workspace", &raw)?;
             ws.default_engine = engine.to_string();
             tx.put(Table::Workspaces, id.as_bytes(), &to_vec(&ws)?)?;
             out = Some(ws);

@@ -283,3 +283,81 @@ fn a_runner_serves_one_workspace_only() {
         }
     }
 }
+
+fn nested(levels: usize) -> serde_json::Value {
+    let mut v = json!(1);
+    for _ in 0..levels {
+        v = json!([v]);
+    }
+    v
+}
+
+#[test]
+fn too_deep_values_end_only_their_own_run_and_keep_the_runner() {
+    let fx = crate::host::fixture();
+    // Stored before the depth limit existed (storage itself takes it).
+    fx.store.kv_set(&fx.a.id, "deep", &nested(124)).unwrap();
+    let mut config = runner_config();
+    config.warm_runners = 1;
+    let e = own_engine(config);
+    let req = |src: &str| {
+        let mut r = RunRequest::new(src, Lang::Js).with_host(
+            fx.api
+                .session(fx.a.id, Grants::parse(&["kv:read"]).unwrap()),
+        );
+        r.workspace = Some("alpha".into());
+        r
+    };
+    let sleeper = e.run(req(
+        "await new Promise(r => setTimeout(r, 400)); export default __quire_test_pid()",
+    ));
+    let first = sleeper
+        .events()
+        .recv_timeout(Duration::from_secs(10))
+        .unwrap();
+    assert!(matches!(first.body, EventBody::Started));
+    // An input, a result, a display and a host reply past the limit, in
+    // the same workspace (so the same runner) while the sleeper waits.
+    let r = run_req(&e, req("export default 1").with_input(nested(126)));
+    assert_eq!(r.kind(), Some(ErrorKind::Exception), "{:?}", r.outcome);
+    assert!(
+        r.message()
+            .contains("ctx.input is nested deeper than the limit of 64"),
+        "{}",
+        r.message()
+    );
+    let r = run_req(
+        &e,
+        req("export default JSON.parse('['.repeat(126) + ']'.repeat(126))"),
+    );
+    assert_eq!(r.kind(), Some(ErrorKind::Exception), "{:?}", r.outcome);
+    assert!(
+        r.message().contains("the result is nested deeper"),
+        "{}",
+        r.message()
+    );
+    let r = run_req(
+        &e,
+        req("display(JSON.parse('['.repeat(126) + ']'.repeat(126)))"),
+    );
+    assert_eq!(r.kind(), Some(ErrorKind::Exception), "{:?}", r.outcome);
+    let r = run_req(
+        &e,
+        req("import { kv } from 'quire'; let m; try { await kv.get('deep'); } catch (e) { m = e.name + ': ' + e.message; } export default m;"),
+    );
+    assert_eq!(
+        r.result(),
+        Some(&json!("RangeError: the value the host returned is nested deeper than the limit of 64 levels of arrays and objects")),
+        "{:?}",
+        r.outcome
+    );
+    let out = sleeper.wait();
+    assert_eq!(out.error, None, "the other run survived");
+    let pid = out.result.and_then(|v| v.as_u64());
+    let again = run_req(&e, req("export default __quire_test_pid()"));
+    assert_eq!(
+        again.result().and_then(|v| v.as_u64()),
+        pid,
+        "the runner was not replaced"
+    );
+}

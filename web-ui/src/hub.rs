@@ -441,6 +441,10 @@ impl RunHub {
             self.metrics.runs_rejected.fetch_add(1, Ordering::Relaxed);
             return Err(ApiError::ShuttingDown);
         }
+        // Every way of starting a run (HTTP, WebSocket, webhooks,
+        // schedules) passes here.
+        quire_engine::check_depth("input", &req.input, 0)
+            .map_err(|m| ApiError::field("input", m))?;
         let grants = self.grants_for(&req)?;
         let ws = req.workspace.id;
         let (ticket, quota, cpu_left_ms) = self.admit(ws).await?;

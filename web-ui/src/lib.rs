@@ -27,6 +27,8 @@ mod approval;
 mod auth;
 mod config;
 mod counting;
+#[cfg(test)]
+mod depth_tests;
 mod error;
 #[cfg(test)]
 mod grant_tests;

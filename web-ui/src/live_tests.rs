@@ -324,3 +324,32 @@ async fn a_run_over_quota_is_rejected_naming_the_quota_and_its_reset() -> anyhow
     c.task.abort();
     Ok(())
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn inputs_past_the_depth_limit_are_rejected_naming_it() -> anyhow::Result<()> {
+    let f = fixture(ServerConfig::default())?;
+    let mut c = connect(&f.state, &f.a, Role::Editor);
+    let mut deep = json!(1);
+    for _ in 0..65 {
+        deep = json!([deep]);
+    }
+    for msg in [
+        json!({"op": "run", "block": "b1", "input": deep.clone()}),
+        json!({"op": "run_source", "source": "export default 1", "lang": "js", "input": deep}),
+    ] {
+        c.send(msg.clone());
+        let r = c.next().await;
+        assert_eq!(r["op"], "rejected", "{msg}: {r}");
+        assert!(
+            r["reason"]
+                .as_str()
+                .is_some_and(|m| m.contains("input is nested deeper than the limit of 64")),
+            "{r}"
+        );
+    }
+    // The connection still works.
+    c.send(json!({"op": "run", "block": "b1", "input": 1}));
+    assert_eq!(c.next().await["op"], "accepted");
+    c.task.abort();
+    Ok(())
+}

@@ -238,12 +238,21 @@ function utf8Len(s: string): number {
 
 // ------------------------------------------------------------ serializer
 // A port of `engine/src/serialize.rs`: JSON semantics, with what JSON
-// cannot hold replaced by a readable description.
+// cannot hold replaced by a readable description, and values nested past
+// the depth limit (`MAX_VALUE_DEPTH` in engine/src/depth.rs) refused.
 
-const MAX_DEPTH = 200;
+const MAX_VALUE_DEPTH = 64;
 class Budget extends ErrorCtor {}
+class TooDeep extends ErrorCtor {}
 
-function serialize(v: unknown, budget: number): { json: unknown; bytes: number } {
+function tooDeep(what: string): string {
+  return what + " is nested deeper than the limit of " + MAX_VALUE_DEPTH + " levels of arrays and objects";
+}
+
+// `wrap`: levels the caller wraps around the values that count (a host
+// call's argument list); `describing`: describe too deep a value instead.
+function serialize(v: unknown, budget: number, wrap = 0, describing = false): { json: unknown; bytes: number } {
+  const maxDepth = MAX_VALUE_DEPTH + wrap;
   let used = 0;
   const path: object[] = [];
   const charge = (n: number) => {
@@ -296,7 +305,10 @@ function serialize(v: unknown, budget: number): { json: unknown; bytes: number }
     }
     if (x instanceof PromiseCtor) return text("[Promise]");
     if (reflectApply(arrayIncludes, path, [x])) return text("[Circular]");
-    if (depth >= MAX_DEPTH) return text("[Too deep: nesting over " + MAX_DEPTH + " levels]");
+    if (depth >= maxDepth) {
+      if (!describing) throw new TooDeep("too deep");
+      return text("[Too deep: nesting over " + MAX_VALUE_DEPTH + " levels]");
+    }
     reflectApply(arrayPush, path, [x]);
     try {
       if (isArray(x)) {
@@ -328,7 +340,7 @@ function serialize(v: unknown, budget: number): { json: unknown; bytes: number }
 
 function describeValue(v: unknown): string {
   try {
-    const { json } = serialize(v, 4096);
+    const { json } = serialize(v, 4096, 0, true);
     return typeof json === "string" ? jsonStringify(json) : jsonStringify(json);
   } catch (e) {
     return e instanceof Budget ? "[a value too large to describe]" : "[a value that threw while being described]";
@@ -570,8 +582,11 @@ function hostCall(op: string, args: unknown): Promise<unknown> {
     // run as capability_denied or quota_exceeded).
     let json;
     try {
-      json = serialize(args === undefined ? null : args, limits.host_value_bytes).json;
+      json = serialize(args === undefined ? null : args, limits.host_value_bytes, 1).json;
     } catch (e) {
+      if (e instanceof TooDeep) {
+        return reject(failWith(site, "RangeError", tooDeep("an argument of `" + op + "`")));
+      }
       if (e instanceof Budget) {
         return reject(failWith(site, "RangeError", "the arguments of `" + op + "` exceed the host value limit of " + limits.host_value_bytes + " bytes"));
       }
@@ -625,6 +640,7 @@ const N = {
       out = serialize(value, Math.max(0, limits.output_bytes - outputUsed));
     } catch (e) {
       if (e instanceof Budget) abort({ kind: "output_limit", message: "bytes" });
+      if (e instanceof TooDeep) throw new RangeErrorCtor(tooDeep("the display() value"));
       throw e;
     }
     charge(out.bytes);
@@ -902,7 +918,13 @@ async function run(msg: any) {
       try {
         out = serialize(result, Math.max(0, limits.output_bytes - outputUsed));
       } catch (e) {
-        return finish(e instanceof Budget ? { kind: "output_limit", message: "bytes" } : failure(e));
+        return finish(
+          e instanceof Budget
+            ? { kind: "output_limit", message: "bytes" }
+            : e instanceof TooDeep
+            ? { kind: "exception", message: tooDeep("the result") }
+            : failure(e),
+        );
       }
       event({ type: "result", value: out.json });
     }

@@ -83,6 +83,14 @@ fn check_doc(d: &DocBody) -> ApiResult<()> {
     if d.title.len() > 1000 {
         return Err(ApiError::field("title", "at most 1000 bytes"));
     }
+    // A block reads a document as one value: the document and its
+    // properties object are two levels around each property.
+    for (k, v) in &d.properties {
+        if quire_engine::value_depth(v) + 2 > quire_engine::MAX_VALUE_DEPTH {
+            let what = format!("the document (at properties.{k})");
+            return Err(ApiError::field("properties", quire_engine::too_deep(&what)));
+        }
+    }
     for (i, b) in d.blocks.iter().enumerate() {
         if let DocBlock::Code { lang, source, .. } = b {
             super::blocks::check_lang(lang)
@@ -145,6 +153,7 @@ async fn patch_doc(
     Path((ws, id)): Path<(String, String)>,
     Body(p): Body<Value>,
 ) -> ApiResult<Json<Document>> {
+    super::within_depth("body", &p, 0)?;
     in_workspace(&s, who, ws, Role::Editor, move |store, w| {
         Ok(Json(store.update_doc(&w.id, &id, &p)?))
     })
@@ -188,7 +197,13 @@ async fn query_rows(
     let filter = match &q.filter {
         Some(f) => Some(
             serde_json::from_str::<Value>(f)
-                .map_err(|e| ApiError::field("where", format!("not valid JSON: {e}")))?,
+                .map_err(|e| match e.to_string() {
+                    m if m.contains("recursion limit") => {
+                        ApiError::field("where", quire_engine::too_deep("where"))
+                    }
+                    m => ApiError::field("where", format!("not valid JSON: {m}")),
+                })
+                .and_then(|v| super::within_depth("where", &v, 0).map(|()| v))?,
         ),
         None => None,
     };
@@ -231,6 +246,9 @@ async fn insert_rows(
             "a row must be an object",
         ));
     }
+    for (i, r) in b.rows.iter().enumerate() {
+        super::within_depth(&format!("rows[{i}]"), r, 0)?;
+    }
     let rows = in_workspace(&s, who, ws, Role::Editor, move |store, w| {
         Ok(store.insert_rows(&w.id, &coll, &b.rows)?)
     })
@@ -244,6 +262,7 @@ async fn update_row(
     Path((ws, coll, id)): Path<(String, String, String)>,
     Body(patch): Body<Value>,
 ) -> ApiResult<Json<Value>> {
+    super::within_depth("body", &patch, 0)?;
     if !patch.is_object() {
         return Err(ApiError::field("body", "a row patch must be an object"));
     }

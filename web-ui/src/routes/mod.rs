@@ -122,6 +122,9 @@ impl<T: DeserializeOwned> FromRequest<AppState> for Body<T> {
         match axum::Json::<T>::from_request(req, state).await {
             Ok(axum::Json(v)) => Ok(Self(v)),
             Err(JsonRejection::JsonDataError(e)) => Err(data_error(&e.body_text())),
+            Err(JsonRejection::JsonSyntaxError(e)) if e.body_text().contains("recursion limit") => {
+                Err(ApiError::field("body", quire_engine::too_deep("the body")))
+            }
             Err(JsonRejection::JsonSyntaxError(e)) => Err(ApiError::field(
                 "body",
                 format!("not valid JSON: {}", e.body_text()),
@@ -140,6 +143,13 @@ impl<T: DeserializeOwned> FromRequest<AppState> for Body<T> {
             Err(e) => Err(ApiError::field("body", e.body_text())),
         }
     }
+}
+
+/// A 400 naming `field` if `v` is nested deeper than the value depth
+/// limit ([`quire_engine::MAX_VALUE_DEPTH`], not counting `wrapping`
+/// levels of envelope around the value that counts).
+pub(crate) fn within_depth(field: &str, v: &serde_json::Value, wrapping: usize) -> ApiResult<()> {
+    quire_engine::check_depth(field, v, wrapping).map_err(|m| ApiError::field(field, m))
 }
 
 /// serde's message names the field (`missing field `source``, `unknown

@@ -68,6 +68,10 @@ impl PoolInner {
                 let size = serde_json::to_string(&args)
                     .map(|s| s.len() as u64)
                     .unwrap_or(u64::MAX);
+                if let Err(m) = crate::check_depth(&format!("an argument of `{op}`"), &args, 1) {
+                    reply.send(Err(HostError::new("RangeError", m)));
+                    return Ok(());
+                }
                 if size > limits.host_value_bytes {
                     reply.send(Err(HostError::new(
                         "RangeError",
@@ -112,6 +116,11 @@ impl PoolInner {
                 }
             }
             EventBody::Display { mime, data } => {
+                // The runner refuses deeper values in the block (display()
+                // throws); one that sends them is not the runner we wrote.
+                if crate::check_depth("display data", &data, 0).is_err() {
+                    return Err("display data nested past the depth limit".into());
+                }
                 if !matches!(
                     mime.as_str(),
                     "application/json" | "text/plain" | "text/html" | "text/csv"
@@ -129,6 +138,10 @@ impl PoolInner {
                 }
             }
             EventBody::Result { value } => {
+                if let Err(m) = crate::check_depth("the result", &value, 0) {
+                    remote.error = Some(crate::ErrorInfo::new(ErrorKind::Exception, m));
+                    return Ok(());
+                }
                 let bytes = value.to_string().len() as u64;
                 if c.emit_result(value, bytes).is_err() {
                     c.wake();
