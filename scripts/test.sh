@@ -1,0 +1,37 @@
+#!/usr/bin/env bash
+# Runs every test of quire on a fresh clone, installing what they need
+# first: Debian's Chromium for the browser tests (apt, when missing), the
+# browser app's npm packages and the V8 engine's pinned deno (each with
+# `npm ci` from its lock file). Nothing is downloaded at build or run time
+# beyond these package installs.
+#
+#   ./scripts/test.sh            everything
+#   QUIRE_SKIP_INSTALL=1 ./scripts/test.sh   when the installs are done
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+command -v cargo >/dev/null || { echo "cargo is required (rustup)" >&2; exit 1; }
+command -v npm >/dev/null || { echo "npm is required (Node.js)" >&2; exit 1; }
+
+if [ -z "${QUIRE_SKIP_INSTALL:-}" ]; then
+  if ! command -v chromium >/dev/null; then
+    apt_get() { if [ "$(id -u)" = 0 ]; then apt-get "$@"; else sudo -n apt-get "$@"; fi; }
+    echo "installing Debian's chromium for the browser tests" >&2
+    apt_get update -q && DEBIAN_FRONTEND=noninteractive apt_get install -y -q chromium
+  fi
+  (cd web-ui/app && npm ci --no-audit --no-fund)
+  (cd engine/runners/deno && npm ci --no-audit --no-fund)
+fi
+test -x engine/runners/deno/node_modules/@deno/linux-x64-glibc/deno \
+  || { echo "deno did not install: run 'npm ci' in engine/runners/deno" >&2; exit 1; }
+[ -d web-ui/app/node_modules/playwright-core ] \
+  || { echo "playwright-core is missing: run 'npm ci' in web-ui/app" >&2; exit 1; }
+command -v chromium >/dev/null \
+  || { echo "the browser tests need /usr/bin/chromium: apt-get install chromium" >&2; exit 1; }
+
+# The Rust tests (engine, host API, storage, server, CLI, hostile suite on
+# both engines), then the browser tests against the release binary.
+cargo test --workspace --locked
+cargo build --release --locked
+(cd web-ui/app && npm test)
+echo "all tests passed"
