@@ -51,11 +51,14 @@ pub enum Table {
     Quotas,
     /// Workspace id + UTC day number → that day's metered usage.
     Usage,
+    /// Workspace id → bytes of its run history (its run records, as
+    /// stored), kept with every run write and delete.
+    HistoryBytes,
 }
 
 impl Table {
     /// Every table, in a fixed order.
-    pub const ALL: [Table; 17] = [
+    pub const ALL: [Table; 18] = [
         Table::Meta,
         Table::Workspaces,
         Table::WorkspaceNames,
@@ -73,6 +76,7 @@ impl Table {
         Table::Webhooks,
         Table::Quotas,
         Table::Usage,
+        Table::HistoryBytes,
     ];
 
     /// The table's name on disk.
@@ -95,6 +99,7 @@ impl Table {
             Table::Webhooks => "webhooks",
             Table::Quotas => "quotas",
             Table::Usage => "usage",
+            Table::HistoryBytes => "history_bytes",
         }
     }
 

@@ -84,7 +84,9 @@ impl Store {
         let running = run.status == "running";
         let day = crate::quotas::utc_day(run.started_ms);
         self.b.write(&mut |tx| {
+            let was = tx.get(Table::Runs, &key)?.map_or(0, |o| o.len() as i64);
             tx.put(Table::Runs, &key, &v)?;
+            crate::retention::add_history_in(tx, ws, v.len() as i64 - was)?;
             if running {
                 tx.put(Table::RunsActive, &key, b"")?;
             } else {
@@ -346,6 +348,58 @@ mod tests {
         s.put_run(&ws, &run("plain", None, 2))?;
         assert_eq!(s.get_run(&ws, "deep")?.map(|r| r.events), Some(r.events));
         assert_eq!(s.recent_runs(&ws, None, 10, None)?.len(), 2);
+        Ok(())
+    }
+
+    #[test]
+    fn history_is_counted_and_pruned_oldest_first_by_size_and_age() -> Result<()> {
+        let s = Store::memory()?;
+        let ws = s.create_workspace("a")?.id;
+        let other = s.create_workspace("b")?.id;
+        let size = |r: &RunRecord| to_vec(r).map(|v| v.len() as u64);
+        let mut total = 0;
+        for i in 0..10u64 {
+            let mut r = run(&format!("{i:016x}"), Some("x"), 1000 + i);
+            r.events = vec![serde_json::json!({"text": "x".repeat(100 * (i as usize + 1))})];
+            if i == 1 {
+                r.status = "running".into();
+            }
+            // Written twice (as a run is: running, then finished) counts once.
+            s.put_run(&ws, &r)?;
+            s.finish_run(&ws, &r)?;
+            total += size(&r)?;
+        }
+        s.put_run(&other, &run("o", Some("x"), 1))?;
+        assert_eq!(s.history_bytes(&ws)?, total);
+        // By size: the oldest finished go first; the running one stays.
+        let pruned = s.prune_history(&ws, total / 2, 0)?;
+        assert!(
+            pruned.runs > 0 && s.history_bytes(&ws)? <= total / 2,
+            "{pruned:?}"
+        );
+        assert_eq!(s.history_bytes(&ws)?, total - pruned.bytes);
+        let kept: Vec<_> = s
+            .recent_runs(&ws, None, 100, None)?
+            .into_iter()
+            .map(|r| r.started_ms)
+            .collect();
+        assert!(
+            kept.contains(&1001),
+            "the running run is never pruned: {kept:?}"
+        );
+        assert!(!kept.contains(&1000), "{kept:?}");
+        let by_block = s.recent_runs(&ws, Some("x"), 100, None)?.len();
+        assert_eq!(by_block, kept.len(), "index entries go with their runs");
+        // By age: everything finished before 1008.
+        s.prune_history(&ws, u64::MAX, 1008)?;
+        let kept: Vec<_> = s
+            .recent_runs(&ws, None, 100, None)?
+            .into_iter()
+            .map(|r| r.started_ms)
+            .collect();
+        assert_eq!(kept, [1009, 1008, 1001]);
+        // The other workspace is untouched.
+        assert_eq!(s.recent_runs(&other, None, 10, None)?.len(), 1);
         Ok(())
     }
 }

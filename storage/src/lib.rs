@@ -35,6 +35,7 @@ mod history;
 mod keys;
 mod model;
 mod quotas;
+mod retention;
 mod schedules;
 mod schema;
 mod sled_backend;
@@ -52,6 +53,7 @@ pub use model::{
     WebhookRecord, Workspace, WorkspaceId,
 };
 pub use quotas::{utc_day, Quota, UsageDay};
+pub use retention::Pruned;
 pub use schedules::ScheduleRecord;
 pub use schema::{Migration, CURRENT as SCHEMA_VERSION};
 pub use sled_backend::{Durability, SledBackend, SledConfig};

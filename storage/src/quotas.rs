@@ -45,6 +45,13 @@ pub struct Quota {
     /// and blocks, keys included). Writes that would grow data past it
     /// are refused; deletes always work. Default: 256 MiB.
     pub storage_bytes: u64,
+    /// Bytes of run history kept (every run's record and events, as
+    /// stored). When a run finishes past it, the oldest finished runs are
+    /// deleted until the history fits. Default: 256 MiB.
+    pub history_bytes: u64,
+    /// Days a finished run is kept; older ones are deleted when a run
+    /// finishes. Default: 30.
+    pub history_days: u64,
 }
 
 impl Default for Quota {
@@ -59,6 +66,8 @@ impl Default for Quota {
             runs_per_minute: 600,
             cpu_ms_per_day: 3_600_000,
             storage_bytes: 256 * MIB,
+            history_bytes: 256 * MIB,
+            history_days: 30,
         }
     }
 }
@@ -76,11 +85,13 @@ impl Quota {
             runs_per_minute: 100_000,
             cpu_ms_per_day: 86_400_000,
             storage_bytes: 10 * 1024 * MIB,
+            history_bytes: 10 * 1024 * MIB,
+            history_days: 3650,
         }
     }
 
     /// Each field as `(name, value)`, in declaration order.
-    pub fn fields(&self) -> [(&'static str, u64); 9] {
+    pub fn fields(&self) -> [(&'static str, u64); 11] {
         [
             ("max_concurrent_runs", u64::from(self.max_concurrent_runs)),
             ("max_queued_runs", u64::from(self.max_queued_runs)),
@@ -91,6 +102,8 @@ impl Quota {
             ("runs_per_minute", u64::from(self.runs_per_minute)),
             ("cpu_ms_per_day", self.cpu_ms_per_day),
             ("storage_bytes", self.storage_bytes),
+            ("history_bytes", self.history_bytes),
+            ("history_days", self.history_days),
         ]
     }
 
@@ -106,6 +119,8 @@ impl Quota {
             runs_per_minute: self.runs_per_minute.min(ceilings.runs_per_minute),
             cpu_ms_per_day: self.cpu_ms_per_day.min(ceilings.cpu_ms_per_day),
             storage_bytes: self.storage_bytes.min(ceilings.storage_bytes),
+            history_bytes: self.history_bytes.min(ceilings.history_bytes),
+            history_days: self.history_days.min(ceilings.history_days),
         }
     }
 

@@ -122,8 +122,10 @@ pub struct LiveRun {
 
 #[derive(Debug, Default)]
 struct Log {
+    /// The events, serialized once as they arrive (followers send these
+    /// lines as they are; history and snapshots parse them back, so a
+    /// run's output is held once, not twice).
     lines: Vec<Arc<str>>,
-    events: Vec<RunEvent>,
     status: Option<String>,
 }
 
@@ -156,9 +158,9 @@ impl LiveRun {
         let queued = self.is_queued();
         let log = self.lock();
         let events = log
-            .events
+            .lines
             .iter()
-            .filter_map(|e| serde_json::to_value(e).ok())
+            .filter_map(|l| serde_json::from_str(l).ok())
             .collect();
         let status = log.status.clone().unwrap_or_else(|| {
             if queued {
@@ -252,7 +254,6 @@ impl LiveRun {
                 });
             }
             log.lines.push(line);
-            log.events.push(ev);
             log.lines.len()
         };
         self.changed.send_replace(n);
@@ -317,6 +318,7 @@ pub struct RunHub {
     announce: broadcast::Sender<Arc<LiveRun>>,
     accepting: AtomicBool,
     stopped: watch::Sender<bool>,
+    retention: Arc<crate::retention::Retention>,
 }
 
 impl std::fmt::Debug for RunHub {
@@ -352,6 +354,7 @@ impl RunHub {
             announce,
             accepting: AtomicBool::new(true),
             stopped: watch::channel(false).0,
+            retention: Arc::default(),
         })
     }
 
@@ -637,12 +640,14 @@ impl RunHub {
         // A run that ran is metered with its history, in one write; one
         // cancelled in the queue used nothing.
         let (store, ws, ran) = (self.store.clone(), live.workspace, finished.is_some());
+        let retention = self.retention.clone();
         let written = blocking(move || {
             if ran {
-                Ok(store.finish_run(&ws, &record)?)
+                store.finish_run(&ws, &record)?;
             } else {
-                Ok(store.put_run(&ws, &record)?)
+                store.put_run(&ws, &record)?;
             }
+            Ok(retention.apply(&store, &ws, now_ms())?)
         })
         .await;
         if let Err(e) = written {

@@ -39,6 +39,7 @@ mod live_tests;
 mod metrics;
 #[cfg(test)]
 mod quota_tests;
+mod retention;
 mod routes;
 pub mod scheduler;
 #[cfg(test)]

@@ -489,3 +489,66 @@ async fn storage_bytes_refuses_growing_writes_but_not_deletes() -> anyhow::Resul
     assert_eq!(error_of(&events), Value::Null, "{events:?}");
     Ok(())
 }
+
+#[tokio::test]
+async fn history_bytes_keeps_the_newest_runs_within_the_quota() -> anyhow::Result<()> {
+    let (f, _, _) = setup()?;
+    set_quota(
+        &f,
+        &f.a,
+        Quota {
+            history_bytes: 20_000,
+            ..Quota::default()
+        },
+    )?;
+    let b_before = f.state.store.recent_runs(&f.b.id, None, 1000, None)?.len();
+    let src = "console.log('x'.repeat(5000)); export default 1";
+    for _ in 0..10 {
+        run(&f, &f.a, src, &[]).await?;
+    }
+    run(&f, &f.b, src, &[]).await?;
+    // History is written (and pruned) just after a run's last event.
+    for _ in 0..500 {
+        if f.state.hub.active_count() == 0 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    let kept = f.state.store.recent_runs(&f.a.id, None, 1000, None)?;
+    let bytes = f.state.store.history_bytes(&f.a.id)?;
+    assert!(bytes <= 20_000, "history is {bytes} bytes");
+    assert!(
+        (1..10).contains(&kept.len()),
+        "{} runs kept of 10",
+        kept.len()
+    );
+    assert!(kept.iter().all(|r| r.status == "ok"));
+    let (status, v) = crate::testkit::call(
+        &f.state,
+        "GET",
+        "/api/v1/workspaces/alpha/quota",
+        Some(&admin_token(&f)?),
+        None,
+    )
+    .await?;
+    assert_eq!(status, axum::http::StatusCode::OK, "{v}");
+    assert_eq!(v["usage"]["history_bytes"], bytes);
+    assert_eq!(v["quota"]["history_bytes"], 20_000);
+    // The other workspace keeps its new run; its fixture run from 1970 is
+    // past the default 30 days and went when beta's run finished.
+    let beta = f.state.store.recent_runs(&f.b.id, None, 1000, None)?;
+    assert_eq!(b_before, 1);
+    assert_eq!(beta.len(), 1, "{beta:?}");
+    assert_ne!(beta[0].id, f.b_run);
+    Ok(())
+}
+
+fn admin_token(f: &Fixture) -> anyhow::Result<String> {
+    Ok(crate::auth::Auth::mint(
+        &f.state.store,
+        Some(f.a.id),
+        crate::auth::Role::Admin,
+        "adm",
+    )?
+    .1)
+}

@@ -15,6 +15,8 @@ const FIELDS = [
   ["runs_per_minute", "Runs per minute", "runs"],
   ["cpu_ms_per_day", "CPU time per day (UTC)", "ms"],
   ["storage_bytes", "Stored data", "bytes"],
+  ["history_bytes", "Run history kept", "bytes"],
+  ["history_days", "Run history kept for", "days"],
 ];
 
 const num = (n) => Number(n).toLocaleString("en-US", { maximumFractionDigits: 1 });
@@ -39,6 +41,7 @@ export async function showQuota(app, main) {
     meter("u-minute", "Runs in the last minute", u.runs_last_minute, q.runs_per_minute, `${u.runs_last_minute} of ${q.runs_per_minute}`),
     meter("u-running", "Running now", u.running, q.max_concurrent_runs, `${u.running} of ${q.max_concurrent_runs}, ${u.queued} waiting`),
     meter("u-storage", "Stored data", u.storage_bytes, q.storage_bytes, `${bytes(u.storage_bytes)} of ${bytes(q.storage_bytes)}`),
+    meter("u-history", "Run history", u.history_bytes, q.history_bytes, `${bytes(u.history_bytes)} of ${bytes(q.history_bytes)} (oldest runs are deleted past it, and after ${q.history_days} days)`),
     h("p", { class: "muted" }, `${u.today.runs} runs today.`));
 
   const inputs = {};

@@ -33,11 +33,13 @@ struct QuotaChange {
     runs_per_minute: Option<u32>,
     cpu_ms_per_day: Option<u64>,
     storage_bytes: Option<u64>,
+    history_bytes: Option<u64>,
+    history_days: Option<u64>,
 }
 
 /// The smallest value each field takes: below it no run could start or
 /// do anything useful, which is better said as a 400 than discovered.
-const MINIMUMS: [(&str, u64); 9] = [
+const MINIMUMS: [(&str, u64); 11] = [
     ("max_concurrent_runs", 1),
     ("max_queued_runs", 0),
     ("cpu_ms_per_run", 1),
@@ -47,6 +49,8 @@ const MINIMUMS: [(&str, u64); 9] = [
     ("runs_per_minute", 1),
     ("cpu_ms_per_day", 1),
     ("storage_bytes", 0),
+    ("history_bytes", 0),
+    ("history_days", 0),
 ];
 
 impl QuotaChange {
@@ -63,7 +67,9 @@ impl QuotaChange {
             output_bytes_per_run,
             runs_per_minute,
             cpu_ms_per_day,
-            storage_bytes
+            storage_bytes,
+            history_bytes,
+            history_days
         );
     }
 }
@@ -97,12 +103,13 @@ async fn view(s: &AppState, ws: quire_storage::Workspace) -> ApiResult<Value> {
     let now = quire_storage::now_ms();
     let (store, api_ws) = (s.store.clone(), ws.id);
     let meter_hub = s.hub.clone();
-    let (set, ceilings, today, stored) = blocking(move || {
+    let (set, ceilings, today, stored, history) = blocking(move || {
         Ok((
             store.get_quota(&api_ws)?,
             store.quota_ceilings()?,
             store.usage_day(&api_ws, utc_day(now))?,
             meter_hub.stored_bytes(&api_ws)?,
+            store.history_bytes(&api_ws)?,
         ))
     })
     .await?;
@@ -121,6 +128,7 @@ async fn view(s: &AppState, ws: quire_storage::Workspace) -> ApiResult<Value> {
             "queued": lane.queued,
             "runs_last_minute": lane.last_minute,
             "storage_bytes": stored,
+            "history_bytes": history,
         },
     }))
 }
