@@ -139,6 +139,8 @@ pub enum Only {
     Fairness,
     /// QuickJS and V8 side by side, both in runner processes.
     Engines,
+    /// 80 log-heavy runs (16 MB each): server memory and disk over time.
+    Soak,
 }
 
 /// From `Engine::run` to the block's first log line arriving at the
@@ -237,6 +239,10 @@ pub fn run(as_json: bool, only: Option<Only>) -> anyhow::Result<()> {
                 &json!({ "engines": engines, "machine": machine() }),
                 as_json,
             );
+        }
+        Some(Only::Soak) => {
+            let soak = crate::bench_soak::run()?;
+            return print(&json!({ "soak": soak, "machine": machine() }), as_json);
         }
         Some(Only::Host) => {
             let host = crate::bench_host::run(&engine)?;

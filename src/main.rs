@@ -9,6 +9,7 @@ mod bench_fair;
 #[allow(clippy::print_stdout)]
 mod bench_host;
 mod bench_server;
+mod bench_soak;
 mod bench_v8;
 mod cli_run;
 mod samples;
