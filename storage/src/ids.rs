@@ -9,13 +9,16 @@
 //! ```
 //!
 //! - 12 digits of milliseconds since the Unix epoch,
-//! - 4 digits of a per-process sequence within that millisecond,
+//! - 4 digits of a per-process sequence within that millisecond, starting
+//!   at a random value below 0x8000 each new millisecond (so its value
+//!   does not tell how many ids came before in that millisecond),
 //! - 16 digits (64 bits) from the system's randomness.
 //!
 //! The first 16 digits never go backwards in one process, even if the
-//! clock does (a step back keeps the last millisecond and counts on; past
-//! 65,536 ids in one millisecond the millisecond is borrowed from the
-//! future), so ids made later in a process sort after earlier ones, which
+//! clock does (a step back keeps the last millisecond and counts on; when
+//! the sequence runs out, after at least 32,768 ids in one millisecond, the
+//! millisecond is borrowed from the future), so ids made later in a
+//! process sort after earlier ones, which
 //! the newest-first listings and their `before=` paging rely on. Across
 //! restarts the order is the clock's. The random part means an id tells
 //! nobody how many other ids (other workspaces' runs) were made, and
@@ -44,12 +47,17 @@ pub(crate) struct Stamp {
 }
 
 impl Stamp {
-    /// The stamp after `self` for a clock reading `now_ms`: `now_ms`
-    /// itself if the clock moved on, else one more in the sequence.
-    pub(crate) fn next(self, now_ms: u64) -> Self {
+    /// The stamp after `self` for a clock reading `now_ms`: `now_ms` with
+    /// sequence `start` (taken below 0x8000) if the clock moved on, else
+    /// one more in the sequence.
+    pub(crate) fn next(self, now_ms: u64, start: u16) -> Self {
         let now_ms = now_ms.min(MAX_MS);
+        let start = start & 0x7fff;
         if now_ms > self.ms {
-            Self { ms: now_ms, seq: 0 }
+            Self {
+                ms: now_ms,
+                seq: start,
+            }
         } else if self.seq < u16::MAX {
             Self {
                 ms: self.ms,
@@ -58,7 +66,7 @@ impl Stamp {
         } else {
             Self {
                 ms: (self.ms + 1).min(MAX_MS),
-                seq: 0,
+                seq: start,
             }
         }
     }
@@ -69,18 +77,22 @@ impl Stamp {
 /// # Errors
 /// [`StorageError::Io`] when the system has no randomness.
 pub(crate) fn new_id() -> Result<String> {
-    let mut random = [0u8; 8];
+    let mut random = [0u8; 10];
     getrandom::fill(&mut random).map_err(|e| StorageError::Io {
         what: "reading system randomness",
         path: "getrandom".into(),
         error: std::io::Error::other(e.to_string()),
     })?;
+    let [t0, t1, t2, t3, t4, t5, t6, t7, s0, s1] = random;
     let stamp = {
         let mut last = LAST.lock().unwrap_or_else(PoisonError::into_inner);
-        *last = last.next(now_ms());
+        *last = last.next(now_ms(), u16::from_be_bytes([s0, s1]));
         *last
     };
-    Ok(format_id(stamp, u64::from_be_bytes(random)))
+    Ok(format_id(
+        stamp,
+        u64::from_be_bytes([t0, t1, t2, t3, t4, t5, t6, t7]),
+    ))
 }
 
 pub(crate) fn format_id(stamp: Stamp, random: u64) -> String {
@@ -96,22 +108,30 @@ mod tests {
 
     #[test]
     fn stamps_only_go_forward() {
-        let s = Stamp { ms: 100, seq: 0 };
-        // The clock moves on: its millisecond, sequence 0.
-        assert_eq!(s.next(105), Stamp { ms: 105, seq: 0 });
-        // Same millisecond: the sequence counts.
-        assert_eq!(s.next(100), Stamp { ms: 100, seq: 1 });
+        let s = Stamp { ms: 100, seq: 7 };
+        // The clock moves on: its millisecond, the sequence from its
+        // (random) start, kept below 0x8000.
+        assert_eq!(s.next(105, 42), Stamp { ms: 105, seq: 42 });
+        assert_eq!(
+            s.next(105, 0xffff),
+            Stamp {
+                ms: 105,
+                seq: 0x7fff
+            }
+        );
+        // Same millisecond: the sequence counts, whatever the start.
+        assert_eq!(s.next(100, 0), Stamp { ms: 100, seq: 8 });
         // The clock stepped back: the last millisecond, counting on.
-        assert_eq!(s.next(3), Stamp { ms: 100, seq: 1 });
+        assert_eq!(s.next(3, 0), Stamp { ms: 100, seq: 8 });
         // The sequence is full: borrow the next millisecond.
         let full = Stamp {
             ms: 100,
             seq: u16::MAX,
         };
-        assert_eq!(full.next(100), Stamp { ms: 101, seq: 0 });
-        assert!(full.next(100) > full);
+        assert_eq!(full.next(100, 9), Stamp { ms: 101, seq: 9 });
+        assert!(full.next(100, u16::MAX) > full);
         // The width holds whatever the clock says.
-        assert_eq!(format_id(s.next(u64::MAX), 0).len(), ID_LEN);
+        assert_eq!(format_id(s.next(u64::MAX, u16::MAX), 0).len(), ID_LEN);
     }
 
     #[test]
@@ -128,6 +148,15 @@ mod tests {
         // Many share a millisecond; the sequence keeps them in order.
         let same_ms = ids.windows(2).filter(|w| w[0][..12] == w[1][..12]).count();
         assert!(same_ms > 0, "no two of 5000 ids shared a millisecond");
+        // Each millisecond's sequence starts at random, not at 0: its value
+        // does not count the ids made before in that millisecond.
+        let firsts: Vec<&str> = ids
+            .iter()
+            .enumerate()
+            .filter(|(i, id)| *i == 0 || ids[i - 1][..12] != id[..12])
+            .map(|(_, id)| &id[12..16])
+            .collect();
+        assert!(firsts.iter().any(|seq| *seq != "0000"), "{firsts:?}");
         for id in &ids {
             assert_eq!(id.len(), ID_LEN, "{id}");
             assert!(id.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f')));
