@@ -8,7 +8,7 @@ use clap::Args;
 use quire_engine::runner::RunnerConfig;
 use quire_engine::{Engine, EngineConfig, Isolation};
 use quire_host_api::{HostApi, HostConfig};
-use quire_web::{AppState, Auth, Role, ServerConfig};
+use quire_web::{AppState, Auth, Role, ServerConfig, TokenHash};
 
 use crate::cli_run::IsolationChoice;
 
@@ -33,7 +33,16 @@ pub struct ServeArgs {
     /// cancelled.
     #[arg(long, default_value_t = 10)]
     pub shutdown_grace_s: u64,
+    /// Also serve `GET /metrics` on this address, with no token and
+    /// nothing else (port 0 picks a free port). Keep it private: anyone
+    /// who reaches it reads the server-wide metrics. On `--addr`,
+    /// `/metrics` needs `QUIRE_METRICS_TOKEN` or a server-admin token.
+    #[arg(long, value_name = "ADDR")]
+    pub metrics_addr: Option<String>,
 }
+
+/// Shorter metrics tokens get a warning: they are bearer secrets.
+const MIN_METRICS_TOKEN_BYTES: usize = 32;
 
 /// Run the server until SIGINT or SIGTERM.
 pub fn serve(args: ServeArgs) -> ExitCode {
@@ -61,6 +70,19 @@ async fn run(args: ServeArgs) -> anyhow::Result<()> {
     let admin_token = std::env::var("QUIRE_ADMIN_TOKEN")
         .ok()
         .filter(|t| !t.is_empty());
+    // Kept only as its hash from here on.
+    let metrics_token = match std::env::var("QUIRE_METRICS_TOKEN") {
+        Ok(t) if !t.is_empty() => {
+            if t.len() < MIN_METRICS_TOKEN_BYTES {
+                tracing::warn!(
+                    bytes = t.len(),
+                    "QUIRE_METRICS_TOKEN is short; use {MIN_METRICS_TOKEN_BYTES} or more random characters (e.g. `openssl rand -hex 32`)"
+                );
+            }
+            Some(TokenHash::of(&t))
+        }
+        _ => None,
+    };
     let mut minted = None;
     if args.new_admin_token || (admin_token.is_none() && store.list_tokens(None)?.is_empty()) {
         let (_, token) = Auth::mint(&store, None, Role::Admin, "server admin")
@@ -88,6 +110,7 @@ async fn run(args: ServeArgs) -> anyhow::Result<()> {
     let api = HostApi::new(store.clone(), HostConfig::default())?;
     let config = ServerConfig {
         admin_token: admin_token.clone(),
+        metrics_token: metrics_token.clone(),
         shutdown_grace_ms: args.shutdown_grace_s.saturating_mul(1000),
         ..ServerConfig::default()
     };
@@ -96,6 +119,14 @@ async fn run(args: ServeArgs) -> anyhow::Result<()> {
         .await
         .with_context(|| format!("cannot listen on {}", args.addr))?;
     let addr = listener.local_addr()?;
+    let metrics_listener = match &args.metrics_addr {
+        Some(a) => Some(
+            tokio::net::TcpListener::bind(a)
+                .await
+                .with_context(|| format!("cannot listen on {a} for metrics"))?,
+        ),
+        None => None,
+    };
     let workspaces: Vec<String> = store
         .list_workspaces()?
         .into_iter()
@@ -112,6 +143,27 @@ async fn run(args: ServeArgs) -> anyhow::Result<()> {
         (None, None) => eprintln!(
             "server admin token: minted on first start and shown then; `quire serve --new-admin-token` mints another"
         ),
+    }
+    if metrics_token.is_some() {
+        eprintln!(
+            "metrics: GET /metrics takes the token in QUIRE_METRICS_TOKEN or a server-admin token"
+        );
+    } else {
+        eprintln!("metrics: GET /metrics takes a server-admin token (QUIRE_METRICS_TOKEN sets a scrape token)");
+    }
+    if let Some(l) = metrics_listener {
+        eprintln!(
+            "metrics also on http://{}/metrics (no token: keep this address private)",
+            l.local_addr()?
+        );
+        // Serves until the process ends (through shutdown too, so the
+        // drain can be watched).
+        let state = state.clone();
+        tokio::spawn(async move {
+            if let Err(e) = quire_web::serve_metrics(l, state, std::future::pending()).await {
+                tracing::error!(error = %e, "the metrics listener failed");
+            }
+        });
     }
     let report = quire_web::serve(listener, state, shutdown_signal()).await?;
     store.flush()?;

@@ -6,7 +6,6 @@
 //! document logic lives once, in `Store`, above this trait.
 
 use std::collections::BTreeMap;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
 
 use crate::error::Result;
@@ -149,8 +148,6 @@ pub trait Backend: Send + Sync + 'static {
     fn write(&self, f: &mut dyn FnMut(&mut dyn Tx) -> Result<()>) -> Result<()>;
     /// Make every completed write durable (see `Durability`).
     fn flush(&self) -> Result<()>;
-    /// A new id, unique in this database and increasing.
-    fn next_id(&self) -> Result<u64>;
     /// Bytes the data takes (on disk, or in memory).
     fn size_bytes(&self) -> u64;
 }
@@ -181,7 +178,6 @@ pub(crate) fn rev_end(prefix: &[u8], before: Option<&[u8]>) -> std::ops::Bound<V
 #[derive(Default)]
 pub struct MemoryBackend {
     tables: Mutex<Vec<Map>>,
-    ids: AtomicU64,
 }
 
 impl MemoryBackend {
@@ -189,7 +185,6 @@ impl MemoryBackend {
     pub fn new() -> Self {
         Self {
             tables: Mutex::new(vec![Map::new(); Table::ALL.len()]),
-            ids: AtomicU64::new(0),
         }
     }
 
@@ -316,10 +311,6 @@ impl Backend for MemoryBackend {
 
     fn flush(&self) -> Result<()> {
         Ok(())
-    }
-
-    fn next_id(&self) -> Result<u64> {
-        Ok(self.ids.fetch_add(1, Ordering::Relaxed) + 1)
     }
 
     fn size_bytes(&self) -> u64 {

@@ -142,7 +142,8 @@ impl Store {
     /// Runs of the workspace, or of one block, newest first, at most
     /// `limit`, starting after (older than) run `before` when given. Run
     /// ids must sort by start for the workspace-wide listing to be by
-    /// time, as ids from the store's own sequence do.
+    /// time, as ids from [`Store::new_id`] do (also within one
+    /// millisecond).
     pub fn recent_runs(
         &self,
         ws: &WorkspaceId,
@@ -284,6 +285,67 @@ mod tests {
         s.put_run(&b, &r)?;
         assert!(s.interrupted_runs()?.is_empty());
         Ok(())
+    }
+
+    /// Runs made in one millisecond (and some from before this id format)
+    /// page newest first, each exactly once, with `before=`.
+    fn check_paging_within_a_millisecond(s: &Store) -> Result<()> {
+        use crate::ids::{format_id, Stamp};
+        let a = s.create_workspace("a")?.id;
+        let b = s.create_workspace("b")?.id;
+        let mut made = Vec::new();
+        // Ids from before the current format: the database's counter.
+        for i in 1..=3u64 {
+            made.push(run(&format!("{i:016x}"), Some("x"), 50));
+        }
+        // One millisecond (in the past, before any id the store makes
+        // below), 200 ids; the random part falls as the sequence rises, so
+        // only the sequence can keep them in order.
+        let ms = 1_700_000_000_000;
+        for seq in 0..200u16 {
+            let id = format_id(Stamp { ms, seq }, u64::MAX - u64::from(seq) * 7919);
+            let blk = if seq % 3 == 0 { "y" } else { "x" };
+            made.push(run(&id, Some(blk), ms));
+        }
+        // And as the store makes them, as fast as it can.
+        for _ in 0..200 {
+            made.push(run(&s.new_id()?, Some("x"), ms + 1));
+        }
+        for r in &made {
+            s.put_run(&a, r)?;
+        }
+        s.put_run(&b, &run(&s.new_id()?, Some("x"), ms + 1))?;
+        for block in [None, Some("x"), Some("y")] {
+            let want: Vec<String> = made
+                .iter()
+                .rev()
+                .filter(|r| block.is_none() || r.block.as_deref() == block)
+                .map(|r| r.id.clone())
+                .collect();
+            let mut got = Vec::new();
+            let mut before: Option<RunRecord> = None;
+            loop {
+                let page = s.recent_runs(&a, block, 7, before.as_ref())?;
+                let Some(last) = page.last().cloned() else {
+                    break;
+                };
+                got.extend(page.into_iter().map(|r| r.id));
+                before = Some(last);
+            }
+            assert_eq!(got.len(), want.len(), "{block:?}");
+            assert!(got == want, "{block:?}: pages out of order or repeated");
+        }
+        Ok(())
+    }
+
+    #[test]
+    fn paging_runs_made_in_one_millisecond_returns_each_once() -> Result<()> {
+        check_paging_within_a_millisecond(&Store::memory()?)?;
+        let dir =
+            tempfile::tempdir().map_err(|e| crate::error::invalid("tempdir", e.to_string()))?;
+        let mut cfg = StoreConfig::new(dir.path());
+        cfg.secret_key = Some(crate::SecretKey::from_bytes([7; 32]));
+        check_paging_within_a_millisecond(&Store::open(&cfg)?)
     }
 
     #[test]

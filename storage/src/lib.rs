@@ -32,6 +32,7 @@ mod data;
 mod error;
 mod filter;
 mod history;
+mod ids;
 mod keys;
 mod model;
 mod quotas;

@@ -189,10 +189,6 @@ impl Backend for SledBackend {
         Ok(())
     }
 
-    fn next_id(&self) -> Result<u64> {
-        Ok(self.db.generate_id()?)
-    }
-
     fn size_bytes(&self) -> u64 {
         self.db.size_on_disk().unwrap_or(0)
     }

@@ -180,10 +180,16 @@ impl Store {
         Ok(existed)
     }
 
-    /// A fresh id: increasing, 16 hex digits, unique in this database
-    /// (ids made later sort after earlier ones).
+    /// A fresh id for a run, block, document, row or schedule: 32 hex
+    /// digits, the creation time in milliseconds, a sequence within the
+    /// millisecond and 64 random bits. Ids made later in this process sort
+    /// after earlier ones (across restarts, in clock order); an id gives
+    /// away neither how many others were made nor its neighbours.
+    ///
+    /// # Errors
+    /// [`StorageError::Io`] when the system has no randomness.
     pub fn new_id(&self) -> Result<String> {
-        Ok(format!("{:016x}", self.b.next_id()?))
+        crate::ids::new_id()
     }
 
     // ------------------------------------------------------------ workspaces

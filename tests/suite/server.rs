@@ -598,3 +598,127 @@ fn a_block_chooses_its_engine_and_runs_there() {
     );
     assert_eq!(own, Some(json!("undefined")), "a block's own engine wins");
 }
+
+/// `quire serve` itself: with `QUIRE_METRICS_TOKEN`, `/metrics` on the main
+/// address takes that token (and server-admin tokens) and opens nothing
+/// else; `--metrics-addr` serves `/metrics` without a token and 404s every
+/// other path; SIGTERM still stops the server.
+#[test]
+fn serve_takes_a_metrics_token_and_a_metrics_addr() {
+    use std::io::{BufRead, BufReader};
+    use std::process::{Command, Stdio};
+    use std::sync::mpsc;
+
+    struct Killed(std::process::Child);
+    impl Drop for Killed {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+    let metrics_token = "metrics-0c4f2a9e8b7d6c5f4e3a2b1c0d9e8f7a";
+    let admin = "admin-5e4d3c2b1a0f9e8d7c6b5a4f3e2d1c0b";
+    let dir = tempfile::tempdir().unwrap();
+    let mut child = Killed(
+        Command::new(env!("CARGO_BIN_EXE_quire"))
+            .args([
+                "serve",
+                "--addr",
+                "127.0.0.1:0",
+                "--metrics-addr",
+                "127.0.0.1:0",
+            ])
+            .args(["--isolation", "in-process", "--data"])
+            .arg(dir.path().join("data"))
+            .env("QUIRE_METRICS_TOKEN", metrics_token)
+            .env("QUIRE_ADMIN_TOKEN", admin)
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap(),
+    );
+    let (tx, lines) = mpsc::channel::<String>();
+    let stderr = child.0.stderr.take().unwrap();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            let _ = tx.send(line);
+        }
+    });
+    let url_after = |line: &str, prefix: &str| -> Option<String> {
+        let rest = line.strip_prefix(prefix)?;
+        Some(rest.split(['/', ' ']).take(3).collect::<Vec<_>>().join("/"))
+    };
+    let (mut root, mut metrics_root, mut log) = (None, None, vec![]);
+    while root.is_none() || metrics_root.is_none() {
+        let line = lines
+            .recv_timeout(Duration::from_secs(60))
+            .unwrap_or_else(|_| panic!("quire serve printed no addresses: {log:?}"));
+        root = root.or_else(|| url_after(&line, "quire serving on "));
+        metrics_root = metrics_root.or_else(|| url_after(&line, "metrics also on "));
+        log.push(line);
+    }
+    let (root, metrics_root) = (root.unwrap(), metrics_root.unwrap());
+    let get = |url: &str, token: Option<&str>| -> (u16, String) {
+        let mut req = ureq::get(url).timeout(Duration::from_secs(30));
+        if let Some(t) = token {
+            req = req.set("Authorization", &format!("Bearer {t}"));
+        }
+        match req.call() {
+            Ok(r) => (r.status(), r.into_string().unwrap_or_default()),
+            Err(ureq::Error::Status(s, r)) => (s, r.into_string().unwrap_or_default()),
+            Err(e) => panic!("GET {url}: {e}"),
+        }
+    };
+    // A workspace admin, to show it is refused.
+    let created = ureq::post(&format!("{root}/api/v1/workspaces"))
+        .set("Authorization", &format!("Bearer {admin}"))
+        .set("Content-Type", "application/json")
+        .send_string(&json!({"name": "tenant"}).to_string())
+        .unwrap()
+        .into_string()
+        .unwrap();
+    let created: Value = serde_json::from_str(&created).unwrap();
+    let ws_admin = created["admin_token"].as_str().unwrap().to_string();
+
+    assert_eq!(get(&format!("{root}/healthz"), None).0, 200);
+    let main = format!("{root}/metrics");
+    for token in [None, Some("wrong"), Some(&metrics_token[1..])] {
+        let (s, body) = get(&main, token);
+        assert_eq!(s, 401, "{token:?}: {body}");
+    }
+    assert_eq!(get(&main, Some(&ws_admin)).0, 403);
+    for token in [metrics_token, admin] {
+        let (s, body) = get(&main, Some(token));
+        assert_eq!(s, 200, "{body}");
+        assert!(body.contains("quire_runs_total"), "{body}");
+    }
+    let (s, body) = get(&format!("{root}/api/v1/workspaces"), Some(metrics_token));
+    assert_eq!(s, 401, "the metrics token opened the API: {body}");
+
+    let (s, body) = get(&format!("{metrics_root}/metrics"), None);
+    assert_eq!(s, 200, "{body}");
+    assert!(body.contains("quire_active_runs"), "{body}");
+    for path in [
+        "/api/v1/workspaces",
+        "/api/v1/workspaces/tenant/runs",
+        "/healthz",
+        "/",
+    ] {
+        let (s, body) = get(&format!("{metrics_root}{path}"), Some(admin));
+        assert_eq!(s, 404, "{path}: {body}");
+    }
+
+    // SIGTERM: the second listener does not hold the server up.
+    let pid = i32::try_from(child.0.id()).unwrap();
+    // SAFETY: signalling our own child process.
+    assert_eq!(unsafe { libc::kill(pid, libc::SIGTERM) }, 0);
+    let status = child.0.wait().unwrap();
+    assert!(status.success(), "{status:?}");
+    while let Ok(line) = lines.recv_timeout(Duration::from_secs(5)) {
+        log.push(line);
+    }
+    assert!(
+        log.iter().any(|l| l.starts_with("quire stopped")),
+        "{log:?}"
+    );
+}

@@ -186,10 +186,13 @@ fn a_client_that_stops_reading_is_closed_while_others_run_normally() {
         // Without reading anything more, wait for the server to give up
         // on the slow client.
         let metrics_url = format!("{}/metrics", srv.root);
+        let auth = format!("Bearer {}", srv.admin);
         let mut closed = false;
         for _ in 0..600 {
-            let url = metrics_url.clone();
-            let m = tokio::task::spawn_blocking(move || ureq::get(&url).call().unwrap().into_string().unwrap())
+            let (url, auth) = (metrics_url.clone(), auth.clone());
+            let m = tokio::task::spawn_blocking(move || {
+                ureq::get(&url).set("Authorization", &auth).call().unwrap().into_string().unwrap()
+            })
                 .await
                 .unwrap();
             if m.contains("quire_websocket_slow_closes_total 1") {
@@ -214,6 +217,7 @@ fn a_client_that_stops_reading_is_closed_while_others_run_normally() {
         }
     });
     let metrics = ureq::get(&format!("{}/metrics", srv.root))
+        .set("Authorization", &format!("Bearer {}", srv.admin))
         .call()
         .unwrap()
         .into_string()

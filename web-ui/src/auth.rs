@@ -149,6 +149,37 @@ pub(crate) fn random_hex(bytes: usize) -> ApiResult<String> {
     Ok(b.iter().map(|b| format!("{b:02x}")).collect())
 }
 
+/// The SHA-256 of a bearer token the operator configured (such as the
+/// metrics token), so the token itself need not be kept. Checks compare in
+/// constant time; `Debug` never shows the hash.
+#[derive(Clone, PartialEq, Eq)]
+pub struct TokenHash([u8; 32]);
+
+impl TokenHash {
+    /// The hash of `token`.
+    pub fn of(token: &str) -> Self {
+        Self(Sha256::digest(token.as_bytes()).into())
+    }
+
+    /// The hash given as its 32 bytes (for an operator who keeps only the
+    /// hash).
+    pub fn from_bytes(sha256: [u8; 32]) -> Self {
+        Self(sha256)
+    }
+
+    /// Whether `token` hashes to this, compared in constant time.
+    pub fn matches(&self, token: &str) -> bool {
+        let got: [u8; 32] = Sha256::digest(token.as_bytes()).into();
+        bool::from(got.ct_eq(&self.0))
+    }
+}
+
+impl std::fmt::Debug for TokenHash {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("TokenHash(<set>)")
+    }
+}
+
 /// Token checks and per-token rate limits.
 pub struct Auth {
     admin_sha256: Option<[u8; 32]>,

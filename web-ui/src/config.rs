@@ -2,6 +2,8 @@
 
 use quire_engine::Limits;
 
+use crate::auth::TokenHash;
+
 /// Everything the server needs to know besides its store and engine.
 /// Every field documents its unit and default.
 #[derive(Debug, Clone)]
@@ -10,6 +12,13 @@ pub struct ServerConfig {
     /// Only its SHA-256 is kept in memory. `None`: only server-admin
     /// tokens minted into the store work. Default: `None`.
     pub admin_token: Option<String>,
+    /// The hash of the metrics token given by the operator
+    /// (`QUIRE_METRICS_TOKEN`): `Authorization: Bearer <it>` opens
+    /// `GET /metrics` on the main address and nothing else. Server-admin
+    /// tokens open `/metrics` too; workspace tokens never do. `None`: only
+    /// server-admin tokens (and the separate, tokenless
+    /// [`crate::metrics_app`] listener). Default: `None`.
+    pub metrics_token: Option<TokenHash>,
     /// Largest request body accepted, in bytes; larger ones answer 413.
     /// Default: 1 MiB.
     pub max_body_bytes: usize,
@@ -55,6 +64,7 @@ impl Default for ServerConfig {
     fn default() -> Self {
         Self {
             admin_token: None,
+            metrics_token: None,
             max_body_bytes: 1024 * 1024,
             rate_per_sec: 50.0,
             rate_burst: 200.0,

@@ -1,7 +1,8 @@
 //! # quire-web
 //!
 //! quire's server: the JSON API under `/api/v1`, WebSocket live runs,
-//! per-workspace tokens and roles, `/metrics` and `/healthz`.
+//! per-workspace tokens and roles, `/metrics` (for the metrics token or a
+//! server admin, or on a listener of its own) and `/healthz`.
 //!
 //! **Owns:** HTTP and WebSocket handling, authentication and roles, rate
 //! and body limits, the run hub (every run the server starts, its live
@@ -56,7 +57,7 @@ use quire_engine::Engine;
 use quire_host_api::HostApi;
 use quire_storage::Store;
 
-pub use auth::{Auth, Principal, Role};
+pub use auth::{Auth, Principal, Role, TokenHash};
 pub use config::{ServerConfig, MAX_HISTORY_PAGE};
 pub use error::{ApiError, ApiResult};
 pub use hub::{LiveRun, RunHub, ShutdownReport, StartRun, Started};
@@ -116,6 +117,30 @@ impl std::fmt::Debug for AppState {
 /// The whole HTTP surface, ready to serve or to test with `oneshot`.
 pub fn app(state: AppState) -> Router {
     routes::router(state)
+}
+
+/// Only `GET /metrics` (Prometheus text), with no token, and 404 for every
+/// other path: for a second listener on an address only the scraper can
+/// reach (`quire serve --metrics-addr`). On the main [`app`], `/metrics`
+/// needs the metrics token ([`ServerConfig::metrics_token`]) or a
+/// server-admin token.
+pub fn metrics_app(state: AppState) -> Router {
+    routes::metrics_router(state)
+}
+
+/// Serve [`metrics_app`] on `listener` until `shutdown` resolves. Runs and
+/// the scheduler belong to [`serve`]; this only reads the same counters.
+///
+/// # Errors
+/// When the listener fails.
+pub async fn serve_metrics(
+    listener: tokio::net::TcpListener,
+    state: AppState,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    axum::serve(listener, metrics_app(state))
+        .with_graceful_shutdown(shutdown)
+        .await
 }
 
 /// Close runs a previous process left `running` (see

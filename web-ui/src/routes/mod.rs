@@ -62,7 +62,60 @@ async fn healthz(axum::extract::State(s): axum::extract::State<AppState>) -> Res
     }
 }
 
-async fn metrics(axum::extract::State(s): axum::extract::State<AppState>) -> Response {
+/// Only `GET /metrics`, without a token, for a listener on a private
+/// address (`quire serve --metrics-addr`); every other path is 404.
+pub(crate) fn metrics_router(state: AppState) -> Router {
+    Router::new()
+        .route("/metrics", get(open_metrics))
+        .fallback(|| async { ApiError::not_found("route", "this path") })
+        .with_state(state)
+}
+
+/// `GET /metrics` on the main address: the metrics token or a server-admin
+/// token, as `Authorization: Bearer`. No or an unknown token is 401
+/// (whether or not a metrics token is configured, so the answer does not
+/// tell); a workspace token, of any role, is 403: metrics are server-wide.
+async fn metrics(
+    axum::extract::State(s): axum::extract::State<AppState>,
+    headers: axum::http::HeaderMap,
+) -> Response {
+    match metrics_access(&s, &headers) {
+        Ok(()) => render_metrics(&s),
+        Err(e) => e.into_response(),
+    }
+}
+
+fn metrics_access(s: &AppState, headers: &axum::http::HeaderMap) -> ApiResult<()> {
+    const SEND: ApiError = ApiError::Unauthorized(
+        "send the metrics token or a server-admin token as 'Authorization: Bearer <token>'",
+    );
+    let token = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|h| h.strip_prefix("Bearer "))
+        .map(str::trim)
+        .filter(|t| !t.is_empty())
+        .ok_or(SEND)?;
+    if let Some(want) = &s.config.metrics_token {
+        if want.matches(token) {
+            return s.auth.take("metrics");
+        }
+    }
+    let who = s.auth.verify(&s.store, token)?;
+    s.auth.take(&who.token_id)?;
+    if !who.is_server_admin() {
+        return Err(ApiError::ServerAdminOnly(
+            "read /metrics (or send the metrics token)",
+        ));
+    }
+    Ok(())
+}
+
+async fn open_metrics(axum::extract::State(s): axum::extract::State<AppState>) -> Response {
+    render_metrics(&s)
+}
+
+fn render_metrics(s: &AppState) -> Response {
     let body = s.metrics.render(&s.hub.gauges());
     (
         [(

@@ -438,16 +438,29 @@ async fn stale_edits_are_409_and_lose_nothing() -> anyhow::Result<()> {
     Ok(())
 }
 
-#[tokio::test]
-async fn health_and_metrics_answer_without_a_token() -> anyhow::Result<()> {
-    let f = fixture(ServerConfig::default())?;
-    assert_eq!(
-        call(&f.state, "GET", "/healthz", None, None).await?.0,
-        StatusCode::OK
-    );
-    let req = Request::builder().uri("/metrics").body(AxBody::empty())?;
-    let resp = app(f.state.clone()).oneshot(req).await?;
-    let text = String::from_utf8(resp.into_body().collect().await?.to_bytes().to_vec())?;
+/// One request to `router`: its status, `WWW-Authenticate` and body text.
+async fn text(
+    router: axum::Router,
+    method: &str,
+    path: &str,
+    authorization: Option<&str>,
+) -> anyhow::Result<(StatusCode, Option<String>, String)> {
+    let mut req = Request::builder().method(method).uri(path);
+    if let Some(a) = authorization {
+        req = req.header("authorization", a);
+    }
+    let resp = router.oneshot(req.body(AxBody::empty())?).await?;
+    let status = resp.status();
+    let challenge = resp
+        .headers()
+        .get("www-authenticate")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string);
+    let body = String::from_utf8(resp.into_body().collect().await?.to_bytes().to_vec())?;
+    Ok((status, challenge, body))
+}
+
+fn assert_prometheus(body: &str) {
     for family in [
         "quire_runs_total",
         "quire_run_latency_seconds_bucket",
@@ -456,9 +469,188 @@ async fn health_and_metrics_answer_without_a_token() -> anyhow::Result<()> {
         "quire_host_calls_total",
         "quire_websocket_clients",
     ] {
-        assert!(text.contains(family), "{family} missing");
+        assert!(body.contains(family), "{family} missing: {body}");
     }
-    let _ = &f.b;
+}
+
+const METRICS_TOKEN: &str = "metrics-7f3a9c1e5b2d4f6081a3c5e7f9b1d3e5";
+
+#[tokio::test]
+async fn health_is_open_and_metrics_need_the_metrics_or_a_server_admin_token() -> anyhow::Result<()>
+{
+    let f = fixture(ServerConfig {
+        admin_token: Some("operator-secret".into()),
+        metrics_token: Some(crate::TokenHash::of(METRICS_TOKEN)),
+        rate_burst: 1e9,
+        ..ServerConfig::default()
+    })?;
+    let store = &f.state.store;
+    let server_admin = Auth::mint(store, None, Role::Admin, "server")?.1;
+    let ws_admin = Auth::mint(store, Some(f.a.id), Role::Admin, "a")?.1;
+    let ws_viewer = Auth::mint(store, Some(f.b.id), Role::Viewer, "b")?.1;
+    let get = |auth: Option<String>| {
+        let router = app(f.state.clone());
+        async move { text(router, "GET", "/metrics", auth.as_deref()).await }
+    };
+    let bearer = |t: &str| Some(format!("Bearer {t}"));
+    assert_eq!(
+        text(app(f.state.clone()), "GET", "/healthz", None).await?.0,
+        StatusCode::OK
+    );
+    // No token, not a bearer token, an unknown or almost-right token: 401.
+    for auth in [
+        None,
+        Some(String::new()),
+        Some(format!("Basic {METRICS_TOKEN}")),
+        Some(METRICS_TOKEN.to_string()),
+        bearer(""),
+        bearer("wrong"),
+        bearer(&METRICS_TOKEN[..METRICS_TOKEN.len() - 1]),
+        bearer(&format!("{METRICS_TOKEN}x")),
+        bearer("qt_0000000000000000_00"),
+    ] {
+        let (status, challenge, body) = get(auth.clone()).await?;
+        assert_eq!(status, StatusCode::UNAUTHORIZED, "{auth:?}: {body}");
+        assert!(
+            challenge.is_some_and(|c| c.starts_with("Bearer")),
+            "{auth:?}"
+        );
+        assert!(!body.contains("quire_runs_total"), "{auth:?}: {body}");
+    }
+    // Workspace tokens, even a workspace admin's: 403, never the numbers.
+    for t in [&ws_admin, &ws_viewer] {
+        let (status, _, body) = get(bearer(t)).await?;
+        assert_eq!(status, StatusCode::FORBIDDEN, "{body}");
+        assert!(!body.contains("quire_runs_total"), "{body}");
+    }
+    // The metrics token, a minted server-admin token and the operator's.
+    for t in [METRICS_TOKEN, server_admin.as_str(), "operator-secret"] {
+        let req = Request::builder()
+            .uri("/metrics")
+            .header("authorization", format!("Bearer {t}"))
+            .body(AxBody::empty())?;
+        let resp = app(f.state.clone()).oneshot(req).await?;
+        assert_eq!(resp.status(), StatusCode::OK);
+        let ct = resp
+            .headers()
+            .get("content-type")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("")
+            .to_string();
+        assert!(ct.starts_with("text/plain; version=0.0.4"), "{ct}");
+        let body = String::from_utf8(resp.into_body().collect().await?.to_bytes().to_vec())?;
+        assert_prometheus(&body);
+    }
+    // The metrics token opens /metrics and nothing else.
+    for path in [
+        "/api/v1/workspaces",
+        "/api/v1/workspaces/alpha/runs",
+        "/api/v1/quota/ceilings",
+    ] {
+        let (status, _, body) = text(
+            app(f.state.clone()),
+            "GET",
+            path,
+            bearer(METRICS_TOKEN).as_deref(),
+        )
+        .await?;
+        assert_eq!(status, StatusCode::UNAUTHORIZED, "{path}: {body}");
+    }
+    Ok(())
+}
+
+#[tokio::test]
+async fn without_a_metrics_token_only_server_admins_read_metrics() -> anyhow::Result<()> {
+    let f = fixture(ServerConfig::default())?;
+    let store = &f.state.store;
+    let server_admin = Auth::mint(store, None, Role::Admin, "server")?.1;
+    let ws_admin = Auth::mint(store, Some(f.a.id), Role::Admin, "a")?.1;
+    for (auth, want) in [
+        (None, StatusCode::UNAUTHORIZED),
+        (
+            Some(format!("Bearer {METRICS_TOKEN}")),
+            StatusCode::UNAUTHORIZED,
+        ),
+        (Some(format!("Bearer {ws_admin}")), StatusCode::FORBIDDEN),
+        (Some(format!("Bearer {server_admin}")), StatusCode::OK),
+    ] {
+        let (status, _, body) =
+            text(app(f.state.clone()), "GET", "/metrics", auth.as_deref()).await?;
+        assert_eq!(status, want, "{auth:?}: {body}");
+        if want == StatusCode::OK {
+            assert_prometheus(&body);
+        }
+    }
+    Ok(())
+}
+
+#[tokio::test]
+async fn the_metrics_listener_serves_metrics_only() -> anyhow::Result<()> {
+    let f = fixture(ServerConfig {
+        metrics_token: Some(crate::TokenHash::of(METRICS_TOKEN)),
+        ..ServerConfig::default()
+    })?;
+    let router = || crate::metrics_app(f.state.clone());
+    // No token needed: the address is the operator's to keep private.
+    let (status, _, body) = text(router(), "GET", "/metrics", None).await?;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_prometheus(&body);
+    let server_admin = Auth::mint(&f.state.store, None, Role::Admin, "server")?.1;
+    let auth = format!("Bearer {server_admin}");
+    for (method, path) in [
+        ("GET", "/api/v1/workspaces"),
+        ("POST", "/api/v1/workspaces"),
+        ("GET", "/api/v1/workspaces/alpha/blocks"),
+        ("GET", "/api/v1/workspaces/alpha/runs"),
+        ("POST", "/api/v1/workspaces/alpha/runs"),
+        ("GET", "/api/v1/workspaces/alpha/live"),
+        ("GET", "/api/v1/quota/ceilings"),
+        ("POST", "/hooks/0000000000000000/00"),
+        ("GET", "/healthz"),
+        ("GET", "/"),
+        ("GET", "/app.js"),
+    ] {
+        for a in [None, Some(auth.as_str())] {
+            let (status, _, body) = text(router(), method, path, a).await?;
+            assert_eq!(status, StatusCode::NOT_FOUND, "{method} {path}: {body}");
+        }
+    }
+    let _ = (&f.b, &f.b_run);
+    Ok(())
+}
+
+#[tokio::test]
+async fn run_ids_do_not_count_other_workspaces_runs() -> anyhow::Result<()> {
+    let f = fixture(ServerConfig {
+        rate_burst: 1e9,
+        ..ServerConfig::default()
+    })?;
+    let store = &f.state.store;
+    let a = Auth::mint(store, Some(f.a.id), Role::Editor, "a")?.1;
+    let b = Auth::mint(store, Some(f.b.id), Role::Editor, "b")?.1;
+    let mut ids = vec![];
+    for i in 0..6 {
+        let (ws, t) = if i % 2 == 0 {
+            ("alpha", &a)
+        } else {
+            ("beta", &b)
+        };
+        let body = json!({"source": "export default 1", "lang": "js"});
+        let path = format!("/api/v1/workspaces/{ws}/runs");
+        let (status, v) = call(&f.state, "POST", &path, Some(t), Some(body)).await?;
+        assert_eq!(status, StatusCode::ACCEPTED, "{v}");
+        ids.push(v["run"].as_str().unwrap_or_default().to_string());
+    }
+    for w in ids.windows(2) {
+        let (x, y) = (&w[0], &w[1]);
+        assert_eq!((x.len(), y.len()), (32, 32), "{x} {y}");
+        // Later ids sort later, but the gap between alpha's two runs says
+        // nothing of beta's: the random part differs each time.
+        assert!(x < y, "{x} then {y}");
+        assert_ne!(x[16..], y[16..]);
+        let n = u128::from_str_radix(x, 16)?;
+        assert_ne!(format!("{:032x}", n + 1), *y, "consecutive ids");
+    }
     Ok(())
 }
 
