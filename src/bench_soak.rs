@@ -58,7 +58,12 @@ pub fn run() -> anyhow::Result<Value> {
         .build()?;
     let dir = std::env::temp_dir().join(format!("quire-bench-soak-{}", std::process::id()));
     let r = rt.block_on(soak(&dir));
-    let _ = std::fs::remove_dir_all(&dir);
+    // QUIRE_SOAK_KEEP=1 keeps the data directory to look at.
+    if std::env::var_os("QUIRE_SOAK_KEEP").is_some() {
+        tracing::warn!(dir = %dir.display(), "soak data directory kept");
+    } else {
+        let _ = std::fs::remove_dir_all(&dir);
+    }
     r
 }
 
