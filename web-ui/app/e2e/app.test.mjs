@@ -372,3 +372,32 @@ test("admins see usage against the quota and change it within the ceilings", asy
   await api("PUT", "/workspaces/default/quota", { max_concurrent_runs: 4 });
   await p.close();
 });
+
+test("an editor's change suspends a block's grants until an admin approves them", async () => {
+  const { doc, block } = await docWith("Approval", 'import { kv } from "quire";\nexport default await kv.get("visits");', "js", ["kv:read"]);
+  const { token } = await api("POST", "/workspaces/default/tokens", { role: "editor", label: "e2e-editor" });
+  const res = await fetch(`${srv.url}api/v1/workspaces/default/blocks/${block}`, {
+    method: "PUT",
+    headers: { authorization: `Bearer ${token}`, "content-type": "application/json" },
+    body: JSON.stringify({ source: 'import { kv } from "quire";\nexport default ["changed", await kv.get("visits")];' }),
+  });
+  assert.equal(res.status, 200);
+  assert.equal((await res.json()).grants_pending, true);
+  const p = await page();
+  await open(p, doc);
+  const cell = p.locator(".cell.code").first();
+  const pending = cell.locator(".grants-pending");
+  await pending.waitFor();
+  assert.match(await pending.innerText(), /Suspended/);
+  // The block's own runs (here its webhook's) get no grants meanwhile.
+  const hook = await api("POST", `/workspaces/default/blocks/${block}/webhooks`);
+  const denied = await fetch(`${srv.url}${hook.path.replace(/^\//, "")}?wait=true`, { method: "POST" });
+  assert.equal(denied.status, 422);
+  assert.match((await denied.json()).error.message, /suspended/);
+  await cell.getByRole("button", { name: "Approve for this source" }).click();
+  await pending.waitFor({ state: "detached" });
+  assert.equal((await api("GET", `/workspaces/default/blocks/${block}`)).grants_pending, false);
+  await cell.getByRole("button", { name: "Run", exact: true }).click();
+  await cell.locator(".finished-ok").waitFor();
+  await p.close();
+});
