@@ -6,8 +6,9 @@
 //! the event, both timed on CLOCK_MONOTONIC (the runners start with test
 //! hooks, which give blocks `__quire_test_clock_us()`).
 
-use std::sync::Arc;
-use std::time::Instant;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
 use futures_util::{SinkExt, StreamExt};
@@ -26,6 +27,10 @@ const CLIENTS: usize = 500;
 const LIGHT_CLIENTS: usize = 10;
 /// Lines each client's run logs.
 const LINES: usize = 100;
+
+/// How long one phase's clients may take in all before the bench gives
+/// up and reports which did not finish (a healthy phase takes seconds).
+const DEADLINE: Duration = Duration::from_secs(120);
 
 const BLOCK: &str = "for (let i = 0; i < 100; i++) console.log(String(__quire_test_clock_us()));";
 
@@ -80,7 +85,24 @@ struct ClientResult {
     finished: bool,
 }
 
-async fn client(url: String) -> anyhow::Result<ClientResult> {
+/// What a client has seen so far, kept outside its task so a client that
+/// never finishes can still be described.
+#[derive(Debug, Default)]
+struct Progress {
+    /// Where it is: connecting, sent, accepted, events, finished, closed.
+    stage: &'static str,
+    run: Option<String>,
+    events: usize,
+    /// The last message it received (cut short).
+    last: String,
+}
+
+fn note(p: &Mutex<Progress>, f: impl FnOnce(&mut Progress)) {
+    f(&mut p.lock().unwrap_or_else(|e| e.into_inner()));
+}
+
+async fn client(url: String, progress: Arc<Mutex<Progress>>) -> anyhow::Result<ClientResult> {
+    note(&progress, |p| p.stage = "connecting");
     let (mut ws, _) = tokio_tungstenite::connect_async(url).await?;
     ws.send(Message::Text(
         json!({"op": "run_source", "source": BLOCK, "lang": "js"})
@@ -88,6 +110,7 @@ async fn client(url: String) -> anyhow::Result<ClientResult> {
             .into(),
     ))
     .await?;
+    note(&progress, |p| p.stage = "sent run_source");
     let mut r = ClientResult {
         latencies_us: Vec::with_capacity(LINES),
         logs: 0,
@@ -99,6 +122,16 @@ async fn client(url: String) -> anyhow::Result<ClientResult> {
         let Message::Text(t) = m? else { continue };
         let now = clock_us();
         let v: Value = serde_json::from_str(&t)?;
+        note(&progress, |p| {
+            p.last = t.chars().take(160).collect();
+            if v["op"] == "accepted" {
+                p.stage = "accepted";
+                p.run = v["run"].as_str().map(str::to_string);
+            } else if v.get("op").is_none() {
+                p.stage = "receiving events";
+                p.events += 1;
+            }
+        });
         if v.get("op").is_some() {
             if v["op"] == "rejected" {
                 anyhow::bail!("run rejected: {}", v["reason"]);
@@ -116,13 +149,137 @@ async fn client(url: String) -> anyhow::Result<ClientResult> {
             }
             Some("finished") => {
                 r.finished = v["status"] == "ok";
+                note(&progress, |p| p.stage = "finished");
                 break;
             }
             _ => {}
         }
     }
+    if !r.finished {
+        note(&progress, |p| p.stage = "connection ended before finished");
+    }
     let _ = ws.close(None).await;
     Ok(r)
+}
+
+/// Run `clients` clients at once against `url`, all within `deadline`.
+/// Clients that fail or do not finish in time are an error that names
+/// each with what it last saw, and what the server had going then.
+async fn run_clients(
+    url: &str,
+    clients: usize,
+    deadline: tokio::time::Instant,
+    state: &AppState,
+    engine: &Engine,
+) -> anyhow::Result<Vec<ClientResult>> {
+    let board: Arc<Vec<Arc<Mutex<Progress>>>> = Arc::new(
+        (0..clients)
+            .map(|_| Arc::new(Mutex::new(Progress::default())))
+            .collect(),
+    );
+    // The deadline below runs on the runtime; if the runtime itself
+    // stalls (its threads blocked in a store call), a plain thread still
+    // says what the clients last saw, and ends the process.
+    let (_alive, alive_rx) = std::sync::mpsc::channel::<()>();
+    let (b, hub) = (board.clone(), state.hub.clone());
+    let late = deadline.into_std() + Duration::from_secs(30);
+    std::thread::Builder::new()
+        .name("bench-watchdog".into())
+        .spawn(move || {
+            let wait = late.saturating_duration_since(Instant::now());
+            if let Err(std::sync::mpsc::RecvTimeoutError::Timeout) = alive_rx.recv_timeout(wait) {
+                eprintln!(
+                    "quire bench: the server bench is stuck (its async runtime does not answer): {} runs active in the hub; {}",
+                    hub.active_count(),
+                    summarize(&b)
+                );
+                std::process::exit(3);
+            }
+        })?;
+    let tasks: Vec<_> = board
+        .iter()
+        .map(|p| (tokio::spawn(client(url.to_string(), p.clone())), p.clone()))
+        .collect();
+    let mut results = Vec::with_capacity(clients);
+    let mut problems = Vec::new();
+    for (i, (mut task, progress)) in tasks.into_iter().enumerate() {
+        let outcome = tokio::time::timeout_at(deadline, &mut task).await;
+        let p = progress.lock().unwrap_or_else(|e| e.into_inner());
+        let seen = format!(
+            "stage {}, run {}, {} events, last message {:?}",
+            p.stage,
+            p.run.as_deref().unwrap_or("-"),
+            p.events,
+            p.last
+        );
+        match outcome {
+            Ok(Ok(Ok(r))) => results.push(r),
+            Ok(Ok(Err(e))) => problems.push(format!("client {i} failed: {e:#} ({seen})")),
+            Ok(Err(e)) => problems.push(format!("client {i} panicked: {e} ({seen})")),
+            Err(_) => {
+                task.abort();
+                problems.push(format!("client {i} did not finish in time ({seen})"));
+            }
+        }
+    }
+    if problems.is_empty() {
+        return Ok(results);
+    }
+    let s = engine.stats();
+    let mut msg = format!(
+        "{} of {clients} clients failed or did not finish within {} s; server then: {} runs active in the hub, {} queued in the engine, {} runners ({} lost), {} WebSocket clients",
+        problems.len(),
+        DEADLINE.as_secs(),
+        state.hub.active_count(),
+        s.queued_runs,
+        s.runners,
+        s.runners_lost,
+        state.metrics.ws_clients.load(Ordering::Relaxed),
+    );
+    for p in problems.iter().take(20) {
+        msg.push_str("\n  ");
+        msg.push_str(p);
+    }
+    if problems.len() > 20 {
+        msg.push_str(&format!("\n  ... and {} more", problems.len() - 20));
+    }
+    anyhow::bail!(msg)
+}
+
+/// Clients by stage, and the first unfinished ones with what they saw.
+fn summarize(board: &[Arc<Mutex<Progress>>]) -> String {
+    let mut stages = std::collections::BTreeMap::<&str, usize>::new();
+    let mut unfinished = Vec::new();
+    for (i, p) in board.iter().enumerate() {
+        let p = p.lock().unwrap_or_else(|e| e.into_inner());
+        *stages.entry(p.stage).or_default() += 1;
+        if p.stage != "finished" && unfinished.len() < 20 {
+            unfinished.push(format!(
+                "client {i}: stage {}, run {}, {} events, last message {:?}",
+                p.stage,
+                p.run.as_deref().unwrap_or("-"),
+                p.events,
+                p.last
+            ));
+        }
+    }
+    let mut out = format!("clients by stage: {stages:?}");
+    for u in unfinished {
+        out.push_str("\n  ");
+        out.push_str(&u);
+    }
+    out
+}
+
+/// Sets its flag when dropped: stops the memory sampler on every way out
+/// of a phase (a blocking task that never ends would hold the runtime's
+/// shutdown, and the process, for ever).
+struct StopOnDrop(Arc<AtomicBool>);
+
+impl Drop for StopOnDrop {
+    fn drop(&mut self) {
+        self.0.store(true, Ordering::Relaxed);
+    }
 }
 
 /// Run the server benchmark; numbers as JSON.
@@ -130,15 +287,23 @@ pub fn run() -> anyhow::Result<Value> {
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
-    let mut out = json!({});
-    for (name, clients) in [("load", CLIENTS), ("light", LIGHT_CLIENTS)] {
-        let dir =
-            std::env::temp_dir().join(format!("quire-bench-server-{}-{name}", std::process::id()));
-        let r = rt.block_on(measure(&dir, clients));
-        let _ = std::fs::remove_dir_all(&dir);
-        out[name] = r?;
-    }
-    Ok(out)
+    let phases = || -> anyhow::Result<Value> {
+        let mut out = json!({});
+        for (name, clients) in [("load", CLIENTS), ("light", LIGHT_CLIENTS)] {
+            let dir = std::env::temp_dir()
+                .join(format!("quire-bench-server-{}-{name}", std::process::id()));
+            let r = rt.block_on(measure(&dir, clients));
+            let _ = std::fs::remove_dir_all(&dir);
+            out[name] = r.with_context(|| format!("the {name} phase ({clients} clients)"))?;
+        }
+        Ok(out)
+    };
+    let out = phases();
+    // Do not wait for ever on blocking threads that are stuck (a wedged
+    // store): the result, or the error saying what did not finish, is
+    // what matters now.
+    rt.shutdown_timeout(Duration::from_secs(10));
+    out
 }
 
 async fn measure(dir: &std::path::Path, clients: usize) -> anyhow::Result<Value> {
@@ -179,7 +344,9 @@ async fn measure(dir: &std::path::Path, clients: usize) -> anyhow::Result<Value>
         max_active_runs: 1024,
         ..ServerConfig::default()
     };
-    let state = AppState::new(store, Arc::new(engine), api, config);
+    let engine = Arc::new(engine);
+    let state = AppState::new(store, engine.clone(), api, config);
+    let watch = state.clone();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let url = format!(
         "ws://{}/api/v1/workspaces/bench/live?token={token}",
@@ -189,49 +356,62 @@ async fn measure(dir: &std::path::Path, clients: usize) -> anyhow::Result<Value>
     let server = tokio::spawn(quire_web::serve(listener, state, async move {
         let _ = stop_rx.await;
     }));
-    // Warm up: start the runner pool, compile the block.
-    for _ in 0..20 {
-        client(url.clone()).await?;
-    }
-    let (rss_before, _) = rss_kib("self");
-    let t = Instant::now();
-    let tasks: Vec<_> = (0..clients)
-        .map(|_| tokio::spawn(client(url.clone())))
-        .collect();
-    let mut peak_runners = (0, 0);
-    let sampler = {
-        let done = Arc::new(std::sync::atomic::AtomicBool::new(false));
-        let d = done.clone();
-        let h = tokio::task::spawn_blocking(move || {
+    let measured = async {
+        // Warm up: start the runner pool, compile the block.
+        let warm_deadline = tokio::time::Instant::now() + DEADLINE;
+        for _ in 0..20 {
+            run_clients(&url, 1, warm_deadline, &watch, &engine)
+                .await
+                .context("warm-up")?;
+        }
+        let (rss_before, _) = rss_kib("self");
+        let t = Instant::now();
+        let done = Arc::new(AtomicBool::new(false));
+        let stop_sampler = StopOnDrop(done.clone());
+        let sampler = tokio::task::spawn_blocking(move || {
             let mut peak = (0, 0);
-            while !d.load(std::sync::atomic::Ordering::Relaxed) {
+            while !done.load(Ordering::Relaxed) {
                 let r = runners_rss_kib();
                 if r.1 > peak.1 {
                     peak = r;
                 }
-                std::thread::sleep(std::time::Duration::from_millis(50));
+                std::thread::sleep(Duration::from_millis(50));
             }
             peak
         });
-        (done, h)
-    };
+        let results = run_clients(
+            &url,
+            clients,
+            tokio::time::Instant::now() + DEADLINE,
+            &watch,
+            &engine,
+        )
+        .await?;
+        let elapsed = t.elapsed().as_secs_f64();
+        drop(stop_sampler);
+        let peak_runners = sampler.await.unwrap_or((0, 0));
+        anyhow::Ok((results, elapsed, rss_before, peak_runners))
+    }
+    .await;
+    let (rss_after, hwm) = rss_kib("self");
+    let _ = stop_tx.send(());
+    // Shutdown waits for the runs still going (bounded by the hub's grace
+    // and kill timeouts); do not hang here on a server that wedged.
+    if tokio::time::timeout(Duration::from_secs(60), server)
+        .await
+        .is_err()
+    {
+        tracing::warn!("the bench server did not shut down within 60 s");
+    }
+    let (results, elapsed, rss_before, peak_runners) = measured?;
     let mut lat = Vec::with_capacity(clients * LINES);
     let (mut logs, mut out_of_order, mut failed) = (0, 0, 0);
-    for task in tasks {
-        let r = task.await??;
+    for r in results {
         logs += r.logs;
         out_of_order += usize::from(!r.in_order);
         failed += usize::from(!r.finished);
         lat.extend(r.latencies_us);
     }
-    let elapsed = t.elapsed().as_secs_f64();
-    sampler.0.store(true, std::sync::atomic::Ordering::Relaxed);
-    if let Ok(p) = sampler.1.await {
-        peak_runners = p;
-    }
-    let (rss_after, hwm) = rss_kib("self");
-    let _ = stop_tx.send(());
-    let _ = server.await;
     lat.sort_by(f64::total_cmp);
     if logs != clients * LINES || out_of_order > 0 || failed > 0 {
         anyhow::bail!(

@@ -12,6 +12,7 @@ mod bench_server;
 mod bench_soak;
 mod bench_v8;
 mod cli_run;
+mod limits;
 mod samples;
 mod serve;
 mod v8paths;
@@ -90,6 +91,12 @@ fn main() -> ExitCode {
             return ExitCode::from(code);
         }
     };
+    if matches!(
+        cli.command,
+        Command::Run(_) | Command::Serve(_) | Command::Bench { .. }
+    ) {
+        limits::raise_open_files();
+    }
     match cli.command {
         Command::Run(args) => cli_run::run(args),
         Command::Runner {

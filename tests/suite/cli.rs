@@ -337,3 +337,83 @@ fn both_engines_run_the_samples_alike_and_a_missing_deno_names_its_install() {
         .unwrap();
     assert_eq!(qjs.status.code(), Some(0));
 }
+
+/// The soft and hard open-file limits of process `pid`, from /proc.
+fn open_file_limits(pid: u32) -> (String, String) {
+    let limits = std::fs::read_to_string(format!("/proc/{pid}/limits")).unwrap();
+    let line = limits
+        .lines()
+        .find(|l| l.starts_with("Max open files"))
+        .unwrap()
+        .to_string();
+    let mut f = line["Max open files".len()..].split_whitespace();
+    (f.next().unwrap().into(), f.next().unwrap().into())
+}
+
+/// `quire serve` raises its soft open-file limit to the hard one. At a
+/// soft limit of 1024 (common) the 500 in-process clients of `quire bench
+/// --only server` ran it out: `accept` failed, and a sled blob write that
+/// failed with EMFILE left an IO buffer that is never written, so the next
+/// flush waited for ever holding sled's global lock and the whole server
+/// stalled at no CPU (reproduced at a soft limit of 512: 5 of 5 runs hung).
+#[test]
+fn serve_raises_its_open_file_limit() {
+    let (_, hard) = open_file_limits(std::process::id());
+    let Ok(hard_n) = hard.parse::<u64>() else {
+        eprintln!("skipped: the hard open-file limit is {hard}");
+        return;
+    };
+    if hard_n <= 256 {
+        eprintln!("skipped: the hard open-file limit is only {hard}");
+        return;
+    }
+    let dir = tempdir::Dir::new();
+    let mut cmd = quire();
+    cmd.args([
+        "serve",
+        "--addr",
+        "127.0.0.1:0",
+        "--isolation",
+        "in-process",
+        "--data",
+    ])
+    .arg(dir.path().join("data"))
+    .stdin(Stdio::null())
+    .stdout(Stdio::null())
+    .stderr(Stdio::piped());
+    // SAFETY: the closure runs in the child between fork and exec and only
+    // calls setrlimit, which is async-signal-safe.
+    unsafe {
+        use std::os::unix::process::CommandExt;
+        cmd.pre_exec(|| {
+            let mut lim = libc::rlimit {
+                rlim_cur: 0,
+                rlim_max: 0,
+            };
+            if libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            lim.rlim_cur = 256;
+            if libc::setrlimit(libc::RLIMIT_NOFILE, &lim) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+    let mut child = cmd.spawn().unwrap();
+    // Wait until it serves (it has long passed its start by then).
+    let stderr = child.stderr.take().unwrap();
+    let mut serving = false;
+    for line in BufReader::new(stderr).lines() {
+        let Ok(line) = line else { break };
+        if line.starts_with("quire serving on") {
+            serving = true;
+            break;
+        }
+    }
+    let limits = open_file_limits(child.id());
+    let _ = child.kill();
+    let _ = child.wait();
+    assert!(serving, "quire serve did not start");
+    assert_eq!(limits.0, limits.1, "soft open-file limit (soft, hard)");
+}
