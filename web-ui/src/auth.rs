@@ -329,7 +329,10 @@ impl FromRequestParts<AppState> for Principal {
                 ))
             }
         };
-        let p = state.auth.verify(&state.store, &token)?;
+        // A store read: off the async threads, so a slow store never
+        // holds up the runtime that serves every other request.
+        let (auth, store) = (state.auth.clone(), state.store.clone());
+        let p = crate::hub::blocking(move || auth.verify(&store, &token)).await?;
         state.auth.take(&p.token_id)?;
         Ok(p)
     }

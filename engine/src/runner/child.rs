@@ -167,7 +167,7 @@ fn eprintln_safe(msg: &str) {
 
 fn serve(engine: &Engine, out: &Out) {
     let pending: Pending = Arc::default();
-    let runs: Arc<Mutex<HashMap<String, Canceller>>> = Arc::default();
+    let runs: Arc<Mutex<HashMap<String, Option<Canceller>>>> = Arc::default();
     let mut modules = HashMap::new();
     let stdin = std::io::stdin();
     let mut input = stdin.lock();
@@ -219,16 +219,22 @@ fn serve(engine: &Engine, out: &Out) {
                             .retain(|(r, _), _| r != &id);
                     }
                 });
-                // Hold the map while starting, so a run that finishes at
-                // once is removed after it was added, not before.
-                let mut map = runs.lock().unwrap_or_else(|e| e.into_inner());
+                // Listed before it starts, so a run that finishes at once
+                // (its tap removes it, on this thread) is not left behind;
+                // the lock is not held across `engine.run`, which the tap
+                // of such a run needs. Cancels are read by this same loop,
+                // so none can arrive before the canceller is set.
+                runs.lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .insert(run.clone(), None);
                 let handle = engine.run(request);
-                map.insert(run, handle.canceller());
-                drop(map);
+                if let Some(slot) = runs.lock().unwrap_or_else(|e| e.into_inner()).get_mut(&run) {
+                    *slot = Some(handle.canceller());
+                }
                 drop(handle);
             }
             ToRunner::Cancel { run } => {
-                if let Some(c) = runs.lock().unwrap_or_else(|e| e.into_inner()).get(&run) {
+                if let Some(Some(c)) = runs.lock().unwrap_or_else(|e| e.into_inner()).get(&run) {
                     c.cancel();
                 }
             }
