@@ -19,6 +19,14 @@ fn nested(levels: usize) -> Value {
     v
 }
 
+/// A 400 naming `field` and the depth limit.
+fn assert_refused(s: StatusCode, v: &Value, field: &str) {
+    assert!(
+        s == StatusCode::BAD_REQUEST && names_the_limit(v, field),
+        "{field}: {s} {v}"
+    );
+}
+
 fn names_the_limit(v: &Value, field: &str) -> bool {
     v["field"] == field
         && v["message"]
@@ -57,10 +65,7 @@ async fn api_values_past_the_depth_limit_are_400_and_lose_nothing() -> anyhow::R
         .unwrap_or_default()
         .to_string();
     let (s, v) = send("PATCH", format!("{rows}/{id}"), json!({"v": nested(64)})).await?;
-    assert!(
-        s == StatusCode::BAD_REQUEST && names_the_limit(&v, "body"),
-        "{s} {v}"
-    );
+    assert_refused(s, &v, "body");
     // A filter.
     // A filter past our limit, and past serde_json's.
     for levels in [40, 70] {
@@ -70,10 +75,7 @@ async fn api_values_past_the_depth_limit_are_400_and_lose_nothing() -> anyhow::R
         }
         let q = format!("{rows}?where={}", urlencode(&filter.to_string()));
         let (s, v) = call(&f.state, "GET", &q, Some(&ed), None).await?;
-        assert!(
-            s == StatusCode::BAD_REQUEST && names_the_limit(&v, "where"),
-            "{s} {v}"
-        );
+        assert_refused(s, &v, "where");
     }
     // Documents: properties at the limit (the document is two levels
     // around them), past it, and a patch.
@@ -91,20 +93,14 @@ async fn api_values_past_the_depth_limit_are_400_and_lose_nothing() -> anyhow::R
         json!({"title": "no", "properties": {"p": nested(63)}}),
     )
     .await?;
-    assert!(
-        s == StatusCode::BAD_REQUEST && names_the_limit(&v, "properties"),
-        "{s} {v}"
-    );
+    assert_refused(s, &v, "properties");
     let (s, v) = send(
         "PATCH",
         format!("{docs}/d1"),
         json!({"properties": {"p": nested(64)}}),
     )
     .await?;
-    assert!(
-        s == StatusCode::BAD_REQUEST && names_the_limit(&v, "body"),
-        "{s} {v}"
-    );
+    assert_refused(s, &v, "body");
     let (_, d1) = call(&f.state, "GET", &format!("{docs}/d1"), Some(&ed), None).await?;
     assert_eq!(
         d1["properties"],
@@ -118,20 +114,14 @@ async fn api_values_past_the_depth_limit_are_400_and_lose_nothing() -> anyhow::R
         json!({"input": nested(65)}),
     )
     .await?;
-    assert!(
-        s == StatusCode::BAD_REQUEST && names_the_limit(&v, "input"),
-        "{s} {v}"
-    );
+    assert_refused(s, &v, "input");
     let (s, v) = send(
         "POST",
         format!("{BASE}/runs"),
         json!({"source": "export default 1", "lang": "js", "input": nested(65)}),
     )
     .await?;
-    assert!(
-        s == StatusCode::BAD_REQUEST && names_the_limit(&v, "input"),
-        "{s} {v}"
-    );
+    assert_refused(s, &v, "input");
     let (s, v) = send(
         "POST",
         format!("{BASE}/blocks/b1/runs"),
@@ -141,10 +131,7 @@ async fn api_values_past_the_depth_limit_are_400_and_lose_nothing() -> anyhow::R
     assert_eq!(s, StatusCode::ACCEPTED, "{v}");
     // Past serde_json's own limit: still a 400 that names the limit.
     let (s, v) = send("POST", rows, json!({"rows": [{"v": nested(200)}]})).await?;
-    assert!(
-        s == StatusCode::BAD_REQUEST && names_the_limit(&v, "body"),
-        "{s} {v}"
-    );
+    assert_refused(s, &v, "body");
     Ok(())
 }
 
@@ -164,10 +151,7 @@ async fn a_webhook_body_past_the_depth_limit_is_refused_without_a_run() -> anyho
         Some(nested(65)),
     )
     .await?;
-    assert!(
-        s == StatusCode::BAD_REQUEST && names_the_limit(&v, "input"),
-        "{s} {v}"
-    );
+    assert_refused(s, &v, "input");
     let (s, v) = call(
         &f.state,
         "POST",

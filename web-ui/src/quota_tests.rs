@@ -111,6 +111,21 @@ async fn quota_routes_merge_changes_and_hold_them_to_the_ceilings() -> anyhow::R
             "storage_bytes",
             "invalid value",
         ),
+        (
+            json!({"history_bytes": 11u64 * 1024 * 1024 * 1024}),
+            "history_bytes",
+            "ceiling of 10737418240",
+        ),
+        (
+            json!({"history_days": 4000}),
+            "history_days",
+            "ceiling of 3650",
+        ),
+        (
+            json!({"history_days": "30"}),
+            "history_days",
+            "invalid type",
+        ),
     ] {
         let (st, v) = call(
             &f.state,
