@@ -86,4 +86,13 @@ mod tests {
         );
         assert!(check_depth("x", &json!([nested(MAX_VALUE_DEPTH)]), 1).is_ok());
     }
+
+    #[test]
+    fn the_documented_limit_is_this_one() {
+        let security = include_str!("../../SECURITY.md");
+        let row = format!("value nesting depth (`MAX_VALUE_DEPTH`) | {MAX_VALUE_DEPTH} levels");
+        assert!(security.contains(&row), "SECURITY.md's limits table: {row}");
+        let readme = include_str!("../../README.md");
+        assert!(readme.contains(&format!("at most {MAX_VALUE_DEPTH} levels deep")));
+    }
 }

@@ -266,6 +266,21 @@ impl Store {
 mod tests {
     use super::*;
 
+    /// The README's quota paragraph gives each history default and ceiling.
+    #[test]
+    fn the_readme_gives_the_history_defaults_and_ceilings() {
+        let readme = include_str!("../../README.md").replace('\n', " ");
+        let (d, c) = (Quota::default(), Quota::default_ceilings());
+        let text = format!(
+            "`history_bytes` {} MiB ({} GiB) and `history_days` {} ({})",
+            d.history_bytes / MIB,
+            c.history_bytes / (1024 * MIB),
+            d.history_days,
+            c.history_days
+        );
+        assert!(readme.contains(&text), "README: {text}");
+    }
+
     #[test]
     fn quota_within_and_over_ceilings() {
         let ceilings = Quota {
