@@ -108,6 +108,8 @@ pub struct LiveRun {
     pub block: Option<String>,
     /// What started it.
     pub trigger: Value,
+    /// What was asked (language, input, grants, limits), as history keeps it.
+    pub request: Value,
     /// Start time, milliseconds since the Unix epoch.
     pub started_ms: u64,
     log: Mutex<Log>,
@@ -525,6 +527,7 @@ impl RunHub {
             workspace: ws,
             block: block_id,
             trigger: req.trigger,
+            request: record.request.clone(),
             started_ms,
             log: Mutex::new(Log::default()),
             changed,

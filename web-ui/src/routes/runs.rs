@@ -112,7 +112,7 @@ async fn one(
                 "trigger": live.trigger, "started_ms": live.started_ms,
                 "cpu_ms": usage("cpu_ms"), "wall_ms": usage("wall_ms"),
                 "peak_memory_bytes": usage("peak_memory_bytes"),
-                "error": error, "events": events,
+                "error": error, "events": events, "request": live.request,
             })));
         }
         let r = store
