@@ -302,6 +302,7 @@ fn execute(args: &RunArgs) -> anyhow::Result<bool> {
                                 .unwrap_or("error")
                                 .to_string(),
                             events: std::mem::take(&mut events),
+                            error: serde_json::Value::Null,
                             cpu_ms: f.cpu_ms,
                             wall_ms: f.wall_ms,
                             peak_memory_bytes: f.peak_memory_bytes,

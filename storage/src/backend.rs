@@ -53,11 +53,14 @@ pub enum Table {
     /// Workspace id → bytes of its run history (its run records, as
     /// stored), kept with every run write and delete.
     HistoryBytes,
+    /// Workspace id + run id + seq + part → a chunk of the run's events;
+    /// workspace id + run id → the run's event totals (see `events`).
+    RunEvents,
 }
 
 impl Table {
     /// Every table, in a fixed order.
-    pub const ALL: [Table; 18] = [
+    pub const ALL: [Table; 19] = [
         Table::Meta,
         Table::Workspaces,
         Table::WorkspaceNames,
@@ -76,6 +79,7 @@ impl Table {
         Table::Quotas,
         Table::Usage,
         Table::HistoryBytes,
+        Table::RunEvents,
     ];
 
     /// The table's name on disk.
@@ -99,6 +103,7 @@ impl Table {
             Table::Quotas => "quotas",
             Table::Usage => "usage",
             Table::HistoryBytes => "history_bytes",
+            Table::RunEvents => "run_events",
         }
     }
 

@@ -1,4 +1,5 @@
-//! Stored blocks (source, language, grants) and run history.
+//! Stored blocks (source, language, grants) and run history (run
+//! records; their events are in `events`).
 
 use crate::backend::Table;
 use crate::error::{corrupt, Result, StorageError};
@@ -80,13 +81,40 @@ impl Store {
                 .raw(&run.started_ms.to_be_bytes())
                 .last(run.id.as_bytes())
         });
-        let v = to_vec(run)?;
+        let mut head = run.clone();
+        let lines = if run.events.is_empty() {
+            None
+        } else {
+            if head.error.is_null() {
+                head.error = error_of(&run.events);
+            }
+            head.events = Vec::new();
+            let lines = run
+                .events
+                .iter()
+                .map(serde_json::to_string)
+                .collect::<std::result::Result<Vec<_>, _>>()
+                .map_err(|e| corrupt("run event", e))?;
+            Some((lines, self.event_keys(ws, &run.id)?))
+        };
+        let v = to_vec(&head)?;
         let running = run.status == "running";
         let day = crate::quotas::utc_day(run.started_ms);
         self.b.write(&mut |tx| {
             let was = tx.get(Table::Runs, &key)?.map_or(0, |o| o.len() as i64);
             tx.put(Table::Runs, &key, &v)?;
-            crate::retention::add_history_in(tx, ws, v.len() as i64 - was)?;
+            let mut delta = v.len() as i64 - was;
+            if let Some((lines, old)) = &lines {
+                for k in old {
+                    if let Some(o) = tx.remove(Table::RunEvents, k)? {
+                        if k.len() > crate::events::run_prefix(ws, &run.id).len() {
+                            delta -= o.len() as i64;
+                        }
+                    }
+                }
+                delta += crate::events::append_in(tx, ws, &run.id, 0, lines)? as i64;
+            }
+            crate::retention::add_history_in(tx, ws, delta)?;
             if running {
                 tx.put(Table::RunsActive, &key, b"")?;
             } else {
@@ -103,6 +131,20 @@ impl Store {
             }
             Ok(())
         })
+    }
+
+    /// Every key of run `run`'s stored events (its totals included).
+    pub(crate) fn event_keys(&self, ws: &WorkspaceId, run: &str) -> Result<Vec<Vec<u8>>> {
+        let mut keys = Vec::new();
+        let prefix = crate::events::run_prefix(ws, run);
+        self.b.scan(Table::RunEvents, &prefix, None, &mut |k, _| {
+            keys.push(k.to_vec());
+            Ok(true)
+        })?;
+        if let Ok(Some(_)) = self.b.get(Table::RunEvents, &prefix) {
+            keys.push(prefix);
+        }
+        Ok(keys)
     }
 
     /// Runs still recorded as `running` (in every workspace): after a
@@ -126,17 +168,36 @@ impl Store {
             };
             let ws = WorkspaceId::from_bytes(ws);
             let id = String::from_utf8_lossy(k.get(16..).unwrap_or_default()).into_owned();
-            if let Some(r) = self.get_run(&ws, &id)? {
+            if let Some(r) = self.get_run_head(&ws, &id)? {
                 out.push((ws, r));
             }
         }
         Ok(out)
     }
 
-    /// One run.
+    /// One run with all its events (a whole run in memory: servers read
+    /// [`Store::get_run_head`] and page events with
+    /// [`Store::run_events`]).
     pub fn get_run(&self, ws: &WorkspaceId, id: &str) -> Result<Option<RunRecord>> {
         check_name("run id", id)?;
-        self.get_json(Table::Runs, &Key::ws(ws).last(id.as_bytes()), "run")
+        let key = Key::ws(ws).last(id.as_bytes());
+        let Some(mut r) = self.get_json::<RunRecord>(Table::Runs, &key, "run")? else {
+            return Ok(None);
+        };
+        if r.error.is_null() {
+            r.error = error_of(&r.events);
+        }
+        r.events.extend(self.all_run_events(ws, id)?);
+        Ok(Some(r))
+    }
+
+    /// One run's record without its events.
+    pub fn get_run_head(&self, ws: &WorkspaceId, id: &str) -> Result<Option<RunRecord>> {
+        check_name("run id", id)?;
+        let key = Key::ws(ws).last(id.as_bytes());
+        Ok(self
+            .get_json::<RunRecord>(Table::Runs, &key, "run")?
+            .map(head_of))
     }
 
     /// Runs of the workspace, or of one block, newest first, at most
@@ -162,7 +223,7 @@ impl Store {
                 self.b
                     .scan_rev(Table::Runs, &prefix, start.as_deref(), &mut |_, v| {
                         let r: RunRecord = crate::error::decode("run", v)?;
-                        out.push(r);
+                        out.push(head_of(r));
                         Ok(out.len() < limit)
                     })?
             }
@@ -187,7 +248,7 @@ impl Store {
                     },
                 )?;
                 for id in ids {
-                    if let Some(r) = self.get_run(ws, &id)? {
+                    if let Some(r) = self.get_run_head(ws, &id)? {
                         out.push(r);
                     }
                 }
@@ -197,7 +258,7 @@ impl Store {
     }
 
     /// Runs of the workspace, or of one block, oldest first, at most
-    /// `limit`.
+    /// `limit`, each with all its events (for tools and tests).
     pub fn list_runs(
         &self,
         ws: &WorkspaceId,
@@ -206,10 +267,16 @@ impl Store {
     ) -> Result<Vec<RunRecord>> {
         let mut out = Vec::new();
         match block {
-            None => self.scan_json(Table::Runs, &Key::ws(ws).prefix(), "run", |_, r| {
-                out.push(r);
-                out.len() < limit
-            })?,
+            None => {
+                let mut ids = Vec::new();
+                self.scan_json(Table::Runs, &Key::ws(ws).prefix(), "run", |_, r: RunRecord| {
+                    ids.push(r.id);
+                    ids.len() < limit
+                })?;
+                for id in ids {
+                    out.extend(self.get_run(ws, &id)?);
+                }
+            }
             Some(b) => {
                 check_name("block id", b)?;
                 let prefix = Key::ws(ws).seg(b.as_bytes()).prefix();
@@ -232,6 +299,24 @@ impl Store {
     }
 }
 
+/// A record as listings show it: its error summary, no events.
+fn head_of(mut r: RunRecord) -> RunRecord {
+    if r.error.is_null() {
+        r.error = error_of(&r.events);
+    }
+    r.events = Vec::new();
+    r
+}
+
+/// `{kind, message}` of the first error event in `events`, or null.
+pub fn error_of(events: &[serde_json::Value]) -> serde_json::Value {
+    events
+        .iter()
+        .find(|e| e["type"] == "error")
+        .map(|e| serde_json::json!({"kind": e["kind"], "message": e["message"]}))
+        .unwrap_or(serde_json::Value::Null)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -245,6 +330,7 @@ mod tests {
             request: serde_json::Value::Null,
             status: "ok".into(),
             events: vec![],
+            error: serde_json::Value::Null,
             cpu_ms: 0.0,
             wall_ms: 0.0,
             peak_memory_bytes: 0,
@@ -418,7 +504,15 @@ mod tests {
         let s = Store::memory()?;
         let ws = s.create_workspace("a")?.id;
         let other = s.create_workspace("b")?.id;
-        let size = |r: &RunRecord| to_vec(r).map(|v| v.len() as u64);
+        // A record is stored without its events; they are counted as
+        // their chunks.
+        let size = |r: &RunRecord| -> Result<u64> {
+            let head = RunRecord {
+                events: vec![],
+                ..r.clone()
+            };
+            Ok(to_vec(&head)?.len() as u64 + s.run_event_totals(&ws, &r.id)?.bytes)
+        };
         let mut total = 0;
         for i in 0..10u64 {
             let mut r = run(&format!("{i:016x}"), Some("x"), 1000 + i);
@@ -450,6 +544,9 @@ mod tests {
             "the running run is never pruned: {kept:?}"
         );
         assert!(!kept.contains(&1000), "{kept:?}");
+        let first = format!("{:016x}", 0);
+        assert_eq!(s.run_event_totals(&ws, &first)?.events, 0);
+        assert!(s.event_keys(&ws, &first)?.is_empty(), "its events go too");
         let by_block = s.recent_runs(&ws, Some("x"), 100, None)?.len();
         assert_eq!(by_block, kept.len(), "index entries go with their runs");
         // By age: everything finished before 1008.
@@ -462,6 +559,32 @@ mod tests {
         assert_eq!(kept, [1009, 1008, 1001]);
         // The other workspace is untouched.
         assert_eq!(s.recent_runs(&other, None, 10, None)?.len(), 1);
+        Ok(())
+    }
+
+    #[test]
+    fn records_written_with_events_inline_before_chunks_still_read_whole() -> Result<()> {
+        let s = Store::memory()?;
+        let ws = s.create_workspace("a")?.id;
+        let legacy = serde_json::json!({
+            "id": "old", "status": "error", "started_ms": 5,
+            "events": [{"seq": 0, "type": "started"},
+                       {"seq": 1, "type": "error", "kind": "timeout", "message": "late"}],
+        });
+        let key = Key::ws(&ws).last(b"old");
+        let v = serde_json::to_vec(&legacy).map_err(|e| corrupt("run", e))?;
+        s.b.write(&mut |tx| tx.put(Table::Runs, &key, &v))?;
+        let whole = s.get_run(&ws, "old")?.map(|r| r.events.len());
+        assert_eq!(whole, Some(2));
+        let listed = s.recent_runs(&ws, None, 10, None)?;
+        assert!(listed[0].events.is_empty());
+        assert_eq!(listed[0].error["kind"], "timeout");
+        // Written again (as a restart closes it), its events move to chunks.
+        let mut r = s.get_run(&ws, "old")?.ok_or_else(|| corrupt("run", "gone"))?;
+        r.events.push(serde_json::json!({"seq": 2, "type": "finished"}));
+        s.put_run(&ws, &r)?;
+        assert_eq!(s.run_event_totals(&ws, "old")?.events, 3);
+        assert_eq!(s.get_run(&ws, "old")?.map(|r| r.events), Some(r.events));
         Ok(())
     }
 }

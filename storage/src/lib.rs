@@ -30,6 +30,7 @@ mod backend;
 mod crypto;
 mod data;
 mod error;
+mod events;
 mod filter;
 mod history;
 mod ids;
@@ -47,6 +48,7 @@ pub use backend::{Backend, MemoryBackend, Table, Tx, Visit};
 pub use crypto::SecretKey;
 pub use data::{check_secret_name, merge_patch, RowQuery, MAX_SECRET_BYTES};
 pub use error::{Result, StorageError};
+pub use events::{EventPage, EventTotals, EVENT_CHUNK_BYTES};
 pub use filter::Filter;
 pub use keys::MAX_NAME_BYTES;
 pub use model::{

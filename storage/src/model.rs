@@ -171,9 +171,17 @@ pub struct RunRecord {
     pub request: Value,
     /// `running`, `ok` or `error`.
     pub status: String,
-    /// Every event the run emitted, in order.
-    #[serde(default)]
+    /// The run's events, in order. Stored apart from the record, in
+    /// chunks (see [`crate::Store::run_events`]): a record read from
+    /// history has them only from [`crate::Store::get_run`]; listings
+    /// and [`crate::Store::get_run_head`] leave them out. Writing a
+    /// record with events replaces the run's stored events; with none,
+    /// keeps them (a server appends them as they arrive).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub events: Vec<Value>,
+    /// `{kind, message}` of the run's error event, or null.
+    #[serde(default)]
+    pub error: Value,
     /// CPU time used, in milliseconds.
     #[serde(default)]
     pub cpu_ms: f64,

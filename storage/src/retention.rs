@@ -1,7 +1,8 @@
 //! Run history's size, and its retention by size and age.
 //!
-//! Every run write and delete keeps a per-workspace count of the bytes its
-//! run records take (`Table::HistoryBytes`), in the same atomic write, so
+//! Every run write, event append and delete keeps a per-workspace count
+//! of the bytes its run records and their event chunks take
+//! (`Table::HistoryBytes`), in the same atomic write, so
 //! the size is known without a scan. [`Store::prune_history`] deletes the
 //! oldest finished runs of a workspace until its history fits a byte
 //! budget and no finished run is older than a cutoff; the server calls it
@@ -38,11 +39,13 @@ struct RunHead {
     block: Option<String>,
 }
 
-/// One run to delete: its key, size, and by-block index key.
+/// One run to delete: its key, size (record and events), by-block index
+/// key, and its events' keys.
 struct Doomed {
     key: Vec<u8>,
     bytes: u64,
     index: Option<Vec<u8>>,
+    events: Vec<Vec<u8>>,
 }
 
 fn counter_key(ws: &WorkspaceId) -> Vec<u8> {
@@ -62,8 +65,9 @@ pub(crate) fn add_history_in(tx: &mut dyn Tx, ws: &WorkspaceId, delta: i64) -> R
     tx.put(Table::HistoryBytes, &key, &next.to_be_bytes())
 }
 
-/// Runs deleted per atomic write while pruning.
-const PRUNE_BATCH: usize = 64;
+/// Runs deleted per atomic write while pruning (a run's events are up
+/// to a few thousand chunks).
+const PRUNE_BATCH: usize = 8;
 
 impl Store {
     /// Bytes workspace `ws`'s run history takes (see the module docs).
@@ -98,9 +102,10 @@ impl Store {
             if left <= max_bytes && head.started_ms >= oldest_ms {
                 return Ok(false);
             }
-            let bytes = v.len() as u64;
-            left = left.saturating_sub(bytes);
             let id = k.get(prefix.len()..).unwrap_or_default();
+            let run = String::from_utf8_lossy(id);
+            let bytes = v.len() as u64 + self.run_event_totals(ws, &run)?.bytes;
+            left = left.saturating_sub(bytes);
             let index = head.block.as_ref().map(|b| {
                 Key::ws(ws)
                     .seg(b.as_bytes())
@@ -111,20 +116,28 @@ impl Store {
                 key: k.to_vec(),
                 bytes,
                 index,
+                events: Vec::new(),
             });
             Ok(true)
         })?;
         let mut pruned = Pruned::default();
-        for batch in doomed.chunks(PRUNE_BATCH) {
+        for batch in doomed.chunks_mut(PRUNE_BATCH) {
+            for d in batch.iter_mut() {
+                let id = String::from_utf8_lossy(d.key.get(prefix.len()..).unwrap_or_default());
+                d.events = self.event_keys(ws, &id)?;
+            }
             let mut freed = 0u64;
             self.b.write(&mut |tx| {
                 freed = 0;
-                for d in batch {
+                for d in batch.iter() {
                     if tx.remove(Table::Runs, &d.key)?.is_some() {
                         freed += d.bytes;
                     }
                     if let Some(i) = &d.index {
                         tx.remove(Table::RunsByBlock, i)?;
+                    }
+                    for k in &d.events {
+                        tx.remove(Table::RunEvents, k)?;
                     }
                 }
                 add_history_in(tx, ws, -i64::try_from(freed).unwrap_or(i64::MAX))

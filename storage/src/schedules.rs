@@ -190,6 +190,7 @@ mod tests {
             request: serde_json::Value::Null,
             status: "queued".into(),
             events: vec![],
+            error: serde_json::Value::Null,
             cpu_ms: 0.0,
             wall_ms: 0.0,
             peak_memory_bytes: 0,

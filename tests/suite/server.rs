@@ -446,6 +446,7 @@ fn runs_a_crashed_server_left_running_are_closed_at_start() {
                 request: Value::Null,
                 status: "running".into(),
                 events,
+                error: Value::Null,
                 cpu_ms: 0.0,
                 wall_ms: 0.0,
                 peak_memory_bytes: 0,

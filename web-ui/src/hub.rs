@@ -478,6 +478,7 @@ impl RunHub {
             request: record_request,
             status: "running".into(),
             events: vec![],
+            error: Value::Null,
             cpu_ms: 0.0,
             wall_ms: 0.0,
             peak_memory_bytes: 0,

@@ -250,6 +250,7 @@ impl Scheduler {
                     request: Value::Null,
                     status: "queued".into(),
                     events: vec![],
+                    error: Value::Null,
                     cpu_ms: 0.0,
                     wall_ms: 0.0,
                     peak_memory_bytes: 0,

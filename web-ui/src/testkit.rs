@@ -60,6 +60,7 @@ pub(crate) fn fixture(config: ServerConfig) -> anyhow::Result<Fixture> {
             request: Value::Null,
             status: "ok".into(),
             events: vec![json!({"type": "log", "text": "beta's secret output"})],
+            error: serde_json::Value::Null,
             cpu_ms: 0.0,
             wall_ms: 0.0,
             peak_memory_bytes: 0,
