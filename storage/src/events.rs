@@ -252,17 +252,19 @@ impl Store {
     fn chunk_holding(&self, prefix: &[u8], seq: u64) -> Result<Option<u64>> {
         let before = chunk_key(prefix, seq.saturating_add(1), 0);
         let mut found = None;
-        self.b
-            .scan_rev(Table::RunEvents, prefix, Some(&before), &mut |k, _| {
-                match parse_key(prefix, k) {
-                    Some((s, 0)) => {
-                        found = Some(s);
-                        Ok(false)
-                    }
-                    Some(_) => Ok(true),
-                    None => Ok(false),
+        self.b.scan_rev(
+            Table::RunEvents,
+            prefix,
+            Some(&before),
+            &mut |k, _| match parse_key(prefix, k) {
+                Some((s, 0)) => {
+                    found = Some(s);
+                    Ok(false)
                 }
-            })?;
+                Some(_) => Ok(true),
+                None => Ok(false),
+            },
+        )?;
         Ok(found)
     }
 
@@ -386,10 +388,7 @@ mod tests {
         assert_eq!(all.lines, big);
         assert_eq!(all.next, None);
         assert!(s.run_events(&ws, "r1", 50, 10).unwrap().lines.is_empty());
-        assert_eq!(
-            s.last_run_event(&ws, "r1").unwrap().unwrap()["seq"],
-            49
-        );
+        assert_eq!(s.last_run_event(&ws, "r1").unwrap().unwrap()["seq"], 49);
         // Another workspace and another run see nothing.
         let other = WorkspaceId::from_bytes([8; 16]);
         assert!(s.run_events(&other, "r1", 0, 10).unwrap().lines.is_empty());

@@ -269,10 +269,15 @@ impl Store {
         match block {
             None => {
                 let mut ids = Vec::new();
-                self.scan_json(Table::Runs, &Key::ws(ws).prefix(), "run", |_, r: RunRecord| {
-                    ids.push(r.id);
-                    ids.len() < limit
-                })?;
+                self.scan_json(
+                    Table::Runs,
+                    &Key::ws(ws).prefix(),
+                    "run",
+                    |_, r: RunRecord| {
+                        ids.push(r.id);
+                        ids.len() < limit
+                    },
+                )?;
                 for id in ids {
                     out.extend(self.get_run(ws, &id)?);
                 }
@@ -580,8 +585,11 @@ mod tests {
         assert!(listed[0].events.is_empty());
         assert_eq!(listed[0].error["kind"], "timeout");
         // Written again (as a restart closes it), its events move to chunks.
-        let mut r = s.get_run(&ws, "old")?.ok_or_else(|| corrupt("run", "gone"))?;
-        r.events.push(serde_json::json!({"seq": 2, "type": "finished"}));
+        let mut r = s
+            .get_run(&ws, "old")?
+            .ok_or_else(|| corrupt("run", "gone"))?;
+        r.events
+            .push(serde_json::json!({"seq": 2, "type": "finished"}));
         s.put_run(&ws, &r)?;
         assert_eq!(s.run_event_totals(&ws, "old")?.events, 3);
         assert_eq!(s.get_run(&ws, "old")?.map(|r| r.events), Some(r.events));

@@ -58,6 +58,10 @@ pub struct ServerConfig {
     /// Runs a history listing returns when the request gives no `limit`.
     /// Default: 50 (at most 500 on request).
     pub history_page: usize,
+    /// Bytes of events one `GET .../runs/{run}` answer holds at most
+    /// (about: a page ends after the event that reaches it); the answer's
+    /// `next_seq` asks for the next page. Default: 4 MiB.
+    pub run_page_bytes: usize,
 }
 
 impl Default for ServerConfig {
@@ -77,6 +81,7 @@ impl Default for ServerConfig {
             ws_max_subscriptions: 64,
             shutdown_grace_ms: 10_000,
             history_page: 50,
+            run_page_bytes: 4 * 1024 * 1024,
             schedule_tick_ms: 1000,
         }
     }

@@ -28,6 +28,10 @@ use crate::admission::{Admission, Permit, QuotaRefusal, Ticket};
 use crate::counting::CountingHost;
 use crate::error::{ApiError, ApiResult};
 use crate::metrics::{Gauges, Metrics};
+use crate::run_log::{Held, Log};
+
+/// Bytes of stored events a follower reads at a time.
+const READ_BATCH_BYTES: usize = 256 * 1024;
 
 /// What to run.
 #[derive(Debug, Clone)]
@@ -113,6 +117,7 @@ pub struct LiveRun {
     /// Start time, milliseconds since the Unix epoch.
     pub started_ms: u64,
     log: Mutex<Log>,
+    store: Store,
     changed: watch::Sender<usize>,
     /// Set once the run holds an admission permit and is in the engine.
     canceller: Mutex<Option<Canceller>>,
@@ -120,15 +125,8 @@ pub struct LiveRun {
     waiting: AtomicBool,
     cancel_requested: AtomicBool,
     cancel_notify: tokio::sync::Notify,
-}
-
-#[derive(Debug, Default)]
-struct Log {
-    /// The events, serialized once as they arrive (followers send these
-    /// lines as they are; history and snapshots parse them back, so a
-    /// run's output is held once, not twice).
-    lines: Vec<Arc<str>>,
-    status: Option<String>,
+    /// Set once its history (record, events, usage) is written.
+    recorded: AtomicBool,
 }
 
 impl LiveRun {
@@ -136,42 +134,114 @@ impl LiveRun {
         self.log.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Up to `max` serialized events from position `from`, and whether the
-    /// run has finished (its last event is in the log).
-    pub fn read_from(&self, from: usize, max: usize) -> (Vec<Arc<str>>, bool) {
-        let log = self.lock();
-        let end = log.lines.len().min(from.saturating_add(max));
-        let batch = log
-            .lines
-            .get(from..end)
-            .map(<[_]>::to_vec)
-            .unwrap_or_default();
-        (batch, log.status.is_some())
+    /// Up to `max` serialized events from seq `from`, and whether the run
+    /// has finished (its last event is in the log); events the log no
+    /// longer holds are read from the store.
+    ///
+    /// # Errors
+    /// When the store fails.
+    pub async fn read_from(&self, from: usize, max: usize) -> ApiResult<(Vec<Arc<str>>, bool)> {
+        let (held, finished) = {
+            let log = self.lock();
+            (log.held_from(from, max), log.status.is_some())
+        };
+        let lines = match held {
+            Held::Lines(l) => l,
+            Held::Stored => {
+                let (store, ws, id) = (self.store.clone(), self.workspace, self.id.clone());
+                let page = blocking(move || {
+                    Ok(store.run_events(&ws, &id, from as u64, READ_BATCH_BYTES)?)
+                })
+                .await?;
+                page.lines.into_iter().take(max).map(Arc::from).collect()
+            }
+        };
+        Ok((lines, finished))
     }
 
-    /// Ticks with the number of events each time one arrives.
-    pub fn watch(&self) -> watch::Receiver<usize> {
-        self.changed.subscribe()
-    }
-
-    /// The events so far as JSON, and `queued` (waiting for admission),
-    /// `running`, `ok` or `error`.
-    pub fn snapshot(&self) -> (Vec<Value>, String) {
-        let queued = self.is_queued();
-        let log = self.lock();
-        let events = log
-            .lines
+    /// Events from seq `from`, about `max_bytes` of them (at least one
+    /// when there is one), and the seq after the last when there are
+    /// more so far. Reads the store for events the log no longer holds
+    /// (call off the async threads).
+    ///
+    /// # Errors
+    /// When the store fails.
+    pub fn page(&self, from: usize, max_bytes: usize) -> ApiResult<(Vec<Value>, Option<u64>)> {
+        // Memory first: what it drops after this was stored before.
+        let held = self.lock().held_bytes_from(from, max_bytes);
+        let lines: Vec<Arc<str>> = match held {
+            Held::Lines(l) => l,
+            Held::Stored => {
+                let page =
+                    self.store
+                        .run_events(&self.workspace, &self.id, from as u64, max_bytes)?;
+                let bytes: usize = page.lines.iter().map(String::len).sum();
+                let done = page.next.is_none();
+                let mut lines: Vec<Arc<str>> = page.lines.into_iter().map(Arc::from).collect();
+                let next = from + lines.len();
+                if done && bytes < max_bytes {
+                    // The rest is held (what is not stored always is),
+                    // unless more was stored and dropped meanwhile.
+                    if let Held::Lines(more) = self.lock().held_bytes_from(next, max_bytes - bytes)
+                    {
+                        lines.extend(more);
+                    }
+                }
+                lines
+            }
+        };
+        let end = from + lines.len();
+        let more = end < self.lock().len();
+        let events = lines
             .iter()
             .filter_map(|l| serde_json::from_str(l).ok())
             .collect();
-        let status = log.status.clone().unwrap_or_else(|| {
+        Ok((events, more.then_some(end as u64)))
+    }
+
+    /// Every event so far and the status (a whole run in memory: for
+    /// tests and tools; servers read [`LiveRun::page`]).
+    ///
+    /// # Panics
+    /// Never on purpose: a store failure gives the events held.
+    pub fn snapshot(&self) -> (Vec<Value>, String) {
+        let status = self.status();
+        let events = self.page(0, usize::MAX).map(|p| p.0).unwrap_or_default();
+        (events, status)
+    }
+
+    /// `queued` (waiting for admission), `running`, `ok` or `error`.
+    pub fn status(&self) -> String {
+        let queued = self.is_queued();
+        self.lock().status.clone().unwrap_or_else(|| {
             if queued {
                 "queued".into()
             } else {
                 "running".into()
             }
-        });
-        (events, status)
+        })
+    }
+
+    /// The `result` event's value (null when none), the first error's
+    /// `{kind, message}` (null when none), and the `finished` event (null
+    /// until it arrives).
+    pub fn outcome(&self) -> (Value, Value, Value) {
+        let log = self.lock();
+        let parse = |l: &Option<Arc<str>>| {
+            l.as_deref()
+                .and_then(|l| serde_json::from_str::<Value>(l).ok())
+                .unwrap_or(Value::Null)
+        };
+        (
+            parse(&log.result)["value"].clone(),
+            log.error.clone(),
+            parse(&log.finished),
+        )
+    }
+
+    /// Ticks with the number of events each time one arrives.
+    pub fn watch(&self) -> watch::Receiver<usize> {
+        self.changed.subscribe()
     }
 
     /// Whether the run still waits for admission (its workspace is at
@@ -180,11 +250,12 @@ impl LiveRun {
         self.waiting.load(Ordering::SeqCst)
     }
 
-    /// Wait until the run has finished (its last event is in the log).
+    /// Wait until the run has finished and its history is written (its
+    /// usage counts against its workspace's quotas from then on).
     pub async fn finished(&self) {
         let mut rx = self.watch();
         loop {
-            if self.lock().status.is_some() {
+            if self.recorded.load(Ordering::SeqCst) {
                 return;
             }
             if rx.changed().await.is_err() {
@@ -246,20 +317,25 @@ impl LiveRun {
         let line: Arc<str> = serde_json::to_string(&ev)
             .map_err(|e| ApiError::Internal(format!("event did not serialize: {e}")))?
             .into();
-        let n = {
-            let mut log = self.lock();
-            if let EventBody::Finished(f) = &ev.body {
-                log.status = Some(if f.status == quire_engine::RunStatus::Ok {
-                    "ok".into()
-                } else {
-                    "error".into()
-                });
-            }
-            log.lines.push(line);
-            log.lines.len()
-        };
+        let n = self.lock().push(line, &ev.body);
         self.changed.send_replace(n);
         Ok(())
+    }
+
+    /// Append the events not stored yet to the run's stored events.
+    async fn store_events(&self) {
+        let (from, lines) = self.lock().unstored();
+        if lines.is_empty() {
+            return;
+        }
+        let n = lines.len();
+        let (store, ws, id) = (self.store.clone(), self.workspace, self.id.clone());
+        let written =
+            blocking(move || Ok(store.append_run_events(&ws, &id, from as u64, &lines)?)).await;
+        match written {
+            Ok(_) => self.lock().stored_up_to(from + n),
+            Err(e) => tracing::error!(error = %e, "run events not stored; will retry"),
+        }
     }
 }
 
@@ -531,11 +607,13 @@ impl RunHub {
             request: record.request.clone(),
             started_ms,
             log: Mutex::new(Log::default()),
+            store: self.store.clone(),
             changed,
             canceller: Mutex::new(None),
             waiting: AtomicBool::new(turn.is_err()),
             cancel_requested: AtomicBool::new(false),
             cancel_notify: tokio::sync::Notify::new(),
+            recorded: AtomicBool::new(false),
         });
         self.active().insert(id.clone(), live.clone());
 
@@ -562,7 +640,22 @@ impl RunHub {
                 let events = handle.events().clone();
                 let mut kind = String::new();
                 let mut finished = None;
-                while let Ok(ev) = events.recv_async().await {
+                loop {
+                    let deadline = follower.lock().store_deadline();
+                    let next = match deadline {
+                        Some(d) => {
+                            let d = tokio::time::Instant::from_std(d);
+                            match tokio::time::timeout_at(d, events.recv_async()).await {
+                                Ok(next) => next,
+                                Err(_) => {
+                                    follower.store_events().await;
+                                    continue;
+                                }
+                            }
+                        }
+                        None => events.recv_async().await,
+                    };
+                    let Ok(ev) = next else { break };
                     if let EventBody::Error(e) = &ev.body {
                         kind = e.kind.as_str().to_string();
                     }
@@ -572,6 +665,9 @@ impl RunHub {
                     };
                     if let Err(e) = follower.push(ev) {
                         tracing::error!(error = %e, "event dropped");
+                    }
+                    if follower.lock().store_due() {
+                        follower.store_events().await;
                     }
                     if fin.is_some() {
                         finished = fin;
@@ -626,10 +722,11 @@ impl RunHub {
         kind: String,
         accepted_at: Instant,
     ) {
-        let (events, status) = live.snapshot();
-        record.events = events;
+        live.store_events().await;
+        let (_, error, _) = live.outcome();
+        record.error = error;
         record.status = if finished.is_some() {
-            status
+            live.status()
         } else {
             "error".into()
         };
@@ -658,6 +755,8 @@ impl RunHub {
             tracing::error!(error = %e, "run history and usage not written");
         }
         self.active().remove(&live.id);
+        live.recorded.store(true, Ordering::SeqCst);
+        live.changed.send_modify(|_| {});
     }
 
     async fn write_record(&self, ws: WorkspaceId, record: RunRecord) -> ApiResult<()> {
@@ -676,22 +775,49 @@ impl RunHub {
         let runs = self.store.interrupted_runs()?;
         let n = runs.len();
         for (ws, mut r) in runs {
-            let next = r.events.len() as u64;
-            let t_ms = r
-                .events
-                .last()
+            let run = r.id.clone();
+            let mut next = self.store.run_event_totals(&ws, &run)?.events;
+            let mut last = self.store.last_run_event(&ws, &run)?;
+            // A record from before events were stored apart holds them.
+            let legacy = match next {
+                0 => self
+                    .store
+                    .get_run(&ws, &run)?
+                    .map(|f| f.events)
+                    .unwrap_or_default(),
+                _ => Vec::new(),
+            };
+            if !legacy.is_empty() {
+                next = legacy.len() as u64;
+                last = legacy.last().cloned();
+            }
+            let t_ms = last
+                .as_ref()
                 .and_then(|e| e["t_ms"].as_f64())
                 .unwrap_or(0.0);
-            let run = r.id.clone();
-            r.events.push(serde_json::json!({
-                "run": run, "seq": next, "type": "error", "kind": "internal",
-                "message": "the server stopped while this run was in progress; its output after the last event shown was lost",
-                "t_ms": t_ms,
-            }));
-            r.events.push(serde_json::json!({
-                "run": run, "seq": next + 1, "type": "finished", "status": "error",
-                "cpu_ms": r.cpu_ms, "wall_ms": t_ms, "peak_memory_bytes": r.peak_memory_bytes, "t_ms": t_ms,
-            }));
+            let message = "the server stopped while this run was in progress; its output after the last event shown was lost";
+            let closing = [
+                serde_json::json!({
+                    "run": run, "seq": next, "type": "error", "kind": "internal",
+                    "message": message, "t_ms": t_ms,
+                }),
+                serde_json::json!({
+                    "run": run, "seq": next + 1, "type": "finished", "status": "error",
+                    "cpu_ms": r.cpu_ms, "wall_ms": t_ms, "peak_memory_bytes": r.peak_memory_bytes, "t_ms": t_ms,
+                }),
+            ]
+            .map(|e| e.to_string());
+            if legacy.is_empty() {
+                self.store.append_run_events(&ws, &run, next, &closing)?;
+            } else {
+                // Written with its events, the record's move to chunks.
+                r.events = legacy;
+                r.events
+                    .extend(closing.iter().filter_map(|l| serde_json::from_str(l).ok()));
+            }
+            if r.error.is_null() {
+                r.error = serde_json::json!({"kind": "internal", "message": message});
+            }
             r.status = "error".into();
             self.store.put_run(&ws, &r)?;
             tracing::warn!(workspace = %ws, run = %run, "closed a run the previous server process left running");

@@ -33,6 +33,8 @@ mod depth_tests;
 mod error;
 #[cfg(test)]
 mod grant_tests;
+#[cfg(test)]
+mod history_tests;
 mod hub;
 pub mod live;
 #[cfg(test)]
@@ -42,6 +44,7 @@ mod metrics;
 mod quota_tests;
 mod retention;
 mod routes;
+mod run_log;
 pub mod scheduler;
 #[cfg(test)]
 mod scheduler_tests;

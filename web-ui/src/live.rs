@@ -428,25 +428,50 @@ async fn handle(conn: &Arc<Conn>, msg: &str) {
             }
             let store = conn.state.store.clone();
             let (ws, id) = (conn.ws.id, run.clone());
-            let rec = tokio::task::spawn_blocking(move || store.get_run(&ws, &id)).await;
+            let rec = tokio::task::spawn_blocking(move || store.get_run_head(&ws, &id)).await;
             match rec {
-                Ok(Ok(Some(rec))) => {
+                Ok(Ok(Some(_))) => {
                     reply(
                         conn,
                         with_ref(json!({"op": "following", "run": run}), &reference),
                     )
                     .await;
-                    for ev in rec.events.into_iter().skip(from_seq) {
-                        if conn.events.send(text(ev)).await.is_err() {
-                            return;
-                        }
-                    }
+                    replay_stored(conn, &run, from_seq).await;
                 }
                 _ => reject(conn, "follow", &reference, format!("run '{run}' not found")).await,
             }
         }
     }
 }
+
+/// Send a finished run's stored events from seq `from`, a page at a
+/// time (the connection's queue bounds what is held).
+async fn replay_stored(conn: &Conn, run: &str, mut from: usize) {
+    loop {
+        let store = conn.state.store.clone();
+        let (ws, id) = (conn.ws.id, run.to_string());
+        let page = tokio::task::spawn_blocking(move || {
+            store.run_events(&ws, &id, from as u64, REPLAY_PAGE_BYTES)
+        })
+        .await;
+        let Ok(Ok(page)) = page else {
+            tracing::error!(run, "stored events could not be read");
+            return;
+        };
+        from += page.lines.len();
+        for line in page.lines {
+            if conn.events.send(Arc::from(line)).await.is_err() {
+                return;
+            }
+        }
+        if page.next.is_none() {
+            return;
+        }
+    }
+}
+
+/// Bytes of stored events read at a time for a replay.
+const REPLAY_PAGE_BYTES: usize = 256 * 1024;
 
 fn check(conn: &Conn, need: Role) -> Result<(), ApiError> {
     conn.who.check(&conn.ws, need, &conn.ws.name)
@@ -532,7 +557,10 @@ async fn follow(conn: &Arc<Conn>, live: Arc<LiveRun>, from: usize, reference: &V
 async fn copy_events(live: &LiveRun, mut cursor: usize, tx: &mpsc::Sender<Arc<str>>) {
     let mut changed = live.watch();
     loop {
-        let (batch, finished) = live.read_from(cursor, 64);
+        let Ok((batch, finished)) = live.read_from(cursor, 64).await else {
+            tracing::error!(run = %live.id, "a follower's events could not be read");
+            return;
+        };
         if batch.is_empty() {
             if finished {
                 return;

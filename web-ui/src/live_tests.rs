@@ -268,7 +268,10 @@ async fn a_client_that_stops_reading_is_closed_and_delays_nothing() -> anyhow::R
             .store
             .recent_runs(&f.a.id, None, 5, None)?
             .into_iter()
-            .find(|r| r.events.len() > 5000);
+            .find(|r| {
+                let stored = f.state.store.run_event_totals(&f.a.id, &r.id);
+                r.status != "running" && stored.is_ok_and(|t| t.events > 5000)
+            });
         if stored.is_some() {
             break;
         }
@@ -351,5 +354,55 @@ async fn inputs_past_the_depth_limit_are_rejected_naming_it() -> anyhow::Result<
     c.send(json!({"op": "run", "block": "b1", "input": 1}));
     assert_eq!(c.next().await["op"], "accepted");
     c.task.abort();
+    Ok(())
+}
+
+/// A follower that joins a long run late, and one that follows it after
+/// it finished, get every event once, in order: what the live log no
+/// longer holds comes from the store.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn late_followers_of_a_long_run_get_every_event_in_order() -> anyhow::Result<()> {
+    let f = fixture(ServerConfig::default())?;
+    let q = quire_storage::Quota {
+        output_bytes_per_run: 8 * 1024 * 1024,
+        cpu_ms_per_run: 10_000,
+        wall_ms_per_run: 20_000,
+        ..quire_storage::Quota::default()
+    };
+    f.state.store.put_quota(&f.a.id, &q)?;
+    let source = "const line = 'y'.repeat(1000);
+        for (let i = 0; i < 3000; i++) console.log(i, line);
+        await new Promise((r) => setTimeout(r, 300));
+        export default 'done';";
+    let mut first = connect(&f.state, &f.a, Role::Editor);
+    first.send(json!({"op": "run_source", "source": source, "lang": "js"}));
+    let run = first.next().await["run"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    // Wait until well past the 1 MiB a live log keeps.
+    loop {
+        let v = first.next().await;
+        if v["run"] == run.as_str() && v["seq"].as_u64().is_some_and(|s| s >= 2999) {
+            break;
+        }
+    }
+    let check = |msgs: &[Value]| {
+        let evs = events_of(msgs, &run);
+        assert_eq!(evs.len(), 3000 + 3, "started, logs, result, finished");
+        for (i, e) in evs.iter().enumerate() {
+            assert_eq!(e["seq"], i as u64);
+        }
+    };
+    let mut late = connect(&f.state, &f.a, Role::Viewer);
+    late.send(json!({"op": "follow", "run": run, "from_seq": 0}));
+    check(&late.until_finished(&run).await);
+    let live = f.state.hub.get(&f.a.id, &run);
+    if let Some(live) = live {
+        tokio::time::timeout(Duration::from_secs(30), live.finished()).await?;
+    }
+    let mut after = connect(&f.state, &f.a, Role::Viewer);
+    after.send(json!({"op": "follow", "run": run, "from_seq": 0}));
+    check(&after.until_finished(&run).await);
     Ok(())
 }

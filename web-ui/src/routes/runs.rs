@@ -44,17 +44,8 @@ fn summary(r: &quire_storage::RunRecord) -> Value {
         "run": r.id, "status": r.status, "block": r.block, "trigger": r.trigger,
         "started_ms": r.started_ms, "cpu_ms": r.cpu_ms, "wall_ms": r.wall_ms,
         "peak_memory_bytes": r.peak_memory_bytes,
-        "error": error_of(&r.events),
+        "error": r.error,
     })
-}
-
-/// `{kind, message}` of a run's error event, or null.
-fn error_of(events: &[Value]) -> Value {
-    events
-        .iter()
-        .find(|e| e["type"] == "error")
-        .map(|e| json!({"kind": e["kind"], "message": e["message"]}))
-        .unwrap_or(Value::Null)
 }
 
 async fn list(
@@ -90,11 +81,24 @@ async fn list(
     })))
 }
 
+/// Which of a run's events `GET .../runs/{run}` returns.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct EventsQuery {
+    /// The first event's seq (default 0): a previous answer's `next_seq`.
+    #[serde(default)]
+    from_seq: u64,
+}
+
 async fn one(
     State(s): State<AppState>,
     who: Principal,
     Path((ws, run)): Path<(String, String)>,
+    q: Result<Query<EventsQuery>, axum::extract::rejection::QueryRejection>,
 ) -> ApiResult<Json<Value>> {
+    let Query(q) = q.map_err(|e| ApiError::field("query", e.body_text()))?;
+    let from = usize::try_from(q.from_seq).map_err(|_| ApiError::field("from_seq", "too large"))?;
+    let page_bytes = s.config.run_page_bytes;
     let store = s.store.clone();
     let hub = s.hub.clone();
     blocking(move || {
@@ -102,24 +106,34 @@ async fn one(
         // A live run answers from the hub (events so far); a finished one
         // from history. The hub keeps a run until its history is written.
         if let Some(live) = hub.get(&w.id, &run) {
-            let (events, status) = live.snapshot();
-            let error = error_of(&events);
+            // Status first: once it is final, the page read after it
+            // holds every event.
+            let status = live.status();
+            let (_, error, fin) = live.outcome();
+            let (events, next) = live.page(from, page_bytes)?;
             // Between `finished` and the history write, report its usage.
-            let fin = events.iter().find(|e| e["type"] == "finished");
-            let usage = |k: &str| fin.map(|f| f[k].clone()).unwrap_or(json!(0));
+            let usage = |k: &str| {
+                if fin.is_null() {
+                    json!(0)
+                } else {
+                    fin[k].clone()
+                }
+            };
             return Ok(Json(json!({
                 "run": live.id, "status": status, "block": live.block,
                 "trigger": live.trigger, "started_ms": live.started_ms,
                 "cpu_ms": usage("cpu_ms"), "wall_ms": usage("wall_ms"),
                 "peak_memory_bytes": usage("peak_memory_bytes"),
-                "error": error, "events": events, "request": live.request,
+                "error": error, "events": events, "next_seq": next, "request": live.request,
             })));
         }
         let r = store
-            .get_run(&w.id, &run)?
+            .get_run_head(&w.id, &run)?
             .ok_or_else(|| ApiError::not_found("run", &run))?;
+        let page = store.run_events(&w.id, &run, from as u64, page_bytes)?;
         let mut v = summary(&r);
-        v["events"] = Value::Array(r.events);
+        v["events"] = Value::Array(page.values());
+        v["next_seq"] = json!(page.next);
         v["request"] = r.request;
         Ok(Json(v))
     })

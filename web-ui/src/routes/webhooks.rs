@@ -156,16 +156,9 @@ async fn hook(
         return Ok((StatusCode::ACCEPTED, Json(json!({"run": live.id}))));
     }
     live.finished().await;
-    let (events, status) = live.snapshot();
-    let result = events
-        .iter()
-        .find(|e| e["type"] == "result")
-        .map(|e| e["value"].clone())
-        .unwrap_or(Value::Null);
-    let error = events
-        .iter()
-        .find(|e| e["type"] == "error")
-        .map(|e| json!({"kind": e["kind"], "message": e["message"]}));
+    let (result, error, _) = live.outcome();
+    let status = live.status();
+    let error = (!error.is_null()).then_some(error);
     let code = if status == "ok" {
         StatusCode::OK
     } else {
