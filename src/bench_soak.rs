@@ -20,6 +20,8 @@ use serde_json::{json, Value};
 
 /// Runs made.
 const RUNS: usize = 80;
+/// Readers paging through the newest run at once, over HTTP.
+const READERS: usize = 8;
 /// Samples taken every this many runs.
 const EVERY: usize = 10;
 /// ~16 MB of logs: 16,000 lines of 1,000 bytes.
@@ -121,7 +123,7 @@ async fn soak(dir: &std::path::Path) -> anyhow::Result<Value> {
         let live = started.live();
         drop(started);
         live.finished().await;
-        let (_, status) = live.snapshot();
+        let status = live.status();
         anyhow::ensure!(status == "ok", "soak run {i} ended {status}");
         while state.hub.active_count() > 0 {
             tokio::time::sleep(std::time::Duration::from_millis(5)).await;
@@ -139,7 +141,9 @@ async fn soak(dir: &std::path::Path) -> anyhow::Result<Value> {
             }));
         }
     }
+    let reads = parallel_reads(&state, &ws).await?;
     Ok(json!({
+        "parallel_reads": reads,
         "runs": RUNS,
         "output_mib_per_run": 16,
         "history_quota_mib": quota.history_bytes as f64 / MIB,
@@ -149,4 +153,94 @@ async fn soak(dir: &std::path::Path) -> anyhow::Result<Value> {
         "wall_s": t.elapsed().as_secs_f64(),
         "samples": samples,
     }))
+}
+
+/// [`READERS`] clients page through the newest run's events at once over
+/// HTTP (`GET .../runs/{run}?from_seq=`) while the server's resident
+/// memory is sampled.
+async fn parallel_reads(state: &AppState, ws: &quire_storage::Workspace) -> anyhow::Result<Value> {
+    let run = state
+        .store
+        .recent_runs(&ws.id, None, 1, None)?
+        .pop()
+        .context("no run to read")?
+        .id;
+    let token = quire_web::Auth::mint(&state.store, Some(ws.id), quire_web::Role::Viewer, "soak")
+        .map_err(|e| anyhow::anyhow!("{e}"))?
+        .1;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let addr = listener.local_addr()?;
+    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let server = tokio::spawn(quire_web::serve(listener, state.clone(), async move {
+        let _ = stop_rx.await;
+    }));
+    let rss_before = rss_mib();
+    let done = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let flag = done.clone();
+    let sampler = tokio::task::spawn_blocking(move || {
+        let mut peak = 0f64;
+        while !flag.load(std::sync::atomic::Ordering::Relaxed) {
+            peak = peak.max(rss_mib());
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+        peak
+    });
+    let t = Instant::now();
+    let path = format!("/api/v1/workspaces/{}/runs/{run}", ws.name);
+    let readers: Vec<_> = (0..READERS)
+        .map(|_| tokio::spawn(read_all(addr, path.clone(), token.clone())))
+        .collect();
+    let mut events = 0;
+    for r in readers {
+        events += r.await??;
+    }
+    let wall_s = t.elapsed().as_secs_f64();
+    done.store(true, std::sync::atomic::Ordering::Relaxed);
+    let peak = sampler.await.unwrap_or(0.0);
+    let _ = stop_tx.send(());
+    let _ = tokio::time::timeout(std::time::Duration::from_secs(30), server).await;
+    Ok(json!({
+        "readers": READERS,
+        "events_read": events,
+        "wall_s": wall_s,
+        "server_rss_before_mib": rss_before,
+        "server_rss_peak_mib": peak,
+    }))
+}
+
+/// Every event of the run at `path`, page by page; how many.
+async fn read_all(
+    addr: std::net::SocketAddr,
+    path: String,
+    token: String,
+) -> anyhow::Result<usize> {
+    let mut from = 0u64;
+    let mut n = 0;
+    loop {
+        let v = http_get(addr, &format!("{path}?from_seq={from}"), &token).await?;
+        n += v["events"].as_array().map_or(0, Vec::len);
+        match v["next_seq"].as_u64() {
+            Some(next) => from = next,
+            None => return Ok(n),
+        }
+    }
+}
+
+/// One HTTP/1.1 GET with `Connection: close`; its JSON body.
+async fn http_get(addr: std::net::SocketAddr, path: &str, token: &str) -> anyhow::Result<Value> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut s = tokio::net::TcpStream::connect(addr).await?;
+    let req = format!(
+        "GET {path} HTTP/1.1\r\nhost: {addr}\r\nauthorization: Bearer {token}\r\nconnection: close\r\n\r\n"
+    );
+    s.write_all(req.as_bytes()).await?;
+    let mut buf = Vec::new();
+    s.read_to_end(&mut buf).await?;
+    let at = buf
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .context("no end of headers")?;
+    let head = String::from_utf8_lossy(&buf[..at]);
+    anyhow::ensure!(head.starts_with("HTTP/1.1 200"), "GET {path}: {head}");
+    Ok(serde_json::from_slice(&buf[at + 4..])?)
 }

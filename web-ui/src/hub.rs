@@ -159,14 +159,14 @@ impl LiveRun {
         Ok((lines, finished))
     }
 
-    /// Events from seq `from`, about `max_bytes` of them (at least one
+    /// Serialized events from seq `from`, about `max_bytes` of them (at least one
     /// when there is one), and the seq after the last when there are
     /// more so far. Reads the store for events the log no longer holds
     /// (call off the async threads).
     ///
     /// # Errors
     /// When the store fails.
-    pub fn page(&self, from: usize, max_bytes: usize) -> ApiResult<(Vec<Value>, Option<u64>)> {
+    pub fn page(&self, from: usize, max_bytes: usize) -> ApiResult<(Vec<Arc<str>>, Option<u64>)> {
         // Memory first: what it drops after this was stored before.
         let held = self.lock().held_bytes_from(from, max_bytes);
         let lines: Vec<Arc<str>> = match held {
@@ -192,11 +192,7 @@ impl LiveRun {
         };
         let end = from + lines.len();
         let more = end < self.lock().len();
-        let events = lines
-            .iter()
-            .filter_map(|l| serde_json::from_str(l).ok())
-            .collect();
-        Ok((events, more.then_some(end as u64)))
+        Ok((lines, more.then_some(end as u64)))
     }
 
     /// Every event so far and the status (a whole run in memory: for
@@ -206,7 +202,11 @@ impl LiveRun {
     /// Never on purpose: a store failure gives the events held.
     pub fn snapshot(&self) -> (Vec<Value>, String) {
         let status = self.status();
-        let events = self.page(0, usize::MAX).map(|p| p.0).unwrap_or_default();
+        let lines = self.page(0, usize::MAX).map(|p| p.0).unwrap_or_default();
+        let events = lines
+            .iter()
+            .filter_map(|l| serde_json::from_str(l).ok())
+            .collect();
         (events, status)
     }
 

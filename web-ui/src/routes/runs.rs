@@ -95,7 +95,7 @@ async fn one(
     who: Principal,
     Path((ws, run)): Path<(String, String)>,
     q: Result<Query<EventsQuery>, axum::extract::rejection::QueryRejection>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<RunAnswer>> {
     let Query(q) = q.map_err(|e| ApiError::field("query", e.body_text()))?;
     let from = usize::try_from(q.from_seq).map_err(|_| ApiError::field("from_seq", "too large"))?;
     let page_bytes = s.config.run_page_bytes;
@@ -110,7 +110,7 @@ async fn one(
             // holds every event.
             let status = live.status();
             let (_, error, fin) = live.outcome();
-            let (events, next) = live.page(from, page_bytes)?;
+            let (lines, next) = live.page(from, page_bytes)?;
             // Between `finished` and the history write, report its usage.
             let usage = |k: &str| {
                 if fin.is_null() {
@@ -119,25 +119,61 @@ async fn one(
                     fin[k].clone()
                 }
             };
-            return Ok(Json(json!({
+            let head = json!({
                 "run": live.id, "status": status, "block": live.block,
                 "trigger": live.trigger, "started_ms": live.started_ms,
                 "cpu_ms": usage("cpu_ms"), "wall_ms": usage("wall_ms"),
                 "peak_memory_bytes": usage("peak_memory_bytes"),
-                "error": error, "events": events, "next_seq": next, "request": live.request,
-            })));
+                "error": error, "request": live.request,
+            });
+            return Ok(Json(RunAnswer::new(head, lines.iter().map(|l| &**l), next)));
         }
         let r = store
             .get_run_head(&w.id, &run)?
             .ok_or_else(|| ApiError::not_found("run", &run))?;
         let page = store.run_events(&w.id, &run, from as u64, page_bytes)?;
-        let mut v = summary(&r);
-        v["events"] = Value::Array(page.values());
-        v["next_seq"] = json!(page.next);
-        v["request"] = r.request;
-        Ok(Json(v))
+        let mut head = summary(&r);
+        head["request"] = r.request;
+        Ok(Json(RunAnswer::new(
+            head,
+            page.lines.iter().map(String::as_str),
+            page.next,
+        )))
     })
     .await
+}
+
+/// A run and a page of its events, sent as they are stored (parsed only
+/// to check them, never built into a tree: a page is megabytes).
+#[derive(serde::Serialize)]
+struct RunAnswer {
+    #[serde(flatten)]
+    head: Value,
+    events: Vec<Box<serde_json::value::RawValue>>,
+    next_seq: Option<u64>,
+}
+
+impl RunAnswer {
+    fn new<'a>(head: Value, lines: impl Iterator<Item = &'a str>, next_seq: Option<u64>) -> Self {
+        let events = lines.filter_map(raw_event).collect();
+        Self {
+            head,
+            events,
+            next_seq,
+        }
+    }
+}
+
+/// One stored event line as raw JSON; one nested past the parser's
+/// default limit (stored before the depth limit) is parsed without it.
+fn raw_event(line: &str) -> Option<Box<serde_json::value::RawValue>> {
+    if let Ok(raw) = serde_json::value::RawValue::from_string(line.to_string()) {
+        return Some(raw);
+    }
+    let mut de = serde_json::Deserializer::from_str(line);
+    de.disable_recursion_limit();
+    let v = <Value as serde::Deserialize>::deserialize(&mut de).ok()?;
+    serde_json::value::to_raw_value(&v).ok()
 }
 
 #[derive(Deserialize)]
