@@ -212,6 +212,44 @@ test("renders display outputs safely and lists run history", async () => {
   await p.close();
 });
 
+test("outputs stay: a reopened document shows each block's last run, when and how it ran", async () => {
+  const { doc, block } = await docWith("Outputs stay", 'console.log("from history");\nexport default { kept: 42 };');
+  const { run } = await api("POST", `/workspaces/default/blocks/${block}/runs`, { input: null });
+  for (let i = 0; i < 300; i++) {
+    const r = await api("GET", `/workspaces/default/runs/${run}`);
+    if (r.status === "ok") break;
+    await new Promise((res) => setTimeout(res, 50));
+  }
+  const p = await page();
+  for (const visit of ["open", "reload"]) {
+    if (visit === "open") await open(p, doc);
+    else {
+      await p.reload();
+      await p.locator(".cell.code").first().waitFor();
+    }
+    const cell = p.locator(".cell.code").first();
+    const head = cell.locator(".output .last-run");
+    await head.waitFor();
+    assert.match(await head.innerText(), /^Last run: ran (just now|\d+ min ago) · manually · [\d.]+ ms · View run$/);
+    await cell.locator(".output .log", { hasText: "from history" }).waitFor();
+    await cell.locator(".output .result", { hasText: "42" }).waitFor();
+    await cell.locator(".output .finished-ok").waitFor();
+    if (visit === "open") await shot(p, "outputs-stay");
+  }
+  // Its link opens the run in the block's history.
+  const cell = p.locator(".cell.code").first();
+  await cell.getByRole("button", { name: "Show this run in the history" }).click();
+  await cell.locator(".history tbody tr").first().waitFor();
+  await cell.locator(".output .log", { hasText: "from history" }).waitFor();
+  // A new run replaces it.
+  await setSource(p, cell, 'console.log("fresh");');
+  await cell.locator(".save-status.saved").waitFor();
+  await cell.getByRole("button", { name: "Run", exact: true }).click();
+  await cell.locator(".output .log", { hasText: "fresh" }).waitFor();
+  assert.equal(await cell.locator(".output .last-run").count(), 0);
+  await p.close();
+});
+
 test("adds, moves and deletes blocks; admins edit grants in plain words", async () => {
   const { doc } = await docWith("Layout", "export default 1;");
   const p = await page();

@@ -24,6 +24,24 @@ export function describeGrant(g) {
 
 const fmtTime = (ms) => new Date(ms).toLocaleString();
 
+// "just now", "5 min ago", "3 h ago", else the date.
+export function ago(ms, now = Date.now()) {
+  const s = Math.max(0, (now - ms) / 1000);
+  if (s < 45) return "just now";
+  if (s < 3600) return `${Math.max(1, Math.round(s / 60))} min ago`;
+  if (s < 86400) return `${Math.round(s / 3600)} h ago`;
+  return `on ${fmtTime(ms)}`;
+}
+
+// Who started a run, in words.
+export function startedBy(trigger) {
+  const kind = trigger?.kind;
+  if (kind === "schedule") return "by schedule";
+  if (kind === "webhook") return "by webhook";
+  if (kind === "manual") return "manually";
+  return kind ? `by ${kind}` : "manually";
+}
+
 export class CodeCell {
   constructor(app, { index, blockId, inline, onMove, onDelete }) {
     this.app = app;
@@ -33,6 +51,7 @@ export class CodeCell {
     this.onMove = onMove;
     this.onDelete = onDelete;
     this.runId = null;
+    this.epoch = 0; // bumped whenever something new takes the output
     this.saving = null;
     this.dirty = false;
     this.el = h("section", { class: "cell code", "data-block": blockId || "", "aria-label": "Code block" });
@@ -50,7 +69,45 @@ export class CodeCell {
     }
     this.base = this.block.updated_ms;
     this.render();
+    if (this.blockId) this.showLast().catch(() => {});
     return this;
+  }
+
+  // Reopening a document shows each block's latest run from history,
+  // headed "ran 5 min ago · by schedule · 3.2 ms", unless a run started
+  // here first.
+  async showLast() {
+    const epoch = this.epoch;
+    const { runs } = await this.app.api.get(paths.lastRun(this.app.ws, this.blockId));
+    const r = runs[0];
+    if (!r || r.status === "queued" || epoch !== this.epoch) return;
+    const view = h("button", { class: "link", onclick: () => this.openRun(r.run), "aria-label": "Show this run in the history" }, "View run");
+    const parts = [`ran ${ago(r.started_ms)}`, startedBy(r.trigger)];
+    if (r.status !== "running") parts.push(`${r.wall_ms.toFixed(1)} ms`);
+    else parts.push("still running");
+    const head = h("p", { class: "last-run muted", title: fmtTime(r.started_ms) }, `Last run: ${parts.join(" · ")} · `, view);
+    await this.replay(r.run, head, epoch);
+  }
+
+  // Show run `run`'s stored events, page by page, under `head`; stops if
+  // another run takes the output meanwhile.
+  async replay(run, head, epoch = this.epoch) {
+    let from = 0;
+    let first = true;
+    for (;;) {
+      const r = await this.app.api.get(paths.run(this.app.ws, run, from));
+      if (epoch !== this.epoch) return;
+      if (first) this.output.reset(typeof head === "function" ? head(r) : head);
+      first = false;
+      for (const ev of r.events) this.output.event(ev);
+      if (r.next_seq == null) return;
+      from = r.next_seq;
+    }
+  }
+
+  openRun(run) {
+    if (this.historyEl.hidden) this.toggleHistory();
+    this.show(run);
   }
 
   render() {
@@ -262,6 +319,7 @@ export class CodeCell {
     if (!this.canEdit || this.runId) return;
     const source = this.editor.text();
     this.editor.markError(null);
+    this.epoch++;
     this.output.reset();
     this.runStatus.textContent = "Starting…";
     this.setRunning(true);
@@ -281,6 +339,7 @@ export class CodeCell {
   startedElsewhere(m) {
     if (this.runId) return null;
     const by = m.trigger?.kind || "another client";
+    this.epoch++;
     this.output.reset(`Run started by ${by === "manual" ? "another client" : `a ${by}`} at ${new Date().toLocaleTimeString()}`);
     this.runStatus.textContent = `Running (started by ${by})…`;
     this.el.classList.add("running");
@@ -342,8 +401,7 @@ export class CodeCell {
   }
 
   async show(run) {
-    const r = await this.app.api.get(paths.run(this.app.ws, run));
-    this.output.reset(`Run of ${fmtTime(r.started_ms)} (${r.status})`);
-    for (const ev of r.events) this.output.event(ev);
+    const epoch = ++this.epoch;
+    await this.replay(run, (r) => `Run of ${fmtTime(r.started_ms)} (${r.status})`, epoch);
   }
 }

@@ -65,9 +65,11 @@ export class Output {
     this.el = el;
   }
 
+  // Empty the output; `note` (text, or an element) heads it.
   reset(note) {
     clear(this.el);
-    if (note) this.el.append(h("p", { class: "muted" }, note));
+    if (typeof note === "string" && note) this.el.append(h("p", { class: "muted" }, note));
+    else if (note) this.el.append(note);
   }
 
   event(ev) {
