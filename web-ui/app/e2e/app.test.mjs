@@ -250,6 +250,37 @@ test("outputs stay: a reopened document shows each block's last run, when and ho
   await p.close();
 });
 
+test("long outputs collapse behind 'Show all', the page scrolls (not the output), and Clear empties it", async () => {
+  const src = 'for (let i = 0; i < 30; i++) {\n  for (let j = 0; j < 10; j++) console.log("line", i * 10 + j);\n  await new Promise((r) => setTimeout(r, 10));\n}\nexport default { lines: 300 };';
+  const { doc } = await docWith("Long output", src);
+  const p = await page({ width: 1280, height: 700 });
+  await open(p, doc);
+  const cell = p.locator(".cell.code").first();
+  // No fixed-height scroll areas inside the cell.
+  const styles = await cell.evaluate((el) => [".output", ".cm-editor"].map((s) => {
+    const c = getComputedStyle(el.querySelector(s));
+    return [c.maxHeight, c.overflowY];
+  }));
+  assert.deepEqual(styles, [["none", "visible"], ["none", "visible"]]);
+  await cell.getByRole("button", { name: "Run", exact: true }).click();
+  await cell.locator(".finished-ok").waitFor();
+  // The first 100 lines show; the rest wait behind the button; the result
+  // and the timing stay visible.
+  const more = cell.getByRole("button", { name: "Show all 300 lines (200 more)" });
+  await more.waitFor();
+  assert.equal(await cell.locator(".output .log:visible").count(), 100);
+  assert.ok(await cell.locator(".output .result").isVisible());
+  // The output followed the run: its end is on screen.
+  const box = await cell.locator(".output .finished").boundingBox();
+  assert.ok(box && box.y + box.height <= 700 + 1, `the end of the output is at ${box?.y}`);
+  await more.click();
+  assert.equal(await cell.locator(".output .log:visible").count(), 300);
+  await cell.getByRole("button", { name: "Clear the output of Long output" }).click();
+  assert.equal(await cell.locator(".output .log").count(), 0);
+  assert.ok(!(await cell.locator(".output").isVisible()), "an empty output takes no room");
+  await p.close();
+});
+
 test("adds, moves and deletes blocks; admins edit grants in plain words", async () => {
   const { doc } = await docWith("Layout", "export default 1;");
   const p = await page();

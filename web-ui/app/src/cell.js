@@ -118,6 +118,7 @@ export class CodeCell {
     this.runBtn = h("button", { class: "primary", onclick: () => this.run(), title: "Run (Ctrl+Enter)", disabled: !this.canEdit }, "Run");
     this.cancelBtn = h("button", { onclick: () => this.cancel(), disabled: true, "aria-label": "Cancel the run" }, "Cancel");
     this.histBtn = h("button", { onclick: () => this.toggleHistory(), "aria-expanded": "false", disabled: !this.blockId }, "History");
+    this.clearBtn = h("button", { onclick: () => this.clearOutput(), "aria-label": `Clear the output of ${name}` }, "Clear");
     const moves = this.canEdit ? [
       h("button", { onclick: () => this.onMove(-1), "aria-label": `Move ${name} up` }, "↑"),
       h("button", { onclick: () => this.onMove(1), "aria-label": `Move ${name} down` }, "↓"),
@@ -136,7 +137,7 @@ export class CodeCell {
         h("span", { class: "lang", title: "Language" }, b.lang === "ts" ? "TypeScript" : "JavaScript"),
         this.engineControl(b),
         this.status,
-        h("div", { class: "actions" }, this.runBtn, this.cancelBtn, this.histBtn, ...moves)),
+        h("div", { class: "actions" }, this.runBtn, this.cancelBtn, this.clearBtn, this.histBtn, ...moves)),
       this.grantsEl, editorEl, this.runStatus, outEl, this.historyEl, triggers);
     this.output = new Output(outEl);
     this.editor = createEditor(editorEl, {
@@ -309,8 +310,15 @@ export class CodeCell {
     this.save(true);
   }
 
+  // Empty the output (what is on screen only: history keeps the run).
+  clearOutput() {
+    this.epoch++;
+    this.output.reset();
+  }
+
   setRunning(on) {
     this.runBtn.disabled = on || !this.canEdit;
+    this.output.follow = on;
     this.cancelBtn.disabled = !on;
     this.el.classList.toggle("running", on);
   }
@@ -343,12 +351,14 @@ export class CodeCell {
     this.output.reset(`Run started by ${by === "manual" ? "another client" : `a ${by}`} at ${new Date().toLocaleTimeString()}`);
     this.runStatus.textContent = `Running (started by ${by})…`;
     this.el.classList.add("running");
+    this.output.follow = true;
     return (ev) => {
       this.output.event(ev);
       if (ev.type === "error") this.runStatus.textContent = `Failed: ${ev.kind}`;
       if (ev.type === "finished") {
         if (ev.status === "ok") this.runStatus.textContent = `Finished (started by ${by})`;
         this.el.classList.remove("running");
+        this.output.follow = false;
         if (!this.historyEl.hidden) this.loadHistory();
       }
     };

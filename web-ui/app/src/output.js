@@ -59,29 +59,74 @@ export function displayNode(mime, data) {
   return h("pre", { class: "display-text" }, String(data));
 }
 
-// The output area of one run.
+// Lines (logs and displays) shown before the rest collapse behind
+// "Show all N lines"; the result, an error and the timing stay visible.
+export const COLLAPSE_AFTER = 100;
+
+// The output area of one run. The page scrolls, not the output: while
+// `follow` is on (a live run) and the output's end is in view, it stays
+// in view as lines arrive.
 export class Output {
   constructor(el) {
     this.el = el;
+    this.follow = false;
+    this.reset();
   }
 
   // Empty the output; `note` (text, or an element) heads it.
   reset(note) {
     clear(this.el);
+    this.lines = 0;
+    this.more = null;
+    this.moreBtn = null;
     if (typeof note === "string" && note) this.el.append(h("p", { class: "muted" }, note));
     else if (note) this.el.append(note);
   }
 
+  // Where a log or display line goes: the output, or past
+  // COLLAPSE_AFTER lines the collapsed rest.
+  lineTarget() {
+    this.lines++;
+    if (this.lines <= COLLAPSE_AFTER) return this.el;
+    if (!this.more) {
+      this.more = h("div", { class: "more", hidden: true });
+      this.moreBtn = h("button", { class: "show-all", onclick: () => this.expand() }, "");
+      this.el.append(this.moreBtn, this.more);
+    }
+    const rest = this.lines - COLLAPSE_AFTER;
+    if (this.more.hidden) this.moreBtn.textContent = `Show all ${this.lines} lines (${rest} more)`;
+    return this.more;
+  }
+
+  expand() {
+    if (!this.more) return;
+    const open = this.more.hidden;
+    this.more.hidden = !open;
+    this.moreBtn.textContent = open ? `Show the first ${COLLAPSE_AFTER} lines` : `Show all ${this.lines} lines (${this.lines - COLLAPSE_AFTER} more)`;
+  }
+
+  // The output's end is on screen (or nearly).
+  endInView() {
+    const r = this.el.getBoundingClientRect();
+    return r.bottom >= 0 && r.bottom <= window.innerHeight + 48;
+  }
+
   event(ev) {
+    const follow = this.follow && this.endInView();
+    this.render(ev);
+    if (follow && this.el.getBoundingClientRect().bottom > window.innerHeight) this.el.scrollIntoView({ block: "end" });
+  }
+
+  render(ev) {
     switch (ev.type) {
       case "started":
         break;
       case "log":
-        this.el.append(h("div", { class: `log log-${ev.level}` },
+        this.lineTarget().append(h("div", { class: `log log-${ev.level}` },
           ev.level !== "log" && ev.level !== "info" ? h("span", { class: "level" }, `${ev.level} `) : null, ev.text));
         break;
       case "display":
-        this.el.append(h("div", { class: "display", "data-mime": ev.mime }, displayNode(ev.mime, ev.data)));
+        this.lineTarget().append(h("div", { class: "display", "data-mime": ev.mime }, displayNode(ev.mime, ev.data)));
         break;
       case "result":
         this.el.append(h("div", { class: "result" }, h("span", { class: "label" }, "Result "), jsonTree(ev.value)));
