@@ -52,6 +52,17 @@ pub enum EventBody {
     Finished(Finished),
 }
 
+/// The MIME types `display(value, {mime})` accepts, in the order its
+/// error message lists them. The prelude (`prelude.js`, both engines)
+/// holds the same list; a test keeps the two equal.
+pub const DISPLAY_MIMES: &[&str] = &[
+    "application/json",
+    "text/plain",
+    "text/html",
+    "text/csv",
+    "text/markdown",
+];
+
 /// `console` levels.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -199,6 +210,19 @@ pub struct Finished {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn the_prelude_accepts_exactly_the_display_mimes() {
+        let list: Vec<String> = super::DISPLAY_MIMES
+            .iter()
+            .map(|m| format!("{m:?}"))
+            .collect();
+        let line = format!("const MIMES = [{}];", list.join(", "));
+        assert!(
+            include_str!("prelude.js").contains(&line),
+            "prelude.js must say: {line}"
+        );
+    }
+
     use super::*;
 
     #[test]

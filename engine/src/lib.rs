@@ -69,7 +69,9 @@ pub use control::RunOutcome;
 pub use depth::{check_depth, too_deep, value_depth, MAX_VALUE_DEPTH};
 pub use engine::{idle_isolate_bytes, Canceller, Engine, EngineStats, RunHandle};
 pub use error::EngineError;
-pub use event::{ErrorInfo, ErrorKind, EventBody, Finished, LogLevel, RunEvent, RunStatus};
+pub use event::{
+    ErrorInfo, ErrorKind, EventBody, Finished, LogLevel, RunEvent, RunStatus, DISPLAY_MIMES,
+};
 pub use flume;
 pub use host::{
     CallContext, Host, HostCall, HostError, HostErrorKind, HostHandle, HostReply, HostResult,

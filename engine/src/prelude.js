@@ -149,7 +149,7 @@ consoleObj.timeLog = function (label = "default", ...args) {
 
 // ---------------------------------------------------------------- display
 
-const MIMES = ["application/json", "text/plain", "text/html", "text/csv"];
+const MIMES = ["application/json", "text/plain", "text/html", "text/csv", "text/markdown"];
 function display(value, options) {
   let mime = options && options.mime;
   if (mime === undefined) mime = typeof value === "string" ? "text/plain" : "application/json";

@@ -522,6 +522,7 @@ fn display_checks_mime_types_and_counts_as_output() {
         let r = run_js(
         "display('<b>hi</b>', { mime: 'text/html' });\n\
          display('a,b\\n1,2', { mime: 'text/csv' });\n\
+         display('# T\\n\\n*x*', { mime: 'text/markdown' });\n\
          display({ rows: [1, 2] });\n\
          display('plain');\n\
          let err = ''; try { display('x', { mime: 'application/x-evil' }); } catch (e) { err = e.message; }\n\
@@ -540,6 +541,7 @@ fn display_checks_mime_types_and_counts_as_output() {
             vec![
                 ("text/html".to_string(), json!("<b>hi</b>")),
                 ("text/csv".to_string(), json!("a,b\n1,2")),
+                ("text/markdown".to_string(), json!("# T\n\n*x*")),
                 ("application/json".to_string(), json!({"rows": [1, 2]})),
                 ("text/plain".to_string(), json!("plain")),
             ]

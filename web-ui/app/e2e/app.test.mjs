@@ -281,6 +281,42 @@ test("long outputs collapse behind 'Show all', the page scrolls (not the output)
   await p.close();
 });
 
+test("text blocks and text/markdown output render CommonMark, and raw HTML or script links never run", async () => {
+  const text = [
+    "# Plan", "", "- one *two* **three**", "- [docs](https://example.com/docs)", "", "1. first", "2. second", "",
+    "> quoted", "", "| a | b |", "| - | - |", "| 1 | 2 |", "", "```js", "let x = 1;", "```", "",
+    "<img src=x onerror=\"document.title='pwned'\"> [bad](javascript:document.title='pwned')",
+  ].join("\n");
+  const b = await api("POST", "/workspaces/default/blocks", { source: 'display("## Out\\n\\n* a\\n* b", { mime: "text/markdown" });', lang: "js", name: "md" });
+  const d = await api("POST", "/workspaces/default/docs", {
+    title: "Markdown", blocks: [{ type: "text", text }, { type: "code", lang: "js", block: b.id, source: "" }],
+  });
+  const p = await page();
+  await open(p, d.id);
+  const prose = p.locator(".cell.text .prose").first();
+  assert.equal(await prose.locator("h2").innerText(), "Plan");
+  assert.deepEqual(await prose.locator("ul > li").allInnerTexts(), ["one two three", "docs"]);
+  assert.equal(await prose.locator("em").innerText(), "two");
+  assert.equal(await prose.locator("ol > li").count(), 2);
+  assert.equal(await prose.locator("blockquote").innerText(), "quoted");
+  assert.deepEqual(await prose.locator("td").allInnerTexts(), ["1", "2"]);
+  assert.equal((await prose.locator("pre code").innerText()).trim(), "let x = 1;");
+  const link = prose.locator("a", { hasText: "docs" });
+  assert.equal(await link.getAttribute("href"), "https://example.com/docs");
+  assert.match(await link.getAttribute("rel"), /noopener/);
+  // Raw HTML is shown as text; the javascript: link is not a link.
+  assert.equal(await prose.locator("img").count(), 0);
+  assert.match(await prose.innerText(), /<img src=x/);
+  assert.equal(await prose.locator("a", { hasText: "bad" }).count(), 0);
+  const cell = p.locator(".cell.code").first();
+  await cell.getByRole("button", { name: "Run", exact: true }).click();
+  await cell.locator(".finished-ok").waitFor();
+  assert.equal(await cell.locator(".output .display h3").innerText(), "Out");
+  assert.equal(await cell.locator(".output .display li").count(), 2);
+  assert.notEqual(await p.title(), "pwned");
+  await p.close();
+});
+
 test("adds, moves and deletes blocks; admins edit grants in plain words", async () => {
   const { doc } = await docWith("Layout", "export default 1;");
   const p = await page();

@@ -1,3 +1,4 @@
+import MarkdownIt from "markdown-it";
 // A tiny element builder: h("div", {class: "x", onclick: f}, child, ...).
 export function h(tag, attrs, ...children) {
   const el = document.createElement(tag);
@@ -20,44 +21,31 @@ export function clear(el) {
   return el;
 }
 
-// Markdown-lite for text cells: headings, bold, inline code, paragraphs.
-// Everything is built as text nodes, never as HTML.
-export function renderText(text) {
-  const out = h("div", { class: "prose" });
-  let para = [];
-  const flush = () => {
-    if (para.length) {
-      const p = h("p");
-      inline(p, para.join("\n"));
-      out.append(p);
-      para = [];
-    }
+// CommonMark (and GFM tables and strikethrough) for text cells and
+// `text/markdown` output, by markdown-it. Sanitized by construction: raw
+// HTML in the source is escaped, never parsed (`html: false`), and
+// markdown-it refuses `javascript:`, `vbscript:`, `file:` and non-image
+// `data:` link targets; links open in a new tab without an opener.
+const md = new MarkdownIt({ html: false, linkify: true, typographer: false });
+const defaultLinkOpen = md.renderer.rules.link_open
+  || ((tokens, idx, options, env, self) => self.renderToken(tokens, idx, options));
+md.renderer.rules.link_open = (tokens, idx, options, env, self) => {
+  tokens[idx].attrSet("target", "_blank");
+  tokens[idx].attrSet("rel", "noopener noreferrer nofollow");
+  return defaultLinkOpen(tokens, idx, options, env, self);
+};
+
+// The document's title is the page's only h1: text headings go one down.
+for (const rule of ["heading_open", "heading_close"]) {
+  md.renderer.rules[rule] = (tokens, idx, options, env, self) => {
+    const level = Math.min(6, Number(tokens[idx].tag.slice(1)) + 1);
+    tokens[idx].tag = `h${level}`;
+    return self.renderToken(tokens, idx, options);
   };
-  for (const line of String(text).split("\n")) {
-    const m = /^(#{1,3})\s+(.*)$/.exec(line);
-    if (m) {
-      flush();
-      const el = h(`h${m[1].length + 1}`);
-      inline(el, m[2]);
-      out.append(el);
-    } else if (line.trim() === "") {
-      flush();
-    } else {
-      para.push(line);
-    }
-  }
-  flush();
-  return out;
 }
 
-function inline(el, text) {
-  const re = /(\*\*[^*]+\*\*|`[^`]+`)/g;
-  let last = 0;
-  for (const m of text.matchAll(re)) {
-    el.append(text.slice(last, m.index));
-    const t = m[0];
-    el.append(t.startsWith("**") ? h("strong", {}, t.slice(2, -2)) : h("code", {}, t.slice(1, -1)));
-    last = m.index + t.length;
-  }
-  el.append(text.slice(last));
+export function renderText(text) {
+  const out = h("div", { class: "prose" });
+  out.innerHTML = md.render(String(text));
+  return out;
 }

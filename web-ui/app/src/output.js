@@ -2,7 +2,7 @@
 // result and errors. Nothing a block outputs is ever inserted as HTML into
 // the app: text/html goes into an iframe with an empty sandbox (no
 // scripts, no same-origin access), everything else is text nodes.
-import { h, clear } from "./dom.js";
+import { h, clear, renderText } from "./dom.js";
 
 export function jsonTree(value, label) {
   if (value === null || typeof value !== "object") {
@@ -56,6 +56,7 @@ export function displayNode(mime, data) {
   if (mime === "application/json") return jsonTree(data);
   if (mime === "text/csv") return csvTable(String(data));
   if (mime === "text/html") return htmlFrame(String(data));
+  if (mime === "text/markdown") return renderText(String(data));
   return h("pre", { class: "display-text" }, String(data));
 }
 

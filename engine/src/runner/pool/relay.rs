@@ -121,10 +121,7 @@ impl PoolInner {
                 if crate::check_depth("display data", &data, 0).is_err() {
                     return Err("display data nested past the depth limit".into());
                 }
-                if !matches!(
-                    mime.as_str(),
-                    "application/json" | "text/plain" | "text/html" | "text/csv"
-                ) {
+                if !crate::event::DISPLAY_MIMES.contains(&mime.as_str()) {
                     return Err(format!("display with mime {mime:?}"));
                 }
                 let bytes = match &data {
