@@ -206,8 +206,10 @@ test("renders display outputs safely and lists run history", async () => {
   await row.waitFor();
   const cells = await row.locator("td").allInnerTexts();
   assert.match(cells[1], /^ok/);
-  assert.match(cells[2], /ms$/);
+  assert.equal(cells[2], "manually");
   assert.match(cells[3], /ms$/);
+  assert.match(cells[4], /ms$/);
+  assert.equal(await p.title(), "Displays · quire");
   await shot(p, "displays-history");
   await p.close();
 });
@@ -230,7 +232,7 @@ test("outputs stay: a reopened document shows each block's last run, when and ho
     const cell = p.locator(".cell.code").first();
     const head = cell.locator(".output .last-run");
     await head.waitFor();
-    assert.match(await head.innerText(), /^Last run: ran (just now|\d+ min ago) · manually · [\d.]+ ms · View run$/);
+    assert.match(await head.innerText(), /^Last run: ran (just now|\d+ min ago) · by API · [\d.]+ ms · View run$/);
     await cell.locator(".output .log", { hasText: "from history" }).waitFor();
     await cell.locator(".output .result", { hasText: "42" }).waitFor();
     await cell.locator(".output .finished-ok").waitFor();

@@ -38,7 +38,7 @@ export function startedBy(trigger) {
   const kind = trigger?.kind;
   if (kind === "schedule") return "by schedule";
   if (kind === "webhook") return "by webhook";
-  if (kind === "manual") return "manually";
+  if (kind === "manual") return trigger.via === "http" ? "by API" : "manually";
   return kind ? `by ${kind}` : "manually";
 }
 
@@ -400,13 +400,14 @@ export class CodeCell {
     const rows = runs.map((r) => h("tr", {},
       h("td", {}, fmtTime(r.started_ms)),
       h("td", { class: `status-${r.status}` }, r.status + (r.error ? ` (${r.error.kind})` : "")),
+      h("td", {}, startedBy(r.trigger)),
       h("td", {}, `${r.wall_ms.toFixed(1)} ms`),
       h("td", {}, `${r.cpu_ms.toFixed(1)} ms`),
       h("td", {}, h("button", { class: "link", onclick: () => this.show(r.run), "aria-label": `Show the run of ${fmtTime(r.started_ms)}` }, "Show"))));
     clear(this.historyEl).append(
       h("h4", {}, "Run history"),
       runs.length ? h("div", { class: "table-wrap" }, h("table", {},
-        h("thead", {}, h("tr", {}, ["Started", "Status", "Duration", "CPU", ""].map((c) => h("th", { scope: "col" }, c)))),
+        h("thead", {}, h("tr", {}, ["Started", "Status", "Started by", "Duration", "CPU", ""].map((c) => h("th", { scope: "col" }, c)))),
         h("tbody", {}, rows))) : h("p", { class: "muted" }, "No runs yet."));
   }
 

@@ -127,28 +127,38 @@ app.saveInline = async (index, source) => {
   if (!(await saveDoc(blocks))) throw new Error("document not saved");
 };
 
+// Opening a document twice at once (a click and a hash change) must not
+// render it twice: only the latest call renders, and everything it adds
+// lives in the elements it made.
+let opening = 0;
+
 async function openDoc(id) {
+  const mine = ++opening;
   banner("");
   const main = clear(document.getElementById("main"));
   main.append(h("p", { class: "muted" }, "Loading…"));
-  app.doc = await app.api.get(paths.doc(app.ws, id));
+  const doc = await app.api.get(paths.doc(app.ws, id));
+  if (mine !== opening) return;
+  app.doc = doc;
   await loadDocList();
+  if (mine !== opening) return;
   const d = app.doc;
+  document.title = `${d.title} · quire`;
   const body = h("div", { class: "cells" });
+  const add = app.role !== "viewer" ? h("div", { class: "add" },
+    h("button", { onclick: () => addBlock("text") }, "+ Text"),
+    h("button", { onclick: () => addBlock("code", "js") }, "+ JavaScript block"),
+    h("button", { onclick: () => addBlock("code", "ts") }, "+ TypeScript block")) : "";
   clear(main).append(
     h("header", { class: "doc-head" }, h("h1", {}, d.title),
       h("dl", { class: "props" }, Object.entries(d.properties || {}).flatMap(([k, v]) => [h("dt", {}, k), h("dd", {}, String(v))]))),
-    body);
+    body, add);
   app.cells = [];
   app.live?.unsubscribeAll();
   for (const [i, b] of d.blocks.entries()) {
-    body.append(await cellFor(b, i));
-  }
-  if (app.role !== "viewer") {
-    main.append(h("div", { class: "add" },
-      h("button", { onclick: () => addBlock("text") }, "+ Text"),
-      h("button", { onclick: () => addBlock("code", "js") }, "+ JavaScript block"),
-      h("button", { onclick: () => addBlock("code", "ts") }, "+ TypeScript block")));
+    const el = await cellFor(b, i);
+    if (mine !== opening) return;
+    body.append(el);
   }
   main.focus({ preventScroll: true });
   window.scrollTo(0, 0);
