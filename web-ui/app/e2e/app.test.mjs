@@ -124,6 +124,27 @@ test("edits a block, runs it with Ctrl+Enter, and sees output before the run end
   await p.close();
 });
 
+test("Shift+Enter runs a block and moves to the next one", async () => {
+  const a = await api("POST", "/workspaces/default/blocks", { source: 'console.log("first ran");', lang: "js", name: "first" });
+  const b = await api("POST", "/workspaces/default/blocks", { source: 'console.log("second ran");', lang: "js", name: "second" });
+  const d = await api("POST", "/workspaces/default/docs", {
+    title: "Shift Enter", blocks: [{ type: "code", lang: "js", block: a.id, source: "" }, { type: "code", lang: "js", block: b.id, source: "" }],
+  });
+  const p = await page();
+  await open(p, d.id);
+  const [first, second] = [p.locator(".cell.code").nth(0), p.locator(".cell.code").nth(1)];
+  await first.locator(".cm-content").click();
+  await p.keyboard.press("Shift+Enter");
+  await first.locator(".output .log", { hasText: "first ran" }).waitFor();
+  // The focus is in the next block's editor: Shift+Enter again runs it.
+  assert.ok(await second.locator(".cm-editor").evaluate((el) => el.classList.contains("cm-focused")));
+  await p.keyboard.press("Shift+Enter");
+  await second.locator(".output .log", { hasText: "second ran" }).waitFor();
+  // The source did not get a new line from either key press.
+  assert.equal((await api("GET", `/workspaces/default/blocks/${a.id}`)).source, 'console.log("first ran");');
+  await p.close();
+});
+
 test("cancels a long run", async () => {
   const { doc } = await docWith("Long run", 'console.log("working");\nawait new Promise((r) => setTimeout(r, 4500));\nconsole.log("never");');
   const p = await page();
@@ -132,7 +153,11 @@ test("cancels a long run", async () => {
   await cell.getByRole("button", { name: "Run", exact: true }).click();
   await cell.locator(".output .log", { hasText: "working" }).waitFor();
   await cell.getByRole("button", { name: "Cancel the run" }).click();
-  await cell.locator(".output .error", { hasText: "cancelled" }).waitFor();
+  // Shown as cancelled, not as a failure.
+  await cell.locator(".output .cancelled").waitFor();
+  await cell.locator(".output .finished-cancelled", { hasText: /^Cancelled after/ }).waitFor();
+  assert.equal(await cell.locator(".output .error").count(), 0);
+  assert.equal(await cell.locator(".run-status").innerText(), "Cancelled");
   assert.equal(await cell.locator(".output .log", { hasText: "never" }).count(), 0);
   assert.equal(await cell.getByRole("button", { name: "Run", exact: true }).isEnabled(), true);
   await p.close();

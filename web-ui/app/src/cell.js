@@ -144,8 +144,9 @@ export class CodeCell {
       doc: b.source,
       lang: b.lang,
       readOnly: !this.canEdit,
-      label: `Source of ${name} (${b.lang === "ts" ? "TypeScript" : "JavaScript"}); Ctrl+Enter runs it`,
+      label: `Source of ${name} (${b.lang === "ts" ? "TypeScript" : "JavaScript"}); Ctrl+Enter runs it, Shift+Enter runs it and moves to the next block`,
       onRun: () => this.run(),
+      onRunNext: () => this.runAndNext(),
       onChange: () => this.changed(),
     });
   }
@@ -354,7 +355,7 @@ export class CodeCell {
     this.output.follow = true;
     return (ev) => {
       this.output.event(ev);
-      if (ev.type === "error") this.runStatus.textContent = `Failed: ${ev.kind}`;
+      if (ev.type === "error") this.runStatus.textContent = ev.kind === "cancelled" ? "Cancelled" : `Failed: ${ev.kind}`;
       if (ev.type === "finished") {
         if (ev.status === "ok") this.runStatus.textContent = `Finished (started by ${by})`;
         this.el.classList.remove("running");
@@ -366,7 +367,9 @@ export class CodeCell {
 
   onEvent(ev) {
     this.output.event(ev);
-    if (ev.type === "error") {
+    if (ev.type === "error" && ev.kind === "cancelled") {
+      this.runStatus.textContent = "Cancelled";
+    } else if (ev.type === "error") {
       this.editor.markError(ev.line, ev.column, `${ev.kind}: ${ev.message}`);
       this.runStatus.textContent = `Failed: ${ev.kind}`;
     }
@@ -375,6 +378,18 @@ export class CodeCell {
       this.runId = null;
       this.setRunning(false);
       if (!this.historyEl.hidden) this.loadHistory();
+    }
+  }
+
+  // Shift+Enter: run this block and move to the next code block (as in
+  // Jupyter); the last block keeps the focus.
+  runAndNext() {
+    this.run();
+    const cells = this.app.cells || [];
+    const next = cells.find((c) => c.index > this.index && c.editor);
+    if (next) {
+      next.el.scrollIntoView({ block: "nearest" });
+      next.editor.focus();
     }
   }
 
@@ -399,7 +414,9 @@ export class CodeCell {
     const { runs } = await this.app.api.get(paths.runs(this.app.ws, this.blockId));
     const rows = runs.map((r) => h("tr", {},
       h("td", {}, fmtTime(r.started_ms)),
-      h("td", { class: `status-${r.status}` }, r.status + (r.error ? ` (${r.error.kind})` : "")),
+      r.error?.kind === "cancelled"
+        ? h("td", { class: "status-cancelled" }, "cancelled")
+        : h("td", { class: `status-${r.status}` }, r.status + (r.error ? ` (${r.error.kind})` : "")),
       h("td", {}, startedBy(r.trigger)),
       h("td", {}, `${r.wall_ms.toFixed(1)} ms`),
       h("td", {}, `${r.cpu_ms.toFixed(1)} ms`),

@@ -7,7 +7,7 @@ import { EditorState, Compartment, Prec } from "@codemirror/state";
 import { javascript } from "@codemirror/lang-javascript";
 import { setDiagnostics, lintGutter } from "@codemirror/lint";
 
-export function createEditor(parent, { doc, lang, readOnly, onRun, onChange, label }) {
+export function createEditor(parent, { doc, lang, readOnly, onRun, onRunNext, onChange, label }) {
   const language = new Compartment();
   const editable = new Compartment();
   const view = new EditorView({
@@ -15,7 +15,10 @@ export function createEditor(parent, { doc, lang, readOnly, onRun, onChange, lab
     state: EditorState.create({
       doc,
       extensions: [
-        Prec.highest(keymap.of([{ key: "Mod-Enter", run: () => { onRun(); return true; } }])),
+        Prec.highest(keymap.of([
+          { key: "Mod-Enter", run: () => { onRun(); return true; } },
+          { key: "Shift-Enter", run: () => { (onRunNext || onRun)(); return true; } },
+        ])),
         basicSetup,
         lintGutter(),
         language.of(javascript({ typescript: lang === "ts" })),

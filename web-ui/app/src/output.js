@@ -78,6 +78,7 @@ export class Output {
   reset(note) {
     clear(this.el);
     this.lines = 0;
+    this.cancelled = false;
     this.more = null;
     this.moreBtn = null;
     if (typeof note === "string" && note) this.el.append(h("p", { class: "muted" }, note));
@@ -133,15 +134,24 @@ export class Output {
         this.el.append(h("div", { class: "result" }, h("span", { class: "label" }, "Result "), jsonTree(ev.value)));
         break;
       case "error": {
+        if (ev.kind === "cancelled") {
+          // Someone stopped it: not a failure of the block.
+          this.cancelled = true;
+          this.el.append(h("div", { class: "cancelled", role: "status" }, h("strong", {}, "Cancelled"), `: ${ev.message}`));
+          break;
+        }
         const where = ev.line ? ` (line ${ev.line}${ev.column ? `:${ev.column}` : ""})` : "";
         this.el.append(h("div", { class: "error", role: "alert" },
           h("strong", {}, `${ev.kind}`), `: ${ev.message}${where}`));
         break;
       }
-      case "finished":
-        this.el.append(h("div", { class: `finished finished-${ev.status}` },
-          `${ev.status === "ok" ? "Finished" : "Failed"} in ${ev.wall_ms.toFixed(1)} ms · CPU ${ev.cpu_ms.toFixed(1)} ms · peak memory ${Math.round(ev.peak_memory_bytes / 1024)} KiB`));
+      case "finished": {
+        const how = ev.status === "ok" ? "ok" : this.cancelled ? "cancelled" : "error";
+        const word = { ok: "Finished in", cancelled: "Cancelled after", error: "Failed in" }[how];
+        this.el.append(h("div", { class: `finished finished-${how}` },
+          `${word} ${ev.wall_ms.toFixed(1)} ms · CPU ${ev.cpu_ms.toFixed(1)} ms · peak memory ${Math.round(ev.peak_memory_bytes / 1024)} KiB`));
         break;
+      }
     }
   }
 }
