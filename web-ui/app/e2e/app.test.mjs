@@ -500,7 +500,18 @@ test("admins see usage against the quota and change it within the ceilings", asy
   assert.equal(await p.getByLabel("CPU time per run").getAttribute("aria-invalid"), "true");
   assert.equal((await api("GET", "/workspaces/default/quota")).quota.cpu_ms_per_run, 1000);
   assert.ok((await p.locator("table").last().innerText()).includes(new Date().toISOString().slice(0, 10)));
+  // Sizes are edited in MiB, ceilings shown in MiB or GiB; the API keeps bytes.
+  await p.getByLabel("CPU time per run").fill("1000");
+  assert.equal(await p.getByLabel("Memory per run").inputValue(), "64");
+  assert.match(await p.locator("#q-storage_bytes-max").innerText(), /server ceiling 10 GiB/);
+  await p.getByLabel("Output per run").fill("2.5");
+  await p.getByRole("button", { name: "Save quota" }).click();
+  await p.getByText("Quota saved.").waitFor();
+  const saved = (await api("GET", "/workspaces/default/quota")).quota;
+  assert.equal(saved.output_bytes_per_run, 2.5 * 1024 * 1024);
+  assert.equal(saved.memory_bytes_per_run, 64 * 1024 * 1024, "an unchanged field is not sent");
   await shot(p, "quota");
+  await api("PUT", "/workspaces/default/quota", { output_bytes_per_run: 1024 * 1024 });
   await api("PUT", "/workspaces/default/quota", { max_concurrent_runs: 4 });
   await p.close();
 });

@@ -20,7 +20,11 @@ const FIELDS = [
 ];
 
 const num = (n) => Number(n).toLocaleString("en-US", { maximumFractionDigits: 1 });
-const bytes = (n) => (n >= MIB ? `${num(n / MIB)} MiB` : `${num(n)} bytes`);
+const GIB = 1024 * MIB;
+const bytes = (n) => (n >= GIB ? `${num(n / GIB)} GiB` : n >= MIB ? `${num(n / MIB)} MiB` : n >= 1024 ? `${num(n / 1024)} KiB` : `${num(n)} bytes`);
+// Byte fields are edited in MiB; the API takes bytes.
+const shown = (unit, n) => (unit === "bytes" ? String(+(n / MIB).toFixed(3)) : String(n));
+const ceiling = (unit, n) => (unit === "bytes" ? bytes(n) : num(n));
 
 function meter(id, label, value, max, text) {
   return h("div", { class: "usage-row" },
@@ -48,21 +52,23 @@ export async function showQuota(app, main) {
   const err = h("p", { class: "error", role: "alert", hidden: true });
   const ok = h("p", { class: "saved", role: "status" });
   const rows = FIELDS.map(([f, label, unit]) => {
-    inputs[f] = h("input", { id: `q-${f}`, type: "number", min: 0, step: 1, value: q[f], "aria-describedby": `q-${f}-max` });
+    const step = unit === "bytes" ? "any" : 1;
+    inputs[f] = h("input", { id: `q-${f}`, type: "number", min: 0, step, value: shown(unit, q[f]), "aria-describedby": `q-${f}-max` });
     return h("tr", {},
       h("th", { scope: "row" }, h("label", { for: `q-${f}` }, label)),
-      h("td", {}, inputs[f], ` ${unit}`),
-      h("td", { id: `q-${f}-max`, class: "muted" }, `server ceiling ${num(v.ceilings[f])}`));
+      h("td", {}, inputs[f], ` ${unit === "bytes" ? "MiB" : unit}`),
+      h("td", { id: `q-${f}-max`, class: "muted" }, `server ceiling ${ceiling(unit, v.ceilings[f])}`));
   });
   const form = h("form", { class: "quota-form", onsubmit: async (e) => {
     e.preventDefault();
     err.hidden = true;
     ok.textContent = "";
     const change = {};
-    for (const [f] of FIELDS) {
+    for (const [f, , unit] of FIELDS) {
       inputs[f].removeAttribute("aria-invalid");
+      if (inputs[f].value === shown(unit, q[f])) continue;
       const n = Number(inputs[f].value);
-      if (n !== q[f]) change[f] = n;
+      change[f] = unit === "bytes" ? Math.round(n * MIB) : n;
     }
     try {
       await app.api.put(paths.quota(app.ws), change);
