@@ -145,6 +145,34 @@ test("Shift+Enter runs a block and moves to the next one", async () => {
   await p.close();
 });
 
+test("Run all runs the blocks in order and stops at the first failure, saying so", async () => {
+  const mk = (name, source) => api("POST", "/workspaces/default/blocks", { source, lang: "js", name });
+  const a = await mk("load", 'await new Promise((r) => setTimeout(r, 200)); console.log("one");');
+  const b = await mk("check", 'console.log("two"); throw new Error("bad row");');
+  const c = await mk("report", 'console.log("three");');
+  const d = await api("POST", "/workspaces/default/docs", {
+    title: "Run all", blocks: [a, b, c].map((x) => ({ type: "code", lang: "js", block: x.id, source: "" })),
+  });
+  const p = await page();
+  await open(p, d.id);
+  await p.getByRole("button", { name: "Run all" }).click();
+  const status = p.locator(".run-all-status");
+  await status.filter({ hasText: "Stopped at" }).waitFor();
+  assert.equal(await status.innerText(), "Stopped at “check”: it failed (exception); 1 later block did not run.");
+  const cells = p.locator(".cell.code");
+  await cells.nth(0).locator(".output .log", { hasText: "one" }).waitFor();
+  await cells.nth(1).locator(".output .error", { hasText: "bad row" }).waitFor();
+  assert.equal(await cells.nth(2).locator(".output .log").count(), 0);
+  // Fixed, everything runs.
+  await api("PUT", `/workspaces/default/blocks/${b.id}`, { source: 'console.log("two");', base_updated_ms: (await api("GET", `/workspaces/default/blocks/${b.id}`)).updated_ms });
+  await p.reload();
+  await p.locator(".cell.code").first().waitFor();
+  await p.getByRole("button", { name: "Run all" }).click();
+  await status.filter({ hasText: "Ran all 3 blocks." }).waitFor();
+  await cells.nth(2).locator(".output .log", { hasText: "three" }).waitFor();
+  await p.close();
+});
+
 test("cancels a long run", async () => {
   const { doc } = await docWith("Long run", 'console.log("working");\nawait new Promise((r) => setTimeout(r, 4500));\nconsole.log("never");');
   const p = await page();

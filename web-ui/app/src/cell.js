@@ -373,12 +373,31 @@ export class CodeCell {
       this.editor.markError(ev.line, ev.column, `${ev.kind}: ${ev.message}`);
       this.runStatus.textContent = `Failed: ${ev.kind}`;
     }
+    if (ev.type === "error" && !this.lastKind) this.lastKind = ev.kind;
     if (ev.type === "finished") {
       if (ev.status === "ok") this.runStatus.textContent = "Finished";
+      const done = this.onDone;
+      this.onDone = null;
+      done?.({ status: ev.status, kind: this.lastKind });
       this.runId = null;
       this.setRunning(false);
       if (!this.historyEl.hidden) this.loadHistory();
     }
+  }
+
+  // Run and wait for the end: resolves with {status, kind} (kind of the
+  // first error, if any); a run that did not start resolves at once.
+  runToEnd() {
+    return new Promise((resolve) => {
+      this.onDone = resolve;
+      this.lastKind = null;
+      this.run().then(() => {
+        if (this.onDone === resolve && !this.runId) {
+          this.onDone = null;
+          resolve({ status: "error", kind: "not_started", message: this.runStatus.textContent });
+        }
+      });
+    });
   }
 
   // Shift+Enter: run this block and move to the next code block (as in

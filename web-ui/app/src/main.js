@@ -149,8 +149,12 @@ async function openDoc(id) {
     h("button", { onclick: () => addBlock("text") }, "+ Text"),
     h("button", { onclick: () => addBlock("code", "js") }, "+ JavaScript block"),
     h("button", { onclick: () => addBlock("code", "ts") }, "+ TypeScript block")) : "";
+  const runAllStatus = h("span", { class: "run-all-status", role: "status" });
+  const runAll = app.role !== "viewer"
+    ? h("div", { class: "run-all" }, h("button", { onclick: () => runAllBlocks(runAllStatus) }, "Run all"), " ", runAllStatus)
+    : "";
   clear(main).append(
-    h("header", { class: "doc-head" }, h("h1", {}, d.title),
+    h("header", { class: "doc-head" }, h("h1", {}, d.title), runAll,
       h("dl", { class: "props" }, Object.entries(d.properties || {}).flatMap(([k, v]) => [h("dt", {}, k), h("dd", {}, String(v))]))),
     body, add);
   app.cells = [];
@@ -162,6 +166,27 @@ async function openDoc(id) {
   }
   main.focus({ preventScroll: true });
   window.scrollTo(0, 0);
+}
+
+// "Run all": the document's code blocks in order, each after the one
+// before it ends; the first that fails (or is cancelled) stops the rest,
+// and the status says which and why.
+async function runAllBlocks(status) {
+  const cells = [...app.cells].sort((a, b) => a.index - b.index);
+  let ran = 0;
+  for (const cell of cells) {
+    status.textContent = `Running ${ran + 1} of ${cells.length}: ${cell.block.name || cell.block.id}…`;
+    const r = await cell.runToEnd();
+    if (r.status !== "ok") {
+      const why = r.kind === "cancelled" ? "it was cancelled" : r.kind === "not_started" ? `it did not start (${r.message})` : `it failed (${r.kind})`;
+      const left = cells.length - ran - 1;
+      status.textContent = `Stopped at “${cell.block.name || cell.block.id}”: ${why}; ${left} later block${left === 1 ? "" : "s"} did not run.`;
+      cell.el.scrollIntoView({ block: "nearest" });
+      return;
+    }
+    ran++;
+  }
+  status.textContent = `Ran all ${ran} block${ran === 1 ? "" : "s"}.`;
 }
 
 async function cellFor(b, i) {
