@@ -169,6 +169,23 @@ pub(crate) fn append_in<S: AsRef<str>>(
     Ok(added)
 }
 
+/// Remove run `run`'s event keys `keys` (from [`Store::event_keys`])
+/// inside `tx`; the chunk bytes freed, from the run's totals.
+pub(crate) fn remove_in(
+    tx: &mut dyn Tx,
+    ws: &WorkspaceId,
+    run: &str,
+    keys: &[Vec<u8>],
+) -> Result<u64> {
+    let freed = tx
+        .get(Table::RunEvents, &run_prefix(ws, run))?
+        .map_or(0, |v| EventTotals::decode(&v).bytes);
+    for k in keys {
+        tx.remove(Table::RunEvents, k)?;
+    }
+    Ok(freed)
+}
+
 fn check_lines<S: AsRef<str>>(lines: &[S]) -> Result<()> {
     for l in lines {
         if l.as_ref().contains('\n') {

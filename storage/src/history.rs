@@ -105,13 +105,7 @@ impl Store {
             tx.put(Table::Runs, &key, &v)?;
             let mut delta = v.len() as i64 - was;
             if let Some((lines, old)) = &lines {
-                for k in old {
-                    if let Some(o) = tx.remove(Table::RunEvents, k)? {
-                        if k.len() > crate::events::run_prefix(ws, &run.id).len() {
-                            delta -= o.len() as i64;
-                        }
-                    }
-                }
+                delta -= crate::events::remove_in(tx, ws, &run.id, old)? as i64;
                 delta += crate::events::append_in(tx, ws, &run.id, 0, lines)? as i64;
             }
             crate::retention::add_history_in(tx, ws, delta)?;
@@ -133,7 +127,8 @@ impl Store {
         })
     }
 
-    /// Every key of run `run`'s stored events (its totals included).
+    /// Every key of run `run`'s stored events (its totals' key, which
+    /// is the prefix itself, included).
     pub(crate) fn event_keys(&self, ws: &WorkspaceId, run: &str) -> Result<Vec<Vec<u8>>> {
         let mut keys = Vec::new();
         let prefix = crate::events::run_prefix(ws, run);
@@ -141,9 +136,6 @@ impl Store {
             keys.push(k.to_vec());
             Ok(true)
         })?;
-        if let Ok(Some(_)) = self.b.get(Table::RunEvents, &prefix) {
-            keys.push(prefix);
-        }
         Ok(keys)
     }
 

@@ -65,6 +65,11 @@ pub(crate) fn add_history_in(tx: &mut dyn Tx, ws: &WorkspaceId, delta: i64) -> R
     tx.put(Table::HistoryBytes, &key, &next.to_be_bytes())
 }
 
+/// The run id at the end of a `Table::Runs` key.
+fn run_id(key: &[u8], prefix_len: usize) -> String {
+    crate::keys::tail(key, prefix_len)
+}
+
 /// Runs deleted per atomic write while pruning (a run's events are up
 /// to a few thousand chunks).
 const PRUNE_BATCH: usize = 8;
@@ -103,8 +108,7 @@ impl Store {
                 return Ok(false);
             }
             let id = k.get(prefix.len()..).unwrap_or_default();
-            let run = String::from_utf8_lossy(id);
-            let bytes = v.len() as u64 + self.run_event_totals(ws, &run)?.bytes;
+            let bytes = v.len() as u64 + self.run_event_totals(ws, &run_id(k, prefix.len()))?.bytes;
             left = left.saturating_sub(bytes);
             let index = head.block.as_ref().map(|b| {
                 Key::ws(ws)
@@ -123,8 +127,7 @@ impl Store {
         let mut pruned = Pruned::default();
         for batch in doomed.chunks_mut(PRUNE_BATCH) {
             for d in batch.iter_mut() {
-                let id = String::from_utf8_lossy(d.key.get(prefix.len()..).unwrap_or_default());
-                d.events = self.event_keys(ws, &id)?;
+                d.events = self.event_keys(ws, &run_id(&d.key, prefix.len()))?;
             }
             let mut freed = 0u64;
             self.b.write(&mut |tx| {
@@ -136,9 +139,7 @@ impl Store {
                     if let Some(i) = &d.index {
                         tx.remove(Table::RunsByBlock, i)?;
                     }
-                    for k in &d.events {
-                        tx.remove(Table::RunEvents, k)?;
-                    }
+                    crate::events::remove_in(tx, ws, &run_id(&d.key, prefix.len()), &d.events)?;
                 }
                 add_history_in(tx, ws, -i64::try_from(freed).unwrap_or(i64::MAX))
             })?;

@@ -24,13 +24,7 @@ async fn long_run_fixture() -> anyhow::Result<(Fixture, String)> {
         run_page_bytes: PAGE,
         ..ServerConfig::default()
     })?;
-    let q = quire_storage::Quota {
-        output_bytes_per_run: 8 * 1024 * 1024,
-        cpu_ms_per_run: 10_000,
-        wall_ms_per_run: 20_000,
-        ..quire_storage::Quota::default()
-    };
-    f.state.store.put_quota(&f.a.id, &q)?;
+    crate::testkit::allow_long_runs(&f.state.store, &f.a)?;
     let token = Auth::mint(&f.state.store, Some(f.a.id), Role::Editor, "e")?.1;
     Ok((f, token))
 }

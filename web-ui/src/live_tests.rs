@@ -363,13 +363,7 @@ async fn inputs_past_the_depth_limit_are_rejected_naming_it() -> anyhow::Result<
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn late_followers_of_a_long_run_get_every_event_in_order() -> anyhow::Result<()> {
     let f = fixture(ServerConfig::default())?;
-    let q = quire_storage::Quota {
-        output_bytes_per_run: 8 * 1024 * 1024,
-        cpu_ms_per_run: 10_000,
-        wall_ms_per_run: 20_000,
-        ..quire_storage::Quota::default()
-    };
-    f.state.store.put_quota(&f.a.id, &q)?;
+    crate::testkit::allow_long_runs(&f.state.store, &f.a)?;
     let source = "const line = 'y'.repeat(1000);
         for (let i = 0; i < 3000; i++) console.log(i, line);
         await new Promise((r) => setTimeout(r, 300));

@@ -76,6 +76,18 @@ pub(crate) fn fixture(config: ServerConfig) -> anyhow::Result<Fixture> {
     Ok(Fixture { state, a, b, b_run })
 }
 
+/// Raise workspace `ws`'s quota for runs with megabytes of output (8 MiB
+/// of output, 10 s of CPU, 20 s of wall clock).
+pub(crate) fn allow_long_runs(store: &Store, ws: &Workspace) -> anyhow::Result<()> {
+    let q = quire_storage::Quota {
+        output_bytes_per_run: 8 * 1024 * 1024,
+        cpu_ms_per_run: 10_000,
+        wall_ms_per_run: 20_000,
+        ..quire_storage::Quota::default()
+    };
+    Ok(store.put_quota(&ws.id, &q)?)
+}
+
 /// One request through the router: its status and JSON body (`null` if
 /// not JSON).
 pub(crate) async fn call(
