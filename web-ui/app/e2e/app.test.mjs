@@ -44,7 +44,9 @@ async function page(viewport = { width: 1280, height: 800 }) {
 
 async function open(p, doc) {
   await p.goto(`${srv.url}#/w/default/d/${encodeURIComponent(doc)}`);
-  await p.locator(".cell.code").first().waitFor();
+  // Until this document is shown, the page may still hold the one open
+  // before (sign-in opens the first document).
+  await p.locator(`.cells[data-doc="${doc}"] .cell.code`).first().waitFor();
 }
 
 // Replace the source of the code block in `cell` (as a user would paste).

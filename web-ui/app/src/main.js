@@ -144,7 +144,7 @@ async function openDoc(id) {
   if (mine !== opening) return;
   const d = app.doc;
   document.title = `${d.title} · quire`;
-  const body = h("div", { class: "cells" });
+  const body = h("div", { class: "cells", "data-doc": d.id });
   const add = app.role !== "viewer" ? h("div", { class: "add" },
     h("button", { onclick: () => addBlock("text") }, "+ Text"),
     h("button", { onclick: () => addBlock("code", "js") }, "+ JavaScript block"),
@@ -262,11 +262,19 @@ async function addBlock(type, lang) {
   if (await saveDoc(blocks)) await openDoc(app.doc.id);
 }
 
+// A route that a later hash change overtook stops at its next step, so a
+// slow first route (sign-in opening the first document) never replaces
+// the document a later link opened.
+let routing = 0;
+
 async function route() {
+  const mine = ++routing;
+  const stale = () => mine !== routing;
   const m = /^#\/w\/([^/]+)(?:\/d\/(.+)|\/(quota))?$/.exec(location.hash);
   let wsName = m ? decodeURIComponent(m[1]) : null;
   if (!wsName) {
     const { workspaces: list } = await app.api.get("/workspaces");
+    if (stale()) return;
     if (!list.length) {
       clear(root).append(h("main", { id: "main" }, h("p", {}, "No workspaces yet.")));
       return;
@@ -278,14 +286,17 @@ async function route() {
     app.live?.close();
     app.ws = wsName;
     const w = await app.api.get(paths.ws(wsName));
+    if (stale()) return;
     app.role = w.role;
     await shell();
+    if (stale()) return;
     app.live = new Live(app.token, wsName, (s) => {
       const el = document.getElementById("conn");
       if (el) el.textContent = s === "connected" ? "" : "Live connection lost; reconnecting…";
     });
   }
   const docs = await loadDocList();
+  if (stale()) return;
   if (m[3]) {
     app.doc = null;
     app.cells = [];
