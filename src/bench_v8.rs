@@ -118,6 +118,13 @@ pub fn run() -> anyhow::Result<Value> {
     let exe = std::env::current_exe()?;
     let mut v8 = crate::v8paths::v8_config(None)?;
     v8.max_runners = 8;
+    // The V8 runners' process name, for their memory (Node names its
+    // main thread, and so the process, `MainThread`).
+    let v8_runtime = if v8.isolates.is_some() {
+        "MainThread"
+    } else {
+        "deno"
+    };
     let engine = Engine::new(EngineConfig {
         isolation: Isolation::Runners(RunnerConfig::new(&exe, vec!["__runner".into()])),
         v8: Some(v8),
@@ -135,7 +142,7 @@ pub fn run() -> anyhow::Result<Value> {
         std::thread::sleep(Duration::from_millis(500));
         let idle_rss = children_rss(match kind {
             EngineKind::Quickjs => "quire",
-            EngineKind::V8 => "deno",
+            EngineKind::V8 => v8_runtime,
         });
         let (p50, p99) = first_output(&engine, kind)?;
         let (rps, ok) = runs_per_sec(&engine, kind);
@@ -152,5 +159,10 @@ pub fn run() -> anyhow::Result<Value> {
         });
     }
     out["quickjs"]["idle_isolate_bytes"] = json!(idle_isolate_bytes()?);
+    out["v8"]["runtime"] = json!(if v8_runtime == "deno" {
+        "deno"
+    } else {
+        "isolates"
+    });
     Ok(out)
 }

@@ -62,6 +62,9 @@ enum Command {
         /// V8 stack limit in KiB.
         #[arg(long, default_value_t = 1024)]
         stack_kb: u64,
+        /// The binary is Node and the script the isolate runner.
+        #[arg(long)]
+        node: bool,
     },
     /// Measure start latency, throughput, memory and CPU speed, with Node.js
     /// measured side by side.
@@ -115,12 +118,14 @@ fn main() -> ExitCode {
             script,
             heap_mb,
             stack_kb,
+            node,
         } => {
             let code = quire_engine::v8::launch_main(quire_engine::v8::LaunchArgs {
                 deno,
                 script,
                 heap_mb,
                 stack_kb,
+                node,
             });
             ExitCode::from(u8::try_from(code).unwrap_or(1))
         }

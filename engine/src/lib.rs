@@ -78,4 +78,4 @@ pub use host::{
 };
 pub use isolate::HOST_MODULE;
 pub use request::{EngineKind, Lang, RunRequest};
-pub use v8::V8Config;
+pub use v8::{IsolateRunner, V8Config};

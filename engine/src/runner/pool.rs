@@ -47,6 +47,19 @@ pub enum RunnerKind {
     /// A deno process through `quire __v8-runner`: one run per process,
     /// CPU, memory and deadlines enforced here from `/proc`, by killing it.
     V8,
+    /// A Node process through `quire __v8-runner` (isolated-vm): several
+    /// runs per process, each in a fresh V8 isolate from a snapshot; CPU,
+    /// wall and memory enforced by the runner on the isolate (and checked
+    /// here).
+    V8Isolates,
+}
+
+impl RunnerKind {
+    /// Either V8 runner: sources prepared by `v8::prepare`, the prelude
+    /// sent first, a V8 stack fixed per process.
+    pub(crate) fn is_v8(self) -> bool {
+        matches!(self, Self::V8 | Self::V8Isolates)
+    }
 }
 
 /// How the server runs runner processes.
@@ -309,9 +322,17 @@ impl Pool {
     }
 
     pub(crate) fn submit(&self, mut job: Job) {
-        if self.inner.config.kind == RunnerKind::V8 {
+        let kind = self.inner.config.kind;
+        if kind.is_v8() {
             let r = &job.request;
-            match crate::v8::prepare::prepare(r.lang, &r.filename(), &r.source, r.host.is_some()) {
+            let wrap = kind == RunnerKind::V8Isolates;
+            match crate::v8::prepare::prepare(
+                r.lang,
+                &r.filename(),
+                &r.source,
+                r.host.is_some(),
+                wrap,
+            ) {
                 Ok(p) => job.v8 = Some(Box::new(p)),
                 Err(rej) => {
                     let c = job.control;
@@ -454,7 +475,9 @@ impl PoolInner {
     fn stack_of(&self, job: &Job) -> u64 {
         match self.config.kind {
             RunnerKind::QuickJs => 0,
-            RunnerKind::V8 => crate::v8::stack_kb(job.control.limits.stack_bytes),
+            RunnerKind::V8 | RunnerKind::V8Isolates => {
+                crate::v8::stack_kb(job.control.limits.stack_bytes)
+            }
         }
     }
 
@@ -462,7 +485,7 @@ impl PoolInner {
     fn warm_stack(&self) -> u64 {
         match self.config.kind {
             RunnerKind::QuickJs => 0,
-            RunnerKind::V8 => self.config.stack_kb,
+            RunnerKind::V8 | RunnerKind::V8Isolates => self.config.stack_kb,
         }
     }
 
@@ -525,7 +548,17 @@ impl PoolInner {
             v8: prepared,
         } = job;
         let mut v8 = None;
-        if self.config.kind == RunnerKind::V8 {
+        if self.config.kind == RunnerKind::V8Isolates {
+            // The module comes wrapped (`v8::wrap`); the runner enforces
+            // the run's own limits, so it gets them all.
+            if let Some(p) = prepared.map(|p| *p) {
+                request.source = p.js;
+                request.limits = Some(control.limits.clone());
+                if let Some(remote) = lock(&r.runs).get_mut(&control.id) {
+                    remote.map = p.map.map(Arc::new);
+                }
+            }
+        } else if self.config.kind == RunnerKind::V8 {
             if let Some(p) = prepared.map(|p| *p) {
                 request.source = p.js;
                 v8 = Some(super::protocol::V8Start {
@@ -599,7 +632,9 @@ impl PoolInner {
             RunnerKind::QuickJs => cmd
                 .arg("--threads")
                 .arg(self.config.threads_per_runner.max(1).to_string()),
-            RunnerKind::V8 => cmd.arg("--stack-kb").arg(stack_kb.to_string()),
+            RunnerKind::V8 | RunnerKind::V8Isolates => {
+                cmd.arg("--stack-kb").arg(stack_kb.to_string())
+            }
         };
         let result = cmd
             .env_clear()
@@ -680,7 +715,7 @@ impl PoolInner {
             sandbox: Mutex::new(None),
             stack_kb,
         });
-        if self.config.kind == RunnerKind::V8 {
+        if self.config.kind.is_v8() {
             // The prelude goes first: the runner installs it and only
             // then says `ready`, so a ready V8 runner is fully warm.
             let (core, extras) = crate::v8::prelude_sources();

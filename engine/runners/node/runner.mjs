@@ -1,0 +1,454 @@
+// quire's V8 isolate runner (issue 16): one Node process, sandboxed by
+// `quire __v8-runner` before Node starts, serving many runs of one
+// workspace, each in a fresh V8 isolate (isolated-vm) made from a startup
+// snapshot that already holds quire's prelude (`glue.js`). An isolate
+// serves one run and is disposed; a few ready ones are kept so a run
+// never waits for one to be made.
+//
+// It speaks the runner protocol of `engine/src/runner/protocol.rs` on
+// stdin/stdout: frames of a 4-byte big-endian length, a version byte (1)
+// and a JSON message. The server sends the prelude first; `ready` follows
+// once the snapshot and the pool exist.
+//
+// Limits are enforced here, from outside the isolate, each ending only
+// its own run: CPU time (the isolate's own clock, `cpuTime`, polled every
+// 5 ms; the isolate is then disposed, which terminates it), wall time,
+// memory (isolated-vm's `memoryLimit`: heap plus external buffers; at the
+// limit the isolate is disposed and the process goes on), and "can never
+// settle" (nothing pending for three quiet 20 ms turns). The server checks
+// output, events and host calls again, and words every limit.
+
+import ivm from "isolated-vm";
+import { readFileSync } from "node:fs";
+import { fileURLToPath } from "node:url";
+import { dirname, join } from "node:path";
+import { performance } from "node:perf_hooks";
+import { randomFillSync, randomUUID } from "node:crypto";
+
+const here = dirname(fileURLToPath(import.meta.url));
+const GLUE = readFileSync(join(here, "glue.js"), "utf8");
+const WARM = 2; // ready isolates kept
+const POLL_MS = 5;
+const QUIET_MS = 20;
+const MIB = 1024 * 1024;
+
+// ------------------------------------------------------------ framing
+function send(json) {
+  const body = Buffer.from(json, "utf8");
+  const head = Buffer.alloc(5);
+  head.writeUInt32BE(body.length + 1, 0);
+  head[4] = 1;
+  process.stdout.write(Buffer.concat([head, body]));
+}
+const q = (s) => JSON.stringify(String(s));
+
+let inbuf = Buffer.alloc(0);
+function onData(chunk) {
+  inbuf = inbuf.length ? Buffer.concat([inbuf, chunk]) : chunk;
+  for (;;) {
+    if (inbuf.length < 4) return;
+    const n = inbuf.readUInt32BE(0);
+    if (n === 0 || n > 64 * MIB) die("bad frame length " + n);
+    if (inbuf.length < 4 + n) return;
+    const body = inbuf.subarray(4, 4 + n);
+    inbuf = inbuf.subarray(4 + n);
+    if (body[0] !== 1) die("protocol version " + body[0]);
+    let msg;
+    try {
+      msg = JSON.parse(body.subarray(1).toString("utf8"));
+    } catch (e) {
+      die("malformed frame: " + e.message);
+    }
+    handle(msg);
+  }
+}
+
+function die(why) {
+  process.stderr.write("quire isolate runner: " + why + "\n");
+  process.exit(70);
+}
+
+// ------------------------------------------------------------ isolates
+let snapshot = null;
+const ready = []; // { iso, ctx, api, memMb }
+
+function makeSnapshot(core, extras) {
+  const code = GLUE + "\n__quire_glue(" + JSON.stringify(core) + ", " + JSON.stringify(extras) + ");\n";
+  return ivm.Isolate.createSnapshot([
+    { code, filename: "quire:glue" },
+    { code: "__quire_warm();", filename: "quire:warm" },
+  ]);
+}
+
+// An isolate from the snapshot with a context and the host's callbacks
+// bound. The callbacks act on whichever run holds the isolate (`e.run`).
+function makeIsolate(memMb) {
+  const iso = new ivm.Isolate({
+    snapshot,
+    memoryLimit: memMb,
+    onCatastrophicError: (m) => die("V8 lost control of an isolate: " + m),
+  });
+  const ctx = iso.createContextSync();
+  const e = { iso, ctx, memMb, run: null };
+  const on = (f) => new ivm.Callback((...a) => {
+    const r = e.run;
+    if (r !== null && !r.over) f(r, ...a);
+  }, { ignored: true });
+  const sync = (f) => new ivm.Callback(f);
+  const slots = {
+    emit: on(emit),
+    done: on(done),
+    arm: on(arm),
+    clear: on(clearTimer),
+    call: on(hostCall),
+    work: on((r, d) => {
+      r.work += d === 1 ? 1 : -1;
+      poke(r);
+    }),
+    now: sync(() => (e.run ? performance.now() - e.run.t0 : 0)),
+    url: sync(urlFields),
+    urlSet: sync((href, field, value) => {
+      try {
+        const u = new URL(href);
+        u[field] = value;
+        return fields(u);
+      } catch {
+        return null;
+      }
+    }),
+    utf8Encode: sync((s) => new Uint8Array(Buffer.from(s, "utf8"))),
+    utf8Decode: sync((bytes, fatal) => {
+      try {
+        return new TextDecoder("utf-8", { fatal }).decode(bytes);
+      } catch {
+        return null;
+      }
+    }),
+    btoa: sync((s) => {
+      try {
+        return btoa(s);
+      } catch {
+        return null;
+      }
+    }),
+    atob: sync((s) => {
+      try {
+        return atob(s);
+      } catch {
+        return null;
+      }
+    }),
+    bytesToBase64: sync((b) => Buffer.from(b.buffer, b.byteOffset, b.byteLength).toString("base64")),
+    base64ToBytes: sync((s) => new Uint8Array(Buffer.from(s, "base64"))),
+    randomBytes: sync((n) => randomFillSync(new Uint8Array(n))),
+    randomUUID: sync(() => randomUUID()),
+  };
+  const names = Object.keys(slots);
+  const api = ctx.evalClosureSync(
+    `return __quire_bind({ ${names.map((n, i) => `${n}: $${i}`).join(", ")} });`,
+    names.map((n) => slots[n]),
+    { result: { reference: true } },
+  );
+  for (const k of ["start", "fire", "reply", "unhandled"]) e[k] = api.getSync(k, { reference: true });
+  return e;
+}
+
+function fields(u) {
+  return [u.href, u.protocol, u.username, u.password, u.host, u.hostname, u.port, u.pathname, u.search, u.hash, u.origin];
+}
+function urlFields(input, base) {
+  try {
+    return fields(base === undefined ? new URL(input) : new URL(input, base));
+  } catch {
+    return null;
+  }
+}
+
+function memOf(limits) {
+  const bytes = Number(limits?.memory_bytes);
+  return Number.isFinite(bytes) && bytes > 0 ? Math.max(8, Math.ceil(bytes / MIB)) : 64;
+}
+
+let defaultMem = 64;
+function takeIsolate(memMb) {
+  const i = ready.findIndex((x) => x.memMb === memMb);
+  return i >= 0 ? ready.splice(i, 1)[0] : makeIsolate(memMb);
+}
+// Ready isolates are made when no run is starting or ending (making one
+// blocks this thread ~1.5 ms), one per turn.
+let refilling = false;
+function refill() {
+  if (refilling || ready.length >= WARM || snapshot === null) return;
+  refilling = true;
+  setTimeout(() => {
+    refilling = false;
+    ready.push(makeIsolate(defaultMem));
+    refill();
+  }, 1);
+}
+
+// ------------------------------------------------------------ runs
+const runs = new Map();
+let poller = null;
+
+function emit(r, json) {
+  let body;
+  try {
+    body = JSON.parse(json);
+  } catch {
+    return end(r, { kind: "internal", message: "the run's glue sent malformed output" });
+  }
+  const t = body?.type;
+  if (t !== "log" && t !== "display" && t !== "result") {
+    return end(r, { kind: "internal", message: "the run's glue sent an event of type " + q(t) });
+  }
+  // The result waits for the end: a rejection nothing handled, found
+  // when the task that sent it ends, fails the run instead.
+  if (t === "result") r.result = json;
+  else send('{"t":"event","run":' + q(r.id) + ',"body":' + json + "}");
+}
+
+function done(r, json) {
+  let v = null;
+  try {
+    v = JSON.parse(json);
+  } catch {
+    // reported as internal below
+  }
+  const error = v?.error;
+  if (v === null || (error !== undefined && (typeof error !== "object" || error === null || typeof error.kind !== "string"))) {
+    return end(r, { kind: "internal", message: "the run's glue ended it with a malformed report" });
+  }
+  // A success waits for the task it came in to end (see `task`).
+  if (!error && r.tasks > 0) r.ok = true;
+  else end(r, error ?? null);
+}
+
+function arm(r, id, ms) {
+  const old = r.timers.get(id);
+  if (old !== undefined) clearTimeout(old);
+  r.timers.set(id, setTimeout(() => {
+    r.timers.delete(id);
+    task(r, r.e.fire.apply(undefined, [id]));
+  }, Math.max(0, Math.min(Number(ms) || 0, 2147483647))));
+}
+
+function clearTimer(r, id) {
+  const h = r.timers.get(id);
+  if (h !== undefined) {
+    clearTimeout(h);
+    r.timers.delete(id);
+    poke(r);
+  }
+}
+
+function hostCall(r, id, op, json) {
+  try {
+    JSON.parse(json);
+  } catch {
+    return end(r, { kind: "internal", message: "the run's glue sent a malformed host call" });
+  }
+  r.calls++;
+  send('{"t":"call","run":' + q(r.id) + ',"call":' + (id >>> 0) + ',"op":' + q(op) + ',"args":' + json + "}");
+}
+
+// Each call into the isolate: while one is in flight the run is not idle;
+// one that fails with a rejection nothing handled fails the run.
+function task(r, p) {
+  r.tasks++;
+  p.then(
+    () => {
+      r.tasks--;
+      if (r.ok && r.tasks === 0) end(r, null);
+      else poke(r);
+    },
+    (err) => {
+      r.tasks--;
+      if (r.over) return;
+      const msg = String(err?.message ?? "");
+      if (r.e.iso.isDisposed || msg.startsWith("Isolate was disposed")) {
+        return end(r, msg.includes("memory limit") ? { kind: "memory_limit", message: "memory" } : { kind: "internal", message: msg });
+      }
+      r.ok = false;
+      r.result = null;
+      task(r, r.e.unhandled.apply(undefined, [err], { arguments: { copy: true } }));
+    },
+  );
+}
+
+// Something happened: a run with nothing pending is checked again after
+// three quiet turns, and ended as stuck if still nothing is.
+function poke(r) {
+  r.quiet = 0;
+  if (r.over || r.checking) return;
+  r.checking = true;
+  setTimeout(() => check(r), QUIET_MS);
+}
+function check(r) {
+  r.checking = false;
+  if (r.over) return;
+  const idle = r.tasks === 0 && r.timers.size === 0 && r.calls === 0 && r.work === 0;
+  if (!idle) return;
+  r.quiet++;
+  if (r.quiet >= 3) return end(r, { kind: "wall_limit", message: "deadlock" });
+  r.checking = true;
+  setTimeout(() => check(r), QUIET_MS);
+}
+
+function limitsPoll() {
+  const now = performance.now();
+  for (const r of runs.values()) {
+    if (r.over) continue;
+    let cpuNs;
+    try {
+      cpuNs = Number(r.e.iso.cpuTime);
+    } catch {
+      // isolated-vm disposed it: the memory limit
+      end(r, { kind: "memory_limit", message: "memory" });
+      continue;
+    }
+    r.lastCpuMs = cpuNs / 1e6;
+    if (cpuNs >= r.cpuLimitNs) end(r, { kind: "cpu_limit", message: "cpu" });
+    else if (now >= r.deadline) end(r, { kind: "wall_limit", message: "wall" });
+  }
+  if (runs.size === 0) {
+    clearInterval(poller);
+    poller = null;
+  }
+}
+
+function end(r, error) {
+  if (r.over) return;
+  r.over = true;
+  for (const h of r.timers.values()) clearTimeout(h);
+  r.timers.clear();
+  const iso = r.e.iso;
+  let cpuMs = 0;
+  try {
+    cpuMs = Number(iso.cpuTime) / 1e6;
+  } catch {
+    // disposed by isolated-vm (memory): counted up to the last poll
+    cpuMs = r.lastCpuMs;
+  }
+  if (error) send('{"t":"event","run":' + q(r.id) + ',"body":' + JSON.stringify({ type: "error", ...error }) + "}");
+  else if (r.result !== null) send('{"t":"event","run":' + q(r.id) + ',"body":' + r.result + "}");
+  runs.delete(r.id);
+  r.e.run = null;
+  refill();
+  // The heap it ends with (V8 keeps no peak), unless the isolate may still
+  // be running (a limit or a cancel): then it is disposed at once.
+  const wall = performance.now() - r.t0;
+  if (error && !QUIET_ENDS.includes(error.kind)) {
+    if (!iso.isDisposed) iso.dispose();
+    return finished(r, error, cpuMs, wall, 0);
+  }
+  iso.getHeapStatistics().catch(() => null).then((h) => {
+    finished(r, error, cpuMs, wall, h ? h.total_heap_size + h.externally_allocated_size : 0);
+    if (!iso.isDisposed) iso.dispose();
+  });
+}
+
+// Ends after which the isolate is idle (the glue reported them).
+const QUIET_ENDS = ["exception", "syntax", "capability_denied", "quota_exceeded", "stack_overflow"];
+
+function finished(r, error, cpuMs, wall, peak) {
+  send(JSON.stringify({
+    t: "event",
+    run: r.id,
+    body: {
+      type: "finished",
+      status: error ? "error" : "ok",
+      cpu_ms: cpuMs,
+      wall_ms: wall,
+      peak_memory_bytes: peak,
+    },
+  }));
+}
+
+async function start(msg) {
+  const id = String(msg.run);
+  if (runs.has(id)) return;
+  const req = msg.request ?? {};
+  const limits = req.limits ?? {};
+  const e = takeIsolate(memOf(limits));
+  const t0 = performance.now();
+  const r = {
+    id, e, t0,
+    timers: new Map(),
+    calls: 0, work: 0, tasks: 0,
+    quiet: 0, checking: false, over: false,
+    cpuLimitNs: (Number(limits.cpu_time_ms) || 5000) * 1e6,
+    deadline: t0 + (Number(limits.wall_time_ms) || 30000),
+    lastCpuMs: 0, ok: false, result: null,
+  };
+  e.run = r;
+  runs.set(id, r);
+  poller ??= setInterval(limitsPoll, POLL_MS);
+  send('{"t":"event","run":' + q(id) + ',"body":{"type":"started"}}');
+  const filename = String(req.filename || "block." + (req.lang === "ts" ? "ts" : "js"));
+  try {
+    // A fresh isolate is idle: compiling and linking are done here
+    // synchronously (no thread hops); the glue's start and the block's
+    // evaluation are queued, in that order, to isolated-vm's threads.
+    let host = null;
+    if (typeof msg.host_module === "string") {
+      host = e.iso.compileModuleSync(msg.host_module, { filename: "quire" });
+      host.instantiateSync(e.ctx, () => {
+        throw new Error("the host module imports nothing");
+      });
+      host.evaluateSync();
+    }
+    const mod = e.iso.compileModuleSync(String(req.source), { filename, lineOffset: -1 });
+    mod.instantiateSync(e.ctx, (spec) => {
+      if (spec === "quire" && host) return host;
+      throw new Error("import of " + q(spec) + " is not allowed");
+    });
+    const info = JSON.stringify({ limits, input: req.input ?? null, trigger: req.trigger, block: req.block, workspace: req.workspace });
+    task(r, e.start.apply(undefined, host ? [info, host.namespace.derefInto()] : [info]));
+    task(r, mod.evaluate());
+  } catch (err) {
+    if (r.over) return;
+    const m = String(err?.message ?? err);
+    const syntax = err?.name === "SyntaxError";
+    end(r, { kind: syntax ? "syntax" : "exception", message: (syntax ? "SyntaxError: " : "") + m, stack: typeof err?.stack === "string" ? err.stack : undefined });
+  }
+}
+
+function handle(msg) {
+  switch (msg?.t) {
+    case "prelude":
+      if (snapshot !== null) die("a second prelude");
+      snapshot = makeSnapshot(String(msg.core), String(msg.extras));
+      while (ready.length < WARM) ready.push(makeIsolate(defaultMem));
+      send(JSON.stringify({ t: "ready", pid: process.pid, sandbox }));
+      return;
+    case "start":
+      if (snapshot === null) die("a run before the prelude");
+      start(msg);
+      return;
+    case "reply": {
+      const r = runs.get(String(msg.run));
+      if (!r || r.over) return;
+      r.calls = Math.max(0, r.calls - 1);
+      task(r, r.e.reply.apply(undefined, [Number(msg.call), JSON.stringify(msg.result ?? null)]));
+      return;
+    }
+    case "cancel": {
+      const r = runs.get(String(msg.run));
+      if (r) end(r, { kind: "cancelled", message: "cancelled" });
+      return;
+    }
+    default:
+      die("unknown message " + q(msg?.t));
+  }
+}
+
+let sandbox = {};
+try {
+  sandbox = JSON.parse(process.argv[2] ?? "{}") ?? {};
+} catch {
+  sandbox = {};
+}
+process.on("uncaughtException", (e) => die("uncaught: " + (e?.stack ?? e)));
+process.stdin.on("data", onData);
+process.stdin.on("end", () => process.exit(0));
