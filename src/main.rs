@@ -46,25 +46,22 @@ enum Command {
         #[arg(long, default_value_t = 1)]
         threads: usize,
     },
-    /// A sandboxed V8 runner: sandbox, then exec deno (started by the
-    /// server, not by people).
+    /// A sandboxed V8 runner: sandbox, then exec Node with the isolate
+    /// runner (started by the server, not by people).
     #[command(name = "__v8-runner", hide = true)]
     V8Runner {
-        /// The deno binary.
+        /// The Node binary.
         #[arg(long)]
-        deno: std::path::PathBuf,
-        /// The runner script (a path or a data: URL).
+        node: std::path::PathBuf,
+        /// The runner script (`runner.mjs`).
         #[arg(long)]
-        script: String,
-        /// V8 heap limit in MiB.
+        script: std::path::PathBuf,
+        /// Heap limit of the runner's own isolate, in MiB.
         #[arg(long, default_value_t = 512)]
         heap_mb: u64,
-        /// V8 stack limit in KiB.
+        /// V8 stack of the runs, in KiB.
         #[arg(long, default_value_t = 1024)]
         stack_kb: u64,
-        /// The binary is Node and the script the isolate runner.
-        #[arg(long)]
-        node: bool,
     },
     /// Measure start latency, throughput, memory and CPU speed, with Node.js
     /// measured side by side.
@@ -114,18 +111,16 @@ fn main() -> ExitCode {
             ExitCode::from(u8::try_from(code).unwrap_or(1))
         }
         Command::V8Runner {
-            deno,
+            node,
             script,
             heap_mb,
             stack_kb,
-            node,
         } => {
             let code = quire_engine::v8::launch_main(quire_engine::v8::LaunchArgs {
-                deno,
+                node,
                 script,
                 heap_mb,
                 stack_kb,
-                node,
             });
             ExitCode::from(u8::try_from(code).unwrap_or(1))
         }

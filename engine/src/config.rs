@@ -115,7 +115,7 @@ pub struct EngineConfig {
     /// Where isolates run: in this process, or in sandboxed runner
     /// processes. Default: in this process.
     pub isolation: Isolation,
-    /// The V8 engine (pooled deno processes), for requests with
+    /// The V8 engine (fresh isolates in pooled Node processes), for requests with
     /// `engine: V8`. `None`: such runs fail with an error saying V8 is not
     /// configured. Default: `None`.
     pub v8: Option<crate::v8::V8Config>,

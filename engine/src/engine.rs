@@ -220,7 +220,7 @@ impl Engine {
     }
 
     /// Whether runs with `engine: V8` can run here; the error says why not
-    /// (naming the install command when deno is missing).
+    /// (naming the install command when Node or the runner is missing).
     pub fn v8_status(&self) -> Result<(), String> {
         self.v8.as_ref().map(|_| ()).map_err(Clone::clone)
     }

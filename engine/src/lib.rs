@@ -35,7 +35,8 @@
 //!
 //! QuickJS runs here or in QuickJS runner processes. With
 //! [`EngineConfig::v8`] set, requests with [`EngineKind::V8`] run in real
-//! V8, in pooled, sandboxed deno processes (one per run; see [`v8`]).
+//! V8, a fresh isolate per run inside pooled, sandboxed Node processes
+//! (see [`v8`]).
 //!
 //! ## Isolation in this process
 //!
@@ -78,4 +79,4 @@ pub use host::{
 };
 pub use isolate::HOST_MODULE;
 pub use request::{EngineKind, Lang, RunRequest};
-pub use v8::{IsolateRunner, V8Config};
+pub use v8::V8Config;

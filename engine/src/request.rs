@@ -44,7 +44,8 @@ pub enum EngineKind {
     /// QuickJS-ng: fastest to start, smallest isolates. The default.
     #[default]
     Quickjs,
-    /// V8 (in pooled deno processes): a JIT, ~20x faster on CPU-heavy code.
+    /// V8 (a fresh isolate per run in pooled Node processes): a JIT, ~4x
+    /// faster on CPU-heavy code.
     V8,
 }
 

@@ -2,8 +2,8 @@
 // grants: kv:read kv:write
 // result: {"got":{"n":1},"timer":true,"calls":[7,7,7]}
 // Replacing the function-calling built-ins does not cut the block off
-// from the host, timers or output (in V8 the runner's pipe reads go
-// through deno's JavaScript, which calls `Function.prototype.call`).
+// from the host, timers or output (in V8 the glue in the block's isolate
+// captured what it calls before any block code ran).
 import { kv } from "quire";
 const fake = function () { return 7; };
 Function.prototype.call = fake;

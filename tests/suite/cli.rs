@@ -305,7 +305,7 @@ fn isolation_can_be_chosen_and_both_give_the_same_events() {
 }
 
 #[test]
-fn both_engines_run_the_samples_alike_and_a_missing_deno_names_its_install() {
+fn both_engines_run_the_samples_alike_and_a_missing_v8_runner_names_its_install() {
     assert_eq!(
         summary_run(&["--engine", "quickjs"]),
         summary_run(&["--engine", "v8"])
@@ -321,21 +321,66 @@ fn both_engines_run_the_samples_alike_and_a_missing_deno_names_its_install() {
     );
     let missing = quire()
         .args(["run", &sample("hello.js"), "--engine", "v8"])
-        .args(["--deno", "/definitely/no/deno"])
+        .args(["--v8-runner", "/definitely/no/runner"])
         .output()
         .unwrap();
     assert_eq!(missing.status.code(), Some(2));
     let err = String::from_utf8_lossy(&missing.stderr);
     assert!(
-        err.contains("npm ci") && err.contains("/definitely/no/deno"),
+        err.contains("npm ci --ignore-scripts") && err.contains("/definitely/no/runner"),
         "{err}"
     );
-    // QuickJS keeps working without deno.
+    // QuickJS keeps working without it.
     let qjs = quire()
-        .args(["run", &sample("hello.js"), "--deno", "/definitely/no/deno"])
+        .args([
+            "run",
+            &sample("hello.js"),
+            "--v8-runner",
+            "/definitely/no/runner",
+        ])
         .output()
         .unwrap();
     assert_eq!(qjs.status.code(), Some(0));
+}
+
+#[test]
+fn an_installed_binary_finds_the_v8_runner_beside_it() {
+    // No path is baked in at build time: a copy of the binary with
+    // `runners/node` next to it (here a link to the checkout's) runs V8
+    // from any directory, and without one it says where it looked.
+    let dir = tempfile::tempdir().unwrap();
+    let bin = dir.path().join("quire");
+    std::fs::copy(env!("CARGO_BIN_EXE_quire"), &bin).unwrap();
+    let block = dir.path().join("b.js");
+    std::fs::write(&block, "export default 6 * 7;").unwrap();
+    let run = |bin: &std::path::Path| {
+        std::process::Command::new(bin)
+            .args(["run", block.to_str().unwrap(), "--engine", "v8", "--json"])
+            .current_dir(dir.path())
+            .env_remove("QUIRE_V8_RUNNER_DIR")
+            .output()
+            .unwrap()
+    };
+    let none = run(&bin);
+    assert_eq!(none.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&none.stderr);
+    assert!(
+        err.contains(&format!("{}/runners/node", dir.path().display())),
+        "{err}"
+    );
+    std::fs::create_dir(dir.path().join("runners")).unwrap();
+    std::os::unix::fs::symlink(
+        concat!(env!("CARGO_MANIFEST_DIR"), "/engine/runners/node"),
+        dir.path().join("runners/node"),
+    )
+    .unwrap();
+    let ok = run(&bin);
+    let out = String::from_utf8_lossy(&ok.stdout);
+    assert!(
+        out.contains("\"value\":42"),
+        "{out} {}",
+        String::from_utf8_lossy(&ok.stderr)
+    );
 }
 
 /// The soft and hard open-file limits of process `pid`, from /proc.

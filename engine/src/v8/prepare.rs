@@ -8,10 +8,8 @@
 //!   process sees the source.
 //! - **Static imports**: every `import … from`, `export … from` and
 //!   `import "…"` must name `"quire"` (and the run must have a host);
-//!   anything else ends the run here with the same message QuickJS gives.
-//!   The byte spans of the allowed specifiers are passed on (in UTF-16
-//!   units, as JavaScript counts) so the runner can point them at its host
-//!   module.
+//!   anything else ends the run here with the same message QuickJS gives
+//!   (the runner links `"quire"` to its host module).
 //! - **Dynamic imports**: each `import(` keyword is replaced by `__qi__`,
 //!   a function the runner defines that only loads `"quire"`. Same length,
 //!   so every line and column stays where it was. (Code made at run time
@@ -32,9 +30,6 @@ pub(crate) struct V8Source {
     pub(crate) js: String,
     /// Where positions in `js` were in the block (TypeScript only).
     pub(crate) map: Option<LineMap>,
-    /// `[start, end)` of each `"quire"` specifier literal, quotes included,
-    /// in UTF-16 code units.
-    pub(crate) quire_spans: Vec<(u32, u32)>,
 }
 
 /// Why the source cannot run; `syntax` decides the error kind.
@@ -54,19 +49,13 @@ impl<'a> Visit<'a> for DynamicImports {
     }
 }
 
-fn utf16_offset(s: &str, byte: usize) -> u32 {
-    s.get(..byte).map_or(0, |p| p.encode_utf16().count() as u32)
-}
-
 /// Prepare `source` for the V8 runner. `has_host` says whether the run has
-/// the host module; `wrap` rewrites the module for the isolate runner
-/// ([`super::wrap`]).
+/// the host module.
 pub(crate) fn prepare(
     lang: Lang,
     filename: &str,
     source: &str,
     has_host: bool,
-    wrap: bool,
 ) -> Result<V8Source, Rejected> {
     let prepared = compile::prepare(lang, filename, source).map_err(|error| Rejected {
         error,
@@ -74,7 +63,7 @@ pub(crate) fn prepare(
     })?;
     let js = prepared.js;
     let map = prepared.map;
-    std::panic::catch_unwind(|| scan(&js, map.as_ref(), has_host, wrap))
+    std::panic::catch_unwind(|| scan(&js, map.as_ref(), has_host))
         .unwrap_or_else(|_| {
             Err(Rejected {
                 error: SourceError {
@@ -86,16 +75,10 @@ pub(crate) fn prepare(
                 syntax: true,
             })
         })
-        .map(|(js, quire_spans)| V8Source {
-            js,
-            map,
-            quire_spans,
-        })
+        .map(|js| V8Source { js, map })
 }
 
-type Scanned = (String, Vec<(u32, u32)>);
-
-fn scan(js: &str, map: Option<&LineMap>, has_host: bool, wrap: bool) -> Result<Scanned, Rejected> {
+fn scan(js: &str, map: Option<&LineMap>, has_host: bool) -> Result<String, Rejected> {
     use oxc_allocator::Allocator;
     use oxc_parser::Parser;
     use oxc_span::SourceType;
@@ -127,7 +110,6 @@ fn scan(js: &str, map: Option<&LineMap>, has_host: bool, wrap: bool) -> Result<S
             syntax: true,
         });
     }
-    let mut spans = Vec::new();
     for stmt in &parsed.program.body {
         let source = match stmt {
             Statement::ImportDeclaration(d) => Some(&d.source),
@@ -143,10 +125,6 @@ fn scan(js: &str, map: Option<&LineMap>, has_host: bool, wrap: bool) -> Result<S
             "the host module \"quire\" is not available to this run (no host API is attached)"
                 .to_string()
         } else {
-            spans.push((
-                utf16_offset(js, lit.span.start as usize),
-                utf16_offset(js, lit.span.end as usize),
-            ));
             continue;
         };
         let (line, column) = at(lit.span.start);
@@ -168,11 +146,8 @@ fn scan(js: &str, map: Option<&LineMap>, has_host: bool, wrap: bool) -> Result<S
             out.replace_range(s..s + 6, "__qi__");
         }
     }
-    if wrap {
-        // Same length as `js`: the spans still point where they did.
-        out = super::wrap::wrap_module(&out, &parsed.program);
-    }
-    Ok((out, spans))
+    // Same length as `js`: the parsed spans still point where they did.
+    Ok(super::wrap::wrap_module(&out, &parsed.program))
 }
 
 #[cfg(test)]
@@ -180,7 +155,7 @@ mod tests {
     use super::*;
 
     fn ok(src: &str, host: bool) -> V8Source {
-        match prepare(Lang::Js, "block.js", src, host, false) {
+        match prepare(Lang::Js, "block.js", src, host) {
             Ok(v) => v,
             Err(r) => panic!("{}", r.error.message),
         }
@@ -189,10 +164,14 @@ mod tests {
     #[test]
     fn dynamic_imports_are_rewritten_in_place() {
         let v = ok("const a = 1;\nconst m = await import(\"os\"); const n = await import ( 'x' );\nexport default [import.meta.url, m, n];", false);
-        assert_eq!(v.js, "const a = 1;\nconst m = await __qi__(\"os\"); const n = await __qi__ ( 'x' );\nexport default [import.meta.url, m, n];");
+        assert!(v.js.contains("const a = 1;\nconst m = await __qi__(\"os\"); const n = await __qi__ ( 'x' );\n__QD.default=  [import.meta.url, m, n];"), "{}", v.js);
         // Strings and comments that say import( are left alone.
         let v = ok("// import(\"x\")\nexport default 'import(1)';", false);
-        assert_eq!(v.js, "// import(\"x\")\nexport default 'import(1)';");
+        assert!(
+            v.js.contains("// import(\"x\")\n__QD.default=  'import(1)';"),
+            "{}",
+            v.js
+        );
     }
 
     #[test]
@@ -204,7 +183,7 @@ mod tests {
             "export { a } from 'npm:lodash';",
             "import x from 'file:///etc/passwd';",
         ] {
-            let Err(r) = prepare(Lang::Js, "block.js", src, true, false) else {
+            let Err(r) = prepare(Lang::Js, "block.js", src, true) else {
                 panic!("{src} was allowed");
             };
             assert!(!r.syntax);
@@ -215,33 +194,15 @@ mod tests {
             );
             assert_eq!(r.error.line, Some(1));
         }
-        let Err(r) = prepare(
-            Lang::Js,
-            "block.js",
-            "import { kv } from 'quire';",
-            false,
-            false,
-        ) else {
+        let Err(r) = prepare(Lang::Js, "block.js", "import { kv } from 'quire';", false) else {
             panic!("quire without a host was allowed");
         };
         assert!(r.error.message.contains("not available"));
     }
 
     #[test]
-    fn quire_spans_count_utf16_units() {
-        let src = "const s = '😀';\nimport { kv } from \"quire\";\nexport * from 'quire';";
-        let v = ok(src, true);
-        assert_eq!(v.quire_spans.len(), 2);
-        let units: Vec<u16> = v.js.encode_utf16().collect();
-        for (s, e) in v.quire_spans {
-            let text = String::from_utf16(&units[s as usize..e as usize]).unwrap();
-            assert!(text == "\"quire\"" || text == "'quire'", "{text}");
-        }
-    }
-
-    #[test]
     fn syntax_errors_carry_the_blocks_position() {
-        let Err(r) = prepare(Lang::Js, "block.js", "let a = 1;\nlet b = ;", true, false) else {
+        let Err(r) = prepare(Lang::Js, "block.js", "let a = 1;\nlet b = ;", true) else {
             panic!("parsed");
         };
         assert!(r.syntax);
@@ -251,7 +212,6 @@ mod tests {
             "block.ts",
             "type A = number;\nconst x: A = 1;\nimport y from 'os';\nexport default [x, y];",
             true,
-            false,
         ) else {
             panic!("parsed");
         };

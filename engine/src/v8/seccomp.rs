@@ -1,16 +1,19 @@
 //! The V8 runner's seccomp allowlist, installed by the launcher just before
-//! it execs deno (the filter survives exec and binds every thread deno
+//! it execs Node (the filter survives exec and binds every thread Node
 //! starts).
 //!
-//! The list is what deno 2.9.6 (V8 15.0, tokio, glibc) was seen to call
-//! under strace across the spec, hostile and V8 suites and the engines
+//! The list was made from what deno 2.9.6 (V8 15.0, tokio, glibc), the V8
+//! runner before issue 16, was seen to call under strace across the spec,
+//! hostile and V8 suites and the engines
 //! benchmark (JIT, GC threads, WebAssembly, timers, heap OOM, stack
 //! overflow), plus the calls every process needs on paths a trace may miss
 //! (signal return, restart, thread exit, abort). Anything else answers
-//! `EPERM` rather than killing the process: deno probes a few calls at
-//! start (it tries an `AF_UNIX` socket) and copes with a refusal, and a
-//! refusal reaches the block as an ordinary failure, which the run then
-//! reports. Arguments are checked where they decide what a call can reach
+//! `EPERM` rather than killing the process: a runtime probes a few calls
+//! at start and copes with a refusal (libuv falls back from `io_uring`),
+//! and a refusal reaches the block as an ordinary failure, which the run
+//! then reports. Node 24 with isolated-vm runs the spec, hostile and V8
+//! suites under this list (CI runs them), which is what would catch a
+//! call it cannot do without. Arguments are checked where they decide what a call can reach
 //! outside the process:
 //!
 //! - `clone` only makes threads (`CLONE_THREAD`, no namespace flags), and
@@ -19,18 +22,18 @@
 //! - `prlimit64` only on the process itself (pid 0): never the server's
 //!   limits; `tgkill` only to the process's own threads (its pid, which
 //!   the exec keeps); `kill`, `tkill` and `setpriority` are refused;
-//! - `ioctl` only for the few terminal and fd queries deno makes
+//! - `ioctl` only for the few terminal and fd queries a runtime makes
 //!   (`TIOCSTI`, which pushes input into a terminal, is refused);
 //! - `prctl` only to name threads and memory areas (not
 //!   `PR_SET_DUMPABLE`, which would make it traceable again);
-//! - `socketpair` only `AF_UNIX` (deno's internal wake-ups); `socket`,
+//! - `socketpair` only `AF_UNIX` (internal wake-ups); `socket`,
 //!   `connect`, `bind` and every other network call are refused.
 //!
 //! Not filtered by arguments, and why: `mmap`/`mprotect` with `PROT_EXEC`
 //! (V8's JIT needs them); file opens and stats (Landlock decides what a
-//! path reaches; only the deno binary, libraries and `/proc/self`);
+//! path reaches; only the runner's directory, libraries and `/proc/self`);
 //! `execve` (this filter is installed before the launcher's own exec of
-//! deno; Landlock lets only the deno binary execute, and whatever it
+//! Node; Landlock lets only the Node binary execute, and whatever it
 //! execs inherits this filter, Landlock and the rlimits).
 
 use std::collections::BTreeMap;
@@ -124,7 +127,7 @@ fn allowed() -> Vec<i64> {
         libc::SYS_clock_gettime,
         libc::SYS_clock_getres,
         libc::SYS_gettimeofday,
-        // the launcher's own exec of deno (see the module docs)
+        // the launcher's own exec of Node (see the module docs)
         libc::SYS_execve,
     ];
     #[cfg(target_arch = "x86_64")]
@@ -195,7 +198,7 @@ fn conditional(pid: u32) -> Result<BTreeMap<i64, Vec<SeccompRule>>, String> {
 }
 
 /// The two filters for a process whose pid is `pid` (the launcher's, kept
-/// by deno across the exec), in the order they are installed: `clone3` →
+/// by Node across the exec), in the order they are installed: `clone3` →
 /// `ENOSYS`, then the allowlist (last, since installing a filter makes a
 /// `prctl` and a `seccomp` call the allowlist refuses).
 pub(crate) fn filters(pid: u32) -> Result<[BpfProgram; 2], String> {
@@ -217,7 +220,7 @@ pub(crate) fn filters(pid: u32) -> Result<[BpfProgram; 2], String> {
 }
 
 /// Install both filters on the calling thread (the launcher is single
-/// threaded; threads deno starts inherit them).
+/// threaded; threads Node starts inherit them).
 pub(crate) fn install() -> Result<(), String> {
     for f in filters(std::process::id())? {
         seccompiler::apply_filter(&f).map_err(|e| format!("seccomp: {e}"))?;

@@ -80,8 +80,8 @@ test("signs in and shows a sample document as a notebook, in order", async () =>
 });
 
 test("an editor switches a block to V8 and its runs use V8", async () => {
-  // V8 has WebAssembly; QuickJS does not.
-  const { doc, block } = await docWith("Engines", "export default typeof WebAssembly;");
+  // V8 has Intl; QuickJS does not.
+  const { doc, block } = await docWith("Engines", "export default typeof Intl;");
   const p = await page();
   await open(p, doc);
   const cell = p.locator(".cell.code").first();

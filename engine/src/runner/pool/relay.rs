@@ -7,7 +7,7 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use super::{lock, procfs, PoolInner, Runner, RunnerKind};
+use super::{lock, PoolInner, Runner, RunnerKind};
 use crate::control::StopReason;
 use crate::event::{ErrorKind, EventBody};
 use crate::host::{CallContext, HostCall, HostError, HostReply};
@@ -34,6 +34,13 @@ impl PoolInner {
                 Ok(())
             }
             FromRunner::Event { run, body } => self.event(r, &run, body),
+            FromRunner::Failing { why } => {
+                // Nothing more goes to it; it is buried when it exits.
+                tracing::warn!(runner = r.id, why = %why.chars().take(200).collect::<String>(), "runner failing");
+                r.dead.store(true, Ordering::Release);
+                self.pump();
+                Ok(())
+            }
             FromRunner::Call {
                 run,
                 call,
@@ -145,7 +152,7 @@ impl PoolInner {
                 }
             }
             EventBody::Error(mut e) => {
-                if self.config.kind.is_v8() {
+                if self.config.kind == RunnerKind::V8 {
                     // Limits the runner noticed first: the server's record
                     // words them, exactly as for QuickJS.
                     match (e.kind, e.message.as_str()) {
@@ -184,22 +191,12 @@ impl PoolInner {
                 if idle {
                     *lock(&r.idle_since) = Instant::now();
                 }
-                let mut cpu = if f.cpu_ms.is_finite() && f.cpu_ms >= 0.0 {
+                let cpu = if f.cpu_ms.is_finite() && f.cpu_ms >= 0.0 {
                     Duration::from_secs_f64(f.cpu_ms / 1000.0)
                 } else {
                     Duration::ZERO
                 };
-                let mut peak = f.peak_memory_bytes;
-                if self.config.kind == RunnerKind::V8 {
-                    // The kernel's figures, not the runner's; its one run
-                    // is over, so its exit is expected.
-                    r.retired.store(true, Ordering::Release);
-                    if let Some((cpu0, rss0)) = remote.as_ref().and_then(|x| x.base) {
-                        cpu = procfs::cpu_time(r.pid)
-                            .map_or(Duration::ZERO, |t| t.saturating_sub(cpu0));
-                        peak = procfs::memory(r.pid).map_or(0, |m| m.1.saturating_sub(rss0));
-                    }
-                }
+                let peak = f.peak_memory_bytes;
                 let error = c.stop_error().or(remote.and_then(|x| x.error));
                 c.finish(error, cpu, peak);
                 self.pump();

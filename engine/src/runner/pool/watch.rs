@@ -1,8 +1,8 @@
 //! The pool's monitor thread: start timeouts, wall-clock deadlines, V8
-//! runs' CPU and memory from `/proc`, CPU priority of busy runners, idle
-//! retirement; and the reader of runners' stderr.
+//! runners' resident memory from `/proc`, CPU priority of busy runners,
+//! idle retirement; and the reader of runners' stderr.
 
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::{Arc, Weak};
 use std::time::{Duration, Instant};
 
@@ -11,33 +11,25 @@ use crate::control::StopReason;
 use crate::runner::sandbox::SandboxLimits;
 
 impl PoolInner {
-    /// A V8 runner's run against its CPU and memory limits, from the
-    /// kernel's counts (the monitor then kills the runner: its grace is 0).
-    fn v8_limits(&self, r: &Runner) {
-        let runs = lock(&r.runs);
-        for remote in runs.values() {
-            let Some((cpu0, rss0)) = remote.base else {
-                continue;
-            };
-            let c = &remote.control;
-            if c.stop_reason().is_some() {
-                continue;
-            }
-            let cpu = procfs::cpu_time(r.pid).map_or(Duration::ZERO, |t| t.saturating_sub(cpu0));
-            c.cpu_used_ns
-                .store(cpu.as_nanos() as u64, Ordering::Relaxed);
-            if cpu >= c.limits.cpu_time() {
-                c.stop(StopReason::Cpu);
-                continue;
-            }
-            if let Some((rss, hwm)) = procfs::memory(r.pid) {
-                c.peak_memory
-                    .store(hwm.saturating_sub(rss0), Ordering::Relaxed);
-                if rss.saturating_sub(rss0) > c.limits.memory_bytes {
-                    c.stop(StopReason::Memory);
-                }
-            }
+    /// A V8 runner's resident memory against its ceiling: isolated-vm's
+    /// per-isolate memory limit is soft against hostile code, so a
+    /// process past [`RunnerConfig::max_rss_bytes`] is killed, and its runs
+    /// end with `memory_limit`.
+    fn v8_memory(&self, r: &Arc<Runner>) -> bool {
+        let max = self.config.max_rss_bytes;
+        if max == 0 || lock(&r.runs).is_empty() {
+            return false;
         }
+        let Some((rss, _)) = procfs::memory(r.pid) else {
+            return false;
+        };
+        if rss <= max {
+            return false;
+        }
+        for remote in lock(&r.runs).values() {
+            remote.control.stop(StopReason::Memory);
+        }
+        true
     }
 
     /// Give a CPU-bound runner `busy_nice`, and a light one its start
@@ -82,7 +74,7 @@ const STDERR_BUDGET_BYTES: usize = 64 * 1024;
 /// Forward a runner's stderr lines to the log, within a budget. (A pipe,
 /// not the server's own stderr: the runner's file-size rlimit is 0, and
 /// the server's stderr may be a file.)
-pub(super) fn drain_stderr(err: std::process::ChildStderr, oom: &AtomicBool) {
+pub(super) fn drain_stderr(err: std::process::ChildStderr) {
     use std::io::BufRead;
     let mut budget = STDERR_BUDGET_BYTES;
     let mut r = std::io::BufReader::new(err);
@@ -92,9 +84,6 @@ pub(super) fn drain_stderr(err: std::process::ChildStderr, oom: &AtomicBool) {
         match r.read_until(b'\n', &mut line) {
             Ok(0) | Err(_) => return,
             Ok(n) if budget > 0 => {
-                if contains(&line, b"out of memory") || contains(&line, b"heap limit") {
-                    oom.store(true, Ordering::Release);
-                }
                 let keep = n.min(budget).min(1024);
                 budget -= keep;
                 let text = String::from_utf8_lossy(&line[..keep]);
@@ -103,17 +92,9 @@ pub(super) fn drain_stderr(err: std::process::ChildStderr, oom: &AtomicBool) {
                     tracing::warn!(target: "quire_runner", "runner stderr budget spent; dropping the rest");
                 }
             }
-            Ok(_) => {
-                if contains(&line, b"out of memory") || contains(&line, b"heap limit") {
-                    oom.store(true, Ordering::Release);
-                }
-            }
+            Ok(_) => {}
         }
     }
-}
-
-fn contains(hay: &[u8], needle: &[u8]) -> bool {
-    hay.windows(needle.len()).any(|w| w == needle)
 }
 
 pub(super) fn describe_status(s: std::process::ExitStatus) -> String {
@@ -153,8 +134,9 @@ pub(super) fn monitor(weak: Weak<PoolInner>) {
                 continue;
             }
             let mut overdue = false;
-            if inner.config.kind == RunnerKind::V8 {
-                inner.v8_limits(&r);
+            if inner.config.kind == RunnerKind::V8 && inner.v8_memory(&r) {
+                inner.bury(&r, "its resident memory passed the runner ceiling");
+                continue;
             }
             for remote in lock(&r.runs).values() {
                 let c = &remote.control;
