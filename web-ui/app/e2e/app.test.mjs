@@ -237,6 +237,49 @@ test("two tabs editing the same block: the second save is a conflict and keeps i
   await b.close();
 });
 
+test("arrays of records render as a sortable table, 100 rows a page; other values stay a tree", async () => {
+  const src = [
+    'const rows = Array.from({ length: 250 }, (_, i) => ({ id: i + 1, name: `task ${String(i + 1).padStart(3, "0")}`, points: (i * 7) % 13, tags: i === 0 ? ["a"] : undefined }));',
+    'display(rows);',
+    'display([1, 2, 3]);',
+    'export default [{ k: "b", v: 2 }, { k: "a", v: 1 }];',
+  ].join("\n");
+  const { doc } = await docWith("Records", src);
+  const p = await page();
+  await open(p, doc);
+  const cell = p.locator(".cell.code").first();
+  await cell.getByRole("button", { name: "Run", exact: true }).click();
+  await cell.locator(".finished-ok").waitFor();
+  const table = cell.locator(".display .records").first();
+  assert.deepEqual(await table.locator("thead th").allInnerTexts(), ["id", "name", "points", "tags"]);
+  assert.equal(await table.locator("tbody tr").count(), 100);
+  assert.equal(await table.locator(".table-status").innerText(), "Rows 1–100 of 250");
+  // A nested value is the JSON tree inside its cell; a missing one is empty.
+  assert.equal(await table.locator("tbody tr").first().locator("details.json").count(), 1);
+  await table.getByRole("button", { name: "Next" }).click();
+  assert.equal(await table.locator(".table-status").innerText(), "Rows 101–200 of 250");
+  assert.equal(await table.locator("tbody tr").first().locator("td").first().innerText(), "101");
+  // Sorting by a column, with its state for screen readers; back to page 1.
+  const byPoints = table.getByRole("button", { name: "points" });
+  await byPoints.click();
+  assert.equal(await table.locator("thead th").nth(2).getAttribute("aria-sort"), "ascending");
+  assert.equal(await table.locator("tbody tr").first().locator("td").nth(2).innerText(), "0");
+  await byPoints.click();
+  assert.equal(await table.locator("thead th").nth(2).getAttribute("aria-sort"), "descending");
+  assert.equal(await table.locator("tbody tr").first().locator("td").nth(2).innerText(), "12");
+  assert.equal(await table.locator(".table-status").innerText(), "Rows 1–100 of 250");
+  // Keyboard: a header is a button reached with Tab and pressed with Enter.
+  await table.getByRole("button", { name: "name" }).focus();
+  await p.keyboard.press("Enter");
+  assert.equal(await table.locator("tbody tr").first().locator("td").nth(1).innerText(), "task 001");
+  // An array of plain values stays a tree; the result's records are a table.
+  await cell.locator(".display details.json").first().waitFor();
+  assert.deepEqual(await cell.locator(".result .records tbody td").allInnerTexts(), ["b", "2", "a", "1"]);
+  assert.equal(await cell.locator(".result .records .table-status").innerText(), "2 rows");
+  await shot(p, "records-table");
+  await p.close();
+});
+
 test("renders display outputs safely and lists run history", async () => {
   const src = [
     'display({ tasks: 3, by: { open: 2, done: 1 } });',

@@ -3,6 +3,13 @@
 // the app: text/html goes into an iframe with an empty sandbox (no
 // scripts, no same-origin access), everything else is text nodes.
 import { h, clear, renderText } from "./dom.js";
+import { recordColumns, recordsTable } from "./table.js";
+
+// A value as a table when it is an array of records, else as a tree.
+export function valueNode(value) {
+  const cols = recordColumns(value);
+  return cols ? recordsTable(value, cols, jsonTree) : jsonTree(value);
+}
 
 export function jsonTree(value, label) {
   if (value === null || typeof value !== "object") {
@@ -53,7 +60,7 @@ export function htmlFrame(html) {
 }
 
 export function displayNode(mime, data) {
-  if (mime === "application/json") return jsonTree(data);
+  if (mime === "application/json") return valueNode(data);
   if (mime === "text/csv") return csvTable(String(data));
   if (mime === "text/html") return htmlFrame(String(data));
   if (mime === "text/markdown") return renderText(String(data));
@@ -131,7 +138,7 @@ export class Output {
         this.lineTarget().append(h("div", { class: "display", "data-mime": ev.mime }, displayNode(ev.mime, ev.data)));
         break;
       case "result":
-        this.el.append(h("div", { class: "result" }, h("span", { class: "label" }, "Result "), jsonTree(ev.value)));
+        this.el.append(h("div", { class: "result" }, h("span", { class: "label" }, "Result "), valueNode(ev.value)));
         break;
       case "error": {
         if (ev.kind === "cancelled") {
