@@ -149,8 +149,8 @@ pub fn store_config(dir: &std::path::Path) -> anyhow::Result<StoreConfig> {
 }
 
 /// Open (or create) the store in `dir`; a new store is seeded with the
-/// samples.
-pub fn open_data_dir(dir: &std::path::Path) -> anyhow::Result<Store> {
+/// samples, pointed at a server on `port`.
+pub fn open_data_dir(dir: &std::path::Path, port: u16) -> anyhow::Result<Store> {
     let store = Store::open(&store_config(dir)?).map_err(|e| {
         let hint = if e.to_string().contains("could not acquire lock") {
             " (another quire process, such as `quire serve`, has it open)"
@@ -160,7 +160,7 @@ pub fn open_data_dir(dir: &std::path::Path) -> anyhow::Result<Store> {
         anyhow::anyhow!("cannot open the store in {}{hint}: {e}", dir.display())
     })?;
     if store.list_workspaces()?.is_empty() {
-        crate::samples::seed(&store)?;
+        crate::samples::seed(&store, port)?;
     }
     Ok(store)
 }
@@ -169,10 +169,10 @@ pub fn open_data_dir(dir: &std::path::Path) -> anyhow::Result<Store> {
 /// is new), or an ephemeral one seeded with the samples.
 fn open_store(args: &RunArgs) -> anyhow::Result<Store> {
     let store = match &args.data {
-        Some(dir) => open_data_dir(dir)?,
+        Some(dir) => open_data_dir(dir, crate::samples::SERVE_PORT)?,
         None => {
             let store = Store::memory()?;
-            crate::samples::seed(&store)?;
+            crate::samples::seed(&store, crate::samples::SERVE_PORT)?;
             store
         }
     };

@@ -95,9 +95,30 @@ fn file(path: &str) -> anyhow::Result<&'static str> {
         .ok_or_else(|| anyhow!("samples/workspace.json names {path}, which is not embedded"))
 }
 
+/// The port the samples name for the server (`quire serve`'s default);
+/// [`seed`] points them at the server's real port.
+const SAMPLE_PORT: &str = "7878";
+
+/// `quire serve`'s default port: what `quire run`'s samples call.
+pub const SERVE_PORT: u16 = 7878;
+
+/// `text` with the samples' server address (127.0.0.1 or localhost, port
+/// 7878) moved to `port`.
+fn at_port(text: &str, port: u16) -> String {
+    let port = port.to_string();
+    ["127.0.0.1", "localhost"]
+        .iter()
+        .fold(text.to_string(), |t, host| {
+            t.replace(&format!("{host}:{SAMPLE_PORT}"), &format!("{host}:{port}"))
+        })
+}
+
 /// Load the sample workspace into `store`, adding only what is missing
 /// (so it never overwrites a user's changes). Returns the workspace.
-pub fn seed(store: &Store) -> anyhow::Result<Workspace> {
+/// `port` is the port of the server the samples call (the "Integrations"
+/// block fetches it with a secret bound to it): `quire serve`'s own, or
+/// 7878 for `quire run`.
+pub fn seed(store: &Store, port: u16) -> anyhow::Result<Workspace> {
     let m: Manifest =
         serde_json::from_str(file("workspace.json")?).context("samples/workspace.json")?;
     let ws = store.ensure_workspace(&m.workspace)?;
@@ -118,24 +139,25 @@ pub fn seed(store: &Store) -> anyhow::Result<Workspace> {
     }
     for s in &m.secrets {
         if store.get_secret(&ws.id, &s.name)?.is_none() {
-            store.put_secret(&ws.id, &s.name, &s.value, &s.hosts)?;
+            let hosts: Vec<String> = s.hosts.iter().map(|h| at_port(h, port)).collect();
+            store.put_secret(&ws.id, &s.name, &s.value, &hosts)?;
         }
     }
     for b in &m.blocks {
         if store.get_block(&ws.id, &b.id)?.is_some() {
             continue;
         }
-        quire_host_api::Grants::parse(&b.grants)
-            .with_context(|| format!("sample block {}", b.id))?;
+        let grants: Vec<String> = b.grants.iter().map(|g| at_port(g, port)).collect();
+        quire_host_api::Grants::parse(&grants).with_context(|| format!("sample block {}", b.id))?;
         let lang = if b.file.ends_with(".ts") { "ts" } else { "js" };
         store.put_block(
             &ws.id,
             BlockRecord {
                 id: b.id.clone(),
                 name: b.name.clone(),
-                source: file(&b.file)?.to_string(),
+                source: at_port(file(&b.file)?, port),
                 lang: lang.into(),
-                grants: b.grants.clone(),
+                grants,
                 grants_approved_for: None,
                 engine: String::new(),
                 updated_ms: 0,
@@ -152,7 +174,7 @@ mod tests {
     #[test]
     fn the_samples_load_and_reloading_adds_nothing() {
         let store = Store::memory().unwrap();
-        let ws = seed(&store).unwrap();
+        let ws = seed(&store, 7878).unwrap();
         assert!(store.count_rows(&ws.id, "tasks").unwrap() >= 300);
         assert_eq!(store.list_docs(&ws.id).unwrap().len(), 3);
         assert_eq!(store.list_blocks(&ws.id).unwrap().len(), 9);
@@ -160,7 +182,7 @@ mod tests {
         store
             .update_row(&ws.id, "tasks", "t001", &serde_json::json!({"status": "x"}))
             .unwrap();
-        seed(&store).unwrap();
+        seed(&store, 7878).unwrap();
         let row = store
             .query_rows(
                 &ws.id,
@@ -172,5 +194,28 @@ mod tests {
             )
             .unwrap();
         assert_eq!(row[0]["status"], "x");
+    }
+
+    #[test]
+    fn the_integrations_sample_calls_the_server_on_its_own_port() {
+        let store = Store::memory().unwrap();
+        let ws = seed(&store, 41234).unwrap();
+        let b = store.get_block(&ws.id, "fetch-status").unwrap().unwrap();
+        assert_eq!(b.grants, vec!["net:127.0.0.1:41234".to_string()]);
+        assert!(
+            b.source.contains("\"http://127.0.0.1:41234/healthz\""),
+            "{}",
+            b.source
+        );
+        assert!(!b.source.contains("7878"), "{}", b.source);
+        let hosts = store
+            .get_secret(&ws.id, "DEMO_TOKEN")
+            .unwrap()
+            .unwrap()
+            .hosts;
+        assert_eq!(
+            hosts,
+            vec!["127.0.0.1:41234".to_string(), "localhost:41234".to_string()]
+        );
     }
 }

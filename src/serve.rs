@@ -66,7 +66,12 @@ pub fn serve(args: ServeArgs) -> ExitCode {
 }
 
 async fn run(args: ServeArgs) -> anyhow::Result<()> {
-    let store = crate::cli_run::open_data_dir(&args.data)?;
+    let listener = tokio::net::TcpListener::bind(&args.addr)
+        .await
+        .with_context(|| format!("cannot listen on {}", args.addr))?;
+    let addr = listener.local_addr()?;
+    // A new store's samples call this server on its own port.
+    let store = crate::cli_run::open_data_dir(&args.data, addr.port())?;
     let admin_token = std::env::var("QUIRE_ADMIN_TOKEN")
         .ok()
         .filter(|t| !t.is_empty());
@@ -115,10 +120,6 @@ async fn run(args: ServeArgs) -> anyhow::Result<()> {
         ..ServerConfig::default()
     };
     let state = AppState::new(store.clone(), Arc::new(engine), api, config);
-    let listener = tokio::net::TcpListener::bind(&args.addr)
-        .await
-        .with_context(|| format!("cannot listen on {}", args.addr))?;
-    let addr = listener.local_addr()?;
     let metrics_listener = match &args.metrics_addr {
         Some(a) => Some(
             tokio::net::TcpListener::bind(a)

@@ -237,6 +237,19 @@ test("two tabs editing the same block: the second save is a conflict and keeps i
   await b.close();
 });
 
+test("the Integrations sample calls this server on whatever port it listens on", async () => {
+  // The harness serves on a random port: the sample's grant, its secret's
+  // bound hosts and its URL were pointed at it when the samples loaded.
+  const p = await page();
+  await open(p, "integrations");
+  const cell = p.locator(".cell.code").first();
+  await cell.getByRole("button", { name: "Run", exact: true }).click();
+  await cell.locator(".finished-ok").waitFor();
+  const port = new URL(srv.url).port;
+  await cell.locator(".output .log", { hasText: `200 OK from http://127.0.0.1:${port}/healthz` }).waitFor();
+  await p.close();
+});
+
 test("arrays of records render as a sortable table, 100 rows a page; other values stay a tree", async () => {
   const src = [
     'const rows = Array.from({ length: 250 }, (_, i) => ({ id: i + 1, name: `task ${String(i + 1).padStart(3, "0")}`, points: (i * 7) % 13, tags: i === 0 ? ["a"] : undefined }));',
