@@ -227,3 +227,63 @@ fn a_client_that_stops_reading_is_closed_while_others_run_normally() {
         "{metrics}"
     );
 }
+
+/// A live connection that sends its token as a WebSocket subprotocol
+/// (`quire.token.<token>` beside `quire.v1`), as the browser app does.
+async fn connect_by_protocol(
+    srv: &TestServer,
+    ws: &str,
+    protocols: &str,
+) -> Result<(Socket, Option<String>), tokio_tungstenite::tungstenite::Error> {
+    use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+    let mut req = format!("{}/workspaces/{ws}/live", srv.ws_base)
+        .into_client_request()
+        .unwrap();
+    req.headers_mut()
+        .insert("sec-websocket-protocol", protocols.parse().unwrap());
+    let (sock, resp) = tokio_tungstenite::connect_async(req).await?;
+    let chosen = resp
+        .headers()
+        .get("sec-websocket-protocol")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string);
+    Ok((sock, chosen))
+}
+
+#[test]
+fn the_token_can_travel_as_a_subprotocol_not_in_the_url() {
+    let srv = TestServer::start(ServerConfig::default());
+    let t = srv.workspace("w");
+    let (s, _) = srv.call(
+        "POST",
+        "/workspaces/w/blocks",
+        &t.editor,
+        Some(json!({"id": "hi", "source": "export default 'hi'", "lang": "js"})),
+    );
+    assert_eq!(s, 201);
+    srv.rt.block_on(async {
+        let offer = format!("quire.v1, quire.token.{}", t.editor);
+        let (mut sock, chosen) = connect_by_protocol(&srv, "w", &offer).await.unwrap();
+        // The server answers with the protocol, never echoing the token.
+        assert_eq!(chosen.as_deref(), Some("quire.v1"));
+        send(&mut sock, json!({"op": "run", "block": "hi", "ref": "r"})).await;
+        let acc = next(&mut sock).await;
+        assert_eq!(acc["op"], "accepted", "{acc}");
+        let run = acc["run"].as_str().unwrap().to_string();
+        let events = until_finished(&mut sock, &run).await;
+        assert!(events.iter().any(|e| e["type"] == "result" && e["value"] == "hi"));
+        // A wrong token, an empty one, or another workspace's: refused
+        // before the upgrade.
+        for (ws, offer) in [
+            ("w", "quire.v1, quire.token.qt_nope_nope".to_string()),
+            ("w", "quire.v1, quire.token.".to_string()),
+            ("other", format!("quire.v1, quire.token.{}", t.editor)),
+        ] {
+            let err = connect_by_protocol(&srv, ws, &offer).await.err();
+            assert!(
+                matches!(&err, Some(tokio_tungstenite::tungstenite::Error::Http(r)) if r.status().is_client_error()),
+                "{ws} {offer}: {err:?}"
+            );
+        }
+    });
+}

@@ -299,9 +299,11 @@ impl Auth {
     }
 }
 
-/// Where a request's token comes from: `Authorization: Bearer T`, or
-/// `?token=T` on the WebSocket route only (browsers cannot set headers
-/// there). Then the token's rate limit is charged.
+/// Where a request's token comes from: `Authorization: Bearer T`; on the
+/// WebSocket route only (browsers cannot set headers there), the
+/// subprotocol `quire.token.T` beside `quire.v1` (so the token is in no
+/// URL, and no log of one), or `?token=T`, kept for older clients. Then
+/// the token's rate limit is charged.
 impl FromRequestParts<AppState> for Principal {
     type Rejection = ApiError;
 
@@ -318,11 +320,11 @@ impl FromRequestParts<AppState> for Principal {
                     "the Authorization header must be 'Bearer <token>'",
                 ))?
                 .to_string(),
-            None if is_live_route(parts.uri.path()) => {
-                query_token(parts.uri.query()).ok_or(ApiError::Unauthorized(
-                    "send a token as 'Authorization: Bearer <token>' or ?token=",
-                ))?
-            }
+            None if is_live_route(parts.uri.path()) => protocol_token(&parts.headers)
+                .or_else(|| query_token(parts.uri.query()))
+                .ok_or(ApiError::Unauthorized(
+                    "send a token as 'Authorization: Bearer <token>', the WebSocket subprotocol 'quire.token.<token>' (with 'quire.v1'), or ?token=",
+                ))?,
             None => {
                 return Err(ApiError::Unauthorized(
                     "send a token as 'Authorization: Bearer <token>'",
@@ -344,6 +346,21 @@ fn is_live_route(path: &str) -> bool {
     let path = path.strip_prefix("/api/v1").unwrap_or(path);
     let segs: Vec<&str> = path.split('/').collect();
     matches!(segs.as_slice(), ["", "workspaces", ws, "live"] if !ws.is_empty())
+}
+
+/// The subprotocol a live connection's client names to carry its token.
+pub(crate) const TOKEN_PROTOCOL_PREFIX: &str = "quire.token.";
+
+/// The token in `Sec-WebSocket-Protocol: quire.v1, quire.token.T`.
+fn protocol_token(headers: &axum::http::HeaderMap) -> Option<String> {
+    headers
+        .get_all(axum::http::header::SEC_WEBSOCKET_PROTOCOL)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .find_map(|p| p.trim().strip_prefix(TOKEN_PROTOCOL_PREFIX))
+        .filter(|t| !t.is_empty())
+        .map(str::to_string)
 }
 
 fn query_token(q: Option<&str>) -> Option<String> {
@@ -417,6 +434,22 @@ mod tests {
             ));
         }
         Ok(())
+    }
+
+    #[test]
+    fn the_live_token_can_come_as_a_subprotocol() {
+        let mut h = axum::http::HeaderMap::new();
+        assert_eq!(protocol_token(&h), None);
+        h.insert(
+            axum::http::header::SEC_WEBSOCKET_PROTOCOL,
+            "quire.v1, quire.token.qt_ab_cd".parse().unwrap(),
+        );
+        assert_eq!(protocol_token(&h).as_deref(), Some("qt_ab_cd"));
+        h.insert(
+            axum::http::header::SEC_WEBSOCKET_PROTOCOL,
+            "quire.v1, quire.token.".parse().unwrap(),
+        );
+        assert_eq!(protocol_token(&h), None, "an empty token is no token");
     }
 
     #[test]

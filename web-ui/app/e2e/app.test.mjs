@@ -237,6 +237,22 @@ test("two tabs editing the same block: the second save is a conflict and keeps i
   await b.close();
 });
 
+test("the live connection carries the token as a subprotocol, never in its URL", async () => {
+  const p = await browser.newPage({ viewport: { width: 1280, height: 800 } });
+  const urls = [];
+  p.on("websocket", (ws) => urls.push(ws.url()));
+  await signIn(p, srv);
+  const { doc } = await docWith("Live token", 'console.log("live");');
+  await open(p, doc);
+  const cell = p.locator(".cell.code").first();
+  await cell.getByRole("button", { name: "Run", exact: true }).click();
+  await cell.locator(".output .log", { hasText: "live" }).waitFor();
+  await cell.locator(".finished-ok").waitFor();
+  assert.ok(urls.length >= 1, "a live connection was made");
+  for (const u of urls) assert.ok(!u.includes("token") && !u.includes(srv.token), u);
+  await p.close();
+});
+
 test("the Integrations sample calls this server on whatever port it listens on", async () => {
   // The harness serves on a random port: the sample's grant, its secret's
   // bound hosts and its URL were pointed at it when the samples loaded.

@@ -65,7 +65,16 @@ export const paths = {
 // event is lost or repeated.
 export class Live {
   constructor(token, ws, onStatus) {
-    this.url = `${location.protocol === "https:" ? "wss" : "ws"}://${location.host}/api/v1/workspaces/${enc(ws)}/live?token=${enc(token)}`;
+    // The token goes as a subprotocol, never in the URL (which proxies and
+    // logs keep); the server answers "quire.v1". An operator's token with
+    // characters a subprotocol cannot hold falls back to ?token=.
+    this.url = `${location.protocol === "https:" ? "wss" : "ws"}://${location.host}/api/v1/workspaces/${enc(ws)}/live`;
+    if (/^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/.test(token)) {
+      this.protocols = ["quire.v1", `quire.token.${token}`];
+    } else {
+      this.protocols = [];
+      this.url += `?token=${enc(token)}`;
+    }
     this.onStatus = onStatus || (() => {});
     this.pending = new Map(); // ref -> {resolve, reject}
     this.runs = new Map(); // run -> {onEvent, nextSeq, done}
@@ -78,7 +87,7 @@ export class Live {
   }
 
   open() {
-    const sock = new WebSocket(this.url);
+    const sock = new WebSocket(this.url, this.protocols);
     this.sock = sock;
     sock.onopen = () => {
       this.delay = 250;

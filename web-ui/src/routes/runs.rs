@@ -267,6 +267,9 @@ async fn cancel(
     }
 }
 
+/// The live protocol's WebSocket subprotocol name.
+pub(crate) const LIVE_PROTOCOL: &str = "quire.v1";
+
 async fn live_socket(
     State(s): State<AppState>,
     who: Principal,
@@ -277,7 +280,10 @@ async fn live_socket(
     let p = who.clone();
     let w = blocking(move || p.enter(&store, &ws, Role::Viewer)).await?;
     let max = s.config.ws_max_message_bytes;
+    // The subprotocol a browser offers with its token is answered with
+    // `quire.v1` (a browser fails a connection whose answer it did not offer).
     Ok(upgrade
+        .protocols([LIVE_PROTOCOL])
         .max_message_size(max)
         .max_frame_size(max)
         .on_upgrade(move |socket| connection(s, who, w, socket)))
