@@ -487,10 +487,20 @@ test("works with the keyboard alone and fits a 390-px phone", async () => {
   // The token field has focus; Enter submits.
   await p.keyboard.insertText(srv.token);
   await p.keyboard.press("Enter");
-  await p.getByRole("link", { name: "Daily standup notes" }).waitFor();
+  // The sidebar folds behind a menu button at phone width.
+  const menu = p.getByRole("button", { name: "Menu" });
+  await menu.waitFor();
+  assert.equal(await menu.getAttribute("aria-expanded"), "false");
+  assert.equal(await p.getByRole("link", { name: "Daily standup notes" }).isVisible(), false);
+  await menu.focus();
+  await p.keyboard.press("Enter");
+  assert.equal(await menu.getAttribute("aria-expanded"), "true");
   await p.getByRole("link", { name: "Daily standup notes" }).focus();
   await p.keyboard.press("Enter");
   await p.locator(".cell.code").first().waitFor();
+  // Following a link folds it again.
+  assert.equal(await menu.getAttribute("aria-expanded"), "false");
+  assert.equal(await p.getByRole("link", { name: "Daily standup notes" }).isVisible(), false);
   const overflow = await p.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
   assert.ok(overflow <= 0, `the page scrolls sideways by ${overflow}px`);
   // Every button has an accessible name.

@@ -67,8 +67,9 @@ async function shell() {
   const { workspaces } = await app.api.get("/workspaces");
   const select = h("select", { id: "ws-select", onchange: () => { location.hash = `#/w/${select.value}`; } },
     workspaces.map((w) => h("option", { value: w.name, selected: w.name === app.ws ? true : undefined }, w.name)));
-  const nav = h("nav", { class: "sidebar", "aria-label": "Workspace and documents" },
-    h("div", { class: "brand" }, "quire"),
+  // At phone width the sidebar's body folds behind a menu button; it
+  // folds again when a link in it is followed.
+  const body = h("div", { id: "sidebar-body", class: "sidebar-body" },
     h("label", { for: "ws-select" }, "Workspace"), select,
     h("h2", { id: "docs-heading" }, "Documents"),
     h("ul", { id: "doc-list", "aria-labelledby": "docs-heading" }),
@@ -76,6 +77,14 @@ async function shell() {
     app.role === "admin" ? h("a", { id: "quota-link", href: `#/w/${encodeURIComponent(app.ws)}/quota` }, "Quota and usage") : null,
     h("p", { class: "muted who" }, `Signed in as ${app.role}${app.me.server_admin ? " (server admin)" : ""}`),
     h("button", { class: "link", onclick: signOut }, "Sign out"));
+  const menu = h("button", { class: "menu-button", "aria-expanded": "false", "aria-controls": "sidebar-body", onclick: () => setMenu(menu.getAttribute("aria-expanded") !== "true") }, "Menu");
+  const nav = h("nav", { class: "sidebar", "aria-label": "Workspace and documents" },
+    h("div", { class: "sidebar-top" }, h("div", { class: "brand" }, "quire"), menu), body);
+  function setMenu(open) {
+    menu.setAttribute("aria-expanded", String(open));
+    nav.classList.toggle("open", open);
+  }
+  body.addEventListener("click", (e) => { if (e.target.closest("a")) setMenu(false); });
   const main = h("main", { id: "main", tabindex: "-1" });
   clear(root).append(
     h("a", { class: "skip", href: "#main" }, "Skip to the document"),
