@@ -582,22 +582,14 @@
       s = StringCtor(s);
       hostSized(s.length * 2);
       const out = S.btoa(s);
-      if (out === null) {
-        const e = new ErrorCtor("btoa: the string contains characters outside of the Latin1 range");
-        e.name = "InvalidCharacterError";
-        throw e;
-      }
+      if (out === null) throw new DOMException("btoa: the string contains characters outside of the Latin1 range", "InvalidCharacterError");
       return out;
     },
     atob(s) {
       s = StringCtor(s);
       hostSized(s.length);
       const out = S.atob(s);
-      if (out === null) {
-        const e = new ErrorCtor("atob: the string is not valid base64");
-        e.name = "InvalidCharacterError";
-        throw e;
-      }
+      if (out === null) throw new DOMException("atob: the string is not valid base64", "InvalidCharacterError");
       return out;
     },
     bytesToBase64(bytes) {

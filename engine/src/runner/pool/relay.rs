@@ -155,29 +155,21 @@ impl PoolInner {
                 if self.config.kind == RunnerKind::V8 {
                     // Limits the runner noticed first: the server's record
                     // words them, exactly as for QuickJS.
-                    match (e.kind, e.message.as_str()) {
-                        (ErrorKind::CpuLimit, _) => {
-                            c.stop(StopReason::Cpu);
+                    let limit = match (e.kind, e.message.as_str()) {
+                        (ErrorKind::CpuLimit, _) => Some(StopReason::Cpu),
+                        (ErrorKind::WallLimit, "wall") => Some(StopReason::Wall),
+                        (ErrorKind::WallLimit, "deadlock") => Some(StopReason::Deadlock),
+                        (ErrorKind::Cancelled, _) => Some(StopReason::Cancelled),
+                        (ErrorKind::OutputLimit, "events") => Some(StopReason::OutputEvents),
+                        (ErrorKind::OutputLimit, _) => Some(StopReason::Output),
+                        (ErrorKind::MemoryLimit, _) => Some(StopReason::Memory),
+                        _ => None,
+                    };
+                    match limit {
+                        Some(reason) => {
+                            c.stop(reason);
                         }
-                        (ErrorKind::WallLimit, "wall") => {
-                            c.stop(StopReason::Wall);
-                        }
-                        (ErrorKind::Cancelled, _) => {
-                            c.stop(StopReason::Cancelled);
-                        }
-                        (ErrorKind::OutputLimit, "events") => {
-                            c.stop(StopReason::OutputEvents);
-                        }
-                        (ErrorKind::OutputLimit, _) => {
-                            c.stop(StopReason::Output);
-                        }
-                        (ErrorKind::WallLimit, "deadlock") => {
-                            c.stop(StopReason::Deadlock);
-                        }
-                        (ErrorKind::MemoryLimit, _) => {
-                            c.stop(StopReason::Memory);
-                        }
-                        _ => {
+                        None => {
                             crate::v8::locate_error(&mut e, &remote.filename, remote.map.as_deref())
                         }
                     }
