@@ -208,3 +208,30 @@ fn what_the_isolate_cannot_bound_is_not_there() {
     let msg = &r.outcome.error.as_ref().unwrap().message;
     assert!(msg.contains("can never settle"), "{msg}");
 }
+
+#[test]
+fn a_runner_past_its_resident_memory_ceiling_is_replaced_and_its_runs_end_out_of_memory() {
+    // isolated-vm's per-isolate limit is soft; behind it the pool kills a
+    // runner process whose resident memory passes the ceiling. With a
+    // ceiling below an idle Node process, any run that waits is past it.
+    let mut v8 = crate::common::v8_config();
+    v8.rss_ceiling_mb = 1;
+    v8.warm_runners = 1;
+    let low = quire_engine::Engine::new(quire_engine::EngineConfig {
+        worker_threads: 1,
+        v8: Some(v8),
+        ..quire_engine::EngineConfig::default()
+    })
+    .expect("engine starts");
+    let r = run_req(
+        &low,
+        RunRequest::new(
+            "await new Promise((r) => setTimeout(r, 2000)); export default 1;",
+            Lang::Js,
+        )
+        .with_engine(EngineKind::V8),
+    );
+    assert_eq!(r.kind(), Some(ErrorKind::MemoryLimit), "{:?}", r.outcome);
+    // The ordinary engine is untouched.
+    assert_healthy(engine());
+}
