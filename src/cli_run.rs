@@ -18,7 +18,7 @@ use quire_storage::{RunRecord, Store, StoreConfig};
 pub enum EngineChoice {
     /// QuickJS-ng, in-process isolates.
     Quickjs,
-    /// V8 through pooled Deno runners.
+    /// V8: a fresh isolate per run, from a snapshot, in pooled Node runners.
     V8,
 }
 

@@ -235,3 +235,48 @@ fn a_runner_past_its_resident_memory_ceiling_is_replaced_and_its_runs_end_out_of
     // The ordinary engine is untouched.
     assert_healthy(engine());
 }
+
+#[test]
+fn a_run_that_makes_v8_lose_an_isolate_ends_alone() {
+    // A dictionary grown past the memory limit often makes V8 lose
+    // control of the isolate (its thread is parked for good). The run
+    // ends memory_limit; a run of the same workspace in the same runner
+    // process goes on to its own result, and the pool goes on working.
+    let mut v8 = crate::common::v8_config();
+    v8.warm_runners = 1;
+    let own = quire_engine::Engine::new(quire_engine::EngineConfig {
+        worker_threads: 1,
+        v8: Some(v8),
+        ..quire_engine::EngineConfig::default()
+    })
+    .expect("engine starts");
+    let limits = Limits {
+        memory_bytes: 32 << 20,
+        cpu_time_ms: 10_000,
+        wall_time_ms: 20_000,
+        ..Limits::default()
+    };
+    let mut req = |src: &str| {
+        let mut r = RunRequest::new(src, Lang::Js)
+            .with_engine(EngineKind::V8)
+            .with_limits(limits.clone());
+        r.workspace = Some("w-lost".into());
+        own.run(r)
+    };
+    for round in 0..3 {
+        let sibling = req("await new Promise((r) => setTimeout(r, 1500)); export default 42;");
+        std::thread::sleep(std::time::Duration::from_millis(100));
+        let bomb = req("const o = {}; for (let i = 0; ; i++) o['k' + i] = i;").wait();
+        let kind = bomb.error.as_ref().map(|e| e.kind);
+        assert_eq!(
+            kind,
+            Some(ErrorKind::MemoryLimit),
+            "round {round}: {bomb:?}"
+        );
+        let sibling = sibling.wait();
+        assert!(sibling.error.is_none(), "round {round}: {sibling:?}");
+        assert_eq!(sibling.result, Some(json!(42)), "round {round}");
+    }
+    let after = req("export default 7").wait();
+    assert_eq!(after.result, Some(json!(7)), "{after:?}");
+}

@@ -91,20 +91,26 @@ function makeSnapshot(core, extras) {
 function makeIsolate(memMb) {
   const e = { iso: null, ctx: null, memMb, run: null };
   // V8 lost control of this isolate (an out-of-memory V8 could not turn
-  // into a termination, e.g. one huge string flattened at once): its
-  // thread never returns, so the process cannot go on. The run that did
-  // it ends with memory_limit; the process aborts (exit would wait for that
-  // thread), and the server replaces it.
+  // into a termination, e.g. one huge string flattened at once):
+  // isolated-vm parks its thread for good. The run that did it ends with
+  // memory_limit; the other isolates, each on its own thread, go on, so
+  // this process's other runs end as they would have. It makes no more
+  // isolates, and the server sends it no more runs and retires it once
+  // they have ended.
   const lost = () => {
+    failing = true;
     send(JSON.stringify({ t: "failing", why: "V8 lost control of an isolate (out of its heap)" }));
     const r = e.run;
     if (r !== null && !r.over) {
       r.over = true;
+      for (const h of r.timers.values()) clearTimeout(h);
+      r.timers.clear();
+      runs.delete(r.id);
+      e.run = null;
       send('{"t":"event","run":' + q(r.id) + ',"body":{"type":"error","kind":"memory_limit","message":"memory"}}');
       finished(r, { kind: "memory_limit" }, r.lastCpuMs, performance.now() - r.t0, 0);
     }
-    process.stderr.write("quire isolate runner: V8 lost control of an isolate; aborting\n");
-    process.abort();
+    process.stderr.write("quire isolate runner: V8 lost control of an isolate; no more runs\n");
   };
   const iso = new ivm.Isolate({ snapshot, memoryLimit: memMb, onCatastrophicError: lost });
   const ctx = iso.createContextSync();
@@ -204,8 +210,9 @@ function takeIsolate(memMb) {
 // Ready isolates are made when no run is starting or ending (making one
 // blocks this thread ~1.5 ms), one per turn.
 let refilling = false;
+let failing = false;
 function refill() {
-  if (refilling || ready.length >= WARM || snapshot === null) return;
+  if (failing || refilling || ready.length >= WARM || snapshot === null) return;
   refilling = true;
   setTimeout(() => {
     refilling = false;
@@ -369,13 +376,9 @@ function end(r, error) {
     // disposed by isolated-vm (memory): counted up to the last poll
     cpuMs = r.lastCpuMs;
   }
-  if (error) send('{"t":"event","run":' + q(r.id) + ',"body":' + JSON.stringify({ type: "error", ...error }) + "}");
-  else if (r.result !== null) send('{"t":"event","run":' + q(r.id) + ',"body":' + r.result + "}");
   runs.delete(r.id);
   r.e.run = null;
   refill();
-  // The heap it ends with (V8 keeps no peak), unless the isolate may still
-  // be running (a limit or a cancel): then it is disposed at once.
   const wall = performance.now() - r.t0;
   // The heap it ends with (V8 keeps no peak), if the isolate answers at
   // once; it may still be running (a limit, a cancel, or a block that
@@ -385,6 +388,14 @@ function end(r, error) {
   const close = (h) => {
     if (done) return;
     done = true;
+    // Past its heap limit at the end: V8 grants a heap at its limit room
+    // for one more allocation (isolated-vm's near-heap-limit callback)
+    // and checks the limit again only at the next full collection, which
+    // a run may end before. Such a run ended out of memory, whatever it
+    // returned.
+    if (h && over(h, r.e.memMb) && (!error || error.kind === "exception")) error = { kind: "memory_limit", message: "memory" };
+    if (error) send('{"t":"event","run":' + q(r.id) + ',"body":' + JSON.stringify({ type: "error", ...error }) + "}");
+    else if (r.result !== null) send('{"t":"event","run":' + q(r.id) + ',"body":' + r.result + "}");
     finished(r, error, cpuMs, wall, h ? h.total_heap_size + h.externally_allocated_size : 0);
     if (!iso.isDisposed) iso.dispose();
   };
@@ -393,6 +404,12 @@ function end(r, error) {
     iso.getHeapStatistics().then(close, () => close(null));
     setTimeout(() => close(null), HEAP_WAIT_MS);
   }
+}
+
+// An isolate's heap statistics show more held than its limit of `memMb`
+// MiB (heap in use plus external buffers, as isolated-vm counts them).
+function over(h, memMb) {
+  return h.used_heap_size + h.externally_allocated_size > memMb * MIB;
 }
 
 function finished(r, error, cpuMs, wall, peak) {

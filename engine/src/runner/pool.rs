@@ -162,6 +162,9 @@ struct Runner {
     born: Instant,
     ready: AtomicBool,
     dead: AtomicBool,
+    /// Takes no new runs; ended once its runs are (a V8 runner that lost
+    /// control of one isolate: its other isolates go on to the end).
+    draining: AtomicBool,
     buried: AtomicBool,
     /// Ended on purpose (idle, worn out, or to make room).
     retired: AtomicBool,
@@ -392,6 +395,7 @@ impl PoolInner {
             let usable = |r: &&Arc<Runner>| {
                 r.ready.load(Ordering::Acquire)
                     && !r.dead.load(Ordering::Acquire)
+                    && !r.draining.load(Ordering::Acquire)
                     && r.stack_kb == stack
             };
             let bound = st.runners.iter().filter(usable).find(|r| {
@@ -644,6 +648,7 @@ impl PoolInner {
             born: Instant::now(),
             ready: AtomicBool::new(false),
             dead: AtomicBool::new(false),
+            draining: AtomicBool::new(false),
             buried: AtomicBool::new(false),
             retired: AtomicBool::new(false),
             workspace: Mutex::new(None),

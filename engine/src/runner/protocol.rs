@@ -79,10 +79,11 @@ pub enum FromRunner {
         /// The event.
         body: EventBody,
     },
-    /// The runner is about to exit and must get no more runs: V8 lost
-    /// control of one of its isolates (an out-of-memory it could not turn
-    /// into a termination). The run that did it is ended next, with
-    /// `memory_limit`; the runner's other runs end when it exits.
+    /// The runner must get no more runs: V8 lost control of one of its
+    /// isolates (an out-of-memory it could not turn into a termination;
+    /// that isolate's thread is parked for good). The run that did it is
+    /// ended next, with `memory_limit`; the runner's other runs go on to
+    /// their own ends, and the server retires it once they have.
     Failing {
         /// What happened, for the log.
         why: String,

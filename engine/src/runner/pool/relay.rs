@@ -35,9 +35,10 @@ impl PoolInner {
             }
             FromRunner::Event { run, body } => self.event(r, &run, body),
             FromRunner::Failing { why } => {
-                // Nothing more goes to it; it is buried when it exits.
+                // No new run goes to it; the runs it has go on, and it is
+                // retired when they have ended (see `watch::monitor`).
                 tracing::warn!(runner = r.id, why = %why.chars().take(200).collect::<String>(), "runner failing");
-                r.dead.store(true, Ordering::Release);
+                r.draining.store(true, Ordering::Release);
                 self.pump();
                 Ok(())
             }

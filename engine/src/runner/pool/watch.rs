@@ -158,8 +158,11 @@ pub(super) fn monitor(weak: Weak<PoolInner>) {
             // Idle: bound with no runs, or started for a stack size that
             // no run took (its run was cancelled while it started).
             let idle = lock(&r.runs).is_empty()
-                && (lock(&r.workspace).is_some() || r.stack_kb != inner.warm_stack());
-            let worn = r.served.load(Ordering::Relaxed) >= inner.config.runs_per_runner_life;
+                && (lock(&r.workspace).is_some()
+                    || r.stack_kb != inner.warm_stack()
+                    || r.draining.load(Ordering::Acquire));
+            let worn = r.served.load(Ordering::Relaxed) >= inner.config.runs_per_runner_life
+                || r.draining.load(Ordering::Acquire);
             if idle
                 && (worn
                     || lock(&r.idle_since).elapsed()
