@@ -256,7 +256,7 @@ fn a_run_that_makes_v8_lose_an_isolate_ends_alone() {
         wall_time_ms: 20_000,
         ..Limits::default()
     };
-    let mut req = |src: &str| {
+    let req = |src: &str| {
         let mut r = RunRequest::new(src, Lang::Js)
             .with_engine(EngineKind::V8)
             .with_limits(limits.clone());
