@@ -86,10 +86,35 @@ function makeSnapshot(core, extras) {
   ]);
 }
 
+// The glue's entry points a run calls (see `__quire_bind` in glue.js).
+const ENTRIES = ["start", "fire", "reply", "unhandled"];
+
 // An isolate from the snapshot with a context and the host's callbacks
-// bound. The callbacks act on whichever run holds the isolate (`e.run`).
+// bound, made on this thread (a run that found no ready one waits).
 function makeIsolate(memMb) {
-  const e = { iso: null, ctx: null, memMb, run: null };
+  const e = newIsolate(memMb);
+  e.ctx = e.iso.createContextSync();
+  const api = e.ctx.evalClosureSync(e.bind, e.slots, { result: { reference: true } });
+  for (const k of ENTRIES) e[k] = api.getSync(k, { reference: true });
+  return e;
+}
+
+// The same with the context made and bound on isolated-vm's threads:
+// only the isolate itself is made on this one (isolated-vm has no other
+// way), so refilling the pool leaves this thread to the runs.
+async function makeIsolateAsync(memMb) {
+  const e = newIsolate(memMb);
+  e.ctx = await e.iso.createContext();
+  const api = await e.ctx.evalClosure(e.bind, e.slots, { result: { reference: true } });
+  for (const k of ENTRIES) e[k] = await api.get(k, { reference: true });
+  return e;
+}
+
+// An isolate from the snapshot, and the host's callbacks for its glue
+// (`bind`, a closure over `slots`). The callbacks act on whichever run
+// holds the isolate (`e.run`).
+function newIsolate(memMb) {
+  const e = { iso: null, ctx: null, memMb, run: null, bind: "", slots: [] };
   // V8 lost control of this isolate (an out-of-memory V8 could not turn
   // into a termination, e.g. one huge string flattened at once):
   // isolated-vm parks its thread for good. The run that did it ends with
@@ -112,10 +137,7 @@ function makeIsolate(memMb) {
     }
     process.stderr.write("quire isolate runner: V8 lost control of an isolate; no more runs\n");
   };
-  const iso = new ivm.Isolate({ snapshot, memoryLimit: memMb, onCatastrophicError: lost });
-  const ctx = iso.createContextSync();
-  e.iso = iso;
-  e.ctx = ctx;
+  e.iso = new ivm.Isolate({ snapshot, memoryLimit: memMb, onCatastrophicError: lost });
   const on = (f) => new ivm.Callback((...a) => {
     const r = e.run;
     if (r !== null && !r.over) f(r, ...a);
@@ -177,12 +199,8 @@ function makeIsolate(memMb) {
     randomUUID: sync(() => randomUUID()),
   };
   const names = Object.keys(slots);
-  const api = ctx.evalClosureSync(
-    `return __quire_bind({ ${names.map((n, i) => `${n}: $${i}`).join(", ")} });`,
-    names.map((n) => slots[n]),
-    { result: { reference: true } },
-  );
-  for (const k of ["start", "fire", "reply", "unhandled"]) e[k] = api.getSync(k, { reference: true });
+  e.bind = `return __quire_bind({ ${names.map((n, i) => `${n}: $${i}`).join(", ")} });`;
+  e.slots = names.map((n) => slots[n]);
   return e;
 }
 
@@ -208,16 +226,26 @@ function takeIsolate(memMb) {
   return i >= 0 ? ready.splice(i, 1)[0] : makeIsolate(memMb);
 }
 // Ready isolates are made when no run is starting or ending (making one
-// blocks this thread ~1.5 ms), one per turn.
+// blocks this thread ~1.5 ms, its context more on another), one at a time.
 let refilling = false;
 let failing = false;
 function refill() {
   if (failing || refilling || ready.length >= WARM || snapshot === null) return;
   refilling = true;
   setTimeout(() => {
-    refilling = false;
-    ready.push(makeIsolate(defaultMem));
-    refill();
+    makeIsolateAsync(defaultMem).then(
+      (e) => {
+        refilling = false;
+        if (failing) e.iso.dispose();
+        else ready.push(e);
+        refill();
+      },
+      (err) => {
+        // Tried again when a run ends.
+        refilling = false;
+        process.stderr.write("quire isolate runner: could not make an isolate: " + String(err?.message ?? err) + "\n");
+      },
+    );
   }, 1);
 }
 
