@@ -61,7 +61,35 @@ pub const DISPLAY_MIMES: &[&str] = &[
     "text/html",
     "text/csv",
     "text/markdown",
+    "image/svg+xml",
+    "image/png",
+    "image/jpeg",
+    "application/vnd.vegalite.v5+json",
 ];
+
+/// The display MIME types whose data is a JSON value (the others carry
+/// text; `image/png` and `image/jpeg` carry canonical base64).
+pub const JSON_DISPLAY_MIMES: &[&str] = &["application/json", "application/vnd.vegalite.v5+json"];
+
+/// Whether `data` fits a display of `mime` (one of [`DISPLAY_MIMES`]):
+/// JSON for the JSON types, text for the others, and for PNG and JPEG
+/// base64 text. What a runner sends is checked with it.
+pub fn check_display(mime: &str, data: &serde_json::Value) -> Result<(), String> {
+    if !DISPLAY_MIMES.contains(&mime) {
+        return Err(format!("display with mime {mime:?}"));
+    }
+    if JSON_DISPLAY_MIMES.contains(&mime) {
+        return Ok(());
+    }
+    let Some(text) = data.as_str() else {
+        return Err(format!("display of {mime} with data that is not text"));
+    };
+    let base64 = |b: u8| b.is_ascii_alphanumeric() || b == b'+' || b == b'/' || b == b'=';
+    if (mime == "image/png" || mime == "image/jpeg") && !text.bytes().all(base64) {
+        return Err(format!("display of {mime} with data that is not base64"));
+    }
+    Ok(())
+}
 
 /// `console` levels.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -221,6 +249,23 @@ mod tests {
             include_str!("prelude.js").contains(&line),
             "prelude.js must say: {line}"
         );
+        assert!(
+            include_str!("../runners/node/runner.mjs").contains(&line),
+            "runner.mjs must say: {line}"
+        );
+    }
+
+    #[test]
+    fn display_data_must_fit_its_mime() {
+        use serde_json::json;
+        assert!(super::check_display("application/json", &json!({"a": 1})).is_ok());
+        assert!(super::check_display("application/vnd.vegalite.v5+json", &json!({"mark": "bar"})).is_ok());
+        assert!(super::check_display("image/png", &json!("iVBORw0KGgo=")).is_ok());
+        assert!(super::check_display("image/svg+xml", &json!("<svg/>")).is_ok());
+        assert!(super::check_display("image/png", &json!("not base64!")).is_err());
+        assert!(super::check_display("image/jpeg", &json!({"x": 1})).is_err());
+        assert!(super::check_display("text/plain", &json!(1)).is_err());
+        assert!(super::check_display("image/gif", &json!("R0lG")).is_err());
     }
 
     use super::*;

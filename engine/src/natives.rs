@@ -301,8 +301,12 @@ pub(crate) fn install<'js>(
     let sh = shared.clone();
     n.set(
         "displayJson",
-        Function::new(ctx.clone(), move |ctx: Ctx<'js>, value: Value<'js>| {
+        Function::new(ctx.clone(), move |ctx: Ctx<'js>, value: Value<'js>, mime: Opt<String>| {
             let Some(c) = sh.control() else { return Ok(()) };
+            let mime = match mime.0 {
+                Some(m) if crate::event::JSON_DISPLAY_MIMES.contains(&m.as_str()) => m,
+                _ => "application/json".to_string(),
+            };
             let mut ser = Serializer::new(&c, c.output_left(), sh.plain_protos.get());
             let data = match ser.top(&ctx, value) {
                 Ok(d) => d,
@@ -317,10 +321,7 @@ pub(crate) fn install<'js>(
             };
             let bytes = ser.bytes();
             c.emit_output(
-                EventBody::Display {
-                    mime: "application/json".into(),
-                    data,
-                },
+                EventBody::Display { mime, data },
                 bytes,
             )
             .map_err(|r| output_error(&ctx, r))

@@ -149,7 +149,24 @@ consoleObj.timeLog = function (label = "default", ...args) {
 
 // ---------------------------------------------------------------- display
 
-const MIMES = ["application/json", "text/plain", "text/html", "text/csv", "text/markdown"];
+const MIMES = ["application/json", "text/plain", "text/html", "text/csv", "text/markdown", "image/svg+xml", "image/png", "image/jpeg", "application/vnd.vegalite.v5+json"];
+const VEGA_LITE = "application/vnd.vegalite.v5+json";
+// PNG and JPEG data as canonical base64: from bytes, or from base64 text
+// (whitespace and missing padding forgiven, as atob does).
+function imageBase64(mime, value) {
+  if (value instanceof ArrayBufferCtor) return N.bytesToBase64(new Uint8ArrayCtor(value));
+  if (ArrayBufferIsView(value)) return N.bytesToBase64(new Uint8ArrayCtor(value.buffer, value.byteOffset, value.byteLength));
+  if (typeof value === "string") {
+    let bin = null;
+    try {
+      bin = N.atob(value);
+    } catch (_) {
+      bin = null;
+    }
+    if (bin !== null && (bin.length > 0 || value.length === 0)) return N.btoa(bin);
+  }
+  throw new TypeErrorCtor("display: " + mime + " data must be base64 text or bytes (an ArrayBuffer or a typed array)");
+}
 function display(value, options) {
   let mime = options && options.mime;
   if (mime === undefined) mime = typeof value === "string" ? "text/plain" : "application/json";
@@ -157,7 +174,11 @@ function display(value, options) {
   let ok = false;
   for (let i = 0; i < MIMES.length; i++) if (MIMES[i] === mime) ok = true;
   if (!ok) throw new TypeErrorCtor("display: unsupported mime '" + mime + "' (use one of " + arrayJoin(MIMES, ", ") + ")");
-  if (mime === "application/json") N.displayJson(value);
+  if (mime === "application/json") N.displayJson(value, mime);
+  else if (mime === VEGA_LITE) {
+    if (value === null || typeof value !== "object" || isArray(value)) throw new TypeErrorCtor("display: a Vega-Lite spec is an object, such as { mark: 'bar', data: { values: [...] }, encoding: {...} }");
+    N.displayJson(value, mime);
+  } else if (mime === "image/png" || mime === "image/jpeg") N.displayText(mime, imageBase64(mime, value));
   else N.displayText(mime, typeof value === "string" ? value : loadExtras().inspect(value, new SetCtor(), 0, false));
 }
 

@@ -525,8 +525,15 @@ fn display_checks_mime_types_and_counts_as_output() {
          display('# T\\n\\n*x*', { mime: 'text/markdown' });\n\
          display({ rows: [1, 2] });\n\
          display('plain');\n\
-         let err = ''; try { display('x', { mime: 'application/x-evil' }); } catch (e) { err = e.message; }\n\
-         export default err;",
+         display('<svg xmlns=\"http://www.w3.org/2000/svg\"/>', { mime: 'image/svg+xml' });\n\
+         display(' iVBO\\nRw0K ', { mime: 'image/png' });\n\
+         display(new Uint8Array([255, 216, 255]), { mime: 'image/jpeg' });\n\
+         display({ mark: 'bar', data: { values: [{ a: 1 }] } }, { mime: 'application/vnd.vegalite.v5+json' });\n\
+         const bad = [];\n\
+         for (const [v, m] of [['x', 'application/x-evil'], ['not base64!', 'image/png'], [42, 'image/jpeg'], [[1], 'application/vnd.vegalite.v5+json'], [null, 'application/vnd.vegalite.v5+json']]) {\n\
+           try { display(v, { mime: m }); bad.push('shown'); } catch (e) { bad.push(e.name + ': ' + e.message); }\n\
+         }\n\
+         export default bad;",
     );
         let shown: Vec<_> = r
             .events
@@ -544,14 +551,25 @@ fn display_checks_mime_types_and_counts_as_output() {
                 ("text/markdown".to_string(), json!("# T\n\n*x*")),
                 ("application/json".to_string(), json!({"rows": [1, 2]})),
                 ("text/plain".to_string(), json!("plain")),
+                (
+                    "image/svg+xml".to_string(),
+                    json!("<svg xmlns=\"http://www.w3.org/2000/svg\"/>")
+                ),
+                ("image/png".to_string(), json!("iVBORw0K")),
+                ("image/jpeg".to_string(), json!("/9j/")),
+                (
+                    "application/vnd.vegalite.v5+json".to_string(),
+                    json!({"mark": "bar", "data": {"values": [{"a": 1}]}})
+                ),
             ]
         );
-        assert!(r
-            .result()
-            .unwrap()
-            .as_str()
-            .unwrap()
-            .contains("unsupported mime"));
+        let bad = r.result().unwrap().as_array().unwrap();
+        assert_eq!(bad.len(), 5, "{bad:?}");
+        assert!(bad[0].as_str().unwrap().contains("unsupported mime"), "{bad:?}");
+        for (b, what) in bad[1..].iter().zip(["base64", "base64", "Vega-Lite", "Vega-Lite"]) {
+            let b = b.as_str().unwrap();
+            assert!(b.starts_with("TypeError: ") && b.contains(what), "{b}");
+        }
         let big = run_with(
             "display({ data: 'x'.repeat(5000) })",
             Lang::Js,

@@ -537,7 +537,7 @@
       charge(utf8Len(text) + mime.length);
       event({ type: "display", mime, data: text });
     },
-    displayJson(value) {
+    displayJson(value, mime) {
       let out;
       try {
         out = serialize(value, mathMax(0, limits.output_bytes - outputUsed));
@@ -547,7 +547,7 @@
         throw e;
       }
       charge(out.bytes);
-      event({ type: "display", mime: "application/json", data: out.json });
+      event({ type: "display", mime: mime === "application/vnd.vegalite.v5+json" ? mime : "application/json", data: out.json });
     },
     timerArm,
     timerClear,

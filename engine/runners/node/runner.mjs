@@ -36,7 +36,7 @@ const HEAP_WAIT_MS = 5;
 // Largest frame this runner sends; the server refuses frames over 8 MiB.
 const MAX_FRAME_BYTES = 7 * MIB;
 const LEVELS = ["log", "info", "warn", "error", "debug"];
-const MIMES = ["application/json", "text/plain", "text/html", "text/csv", "text/markdown"];
+const MIMES = ["application/json", "text/plain", "text/html", "text/csv", "text/markdown", "image/svg+xml", "image/png", "image/jpeg", "application/vnd.vegalite.v5+json"];
 
 // ------------------------------------------------------------ framing
 function send(json) {

@@ -129,9 +129,7 @@ impl PoolInner {
                 if crate::check_depth("display data", &data, 0).is_err() {
                     return Err("display data nested past the depth limit".into());
                 }
-                if !crate::event::DISPLAY_MIMES.contains(&mime.as_str()) {
-                    return Err(format!("display with mime {mime:?}"));
-                }
+                crate::event::check_display(&mime, &data)?;
                 let bytes = match &data {
                     serde_json::Value::String(s) => (s.len() + mime.len()) as u64,
                     v => v.to_string().len() as u64,
