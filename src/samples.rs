@@ -30,6 +30,10 @@ const FILES: &[(&str, &str)] = &[
         include_str!("../samples/blocks/tasks_summary.ts"),
     ),
     (
+        "blocks/tasks_chart.js",
+        include_str!("../samples/blocks/tasks_chart.js"),
+    ),
+    (
         "blocks/filter_tasks.js",
         include_str!("../samples/blocks/filter_tasks.js"),
     ),

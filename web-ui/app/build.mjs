@@ -16,5 +16,21 @@ await build({
   outdir: out,
   logLevel: "info",
 });
+// The chart frame (Vega-Lite through vega-embed), its own bundle: only a
+// sandboxed chart iframe loads it.
+await build({
+  entryPoints: { chart: "src/chart/chart.js" },
+  bundle: true,
+  minify: true,
+  // A classic script: the sandboxed frame has an opaque origin, and a
+  // module script would be fetched with CORS.
+  format: "iife",
+  target: "es2022",
+  legalComments: "none",
+  outdir: out,
+  logLevel: "info",
+});
+await build({ entryPoints: { chart: "src/chart/chart.css" }, bundle: true, minify: true, outdir: out, logLevel: "info" });
+copyFileSync("src/chart/chart.html", `${out}chart.html`);
 await build({ entryPoints: { app: "src/style.css" }, bundle: true, minify: true, outdir: out, logLevel: "info" });
 copyFileSync("src/index.html", `${out}index.html`);

@@ -69,7 +69,7 @@ test("signs in and shows a sample document as a notebook, in order", async () =>
   await p.getByRole("link", { name: "Q4 roadmap" }).click();
   await p.locator(".cell.code").nth(1).waitFor();
   const kinds = await p.locator(".cells > .cell").evaluateAll((els) => els.map((e) => e.classList.contains("code") ? `code:${e.dataset.block}` : "text"));
-  assert.deepEqual(kinds, ["text", "code:tasks-summary", "text", "code:filter-tasks"]);
+  assert.deepEqual(kinds, ["text", "code:tasks-summary", "code:tasks-chart", "text", "code:filter-tasks"]);
   await assert.doesNotReject(p.getByRole("heading", { name: "Q4 roadmap" }).first().waitFor());
   assert.match(await p.locator(".cell.code").first().locator(".grants").innerText(), /db:read:tasks/);
   await p.locator(".cell.code").first().getByRole("button", { name: "Run", exact: true }).click();
@@ -338,6 +338,44 @@ test("renders display outputs safely and lists run history", async () => {
   assert.match(cells[4], /ms$/);
   assert.equal(await p.title(), "Displays · quire");
   await shot(p, "displays-history");
+  await p.close();
+});
+
+test("images and Vega-Lite charts render; a chart neither loads URLs nor reaches the app", async () => {
+  // A 1x1 PNG, as base64 split over lines (display() makes it canonical).
+  const png = "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNkYPhf\\nDwAChwGA60e6kgAAAABJRU5ErkJggg==";
+  const spec = (extra) => JSON.stringify({ data: { values: [{ a: "x", b: 3 }, { a: "y", b: 5 }] }, mark: "bar", encoding: { x: { field: "a", type: "nominal" }, y: { field: "b", type: "quantitative" } }, ...extra });
+  const vl = '{ mime: "application/vnd.vegalite.v5+json" }';
+  const src = [
+    `display("<svg xmlns='http://www.w3.org/2000/svg' width='40' height='20'><rect width='40' height='20' fill='teal'/><script>parent.document.title = 'pwned'</script></svg>", { mime: "image/svg+xml" });`,
+    `display("${png}", { mime: "image/png" });`,
+    `display(${spec({})}, ${vl});`,
+    `display(${spec({ data: { url: `${srv.url}api/v1/workspaces` } })}, ${vl});`,
+    `display(${spec({ transform: [{ calculate: "parent.document.title = 'pwned'", as: "x" }] })}, ${vl});`,
+    'export default "drawn";',
+  ].join("\n");
+  const { doc } = await docWith("Charts", src);
+  const p = await page();
+  await open(p, doc);
+  const cell = p.locator(".cell.code").first();
+  await cell.getByRole("button", { name: "Run", exact: true }).click();
+  await cell.locator(".finished-ok").waitFor();
+  const imgs = cell.locator("img.image-output");
+  assert.equal(await imgs.count(), 2);
+  await p.waitForFunction(() => [...document.querySelectorAll("img.image-output")].every((i) => i.complete && i.naturalWidth > 0));
+  assert.deepEqual(await imgs.evaluateAll((xs) => xs.map((i) => i.alt)), ["SVG image output of the block", "PNG image output of the block"]);
+  const frames = cell.locator("iframe.chart-output");
+  assert.equal(await frames.count(), 3);
+  for (const sandbox of await frames.evaluateAll((fs) => fs.map((f) => f.getAttribute("sandbox")))) assert.equal(sandbox, "allow-scripts");
+  // The chart is drawn, as SVG, two bars.
+  await cell.frameLocator("iframe.chart-output >> nth=0").locator("svg .mark-rect path").first().waitFor();
+  assert.equal(await cell.frameLocator("iframe.chart-output >> nth=0").locator("svg .mark-rect path").count(), 2);
+  // A spec that names a URL is refused, in words, and nothing loads.
+  await cell.locator(".chart-error").filter({ hasText: "cannot load data from a URL" }).waitFor();
+  await p.waitForTimeout(300);
+  assert.notEqual(await p.title(), "pwned");
+  await cell.locator("img.image-output").first().scrollIntoViewIfNeeded();
+  await shot(p, "chart-and-images");
   await p.close();
 });
 

@@ -59,8 +59,42 @@ export function htmlFrame(html) {
   return h("iframe", { class: "html-output", sandbox: "", srcdoc: html, title: "HTML output of the block" });
 }
 
+// An image a block displayed, from data only (an <img> runs no script
+// of an SVG's and loads nothing it names).
+export function imageNode(mime, data) {
+  const src = mime === "image/svg+xml"
+    ? `data:image/svg+xml;charset=utf-8,${encodeURIComponent(String(data))}`
+    : `data:${mime};base64,${String(data)}`;
+  const what = { "image/svg+xml": "SVG", "image/png": "PNG", "image/jpeg": "JPEG" }[mime];
+  return h("img", { class: "image-output", src, alt: `${what} image output of the block` });
+}
+
+// A Vega-Lite chart, drawn in the chart frame (src/chart/): a sandboxed
+// iframe with scripts but an opaque origin, so nothing in the spec
+// reaches the app. The spec goes in by postMessage once the frame says it
+// is ready; the frame answers with its height or an error.
+export function chartFrame(spec) {
+  const frame = h("iframe", { class: "chart-output", sandbox: "allow-scripts", src: "/chart.html", title: "Chart output of the block" });
+  const note = h("p", { class: "chart-error", role: "alert", hidden: true });
+  const onMessage = (e) => {
+    if (e.source !== frame.contentWindow || !e.data || typeof e.data !== "object") return;
+    if (e.data.ready) frame.contentWindow.postMessage({ spec }, "*");
+    else if (typeof e.data.height === "number") frame.style.height = `${Math.min(Math.max(e.data.height, 40), 4000)}px`;
+    else if (typeof e.data.error === "string") {
+      note.hidden = false;
+      note.textContent = `The chart could not be drawn: ${e.data.error}`;
+      frame.hidden = true;
+    }
+    if (!frame.isConnected) window.removeEventListener("message", onMessage);
+  };
+  window.addEventListener("message", onMessage);
+  return h("div", { class: "chart" }, frame, note);
+}
+
 export function displayNode(mime, data) {
   if (mime === "application/json") return valueNode(data);
+  if (mime === "application/vnd.vegalite.v5+json") return chartFrame(data);
+  if (mime === "image/svg+xml" || mime === "image/png" || mime === "image/jpeg") return imageNode(mime, data);
   if (mime === "text/csv") return csvTable(String(data));
   if (mime === "text/html") return htmlFrame(String(data));
   if (mime === "text/markdown") return renderText(String(data));

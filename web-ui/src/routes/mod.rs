@@ -43,6 +43,9 @@ pub(crate) fn router(state: AppState) -> Router {
                 .route("/", get(index))
                 .route("/app.js", get(app_js))
                 .route("/app.css", get(app_css))
+                .route("/chart.html", get(chart_html))
+                .route("/chart.js", get(chart_js))
+                .route("/chart.css", get(chart_css))
                 .layer(tower_http::compression::CompressionLayer::new()),
         )
         .layer(DefaultBodyLimit::max(limit))
@@ -132,6 +135,9 @@ fn render_metrics(s: &AppState) -> Response {
 const INDEX_HTML: &str = include_str!("../../assets/index.html");
 const APP_JS: &str = include_str!("../../assets/app.js");
 const APP_CSS: &str = include_str!("../../assets/app.css");
+const CHART_HTML: &str = include_str!("../../assets/chart.html");
+const CHART_JS: &str = include_str!("../../assets/chart.js");
+const CHART_CSS: &str = include_str!("../../assets/chart.css");
 
 /// The app's policy: its own scripts only, no plugins, not framable; a
 /// block's `text/html` output renders in a sandboxed `srcdoc` iframe,
@@ -139,13 +145,23 @@ const APP_CSS: &str = include_str!("../../assets/app.css");
 /// either). Inline styles are allowed for CodeMirror.
 const CSP: &str = "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; connect-src 'self'; object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'";
 
+/// The chart frame's policy (`web-ui/app/src/chart/`): it runs in an
+/// iframe sandboxed with `allow-scripts` only, inside the app alone; it
+/// runs its own script and loads nothing else at all (no fetch, no
+/// images from anywhere, no frames, no forms).
+const CHART_CSP: &str = "default-src 'none'; script-src 'self'; style-src 'self' 'unsafe-inline'; img-src data:; base-uri 'none'; form-action 'none'; frame-ancestors 'self'";
+
 fn asset(content_type: &'static str, body: &'static str) -> Response {
+    asset_with(content_type, body, CSP)
+}
+
+fn asset_with(content_type: &'static str, body: &'static str, csp: &'static str) -> Response {
     (
         [
             (header::CONTENT_TYPE, content_type),
             (header::CACHE_CONTROL, "no-cache"),
             (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
-            (header::CONTENT_SECURITY_POLICY, CSP),
+            (header::CONTENT_SECURITY_POLICY, csp),
             (header::REFERRER_POLICY, "no-referrer"),
         ],
         body,
@@ -163,6 +179,18 @@ async fn app_js() -> Response {
 
 async fn app_css() -> Response {
     asset("text/css; charset=utf-8", APP_CSS)
+}
+
+async fn chart_html() -> Response {
+    asset_with("text/html; charset=utf-8", CHART_HTML, CHART_CSP)
+}
+
+async fn chart_js() -> Response {
+    asset_with("text/javascript; charset=utf-8", CHART_JS, CHART_CSP)
+}
+
+async fn chart_css() -> Response {
+    asset_with("text/css; charset=utf-8", CHART_CSS, CHART_CSP)
 }
 
 /// A JSON body whose rejections are 400s naming the field (or 413).

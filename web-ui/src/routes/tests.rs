@@ -609,6 +609,7 @@ async fn the_metrics_listener_serves_metrics_only() -> anyhow::Result<()> {
         ("GET", "/healthz"),
         ("GET", "/"),
         ("GET", "/app.js"),
+        ("GET", "/chart.js"),
     ] {
         for a in [None, Some(auth.as_str())] {
             let (status, _, body) = text(router(), method, path, a).await?;
@@ -685,6 +686,31 @@ async fn the_app_is_served_from_the_binary_with_a_strict_policy() -> anyhow::Res
         );
         let body = resp.into_body().collect().await?.to_bytes();
         assert!(body.len() > 100, "{path} is empty");
+    }
+    // The chart frame may be framed by the app only, and loads nothing.
+    for (path, ty) in [
+        ("/chart.html", "text/html"),
+        ("/chart.js", "text/javascript"),
+        ("/chart.css", "text/css"),
+    ] {
+        let req = Request::builder().uri(path).body(AxBody::empty())?;
+        let resp = app(f.state.clone()).oneshot(req).await?;
+        assert_eq!(resp.status(), StatusCode::OK, "{path}");
+        let h = resp.headers();
+        let ct = h.get("content-type").and_then(|v| v.to_str().ok());
+        assert!(ct.unwrap_or("").starts_with(ty), "{path}: {ct:?}");
+        let csp = h
+            .get("content-security-policy")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("");
+        for part in [
+            "default-src 'none'",
+            "script-src 'self'",
+            "frame-ancestors 'self'",
+        ] {
+            assert!(csp.contains(part), "{path}: {csp}");
+        }
+        assert!(!csp.contains("connect-src"), "{path}: {csp}");
     }
     let req = Request::builder()
         .uri("/app.js")
