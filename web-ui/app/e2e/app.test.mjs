@@ -175,6 +175,32 @@ test("Run all runs the blocks in order and stops at the first failure, saying so
   await p.close();
 });
 
+test("a run clicked while the live connection is down waits for the server, then runs", async () => {
+  const { doc } = await docWith("Offline", 'console.log("back");\nexport default 5;');
+  const p = await page();
+  // The live connection is refused until `down` is cleared; then it goes
+  // through to the real server.
+  let down = false;
+  await p.routeWebSocket(/\/live/, (ws) => {
+    if (down) ws.close();
+    else ws.connectToServer();
+  });
+  await open(p, doc);
+  down = true;
+  // Drop the open connection: the app reconnects into the refusal.
+  await p.evaluate(() => new Promise((r) => setTimeout(r, 50)));
+  await p.reload();
+  await p.locator(`.cells[data-doc="${doc}"] .cell.code`).first().waitFor();
+  await p.getByText("Live connection lost; reconnecting…").waitFor();
+  const cell = p.locator(".cell.code").first();
+  await cell.getByRole("button", { name: "Run", exact: true }).click();
+  await cell.getByRole("status").filter({ hasText: "Waiting for the server" }).waitFor();
+  down = false;
+  await cell.locator(".finished-ok").waitFor({ timeout: 15000 });
+  assert.match(await cell.locator(".output").innerText(), /back/);
+  await p.close();
+});
+
 test("cancels a long run", async () => {
   const { doc } = await docWith("Long run", 'console.log("working");\nawait new Promise((r) => setTimeout(r, 4500));\nconsole.log("never");');
   const p = await page();

@@ -107,6 +107,11 @@ export class Live {
     };
   }
 
+  // The connection is up now (messages go out at once, not queued).
+  get connected() {
+    return this.sock.readyState === WebSocket.OPEN;
+  }
+
   raw(msg) {
     if (this.sock.readyState === WebSocket.OPEN) this.sock.send(JSON.stringify(msg));
     else this.queue.push(msg);

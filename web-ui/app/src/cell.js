@@ -330,7 +330,9 @@ export class CodeCell {
     this.editor.markError(null);
     this.epoch++;
     this.output.reset();
-    this.runStatus.textContent = "Starting…";
+    // While the live connection is down the run waits in the queue and
+    // goes out when it is back (Live reconnects on its own).
+    this.runStatus.textContent = this.app.live.connected ? "Starting…" : "Waiting for the server: the live connection is down; the run starts when it is back…";
     this.setRunning(true);
     const msg = { op: "run_source", source, lang: this.block.lang, input: null };
     if (this.blockId) msg.block = this.blockId;
