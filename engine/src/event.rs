@@ -259,7 +259,10 @@ mod tests {
     fn display_data_must_fit_its_mime() {
         use serde_json::json;
         assert!(super::check_display("application/json", &json!({"a": 1})).is_ok());
-        assert!(super::check_display("application/vnd.vegalite.v5+json", &json!({"mark": "bar"})).is_ok());
+        assert!(
+            super::check_display("application/vnd.vegalite.v5+json", &json!({"mark": "bar"}))
+                .is_ok()
+        );
         assert!(super::check_display("image/png", &json!("iVBORw0KGgo=")).is_ok());
         assert!(super::check_display("image/svg+xml", &json!("<svg/>")).is_ok());
         assert!(super::check_display("image/png", &json!("not base64!")).is_err());

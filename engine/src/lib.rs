@@ -61,6 +61,7 @@ mod natives;
 mod request;
 mod run;
 pub mod runner;
+mod schema;
 mod serialize;
 pub mod v8;
 mod worker;
@@ -79,4 +80,5 @@ pub use host::{
 };
 pub use isolate::HOST_MODULE;
 pub use request::{EngineKind, Lang, RunRequest};
+pub use schema::input_schema;
 pub use v8::V8Config;

@@ -301,31 +301,31 @@ pub(crate) fn install<'js>(
     let sh = shared.clone();
     n.set(
         "displayJson",
-        Function::new(ctx.clone(), move |ctx: Ctx<'js>, value: Value<'js>, mime: Opt<String>| {
-            let Some(c) = sh.control() else { return Ok(()) };
-            let mime = match mime.0 {
-                Some(m) if crate::event::JSON_DISPLAY_MIMES.contains(&m.as_str()) => m,
-                _ => "application/json".to_string(),
-            };
-            let mut ser = Serializer::new(&c, c.output_left(), sh.plain_protos.get());
-            let data = match ser.top(&ctx, value) {
-                Ok(d) => d,
-                Err(SerError::Threw) => return Err(rquickjs::Error::Exception),
-                Err(SerError::Stopped(r)) => return Err(output_error(&ctx, r)),
-                Err(SerError::TooDeep) => {
-                    return Err(rquickjs::Exception::throw_range(
-                        &ctx,
-                        &crate::too_deep("the display() value"),
-                    ))
-                }
-            };
-            let bytes = ser.bytes();
-            c.emit_output(
-                EventBody::Display { mime, data },
-                bytes,
-            )
-            .map_err(|r| output_error(&ctx, r))
-        })?,
+        Function::new(
+            ctx.clone(),
+            move |ctx: Ctx<'js>, value: Value<'js>, mime: Opt<String>| {
+                let Some(c) = sh.control() else { return Ok(()) };
+                let mime = match mime.0 {
+                    Some(m) if crate::event::JSON_DISPLAY_MIMES.contains(&m.as_str()) => m,
+                    _ => "application/json".to_string(),
+                };
+                let mut ser = Serializer::new(&c, c.output_left(), sh.plain_protos.get());
+                let data = match ser.top(&ctx, value) {
+                    Ok(d) => d,
+                    Err(SerError::Threw) => return Err(rquickjs::Error::Exception),
+                    Err(SerError::Stopped(r)) => return Err(output_error(&ctx, r)),
+                    Err(SerError::TooDeep) => {
+                        return Err(rquickjs::Exception::throw_range(
+                            &ctx,
+                            &crate::too_deep("the display() value"),
+                        ))
+                    }
+                };
+                let bytes = ser.bytes();
+                c.emit_output(EventBody::Display { mime, data }, bytes)
+                    .map_err(|r| output_error(&ctx, r))
+            },
+        )?,
     )?;
 
     let sh = shared.clone();

@@ -565,8 +565,14 @@ fn display_checks_mime_types_and_counts_as_output() {
         );
         let bad = r.result().unwrap().as_array().unwrap();
         assert_eq!(bad.len(), 5, "{bad:?}");
-        assert!(bad[0].as_str().unwrap().contains("unsupported mime"), "{bad:?}");
-        for (b, what) in bad[1..].iter().zip(["base64", "base64", "Vega-Lite", "Vega-Lite"]) {
+        assert!(
+            bad[0].as_str().unwrap().contains("unsupported mime"),
+            "{bad:?}"
+        );
+        for (b, what) in bad[1..]
+            .iter()
+            .zip(["base64", "base64", "Vega-Lite", "Vega-Lite"])
+        {
             let b = b.as_str().unwrap();
             assert!(b.starts_with("TypeError: ") && b.contains(what), "{b}");
         }

@@ -70,7 +70,19 @@ pub fn pin(block: &mut BlockRecord) {
 pub fn shown(block: &BlockRecord) -> serde_json::Value {
     let mut v = serde_json::to_value(block).unwrap_or_default();
     v["grants_pending"] = serde_json::Value::Bool(grants_pending(block));
+    v["input_schema"] = input_schema(block);
     v
+}
+
+/// The JSON Schema a block declares for `ctx.input`
+/// (`export const input = {…}`, a literal), or `null`.
+pub fn input_schema(block: &BlockRecord) -> serde_json::Value {
+    let lang = if block.lang == "ts" {
+        quire_engine::Lang::Ts
+    } else {
+        quire_engine::Lang::Js
+    };
+    quire_engine::input_schema(lang, &block.source).unwrap_or(serde_json::Value::Null)
 }
 
 #[cfg(test)]

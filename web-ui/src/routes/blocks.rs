@@ -247,6 +247,7 @@ async fn update(
     Ok(Json(json!({
         "id": b.id, "updated_ms": b.updated_ms,
         "grants_pending": approval::grants_pending(&b),
+        "input_schema": approval::input_schema(&b),
     })))
 }
 

@@ -438,6 +438,57 @@ async fn stale_edits_are_409_and_lose_nothing() -> anyhow::Result<()> {
     Ok(())
 }
 
+#[tokio::test]
+async fn a_block_shows_the_input_schema_it_declares_as_a_literal() -> anyhow::Result<()> {
+    let f = fixture(ServerConfig::default())?;
+    let t = Auth::mint(&f.state.store, Some(f.a.id), Role::Editor, "x")?.1;
+    let path = "/api/v1/workspaces/alpha/blocks/b1";
+    let schema = "export const input = { type: 'object', required: ['n'], properties: { n: { type: 'integer' } } };\nexport default (ctx) => ctx.input.n;";
+    let (status, v) = call(
+        &f.state,
+        "PUT",
+        path,
+        Some(&t),
+        Some(json!({"source": schema})),
+    )
+    .await?;
+    assert_eq!(status, StatusCode::OK, "{v}");
+    let want =
+        json!({"type": "object", "required": ["n"], "properties": {"n": {"type": "integer"}}});
+    assert_eq!(v["input_schema"], want);
+    let (_, b) = call(&f.state, "GET", path, Some(&t), None).await?;
+    assert_eq!(b["input_schema"], want);
+    let (_, list) = call(
+        &f.state,
+        "GET",
+        "/api/v1/workspaces/alpha/blocks",
+        Some(&t),
+        None,
+    )
+    .await?;
+    let listed = list["blocks"]
+        .as_array()
+        .and_then(|bs| bs.iter().find(|b| b["id"] == "b1"));
+    assert_eq!(listed.map(|b| &b["input_schema"]), Some(&want));
+    // Computed, or not there: no schema (never evaluated).
+    for source in [
+        "export const input = JSON.parse('{}'); export default 1;",
+        "export default 1;",
+        "export const input = {",
+    ] {
+        let (_, v) = call(
+            &f.state,
+            "PUT",
+            path,
+            Some(&t),
+            Some(json!({"source": source})),
+        )
+        .await?;
+        assert_eq!(v["input_schema"], Value::Null, "{source}: {v}");
+    }
+    Ok(())
+}
+
 /// One request to `router`: its status, `WWW-Authenticate` and body text.
 async fn text(
     router: axum::Router,
