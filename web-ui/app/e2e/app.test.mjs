@@ -201,6 +201,50 @@ test("a run clicked while the live connection is down waits for the server, then
   await p.close();
 });
 
+test("inputs: a form from the block's declared schema, a JSON box otherwise, checked before the run; writes are shown before Run", async () => {
+  const schema = 'export const input = { type: "object", required: ["project"], properties: { project: { type: "string", enum: ["atlas", "beacon"], description: "Which project" }, limit: { type: "integer", minimum: 1, default: 3 }, verbose: { type: "boolean" } } };';
+  const { doc } = await docWith("Inputs", `${schema}\nexport default (ctx) => ctx.input;`);
+  const p = await page();
+  await open(p, doc);
+  const cell = p.locator(".cell.code").first();
+  const panel = cell.locator(".input-panel");
+  assert.equal(await panel.getAttribute("open"), "", "a required input opens the panel");
+  await cell.getByLabel("project (required)").selectOption("beacon");
+  const limit = cell.getByLabel("limit");
+  assert.equal(await limit.inputValue(), "3", "the schema's default");
+  await limit.fill("2.5");
+  await cell.getByRole("button", { name: "Run", exact: true }).click();
+  await cell.getByRole("status").filter({ hasText: '"limit" must be a whole number' }).waitFor();
+  assert.equal(await limit.getAttribute("aria-invalid"), "true");
+  assert.equal(await cell.locator(".finished").count(), 0, "nothing ran");
+  await limit.fill("2");
+  await cell.getByLabel("verbose").check();
+  await cell.getByRole("button", { name: "Run", exact: true }).click();
+  await cell.locator(".finished-ok").waitFor();
+  const shown = await cell.locator(".result").innerText();
+  for (const part of ["beacon", "2", "true"]) assert.ok(shown.includes(part), shown);
+  await panel.scrollIntoViewIfNeeded();
+  await shot(p, "input-form");
+  // No schema: a JSON box.
+  const plain = await docWith("Input JSON", "export default (ctx) => ctx.input?.n ?? 'none';");
+  await open(p, plain.doc);
+  const c2 = p.locator(".cell.code").first();
+  await c2.locator(".input-panel summary").click();
+  const box = c2.getByLabel("Input as JSON");
+  await box.fill("{bad");
+  await c2.getByRole("button", { name: "Run", exact: true }).click();
+  await c2.getByRole("status").filter({ hasText: "not valid JSON" }).waitFor();
+  await box.fill('{"n": 4}');
+  await c2.getByRole("button", { name: "Run", exact: true }).click();
+  await c2.locator(".finished-ok").waitFor();
+  assert.match(await c2.locator(".result").innerText(), /4/);
+  // A block that writes says so beside Run.
+  const writer = await docWith("Writer", "export default 1;", "js", ["db:write:tasks", "db:read:tasks"]);
+  await open(p, writer.doc);
+  assert.equal(await p.locator(".cell.code").first().locator(".writes").innerText(), "This block writes rows of tasks");
+  await p.close();
+});
+
 test("cancels a long run", async () => {
   const { doc } = await docWith("Long run", 'console.log("working");\nawait new Promise((r) => setTimeout(r, 4500));\nconsole.log("never");');
   const p = await page();

@@ -7,6 +7,7 @@ import { paths } from "./api.js";
 import { createEditor } from "./editor.js";
 import { Output } from "./output.js";
 import { Triggers } from "./triggers.js";
+import { InputPanel, effects } from "./input.js";
 
 export function describeGrant(g) {
   const [kind, a, ...rest] = g.split(":");
@@ -124,8 +125,11 @@ export class CodeCell {
       h("button", { onclick: () => this.onMove(1), "aria-label": `Move ${name} down` }, "↓"),
       h("button", { class: "danger", onclick: () => this.onDelete(), "aria-label": `Delete ${name} from the document` }, "Delete"),
     ] : [];
+    this.writesEl = h("span", { class: "writes" });
     this.grantsEl = h("div", { class: "grants" });
     this.renderGrants();
+    this.inputPanel = new InputPanel(name);
+    this.inputPanel.render(b.input_schema || null);
     const editorEl = h("div", { class: "editor" });
     this.runStatus = h("div", { class: "run-status", role: "status", "aria-live": "polite" });
     const outEl = h("div", { class: "output", "aria-label": `Output of ${name}`, tabindex: "0" });
@@ -137,8 +141,8 @@ export class CodeCell {
         h("span", { class: "lang", title: "Language" }, b.lang === "ts" ? "TypeScript" : "JavaScript"),
         this.engineControl(b),
         this.status,
-        h("div", { class: "actions" }, this.runBtn, this.cancelBtn, this.clearBtn, this.histBtn, ...moves)),
-      this.grantsEl, editorEl, this.runStatus, outEl, this.historyEl, triggers);
+        h("div", { class: "actions" }, this.writesEl, this.runBtn, this.cancelBtn, this.clearBtn, this.histBtn, ...moves)),
+      this.grantsEl, editorEl, this.inputPanel.el, this.runStatus, outEl, this.historyEl, triggers);
     this.output = new Output(outEl);
     this.editor = createEditor(editorEl, {
       doc: b.source,
@@ -182,6 +186,9 @@ export class CodeCell {
 
   renderGrants() {
     const grants = this.block.grants || [];
+    const does = this.block.grants_pending ? [] : effects(grants);
+    this.writesEl.textContent = does.length ? `This block ${does.join(", ")}` : "";
+    this.writesEl.hidden = does.length === 0;
     const list = grants.length
       ? h("ul", { class: "chips", "aria-label": "Grants" }, grants.map((g) => h("li", { class: "chip", title: describeGrant(g) }, h("code", {}, g), h("span", { class: "sr-only" }, `: ${describeGrant(g)}`))))
       : h("span", { class: "muted" }, "No grants: pure computation only.");
@@ -265,6 +272,10 @@ export class CodeCell {
         if (this.blockId) {
           const r = await this.app.api.put(paths.block(this.app.ws, this.blockId), { source, base_updated_ms: this.base });
           this.base = r.updated_ms;
+          if (JSON.stringify(r.input_schema ?? null) !== JSON.stringify(this.block.input_schema ?? null)) {
+            this.block.input_schema = r.input_schema ?? null;
+            this.inputPanel.render(this.block.input_schema);
+          }
           if (Boolean(r.grants_pending) !== Boolean(this.block.grants_pending)) {
             this.block.grants_pending = r.grants_pending;
             this.renderGrants();
@@ -327,6 +338,11 @@ export class CodeCell {
   async run() {
     if (!this.canEdit || this.runId) return;
     const source = this.editor.text();
+    const input = this.inputPanel.value();
+    if (!input.ok) {
+      this.runStatus.textContent = `Not started: ${input.message}`;
+      return;
+    }
     this.editor.markError(null);
     this.epoch++;
     this.output.reset();
@@ -334,7 +350,7 @@ export class CodeCell {
     // goes out when it is back (Live reconnects on its own).
     this.runStatus.textContent = this.app.live.connected ? "Starting…" : "Waiting for the server: the live connection is down; the run starts when it is back…";
     this.setRunning(true);
-    const msg = { op: "run_source", source, lang: this.block.lang, input: null };
+    const msg = { op: "run_source", source, lang: this.block.lang, input: input.value };
     if (this.blockId) msg.block = this.blockId;
     try {
       this.runId = await this.app.live.run(msg, (ev) => this.onEvent(ev));
