@@ -530,6 +530,9 @@ impl RunHub {
         let ws = req.workspace.id;
         let (ticket, quota, cpu_left_ms) = self.admit(ws).await?;
         let limits = self.limits_for(&quota, cpu_left_ms);
+        // The day's CPU quota, not the per-run limit, set this run's CPU
+        // limit: a run that reaches it is told so.
+        let cut_by_day = (limits.cpu_time_ms < quota.cpu_ms_per_run).then_some(limits.cpu_time_ms);
         let id = match req.run_id.clone() {
             Some(id) => id,
             None => {
@@ -655,7 +658,15 @@ impl RunHub {
                         }
                         None => events.recv_async().await,
                     };
-                    let Ok(ev) = next else { break };
+                    let Ok(mut ev) = next else { break };
+                    if let (EventBody::Error(e), Some(left)) = (&mut ev.body, cut_by_day) {
+                        if e.kind == quire_engine::ErrorKind::CpuLimit {
+                            e.message = format!(
+                                "{}: only {left} ms were left of today's CPU quota ({} ms a day)",
+                                e.message, quota.cpu_ms_per_day
+                            );
+                        }
+                    }
                     if let EventBody::Error(e) = &ev.body {
                         kind = e.kind.as_str().to_string();
                     }

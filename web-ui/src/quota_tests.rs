@@ -273,6 +273,15 @@ async fn cpu_is_metered_per_day_and_the_day_quota_refuses_then_caps() -> anyhow:
     f.state.store.add_usage(&f.a.id, today, 980.0 - used, 0.0)?;
     let events = run(&f, &f.a, "for (;;) {}", &[]).await?;
     assert_eq!(error_of(&events)["kind"], "cpu_limit", "{events:?}");
+    let said = error_of(&events)["message"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    assert!(
+        said.contains("CPU time limit of 20 ms exceeded")
+            && said.contains("20 ms were left of today's CPU quota (1000 ms a day)"),
+        "{said}"
+    );
     let spent = events
         .last()
         .and_then(|e| e["cpu_ms"].as_f64())

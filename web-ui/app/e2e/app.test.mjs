@@ -285,6 +285,30 @@ test("shows a capability error at its line in the editor", async () => {
   await p.close();
 });
 
+test("an error's stack frames jump to their lines; a CPU limit says where the block was", async () => {
+  const { doc } = await docWith("Stack", 'function inner() {\n  throw new TypeError("bad");\n}\nfunction outer() { inner(); }\nouter();');
+  const p = await page();
+  await open(p, doc);
+  const cell = p.locator(".cell.code").first();
+  await cell.getByRole("button", { name: "Run", exact: true }).click();
+  await cell.locator(".finished-error").waitFor();
+  const frames = cell.locator(".output .error .stack li");
+  assert.deepEqual((await frames.allInnerTexts()).map((t) => t.replace(/\s+/g, " ").trim()), ["inner line 2:13", "outer line 4:20", "(top level) line 5:1"]);
+  await cell.getByRole("button", { name: "Show line 4 in the editor" }).click();
+  assert.match(await cell.locator(".cm-activeLine").innerText(), /function outer/);
+  // A CPU limit: the line it was running.
+  const spin = await docWith("Spin", "let i = 0;\nfunction spin() {\n  for (;;) i++;\n}\nspin();");
+  await open(p, spin.doc);
+  const c2 = p.locator(".cell.code").first();
+  await c2.getByRole("button", { name: "Run", exact: true }).click();
+  await c2.locator(".finished-error").waitFor({ timeout: 15000 });
+  assert.match(await c2.locator(".output .error").innerText(), /cpu_limit/);
+  assert.match(await c2.locator(".stopped-at").innerText(), /It was running spin when it was stopped: line 3/);
+  await c2.locator(".stopped-at button").click();
+  assert.match(await c2.locator(".cm-activeLine").innerText(), /for \(;;\) i\+\+/);
+  await p.close();
+});
+
 test("two tabs editing the same block: the second save is a conflict and keeps its text", async () => {
   const { doc, block } = await docWith("Conflict", "export default 'original';");
   const a = await page();

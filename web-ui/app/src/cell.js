@@ -143,7 +143,7 @@ export class CodeCell {
         this.status,
         h("div", { class: "actions" }, this.writesEl, this.runBtn, this.cancelBtn, this.clearBtn, this.histBtn, ...moves)),
       this.grantsEl, editorEl, this.inputPanel.el, this.runStatus, outEl, this.historyEl, triggers);
-    this.output = new Output(outEl);
+    this.output = new Output(outEl, (line, column) => this.editor.reveal(line, column));
     this.editor = createEditor(editorEl, {
       doc: b.source,
       lang: b.lang,

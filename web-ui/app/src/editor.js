@@ -53,6 +53,14 @@ export function createEditor(parent, { doc, lang, readOnly, onRun, onRunNext, on
       const from = Math.min(l.from + Math.max(0, (column || 1) - 1), l.to);
       view.dispatch(setDiagnostics(view.state, [{ from, to: l.to > from ? l.to : from, severity: "error", message }]));
     },
+    // Put the cursor at `line`:`column` (1-based), in view, focused.
+    reveal(line, column) {
+      const n = Math.min(Math.max(1, line), view.state.doc.lines);
+      const l = view.state.doc.line(n);
+      const at = Math.min(l.from + Math.max(0, (column || 1) - 1), l.to);
+      view.dispatch({ selection: { anchor: at }, scrollIntoView: true });
+      view.focus();
+    },
     focus: () => view.focus(),
   };
 }

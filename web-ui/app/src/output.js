@@ -101,6 +101,20 @@ export function displayNode(mime, data) {
   return h("pre", { class: "display-text" }, String(data));
 }
 
+// The frames of an engine's stack text ("    at f (block.js:3:9)" or
+// "    at block.js:5:1"): { fn, file, line, column }. Frames of quire's
+// own code ("quire:…") are kept but have no line to jump to.
+export function stackFrames(stack) {
+  const out = [];
+  for (const raw of String(stack || "").split("\n")) {
+    const m = /^\s*at (?:(.*?) \()?([^()\s]+?):(\d+):(\d+)\)?\s*$/.exec(raw);
+    if (!m) continue;
+    const own = !m[2].startsWith("quire:");
+    out.push({ fn: m[1] && m[1] !== "<anonymous>" ? m[1] : "", file: m[2], line: own ? Number(m[3]) : 0, column: own ? Number(m[4]) : 0 });
+  }
+  return out;
+}
+
 // Lines (logs and displays) shown before the rest collapse behind
 // "Show all N lines"; the result, an error and the timing stay visible.
 export const COLLAPSE_AFTER = 100;
@@ -109,8 +123,10 @@ export const COLLAPSE_AFTER = 100;
 // `follow` is on (a live run) and the output's end is in view, it stays
 // in view as lines arrive.
 export class Output {
-  constructor(el) {
+  // `onFrame(line, column)`: a stack frame of the block was chosen.
+  constructor(el, onFrame) {
     this.el = el;
+    this.onFrame = onFrame || (() => {});
     this.follow = false;
     this.reset();
   }
@@ -154,6 +170,18 @@ export class Output {
     return r.bottom >= 0 && r.bottom <= window.innerHeight + 48;
   }
 
+  // A frame as a button that shows its line in the editor.
+  frameLink(f) {
+    return h("button", { class: "link frame", onclick: () => this.onFrame(f.line, f.column), "aria-label": `Show line ${f.line} in the editor` }, `line ${f.line}${f.column ? `:${f.column}` : ""}`);
+  }
+
+  stackList(frames) {
+    return h("details", { class: "stack", open: true }, h("summary", {}, "Stack"),
+      h("ol", {}, frames.map((f) => h("li", {},
+        h("code", {}, f.fn || "(top level)"), " ",
+        f.line ? this.frameLink(f) : h("span", { class: "muted" }, `in quire's ${f.file}`)))));
+  }
+
   event(ev) {
     const follow = this.follow && this.endInView();
     this.render(ev);
@@ -182,8 +210,14 @@ export class Output {
           break;
         }
         const where = ev.line ? ` (line ${ev.line}${ev.column ? `:${ev.column}` : ""})` : "";
-        this.el.append(h("div", { class: "error", role: "alert" },
-          h("strong", {}, `${ev.kind}`), `: ${ev.message}${where}`));
+        const box = h("div", { class: "error", role: "alert" }, h("strong", {}, `${ev.kind}`), `: ${ev.message}${where}`);
+        const frames = stackFrames(ev.stack);
+        const top = frames.find((f) => f.line);
+        if (!ev.line && top && (ev.kind === "cpu_limit" || ev.kind === "wall_limit")) {
+          box.append(h("p", { class: "stopped-at" }, `It was running ${top.fn || "the module's top level"} when it was stopped: `, this.frameLink(top)));
+        }
+        if (frames.length) box.append(this.stackList(frames));
+        this.el.append(box);
         break;
       }
       case "finished": {
