@@ -201,6 +201,43 @@ impl Store {
         Ok(out)
     }
 
+    /// Names of the collections of `ws` that hold rows, in name order.
+    /// One seek per collection: after a collection's first row the scan
+    /// skips past every key of it (row ids are text, so no key of it has
+    /// a 0xFF byte where the id starts).
+    pub fn list_collections(&self, ws: &WorkspaceId) -> Result<Vec<String>> {
+        let base = Key::ws(ws).prefix();
+        let mut out = Vec::new();
+        let mut after: Option<Vec<u8>> = None;
+        loop {
+            let mut found: Option<Vec<u8>> = None;
+            self.b
+                .scan(Table::Rows, &base, after.as_deref(), &mut |k, _| {
+                    found = Some(k.to_vec());
+                    Ok(false)
+                })?;
+            let Some(key) = found else { break };
+            let rest = key.get(base.len()..).unwrap_or_default();
+            let Some(len) = rest
+                .get(..4)
+                .and_then(|b| <[u8; 4]>::try_from(b).ok())
+                .map(|b| u32::from_be_bytes(b) as usize)
+            else {
+                break;
+            };
+            let Some(name) = rest.get(4..4 + len) else {
+                break;
+            };
+            out.push(String::from_utf8_lossy(name).into_owned());
+            let mut skip = key[..base.len() + 4 + len].to_vec();
+            skip.push(0xFF);
+            after = Some(skip);
+        }
+        // Keys sort by name length first (segments are length-prefixed).
+        out.sort();
+        Ok(out)
+    }
+
     /// Number of rows in `coll`.
     pub fn count_rows(&self, ws: &WorkspaceId, coll: &str) -> Result<u64> {
         let prefix = Self::coll_prefix(ws, coll)?;
@@ -420,4 +457,37 @@ pub fn check_secret_name(name: &str) -> Result<()> {
         ));
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::{Store, WorkspaceId};
+    use serde_json::json;
+
+    #[test]
+    fn collections_are_listed_by_name_one_seek_each_and_per_workspace() {
+        let s = Store::memory().unwrap();
+        let (a, b) = (
+            WorkspaceId::from_bytes([1; 16]),
+            WorkspaceId::from_bytes([2; 16]),
+        );
+        assert!(s.list_collections(&a).unwrap().is_empty());
+        // Names that sort as prefixes of one another, and a longer one first.
+        for (coll, n) in [("tasks", 3), ("t", 2), ("tasks_archive", 1), ("é", 1)] {
+            let rows: Vec<_> = (0..n).map(|i| json!({"id": format!("r{i}")})).collect();
+            s.insert_rows(&a, coll, &rows).unwrap();
+        }
+        s.insert_rows(&b, "other", &[json!({"x": 1})]).unwrap();
+        assert_eq!(
+            s.list_collections(&a).unwrap(),
+            ["t", "tasks", "tasks_archive", "é"]
+        );
+        assert_eq!(s.list_collections(&b).unwrap(), ["other"]);
+        s.delete_row(&a, "t", "r0").unwrap();
+        s.delete_row(&a, "t", "r1").unwrap();
+        assert_eq!(
+            s.list_collections(&a).unwrap(),
+            ["tasks", "tasks_archive", "é"]
+        );
+    }
 }

@@ -23,6 +23,7 @@ pub(super) fn routes() -> Router<AppState> {
                 .patch(patch_doc)
                 .delete(delete_doc),
         )
+        .route("/workspaces/{ws}/db", get(list_collections))
         .route(
             "/workspaces/{ws}/db/{coll}/rows",
             get(query_rows).post(insert_rows),
@@ -285,6 +286,19 @@ async fn delete_row(
         }
     })
     .await
+}
+
+/// The collections that hold rows (for the grant picker and the API).
+async fn list_collections(
+    State(s): State<AppState>,
+    who: Principal,
+    Path(ws): Path<String>,
+) -> ApiResult<Json<Value>> {
+    let names = in_workspace(&s, who, ws, Role::Viewer, move |store, w| {
+        Ok(store.list_collections(&w.id)?)
+    })
+    .await?;
+    Ok(Json(json!({ "collections": names })))
 }
 
 async fn list_secrets(

@@ -71,6 +71,7 @@ fn matrix_routes() -> Vec<(&'static str, &'static str, Option<Value>, Role)> {
             Some(json!({"title": "patched"})),
             Role::Editor,
         ),
+        ("GET", "/db", None, Role::Viewer),
         ("GET", "/db/tasks/rows", None, Role::Viewer),
         (
             "POST",
@@ -486,6 +487,34 @@ async fn a_block_shows_the_input_schema_it_declares_as_a_literal() -> anyhow::Re
         .await?;
         assert_eq!(v["input_schema"], Value::Null, "{source}: {v}");
     }
+    Ok(())
+}
+
+#[tokio::test]
+async fn collections_are_listed_per_workspace() -> anyhow::Result<()> {
+    let f = fixture(ServerConfig::default())?;
+    let t = Auth::mint(&f.state.store, Some(f.a.id), Role::Viewer, "x")?.1;
+    f.state
+        .store
+        .insert_rows(&f.a.id, "notes", &[json!({"text": "a"})])?;
+    f.state
+        .store
+        .insert_rows(&f.b.id, "beta_only", &[json!({"text": "b"})])?;
+    let (status, v) = call(
+        &f.state,
+        "GET",
+        "/api/v1/workspaces/alpha/db",
+        Some(&t),
+        None,
+    )
+    .await?;
+    assert_eq!(status, StatusCode::OK, "{v}");
+    let names: Vec<&str> = v["collections"]
+        .as_array()
+        .map(|a| a.iter().filter_map(Value::as_str).collect())
+        .unwrap_or_default();
+    assert!(names.contains(&"notes"), "{v}");
+    assert!(!names.contains(&"beta_only"), "{v}");
     Ok(())
 }
 
