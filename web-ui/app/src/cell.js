@@ -8,20 +8,9 @@ import { createEditor } from "./editor.js";
 import { Output } from "./output.js";
 import { Triggers } from "./triggers.js";
 import { InputPanel, effects } from "./input.js";
+import { describeGrant, grantChoices, grantPicker } from "./grants.js";
 
-export function describeGrant(g) {
-  const [kind, a, ...rest] = g.split(":");
-  const b = rest.join(":");
-  if (g === "doc:read") return "Read every document in this workspace.";
-  if (g === "doc:write") return "Change documents in this workspace.";
-  if (g === "kv:read") return "Read this workspace's key-value store.";
-  if (g === "kv:write") return "Write and delete keys in this workspace's key-value store.";
-  if (kind === "db" && a === "read") return b === "*" ? "Read rows of every database collection." : `Read rows of the "${b}" collection.`;
-  if (kind === "db" && a === "write") return b === "*" ? "Insert, change and delete rows of every collection." : `Insert, change and delete rows of the "${b}" collection.`;
-  if (kind === "secret") return `Use the secret ${a}, sent only to the hosts it is bound to; the block never sees it in fetch headers.`;
-  if (kind === "net") return `Fetch from ${[a, b].filter(Boolean).join(":")}.`;
-  return "Unknown grant.";
-}
+export { describeGrant };
 
 const fmtTime = (ms) => new Date(ms).toLocaleString();
 
@@ -143,7 +132,10 @@ export class CodeCell {
         this.status,
         h("div", { class: "actions" }, this.writesEl, this.runBtn, this.cancelBtn, this.clearBtn, this.histBtn, ...moves)),
       this.grantsEl, editorEl, this.inputPanel.el, this.runStatus, outEl, this.historyEl, triggers);
-    this.output = new Output(outEl, (line, column) => this.editor.reveal(line, column));
+    this.output = new Output(outEl, {
+      onFrame: (line, column) => this.editor.reveal(line, column),
+      grantOffer: (grant) => this.grantOffer(grant),
+    });
     this.editor = createEditor(editorEl, {
       doc: b.source,
       lang: b.lang,
@@ -208,42 +200,58 @@ export class CodeCell {
 
   async approveGrants() {
     try {
-      await this.save();
-      const r = await this.app.api.put(paths.grants(this.app.ws, this.blockId), { grants: this.block.grants, base_updated_ms: this.base });
-      this.base = r.updated_ms;
-      this.block.updated_ms = r.updated_ms;
-      this.block.grants_pending = r.grants_pending;
-      this.renderGrants();
+      await this.storeGrants(this.block.grants || []);
     } catch (ex) {
       this.setStatus(`Not approved: ${ex.message}`, "failed");
     }
   }
 
-  editGrants() {
-    const input = h("input", { type: "text", id: `grants-${this.blockId}`, value: (this.block.grants || []).join(" "), "aria-describedby": `grants-help-${this.blockId}` });
-    const err = h("p", { class: "error", role: "alert", hidden: true });
-    const form = h("form", { class: "grant-form", onsubmit: async (e) => {
-      e.preventDefault();
-      const grants = input.value.split(/[\s,]+/).filter(Boolean);
-      try {
-        const r = await this.app.api.put(paths.grants(this.app.ws, this.blockId), { grants, base_updated_ms: this.base });
-        this.block.grants = r.grants;
-        this.base = r.updated_ms;
-        this.block.updated_ms = r.updated_ms;
-        this.block.grants_pending = r.grants_pending;
-        this.renderGrants();
-      } catch (ex) {
-        err.hidden = false;
-        err.textContent = ex.message;
-      }
-    } },
-      h("label", { for: `grants-${this.blockId}` }, "Grants (space separated)"), input,
-      h("p", { id: `grants-help-${this.blockId}`, class: "muted" }, "For example: doc:read db:read:tasks db:write:tasks kv:read kv:write secret:NAME net:api.example.com"),
-      h("button", { type: "submit", class: "primary" }, "Save grants"),
-      h("button", { type: "button", onclick: () => this.renderGrants() }, "Cancel"), err);
+  async editGrants() {
+    const choices = await grantChoices(this.app.api, this.app.ws);
+    const { form, first } = grantPicker({
+      id: `grants-${this.blockId}`,
+      current: this.block.grants || [],
+      choices,
+      onSave: (grants) => this.storeGrants(grants),
+      onCancel: () => this.renderGrants(),
+    });
     clear(this.grantsEl).append(form);
-    input.focus();
+    first.focus();
   }
+
+  // Store `grants` as the block's (approved for its source as it is).
+  async storeGrants(grants) {
+    await this.save();
+    const r = await this.app.api.put(paths.grants(this.app.ws, this.blockId), { grants, base_updated_ms: this.base });
+    this.block.grants = r.grants;
+    this.base = r.updated_ms;
+    this.block.updated_ms = r.updated_ms;
+    this.block.grants_pending = r.grants_pending;
+    this.renderGrants();
+  }
+
+  // What a capability_denied error offers for `grant`: to an admin, the
+  // grant in one click; to others, whom to ask.
+  grantOffer(grant) {
+    const words = describeGrant(grant);
+    if (!this.isAdmin || !this.blockId) {
+      return h("p", { class: "grant-offer" }, `It needs ${grant} (${words}) Ask an admin of this workspace to grant it.`);
+    }
+    const note = h("span", { role: "status" });
+    const btn = h("button", { class: "primary", onclick: async () => {
+      btn.disabled = true;
+      try {
+        await this.storeGrants([...new Set([...(this.block.grants || []), grant])]);
+        btn.remove();
+        note.textContent = `Granted ${grant}. Run the block again.`;
+      } catch (ex) {
+        btn.disabled = false;
+        note.textContent = `Not granted: ${ex.message}`;
+      }
+    } }, `Grant ${grant}`);
+    return h("p", { class: "grant-offer" }, `It needs ${grant}: ${words} `, btn, note);
+  }
+
 
   changed() {
     this.editor.markError(null);

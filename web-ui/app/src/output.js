@@ -103,13 +103,14 @@ export function displayNode(mime, data) {
 
 // The frames of an engine's stack text ("    at f (block.js:3:9)" or
 // "    at block.js:5:1"): { fn, file, line, column }. Frames of quire's
-// own code ("quire:…") are kept but have no line to jump to.
+// own code (the "quire" module, "quire:…") are kept but have no line to
+// jump to.
 export function stackFrames(stack) {
   const out = [];
   for (const raw of String(stack || "").split("\n")) {
     const m = /^\s*at (?:(.*?) \()?([^()\s]+?):(\d+):(\d+)\)?\s*$/.exec(raw);
     if (!m) continue;
-    const own = !m[2].startsWith("quire:");
+    const own = m[2] !== "quire" && !m[2].startsWith("quire:");
     out.push({ fn: m[1] && m[1] !== "<anonymous>" ? m[1] : "", file: m[2], line: own ? Number(m[3]) : 0, column: own ? Number(m[4]) : 0 });
   }
   return out;
@@ -123,10 +124,12 @@ export const COLLAPSE_AFTER = 100;
 // `follow` is on (a live run) and the output's end is in view, it stays
 // in view as lines arrive.
 export class Output {
-  // `onFrame(line, column)`: a stack frame of the block was chosen.
-  constructor(el, onFrame) {
+  // `onFrame(line, column)`: a stack frame of the block was chosen;
+  // `grantOffer(grant)`: what to offer for a grant a denial names.
+  constructor(el, { onFrame, grantOffer } = {}) {
     this.el = el;
     this.onFrame = onFrame || (() => {});
+    this.grantOffer = grantOffer || null;
     this.follow = false;
     this.reset();
   }
@@ -216,6 +219,7 @@ export class Output {
         if (!ev.line && top && (ev.kind === "cpu_limit" || ev.kind === "wall_limit")) {
           box.append(h("p", { class: "stopped-at" }, `It was running ${top.fn || "the module's top level"} when it was stopped: `, this.frameLink(top)));
         }
+        if (ev.kind === "capability_denied" && typeof ev.grant === "string" && this.grantOffer) box.append(this.grantOffer(ev.grant));
         if (frames.length) box.append(this.stackList(frames));
         this.el.append(box);
         break;
