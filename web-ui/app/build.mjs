@@ -2,9 +2,22 @@
 // quire binary, so running the server never needs npm).
 //   npm ci && npm run build
 import { build } from "esbuild";
-import { copyFileSync, mkdirSync } from "node:fs";
+import { copyFileSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 
 const out = new URL("../assets/", import.meta.url).pathname;
+
+// The host API's signatures for the editor's completion, read from the
+// module blocks really import (host-api/src/glue.js), so they cannot
+// drift from it.
+const glue = readFileSync(new URL("../../host-api/src/glue.js", import.meta.url), "utf8");
+const hostApi = {};
+for (const [, ns, body] of glue.matchAll(/export const (\w+) = freeze\(\{([\s\S]*?)\}\);/g)) {
+  hostApi[ns] = [...body.matchAll(/^\s*(\w+): \(([^)]*)\) => call\("([\w.]+)"/gm)].map(([, name, args, op]) => ({ name, args, op }));
+}
+for (const ns of ["doc", "db", "kv", "secrets"]) {
+  if (!hostApi[ns]?.length) throw new Error(`host-api/src/glue.js: no functions found for ${ns}; update build.mjs`);
+}
+writeFileSync(new URL("src/hostapi.gen.json", import.meta.url), JSON.stringify(hostApi, null, 1) + "\n");
 mkdirSync(out, { recursive: true });
 await build({
   entryPoints: { app: "src/main.js" },

@@ -333,6 +333,26 @@ test("an error's stack frames jump to their lines; a CPU limit says where the bl
   await p.close();
 });
 
+test("the editor completes the host API from the quire module's own signatures", async () => {
+  const { doc } = await docWith("Completion", 'import { db } from "quire";\n');
+  const p = await page();
+  await open(p, doc);
+  const cell = p.locator(".cell.code").first();
+  await cell.locator(".cm-content").click();
+  await p.keyboard.press("Control+End");
+  await p.keyboard.type("const rows = await db.");
+  const list = p.locator(".cm-tooltip-autocomplete");
+  await list.waitFor();
+  const labels = await list.locator(".cm-completionLabel").allInnerTexts();
+  assert.deepEqual([...labels].sort(), ["delete", "insert", "query", "update"]);
+  assert.match(await list.innerText(), /\(collection, options\) → Promise/);
+  await p.keyboard.type("qu");
+  await list.locator("[aria-selected] .cm-completionLabel", { hasText: "query" }).waitFor();
+  await p.keyboard.press("Enter");
+  assert.match(await cell.locator(".cm-content").innerText(), /await db\.query\(/);
+  await p.close();
+});
+
 test("two tabs editing the same block: the second save is a conflict and keeps its text", async () => {
   const { doc, block } = await docWith("Conflict", "export default 'original';");
   const a = await page();

@@ -6,6 +6,27 @@ import { EditorView, keymap } from "@codemirror/view";
 import { EditorState, Compartment, Prec } from "@codemirror/state";
 import { javascript } from "@codemirror/lang-javascript";
 import { setDiagnostics, lintGutter } from "@codemirror/lint";
+import HOST_API from "./hostapi.gen.json";
+
+// What the "quire" module offers: doc, db, kv, secrets (build.mjs reads
+// their signatures from the module itself).
+const GRANT_OF = { doc: "doc:read / doc:write", db: "db:read:<collection> / db:write:<collection>", kv: "kv:read / kv:write", secrets: "secret:<NAME>" };
+function hostCompletions(context) {
+  const m = context.matchBefore(/\b(doc|db|kv|secrets)\.\w*$/);
+  if (!m) return null;
+  const ns = m.text.slice(0, m.text.indexOf("."));
+  return {
+    from: m.from + ns.length + 1,
+    options: HOST_API[ns].map((f) => ({
+      label: f.name,
+      type: "function",
+      detail: `(${f.args}) → Promise`,
+      info: `${ns}.${f.name}(${f.args}): the host call ${f.op}; needs ${GRANT_OF[ns]}.`,
+      apply: `${f.name}(`,
+    })),
+    validFor: /^\w*$/,
+  };
+}
 
 export function createEditor(parent, { doc, lang, readOnly, onRun, onRunNext, onChange, label }) {
   const language = new Compartment();
@@ -21,6 +42,7 @@ export function createEditor(parent, { doc, lang, readOnly, onRun, onRunNext, on
         ])),
         basicSetup,
         lintGutter(),
+        EditorState.languageData.of(() => [{ autocomplete: hostCompletions }]),
         language.of(javascript({ typescript: lang === "ts" })),
         editable.of([EditorState.readOnly.of(!!readOnly), EditorView.editable.of(!readOnly)]),
         EditorView.contentAttributes.of({ "aria-label": label }),
