@@ -777,6 +777,85 @@ test("schedules and webhooks: managed under the block, and their runs appear liv
   await p.close();
 });
 
+test("admin tasks in the app: tokens shown once and revoked, write-only secrets, a new workspace that says what to do first", async () => {
+  const p = await page();
+  p.on("dialog", (d) => d.accept());
+  await p.getByRole("link", { name: "Tokens, secrets and workspaces" }).click();
+  await p.getByRole("heading", { name: "Access tokens" }).waitFor();
+  // A token: made with a role, shown once, works, then revoked.
+  await p.getByLabel("Label").fill("e2e-made");
+  await p.getByLabel("Role", { exact: true }).selectOption("editor");
+  await p.getByRole("button", { name: "Create token" }).click();
+  const once = p.locator(".shown-once input");
+  await once.waitFor();
+  const token = await once.inputValue();
+  const me = await fetch(`${srv.url}api/v1/me`, { headers: { authorization: `Bearer ${token}` } });
+  assert.equal((await me.json()).role, "editor");
+  await p.getByRole("button", { name: "Revoke the token e2e-made" }).click();
+  await p.getByRole("button", { name: "Revoke the token e2e-made" }).waitFor({ state: "detached" });
+  const after = await fetch(`${srv.url}api/v1/me`, { headers: { authorization: `Bearer ${token}` } });
+  assert.equal(after.status, 401);
+  // A secret: set with its host, never shown back, deleted.
+  await p.getByLabel("Name", { exact: true }).first().fill("E2E_KEY");
+  await p.getByLabel("Value").fill("s3cret-value");
+  await p.getByLabel("Hosts it may be sent to").fill("api.example.com");
+  await p.getByRole("button", { name: "Save secret" }).click();
+  const row = p.locator(".admin-section tr", { hasText: "E2E_KEY" });
+  await row.waitFor();
+  assert.match(await row.innerText(), /api\.example\.com/);
+  assert.ok(!(await p.locator("body").innerText()).includes("s3cret-value"), "a secret's value is never shown");
+  assert.equal(await p.getByLabel("Value").inputValue(), "");
+  await p.getByRole("button", { name: "Delete the secret E2E_KEY" }).click();
+  await row.waitFor({ state: "detached" });
+  // A bad name is refused in words beside the form.
+  await p.getByLabel("Name", { exact: true }).first().fill("bad name!");
+  await p.getByLabel("Value").fill("x");
+  await p.getByRole("button", { name: "Save secret" }).click();
+  await p.locator(".admin-section", { hasText: "Secrets" }).getByRole("alert").filter({ hasText: /^Not saved: / }).waitFor();
+  await shot(p, "admin");
+  // A server admin makes a workspace; it opens empty, saying what to do.
+  await p.getByLabel("Name", { exact: true }).last().fill("e2e-space");
+  await p.getByRole("button", { name: "Create workspace" }).click();
+  await p.getByText("Admin token of “e2e-space”").waitFor();
+  await p.getByRole("link", { name: "Open e2e-space" }).click();
+  await p.getByRole("heading", { name: "e2e-space is empty" }).waitFor();
+  assert.equal(await p.locator(".first-steps li").count(), 3);
+  await p.close();
+});
+
+test("documents are renamed and deleted, blocks renamed, a deleted block comes back with Undo, and a moved block keeps focus", async () => {
+  const { doc } = await docWith("To rename", "export default 1;");
+  const p = await page();
+  p.on("dialog", (d) => d.accept());
+  await open(p, doc);
+  await p.getByRole("button", { name: "Rename", exact: true }).click();
+  await p.getByLabel("Title of the document").fill("Renamed doc");
+  await p.getByRole("button", { name: "Save title" }).click();
+  await p.getByRole("heading", { name: "Renamed doc", level: 1 }).waitFor();
+  await p.getByRole("link", { name: "Renamed doc" }).waitFor();
+  // Block rename.
+  const cell = p.locator(".cell.code").first();
+  await cell.getByRole("button", { name: "Rename To rename" }).click();
+  await cell.getByLabel("Name of the block").fill("Counter");
+  await cell.getByRole("button", { name: "Save name" }).click();
+  await cell.locator("h3", { hasText: "Counter" }).waitFor();
+  assert.equal((await api("GET", `/workspaces/default/docs/${doc}`)).title, "Renamed doc");
+  // Moving the code block up keeps focus on its move button.
+  await cell.getByRole("button", { name: "Move Counter up" }).click();
+  await p.locator(".cells > .cell").first().locator("h3", { hasText: "Counter" }).waitFor();
+  await p.waitForFunction(() => document.activeElement?.getAttribute("aria-label") === "Move Counter up");
+  // Delete the text block, then Undo.
+  await p.getByRole("button", { name: "Delete this text" }).click();
+  await p.waitForFunction(() => document.querySelectorAll(".cells > .cell").length === 1);
+  await p.getByRole("button", { name: "Undo" }).click();
+  await p.waitForFunction(() => document.querySelectorAll(".cells > .cell").length === 2);
+  assert.match(await p.locator(".cells > .cell.text").innerText(), /Test: To rename/);
+  // Delete the document.
+  await p.getByRole("button", { name: "Delete document" }).click();
+  await p.getByRole("link", { name: "Renamed doc" }).waitFor({ state: "detached" });
+  await p.close();
+});
+
 test("admins see usage against the quota and change it within the ceilings", async () => {
   const p = await page();
   await p.getByRole("link", { name: "Quota and usage" }).click();

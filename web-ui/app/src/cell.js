@@ -124,9 +124,13 @@ export class CodeCell {
     const outEl = h("div", { class: "output", "aria-label": `Output of ${name}`, tabindex: "0" });
     this.historyEl = h("div", { class: "history", hidden: true });
     const triggers = this.blockId ? new Triggers(this.app, this.blockId).el : "";
+    const title = h("h3", {}, name);
+    const rename = this.canEdit && this.blockId
+      ? h("button", { class: "link", "aria-label": `Rename ${name}`, onclick: () => this.rename(title) }, "Rename")
+      : null;
     clear(this.el).append(
       h("header", { class: "cell-head" },
-        h("h3", {}, name),
+        title, rename,
         h("span", { class: "lang", title: "Language" }, b.lang === "ts" ? "TypeScript" : "JavaScript"),
         this.engineControl(b),
         this.status,
@@ -145,6 +149,43 @@ export class CodeCell {
       onRunNext: () => this.runAndNext(),
       onChange: () => this.changed(),
     });
+  }
+
+  // Rename the stored block (every document showing it shows the name).
+  rename(title) {
+    const id = `name-${this.blockId}`;
+    const input = h("input", { id, type: "text", value: this.block.name || "" });
+    const err = h("span", { class: "error", role: "alert" });
+    const form = h("form", { class: "rename", onsubmit: async (e) => {
+      e.preventDefault();
+      const name = input.value.trim();
+      if (!name) {
+        err.textContent = "A block needs a name.";
+        return;
+      }
+      try {
+        await this.save();
+        const r = await this.app.api.put(paths.block(this.app.ws, this.blockId), { name, base_updated_ms: this.base });
+        this.base = r.updated_ms;
+        const old = this.block.name || this.block.id;
+        this.block.name = name;
+        title.textContent = name;
+        // Every control named after the block says its new name.
+        for (const el of [this.el, ...this.el.querySelectorAll("[aria-label]")]) {
+          el.setAttribute("aria-label", el.getAttribute("aria-label").split(old).join(name));
+        }
+        form.replaceWith(title);
+        title.nextElementSibling?.focus();
+      } catch (ex) {
+        err.textContent = `Not renamed: ${ex.message}`;
+      }
+    } },
+      h("label", { for: id, class: "sr-only" }, "Name of the block"), input,
+      h("button", { type: "submit", class: "primary" }, "Save name"),
+      h("button", { type: "button", onclick: () => form.replaceWith(title) }, "Cancel"), err);
+    title.replaceWith(form);
+    input.focus();
+    input.select();
   }
 
   // The block's engine: QuickJS (fast to start) or V8 (fast on heavy

@@ -4,6 +4,7 @@ import { h, clear, renderText } from "./dom.js";
 import { Api, Live, paths } from "./api.js";
 import { CodeCell } from "./cell.js";
 import { showQuota } from "./quota.js";
+import { showAdmin } from "./admin.js";
 
 const root = document.getElementById("app");
 const TOKEN_KEY = "quire.token";
@@ -75,6 +76,7 @@ async function shell() {
     h("ul", { id: "doc-list", "aria-labelledby": "docs-heading" }),
     app.role !== "viewer" ? h("button", { onclick: newDoc }, "New document") : null,
     app.role === "admin" ? h("a", { id: "quota-link", href: `#/w/${encodeURIComponent(app.ws)}/quota` }, "Quota and usage") : null,
+    app.role === "admin" ? h("a", { id: "admin-link", href: `#/w/${encodeURIComponent(app.ws)}/admin` }, "Tokens, secrets and workspaces") : null,
     h("p", { class: "muted who" }, `Signed in as ${app.role}${app.me.server_admin ? " (server admin)" : ""}`),
     h("button", { class: "link", onclick: signOut }, "Sign out"));
   const menu = h("button", { class: "menu-button", "aria-expanded": "false", "aria-controls": "sidebar-body", onclick: () => setMenu(menu.getAttribute("aria-expanded") !== "true") }, "Menu");
@@ -111,11 +113,12 @@ async function newDoc() {
   location.hash = `#/w/${encodeURIComponent(app.ws)}/d/${encodeURIComponent(d.id)}`;
 }
 
-// Save the document's body, refusing to overwrite a newer version.
-async function saveDoc(blocks) {
+// Save the document's body (and title), refusing to overwrite a newer
+// version.
+async function saveDoc(blocks, title = app.doc.title) {
   try {
     const d = await app.api.put(paths.doc(app.ws, app.doc.id), {
-      title: app.doc.title, properties: app.doc.properties, blocks, base_updated_ms: app.doc.updated_ms,
+      title, properties: app.doc.properties, blocks, base_updated_ms: app.doc.updated_ms,
     });
     app.doc = d;
     return true;
@@ -162,8 +165,12 @@ async function openDoc(id) {
   const runAll = app.role !== "viewer"
     ? h("div", { class: "run-all" }, h("button", { onclick: () => runAllBlocks(runAllStatus) }, "Run all"), " ", runAllStatus)
     : "";
+  const title = h("h1", {}, d.title);
+  const docActions = app.role !== "viewer" ? h("div", { class: "doc-actions" },
+    h("button", { onclick: () => renameDoc(title) }, "Rename"),
+    h("button", { class: "danger", onclick: deleteDoc }, "Delete document")) : "";
   clear(main).append(
-    h("header", { class: "doc-head" }, h("h1", {}, d.title), runAll,
+    h("header", { class: "doc-head" }, title, docActions, runAll,
       h("dl", { class: "props" }, Object.entries(d.properties || {}).flatMap(([k, v]) => [h("dt", {}, k), h("dd", {}, String(v))]))),
     body, add);
   app.cells = [];
@@ -247,14 +254,60 @@ async function moveBlock(i, dir) {
   const blocks = structuredClone(app.doc.blocks);
   if (j < 0 || j >= blocks.length) return;
   [blocks[i], blocks[j]] = [blocks[j], blocks[i]];
-  if (await saveDoc(blocks)) openDoc(app.doc.id);
+  if (!(await saveDoc(blocks))) return;
+  await openDoc(app.doc.id);
+  // Focus stays on the block that moved: its same move button.
+  const moved = document.querySelectorAll(".cells > .cell")[j];
+  const again = moved?.querySelector(`button[aria-label^="Move"][aria-label$="${dir < 0 ? "up" : "down"}"]`);
+  (again || moved?.querySelector("button"))?.focus();
 }
 
+// Delete a block from the document, with an Undo that puts it back
+// where it was (the stored block and its history are never deleted).
 async function deleteBlock(i) {
-  if (!confirm("Delete this block from the document? Its run history is kept.")) return;
-  const blocks = structuredClone(app.doc.blocks);
-  blocks.splice(i, 1);
-  if (await saveDoc(blocks)) openDoc(app.doc.id);
+  const before = structuredClone(app.doc.blocks);
+  const blocks = structuredClone(before);
+  const [gone] = blocks.splice(i, 1);
+  if (!(await saveDoc(blocks))) return;
+  await openDoc(app.doc.id);
+  const what = gone.type === "code" ? "a code block" : "a text block";
+  const undo = h("button", { onclick: async () => {
+    const now = structuredClone(app.doc.blocks);
+    now.splice(Math.min(i, now.length), 0, gone);
+    if (await saveDoc(now)) {
+      await openDoc(app.doc.id);
+      document.querySelectorAll(".cells > .cell")[i]?.querySelector("button")?.focus();
+    }
+  } }, "Undo");
+  banner(`Deleted ${what} from this document. `, [undo]);
+}
+
+function renameDoc(titleEl) {
+  const input = h("input", { id: "doc-title", type: "text", value: app.doc.title });
+  const save = async () => {
+    const t = input.value.trim();
+    if (!t) return banner("A document needs a title.");
+    if (await saveDoc(app.doc.blocks, t)) openDoc(app.doc.id);
+  };
+  const form = h("form", { class: "rename", onsubmit: (e) => { e.preventDefault(); save(); } },
+    h("label", { for: "doc-title", class: "sr-only" }, "Title of the document"), input,
+    h("button", { type: "submit", class: "primary" }, "Save title"),
+    h("button", { type: "button", onclick: () => form.replaceWith(titleEl) }, "Cancel"));
+  titleEl.replaceWith(form);
+  input.focus();
+  input.select();
+}
+
+async function deleteDoc() {
+  if (!confirm(`Delete the document “${app.doc.title}”? Its blocks and their run history are kept.`)) return;
+  try {
+    await app.api.del(paths.doc(app.ws, app.doc.id));
+  } catch (e) {
+    banner(`Could not delete the document: ${e.message}`);
+    return;
+  }
+  app.doc = null;
+  location.hash = `#/w/${encodeURIComponent(app.ws)}`;
 }
 
 async function addBlock(type, lang) {
@@ -279,7 +332,7 @@ let routing = 0;
 async function route() {
   const mine = ++routing;
   const stale = () => mine !== routing;
-  const m = /^#\/w\/([^/]+)(?:\/d\/(.+)|\/(quota))?$/.exec(location.hash);
+  const m = /^#\/w\/([^/]+)(?:\/d\/(.+)|\/(quota|admin))?$/.exec(location.hash);
   let wsName = m ? decodeURIComponent(m[1]) : null;
   if (!wsName) {
     const { workspaces: list } = await app.api.get("/workspaces");
@@ -310,12 +363,24 @@ async function route() {
     app.doc = null;
     app.cells = [];
     app.live?.unsubscribeAll();
-    await showQuota(app, document.getElementById("main"));
+    if (m[3] === "admin") await showAdmin(app, document.getElementById("main"));
+    else await showQuota(app, document.getElementById("main"));
     return;
   }
   const docId = m[2] ? decodeURIComponent(m[2]) : docs[0]?.id;
   if (docId) await openDoc(docId);
-  else clear(document.getElementById("main")).append(h("p", {}, "No documents yet."));
+  else emptyWorkspace(document.getElementById("main"));
+}
+
+// What to do first in a workspace with no documents, by role.
+function emptyWorkspace(main) {
+  document.title = `${app.ws} · quire`;
+  const steps = [];
+  if (app.role !== "viewer") steps.push(h("li", {}, h("button", { class: "primary", onclick: newDoc }, "New document"), " — then add text and code blocks to it, and run them."));
+  if (app.role === "admin") steps.push(h("li", {}, h("a", { href: `#/w/${encodeURIComponent(app.ws)}/admin` }, "Make tokens"), " for the people who will work here, and keep the secrets blocks may use."));
+  if (app.role === "admin") steps.push(h("li", {}, h("a", { href: `#/w/${encodeURIComponent(app.ws)}/quota` }, "Set the quota"), " this workspace's runs get."));
+  clear(main).append(h("h1", {}, `${app.ws} is empty`),
+    steps.length ? h("ol", { class: "first-steps" }, steps) : h("p", {}, "No documents yet; an editor of this workspace can add one."));
 }
 
 window.addEventListener("hashchange", () => app.api && route().catch(fail));
