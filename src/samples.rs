@@ -25,6 +25,7 @@ const FILES: &[(&str, &str)] = &[
         "docs/integrations.json",
         include_str!("../samples/docs/integrations.json"),
     ),
+    ("docs/tour.json", include_str!("../samples/docs/tour.json")),
     (
         "blocks/tasks_summary.ts",
         include_str!("../samples/blocks/tasks_summary.ts"),
@@ -180,8 +181,8 @@ mod tests {
         let store = Store::memory().unwrap();
         let ws = seed(&store, 7878).unwrap();
         assert!(store.count_rows(&ws.id, "tasks").unwrap() >= 300);
-        assert_eq!(store.list_docs(&ws.id).unwrap().len(), 3);
-        assert_eq!(store.list_blocks(&ws.id).unwrap().len(), 9);
+        assert_eq!(store.list_docs(&ws.id).unwrap().len(), 4);
+        assert_eq!(store.list_blocks(&ws.id).unwrap().len(), 10);
         assert!(store.get_secret(&ws.id, "DEMO_TOKEN").unwrap().is_some());
         store
             .update_row(&ws.id, "tasks", "t001", &serde_json::json!({"status": "x"}))
@@ -198,6 +199,29 @@ mod tests {
             )
             .unwrap();
         assert_eq!(row[0]["status"], "x");
+    }
+
+    #[test]
+    fn every_sample_block_is_in_a_sample_document() {
+        let store = Store::memory().unwrap();
+        let ws = seed(&store, 7878).unwrap();
+        let mut shown = std::collections::BTreeSet::new();
+        for d in store.list_docs(&ws.id).unwrap() {
+            let doc = store.get_doc(&ws.id, &d.id).unwrap().unwrap();
+            let v = serde_json::to_value(&doc).unwrap();
+            for b in v["blocks"].as_array().unwrap() {
+                if let Some(id) = b["block"].as_str() {
+                    shown.insert(id.to_string());
+                }
+            }
+        }
+        for b in store.list_blocks(&ws.id).unwrap() {
+            assert!(
+                shown.contains(&b.id),
+                "sample block {} is in no document",
+                b.id
+            );
+        }
     }
 
     #[test]

@@ -111,9 +111,13 @@ impl CronSpec {
         u64::try_from(next.timestamp_millis()).ok()
     }
 
-    /// The expression in words, e.g. "At 09:00 on Monday".
+    /// The expression in words, e.g. "At 09:00 on Monday" (without a
+    /// closing period: croner ends some descriptions with one or two).
     pub fn describe(&self) -> String {
-        self.cron.describe()
+        self.cron
+            .describe()
+            .trim_end_matches(['.', ' '])
+            .to_string()
     }
 }
 

@@ -231,3 +231,14 @@ async fn a_schedule_whose_block_is_gone_records_a_failed_run() -> anyhow::Result
     assert!(f.state.store.queued_runs()?.is_empty());
     Ok(())
 }
+
+#[test]
+fn a_schedule_in_words_ends_without_a_doubled_period() {
+    for expr in ["*/3 * * * * *", "0 9 * * 1-5", "*/5 * * * *"] {
+        let words = crate::scheduler::CronSpec::parse(expr, "UTC")
+            .map(|c| c.describe())
+            .unwrap_or_default();
+        assert!(!words.is_empty(), "{expr}");
+        assert!(!words.ends_with('.'), "{expr}: {words:?}");
+    }
+}

@@ -856,6 +856,39 @@ test("documents are renamed and deleted, blocks renamed, a deleted block comes b
   await p.close();
 });
 
+test("sign-in is kept for a new tab only when asked, and the app lands in the workspace last used", async () => {
+  await api("POST", "/workspaces", { name: "e2e-last" });
+  const ctx = await browser.newContext({ viewport: { width: 1280, height: 800 } });
+  // Not remembered: a new tab asks again.
+  const a = await ctx.newPage();
+  await a.goto(srv.url);
+  await a.getByLabel("Access token").fill(srv.token);
+  await a.getByRole("button", { name: "Sign in" }).click();
+  await a.getByRole("navigation").waitFor();
+  const b = await ctx.newPage();
+  await b.goto(srv.url);
+  await b.getByLabel("Access token").waitFor();
+  await b.close();
+  await a.getByRole("button", { name: "Sign out" }).click();
+  // Remembered: a new tab is signed in, in the workspace last opened.
+  await a.getByLabel("Access token").fill(srv.token);
+  await a.getByLabel("Remember me on this device").check();
+  await a.getByRole("button", { name: "Sign in" }).click();
+  await a.getByRole("navigation").waitFor();
+  await a.goto(`${srv.url}#/w/e2e-last`);
+  await a.getByRole("heading", { name: "e2e-last is empty" }).waitFor();
+  const c = await ctx.newPage();
+  await c.goto(srv.url);
+  await c.getByRole("heading", { name: "e2e-last is empty" }).waitFor();
+  assert.equal(await c.locator("#ws-select").inputValue(), "e2e-last");
+  // Signing out forgets it everywhere.
+  await c.getByRole("button", { name: "Sign out" }).click();
+  const d = await ctx.newPage();
+  await d.goto(srv.url);
+  await d.getByLabel("Access token").waitFor();
+  await ctx.close();
+});
+
 test("admins see usage against the quota and change it within the ceilings", async () => {
   const p = await page();
   await p.getByRole("link", { name: "Quota and usage" }).click();

@@ -8,6 +8,8 @@ import { showAdmin } from "./admin.js";
 
 const root = document.getElementById("app");
 const TOKEN_KEY = "quire.token";
+// The workspace last opened, to land in it next time (this device).
+const LAST_WS_KEY = "quire.lastWorkspace";
 
 const app = {
   api: null,
@@ -28,29 +30,39 @@ function banner(text, actions = []) {
 
 function signInView(message) {
   const input = h("input", { id: "token", type: "password", autocomplete: "off", required: true, "aria-describedby": "token-help" });
+  const remember = h("input", { id: "remember", type: "checkbox" });
   const form = h("form", { class: "signin", onsubmit: async (e) => {
     e.preventDefault();
-    await signIn(input.value.trim());
+    await signIn(input.value.trim(), remember.checked);
   } },
     h("h1", {}, "quire"),
     h("p", {}, "Code blocks that run, inside your documents."),
     h("label", { for: "token" }, "Access token"), input,
     h("p", { id: "token-help", class: "muted" }, "The token `quire serve` printed, or one an admin gave you (qt_…)."),
+    h("div", { class: "check" }, remember, h("label", { for: "remember" }, "Remember me on this device")),
+    h("p", { class: "muted" }, "Unticked, the token is forgotten when this tab closes; ticked, every tab of this browser stays signed in until you sign out."),
     message ? h("p", { class: "error", role: "alert" }, message) : null,
     h("button", { type: "submit", class: "primary" }, "Sign in"));
   clear(root).append(h("main", { id: "main", class: "signin-page" }, form));
   input.focus();
 }
 
-async function signIn(token) {
+// `remember`: keep the token in localStorage (every tab, until sign-out)
+// rather than sessionStorage (this tab only).
+async function signIn(token, remember = false) {
   const api = new Api(token);
   try {
     app.me = await api.get("/me");
   } catch (e) {
+    if (e.status === 401) {
+      // A kept token that no longer works is forgotten.
+      sessionStorage.removeItem(TOKEN_KEY);
+      localStorage.removeItem(TOKEN_KEY);
+    }
     signInView(e.status === 401 ? "That token is not valid." : `Could not sign in: ${e.message}`);
     return;
   }
-  sessionStorage.setItem(TOKEN_KEY, token);
+  (remember ? localStorage : sessionStorage).setItem(TOKEN_KEY, token);
   app.api = api;
   app.token = token;
   await route();
@@ -58,8 +70,13 @@ async function signIn(token) {
 
 function signOut() {
   sessionStorage.removeItem(TOKEN_KEY);
+  localStorage.removeItem(TOKEN_KEY);
   app.live?.close();
   app.live = null;
+  // Before the hash changes: a route must not run with the old token.
+  app.api = null;
+  app.token = null;
+  app.ws = null;
   location.hash = "";
   signInView();
 }
@@ -341,7 +358,9 @@ async function route() {
       clear(root).append(h("main", { id: "main" }, h("p", {}, "No workspaces yet.")));
       return;
     }
-    location.hash = `#/w/${encodeURIComponent(list[0].name)}`;
+    const last = localStorage.getItem(LAST_WS_KEY);
+    const land = list.find((w) => w.name === last) || list[0];
+    location.hash = `#/w/${encodeURIComponent(land.name)}`;
     return;
   }
   if (wsName !== app.ws || !app.live) {
@@ -350,6 +369,7 @@ async function route() {
     const w = await app.api.get(paths.ws(wsName));
     if (stale()) return;
     app.role = w.role;
+    localStorage.setItem(LAST_WS_KEY, wsName);
     await shell();
     if (stale()) return;
     app.live = new Live(app.token, wsName, (s) => {
@@ -394,6 +414,7 @@ function fail(e) {
   else banner(`Something went wrong: ${e.message}`);
 }
 
-const saved = sessionStorage.getItem(TOKEN_KEY);
-if (saved) signIn(saved).catch(fail);
+const kept = localStorage.getItem(TOKEN_KEY);
+const saved = sessionStorage.getItem(TOKEN_KEY) || kept;
+if (saved) signIn(saved, Boolean(kept) && saved === kept).catch(fail);
 else signInView();
