@@ -750,6 +750,10 @@ test("schedules and webhooks: managed under the block, and their runs appear liv
   assert.match(await cell.locator("ul.schedules").innerText(), /\* \* \* \* \* \* \(UTC\)/);
   await cell.locator(".run-status").filter({ hasText: "Finished (started by schedule)" }).waitFor({ timeout: 15000 });
   assert.match(await cell.locator(".output").innerText(), /started by schedule/);
+  // The list follows the runs: "Last" is filled in live, "next run" counts down.
+  await cell.locator("ul.schedules li").filter({ hasText: /Last: (?!never)/ }).waitFor({ timeout: 15000 });
+  assert.match(await cell.locator("ul.schedules .until").innerText(), /^\((in \d+ s|due now)\)$/);
+  assert.ok(!(await cell.locator("ul.schedules").innerText()).includes(".."), "one period, not two");
   const scheduled = await api("GET", `/workspaces/default/runs?block=${block}`);
   assert.ok(scheduled.runs.some((r) => r.trigger.kind === "schedule"), JSON.stringify(scheduled.runs[0]));
   await shot(p, "triggers");

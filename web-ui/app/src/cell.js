@@ -123,7 +123,8 @@ export class CodeCell {
     this.runStatus = h("div", { class: "run-status", role: "status", "aria-live": "polite" });
     const outEl = h("div", { class: "output", "aria-label": `Output of ${name}`, tabindex: "0" });
     this.historyEl = h("div", { class: "history", hidden: true });
-    const triggers = this.blockId ? new Triggers(this.app, this.blockId).el : "";
+    this.triggers = this.blockId ? new Triggers(this.app, this.blockId) : null;
+    const triggers = this.triggers ? this.triggers.el : "";
     const title = h("h3", {}, name);
     const rename = this.canEdit && this.blockId
       ? h("button", { class: "link", "aria-label": `Rename ${name}`, onclick: () => this.rename(title) }, "Rename")
@@ -413,6 +414,8 @@ export class CodeCell {
   // A run of this block started by a schedule, a webhook or another tab:
   // show it live, unless this cell is busy with its own run.
   startedElsewhere(m) {
+    // A scheduled run moved the schedule's next run on.
+    if (m.trigger?.kind === "schedule") this.triggers?.refresh();
     if (this.runId) return null;
     const by = m.trigger?.kind || "another client";
     this.epoch++;

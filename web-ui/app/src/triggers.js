@@ -5,6 +5,15 @@ import { paths } from "./api.js";
 
 const fmt = (ms) => (ms ? new Date(ms).toLocaleString() : "never");
 
+// "in 5 s", "in 3 min", "in 2 h", or "due now".
+export function until(ms, now = Date.now()) {
+  const s = Math.round((ms - now) / 1000);
+  if (s <= 0) return "due now";
+  if (s < 90) return `in ${s} s`;
+  if (s < 5400) return `in ${Math.round(s / 60)} min`;
+  return `in ${Math.round(s / 3600)} h`;
+}
+
 export class Triggers {
   constructor(app, blockId) {
     this.app = app;
@@ -34,7 +43,7 @@ export class Triggers {
     const list = schedules.length
       ? h("ul", { class: "schedules", "aria-label": "Schedules" }, schedules.map((s) => h("li", { "data-schedule": s.id },
         h("code", {}, s.cron), ` (${s.timezone}) — ${s.description}. `,
-        s.paused ? h("strong", {}, "Paused. ") : `Next run: ${fmt(s.next_fire_ms)}. `,
+        s.paused ? h("strong", {}, "Paused. ") : h("span", {}, `Next run: ${fmt(s.next_fire_ms)} `, h("span", { class: "until", "data-next": String(s.next_fire_ms || "") }, s.next_fire_ms ? `(${until(s.next_fire_ms)})` : ""), ". "),
         `Last: ${fmt(s.last_fired_ms)}. `,
         this.canEdit ? h("button", { class: "link", onclick: () => this.edit(s.id, { paused: !s.paused }), "aria-label": `${s.paused ? "Resume" : "Pause"} the schedule ${s.cron}` }, s.paused ? "Resume" : "Pause") : "",
         " ",
@@ -60,7 +69,7 @@ export class Triggers {
       h("label", { for: id("cron") }, "Cron expression"), cron,
       h("p", { id: id("cron-help"), class: "muted" }, "5 fields (minute hour day month weekday), 6 with seconds first, or @hourly, @daily…"),
       h("label", { for: id("tz") }, "Time zone"), tz,
-      h("label", { class: "check" }, catchUp, " If the server was down at a run time, run once when it starts"),
+      h("div", { class: "check" }, catchUp, h("label", { for: id("catch-up") }, "If the server was down at a run time, run once when it starts")),
       h("button", { type: "submit" }, "Add schedule"), err));
       parts.push(h("h4", {}, "Webhooks"));
       parts.push(webhooks.length
@@ -72,6 +81,24 @@ export class Triggers {
       parts.push(h("button", { onclick: () => this.createHook() }, "Create webhook URL"), this.urlEl);
     }
     clear(this.body).append(...parts);
+    this.tick();
+  }
+
+  // While the section is open, "next run" counts down each second.
+  tick() {
+    clearInterval(this.timer);
+    this.timer = setInterval(() => {
+      if (!this.el.isConnected || !this.el.open) return clearInterval(this.timer);
+      for (const el of this.body.querySelectorAll("[data-next]")) {
+        const ms = Number(el.dataset.next);
+        if (ms) el.textContent = `(${until(ms)})`;
+      }
+    }, 1000);
+  }
+
+  // A run of the block started by a schedule: its next run moved on.
+  refresh() {
+    if (this.el.open) this.load();
   }
 
   async edit(id, change) {
