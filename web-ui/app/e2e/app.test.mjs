@@ -848,6 +848,10 @@ test("documents are renamed and deleted, blocks renamed, a deleted block comes b
   await cell.getByRole("button", { name: "Move Counter up" }).click();
   await p.locator(".cells > .cell").first().locator("h3", { hasText: "Counter" }).waitFor();
   await p.waitForFunction(() => document.activeElement?.getAttribute("aria-label") === "Move Counter up");
+  // Drag the text block by its handle onto the code block: they swap.
+  await p.locator(".cells > .cell.text .drag-handle").dragTo(p.locator(".cells > .cell.code"));
+  await p.locator(".cells > .cell").first().filter({ hasText: "Test: To rename" }).waitFor();
+  assert.deepEqual((await api("GET", `/workspaces/default/docs/${doc}`)).blocks.map((b) => b.type), ["text", "code"]);
   // Delete the text block, then Undo.
   await p.getByRole("button", { name: "Delete this text" }).click();
   await p.waitForFunction(() => document.querySelectorAll(".cells > .cell").length === 1);

@@ -195,6 +195,7 @@ async function openDoc(id) {
   for (const [i, b] of d.blocks.entries()) {
     const el = await cellFor(b, i);
     if (mine !== opening) return;
+    if (app.role !== "viewer") dragToMove(el, i);
     body.append(el);
   }
   main.focus({ preventScroll: true });
@@ -277,6 +278,43 @@ async function moveBlock(i, dir) {
   const moved = document.querySelectorAll(".cells > .cell")[j];
   const again = moved?.querySelector(`button[aria-label^="Move"][aria-label$="${dir < 0 ? "up" : "down"}"]`);
   (again || moved?.querySelector("button"))?.focus();
+}
+
+// Drag a block by its handle (⠿) onto another to move it there; ↑ and ↓
+// do the same from the keyboard. Only a drag that started on the handle
+// moves a block, so selecting text in it still works.
+function dragToMove(el, i) {
+  const handle = h("span", { class: "drag-handle", title: "Drag to move this block", "aria-hidden": "true" }, "⠿");
+  el.prepend(handle);
+  handle.addEventListener("mousedown", () => { el.draggable = true; });
+  el.addEventListener("dragstart", (e) => {
+    if (!el.draggable) return;
+    e.dataTransfer.setData("application/x-quire-block", String(i));
+    e.dataTransfer.effectAllowed = "move";
+    el.classList.add("dragging");
+  });
+  el.addEventListener("dragend", () => {
+    el.draggable = false;
+    el.classList.remove("dragging");
+  });
+  el.addEventListener("dragover", (e) => {
+    if (!e.dataTransfer.types.includes("application/x-quire-block")) return;
+    e.preventDefault();
+    el.classList.add("drop-target");
+  });
+  el.addEventListener("dragleave", () => el.classList.remove("drop-target"));
+  el.addEventListener("drop", async (e) => {
+    e.preventDefault();
+    el.classList.remove("drop-target");
+    const from = Number(e.dataTransfer.getData("application/x-quire-block"));
+    if (!Number.isInteger(from) || from === i) return;
+    const blocks = structuredClone(app.doc.blocks);
+    const [moved] = blocks.splice(from, 1);
+    blocks.splice(i, 0, moved);
+    if (!(await saveDoc(blocks))) return;
+    await openDoc(app.doc.id);
+    document.querySelectorAll(".cells > .cell")[i]?.querySelector("button")?.focus();
+  });
 }
 
 // Delete a block from the document, with an Undo that puts it back
