@@ -901,33 +901,42 @@ test("admins see usage against the quota and change it within the ceilings", asy
   const p = await page();
   await p.getByRole("link", { name: "Quota and usage" }).click();
   await p.getByRole("heading", { name: "Usage now" }).waitFor();
+  const qf = p.locator(".q-form");
   // Earlier tests ran blocks: today's CPU and runs are metered.
   const cpu = await p.locator("#u-cpu").getAttribute("value");
   assert.ok(Number(cpu) > 0, `CPU meter ${cpu}`);
   assert.match(await p.locator(".usage-row").first().innerText(), /of 3,600,000 ms/);
-  await p.getByLabel("Runs at once").fill("3");
+  await qf.getByLabel("Runs at once").fill("3");
   await p.getByRole("button", { name: "Save quota" }).click();
   await p.getByText("Quota saved.").waitFor();
   assert.equal((await api("GET", "/workspaces/default/quota")).quota.max_concurrent_runs, 3);
   assert.match(await p.locator(".usage-row").nth(2).innerText(), /of 3/);
   // Over the server's ceiling: refused, the field marked, nothing saved.
-  await p.getByLabel("CPU time per run").fill("999999");
+  await qf.getByLabel("CPU time per run").fill("999999");
   await p.getByRole("button", { name: "Save quota" }).click();
   await p.getByRole("alert").filter({ hasText: "ceiling of 30000" }).waitFor();
-  assert.equal(await p.getByLabel("CPU time per run").getAttribute("aria-invalid"), "true");
+  assert.equal(await qf.getByLabel("CPU time per run").getAttribute("aria-invalid"), "true");
   assert.equal((await api("GET", "/workspaces/default/quota")).quota.cpu_ms_per_run, 1000);
   assert.ok((await p.locator("table").last().innerText()).includes(new Date().toISOString().slice(0, 10)));
   // Sizes are edited in MiB, ceilings shown in MiB or GiB; the API keeps bytes.
-  await p.getByLabel("CPU time per run").fill("1000");
-  assert.equal(await p.getByLabel("Memory per run").inputValue(), "64");
+  await qf.getByLabel("CPU time per run").fill("1000");
+  assert.equal(await qf.getByLabel("Memory per run").inputValue(), "64");
   assert.match(await p.locator("#q-storage_bytes-max").innerText(), /server ceiling 10 GiB/);
-  await p.getByLabel("Output per run").fill("2.5");
+  await qf.getByLabel("Output per run").fill("2.5");
   await p.getByRole("button", { name: "Save quota" }).click();
   await p.getByText("Quota saved.").waitFor();
   const saved = (await api("GET", "/workspaces/default/quota")).quota;
   assert.equal(saved.output_bytes_per_run, 2.5 * 1024 * 1024);
   assert.equal(saved.memory_bytes_per_run, 64 * 1024 * 1024, "an unchanged field is not sent");
   await shot(p, "quota");
+  // A server admin sets the ceilings every workspace is held to.
+  const cf = p.locator(".c-form");
+  await cf.getByLabel("CPU time per run").fill("40000");
+  await cf.getByRole("button", { name: "Save ceilings" }).click();
+  await p.getByText("Ceilings saved.").waitFor();
+  assert.equal((await api("GET", "/quota/ceilings")).ceilings.cpu_ms_per_run, 40000);
+  assert.match(await p.locator("#q-cpu_ms_per_run-max").innerText(), /server ceiling 40,000/);
+  await api("PUT", "/quota/ceilings", { cpu_ms_per_run: 30000 });
   await api("PUT", "/workspaces/default/quota", { output_bytes_per_run: 1024 * 1024 });
   await api("PUT", "/workspaces/default/quota", { max_concurrent_runs: 4 });
   await p.close();

@@ -33,6 +33,52 @@ function meter(id, label, value, max, text) {
     h("span", { class: "usage-text" }, text));
 }
 
+// A form of the FIELDS (`values`), saving only what changed; a refusal
+// names and focuses the field. `key` keeps ids apart between forms.
+function limitsForm({ key, title, intro, values, note, button, save, saved, reload }) {
+  const inputs = {};
+  const err = h("p", { class: "error", role: "alert", hidden: true });
+  const ok = h("p", { class: "saved", role: "status" });
+  const rows = FIELDS.map(([f, label, unit]) => {
+    const step = unit === "bytes" ? "any" : 1;
+    inputs[f] = h("input", { id: `${key}-${f}`, type: "number", min: 0, step, value: shown(unit, values[f]), "aria-describedby": `${key}-${f}-max` });
+    return h("tr", {},
+      h("th", { scope: "row" }, h("label", { for: `${key}-${f}` }, label)),
+      h("td", {}, inputs[f], ` ${unit === "bytes" ? "MiB" : unit}`),
+      h("td", { id: `${key}-${f}-max`, class: "muted" }, note(f, unit)));
+  });
+  const form = h("form", { class: `quota-form ${key}-form`, onsubmit: async (e) => {
+    e.preventDefault();
+    err.hidden = true;
+    ok.textContent = "";
+    const change = {};
+    for (const [f, , unit] of FIELDS) {
+      inputs[f].removeAttribute("aria-invalid");
+      if (inputs[f].value === shown(unit, values[f])) continue;
+      const n = Number(inputs[f].value);
+      change[f] = unit === "bytes" ? Math.round(n * MIB) : n;
+    }
+    try {
+      await save(change);
+      await reload();
+      document.querySelector(`.${key}-form .saved`).textContent = saved;
+    } catch (e2) {
+      err.hidden = false;
+      err.textContent = e2.message;
+      const bad = inputs[e2.body?.field];
+      if (bad) {
+        bad.setAttribute("aria-invalid", "true");
+        bad.focus();
+      }
+    }
+  } },
+  h("h2", { id: `${key}-h` }, title),
+  h("p", { class: "muted" }, intro),
+  h("div", { class: "table-wrap" }, h("table", { "aria-labelledby": `${key}-h` }, h("tbody", {}, rows))),
+  h("button", { type: "submit", class: "primary" }, button), ok, err);
+  return form;
+}
+
 export async function showQuota(app, main) {
   clear(main).append(h("p", { class: "muted" }, "Loading…"));
   const [v, { days }, w] = await Promise.all([app.api.get(paths.quota(app.ws)), app.api.get(paths.usage(app.ws, 30)), app.api.get(paths.workspace(app.ws))]);
@@ -48,46 +94,30 @@ export async function showQuota(app, main) {
     meter("u-history", "Run history", u.history_bytes, q.history_bytes, `${bytes(u.history_bytes)} of ${bytes(q.history_bytes)} (oldest runs are deleted past it, and after ${q.history_days} days)`),
     h("p", { class: "muted" }, `${u.today.runs} runs today.`));
 
-  const inputs = {};
-  const err = h("p", { class: "error", role: "alert", hidden: true });
-  const ok = h("p", { class: "saved", role: "status" });
-  const rows = FIELDS.map(([f, label, unit]) => {
-    const step = unit === "bytes" ? "any" : 1;
-    inputs[f] = h("input", { id: `q-${f}`, type: "number", min: 0, step, value: shown(unit, q[f]), "aria-describedby": `q-${f}-max` });
-    return h("tr", {},
-      h("th", { scope: "row" }, h("label", { for: `q-${f}` }, label)),
-      h("td", {}, inputs[f], ` ${unit === "bytes" ? "MiB" : unit}`),
-      h("td", { id: `q-${f}-max`, class: "muted" }, `server ceiling ${ceiling(unit, v.ceilings[f])}`));
+  const form = limitsForm({
+    key: "q",
+    title: "Quota",
+    intro: "Limits for this workspace. Each is capped by the server admin's ceiling.",
+    values: q,
+    note: (f, unit) => `server ceiling ${ceiling(unit, v.ceilings[f])}`,
+    button: "Save quota",
+    save: (change) => app.api.put(paths.quota(app.ws), change),
+    saved: "Quota saved.",
+    reload: () => showQuota(app, main),
   });
-  const form = h("form", { class: "quota-form", onsubmit: async (e) => {
-    e.preventDefault();
-    err.hidden = true;
-    ok.textContent = "";
-    const change = {};
-    for (const [f, , unit] of FIELDS) {
-      inputs[f].removeAttribute("aria-invalid");
-      if (inputs[f].value === shown(unit, q[f])) continue;
-      const n = Number(inputs[f].value);
-      change[f] = unit === "bytes" ? Math.round(n * MIB) : n;
-    }
-    try {
-      await app.api.put(paths.quota(app.ws), change);
-      await showQuota(app, main);
-      document.querySelector(".quota-form .saved").textContent = "Quota saved.";
-    } catch (e2) {
-      err.hidden = false;
-      err.textContent = e2.message;
-      const bad = inputs[e2.body?.field];
-      if (bad) {
-        bad.setAttribute("aria-invalid", "true");
-        bad.focus();
-      }
-    }
-  } },
-  h("h2", { id: "quota-h" }, "Quota"),
-  h("p", { class: "muted" }, "Limits for this workspace. Each is capped by the server admin's ceiling."),
-  h("div", { class: "table-wrap" }, h("table", { "aria-labelledby": "quota-h" }, h("tbody", {}, rows))),
-  h("button", { type: "submit", class: "primary" }, "Save quota"), ok, err);
+  // A server admin also sets the ceilings every workspace's quota is
+  // held to.
+  const ceilings = app.me.server_admin ? limitsForm({
+    key: "c",
+    title: "Server ceilings (every workspace)",
+    intro: "The most any workspace admin may set. Lowering one does not change quotas already above it until they are saved again.",
+    values: v.ceilings,
+    note: () => "",
+    button: "Save ceilings",
+    save: (change) => app.api.put("/quota/ceilings", change),
+    saved: "Ceilings saved.",
+    reload: () => showQuota(app, main),
+  }) : "";
 
   const history = h("section", { "aria-labelledby": "days-h" },
     h("h2", { id: "days-h" }, "Last 30 days"),
@@ -117,5 +147,5 @@ export async function showQuota(app, main) {
     h("h2", { id: "engine-h" }, "Default engine"),
     h("p", { class: "muted" }, "Blocks that do not choose an engine run on this one."),
     h("label", { for: "ws-engine" }, "Engine "), engine, " ", engineStatus);
-  clear(main).append(h("header", { class: "doc-head" }, h("h1", {}, `Quota and usage: ${app.ws}`)), usage, settings, form, history);
+  clear(main).append(h("header", { class: "doc-head" }, h("h1", {}, `Quota and usage: ${app.ws}`)), usage, settings, form, ceilings, history);
 }
