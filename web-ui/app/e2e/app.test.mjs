@@ -899,8 +899,12 @@ test("sign-in is kept for a new tab only when asked, and the app lands in the wo
 
 test("admins see usage against the quota and change it within the ceilings", async () => {
   const p = await page();
+  // Earlier tests made more workspaces: open the default one's page.
+  await p.goto(`${srv.url}#/w/default`);
+  await p.locator("#ws-select").filter({ hasText: "default" }).waitFor();
   await p.getByRole("link", { name: "Quota and usage" }).click();
   await p.getByRole("heading", { name: "Usage now" }).waitFor();
+  assert.equal(await p.locator("#ws-select").inputValue(), "default");
   const qf = p.locator(".q-form");
   // Earlier tests ran blocks: today's CPU and runs are metered.
   const cpu = await p.locator("#u-cpu").getAttribute("value");
