@@ -585,6 +585,21 @@ fn display_checks_mime_types_and_counts_as_output() {
             },
         );
         assert_eq!(big.kind(), Some(ErrorKind::OutputLimit));
+        // Images and charts count against the output limit too.
+        for src in [
+            "display(new Uint8Array(5000), { mime: 'image/png' })",
+            "display({ mark: 'bar', data: { values: Array(500).fill({ a: 1 }) } }, { mime: 'application/vnd.vegalite.v5+json' })",
+        ] {
+            let big = run_with(
+                src,
+                Lang::Js,
+                Limits {
+                    output_bytes: 1000,
+                    ..Limits::default()
+                },
+            );
+            assert_eq!(big.kind(), Some(ErrorKind::OutputLimit), "{src}");
+        }
     });
 }
 

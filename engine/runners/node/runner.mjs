@@ -33,6 +33,9 @@ const POLL_MS = 5;
 const QUIET_MS = 20;
 const SYNC_COST_MS = 0.05;
 const HEAP_WAIT_MS = 5;
+// A run that ended well left its isolate idle, so its heap is read for
+// sure (the end-of-run memory check needs it), only bounded in case.
+const HEAP_WAIT_OK_MS = 1000;
 // Largest frame this runner sends; the server refuses frames over 8 MiB.
 const MAX_FRAME_BYTES = 7 * MIB;
 const LEVELS = ["log", "info", "warn", "error", "debug"];
@@ -127,11 +130,8 @@ function newIsolate(memMb) {
     send(JSON.stringify({ t: "failing", why: "V8 lost control of an isolate (out of its heap)" }));
     const r = e.run;
     if (r !== null && !r.over) {
-      r.over = true;
-      for (const h of r.timers.values()) clearTimeout(h);
-      r.timers.clear();
-      runs.delete(r.id);
-      e.run = null;
+      // Not `end`: this isolate cannot be asked for its heap or disposed.
+      detach(r);
       send('{"t":"event","run":' + q(r.id) + ',"body":{"type":"error","kind":"memory_limit","message":"memory"}}');
       finished(r, { kind: "memory_limit" }, r.lastCpuMs, performance.now() - r.t0, 0);
     }
@@ -391,11 +391,17 @@ function limitsPoll() {
   }
 }
 
-function end(r, error) {
-  if (r.over) return;
+// The run is over: its timers stop and its isolate serves it no more.
+function detach(r) {
   r.over = true;
   for (const h of r.timers.values()) clearTimeout(h);
   r.timers.clear();
+  runs.delete(r.id);
+  r.e.run = null;
+}
+
+function end(r, error) {
+  if (r.over) return;
   const iso = r.e.iso;
   let cpuMs = 0;
   try {
@@ -404,8 +410,7 @@ function end(r, error) {
     // disposed by isolated-vm (memory): counted up to the last poll
     cpuMs = r.lastCpuMs;
   }
-  runs.delete(r.id);
-  r.e.run = null;
+  detach(r);
   refill();
   const wall = performance.now() - r.t0;
   // The heap it ends with (V8 keeps no peak), if the isolate answers at
@@ -430,7 +435,7 @@ function end(r, error) {
   if (error && !["exception", "syntax", "capability_denied", "quota_exceeded", "stack_overflow"].includes(error.kind)) close(null);
   else {
     iso.getHeapStatistics().then(close, () => close(null));
-    setTimeout(() => close(null), HEAP_WAIT_MS);
+    setTimeout(() => close(null), error ? HEAP_WAIT_MS : HEAP_WAIT_OK_MS);
   }
 }
 
