@@ -6,7 +6,8 @@
 //! JSON semantics (`toJSON`, enumerable own string keys, `undefined` dropped
 //! from objects and `null` in arrays) and replaces what JSON cannot hold with
 //! a readable description instead of failing: functions, symbols, cycles,
-//! BigInts, NaN/Infinity. A value nested deeper than
+//! BigInts, NaN/Infinity, and (as a console shows them) Maps, Sets,
+//! Errors and RegExps. A value nested deeper than
 //! [`crate::MAX_VALUE_DEPTH`] is refused ([`SerError::TooDeep`]), except
 //! when it is only being described in a message.
 //!
@@ -261,8 +262,33 @@ impl<'c> Serializer<'c> {
             return self.text("[unsupported value]".into());
         };
         self.path.push(p);
+        let raw = v.as_raw();
+        // SAFETY: `raw` is the live JSValue of `v`; these class checks read
+        // its class id and do not keep or free it.
+        let (is_map, is_set, is_error, is_regexp) = unsafe {
+            use rquickjs::qjs;
+            (
+                qjs::JS_IsMap(raw),
+                qjs::JS_IsSet(raw),
+                qjs::JS_IsError(raw),
+                qjs::JS_IsRegExp(raw),
+            )
+        };
         let r = if v.is_array() {
             self.array(ctx, obj, depth)
+        } else if is_map || is_set {
+            self.collection(ctx, obj, depth, is_map)
+        } else if is_error {
+            self.error(obj)
+        } else if is_regexp {
+            let src = obj.get::<_, Value>("source")?;
+            let flags = obj.get::<_, Value>("flags")?;
+            let text = |v: Value<'js>| v.as_string().map(crate::natives::lossy);
+            self.text(format!(
+                "/{}/{}",
+                text(src).unwrap_or_default(),
+                text(flags).unwrap_or_default()
+            ))
         } else {
             self.object(ctx, obj, depth)
         };
@@ -294,6 +320,64 @@ impl<'c> Serializer<'c> {
         Ok(Json::Array(out))
     }
 
+    /// A Map or Set as the text a console shows (`Map(2) {"a" => 1, …}`):
+    /// JSON has no form for them. Keys and values are serialized like any
+    /// other value (and charged to the budget), up to
+    /// [`MAX_DESCRIBED_ITEMS`].
+    fn collection<'js>(
+        &mut self,
+        ctx: &Ctx<'js>,
+        obj: &Object<'js>,
+        depth: usize,
+        is_map: bool,
+    ) -> Result<Json, SerError> {
+        use rquickjs::function::This;
+        let size: Value<'js> = obj.get("size")?;
+        let size = size.as_number().unwrap_or(0.0);
+        let method: Value<'js> = obj.get(if is_map { "entries" } else { "values" })?;
+        let mut parts = Vec::new();
+        if let Some(f) = method.as_function() {
+            let it: Value<'js> = f.call((This(obj.clone()),))?;
+            let it = it.into_object().ok_or(SerError::Threw)?;
+            let next: rquickjs::Function<'js> = it.get("next")?;
+            loop {
+                let step: Object<'js> = next.call((This(it.clone()),))?;
+                if step.get::<_, bool>("done").unwrap_or(true) {
+                    break;
+                }
+                if parts.len() >= MAX_DESCRIBED_ITEMS {
+                    parts.push("…".to_string());
+                    break;
+                }
+                let item: Value<'js> = step.get("value")?;
+                let part = if is_map {
+                    let pair = item.into_object().ok_or(SerError::Threw)?;
+                    let k = self.value(ctx, pair.get(0)?, &Json::Null, depth + 1)?;
+                    let v = self.value(ctx, pair.get(1)?, &Json::Null, depth + 1)?;
+                    format!("{} => {}", inline(k.as_ref()), inline(v.as_ref()))
+                } else {
+                    inline(self.value(ctx, item, &Json::Null, depth + 1)?.as_ref())
+                };
+                parts.push(part);
+            }
+        }
+        let name = if is_map { "Map" } else { "Set" };
+        self.text(format!("{name}({size}) {{{}}}", parts.join(", ")))
+    }
+
+    /// An Error as a console shows it: `Name: message`, then its stack's
+    /// frames.
+    fn error<'js>(&mut self, obj: &Object<'js>) -> Result<Json, SerError> {
+        let prop = |k: &str| -> Result<Option<String>, SerError> {
+            let v: Value<'js> = obj.get(k)?;
+            Ok(v.as_string().map(crate::natives::lossy))
+        };
+        let name = prop("name")?.unwrap_or_else(|| "Error".into());
+        let message = prop("message")?.unwrap_or_default();
+        let stack = prop("stack")?.unwrap_or_default();
+        self.text(error_text(&name, &message, &stack))
+    }
+
     fn object<'js>(
         &mut self,
         ctx: &Ctx<'js>,
@@ -318,6 +402,30 @@ impl<'c> Serializer<'c> {
         }
         Ok(Json::Object(out))
     }
+}
+
+/// Most entries of a Map or Set written into its description.
+pub(crate) const MAX_DESCRIBED_ITEMS: usize = 100;
+
+/// A serialized key or value inside a Map's or Set's description.
+fn inline(v: Option<&Json>) -> String {
+    v.map_or_else(|| "undefined".into(), Json::to_string)
+}
+
+/// An error's description: its head (as `Error.prototype.toString` makes
+/// it) and the `    at …` frames of its stack (V8's stack repeats the
+/// head, QuickJS's does not: only the frames are kept from either).
+pub(crate) fn error_text(name: &str, message: &str, stack: &str) -> String {
+    let mut out = match (name.is_empty(), message.is_empty()) {
+        (true, _) => message.to_string(),
+        (false, true) => name.to_string(),
+        (false, false) => format!("{name}: {message}"),
+    };
+    for frame in stack.lines().filter(|l| l.trim_start().starts_with("at ")) {
+        out.push_str("\n    ");
+        out.push_str(frame.trim());
+    }
+    out
 }
 
 /// Serialize with a fresh budget, for describing values in messages.

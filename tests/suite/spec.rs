@@ -377,6 +377,39 @@ fn result_serializer_ignores_tampering_and_describes_non_json() {
 }
 
 #[test]
+fn maps_sets_errors_and_regexps_are_described_as_a_console_shows_them() {
+    on_each_engine(|_engine| {
+        let r = run_js(
+            "const big = new Set(); for (let i = 0; i < 150; i++) big.add(i);\n\
+             function boom() { return new TypeError('bad ' + 'input'); }\n\
+             export default { m: new Map([['a', 1], [2, { x: [1n] }]]), s: new Set(['x', undefined]),\n\
+               e: boom(), re: /a+b/gi, nested: [new Map()], big, plain: { k: new Map([[1, new Set([2])]]) } };",
+        );
+        let v = r.result().expect("a result").clone();
+        assert_eq!(v["m"], r#"Map(2) {"a" => 1, 2 => {"x":["1n"]}}"#);
+        assert_eq!(v["s"], r#"Set(2) {"x", undefined}"#);
+        assert_eq!(v["re"], "/a+b/gi");
+        assert_eq!(v["nested"], json!(["Map(0) {}"]));
+        assert_eq!(
+            v["plain"]["k"], r#"Map(1) {1 => "Set(1) {2}"}"#,
+            "a collection inside one is described in place"
+        );
+        let big = v["big"].as_str().unwrap();
+        assert!(big.starts_with("Set(150) {0, 1, 2,"), "{big}");
+        assert!(big.ends_with(", 99, …}"), "{big}");
+        let e = v["e"].as_str().unwrap();
+        assert!(e.starts_with("TypeError: bad input\n    at "), "{e}");
+        assert!(e.contains("boom"), "the stack names the function: {e}");
+        // A thrown Map is described the same way in the error's message.
+        let t = run_js("throw new Map([['k', 'v']])");
+        assert_eq!(
+            t.outcome.error.map(|e| e.message),
+            Some(r#"Uncaught "Map(1) {\"k\" => \"v\"}""#.to_string())
+        );
+    });
+}
+
+#[test]
 fn cancellation_from_another_thread() {
     on_each_engine(|_engine| {
         for src in [

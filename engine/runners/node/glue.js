@@ -71,6 +71,17 @@
   const setMethodOf = (o, name, f) => defineProperty(o, name, { value: f, writable: true, configurable: true, enumerable: false });
   const mapSize = getOwnPropertyDescriptor(MapCtor.prototype, "size").get;
   const setSize = getOwnPropertyDescriptor(SetCtor.prototype, "size").get;
+  const mapEntries = MapCtor.prototype.entries;
+  const setValues = SetCtor.prototype.values;
+  const mapIterNext = getPrototypeOf(new MapCtor().entries()).next;
+  const setIterNext = getPrototypeOf(new SetCtor().values()).next;
+  const regexpSource = getOwnPropertyDescriptor(RegExp.prototype, "source").get;
+  const regexpFlags = getOwnPropertyDescriptor(RegExp.prototype, "flags").get;
+  const strSplit = String.prototype.split;
+  const strTrim = String.prototype.trim;
+  const arrayJoin = ArrayProto.join;
+  const errorIs = ErrorCtor.isError;
+  const objectToString = ObjectProto.toString;
   const own = (o, k) => (o !== null && typeof o === "object" && hasOwn(o, k) ? o[k] : undefined);
 
   // ------------------------------------------------------------ the host
@@ -243,6 +254,8 @@
       }
       reflectApply(arrayPush, path, [x]);
       try {
+        const described = describeBuiltin(x, depth);
+        if (described !== undefined) return text(described);
         if (isArray(x)) {
           spend(2);
           const len = NumberCtor(x.length);
@@ -266,8 +279,67 @@
         reflectApply(arrayPop, path, []);
       }
     };
+    // Maps, Sets, Errors and RegExps as a console shows them (JSON has no
+    // form for them), as `engine/src/serialize.rs` writes them.
+    const inline = (j) => (j === undefined ? "undefined" : jsonStringify(j));
+    const describeBuiltin = (x, depth) => {
+      const proto = getPrototypeOf(x);
+      if (proto === ObjectProto || proto === ArrayProto || proto === null) return undefined;
+      let size = -1;
+      let isMap = true;
+      try {
+        size = reflectApply(mapSize, x, []);
+      } catch {
+        isMap = false;
+        try {
+          size = reflectApply(setSize, x, []);
+        } catch {}
+      }
+      if (size >= 0) {
+        const it = reflectApply(isMap ? mapEntries : setValues, x, []);
+        const next = isMap ? mapIterNext : setIterNext;
+        const parts = [];
+        for (let r = reflectApply(next, it, []); !r.done; r = reflectApply(next, it, [])) {
+          if (parts.length >= MAX_DESCRIBED_ITEMS) {
+            reflectApply(arrayPush, parts, ["…"]);
+            break;
+          }
+          const part = isMap
+            ? inline(value(r.value[0], "", depth + 1)) + " => " + inline(value(r.value[1], "", depth + 1))
+            : inline(value(r.value, "", depth + 1));
+          reflectApply(arrayPush, parts, [part]);
+        }
+        return (isMap ? "Map(" : "Set(") + size + ") {" + reflectApply(arrayJoin, parts, [", "]) + "}";
+      }
+      if (errorIs ? errorIs(x) : reflectApply(objectToString, x, []) === "[object Error]") {
+        const str = (k) => {
+          const s = x[k];
+          return typeof s === "string" ? s : undefined;
+        };
+        return errorText(str("name") ?? "Error", str("message") ?? "", stackOf(x) ?? "");
+      }
+      try {
+        return "/" + reflectApply(regexpSource, x, []) + "/" + reflectApply(regexpFlags, x, []);
+      } catch {}
+      return undefined;
+    };
     const json = value(v, "", 0);
     return { json: json === undefined ? null : json, bytes: used };
+  }
+
+  // Most entries of a Map or Set written into its description.
+  const MAX_DESCRIBED_ITEMS = 100;
+
+  // An error's description: its head and the `    at …` frames of its
+  // stack (V8's stack repeats the head; only the frames are kept).
+  function errorText(name, message, stack) {
+    let out = name === "" ? message : message === "" ? name : name + ": " + message;
+    const lines = reflectApply(strSplit, stack, ["\n"]);
+    for (let i = 0; i < lines.length; i++) {
+      const l = reflectApply(strTrim, lines[i], []);
+      if (reflectApply(strStartsWith, l, ["at "])) out += "\n    " + l;
+    }
+    return out;
   }
 
   function describeValue(v) {

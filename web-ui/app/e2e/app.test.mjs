@@ -451,8 +451,8 @@ test("renders display outputs safely and lists run history", async () => {
   const src = [
     'display({ tasks: 3, by: { open: 2, done: 1 } });',
     'display("name,points\\natlas,5\\n\\"beacon, search\\",8", { mime: "text/csv" });',
-    'display("<b id=x>bold</b><script>parent.document.title = \'pwned\'</script>", { mime: "text/html" });',
-    'export default "ok";',
+    'display("<b id=x>bold</b><script>parent.document.title = \'pwned\'</script><div style=\'height:600px\'>tall</div><img src=x onerror=\'parent.document.title = 1\'>", { mime: "text/html" });',
+    'export default { status: "ok", m: new Map([["a", 1]]), e: new RangeError("too far") };',
   ].join("\n");
   const { doc } = await docWith("Displays", src);
   const p = await page();
@@ -463,9 +463,14 @@ test("renders display outputs safely and lists run history", async () => {
   await cell.locator(".output details.json").first().waitFor();
   assert.deepEqual(await cell.locator(".output table td").allInnerTexts(), ["atlas", "5", "beacon, search", "8"]);
   const frame = cell.locator("iframe.html-output");
-  assert.equal(await frame.getAttribute("sandbox"), "");
+  // No scripts in it (no allow-scripts); it grows to fit its 600 px of content.
+  assert.equal(await frame.getAttribute("sandbox"), "allow-same-origin");
   assert.equal(await p.frameLocator("iframe.html-output").locator("#x").innerText(), "bold");
+  await p.waitForFunction(() => document.querySelector("iframe.html-output").getBoundingClientRect().height > 600);
   assert.notEqual(await p.title(), "pwned");
+  // A Map and an Error in the result read as a console shows them.
+  assert.equal(await cell.locator(".result li", { hasText: "m:" }).innerText(), 'm: "Map(1) {"a" => 1}"');
+  assert.match(await cell.locator(".result pre.json-text").innerText(), /^RangeError: too far\n\s+at /);
   await cell.getByRole("button", { name: "History" }).click();
   const row = cell.locator(".history tbody tr").first();
   await row.waitFor();

@@ -12,6 +12,15 @@ export function valueNode(value) {
 }
 
 export function jsonTree(value, label) {
+  // A text of several lines (an Error as the engines describe it, with
+  // its stack) reads as text, not as one quoted line of escapes.
+  if (typeof value === "string" && value.includes("\n")) {
+    return h("pre", { class: "json-string json-text" }, value);
+  }
+  if (typeof value === "string") {
+    // Quoted as a console quotes it: inner quotes are not escaped.
+    return h("span", { class: "json-string" }, `"${value.replace(/[\r\t]/g, (c) => (c === "\r" ? "\\r" : "\\t"))}"`);
+  }
   if (value === null || typeof value !== "object") {
     return h("span", { class: `json-${value === null ? "null" : typeof value}` }, JSON.stringify(value));
   }
@@ -54,9 +63,39 @@ export function csvTable(text) {
       h("tbody", {}, rows.map((r) => h("tr", {}, r.map((c) => h("td", {}, c)))))));
 }
 
+// Tallest an HTML output grows to fit its content; past it, it scrolls.
+const HTML_MAX_PX = 2000;
+
 export function htmlFrame(html) {
-  // sandbox="" : no scripts, no forms, no top navigation, a unique origin.
-  return h("iframe", { class: "html-output", sandbox: "", srcdoc: html, title: "HTML output of the block" });
+  // sandbox="allow-same-origin" without allow-scripts: no script of the
+  // block's runs at all (nor forms, popups or top navigation), and the
+  // frame inherits the app's policy (it loads nothing from elsewhere); the
+  // same origin only lets the app read the frame's height to fit it.
+  const frame = h("iframe", { class: "html-output", sandbox: "allow-same-origin", srcdoc: html, title: "HTML output of the block" });
+  const fit = () => {
+    const doc = frame.contentDocument;
+    if (!doc || !doc.documentElement) return;
+    const height = Math.max(doc.documentElement.scrollHeight, doc.body ? doc.body.scrollHeight : 0);
+    frame.style.height = `${Math.min(Math.max(height, 24), HTML_MAX_PX) + 2}px`;
+  };
+  frame.addEventListener("load", () => {
+    fit();
+    // Images in it change its height after load; so does the page's width.
+    if (frame.contentDocument) {
+      for (const img of frame.contentDocument.images) img.addEventListener("load", fit);
+    }
+    // Refit when the width changes (not the height: a person may drag it).
+    let width = frame.clientWidth;
+    if (typeof ResizeObserver === "function") {
+      new ResizeObserver(() => {
+        if (frame.clientWidth !== width) {
+          width = frame.clientWidth;
+          fit();
+        }
+      }).observe(frame);
+    }
+  });
+  return frame;
 }
 
 // An image a block displayed, from data only (an <img> runs no script
