@@ -820,7 +820,9 @@ test("admin tasks in the app: tokens shown once and revoked, write-only secrets,
   await p.getByLabel("Name", { exact: true }).first().fill("bad name!");
   await p.getByLabel("Value").fill("x");
   await p.getByRole("button", { name: "Save secret" }).click();
-  await p.locator(".admin-section", { hasText: "Secrets" }).getByRole("alert").filter({ hasText: /^Not saved: / }).waitFor();
+  const refusal = p.locator(".admin-section", { hasText: "Secrets" }).getByRole("alert").filter({ hasText: /^Not saved: The name is not accepted: / });
+  await refusal.waitFor();
+  assert.doesNotMatch(await refusal.innerText(), /invalid name|invalid_field/, "in words, not the API's field names");
   await shot(p, "admin");
   // A server admin makes a workspace; it opens empty, saying what to do.
   await p.getByLabel("Name", { exact: true }).last().fill("e2e-space");

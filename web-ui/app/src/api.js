@@ -2,10 +2,52 @@
 
 export class ApiError extends Error {
   constructor(status, body) {
-    super(body?.message || `HTTP ${status}`);
+    super(inWords(status, body || {}));
     this.status = status;
     this.body = body || {};
   }
+}
+
+// A request field as a person would name it: `grants[1]` → "grant 2",
+// `max_concurrent_runs` → "max concurrent runs".
+export function fieldWords(field) {
+  const m = /^(\w+?)s?\[(\d+)\]$/.exec(field);
+  if (m) return `${m[1].replace(/_/g, " ")} ${Number(m[2]) + 1}`;
+  return String(field).replace(/_/g, " ").replace(/\./g, " → ");
+}
+
+// What the API said, in words for the person in front of the app rather
+// than in its field names and codes. The API's own text stays in `body`.
+export function inWords(status, body) {
+  const raw = typeof body.message === "string" ? body.message : "";
+  switch (body.error) {
+    case "invalid_field": {
+      // "invalid name: invalid secret name: must be …" → "must be …"
+      let why = raw;
+      while (/^invalid [^:]{1,60}: /.test(why)) why = why.replace(/^invalid [^:]{1,60}: /, "");
+      const what = body.field ? fieldWords(body.field) : "request";
+      return why ? `The ${what} is not accepted: ${why}` : `The ${what} is not accepted.`;
+    }
+    case "forbidden": {
+      const m = /needs the (\w+) role; the token has (\w+)/.exec(raw);
+      if (m) return `Only ${article(m[1])} ${m[1]} can do this; you are signed in as ${article(m[2])} ${m[2]}.`;
+      return raw ? `Not allowed: ${raw}.` : "Not allowed.";
+    }
+    case "not_found":
+      return raw ? `${raw.charAt(0).toUpperCase()}${raw.slice(1)} (it may have been deleted meanwhile).` : "Not found.";
+    case "too_large":
+      return "That is too large for the server to take in one request.";
+    case "internal":
+      return "The server failed to do this (its log has the details); try again.";
+    case "shutting_down":
+      return "The server is restarting; try again in a moment.";
+    default:
+      return raw || `The server answered ${status}.`;
+  }
+}
+
+function article(word) {
+  return /^[aeiou]/i.test(word) ? "an" : "a";
 }
 
 export class Api {
@@ -19,7 +61,12 @@ export class Api {
       opts.headers["content-type"] = "application/json";
       opts.body = JSON.stringify(body);
     }
-    const res = await fetch(`/api/v1${path}`, opts);
+    let res;
+    try {
+      res = await fetch(`/api/v1${path}`, opts);
+    } catch {
+      throw new ApiError(0, { message: "Could not reach the server; check the connection and try again." });
+    }
     const text = await res.text();
     let json = null;
     try {
