@@ -163,76 +163,89 @@ fn js_string<'js>(ctx: &Ctx<'js>, s: &str) -> rquickjs::Result<Value<'js>> {
     rquickjs::String::from_str(ctx.clone(), s).map(|s| s.into_value())
 }
 
+/// A URL's fields as the URL Standard's getters give them (`href`,
+/// `protocol`, `username`, `password`, `host`, `hostname`, `port`,
+/// `pathname`, `search`, `hash`, `origin`), from the `url` crate's
+/// implementation of those getters (`url::quirks`).
 fn url_fields<'js>(ctx: &Ctx<'js>, u: &url::Url) -> rquickjs::Result<Value<'js>> {
-    let host = match (u.host_str(), u.port()) {
-        (Some(h), Some(p)) => format!("{h}:{p}"),
-        (Some(h), None) => h.to_string(),
-        _ => String::new(),
-    };
-    let search = match u.query() {
-        Some(q) if !q.is_empty() => format!("?{q}"),
-        _ => String::new(),
-    };
-    let hash = match u.fragment() {
-        Some(f) if !f.is_empty() => format!("#{f}"),
-        _ => String::new(),
-    };
+    use url::quirks as q;
     let fields = [
-        u.as_str().to_string(),
-        format!("{}:", u.scheme()),
-        u.username().to_string(),
-        u.password().unwrap_or("").to_string(),
-        host,
-        u.host_str().unwrap_or("").to_string(),
-        u.port().map(|p| p.to_string()).unwrap_or_default(),
-        u.path().to_string(),
-        search,
-        hash,
-        u.origin().ascii_serialization(),
+        q::href(u),
+        q::protocol(u),
+        q::username(u),
+        q::password(u),
+        q::host(u),
+        q::hostname(u),
+        q::port(u),
+        q::pathname(u),
+        q::search(u),
+        q::hash(u),
     ];
     let arr = rquickjs::Array::new(ctx.clone())?;
     for (i, f) in fields.iter().enumerate() {
         arr.set(i, js_string(ctx, f)?)?;
     }
+    arr.set(fields.len(), js_string(ctx, &q::origin(u))?)?;
     Ok(arr.into_value())
 }
 
+/// One of URL's setters, as the URL Standard defines it (`url::quirks`):
+/// a value the setter cannot use leaves the URL as it was (`Ok(false)`
+/// for `href`, which throws instead).
 fn set_url_field(u: &mut url::Url, field: &str, value: &str) -> Result<(), ()> {
+    use url::quirks as q;
     match field {
-        "href" => *u = url::Url::parse(value).map_err(|_| ())?,
-        "protocol" => u.set_scheme(value.trim_end_matches(':'))?,
-        "username" => u.set_username(value)?,
-        "password" => u.set_password(Some(value))?,
-        "host" => {
-            let (h, p) = match value.rsplit_once(':') {
-                Some((h, p)) if p.chars().all(|c| c.is_ascii_digit()) && !p.is_empty() => {
-                    (h, p.parse::<u16>().ok())
-                }
-                _ => (value, None),
-            };
-            u.set_host(Some(h)).map_err(|_| ())?;
-            if p.is_some() {
-                u.set_port(p)?;
-            }
+        "href" => return q::set_href(u, value).map_err(|_| ()),
+        "protocol" => {
+            let _ = q::set_protocol(u, value);
         }
-        "hostname" => u.set_host(Some(value)).map_err(|_| ())?,
-        "port" => u.set_port(if value.is_empty() {
-            None
-        } else {
-            Some(value.parse().map_err(|_| ())?)
-        })?,
-        "pathname" => u.set_path(value),
-        "search" => u.set_query(match value.trim_start_matches('?') {
-            "" => None,
-            q => Some(q),
-        }),
-        "hash" => u.set_fragment(match value.trim_start_matches('#') {
-            "" => None,
-            f => Some(f),
-        }),
+        "username" => {
+            let _ = q::set_username(u, value);
+        }
+        "password" => {
+            let _ = q::set_password(u, value);
+        }
+        "host" => {
+            let _ = q::set_host(u, value);
+        }
+        "hostname" => {
+            let _ = q::set_hostname(u, value);
+        }
+        "port" => {
+            let _ = q::set_port(u, value);
+        }
+        "pathname" => q::set_pathname(u, value),
+        "search" => q::set_search(u, value),
+        "hash" => q::set_hash(u, value),
         _ => return Err(()),
     }
     Ok(())
+}
+
+/// A native's body, with a Rust panic in it (a bug of quire's or of a
+/// crate it calls) turned into an ordinary `Error` the block can catch.
+/// Without this the panic would unwind through QuickJS: rquickjs turns it
+/// into an exception no `catch` sees and resumes it in the worker.
+pub(crate) fn guarded<'js, R>(
+    ctx: &Ctx<'js>,
+    what: &str,
+    f: impl FnOnce() -> rquickjs::Result<R>,
+) -> rquickjs::Result<R> {
+    match std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)) {
+        Ok(r) => r,
+        Err(payload) => {
+            let why = payload
+                .downcast_ref::<&str>()
+                .map(|s| (*s).to_string())
+                .or_else(|| payload.downcast_ref::<String>().cloned())
+                .unwrap_or_else(|| "no message".into());
+            tracing::warn!(native = what, panic = %why, "a native failed; the block gets an Error");
+            Err(Exception::throw_internal(
+                ctx,
+                &format!("{what} failed inside quire and did nothing (an internal error: {why})"),
+            ))
+        }
+    }
 }
 
 fn latin1(ctx: &Ctx<'_>, s: &str) -> rquickjs::Result<Vec<u8>> {
@@ -395,14 +408,16 @@ pub(crate) fn install<'js>(
         Function::new(
             ctx.clone(),
             |ctx: Ctx<'js>, input: String, base: Opt<String>| {
-                let parsed = match base.0 {
-                    Some(b) => url::Url::parse(&b).and_then(|b| b.join(&input)),
-                    None => url::Url::parse(&input),
-                };
-                match parsed {
-                    Ok(u) => url_fields(&ctx, &u),
-                    Err(_) => Ok(Value::new_null(ctx.clone())),
-                }
+                guarded(&ctx, "new URL()", || {
+                    let parsed = match base.0 {
+                        Some(b) => url::Url::parse(&b).and_then(|b| b.join(&input)),
+                        None => url::Url::parse(&input),
+                    };
+                    match parsed {
+                        Ok(u) => url_fields(&ctx, &u),
+                        Err(_) => Ok(Value::new_null(ctx.clone())),
+                    }
+                })
             },
         )?,
     )?;
@@ -412,13 +427,15 @@ pub(crate) fn install<'js>(
         Function::new(
             ctx.clone(),
             |ctx: Ctx<'js>, href: String, field: String, value: String| {
-                let Ok(mut u) = url::Url::parse(&href) else {
-                    return Ok(Value::new_null(ctx.clone()));
-                };
-                match set_url_field(&mut u, &field, &value) {
-                    Ok(()) => url_fields(&ctx, &u),
-                    Err(()) => Ok(Value::new_null(ctx.clone())),
-                }
+                guarded(&ctx, "a URL setter", || {
+                    let Ok(mut u) = url::Url::parse(&href) else {
+                        return Ok(Value::new_null(ctx.clone()));
+                    };
+                    match set_url_field(&mut u, &field, &value) {
+                        Ok(()) => url_fields(&ctx, &u),
+                        Err(()) => Ok(Value::new_null(ctx.clone())),
+                    }
+                })
             },
         )?,
     )?;
@@ -584,6 +601,18 @@ pub(crate) fn install_test_spin<'js>(ctx: &Ctx<'js>) -> rquickjs::Result<()> {
             // SAFETY: clock_gettime writes one timespec we own.
             unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
             ts.tv_sec as f64 * 1e6 + ts.tv_nsec as f64 / 1e3
+        })?,
+    )?;
+    // A native that panics, inside the guard every native uses: the block
+    // must get an Error it can catch, and the worker must live on.
+    ctx.globals().set(
+        "__quire_test_native_panic",
+        Function::new(ctx.clone(), |ctx: Ctx<'js>, why: String| {
+            guarded(
+                &ctx,
+                "__quire_test_native_panic",
+                || -> rquickjs::Result<()> { panic!("{why}") },
+            )
         })?,
     )?;
     // Which process runs this block (tests check runner binding).

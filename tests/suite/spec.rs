@@ -550,6 +550,63 @@ fn the_watchdog_ends_runs_stuck_in_native_code_and_replaces_the_worker() {
 }
 
 #[test]
+fn a_panic_inside_a_native_is_an_error_the_block_catches() {
+    let e = Engine::new(EngineConfig {
+        worker_threads: 1,
+        test_native_spin: true,
+        ..EngineConfig::default()
+    })
+    .unwrap();
+    let src = "let caught;\n\
+               try { __quire_test_native_panic('begin > end (6 > 4)'); } catch (err) { caught = [err.name, err.message]; }\n\
+               export default caught;";
+    for _ in 0..3 {
+        let out = e.run(RunRequest::new(src, Lang::Js)).wait();
+        assert!(out.error.is_none(), "{:?}", out.error);
+        let v = out.result.expect("a result");
+        assert_eq!(v[0], "InternalError");
+        let msg = v[1].as_str().unwrap();
+        assert!(
+            msg.contains("failed inside quire") && msg.contains("begin > end (6 > 4)"),
+            "{msg}"
+        );
+    }
+    // The same worker serves the next runs: nothing unwound through it.
+    assert_eq!(e.stats().workers_replaced, 0);
+    assert_healthy(&e);
+}
+
+#[test]
+fn url_setters_follow_the_url_standard() {
+    on_each_engine(|_engine| {
+        let r = run_js(
+            "const set = (href, k, v) => { const u = new URL(href); u[k] = v; return u.href; };\n\
+             export default [\n\
+               set('sc://test:12/', 'host', ''),\n\
+               set('http://example.com/', 'host', 'example.com:8080stuff2'),\n\
+               set('http://example.com/', 'port', '8080/stuff'),\n\
+               set('http://example.com/', 'hostname', 'ex\\tample.com/x'),\n\
+               set('http://a/b?x', 'search', '??a'),\n\
+               set('file://localhost/x', 'host', 'localhost'),\n\
+               set('data:text/plain,x', 'pathname', 'y'),\n\
+             ];",
+        );
+        assert_eq!(
+            r.result(),
+            Some(&json!([
+                "sc://test:12/",
+                "http://example.com:8080/",
+                "http://example.com:8080/",
+                "http://example.com/",
+                "http://a/b??a",
+                "file:///x",
+                "data:text/plain,x",
+            ]))
+        );
+    });
+}
+
+#[test]
 fn display_checks_mime_types_and_counts_as_output() {
     on_each_engine(|_engine| {
         let r = run_js(
