@@ -222,8 +222,49 @@ fn set_url_field(u: &mut url::Url, field: &str, value: &str) -> Result<(), ()> {
     Ok(())
 }
 
+/// A native function: `f` called inside a guard that turns a Rust panic
+/// into an `InternalError` the block can catch (see [`guarded`]).
+fn native<'js, P, F>(ctx: &Ctx<'js>, name: &'static str, f: F) -> rquickjs::Result<Function<'js>>
+where
+    F: rquickjs::function::IntoJsFunc<'js, P> + 'js,
+    P: 'js,
+{
+    Function::new(
+        ctx.clone(),
+        Guarded {
+            name,
+            f,
+            _p: std::marker::PhantomData,
+        },
+    )
+}
+
+struct Guarded<F, P> {
+    name: &'static str,
+    f: F,
+    _p: std::marker::PhantomData<fn(P)>,
+}
+
+impl<'js, P, F: rquickjs::function::IntoJsFunc<'js, P>> rquickjs::function::IntoJsFunc<'js, P>
+    for Guarded<F, P>
+{
+    fn param_requirements() -> rquickjs::function::ParamRequirement {
+        F::param_requirements()
+    }
+
+    fn call<'a>(
+        &self,
+        params: rquickjs::function::Params<'a, 'js>,
+    ) -> rquickjs::Result<Value<'js>> {
+        let ctx = params.ctx().clone();
+        guarded(&ctx, self.name, || self.f.call(params))
+    }
+}
+
 /// A native's body, with a Rust panic in it (a bug of quire's or of a
-/// crate it calls) turned into an ordinary `Error` the block can catch.
+/// crate it calls, such as the `url` crate's "begin > end" slice panic
+/// on `new URL("sc://test:12/").host = ""` before its quirks setters
+/// were used) turned into an ordinary `Error` the block can catch.
 /// Without this the panic would unwind through QuickJS: rquickjs turns it
 /// into an exception no `catch` sees and resumes it in the worker.
 pub(crate) fn guarded<'js, R>(
@@ -272,8 +313,9 @@ pub(crate) fn install<'js>(
     let sh = shared.clone();
     n.set(
         "log",
-        Function::new(
-            ctx.clone(),
+        native(
+            ctx,
+            "log",
             move |ctx: Ctx<'js>, level: String, text: rquickjs::String<'js>| {
                 let Some(c) = sh.control() else { return Ok(()) };
                 let text = lossy(&text);
@@ -293,8 +335,9 @@ pub(crate) fn install<'js>(
     let sh = shared.clone();
     n.set(
         "displayText",
-        Function::new(
-            ctx.clone(),
+        native(
+            ctx,
+            "displayText",
             move |ctx: Ctx<'js>, mime: String, text: rquickjs::String<'js>| {
                 let Some(c) = sh.control() else { return Ok(()) };
                 let text = lossy(&text);
@@ -314,8 +357,9 @@ pub(crate) fn install<'js>(
     let sh = shared.clone();
     n.set(
         "displayJson",
-        Function::new(
-            ctx.clone(),
+        native(
+            ctx,
+            "displayJson",
             move |ctx: Ctx<'js>, value: Value<'js>, mime: Opt<String>| {
                 let Some(c) = sh.control() else { return Ok(()) };
                 let mime = match mime.0 {
@@ -344,8 +388,9 @@ pub(crate) fn install<'js>(
     let sh = shared.clone();
     n.set(
         "timerArm",
-        Function::new(
-            ctx.clone(),
+        native(
+            ctx,
+            "timerArm",
             move |ctx: Ctx<'js>, delay_ms: f64, reuse: u32| {
                 let max = sh.control().map_or(1000, |c| c.limits.max_pending_timers);
                 let ms = if delay_ms.is_finite() {
@@ -369,14 +414,17 @@ pub(crate) fn install<'js>(
     let sh = shared.clone();
     n.set(
         "timerClear",
-        Function::new(ctx.clone(), move |id: u32| sh.timers.borrow_mut().clear(id))?,
+        native(ctx, "timerClear", move |id: u32| {
+            sh.timers.borrow_mut().clear(id)
+        })?,
     )?;
 
     let sh = shared.clone();
     n.set(
         "registerHooks",
-        Function::new(
-            ctx.clone(),
+        native(
+            ctx,
+            "registerHooks",
             move |ctx: Ctx<'js>,
                   fire: Function<'js>,
                   object_proto: Object<'js>,
@@ -397,7 +445,7 @@ pub(crate) fn install<'js>(
     let sh = shared.clone();
     n.set(
         "now",
-        Function::new(ctx.clone(), move || {
+        native(ctx, "now", move || {
             sh.control()
                 .map_or(0.0, |c| c.elapsed().as_secs_f64() * 1000.0)
         })?,
@@ -405,52 +453,51 @@ pub(crate) fn install<'js>(
 
     n.set(
         "urlParse",
-        Function::new(
-            ctx.clone(),
+        native(
+            ctx,
+            "urlParse",
             |ctx: Ctx<'js>, input: String, base: Opt<String>| {
-                guarded(&ctx, "new URL()", || {
-                    let parsed = match base.0 {
-                        Some(b) => url::Url::parse(&b).and_then(|b| b.join(&input)),
-                        None => url::Url::parse(&input),
-                    };
-                    match parsed {
-                        Ok(u) => url_fields(&ctx, &u),
-                        Err(_) => Ok(Value::new_null(ctx.clone())),
-                    }
-                })
+                let parsed = match base.0 {
+                    Some(b) => url::Url::parse(&b).and_then(|b| b.join(&input)),
+                    None => url::Url::parse(&input),
+                };
+                match parsed {
+                    Ok(u) => url_fields(&ctx, &u),
+                    Err(_) => Ok(Value::new_null(ctx.clone())),
+                }
             },
         )?,
     )?;
 
     n.set(
         "urlSet",
-        Function::new(
-            ctx.clone(),
+        native(
+            ctx,
+            "urlSet",
             |ctx: Ctx<'js>, href: String, field: String, value: String| {
-                guarded(&ctx, "a URL setter", || {
-                    let Ok(mut u) = url::Url::parse(&href) else {
-                        return Ok(Value::new_null(ctx.clone()));
-                    };
-                    match set_url_field(&mut u, &field, &value) {
-                        Ok(()) => url_fields(&ctx, &u),
-                        Err(()) => Ok(Value::new_null(ctx.clone())),
-                    }
-                })
+                let Ok(mut u) = url::Url::parse(&href) else {
+                    return Ok(Value::new_null(ctx.clone()));
+                };
+                match set_url_field(&mut u, &field, &value) {
+                    Ok(()) => url_fields(&ctx, &u),
+                    Err(()) => Ok(Value::new_null(ctx.clone())),
+                }
             },
         )?,
     )?;
 
     n.set(
         "utf8Encode",
-        Function::new(ctx.clone(), |ctx: Ctx<'js>, s: String| {
+        native(ctx, "utf8Encode", |ctx: Ctx<'js>, s: String| {
             TypedArray::<u8>::new(ctx, s.into_bytes())
         })?,
     )?;
 
     n.set(
         "utf8Decode",
-        Function::new(
-            ctx.clone(),
+        native(
+            ctx,
+            "utf8Decode",
             |ctx: Ctx<'js>, bytes: TypedArray<'js, u8>, fatal: bool| {
                 let data: Vec<u8> = match bytes.as_raw() {
                     // SAFETY: the pointer is valid until JavaScript runs again;
@@ -475,7 +522,7 @@ pub(crate) fn install<'js>(
 
     n.set(
         "btoa",
-        Function::new(ctx.clone(), |ctx: Ctx<'js>, s: String| {
+        native(ctx, "btoa", |ctx: Ctx<'js>, s: String| {
             Ok::<_, rquickjs::Error>(
                 base64::engine::general_purpose::STANDARD.encode(latin1(&ctx, &s)?),
             )
@@ -484,7 +531,7 @@ pub(crate) fn install<'js>(
 
     n.set(
         "atob",
-        Function::new(ctx.clone(), |ctx: Ctx<'js>, s: String| {
+        native(ctx, "atob", |ctx: Ctx<'js>, s: String| {
             let cleaned: String = s
                 .chars()
                 .filter(|c| !matches!(c, ' ' | '\t' | '\n' | '\x0c' | '\r'))
@@ -510,7 +557,7 @@ pub(crate) fn install<'js>(
 
     n.set(
         "bytesToBase64",
-        Function::new(ctx.clone(), |bytes: TypedArray<'js, u8>| {
+        native(ctx, "bytesToBase64", |bytes: TypedArray<'js, u8>| {
             let data: &[u8] = match bytes.as_raw() {
                 // SAFETY: the pointer is valid until JavaScript runs again;
                 // the bytes are encoded before anything else happens.
@@ -523,7 +570,7 @@ pub(crate) fn install<'js>(
 
     n.set(
         "base64ToBytes",
-        Function::new(ctx.clone(), |ctx: Ctx<'js>, s: String| {
+        native(ctx, "base64ToBytes", |ctx: Ctx<'js>, s: String| {
             let bytes = base64::engine::general_purpose::STANDARD
                 .decode(s.as_bytes())
                 .map_err(|_| Exception::throw_type(&ctx, "invalid base64 from the host"))?;
@@ -533,7 +580,7 @@ pub(crate) fn install<'js>(
 
     n.set(
         "randomBytes",
-        Function::new(ctx.clone(), |ctx: Ctx<'js>, len: usize| {
+        native(ctx, "randomBytes", |ctx: Ctx<'js>, len: usize| {
             let mut buf = vec![0u8; len.min(65536)];
             getrandom::fill(&mut buf)
                 .map_err(|_| Exception::throw_internal(&ctx, "no system randomness available"))?;
@@ -543,14 +590,15 @@ pub(crate) fn install<'js>(
 
     n.set(
         "randomUUID",
-        Function::new(ctx.clone(), || uuid::Uuid::new_v4().to_string())?,
+        native(ctx, "randomUUID", || uuid::Uuid::new_v4().to_string())?,
     )?;
 
     let sh = shared.clone();
     n.set(
         "hostCall",
-        Function::new(
-            ctx.clone(),
+        native(
+            ctx,
+            "hostCall",
             move |ctx: Ctx<'js>, op: rquickjs::String<'js>, args: Opt<Value<'js>>| {
                 let args = args.0.unwrap_or_else(|| Value::new_undefined(ctx.clone()));
                 crate::hostcall::host_call(ctx, &sh, op, args)
@@ -560,7 +608,7 @@ pub(crate) fn install<'js>(
 
     n.set(
         "loadExtras",
-        Function::new(ctx.clone(), |ctx: Ctx<'js>| {
+        native(ctx, "loadExtras", |ctx: Ctx<'js>| {
             let bytes = crate::isolate::extras_bytecode()
                 .map_err(|e| Exception::throw_internal(&ctx, &e.to_string()))?;
             // SAFETY: produced by `Module::write` of this QuickJS build in
@@ -607,12 +655,10 @@ pub(crate) fn install_test_spin<'js>(ctx: &Ctx<'js>) -> rquickjs::Result<()> {
     // must get an Error it can catch, and the worker must live on.
     ctx.globals().set(
         "__quire_test_native_panic",
-        Function::new(ctx.clone(), |ctx: Ctx<'js>, why: String| {
-            guarded(
-                &ctx,
-                "__quire_test_native_panic",
-                || -> rquickjs::Result<()> { panic!("{why}") },
-            )
+        native(ctx, "__quire_test_native_panic", |why: String| {
+            if !why.is_empty() {
+                panic!("{why}");
+            }
         })?,
     )?;
     // Which process runs this block (tests check runner binding).
