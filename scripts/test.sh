@@ -32,6 +32,9 @@ command -v chromium >/dev/null \
 # The Rust tests (engine, host API, storage, server, CLI, hostile suite on
 # both engines), then the browser tests against the release binary.
 cargo test --workspace --locked
+# The web-platform-tests table (suite, cases, Node, QuickJS, V8); the
+# test itself ran above.
+cargo test --locked --test suite wpt -- --nocapture 2>&1 | grep '^|' || true
 cargo build --release --locked
 (cd web-ui/app && npm test)
 echo "all tests passed"

@@ -165,58 +165,61 @@ fn js_string<'js>(ctx: &Ctx<'js>, s: &str) -> rquickjs::Result<Value<'js>> {
 
 /// A URL's fields as the URL Standard's getters give them (`href`,
 /// `protocol`, `username`, `password`, `host`, `hostname`, `port`,
-/// `pathname`, `search`, `hash`, `origin`), from the `url` crate's
-/// implementation of those getters (`url::quirks`).
-fn url_fields<'js>(ctx: &Ctx<'js>, u: &url::Url) -> rquickjs::Result<Value<'js>> {
-    use url::quirks as q;
+/// `pathname`, `search`, `hash`, `origin`), from ada: the parser Node
+/// uses, at the version Node 24 ships, so the V8 engine's `URL` (Node's)
+/// and QuickJS's agree.
+fn url_fields<'js>(ctx: &Ctx<'js>, u: &ada_url::Url) -> rquickjs::Result<Value<'js>> {
+    let origin = u.origin();
     let fields = [
-        q::href(u),
-        q::protocol(u),
-        q::username(u),
-        q::password(u),
-        q::host(u),
-        q::hostname(u),
-        q::port(u),
-        q::pathname(u),
-        q::search(u),
-        q::hash(u),
+        u.href(),
+        u.protocol(),
+        u.username(),
+        u.password(),
+        u.host(),
+        u.hostname(),
+        u.port(),
+        u.pathname(),
+        u.search(),
+        u.hash(),
+        origin.as_str(),
     ];
     let arr = rquickjs::Array::new(ctx.clone())?;
     for (i, f) in fields.iter().enumerate() {
         arr.set(i, js_string(ctx, f)?)?;
     }
-    arr.set(fields.len(), js_string(ctx, &q::origin(u))?)?;
     Ok(arr.into_value())
 }
 
-/// One of URL's setters, as the URL Standard defines it (`url::quirks`):
-/// a value the setter cannot use leaves the URL as it was (`Ok(false)`
-/// for `href`, which throws instead).
-fn set_url_field(u: &mut url::Url, field: &str, value: &str) -> Result<(), ()> {
-    use url::quirks as q;
+/// One of URL's setters, as the URL Standard defines it: a value the
+/// setter cannot use leaves the URL as it was, except for `href`, which
+/// fails (`Err`, a `TypeError` in the prelude).
+fn set_url_field(u: &mut ada_url::Url, field: &str, value: &str) -> Result<(), ()> {
+    let v = Some(value);
     match field {
-        "href" => return q::set_href(u, value).map_err(|_| ()),
+        "href" => return u.set_href(value),
         "protocol" => {
-            let _ = q::set_protocol(u, value);
+            let _ = u.set_protocol(value);
         }
         "username" => {
-            let _ = q::set_username(u, value);
+            let _ = u.set_username(v);
         }
         "password" => {
-            let _ = q::set_password(u, value);
+            let _ = u.set_password(v);
         }
         "host" => {
-            let _ = q::set_host(u, value);
+            let _ = u.set_host(v);
         }
         "hostname" => {
-            let _ = q::set_hostname(u, value);
+            let _ = u.set_hostname(v);
         }
         "port" => {
-            let _ = q::set_port(u, value);
+            let _ = u.set_port(v);
         }
-        "pathname" => q::set_pathname(u, value),
-        "search" => q::set_search(u, value),
-        "hash" => q::set_hash(u, value),
+        "pathname" => {
+            let _ = u.set_pathname(v);
+        }
+        "search" => u.set_search(v),
+        "hash" => u.set_hash(v),
         _ => return Err(()),
     }
     Ok(())
@@ -456,15 +459,12 @@ pub(crate) fn install<'js>(
         native(
             ctx,
             "urlParse",
-            |ctx: Ctx<'js>, input: String, base: Opt<String>| {
-                let parsed = match base.0 {
-                    Some(b) => url::Url::parse(&b).and_then(|b| b.join(&input)),
-                    None => url::Url::parse(&input),
-                };
-                match parsed {
-                    Ok(u) => url_fields(&ctx, &u),
-                    Err(_) => Ok(Value::new_null(ctx.clone())),
-                }
+            |ctx: Ctx<'js>, input: String, base: Opt<String>| match ada_url::Url::parse(
+                input.as_str(),
+                base.0.as_deref(),
+            ) {
+                Ok(u) => url_fields(&ctx, &u),
+                Err(_) => Ok(Value::new_null(ctx.clone())),
             },
         )?,
     )?;
@@ -475,7 +475,7 @@ pub(crate) fn install<'js>(
             ctx,
             "urlSet",
             |ctx: Ctx<'js>, href: String, field: String, value: String| {
-                let Ok(mut u) = url::Url::parse(&href) else {
+                let Ok(mut u) = ada_url::Url::parse(href.as_str(), None) else {
                     return Ok(Value::new_null(ctx.clone()));
                 };
                 match set_url_field(&mut u, &field, &value) {

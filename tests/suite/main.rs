@@ -14,3 +14,4 @@ mod server;
 mod server_live;
 mod spec;
 mod v8;
+mod wpt;
