@@ -334,7 +334,7 @@ impl FromRequestParts<AppState> for Principal {
         // A store read: off the async threads, so a slow store never
         // holds up the runtime that serves every other request.
         let (auth, store) = (state.auth.clone(), state.store.clone());
-        let p = crate::hub::blocking(move || auth.verify(&store, &token)).await?;
+        let p = crate::routes::blocking(move || auth.verify(&store, &token)).await?;
         state.auth.take(&p.token_id)?;
         Ok(p)
     }

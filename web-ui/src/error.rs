@@ -155,6 +155,19 @@ impl ApiError {
     }
 }
 
+impl From<quire_service::ServiceError> for ApiError {
+    fn from(e: quire_service::ServiceError) -> Self {
+        use quire_service::ServiceError as S;
+        match e {
+            S::Invalid { field, message } => Self::BadField { field, message },
+            S::Quota(q) => Self::Quota(q),
+            S::ShuttingDown => Self::ShuttingDown,
+            S::Storage(e) => e.into(),
+            S::Internal(m) => Self::Internal(m),
+        }
+    }
+}
+
 impl From<StorageError> for ApiError {
     fn from(e: StorageError) -> Self {
         match e {

@@ -5,11 +5,13 @@
 //! server admin, or on a listener of its own) and `/healthz`.
 //!
 //! **Owns:** HTTP and WebSocket handling, authentication and roles, rate
-//! and body limits, the run hub (every run the server starts, its live
-//! event log, its history record), graceful shutdown of runs.
+//! and body limits, how the run service's errors read as statuses, and
+//! serving until shutdown.
 //!
-//! **Does not own:** running JavaScript (`quire-engine`), what a block may
-//! touch (`quire-host-api` checks grants), or how data is kept
+//! **Does not own:** starting runs, admission, quotas, history and the
+//! scheduler (`quire-service`, whose modules it re-exports by their old
+//! names), running JavaScript (`quire-engine`), what a block may touch
+//! (`quire-host-api` checks grants), or how data is kept
 //! (`quire-storage`). It never reads the environment or flags: the binary
 //! fills in a [`ServerConfig`].
 //!
@@ -23,11 +25,8 @@
 //! # Ok(()) }
 //! ```
 
-pub mod admission;
-mod approval;
 mod auth;
 mod config;
-mod counting;
 #[cfg(test)]
 mod depth_tests;
 mod error;
@@ -35,21 +34,21 @@ mod error;
 mod grant_tests;
 #[cfg(test)]
 mod history_tests;
-mod hub;
 pub mod live;
 #[cfg(test)]
 mod live_tests;
-mod metrics;
 #[cfg(test)]
 mod quota_tests;
-mod retention;
 mod routes;
-mod run_log;
-pub mod scheduler;
 #[cfg(test)]
 mod scheduler_tests;
 #[cfg(test)]
 mod testkit;
+
+// The run service's modules, by the names this crate's code has always
+// used for them.
+pub use quire_service::{admission, scheduler};
+use quire_service::{approval, hub, metrics};
 
 use std::future::Future;
 use std::sync::Arc;

@@ -511,6 +511,7 @@ async fn start(
                 admin_caller: check(conn, Role::Admin).is_ok(),
             })
             .await
+            .map_err(ApiError::from)
     }
     .await;
     match r {

@@ -11,7 +11,7 @@ use serde_json::{json, Value};
 use crate::auth::{Auth, Role};
 use crate::hub::StartRun;
 use crate::testkit::{call, fixture, Fixture};
-use crate::ServerConfig;
+use crate::{ApiError, ServerConfig};
 
 fn setup() -> anyhow::Result<(Fixture, String, String)> {
     let f = fixture(ServerConfig {
@@ -299,7 +299,7 @@ async fn cpu_is_metered_per_day_and_the_day_quota_refuses_then_caps() -> anyhow:
         ))
         .await
         .err()
-        .map(|e| e.body())
+        .map(|e| ApiError::from(e).body())
         .unwrap_or_default();
     assert_eq!(err["quota"], "cpu_ms_per_day", "{err}");
     assert_eq!(err["resets_at_ms"], (u64::from(today) + 1) * 86_400_000);
@@ -412,7 +412,7 @@ async fn max_concurrent_runs_queues_the_next_run_and_a_queued_run_can_be_cancell
         ))
         .await
         .err()
-        .map(|e| e.body())
+        .map(|e| ApiError::from(e).body())
         .unwrap_or_default();
     assert_eq!(err["quota"], "max_queued_runs", "{err}");
     // Beta is not held up by alpha's limit.

@@ -78,7 +78,9 @@ fn cron_expressions_and_time_zones() -> Result<(), ApiError> {
         ("* * * * *", "Mars/Olympus", "timezone"),
     ] {
         match CronSpec::parse(cron, tz) {
-            Err(ApiError::BadField { field: f, .. }) => assert_eq!(f, field, "{cron} {tz}"),
+            Err(quire_service::ServiceError::Invalid { field: f, .. }) => {
+                assert_eq!(f, field, "{cron} {tz}")
+            }
             other => panic!("{cron} {tz}: {other:?}"),
         }
     }

@@ -290,7 +290,14 @@ pub(crate) async fn in_workspace<T: Send + 'static>(
     .await
 }
 
-pub(crate) use crate::hub::blocking;
+/// Run a store call off the async threads.
+pub(crate) async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> ApiResult<T> + Send + 'static,
+) -> ApiResult<T> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|e| ApiError::Internal(e.to_string()))?
+}
 
 #[cfg(test)]
 mod tests {

@@ -26,7 +26,7 @@ use tracing::Instrument;
 
 use crate::admission::{Admission, Permit, QuotaRefusal, Ticket};
 use crate::counting::CountingHost;
-use crate::error::{ApiError, ApiResult};
+use crate::error::{blocking, ServiceError, ServiceResult};
 use crate::metrics::{Gauges, Metrics};
 use crate::run_log::{Held, Log};
 
@@ -69,7 +69,7 @@ pub fn block_engine(engine: &str) -> EngineKind {
 
 /// A stored block's language (`ts`, else JavaScript; routes validate it on
 /// write).
-pub(crate) fn block_lang(lang: &str) -> Lang {
+pub fn block_lang(lang: &str) -> Lang {
     if lang == "ts" {
         Lang::Ts
     } else {
@@ -140,7 +140,7 @@ impl LiveRun {
     ///
     /// # Errors
     /// When the store fails.
-    pub async fn read_from(&self, from: usize, max: usize) -> ApiResult<(Vec<Arc<str>>, bool)> {
+    pub async fn read_from(&self, from: usize, max: usize) -> ServiceResult<(Vec<Arc<str>>, bool)> {
         let (held, finished) = {
             let log = self.lock();
             (log.held_from(from, max), log.status.is_some())
@@ -166,7 +166,11 @@ impl LiveRun {
     ///
     /// # Errors
     /// When the store fails.
-    pub fn page(&self, from: usize, max_bytes: usize) -> ApiResult<(Vec<Arc<str>>, Option<u64>)> {
+    pub fn page(
+        &self,
+        from: usize,
+        max_bytes: usize,
+    ) -> ServiceResult<(Vec<Arc<str>>, Option<u64>)> {
         // Memory first: what it drops after this was stored before.
         let held = self.lock().held_bytes_from(from, max_bytes);
         let lines: Vec<Arc<str>> = match held {
@@ -313,9 +317,9 @@ impl LiveRun {
         ]
     }
 
-    fn push(&self, ev: RunEvent) -> ApiResult<()> {
+    fn push(&self, ev: RunEvent) -> ServiceResult<()> {
         let line: Arc<str> = serde_json::to_string(&ev)
-            .map_err(|e| ApiError::Internal(format!("event did not serialize: {e}")))?
+            .map_err(|e| ServiceError::Internal(format!("event did not serialize: {e}")))?
             .into();
         let n = self.lock().push(line, &ev.body);
         self.changed.send_replace(n);
@@ -373,15 +377,6 @@ pub struct ShutdownReport {
     pub finished: usize,
     /// Runs cancelled when the grace period ended.
     pub cancelled: usize,
-}
-
-/// Run a store call off the async threads.
-pub(crate) async fn blocking<T: Send + 'static>(
-    f: impl FnOnce() -> ApiResult<T> + Send + 'static,
-) -> ApiResult<T> {
-    tokio::task::spawn_blocking(f)
-        .await
-        .map_err(|e| ApiError::Internal(e.to_string()))?
 }
 
 /// Starts runs and keeps their live logs (see the module docs).
@@ -445,7 +440,7 @@ impl RunHub {
     ///
     /// # Errors
     /// When the store fails.
-    pub async fn quota(&self, ws: WorkspaceId) -> ApiResult<Quota> {
+    pub async fn quota(&self, ws: WorkspaceId) -> ServiceResult<Quota> {
         let store = self.store.clone();
         blocking(move || {
             let ceilings = store.quota_ceilings()?;
@@ -455,14 +450,14 @@ impl RunHub {
     }
 
     /// Check the workspace's quotas and take its place in admission.
-    async fn admit(&self, ws: WorkspaceId) -> ApiResult<(Ticket, Quota, f64)> {
+    async fn admit(&self, ws: WorkspaceId) -> ServiceResult<(Ticket, Quota, f64)> {
         let quota = self.quota(ws).await?;
         let now = now_ms();
         let store = self.store.clone();
         let used = blocking(move || Ok(store.usage_day(&ws, utc_day(now))?.cpu_ms)).await?;
         if used >= quota.cpu_ms_per_day as f64 {
             self.metrics.runs_rejected.fetch_add(1, Ordering::Relaxed);
-            return Err(ApiError::Quota(QuotaRefusal {
+            return Err(ServiceError::Quota(QuotaRefusal {
                 quota: "cpu_ms_per_day",
                 limit: quota.cpu_ms_per_day,
                 resets_at_ms: Some((u64::from(utc_day(now)) + 1) * 86_400_000),
@@ -474,7 +469,7 @@ impl RunHub {
         }
         let ticket = self.admission.request(ws, &quota, now).map_err(|e| {
             self.metrics.runs_rejected.fetch_add(1, Ordering::Relaxed);
-            ApiError::Quota(e)
+            ServiceError::Quota(e)
         })?;
         Ok((ticket, quota, quota.cpu_ms_per_day as f64 - used))
     }
@@ -494,12 +489,12 @@ impl RunHub {
 
     /// The grants `req` runs with: its block's, suspended unless they were
     /// approved for its source or an admin started it.
-    fn grants_for(&self, req: &StartRun) -> ApiResult<Grants> {
+    fn grants_for(&self, req: &StartRun) -> ServiceResult<Grants> {
         let Some(b) = &req.block else {
             return Ok(Grants::none());
         };
         let grants =
-            Grants::parse(&b.grants).map_err(|e| ApiError::field("grants", e.to_string()))?;
+            Grants::parse(&b.grants).map_err(|e| ServiceError::field("grants", e.to_string()))?;
         let applies =
             req.admin_caller || crate::approval::grants_apply(b, req.lang.as_str(), &req.source);
         Ok(if applies { grants } else { grants.suspend() })
@@ -514,18 +509,18 @@ impl RunHub {
     /// following.
     ///
     /// # Errors
-    /// 503 while shutting down; 429 ([`ApiError::Quota`]) when a quota
+    /// 503 while shutting down; 429 ([`ServiceError::Quota`]) when a quota
     /// refuses it; 400 if the block's stored grants do not parse; 500 if
     /// history cannot be written.
-    pub async fn start(self: &Arc<Self>, req: StartRun) -> ApiResult<Started> {
+    pub async fn start(self: &Arc<Self>, req: StartRun) -> ServiceResult<Started> {
         if !self.accepting.load(Ordering::SeqCst) {
             self.metrics.runs_rejected.fetch_add(1, Ordering::Relaxed);
-            return Err(ApiError::ShuttingDown);
+            return Err(ServiceError::ShuttingDown);
         }
         // Every way of starting a run (HTTP, WebSocket, webhooks,
         // schedules) passes here.
         quire_engine::check_depth("input", &req.input, 0)
-            .map_err(|m| ApiError::field("input", m))?;
+            .map_err(|m| ServiceError::field("input", m))?;
         let grants = self.grants_for(&req)?;
         let ws = req.workspace.id;
         let (ticket, quota, cpu_left_ms) = self.admit(ws).await?;
@@ -770,7 +765,7 @@ impl RunHub {
         live.changed.send_modify(|_| {});
     }
 
-    async fn write_record(&self, ws: WorkspaceId, record: RunRecord) -> ApiResult<()> {
+    async fn write_record(&self, ws: WorkspaceId, record: RunRecord) -> ServiceResult<()> {
         let store = self.store.clone();
         blocking(move || Ok(store.put_run(&ws, &record)?)).await
     }
@@ -782,7 +777,7 @@ impl RunHub {
     ///
     /// # Errors
     /// When the store fails.
-    pub fn close_interrupted(&self) -> ApiResult<usize> {
+    pub fn close_interrupted(&self) -> ServiceResult<usize> {
         let runs = self.store.interrupted_runs()?;
         let n = runs.len();
         for (ws, mut r) in runs {
@@ -870,7 +865,7 @@ impl RunHub {
     ///
     /// # Errors
     /// When the store fails.
-    pub fn stored_bytes(&self, ws: &WorkspaceId) -> ApiResult<u64> {
+    pub fn stored_bytes(&self, ws: &WorkspaceId) -> ServiceResult<u64> {
         Ok(self.api.storage_meter().bytes(ws)?)
     }
 

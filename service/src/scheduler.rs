@@ -20,7 +20,7 @@ use chrono::{TimeZone, Utc};
 use quire_storage::{now_ms, RunRecord, ScheduleRecord, Store, WorkspaceId};
 use serde_json::{json, Value};
 
-use crate::error::{ApiError, ApiResult};
+use crate::error::{blocking, ServiceError, ServiceResult};
 use crate::hub::{RunHub, StartRun};
 
 /// Where the scheduler reads the time.
@@ -79,10 +79,10 @@ impl CronSpec {
     ///
     /// # Errors
     /// A 400 naming `cron` or `timezone`.
-    pub fn parse(expr: &str, tz: &str) -> ApiResult<Self> {
+    pub fn parse(expr: &str, tz: &str) -> ServiceResult<Self> {
         let fields = expr.split_whitespace().count();
         if !(expr.trim_start().starts_with('@') || fields == 5 || fields == 6) {
-            return Err(ApiError::field(
+            return Err(ServiceError::field(
                 "cron",
                 format!("'{expr}' has {fields} fields; use 5 (minute hour day month weekday) or 6 (seconds first)"),
             ));
@@ -91,9 +91,9 @@ impl CronSpec {
             .seconds(croner::parser::Seconds::Optional)
             .build()
             .parse(expr)
-            .map_err(|e| ApiError::field("cron", format!("'{expr}': {e}")))?;
+            .map_err(|e| ServiceError::field("cron", format!("'{expr}': {e}")))?;
         let tz: chrono_tz::Tz = tz.parse().map_err(|_| {
-            ApiError::field(
+            ServiceError::field(
                 "timezone",
                 format!("'{tz}' is not an IANA time zone (for example UTC or Europe/Lisbon)"),
             )
@@ -223,7 +223,7 @@ impl Scheduler {
     ///
     /// # Errors
     /// When the store fails.
-    pub fn file_due(&self, startup: bool) -> ApiResult<TickReport> {
+    pub fn file_due(&self, startup: bool) -> ServiceResult<TickReport> {
         let now = self.clock.now_ms();
         let mut report = TickReport::default();
         for (ws, s) in self.store.all_schedules()? {
@@ -279,17 +279,16 @@ impl Scheduler {
     ///
     /// # Errors
     /// When the store fails or the server is shutting down.
-    pub async fn start_queued(&self) -> ApiResult<usize> {
+    pub async fn start_queued(&self) -> ServiceResult<usize> {
         let store = self.store.clone();
-        let queued = crate::routes::blocking(move || Ok(store.queued_runs()?)).await?;
+        let queued = blocking(move || Ok(store.queued_runs()?)).await?;
         let mut started = 0;
         for (ws, run) in queued {
             let store = self.store.clone();
             let block_id = run.block.clone().unwrap_or_default();
-            let (w, block) = crate::routes::blocking(move || {
-                Ok((store.workspace(&ws)?, store.get_block(&ws, &block_id)?))
-            })
-            .await?;
+            let (w, block) =
+                blocking(move || Ok((store.workspace(&ws)?, store.get_block(&ws, &block_id)?)))
+                    .await?;
             let (Some(w), Some(block)) = (w, block) else {
                 self.fail_queued(ws, run).await?;
                 continue;
@@ -303,7 +302,7 @@ impl Scheduler {
         Ok(started)
     }
 
-    async fn fail_queued(&self, ws: WorkspaceId, mut run: RunRecord) -> ApiResult<()> {
+    async fn fail_queued(&self, ws: WorkspaceId, mut run: RunRecord) -> ServiceResult<()> {
         let id = run.id.clone();
         run.status = "error".into();
         run.events = vec![
@@ -312,16 +311,16 @@ impl Scheduler {
             json!({"run": id, "seq": 2, "type": "finished", "status": "error", "cpu_ms": 0.0, "wall_ms": 0.0, "peak_memory_bytes": 0, "t_ms": 0.0}),
         ];
         let store = self.store.clone();
-        crate::routes::blocking(move || Ok(store.put_run(&ws, &run)?)).await
+        blocking(move || Ok(store.put_run(&ws, &run)?)).await
     }
 
     /// One tick: file what is due, then start what is queued.
     ///
     /// # Errors
     /// When the store fails.
-    pub async fn tick(self: &Arc<Self>, startup: bool) -> ApiResult<TickReport> {
+    pub async fn tick(self: &Arc<Self>, startup: bool) -> ServiceResult<TickReport> {
         let me = self.clone();
-        let mut report = crate::routes::blocking(move || me.file_due(startup)).await?;
+        let mut report = blocking(move || me.file_due(startup)).await?;
         report.started = self.start_queued().await?;
         Ok(report)
     }
