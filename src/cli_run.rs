@@ -1,4 +1,5 @@
-//! `quire run FILE`: run one block and print its events as they happen.
+//! `quire run FILE`: run one block through the run service (as the server
+//! runs them) and print its events as they happen.
 
 use std::io::Write;
 use std::process::ExitCode;
@@ -6,12 +7,15 @@ use std::process::ExitCode;
 use anyhow::{bail, Context as _};
 use clap::{Args, ValueEnum};
 use quire_engine::runner::RunnerConfig;
+use std::sync::Arc;
+
 use quire_engine::{
     Engine, EngineConfig, EngineKind, ErrorKind, EventBody, Isolation, Lang, Limits, LogLevel,
-    RunRequest, RunStatus,
+    RunEvent, RunRequest, RunStatus,
 };
 use quire_host_api::{Grants, HostApi, HostConfig};
-use quire_storage::{RunRecord, Store, StoreConfig};
+use quire_service::{LiveRun, Metrics, OperatorRun, RunHub, StartRun};
+use quire_storage::{Store, StoreConfig};
 
 /// Which JavaScript engine runs the block.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -180,23 +184,65 @@ fn open_store(args: &RunArgs) -> anyhow::Result<Store> {
 }
 
 fn execute(args: &RunArgs) -> anyhow::Result<bool> {
-    let mut req = request(args)?;
+    let req = request(args)?;
     let grants = Grants::parse(&args.caps).map_err(|e| anyhow::anyhow!("--cap: {e}"))?;
     let store = open_store(args)?;
     let ws = store
         .ensure_workspace(&args.workspace)
         .with_context(|| format!("--workspace {:?}", args.workspace))?;
     let api = HostApi::new(store.clone(), HostConfig::default())?;
-    req = req.with_host(api.session(ws.id, grants.clone()));
-    let record_request = serde_json::json!({
-        "file": args.file.display().to_string(),
-        "lang": req.lang,
-        "input": req.input,
-        "limits": req.limits,
-        "grants": grants.to_strings(),
-    });
-    let started_ms = quire_storage::now_ms();
-    let mut events = Vec::new();
+    let engine = start_engine(args)?;
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .context("could not start the async runtime")?;
+    // The run goes through the same run service as the server's: grants,
+    // limits, history and the host session are set up in one place.
+    let hub = RunHub::new(
+        Arc::new(engine),
+        api,
+        store,
+        Arc::new(Metrics::default()),
+        Limits::default(),
+        1,
+    );
+    rt.block_on(async {
+        let started = hub
+            .start(StartRun {
+                workspace: ws,
+                block: None,
+                source: req.source,
+                lang: req.lang,
+                input: req.input,
+                trigger: serde_json::json!({"kind": "cli"}),
+                run_id: None,
+                engine: Some(req.engine),
+                admin_caller: true,
+                operator: Some(OperatorRun {
+                    grants,
+                    limits: req.limits.unwrap_or_default(),
+                    filename: req.filename,
+                }),
+            })
+            .await
+            .map_err(|e| anyhow::anyhow!("{e}"))?;
+        let live = started.live();
+        drop(started);
+        let printed = print_events(args, &live).await;
+        if printed.is_err() {
+            // Nobody reads its output any more (a closed pipe): stop it.
+            live.cancel();
+        }
+        // Its history is written (with `--data`, `GET .../runs` shows it).
+        live.finished().await;
+        printed
+    })
+}
+
+/// The engine for one run: QuickJS in a runner process (or in this one),
+/// and V8's pool when the run asks for V8.
+fn start_engine(args: &RunArgs) -> anyhow::Result<Engine> {
     let isolation = match args.isolation {
         IsolationChoice::InProcess => Isolation::InProcess,
         IsolationChoice::Runner => {
@@ -229,91 +275,89 @@ fn execute(args: &RunArgs) -> anyhow::Result<bool> {
             bail!("{why}");
         }
     }
-    let handle = engine.run(req);
-    let stdout = std::io::stdout();
-    let stderr = std::io::stderr();
+    Ok(engine)
+}
+
+/// Print the run's events as they come; whether it finished ok.
+async fn print_events(args: &RunArgs, live: &LiveRun) -> anyhow::Result<bool> {
+    let mut changed = live.watch();
+    let mut cursor = 0;
     let mut ok = false;
-    for ev in handle.events().iter() {
-        let mut out = stdout.lock();
-        if args.json {
-            writeln!(out, "{}", serde_json::to_string(&ev)?)?;
-        } else {
-            match &ev.body {
-                EventBody::Started => {}
-                EventBody::Log { level, text } => match level {
-                    LogLevel::Log | LogLevel::Info => writeln!(out, "{text}")?,
-                    other => writeln!(out, "[{}] {text}", other.as_str())?,
-                },
-                EventBody::Display { mime, data } => match data {
-                    serde_json::Value::String(s) => writeln!(out, "[display {mime}]\n{s}")?,
-                    v => writeln!(
-                        out,
-                        "[display {mime}]\n{}",
-                        serde_json::to_string_pretty(v)?
-                    )?,
-                },
-                EventBody::Result { value } => {
-                    writeln!(out, "=> {}", serde_json::to_string_pretty(value)?)?
-                }
-                EventBody::Error(e) => {
-                    let at = match (e.line, e.column) {
-                        (Some(l), Some(c)) => format!(" (at {}:{l}:{c})", args.file.display()),
-                        _ => String::new(),
-                    };
-                    writeln!(stderr.lock(), "error[{}]: {}{at}", e.kind, e.message)?;
-                }
-                EventBody::Finished(f) => {
-                    writeln!(
-                        stderr.lock(),
-                        "-- {} in {:.1} ms (cpu {:.1} ms, peak memory {} KiB)",
-                        if f.status == RunStatus::Ok {
-                            "ok"
-                        } else {
-                            "failed"
-                        },
-                        f.wall_ms,
-                        f.cpu_ms,
-                        f.peak_memory_bytes / 1024
-                    )?;
-                }
+    loop {
+        let (batch, finished) = live
+            .read_from(cursor, 64)
+            .await
+            .map_err(|e| anyhow::anyhow!("{e}"))?;
+        if batch.is_empty() {
+            if finished || changed.changed().await.is_err() {
+                return Ok(ok);
+            }
+            continue;
+        }
+        for line in batch {
+            cursor += 1;
+            let ev: RunEvent = serde_json::from_str(&line).context("an event did not parse")?;
+            print_event(args, &line, &ev)?;
+            if let EventBody::Finished(f) = &ev.body {
+                ok = f.status == RunStatus::Ok;
             }
         }
+    }
+}
+
+fn print_event(args: &RunArgs, line: &str, ev: &RunEvent) -> anyhow::Result<()> {
+    let stdout = std::io::stdout();
+    let stderr = std::io::stderr();
+    let mut out = stdout.lock();
+    if args.json {
+        writeln!(out, "{line}")?;
         out.flush()?;
-        if let (false, EventBody::Error(e)) = (args.json, &ev.body) {
+        return Ok(());
+    }
+    match &ev.body {
+        EventBody::Started => {}
+        EventBody::Log { level, text } => match level {
+            LogLevel::Log | LogLevel::Info => writeln!(out, "{text}")?,
+            other => writeln!(out, "[{}] {text}", other.as_str())?,
+        },
+        EventBody::Display { mime, data } => match data {
+            serde_json::Value::String(s) => writeln!(out, "[display {mime}]\n{s}")?,
+            v => writeln!(
+                out,
+                "[display {mime}]\n{}",
+                serde_json::to_string_pretty(v)?
+            )?,
+        },
+        EventBody::Result { value } => {
+            writeln!(out, "=> {}", serde_json::to_string_pretty(value)?)?
+        }
+        EventBody::Error(e) => {
+            let at = match (e.line, e.column) {
+                (Some(l), Some(c)) => format!(" (at {}:{l}:{c})", args.file.display()),
+                _ => String::new(),
+            };
+            writeln!(stderr.lock(), "error[{}]: {}{at}", e.kind, e.message)?;
             // The grant comes from the host's record of the denial, never
             // from the block's message.
             if let (ErrorKind::CapabilityDenied, Some(grant)) = (e.kind, &e.grant) {
                 writeln!(stderr.lock(), "hint: grant it with --cap {grant}")?;
             }
         }
-        events.push(serde_json::to_value(&ev)?);
-        if let EventBody::Finished(f) = &ev.body {
-            ok = f.status == RunStatus::Ok;
-            if args.data.is_some() {
-                store
-                    .put_run(
-                        &ws.id,
-                        &RunRecord {
-                            id: ev.run.clone(),
-                            block: None,
-                            trigger: serde_json::json!({"kind": "cli"}),
-                            request: record_request.clone(),
-                            status: serde_json::to_value(f.status)?
-                                .as_str()
-                                .unwrap_or("error")
-                                .to_string(),
-                            events: std::mem::take(&mut events),
-                            error: serde_json::Value::Null,
-                            cpu_ms: f.cpu_ms,
-                            wall_ms: f.wall_ms,
-                            peak_memory_bytes: f.peak_memory_bytes,
-                            started_ms,
-                        },
-                    )
-                    .context("could not record the run")?;
-            }
-            break;
+        EventBody::Finished(f) => {
+            writeln!(
+                stderr.lock(),
+                "-- {} in {:.1} ms (cpu {:.1} ms, peak memory {} KiB)",
+                if f.status == RunStatus::Ok {
+                    "ok"
+                } else {
+                    "failed"
+                },
+                f.wall_ms,
+                f.cpu_ms,
+                f.peak_memory_bytes / 1024
+            )?;
         }
     }
-    Ok(ok)
+    out.flush()?;
+    Ok(())
 }

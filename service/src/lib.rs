@@ -23,5 +23,7 @@ mod run_log;
 pub mod scheduler;
 
 pub use error::{blocking, ServiceError, ServiceResult};
-pub use hub::{block_engine, block_lang, LiveRun, RunHub, ShutdownReport, StartRun, Started};
+pub use hub::{
+    block_engine, block_lang, LiveRun, OperatorRun, RunHub, ShutdownReport, StartRun, Started,
+};
 pub use metrics::{Gauges, Metrics};

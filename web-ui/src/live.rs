@@ -509,6 +509,7 @@ async fn start(
                 run_id: None,
                 engine,
                 admin_caller: check(conn, Role::Admin).is_ok(),
+                operator: None,
             })
             .await
             .map_err(ApiError::from)

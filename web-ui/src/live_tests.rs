@@ -206,6 +206,7 @@ async fn subscribers_see_runs_started_elsewhere_and_can_follow_later() -> anyhow
             run_id: None,
             engine: None,
             admin_caller: false,
+            operator: None,
         })
         .await?;
     let run = started.id.clone();

@@ -303,6 +303,20 @@ async fn cpu_is_metered_per_day_and_the_day_quota_refuses_then_caps() -> anyhow:
         .unwrap_or_default();
     assert_eq!(err["quota"], "cpu_ms_per_day", "{err}");
     assert_eq!(err["resets_at_ms"], (u64::from(today) + 1) * 86_400_000);
+    // The operator (`quire run`) is not held to a workspace's quota: its
+    // run starts, with the grants and limits it brings.
+    let mut op = StartRun::for_block(f.a.clone(), block("b1"), Value::Null, Value::Null);
+    op.block = None;
+    op.source = "import { kv } from 'quire'; export default await kv.get('k');".into();
+    op.operator = Some(quire_service::OperatorRun {
+        grants: quire_host_api::Grants::parse(&["kv:read".to_string()])?,
+        limits: quire_engine::Limits::default(),
+        filename: Some("op.js".into()),
+    });
+    let live = f.state.hub.start(op).await.map_err(ApiError::from)?.live();
+    live.finished().await;
+    let (events, status) = live.snapshot();
+    assert_eq!(status, "ok", "{events:?}");
     // The other workspace runs.
     assert!(run(&f, &f.b, "export default 1", &[])
         .await?

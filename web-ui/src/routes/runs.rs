@@ -232,6 +232,7 @@ async fn run_source(
             run_id: None,
             engine,
             admin_caller,
+            operator: None,
         })
         .await?;
     Ok((StatusCode::ACCEPTED, Json(json!({"run": started.id}))))
