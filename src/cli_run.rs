@@ -169,6 +169,22 @@ pub fn open_data_dir(dir: &std::path::Path, port: u16) -> anyhow::Result<Store> 
     Ok(store)
 }
 
+/// The store in PostgreSQL at `url` (seeded with the samples when it is
+/// new); secrets are encrypted with `QUIRE_SECRET_KEY`, which it needs.
+pub fn open_postgres(url: &str, port: u16) -> anyhow::Result<Store> {
+    let key = store_config(std::path::Path::new("."))?
+        .secret_key
+        .ok_or_else(|| {
+            anyhow::anyhow!("--postgres needs QUIRE_SECRET_KEY (64 hexadecimal digits): secrets in the database are encrypted with it")
+        })?;
+    let store = Store::open_postgres(&quire_storage::PgConfig::new(url), key)
+        .map_err(|e| anyhow::anyhow!("cannot open the store in PostgreSQL: {e}"))?;
+    if store.list_workspaces()?.is_empty() {
+        crate::samples::seed(&store, port)?;
+    }
+    Ok(store)
+}
+
 /// The store a run uses: `--data DIR` (seeded with the samples when it
 /// is new), or an ephemeral one seeded with the samples.
 fn open_store(args: &RunArgs) -> anyhow::Result<Store> {

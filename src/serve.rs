@@ -22,6 +22,12 @@ pub struct ServeArgs {
     /// samples, on first start).
     #[arg(long, default_value = "quire-data")]
     pub data: std::path::PathBuf,
+    /// Keep the store in PostgreSQL at this URL instead of `--data` (also
+    /// `QUIRE_POSTGRES_URL`; secrets need `QUIRE_SECRET_KEY`, 64 hex
+    /// digits). One process per database until the shared run queue
+    /// lands.
+    #[arg(long, value_name = "URL")]
+    pub postgres: Option<String>,
     /// Where blocks run: sandboxed runner processes, or this process.
     #[arg(long, value_enum, default_value = "runner")]
     pub isolation: IsolationChoice,
@@ -71,7 +77,15 @@ async fn run(args: ServeArgs) -> anyhow::Result<()> {
         .with_context(|| format!("cannot listen on {}", args.addr))?;
     let addr = listener.local_addr()?;
     // A new store's samples call this server on its own port.
-    let store = crate::cli_run::open_data_dir(&args.data, addr.port())?;
+    let postgres = args
+        .postgres
+        .clone()
+        .or_else(|| std::env::var("QUIRE_POSTGRES_URL").ok())
+        .filter(|u| !u.is_empty());
+    let store = match &postgres {
+        Some(url) => crate::cli_run::open_postgres(url, addr.port())?,
+        None => crate::cli_run::open_data_dir(&args.data, addr.port())?,
+    };
     let admin_token = std::env::var("QUIRE_ADMIN_TOKEN")
         .ok()
         .filter(|t| !t.is_empty());
@@ -135,7 +149,10 @@ async fn run(args: ServeArgs) -> anyhow::Result<()> {
         .collect();
     eprintln!(
         "quire serving on http://{addr}/  (data in {}, workspaces: {})",
-        args.data.display(),
+        match &postgres {
+            Some(_) => "PostgreSQL".to_string(),
+            None => args.data.display().to_string(),
+        },
         workspaces.join(", ")
     );
     match (&minted, &admin_token) {

@@ -6,6 +6,9 @@ pub enum StorageError {
     /// The sled database reported an I/O or corruption error.
     #[error("database error: {0}")]
     Db(#[from] sled::Error),
+    /// PostgreSQL reported an error (connection, query, migration).
+    #[error("PostgreSQL: {0}")]
+    Postgres(String),
     /// Reading or writing a file beside the database (the secret key).
     #[error("{what} at {path}: {error}")]
     Io {

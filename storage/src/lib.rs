@@ -36,6 +36,7 @@ mod history;
 mod ids;
 mod keys;
 mod model;
+mod pg_backend;
 mod quotas;
 mod retention;
 mod schedules;
@@ -55,6 +56,7 @@ pub use model::{
     now_ms, BlockRecord, DocBlock, DocSummary, Document, RunRecord, Secret, TokenRecord,
     WebhookRecord, Workspace, WorkspaceId,
 };
+pub use pg_backend::{PgBackend, PgConfig};
 pub use quotas::{utc_day, Quota, UsageDay};
 pub use retention::Pruned;
 pub use schedules::ScheduleRecord;

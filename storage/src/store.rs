@@ -77,6 +77,16 @@ impl Store {
         Self::with_backend(Arc::new(backend), key)
     }
 
+    /// The store of a deployment on PostgreSQL (several processes may
+    /// share it), its schema migrated and checked; secrets are encrypted
+    /// with `key`, the operator's.
+    ///
+    /// # Errors
+    /// No server, a bad URL, or a schema newer than this build.
+    pub fn open_postgres(config: &crate::PgConfig, key: SecretKey) -> Result<Self> {
+        Self::with_backend(Arc::new(crate::PgBackend::open(config)?), key)
+    }
+
     /// An empty store in memory (tests, `quire run` without `--data`).
     pub fn memory() -> Result<Self> {
         Self::with_backend(Arc::new(MemoryBackend::new()), SecretKey::random()?)

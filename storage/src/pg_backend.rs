@@ -1,0 +1,458 @@
+//! [`Backend`] on PostgreSQL: the store of a deployment that runs quire as
+//! several processes (issue 18). Each [`Table`] is a table `kv_<name>` of
+//! `bytea` keys and values (the bytes sled would hold; PostgreSQL orders
+//! `bytea` bytewise, as sled does), so every rule of [`crate::Store`]
+//! (workspace-prefixed keys, versioned compare-and-set, quotas) holds
+//! unchanged on it.
+//!
+//! - **Schema** under sqlx migrations (`storage/migrations/`), applied and
+//!   checked when the backend opens: a database migrated by a newer quire
+//!   is refused.
+//! - **Writes** are one `SERIALIZABLE` transaction each; a serialization
+//!   failure or deadlock runs the closure again (as the trait allows), so
+//!   two processes' read-modify-writes never interleave.
+//! - **Threads**: the store's API is synchronous and is called from
+//!   blocking threads (and sometimes from async ones). The backend owns a
+//!   small Tokio runtime; each call is spawned on it and waited for on a
+//!   channel, never with `block_on`, so calling it from inside another
+//!   runtime is safe.
+
+use std::time::Duration;
+
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+use sqlx::{PgPool, Postgres, Row, Transaction};
+
+use crate::backend::{Backend, Table, Tx, Visit};
+use crate::error::{Result, StorageError};
+
+/// The schema, from `storage/migrations/`.
+static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
+
+/// Rows a scan reads at a time.
+const SCAN_PAGE: i64 = 256;
+/// Times a write is tried before a serialization conflict is an error.
+const WRITE_TRIES: u32 = 16;
+
+/// Where and how to connect.
+#[derive(Debug, Clone)]
+pub struct PgConfig {
+    /// `postgres://user:password@host:port/database`.
+    pub url: String,
+    /// Connections in the pool. Default: 8.
+    pub max_connections: u32,
+    /// How long to wait for a connection. Default: 10 s.
+    pub connect_timeout: Duration,
+}
+
+impl PgConfig {
+    /// Defaults for `url`.
+    pub fn new(url: impl Into<String>) -> Self {
+        Self {
+            url: url.into(),
+            max_connections: 8,
+            connect_timeout: Duration::from_secs(10),
+        }
+    }
+}
+
+fn pg(e: impl std::fmt::Display) -> StorageError {
+    StorageError::Postgres(e.to_string())
+}
+
+/// The store's tables in PostgreSQL (see the module docs).
+pub struct PgBackend {
+    /// Always `Some` until dropped.
+    rt: Option<tokio::runtime::Runtime>,
+    pool: PgPool,
+}
+
+impl Drop for PgBackend {
+    fn drop(&mut self) {
+        // Without waiting: the store may be dropped on an async thread,
+        // where a runtime must not block to shut down.
+        if let Some(rt) = self.rt.take() {
+            rt.shutdown_background();
+        }
+    }
+}
+
+impl std::fmt::Debug for PgBackend {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PgBackend").finish_non_exhaustive()
+    }
+}
+
+impl PgBackend {
+    /// Connect, then apply and check the schema's migrations.
+    ///
+    /// # Errors
+    /// A bad URL, no server, or a schema this build does not know.
+    pub fn open(config: &PgConfig) -> Result<Self> {
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .thread_name("quire-pg")
+            .enable_all()
+            .build()
+            .map_err(pg)?;
+        let opts: PgConnectOptions = config.url.parse().map_err(pg)?;
+        let pool_opts = PgPoolOptions::new()
+            .max_connections(config.max_connections.max(1))
+            .acquire_timeout(config.connect_timeout);
+        let (tx, rx) = flume::bounded(1);
+        rt.spawn(async move {
+            let r: Result<PgPool> = async {
+                let pool = pool_opts.connect_with(opts).await.map_err(pg)?;
+                MIGRATOR
+                    .run(&pool)
+                    .await
+                    .map_err(|e| pg(format!("schema migration: {e}")))?;
+                Ok(pool)
+            }
+            .await;
+            let _ = tx.send(r);
+        });
+        let pool = rx.recv().map_err(|_| pg("the connection task ended"))??;
+        Ok(Self { rt: Some(rt), pool })
+    }
+
+    /// Run `fut` on the backend's runtime and wait for it on this thread.
+    fn call<T: Send + 'static>(
+        &self,
+        fut: impl std::future::Future<Output = Result<T>> + Send + 'static,
+    ) -> Result<T> {
+        let (tx, rx) = flume::bounded(1);
+        self.spawn(async move {
+            let _ = tx.send(fut.await);
+        })?;
+        rx.recv().map_err(|_| pg("the query task ended"))?
+    }
+
+    fn spawn(&self, fut: impl std::future::Future<Output = ()> + Send + 'static) -> Result<()> {
+        let rt = self
+            .rt
+            .as_ref()
+            .ok_or_else(|| pg("the backend is closed"))?;
+        rt.spawn(fut);
+        Ok(())
+    }
+}
+
+fn table(t: Table) -> String {
+    format!("kv_{}", t.name())
+}
+
+/// The first key past every key starting with `prefix` (`None`: no such
+/// key, the prefix is all 0xFF or empty).
+fn past(prefix: &[u8]) -> Option<Vec<u8>> {
+    let mut p = prefix.to_vec();
+    while let Some(last) = p.pop() {
+        if last < u8::MAX {
+            p.push(last + 1);
+            return Some(p);
+        }
+    }
+    None
+}
+
+impl Backend for PgBackend {
+    fn get(&self, t: Table, key: &[u8]) -> Result<Option<Vec<u8>>> {
+        let (pool, key) = (self.pool.clone(), key.to_vec());
+        self.call(async move {
+            let row = sqlx::query(&format!("SELECT v FROM {} WHERE k = $1", table(t)))
+                .bind(key)
+                .fetch_optional(&pool)
+                .await
+                .map_err(pg)?;
+            Ok(row.map(|r| r.get::<Vec<u8>, _>(0)))
+        })
+    }
+
+    fn scan(
+        &self,
+        t: Table,
+        prefix: &[u8],
+        after: Option<&[u8]>,
+        visit: &mut Visit<'_>,
+    ) -> Result<()> {
+        let end = past(prefix);
+        let mut from = after.map(<[u8]>::to_vec);
+        loop {
+            let (pool, start, from_now, end) = (
+                self.pool.clone(),
+                prefix.to_vec(),
+                from.clone(),
+                end.clone(),
+            );
+            let rows = self.call(async move {
+                let sql = format!(
+                    "SELECT k, v FROM {} WHERE k >= $1 AND ($2::bytea IS NULL OR k < $2) \
+                     AND ($3::bytea IS NULL OR k > $3) ORDER BY k LIMIT {SCAN_PAGE}",
+                    table(t)
+                );
+                let rows = sqlx::query(&sql)
+                    .bind(start)
+                    .bind(end)
+                    .bind(from_now)
+                    .fetch_all(&pool)
+                    .await
+                    .map_err(pg)?;
+                Ok(rows
+                    .into_iter()
+                    .map(|r| (r.get::<Vec<u8>, _>(0), r.get::<Vec<u8>, _>(1)))
+                    .collect::<Vec<_>>())
+            })?;
+            let full = rows.len() as i64 == SCAN_PAGE;
+            for (k, v) in &rows {
+                if !visit(k, v)? {
+                    return Ok(());
+                }
+            }
+            match rows.into_iter().last() {
+                Some((k, _)) if full => from = Some(k),
+                _ => return Ok(()),
+            }
+        }
+    }
+
+    fn scan_rev(
+        &self,
+        t: Table,
+        prefix: &[u8],
+        before: Option<&[u8]>,
+        visit: &mut Visit<'_>,
+    ) -> Result<()> {
+        // Below the smaller of `before` and the end of the prefix.
+        let mut upto = match (before, past(prefix)) {
+            (Some(b), Some(p)) => Some(if b < p.as_slice() { b.to_vec() } else { p }),
+            (Some(b), None) => Some(b.to_vec()),
+            (None, p) => p,
+        };
+        loop {
+            let (pool, start, below) = (self.pool.clone(), prefix.to_vec(), upto.clone());
+            let rows = self.call(async move {
+                let sql = format!(
+                    "SELECT k, v FROM {} WHERE k >= $1 AND ($2::bytea IS NULL OR k < $2) \
+                     ORDER BY k DESC LIMIT {SCAN_PAGE}",
+                    table(t)
+                );
+                let rows = sqlx::query(&sql)
+                    .bind(start)
+                    .bind(below)
+                    .fetch_all(&pool)
+                    .await
+                    .map_err(pg)?;
+                Ok(rows
+                    .into_iter()
+                    .map(|r| (r.get::<Vec<u8>, _>(0), r.get::<Vec<u8>, _>(1)))
+                    .collect::<Vec<_>>())
+            })?;
+            let full = rows.len() as i64 == SCAN_PAGE;
+            for (k, v) in &rows {
+                if !visit(k, v)? {
+                    return Ok(());
+                }
+            }
+            match rows.into_iter().last() {
+                Some((k, _)) if full => upto = Some(k),
+                _ => return Ok(()),
+            }
+        }
+    }
+
+    fn write(&self, f: &mut dyn FnMut(&mut dyn Tx) -> Result<()>) -> Result<()> {
+        for attempt in 1..=WRITE_TRIES {
+            match self.try_write(f) {
+                Err(WriteError::Conflict(why)) if attempt < WRITE_TRIES => {
+                    tracing::debug!(attempt, %why, "write conflicted; trying again");
+                    std::thread::sleep(Duration::from_millis(u64::from(attempt)));
+                }
+                Err(WriteError::Conflict(why)) => {
+                    return Err(pg(format!("a write kept conflicting ({why})")))
+                }
+                Err(WriteError::Failed(e)) => return Err(e),
+                Ok(()) => return Ok(()),
+            }
+        }
+        Ok(())
+    }
+
+    fn flush(&self) -> Result<()> {
+        // A commit is durable when it returns (synchronous_commit).
+        Ok(())
+    }
+
+    fn size_bytes(&self) -> u64 {
+        let pool = self.pool.clone();
+        let names: Vec<String> = Table::ALL.iter().map(|t| table(*t)).collect();
+        self.call(async move {
+            let mut total = 0i64;
+            for n in names {
+                let row = sqlx::query("SELECT pg_total_relation_size($1::regclass)")
+                    .bind(n)
+                    .fetch_one(&pool)
+                    .await
+                    .map_err(pg)?;
+                total += row.get::<i64, _>(0);
+            }
+            Ok(u64::try_from(total).unwrap_or(0))
+        })
+        .unwrap_or(0)
+    }
+}
+
+/// Why one try of a write did not commit.
+enum WriteError {
+    /// Another transaction conflicted (SQLSTATE 40001 or 40P01): try again.
+    Conflict(String),
+    /// Anything else, including the closure's own error.
+    Failed(StorageError),
+}
+
+/// One statement of a write, sent from the caller's thread to the task
+/// that holds the transaction.
+enum Op {
+    Get(Table, Vec<u8>, flume::Sender<OpResult>),
+    Put(Table, Vec<u8>, Vec<u8>, flume::Sender<OpResult>),
+    Remove(Table, Vec<u8>, flume::Sender<OpResult>),
+}
+
+type OpResult = std::result::Result<Option<Vec<u8>>, sqlx::Error>;
+
+fn conflict(e: &sqlx::Error) -> bool {
+    matches!(
+        e.as_database_error().and_then(|d| d.code()).as_deref(),
+        Some("40001" | "40P01")
+    )
+}
+
+async fn apply(tx: &mut Transaction<'static, Postgres>, op: Op) {
+    match op {
+        Op::Get(t, k, reply) => {
+            let r = sqlx::query(&format!("SELECT v FROM {} WHERE k = $1", table(t)))
+                .bind(k)
+                .fetch_optional(&mut **tx)
+                .await
+                .map(|row| row.map(|r| r.get::<Vec<u8>, _>(0)));
+            let _ = reply.send(r);
+        }
+        Op::Put(t, k, v, reply) => {
+            let r = sqlx::query(&format!(
+                "INSERT INTO {} (k, v) VALUES ($1, $2) ON CONFLICT (k) DO UPDATE SET v = EXCLUDED.v",
+                table(t)
+            ))
+            .bind(k)
+            .bind(v)
+            .execute(&mut **tx)
+            .await
+            .map(|_| None);
+            let _ = reply.send(r);
+        }
+        Op::Remove(t, k, reply) => {
+            let r = sqlx::query(&format!(
+                "DELETE FROM {} WHERE k = $1 RETURNING v",
+                table(t)
+            ))
+            .bind(k)
+            .fetch_optional(&mut **tx)
+            .await
+            .map(|row| row.map(|r| r.get::<Vec<u8>, _>(0)));
+            let _ = reply.send(r);
+        }
+    }
+}
+
+/// The caller's side of an open transaction.
+struct PgTx {
+    ops: flume::Sender<Op>,
+    /// The first conflict seen: the whole write is tried again.
+    conflict: Option<String>,
+}
+
+impl PgTx {
+    fn ask(&mut self, make: impl FnOnce(flume::Sender<OpResult>) -> Op) -> Result<Option<Vec<u8>>> {
+        let (tx, rx) = flume::bounded(1);
+        self.ops
+            .send(make(tx))
+            .map_err(|_| pg("the transaction ended"))?;
+        match rx.recv().map_err(|_| pg("the transaction ended"))? {
+            Ok(v) => Ok(v),
+            Err(e) if conflict(&e) => {
+                let why = e.to_string();
+                self.conflict.get_or_insert(why.clone());
+                Err(pg(why))
+            }
+            Err(e) => Err(pg(e)),
+        }
+    }
+}
+
+impl Tx for PgTx {
+    fn get(&mut self, t: Table, key: &[u8]) -> Result<Option<Vec<u8>>> {
+        let key = key.to_vec();
+        self.ask(|r| Op::Get(t, key, r))
+    }
+
+    fn put(&mut self, t: Table, key: &[u8], value: &[u8]) -> Result<()> {
+        let (key, value) = (key.to_vec(), value.to_vec());
+        self.ask(|r| Op::Put(t, key, value, r)).map(|_| ())
+    }
+
+    fn remove(&mut self, t: Table, key: &[u8]) -> Result<Option<Vec<u8>>> {
+        let key = key.to_vec();
+        self.ask(|r| Op::Remove(t, key, r))
+    }
+}
+
+impl PgBackend {
+    /// One try: open a serializable transaction on the runtime, run `f`
+    /// here with its statements sent there, then commit or roll back.
+    fn try_write(
+        &self,
+        f: &mut dyn FnMut(&mut dyn Tx) -> Result<()>,
+    ) -> std::result::Result<(), WriteError> {
+        let (ops_tx, ops_rx) = flume::unbounded::<Op>();
+        let (done_tx, done_rx) = flume::bounded::<bool>(1);
+        let (end_tx, end_rx) = flume::bounded::<std::result::Result<(), sqlx::Error>>(1);
+        let pool = self.pool.clone();
+        self.spawn(async move {
+            let r = async {
+                let mut tx = pool.begin().await?;
+                sqlx::query("SET TRANSACTION ISOLATION LEVEL SERIALIZABLE")
+                    .execute(&mut *tx)
+                    .await?;
+                // Statements until the caller has no more; each waits for
+                // its answer, so none is pending when the decision comes.
+                while let Ok(op) = ops_rx.recv_async().await {
+                    apply(&mut tx, op).await;
+                }
+                match done_rx.recv_async().await {
+                    Ok(true) => tx.commit().await,
+                    _ => tx.rollback().await,
+                }
+            }
+            .await;
+            let _ = end_tx.send(r);
+        })
+        .map_err(WriteError::Failed)?;
+        let mut handle = PgTx {
+            ops: ops_tx,
+            conflict: None,
+        };
+        let outcome = f(&mut handle);
+        let commit = outcome.is_ok() && handle.conflict.is_none();
+        let _ = done_tx.send(commit);
+        drop(handle.ops);
+        let ended = end_rx
+            .recv()
+            .map_err(|_| WriteError::Failed(pg("the transaction task ended")))?;
+        if let Some(why) = handle.conflict {
+            return Err(WriteError::Conflict(why));
+        }
+        match (outcome, ended) {
+            (Err(e), _) => Err(WriteError::Failed(e)),
+            (Ok(()), Err(e)) if conflict(&e) => Err(WriteError::Conflict(e.to_string())),
+            (Ok(()), Err(e)) => Err(WriteError::Failed(pg(e))),
+            (Ok(()), Ok(())) => Ok(()),
+        }
+    }
+}
