@@ -137,6 +137,55 @@ impl PgBackend {
     }
 }
 
+impl PgBackend {
+    /// Visit the keys with `prefix` strictly between `low` and `high`
+    /// (either open), ascending or (`rev`) descending, a page at a time.
+    fn walk(
+        &self,
+        t: Table,
+        prefix: &[u8],
+        mut low: Option<Vec<u8>>,
+        mut high: Option<Vec<u8>>,
+        rev: bool,
+        visit: &mut Visit<'_>,
+    ) -> Result<()> {
+        loop {
+            let (pool, start) = (self.pool.clone(), prefix.to_vec());
+            let (lo, hi) = (low.clone(), high.clone());
+            let rows = self.call(async move {
+                let sql = format!(
+                    "SELECT k, v FROM {} WHERE k >= $1 AND ($2::bytea IS NULL OR k < $2) \
+                     AND ($3::bytea IS NULL OR k > $3) ORDER BY k {} LIMIT {SCAN_PAGE}",
+                    table(t),
+                    if rev { "DESC" } else { "ASC" }
+                );
+                let rows = sqlx::query(&sql)
+                    .bind(start)
+                    .bind(hi)
+                    .bind(lo)
+                    .fetch_all(&pool)
+                    .await
+                    .map_err(pg)?;
+                Ok(rows
+                    .into_iter()
+                    .map(|r| (r.get::<Vec<u8>, _>(0), r.get::<Vec<u8>, _>(1)))
+                    .collect::<Vec<_>>())
+            })?;
+            let full = rows.len() as i64 == SCAN_PAGE;
+            for (k, v) in &rows {
+                if !visit(k, v)? {
+                    return Ok(());
+                }
+            }
+            match rows.into_iter().last() {
+                Some((k, _)) if full && rev => high = Some(k),
+                Some((k, _)) if full => low = Some(k),
+                _ => return Ok(()),
+            }
+        }
+    }
+}
+
 fn table(t: Table) -> String {
     format!("kv_{}", t.name())
 }
@@ -174,44 +223,14 @@ impl Backend for PgBackend {
         after: Option<&[u8]>,
         visit: &mut Visit<'_>,
     ) -> Result<()> {
-        let end = past(prefix);
-        let mut from = after.map(<[u8]>::to_vec);
-        loop {
-            let (pool, start, from_now, end) = (
-                self.pool.clone(),
-                prefix.to_vec(),
-                from.clone(),
-                end.clone(),
-            );
-            let rows = self.call(async move {
-                let sql = format!(
-                    "SELECT k, v FROM {} WHERE k >= $1 AND ($2::bytea IS NULL OR k < $2) \
-                     AND ($3::bytea IS NULL OR k > $3) ORDER BY k LIMIT {SCAN_PAGE}",
-                    table(t)
-                );
-                let rows = sqlx::query(&sql)
-                    .bind(start)
-                    .bind(end)
-                    .bind(from_now)
-                    .fetch_all(&pool)
-                    .await
-                    .map_err(pg)?;
-                Ok(rows
-                    .into_iter()
-                    .map(|r| (r.get::<Vec<u8>, _>(0), r.get::<Vec<u8>, _>(1)))
-                    .collect::<Vec<_>>())
-            })?;
-            let full = rows.len() as i64 == SCAN_PAGE;
-            for (k, v) in &rows {
-                if !visit(k, v)? {
-                    return Ok(());
-                }
-            }
-            match rows.into_iter().last() {
-                Some((k, _)) if full => from = Some(k),
-                _ => return Ok(()),
-            }
-        }
+        self.walk(
+            t,
+            prefix,
+            after.map(<[u8]>::to_vec),
+            past(prefix),
+            false,
+            visit,
+        )
     }
 
     fn scan_rev(
@@ -222,41 +241,12 @@ impl Backend for PgBackend {
         visit: &mut Visit<'_>,
     ) -> Result<()> {
         // Below the smaller of `before` and the end of the prefix.
-        let mut upto = match (before, past(prefix)) {
+        let upto = match (before, past(prefix)) {
             (Some(b), Some(p)) => Some(if b < p.as_slice() { b.to_vec() } else { p }),
             (Some(b), None) => Some(b.to_vec()),
             (None, p) => p,
         };
-        loop {
-            let (pool, start, below) = (self.pool.clone(), prefix.to_vec(), upto.clone());
-            let rows = self.call(async move {
-                let sql = format!(
-                    "SELECT k, v FROM {} WHERE k >= $1 AND ($2::bytea IS NULL OR k < $2) \
-                     ORDER BY k DESC LIMIT {SCAN_PAGE}",
-                    table(t)
-                );
-                let rows = sqlx::query(&sql)
-                    .bind(start)
-                    .bind(below)
-                    .fetch_all(&pool)
-                    .await
-                    .map_err(pg)?;
-                Ok(rows
-                    .into_iter()
-                    .map(|r| (r.get::<Vec<u8>, _>(0), r.get::<Vec<u8>, _>(1)))
-                    .collect::<Vec<_>>())
-            })?;
-            let full = rows.len() as i64 == SCAN_PAGE;
-            for (k, v) in &rows {
-                if !visit(k, v)? {
-                    return Ok(());
-                }
-            }
-            match rows.into_iter().last() {
-                Some((k, _)) if full => upto = Some(k),
-                _ => return Ok(()),
-            }
-        }
+        self.walk(t, prefix, None, upto, true, visit)
     }
 
     fn write(&self, f: &mut dyn FnMut(&mut dyn Tx) -> Result<()>) -> Result<()> {
