@@ -47,6 +47,11 @@ fi
 # PostgreSQL, server, CLI, hostile suite on both engines), then the
 # browser tests against the release binary.
 cargo test --workspace --locked
+# The storage crate's unit tests again on sled and on PostgreSQL (the run
+# above used the in-memory backend): one suite, three backends.
+for backend in sled postgres; do
+  QUIRE_TEST_STORAGE_BACKEND=$backend cargo test -p quire-storage --lib --locked
+done
 # The web-platform-tests table (suite, cases, Node, QuickJS, V8); the
 # test itself ran above.
 cargo test --locked --test suite wpt -- --nocapture 2>&1 | grep '^|' || true

@@ -461,12 +461,12 @@ pub fn check_secret_name(name: &str) -> Result<()> {
 
 #[cfg(test)]
 mod tests {
-    use crate::{Store, WorkspaceId};
+    use crate::WorkspaceId;
     use serde_json::json;
 
     #[test]
     fn collections_are_listed_by_name_one_seek_each_and_per_workspace() {
-        let s = Store::memory().unwrap();
+        let s = crate::testing::store().unwrap();
         let (a, b) = (
             WorkspaceId::from_bytes([1; 16]),
             WorkspaceId::from_bytes([2; 16]),

@@ -378,7 +378,7 @@ mod tests {
     }
 
     fn store_with(ws: &WorkspaceId, batches: &[Vec<String>]) -> Store {
-        let s = Store::memory().unwrap();
+        let s = crate::testing::store().unwrap();
         let mut n = 0;
         for b in batches {
             s.append_run_events(ws, "r1", n, b).unwrap();

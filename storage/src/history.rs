@@ -423,7 +423,7 @@ mod tests {
 
     #[test]
     fn paging_runs_made_in_one_millisecond_returns_each_once() -> Result<()> {
-        check_paging_within_a_millisecond(&Store::memory()?)?;
+        check_paging_within_a_millisecond(&crate::testing::store()?)?;
         let dir =
             tempfile::tempdir().map_err(|e| crate::error::invalid("tempdir", e.to_string()))?;
         let mut cfg = StoreConfig::new(dir.path());
@@ -433,7 +433,7 @@ mod tests {
 
     #[test]
     fn versioned_block_writes_refuse_stale_versions() -> Result<()> {
-        let s = Store::memory()?;
+        let s = crate::testing::store()?;
         let ws = s.create_workspace("a")?.id;
         let b = |src: &str| BlockRecord {
             id: "b".into(),
@@ -463,7 +463,7 @@ mod tests {
 
     #[test]
     fn recent_runs_are_newest_first_and_page_in_memory() -> Result<()> {
-        check_recent(&Store::memory()?)
+        check_recent(&crate::testing::store()?)
     }
 
     #[test]
@@ -480,7 +480,7 @@ mod tests {
         // Values held to the depth limit travel in envelopes (a record, its
         // events), and records from before the limit hold deeper ones:
         // every reader takes them (serde_json alone stops at 128).
-        let s = Store::memory()?;
+        let s = crate::testing::store()?;
         let ws = s.create_workspace("a")?.id;
         let mut deep = serde_json::json!(1);
         for _ in 0..200 {
@@ -498,7 +498,7 @@ mod tests {
 
     #[test]
     fn history_is_counted_and_pruned_oldest_first_by_size_and_age() -> Result<()> {
-        let s = Store::memory()?;
+        let s = crate::testing::store()?;
         let ws = s.create_workspace("a")?.id;
         let other = s.create_workspace("b")?.id;
         // A record is stored without its events; they are counted as
@@ -561,7 +561,7 @@ mod tests {
 
     #[test]
     fn records_written_with_events_inline_before_chunks_still_read_whole() -> Result<()> {
-        let s = Store::memory()?;
+        let s = crate::testing::store()?;
         let ws = s.create_workspace("a")?.id;
         let legacy = serde_json::json!({
             "id": "old", "status": "error", "started_ms": 5,

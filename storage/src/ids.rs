@@ -137,7 +137,7 @@ mod tests {
     #[test]
     fn ids_sort_in_creation_order_and_are_not_a_counter() -> Result<()> {
         // Two stores (as two workspaces' runs share one store's ids).
-        let (s1, s2) = (crate::Store::memory()?, crate::Store::memory()?);
+        let (s1, s2) = (crate::testing::store()?, crate::testing::store()?);
         let ids = (0..5000)
             .map(|i| if i % 2 == 0 { s1.new_id() } else { s2.new_id() })
             .collect::<Result<Vec<_>>>()?;
@@ -178,7 +178,7 @@ mod tests {
 
     #[test]
     fn old_counter_ids_sort_before_new_ones() -> Result<()> {
-        let new = crate::Store::memory()?.new_id()?;
+        let new = crate::testing::store()?.new_id()?;
         for old in ["0000000000000001", "00000000ffffffff"] {
             assert!(old < new.as_str(), "{old} sorts after {new}");
         }

@@ -43,6 +43,8 @@ mod schedules;
 mod schema;
 mod sled_backend;
 mod store;
+#[cfg(test)]
+mod testing;
 mod tokens;
 
 pub use backend::{Backend, MemoryBackend, Table, Tx, Visit};

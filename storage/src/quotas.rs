@@ -295,7 +295,7 @@ mod tests {
 
     #[test]
     fn quotas_usage_and_data_bytes_are_per_workspace() -> Result<()> {
-        let s = Store::memory()?;
+        let s = crate::testing::store()?;
         let a = s.create_workspace("a")?.id;
         let b = s.create_workspace("b")?.id;
         assert_eq!(s.get_quota(&a)?, None);

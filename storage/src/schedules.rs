@@ -200,7 +200,7 @@ mod tests {
 
     #[test]
     fn advancing_is_compare_and_set_and_files_the_run_with_it() -> Result<()> {
-        let s = Store::memory()?;
+        let s = crate::testing::store()?;
         let ws = s.create_workspace("w")?.id;
         let other = s.create_workspace("o")?.id;
         s.put_schedule(&ws, sched(Some(60_000)))?;

@@ -94,7 +94,7 @@ mod tests {
 
     #[test]
     fn tokens_are_listed_per_workspace_and_deleted() -> Result<()> {
-        let s = Store::memory()?;
+        let s = crate::testing::store()?;
         let a = s.create_workspace("a")?.id;
         let b = s.create_workspace("b")?.id;
         s.put_token(&token("t1", Some(a)))?;
