@@ -27,7 +27,8 @@ pub(crate) fn clip(mut s: String) -> String {
     s
 }
 
-fn string_prop<'js>(ctx: &Ctx<'js>, obj: &Object<'js>, key: &str) -> Option<String> {
+/// `obj[key]` if it is a string; a getter that throws gives a placeholder.
+pub(crate) fn string_prop<'js>(ctx: &Ctx<'js>, obj: &Object<'js>, key: &str) -> Option<String> {
     match obj.get::<_, Value<'js>>(key) {
         Ok(v) => v.as_string().and_then(|s| s.to_string().ok()),
         Err(_) => {

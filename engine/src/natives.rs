@@ -195,33 +195,26 @@ fn url_fields<'js>(ctx: &Ctx<'js>, u: &ada_url::Url) -> rquickjs::Result<Value<'
 /// fails (`Err`, a `TypeError` in the prelude).
 fn set_url_field(u: &mut ada_url::Url, field: &str, value: &str) -> Result<(), ()> {
     let v = Some(value);
-    match field {
+    // A refused value is no error (the URL stays as it was), but `href`.
+    let _refused = match field {
         "href" => return u.set_href(value),
-        "protocol" => {
-            let _ = u.set_protocol(value);
+        "protocol" => u.set_protocol(value),
+        "username" => u.set_username(v),
+        "password" => u.set_password(v),
+        "host" => u.set_host(v),
+        "hostname" => u.set_hostname(v),
+        "port" => u.set_port(v),
+        "pathname" => u.set_pathname(v),
+        "search" => {
+            u.set_search(v);
+            Ok(())
         }
-        "username" => {
-            let _ = u.set_username(v);
+        "hash" => {
+            u.set_hash(v);
+            Ok(())
         }
-        "password" => {
-            let _ = u.set_password(v);
-        }
-        "host" => {
-            let _ = u.set_host(v);
-        }
-        "hostname" => {
-            let _ = u.set_hostname(v);
-        }
-        "port" => {
-            let _ = u.set_port(v);
-        }
-        "pathname" => {
-            let _ = u.set_pathname(v);
-        }
-        "search" => u.set_search(v),
-        "hash" => u.set_hash(v),
         _ => return Err(()),
-    }
+    };
     Ok(())
 }
 
@@ -266,11 +259,11 @@ impl<'js, P, F: rquickjs::function::IntoJsFunc<'js, P>> rquickjs::function::Into
 
 /// A native's body, with a Rust panic in it (a bug of quire's or of a
 /// crate it calls, such as the `url` crate's "begin > end" slice panic
-/// on `new URL("sc://test:12/").host = ""` before its quirks setters
-/// were used) turned into an ordinary `Error` the block can catch.
-/// Without this the panic would unwind through QuickJS: rquickjs turns it
-/// into an exception no `catch` sees and resumes it in the worker.
-pub(crate) fn guarded<'js, R>(
+/// on `new URL("sc://test:12/").host = ""` that quire once hit) turned
+/// into an ordinary `Error` the block can catch. Without this the panic
+/// would unwind through QuickJS: rquickjs turns it into an exception no
+/// `catch` sees and resumes it in the worker.
+fn guarded<'js, R>(
     ctx: &Ctx<'js>,
     what: &str,
     f: impl FnOnce() -> rquickjs::Result<R>,

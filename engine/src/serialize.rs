@@ -279,7 +279,7 @@ impl<'c> Serializer<'c> {
         } else if is_map || is_set {
             self.collection(ctx, obj, depth, is_map)
         } else if is_error {
-            self.error(obj)
+            self.error(ctx, obj)
         } else if is_regexp {
             let src = obj.get::<_, Value>("source")?;
             let flags = obj.get::<_, Value>("flags")?;
@@ -338,11 +338,17 @@ impl<'c> Serializer<'c> {
         let mut parts = Vec::new();
         if let Some(f) = method.as_function() {
             let it: Value<'js> = f.call((This(obj.clone()),))?;
-            let it = it.into_object().ok_or(SerError::Threw)?;
+            let Some(it) = it.into_object() else {
+                return Err(
+                    rquickjs::Exception::throw_type(ctx, "the iterator is not an object").into(),
+                );
+            };
             let next: rquickjs::Function<'js> = it.get("next")?;
             loop {
                 let step: Object<'js> = next.call((This(it.clone()),))?;
-                if step.get::<_, bool>("done").unwrap_or(true) {
+                // A `done` that is not a boolean (a guest's iterator) ends it.
+                let done: Value<'js> = step.get("done")?;
+                if done.as_bool().unwrap_or(true) {
                     break;
                 }
                 if parts.len() >= MAX_DESCRIBED_ITEMS {
@@ -351,9 +357,17 @@ impl<'c> Serializer<'c> {
                 }
                 let item: Value<'js> = step.get("value")?;
                 let part = if is_map {
-                    let pair = item.into_object().ok_or(SerError::Threw)?;
-                    let k = self.value(ctx, pair.get(0)?, &Json::Null, depth + 1)?;
-                    let v = self.value(ctx, pair.get(1)?, &Json::Null, depth + 1)?;
+                    // An entry that is not a pair (a guest's iterator) has
+                    // an undefined key and value, as `entry[0]` would.
+                    let (k, v) = match item.into_object() {
+                        Some(pair) => (pair.get(0)?, pair.get(1)?),
+                        None => (
+                            Value::new_undefined(ctx.clone()),
+                            Value::new_undefined(ctx.clone()),
+                        ),
+                    };
+                    let k = self.value(ctx, k, &Json::Null, depth + 1)?;
+                    let v = self.value(ctx, v, &Json::Null, depth + 1)?;
                     format!("{} => {}", inline(k.as_ref()), inline(v.as_ref()))
                 } else {
                     inline(self.value(ctx, item, &Json::Null, depth + 1)?.as_ref())
@@ -366,15 +380,13 @@ impl<'c> Serializer<'c> {
     }
 
     /// An Error as a console shows it: `Name: message`, then its stack's
-    /// frames.
-    fn error<'js>(&mut self, obj: &Object<'js>) -> Result<Json, SerError> {
-        let prop = |k: &str| -> Result<Option<String>, SerError> {
-            let v: Value<'js> = obj.get(k)?;
-            Ok(v.as_string().map(crate::natives::lossy))
-        };
-        let name = prop("name")?.unwrap_or_else(|| "Error".into());
-        let message = prop("message")?.unwrap_or_default();
-        let stack = prop("stack")?.unwrap_or_default();
+    /// frames. A getter that throws gives a placeholder, as for a thrown
+    /// error ([`crate::describe`]).
+    fn error<'js>(&mut self, ctx: &Ctx<'js>, obj: &Object<'js>) -> Result<Json, SerError> {
+        let prop = |k: &str| crate::describe::string_prop(ctx, obj, k);
+        let name = prop("name").unwrap_or_else(|| "Error".into());
+        let message = prop("message").unwrap_or_default();
+        let stack = prop("stack").unwrap_or_default();
         self.text(error_text(&name, &message, &stack))
     }
 

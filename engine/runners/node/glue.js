@@ -71,10 +71,6 @@
   const setMethodOf = (o, name, f) => defineProperty(o, name, { value: f, writable: true, configurable: true, enumerable: false });
   const mapSize = getOwnPropertyDescriptor(MapCtor.prototype, "size").get;
   const setSize = getOwnPropertyDescriptor(SetCtor.prototype, "size").get;
-  const mapEntries = MapCtor.prototype.entries;
-  const setValues = SetCtor.prototype.values;
-  const mapIterNext = getPrototypeOf(new MapCtor().entries()).next;
-  const setIterNext = getPrototypeOf(new SetCtor().values()).next;
   const regexpSource = getOwnPropertyDescriptor(RegExp.prototype, "source").get;
   const regexpFlags = getOwnPropertyDescriptor(RegExp.prototype, "flags").get;
   const strSplit = String.prototype.split;
@@ -296,10 +292,12 @@
         } catch {}
       }
       if (size >= 0) {
-        const it = reflectApply(isMap ? mapEntries : setValues, x, []);
-        const next = isMap ? mapIterNext : setIterNext;
+        // Iterated through its own methods, which the block may have
+        // replaced (guest code under the run's limits, as `toJSON` is,
+        // and as QuickJS's serializer does it); bounded by the item cap.
+        const it = isMap ? x.entries() : x.values();
         const parts = [];
-        for (let r = reflectApply(next, it, []); !r.done; r = reflectApply(next, it, [])) {
+        for (let r = it.next(); r.done === false; r = it.next()) {
           if (parts.length >= MAX_DESCRIBED_ITEMS) {
             reflectApply(arrayPush, parts, ["…"]);
             break;
@@ -313,8 +311,12 @@
       }
       if (errorIs ? errorIs(x) : reflectApply(objectToString, x, []) === "[object Error]") {
         const str = (k) => {
-          const s = x[k];
-          return typeof s === "string" ? s : undefined;
+          try {
+            const s = x[k];
+            return typeof s === "string" ? s : undefined;
+          } catch {
+            return "[" + k + " getter threw]";
+          }
         };
         return errorText(str("name") ?? "Error", str("message") ?? "", stackOf(x) ?? "");
       }
