@@ -134,22 +134,28 @@ fn request(args: &RunArgs) -> anyhow::Result<RunRequest> {
 /// start).
 pub fn store_config(dir: &std::path::Path) -> anyhow::Result<StoreConfig> {
     let mut config = StoreConfig::new(dir);
-    if let Ok(hex) = std::env::var("QUIRE_SECRET_KEY") {
-        let hex = hex.trim();
-        let bytes: Vec<u8> = (0..hex.len())
-            .step_by(2)
-            .map(|i| {
-                hex.get(i..i + 2)
-                    .and_then(|h| u8::from_str_radix(h, 16).ok())
-            })
-            .collect::<Option<_>>()
-            .unwrap_or_default();
-        let key: [u8; 32] = bytes.try_into().map_err(|_| {
-            anyhow::anyhow!("QUIRE_SECRET_KEY must be 64 hexadecimal digits (a 32-byte key)")
-        })?;
-        config.secret_key = Some(quire_storage::SecretKey::from_bytes(key));
-    }
+    config.secret_key = secret_key_from_env()?;
     Ok(config)
+}
+
+/// The operator's key from `QUIRE_SECRET_KEY` (64 hex digits), if set.
+fn secret_key_from_env() -> anyhow::Result<Option<quire_storage::SecretKey>> {
+    let Ok(hex) = std::env::var("QUIRE_SECRET_KEY") else {
+        return Ok(None);
+    };
+    let hex = hex.trim();
+    let bytes: Vec<u8> = (0..hex.len())
+        .step_by(2)
+        .map(|i| {
+            hex.get(i..i + 2)
+                .and_then(|h| u8::from_str_radix(h, 16).ok())
+        })
+        .collect::<Option<_>>()
+        .unwrap_or_default();
+    let key: [u8; 32] = bytes.try_into().map_err(|_| {
+        anyhow::anyhow!("QUIRE_SECRET_KEY must be 64 hexadecimal digits (a 32-byte key)")
+    })?;
+    Ok(Some(quire_storage::SecretKey::from_bytes(key)))
 }
 
 /// Open (or create) the store in `dir`; a new store is seeded with the
@@ -172,9 +178,7 @@ pub fn open_data_dir(dir: &std::path::Path, port: u16) -> anyhow::Result<Store> 
 /// The store in PostgreSQL at `url` (seeded with the samples when it is
 /// new); secrets are encrypted with `QUIRE_SECRET_KEY`, which it needs.
 pub fn open_postgres(url: &str, port: u16) -> anyhow::Result<Store> {
-    let key = store_config(std::path::Path::new("."))?
-        .secret_key
-        .ok_or_else(|| {
+    let key = secret_key_from_env()?.ok_or_else(|| {
             anyhow::anyhow!("--postgres needs QUIRE_SECRET_KEY (64 hexadecimal digits): secrets in the database are encrypted with it")
         })?;
     let store = Store::open_postgres(&quire_storage::PgConfig::new(url), key)
@@ -241,8 +245,7 @@ fn execute(args: &RunArgs) -> anyhow::Result<bool> {
                     filename: req.filename,
                 }),
             })
-            .await
-            .map_err(|e| anyhow::anyhow!("{e}"))?;
+            .await?;
         let live = started.live();
         drop(started);
         let printed = print_events(args, &live).await;
@@ -299,17 +302,7 @@ async fn print_events(args: &RunArgs, live: &LiveRun) -> anyhow::Result<bool> {
     let mut changed = live.watch();
     let mut cursor = 0;
     let mut ok = false;
-    loop {
-        let (batch, finished) = live
-            .read_from(cursor, 64)
-            .await
-            .map_err(|e| anyhow::anyhow!("{e}"))?;
-        if batch.is_empty() {
-            if finished || changed.changed().await.is_err() {
-                return Ok(ok);
-            }
-            continue;
-        }
+    while let Some(batch) = live.next_events(cursor, 64, &mut changed).await? {
         for line in batch {
             cursor += 1;
             let ev: RunEvent = serde_json::from_str(&line).context("an event did not parse")?;
@@ -319,6 +312,7 @@ async fn print_events(args: &RunArgs, live: &LiveRun) -> anyhow::Result<bool> {
             }
         }
     }
+    Ok(ok)
 }
 
 fn print_event(args: &RunArgs, line: &str, ev: &RunEvent) -> anyhow::Result<()> {

@@ -177,6 +177,30 @@ impl LiveRun {
         Ok((lines, finished))
     }
 
+    /// The next events from seq `cursor` on, up to `max`, waiting (on
+    /// `changed`, from [`LiveRun::watch`]) while there are none yet;
+    /// `None` once the run has finished and every event was read. What a
+    /// follower loops on, whatever it forwards to.
+    ///
+    /// # Errors
+    /// When the store fails.
+    pub async fn next_events(
+        &self,
+        cursor: usize,
+        max: usize,
+        changed: &mut watch::Receiver<usize>,
+    ) -> ServiceResult<Option<Vec<Arc<str>>>> {
+        loop {
+            let (batch, finished) = self.read_from(cursor, max).await?;
+            if !batch.is_empty() {
+                return Ok(Some(batch));
+            }
+            if finished || changed.changed().await.is_err() {
+                return Ok(None);
+            }
+        }
+    }
+
     /// Serialized events from seq `from`, about `max_bytes` of them (at least one
     /// when there is one), and the seq after the last when there are
     /// more so far. Reads the store for events the log no longer holds

@@ -559,19 +559,14 @@ async fn follow(conn: &Arc<Conn>, live: Arc<LiveRun>, from: usize, reference: &V
 async fn copy_events(live: &LiveRun, mut cursor: usize, tx: &mpsc::Sender<Arc<str>>) {
     let mut changed = live.watch();
     loop {
-        let Ok((batch, finished)) = live.read_from(cursor, 64).await else {
-            tracing::error!(run = %live.id, "a follower's events could not be read");
-            return;
+        let batch = match live.next_events(cursor, 64, &mut changed).await {
+            Ok(Some(batch)) => batch,
+            Ok(None) => return,
+            Err(_) => {
+                tracing::error!(run = %live.id, "a follower's events could not be read");
+                return;
+            }
         };
-        if batch.is_empty() {
-            if finished {
-                return;
-            }
-            if changed.changed().await.is_err() {
-                return;
-            }
-            continue;
-        }
         for line in batch {
             if tx.send(line).await.is_err() {
                 return;
