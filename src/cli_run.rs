@@ -182,7 +182,9 @@ pub fn open_postgres(url: &str, port: u16) -> anyhow::Result<Store> {
             anyhow::anyhow!("--postgres needs QUIRE_SECRET_KEY (64 hexadecimal digits): secrets in the database are encrypted with it")
         })?;
     let store = Store::open_postgres(&quire_storage::PgConfig::new(url), key)
-        .map_err(|e| anyhow::anyhow!("cannot open the store in PostgreSQL: {e}"))?;
+        .map_err(|e| {
+            anyhow::anyhow!("cannot open the store ({e}); check the --postgres URL (or QUIRE_POSTGRES_URL) and that the server accepts connections")
+        })?;
     if store.list_workspaces()?.is_empty() {
         crate::samples::seed(&store, port)?;
     }

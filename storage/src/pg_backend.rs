@@ -88,13 +88,18 @@ impl PgBackend {
     /// # Errors
     /// A bad URL, no server, or a schema this build does not know.
     pub fn open(config: &PgConfig) -> Result<Self> {
+        // The URL is checked first: past the runtime's creation, every
+        // error path must shut it down without blocking.
+        let opts: PgConnectOptions = config
+            .url
+            .parse()
+            .map_err(|e| pg(format!("the URL is not a PostgreSQL URL ({e})")))?;
         let rt = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
             .thread_name("quire-pg")
             .enable_all()
             .build()
             .map_err(pg)?;
-        let opts: PgConnectOptions = config.url.parse().map_err(pg)?;
         let pool_opts = PgPoolOptions::new()
             .max_connections(config.max_connections.max(1))
             .acquire_timeout(config.connect_timeout);
@@ -111,8 +116,15 @@ impl PgBackend {
             .await;
             let _ = tx.send(r);
         });
-        let pool = rx.recv().map_err(|_| pg("the connection task ended"))??;
-        Ok(Self { rt: Some(rt), pool })
+        match rx.recv().map_err(|_| pg("the connection task ended")) {
+            Ok(Ok(pool)) => Ok(Self { rt: Some(rt), pool }),
+            Ok(Err(e)) | Err(e) => {
+                // Not dropped: this may run on an async thread, where a
+                // runtime must not block to shut down.
+                rt.shutdown_background();
+                Err(e)
+            }
+        }
     }
 
     /// Run `fut` on the backend's runtime and wait for it on this thread.

@@ -136,6 +136,52 @@ fn usage_errors_exit_2_and_name_the_problem() {
 }
 
 #[test]
+fn serve_with_a_bad_postgres_setting_exits_2_and_says_what_to_fix() {
+    let key = "ab".repeat(32);
+    let serve = |url: &str, key: Option<&str>| {
+        let mut cmd = quire();
+        cmd.args(["serve", "--addr", "127.0.0.1:0", "--postgres", url])
+            .env_remove("QUIRE_SECRET_KEY")
+            .env_remove("QUIRE_POSTGRES_URL");
+        if let Some(k) = key {
+            cmd.env("QUIRE_SECRET_KEY", k);
+        }
+        let out = cmd.output().unwrap();
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stderr).to_string(),
+        )
+    };
+    // No operator key: secrets could not be encrypted.
+    let (code, err) = serve("postgres://quire@127.0.0.1:1/x", None);
+    assert_eq!(code, Some(2), "{err}");
+    assert!(err.contains("--postgres needs QUIRE_SECRET_KEY"), "{err}");
+    // A key that is not 64 hex digits.
+    let (code, err) = serve("postgres://quire@127.0.0.1:1/x", Some("12zz"));
+    assert_eq!(code, Some(2), "{err}");
+    assert!(err.contains("64 hexadecimal digits"), "{err}");
+    // A URL that is not one, and a server that is not there: a message,
+    // never a panic.
+    for url in [
+        "not a url",
+        "postgres://quire:pw-s3cret@127.0.0.1:notaport/x",
+        "postgres://quire@127.0.0.1:1/x",
+    ] {
+        let (code, err) = serve(url, Some(&key));
+        assert_eq!(code, Some(2), "{url}: {err}");
+        assert!(
+            !err.contains("pw-s3cret"),
+            "the password is never echoed: {err}"
+        );
+        assert!(
+            err.contains("cannot open the store") && err.contains("--postgres URL"),
+            "{url}: {err}"
+        );
+        assert!(!err.contains("panicked"), "{url}: {err}");
+    }
+}
+
+#[test]
 fn logs_stream_before_a_wait_ends() {
     let d = tempdir::Dir::new();
     let f = block(
