@@ -8,7 +8,8 @@ use quire_storage::StorageError;
 use crate::auth::Role;
 
 /// Why a request failed. The body is always
-/// `{"error": "<code>", "message": "...", "field": "..."?}`; a quota
+/// `{"error": "<code>", "message": "...", "field": "..."?}`; a role too
+/// low adds `need` and `have` (role names); a quota
 /// refusal adds `quota`, `limit` and `resets_at_ms` (milliseconds since
 /// the Unix epoch, or null when it resets as running runs finish).
 #[derive(Debug, thiserror::Error)]
@@ -143,6 +144,10 @@ impl ApiError {
         match self {
             Self::BadField { field, .. } => {
                 v["field"] = serde_json::Value::from(field.as_str());
+            }
+            Self::Forbidden { need, have } | Self::ForbiddenPart { need, have, .. } => {
+                v["need"] = need.as_str().into();
+                v["have"] = have.as_str().into();
             }
             Self::Quota(q) => {
                 v["quota"] = q.quota.into();

@@ -29,8 +29,10 @@ export function inWords(status, body) {
       return why ? `The ${what} is not accepted: ${why}` : `The ${what} is not accepted.`;
     }
     case "forbidden": {
-      const m = /needs the (\w+) role; the token has (\w+)/.exec(raw);
-      if (m) return `Only ${article(m[1])} ${m[1]} can do this; you are signed in as ${article(m[2])} ${m[2]}.`;
+      const { need, have } = body;
+      if (typeof need === "string" && typeof have === "string") {
+        return `Only ${article(need)} ${need} can do this; you are signed in as ${article(have)} ${have}.`;
+      }
       return raw ? `Not allowed: ${raw}.` : "Not allowed.";
     }
     case "not_found":

@@ -13,7 +13,7 @@ test("a bad field names the field in words, without the API's nested prefixes", 
 
 test("a role too low says who may, and who the person is", () => {
   assert.equal(
-    inWords(403, { error: "forbidden", message: "this needs the admin role; the token has editor" }),
+    inWords(403, { error: "forbidden", message: "this needs the admin role; the token has editor", need: "admin", have: "editor" }),
     "Only an admin can do this; you are signed in as an editor.",
   );
   assert.equal(inWords(403, { error: "forbidden", message: "only a server-admin token may create workspaces" }), "Not allowed: only a server-admin token may create workspaces.");

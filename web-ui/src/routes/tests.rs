@@ -148,6 +148,22 @@ async fn authorization_matrix_role_by_route_by_workspace() -> anyhow::Result<()>
                         assert_eq!(v["error"], "not_found");
                         assert!(!v.to_string().contains("beta's"), "{v}");
                     }
+                    if let (StatusCode::FORBIDDEN, Some(r)) = (status, role) {
+                        // Which role it takes (the first check refused:
+                        // above the token's, at most the route's), and
+                        // which the token has.
+                        let rank = |name: &Value| {
+                            [Role::Viewer, Role::Editor, Role::Admin]
+                                .into_iter()
+                                .find(|x| name == x.as_str())
+                        };
+                        let said = rank(&v["need"]);
+                        assert!(
+                            said.is_some_and(|n| n > *r && n <= need),
+                            "{method} {path}: {v}"
+                        );
+                        assert_eq!(v["have"], r.as_str(), "{method} {path}: {v}");
+                    }
                     checked += 1;
                 }
             }
