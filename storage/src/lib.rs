@@ -37,6 +37,7 @@ mod ids;
 mod keys;
 mod model;
 mod pg_backend;
+mod queue;
 mod quotas;
 mod retention;
 mod schedules;
@@ -59,6 +60,7 @@ pub use model::{
     WebhookRecord, Workspace, WorkspaceId,
 };
 pub use pg_backend::{PgBackend, PgConfig};
+pub use queue::{Cancelled, Claimed, Enqueue, LaneCounts, Lost, Refusal, RunQueue, MAX_CLAIMS};
 pub use quotas::{utc_day, Quota, UsageDay};
 pub use retention::Pruned;
 pub use schedules::ScheduleRecord;

@@ -63,7 +63,7 @@ fn pg(e: impl std::fmt::Display) -> StorageError {
 pub struct PgBackend {
     /// Always `Some` until dropped.
     rt: Option<tokio::runtime::Runtime>,
-    pool: PgPool,
+    pub(crate) pool: PgPool,
 }
 
 impl Drop for PgBackend {
@@ -128,7 +128,7 @@ impl PgBackend {
     }
 
     /// Run `fut` on the backend's runtime and wait for it on this thread.
-    fn call<T: Send + 'static>(
+    pub(crate) fn call<T: Send + 'static>(
         &self,
         fut: impl std::future::Future<Output = Result<T>> + Send + 'static,
     ) -> Result<T> {
@@ -139,7 +139,10 @@ impl PgBackend {
         rx.recv().map_err(|_| pg("the query task ended"))?
     }
 
-    fn spawn(&self, fut: impl std::future::Future<Output = ()> + Send + 'static) -> Result<()> {
+    pub(crate) fn spawn(
+        &self,
+        fut: impl std::future::Future<Output = ()> + Send + 'static,
+    ) -> Result<()> {
         let rt = self
             .rt
             .as_ref()

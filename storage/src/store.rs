@@ -49,6 +49,8 @@ impl StoreConfig {
 pub struct Store {
     pub(crate) b: Arc<dyn Backend>,
     pub(crate) key: SecretKey,
+    /// The shared run queue, on PostgreSQL.
+    queue: Option<crate::RunQueue>,
 }
 
 impl std::fmt::Debug for Store {
@@ -84,7 +86,17 @@ impl Store {
     /// # Errors
     /// No server, a bad URL, or a schema newer than this build.
     pub fn open_postgres(config: &crate::PgConfig, key: SecretKey) -> Result<Self> {
-        Self::with_backend(Arc::new(crate::PgBackend::open(config)?), key)
+        let pg = Arc::new(crate::PgBackend::open(config)?);
+        let mut store = Self::with_backend(pg.clone(), key)?;
+        store.queue = Some(crate::RunQueue::open(pg)?);
+        Ok(store)
+    }
+
+    /// The shared run queue, when the store is on PostgreSQL (several
+    /// processes may serve it); `None` on sled and in memory, where runs
+    /// are admitted in the process.
+    pub fn run_queue(&self) -> Option<&crate::RunQueue> {
+        self.queue.as_ref()
     }
 
     /// An empty store in memory (tests, `quire run` without `--data`).
@@ -98,7 +110,11 @@ impl Store {
     /// As [`Store::open`] for the schema check.
     pub fn with_backend(b: Arc<dyn Backend>, key: SecretKey) -> Result<Self> {
         schema::check_and_migrate(b.as_ref(), schema::MIGRATIONS)?;
-        Ok(Self { b, key })
+        Ok(Self {
+            b,
+            key,
+            queue: None,
+        })
     }
 
     /// Flush every completed write to disk.

@@ -42,7 +42,7 @@ pub(crate) fn store() -> Result<Store> {
 }
 
 /// A fresh database on the cluster at `url`; its URL.
-fn fresh_database(url: &str) -> Result<String> {
+pub(crate) fn fresh_database(url: &str) -> Result<String> {
     let mut b = [0u8; 8];
     getrandom::fill(&mut b).map_err(|e| crate::StorageError::Postgres(e.to_string()))?;
     let name: String = b.iter().map(|x| format!("{x:02x}")).collect();
