@@ -24,10 +24,22 @@ pub struct ServeArgs {
     pub data: std::path::PathBuf,
     /// Keep the store in PostgreSQL at this URL instead of `--data` (also
     /// `QUIRE_POSTGRES_URL`; secrets need `QUIRE_SECRET_KEY`, 64 hex
-    /// digits). One process per database until the shared run queue
-    /// lands.
+    /// digits). Several processes may serve one database: runs go
+    /// through its shared queue.
     #[arg(long, value_name = "URL")]
     pub postgres: Option<String>,
+    /// What this process does, comma-separated: `api` (HTTP, app,
+    /// WebSocket; enqueues runs), `worker` (runs what it claims from the
+    /// queue), `scheduler` (fires schedules). Roles other than all three
+    /// need `--postgres`. Without `api` the address serves only
+    /// `/healthz` and `/metrics`.
+    #[arg(long, default_value = "api,worker,scheduler", value_name = "ROLES")]
+    pub role: String,
+    /// With `--postgres`: how long a worker's claim on a run holds without
+    /// renewal (renewed every third of it). A killed worker's runs are
+    /// closed this long after it stopped.
+    #[arg(long, default_value_t = 10_000, value_name = "MS")]
+    pub lease_ms: u64,
     /// Where blocks run: sandboxed runner processes, or this process.
     #[arg(long, value_enum, default_value = "runner")]
     pub isolation: IsolationChoice,
@@ -82,10 +94,22 @@ async fn run(args: ServeArgs) -> anyhow::Result<()> {
         .clone()
         .or_else(|| std::env::var("QUIRE_POSTGRES_URL").ok())
         .filter(|u| !u.is_empty());
+    let roles = quire_service::cluster::Roles::parse(&args.role).map_err(anyhow::Error::msg)?;
+    if postgres.is_none() && roles != quire_service::cluster::Roles::default() {
+        anyhow::bail!(
+            "--role {} needs --postgres: processes share runs through a PostgreSQL queue (sled serves one process, with every role)",
+            args.role
+        );
+    }
     let store = match &postgres {
         Some(url) => crate::cli_run::open_postgres(url, addr.port())?,
         None => crate::cli_run::open_data_dir(&args.data, addr.port())?,
     };
+    let cluster = store.run_queue().map(|q| {
+        let mut c = quire_service::cluster::ClusterConfig::new(q.clone());
+        c.lease = std::time::Duration::from_millis(args.lease_ms.max(300));
+        c
+    });
     let admin_token = std::env::var("QUIRE_ADMIN_TOKEN")
         .ok()
         .filter(|t| !t.is_empty());
@@ -131,6 +155,8 @@ async fn run(args: ServeArgs) -> anyhow::Result<()> {
         admin_token: admin_token.clone(),
         metrics_token: metrics_token.clone(),
         shutdown_grace_ms: args.shutdown_grace_s.saturating_mul(1000),
+        roles,
+        cluster,
         ..ServerConfig::default()
     };
     let state = AppState::new(store.clone(), Arc::new(engine), api, config);

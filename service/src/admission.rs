@@ -37,6 +37,34 @@ pub struct QuotaRefusal {
     pub message: String,
 }
 
+impl QuotaRefusal {
+    /// `runs_per_minute` is used up until `resets_at_ms`.
+    pub fn runs_per_minute(quota: &Quota, resets_at_ms: u64) -> Self {
+        Self {
+            quota: "runs_per_minute",
+            limit: u64::from(quota.runs_per_minute),
+            resets_at_ms: Some(resets_at_ms),
+            message: format!(
+                "the workspace's quota of {} runs per minute is used up; retry after the oldest run of the last minute leaves the window",
+                quota.runs_per_minute
+            ),
+        }
+    }
+
+    /// `running` runs go and `waiting` wait: `max_queued_runs` is reached.
+    pub fn max_queued(quota: &Quota, running: u32, waiting: u64) -> Self {
+        Self {
+            quota: "max_queued_runs",
+            limit: u64::from(quota.max_queued_runs),
+            resets_at_ms: None,
+            message: format!(
+                "the workspace has {running} runs running (max_concurrent_runs {}) and {waiting} waiting, its max_queued_runs; retry when one finishes",
+                quota.max_concurrent_runs
+            ),
+        }
+    }
+}
+
 /// The right to run: holds one slot of the server and one of its
 /// workspace until dropped.
 #[derive(Debug)]
@@ -145,28 +173,19 @@ impl Admission {
             }
             if lane.accepted_ms.len() as u64 >= u64::from(quota.runs_per_minute) {
                 let resets = lane.accepted_ms.front().map(|t| t + 60_000);
-                return Err(QuotaRefusal {
-                    quota: "runs_per_minute",
-                    limit: u64::from(quota.runs_per_minute),
-                    resets_at_ms: resets.or(Some(now_ms + 60_000)),
-                    message: format!(
-                        "the workspace's quota of {} runs per minute is used up; retry after the oldest run of the last minute leaves the window",
-                        quota.runs_per_minute
-                    ),
-                });
+                return Err(QuotaRefusal::runs_per_minute(
+                    quota,
+                    resets.unwrap_or(now_ms + 60_000),
+                ));
             }
             lane.waiting.retain(|w| !w.is_closed());
             let can_start_now = lane.running < lane.limit && st.running < self.max_active_runs;
             if !can_start_now && lane.waiting.len() as u64 >= u64::from(quota.max_queued_runs) {
-                return Err(QuotaRefusal {
-                    quota: "max_queued_runs",
-                    limit: u64::from(quota.max_queued_runs),
-                    resets_at_ms: None,
-                    message: format!(
-                        "the workspace has {} runs running (max_concurrent_runs {}) and {} waiting, its max_queued_runs; retry when one finishes",
-                        lane.running, quota.max_concurrent_runs, lane.waiting.len()
-                    ),
-                });
+                return Err(QuotaRefusal::max_queued(
+                    quota,
+                    lane.running,
+                    lane.waiting.len() as u64,
+                ));
             }
             lane.accepted_ms.push_back(now_ms);
             lane.waiting.push_back(tx);

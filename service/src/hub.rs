@@ -119,6 +119,25 @@ impl StartRun {
     }
 }
 
+/// A run ready for the engine (see [`RunHub::prepare`]).
+pub(crate) struct Prepared {
+    pub run: RunRequest,
+    pub record: RunRecord,
+    /// The CPU limit the day's quota cut this run's to, if it did.
+    pub cut_by_day: Option<u64>,
+    pub cpu_ms_per_day: u64,
+}
+
+/// What lets a run into the engine.
+pub(crate) enum Slot {
+    /// This process's admission: a permit now, or a ticket to wait on.
+    Local(Result<Permit, Ticket>),
+    /// A permit held.
+    Held(Permit),
+    /// The shared queue's claim, released when its history is written.
+    Queue(crate::cluster::QueueSlot),
+}
+
 /// One run's live event log.
 #[derive(Debug)]
 pub struct LiveRun {
@@ -145,10 +164,16 @@ pub struct LiveRun {
     cancel_notify: tokio::sync::Notify,
     /// Set once its history (record, events, usage) is written.
     recorded: AtomicBool,
+    /// Runs in another process: its events are read from the store
+    /// (see [`crate::cluster`]).
+    pub(crate) remote: AtomicBool,
+    /// Its worker lost the lease: it is cancelled and its history left
+    /// to the process that reaped it.
+    pub(crate) lost: AtomicBool,
 }
 
 impl LiveRun {
-    fn lock(&self) -> std::sync::MutexGuard<'_, Log> {
+    pub(crate) fn lock(&self) -> std::sync::MutexGuard<'_, Log> {
         self.log.lock().unwrap_or_else(|e| e.into_inner())
     }
 
@@ -320,9 +345,35 @@ impl LiveRun {
         self.cancel_notify.notify_one();
     }
 
+    /// Whether a cancel was asked for.
+    pub(crate) fn cancel_was_requested(&self) -> bool {
+        self.cancel_requested.load(Ordering::SeqCst)
+    }
+
+    /// Resolves when a cancel is asked for (after this is first polled).
+    pub(crate) async fn cancel_notified(&self) {
+        self.cancel_notify.notified().await;
+    }
+
+    /// Mark the run as waiting for admission or not.
+    pub(crate) fn set_waiting(&self, waiting: bool) {
+        self.waiting.store(waiting, Ordering::SeqCst);
+    }
+
+    /// Take an event read from the store (a run of another process).
+    pub(crate) fn push_stored(&self, line: Arc<str>, body: &EventBody) {
+        let n = {
+            let mut log = self.lock();
+            let n = log.push(line, body);
+            log.stored_up_to(n);
+            n
+        };
+        self.changed.send_replace(n);
+    }
+
     /// Attach the engine's canceller once the run is admitted; a cancel
     /// that came first is passed on.
-    fn admitted(&self, c: Canceller) {
+    pub(crate) fn admitted(&self, c: Canceller) {
         let mut slot = self.canceller.lock().unwrap_or_else(|e| e.into_inner());
         if self.cancel_requested.load(Ordering::SeqCst) {
             c.cancel();
@@ -331,7 +382,7 @@ impl LiveRun {
     }
 
     /// The events of a run cancelled before it was admitted.
-    fn cancelled_in_queue(&self, waited_ms: f64) -> Vec<RunEvent> {
+    pub(crate) fn cancelled_in_queue(&self, waited_ms: f64) -> Vec<RunEvent> {
         let ev = |seq, body| RunEvent {
             run: self.id.clone(),
             seq,
@@ -359,7 +410,15 @@ impl LiveRun {
         ]
     }
 
-    fn push(&self, ev: RunEvent) -> ServiceResult<()> {
+    pub(crate) fn push_all(&self, events: Vec<RunEvent>) {
+        for ev in events {
+            if let Err(e) = self.push(ev) {
+                tracing::error!(error = %e, "event dropped");
+            }
+        }
+    }
+
+    pub(crate) fn push(&self, ev: RunEvent) -> ServiceResult<()> {
         let line: Arc<str> = serde_json::to_string(&ev)
             .map_err(|e| ServiceError::Internal(format!("event did not serialize: {e}")))?
             .into();
@@ -369,7 +428,7 @@ impl LiveRun {
     }
 
     /// Append the events not stored yet to the run's stored events.
-    async fn store_events(&self) {
+    pub(crate) async fn store_events(&self) {
         let (from, lines) = self.lock().unstored();
         if lines.is_empty() {
             return;
@@ -434,6 +493,8 @@ pub struct RunHub {
     accepting: AtomicBool,
     stopped: watch::Sender<bool>,
     retention: Arc<crate::retention::Retention>,
+    /// Runs go through the shared queue (a deployment on PostgreSQL).
+    pub(crate) cluster: Option<crate::cluster::Cluster>,
 }
 
 impl std::fmt::Debug for RunHub {
@@ -457,6 +518,42 @@ impl RunHub {
         limits: Limits,
         max_active_runs: usize,
     ) -> Arc<Self> {
+        Self::build(engine, api, store, metrics, limits, max_active_runs, None)
+    }
+
+    /// A hub of one process of a cluster: runs it starts are enqueued in
+    /// the shared queue (`cluster.queue`), and, when it has the worker
+    /// role, [`crate::cluster::work`] runs what it claims from there.
+    pub fn in_cluster(
+        engine: Arc<Engine>,
+        api: HostApi,
+        store: Store,
+        metrics: Arc<Metrics>,
+        limits: Limits,
+        max_active_runs: usize,
+        cluster: crate::cluster::ClusterConfig,
+    ) -> Arc<Self> {
+        let cluster = crate::cluster::Cluster::new(cluster, max_active_runs);
+        Self::build(
+            engine,
+            api,
+            store,
+            metrics,
+            limits,
+            max_active_runs,
+            Some(cluster),
+        )
+    }
+
+    fn build(
+        engine: Arc<Engine>,
+        api: HostApi,
+        store: Store,
+        metrics: Arc<Metrics>,
+        limits: Limits,
+        max_active_runs: usize,
+        cluster: Option<crate::cluster::Cluster>,
+    ) -> Arc<Self> {
         let (announce, _) = broadcast::channel(1024);
         Arc::new(Self {
             engine,
@@ -470,10 +567,11 @@ impl RunHub {
             accepting: AtomicBool::new(true),
             stopped: watch::channel(false).0,
             retention: Arc::default(),
+            cluster,
         })
     }
 
-    fn active(&self) -> std::sync::MutexGuard<'_, HashMap<String, Arc<LiveRun>>> {
+    pub(crate) fn active(&self) -> std::sync::MutexGuard<'_, HashMap<String, Arc<LiveRun>>> {
         self.active.lock().unwrap_or_else(|e| e.into_inner())
     }
 
@@ -493,13 +591,27 @@ impl RunHub {
 
     /// Check the workspace's quotas and take its place in admission.
     async fn admit(&self, ws: WorkspaceId, operator: bool) -> ServiceResult<(Ticket, Quota, f64)> {
+        let (quota, cpu_left_ms) = self.day_check(ws, operator).await?;
+        let ticket = self.admission.request(ws, &quota, now_ms()).map_err(|e| {
+            self.metrics.runs_rejected.fetch_add(1, Ordering::Relaxed);
+            ServiceError::Quota(e)
+        })?;
+        Ok((ticket, quota, cpu_left_ms))
+    }
+
+    /// The quota that applies to `ws` and the CPU it has left today;
+    /// refused when the day's CPU is used up (unless an operator runs it).
+    pub(crate) async fn day_check(
+        &self,
+        ws: WorkspaceId,
+        operator: bool,
+    ) -> ServiceResult<(Quota, f64)> {
         let quota = self.quota(ws).await?;
         let now = now_ms();
         let store = self.store.clone();
         let used = blocking(move || Ok(store.usage_day(&ws, utc_day(now))?.cpu_ms)).await?;
         if !operator && used >= quota.cpu_ms_per_day as f64 {
-            self.metrics.runs_rejected.fetch_add(1, Ordering::Relaxed);
-            return Err(ServiceError::Quota(QuotaRefusal {
+            return Err(self.refused(QuotaRefusal {
                 quota: "cpu_ms_per_day",
                 limit: quota.cpu_ms_per_day,
                 resets_at_ms: Some((u64::from(utc_day(now)) + 1) * 86_400_000),
@@ -509,17 +621,19 @@ impl RunHub {
                 ),
             }));
         }
-        let ticket = self.admission.request(ws, &quota, now).map_err(|e| {
-            self.metrics.runs_rejected.fetch_add(1, Ordering::Relaxed);
-            ServiceError::Quota(e)
-        })?;
-        Ok((ticket, quota, quota.cpu_ms_per_day as f64 - used))
+        Ok((quota, quota.cpu_ms_per_day as f64 - used))
+    }
+
+    /// Count a refusal and make it the error.
+    pub(crate) fn refused(&self, r: QuotaRefusal) -> ServiceError {
+        self.metrics.runs_rejected.fetch_add(1, Ordering::Relaxed);
+        ServiceError::Quota(r)
     }
 
     /// The limits of one run under `quota`, with `cpu_left_ms` of the
     /// day's CPU left: the quota's per-run limits, and the server's for
     /// the rest.
-    fn limits_for(&self, quota: &Quota, cpu_left_ms: f64) -> Limits {
+    pub(crate) fn limits_for(&self, quota: &Quota, cpu_left_ms: f64) -> Limits {
         Limits {
             cpu_time_ms: quota.cpu_ms_per_run.min(cpu_left_ms.ceil().max(1.0) as u64),
             wall_time_ms: quota.wall_ms_per_run,
@@ -531,7 +645,7 @@ impl RunHub {
 
     /// The grants `req` runs with: its block's, suspended unless they were
     /// approved for its source or an admin started it.
-    fn grants_for(&self, req: &StartRun) -> ServiceResult<Grants> {
+    pub(crate) fn grants_for(&self, req: &StartRun) -> ServiceResult<Grants> {
         if let Some(op) = &req.operator {
             return Ok(op.grants.clone());
         }
@@ -567,50 +681,77 @@ impl RunHub {
         quire_engine::check_depth("input", &req.input, 0)
             .map_err(|m| ServiceError::field("input", m))?;
         let grants = self.grants_for(&req)?;
+        if let (Some(cluster), None) = (&self.cluster, &req.operator) {
+            return crate::cluster::enqueue(self, cluster, req, grants).await;
+        }
         let ws = req.workspace.id;
         let (ticket, quota, cpu_left_ms) = self.admit(ws, req.operator.is_some()).await?;
+        let id = match req.run_id.clone() {
+            Some(id) => id,
+            None => self.new_run_id().await?,
+        };
+        let prepared = self.prepare(req, grants, &quota, cpu_left_ms, id, "running");
+        self.write_record(ws, prepared.record.clone()).await?;
+        let mut ticket = ticket;
+        let turn = ticket.try_now().ok_or(ticket);
+        let live = self.new_live(&prepared.record, ws, turn.is_err());
+        self.active().insert(live.id.clone(), live.clone());
+        self.launch(live.clone(), prepared, Slot::Local(turn), Instant::now());
+        Ok(Started {
+            live,
+            hub: self.clone(),
+        })
+    }
+
+    /// A fresh run id.
+    pub(crate) async fn new_run_id(&self) -> ServiceResult<String> {
+        let store = self.store.clone();
+        blocking(move || Ok(store.new_id()?)).await
+    }
+
+    /// The history record, limits and engine request of run `id` of `req`
+    /// under `quota` with `cpu_left_ms` of the day's CPU left, recorded
+    /// with `status`.
+    pub(crate) fn prepare(
+        &self,
+        req: StartRun,
+        grants: Grants,
+        quota: &Quota,
+        cpu_left_ms: f64,
+        id: String,
+        status: &str,
+    ) -> Prepared {
+        let ws = req.workspace.id;
         let (limits, cut_by_day) = match &req.operator {
             Some(op) => (op.limits.clone(), None),
             None => {
-                let limits = self.limits_for(&quota, cpu_left_ms);
+                let limits = self.limits_for(quota, cpu_left_ms);
                 // The day's CPU quota, not the per-run limit, set this
                 // run's CPU limit: a run that reaches it is told so.
                 let cut = (limits.cpu_time_ms < quota.cpu_ms_per_run).then_some(limits.cpu_time_ms);
                 (limits, cut)
             }
         };
-        let id = match req.run_id.clone() {
-            Some(id) => id,
-            None => {
-                let store = self.store.clone();
-                blocking(move || Ok(store.new_id()?)).await?
-            }
-        };
-        let started_ms = now_ms();
-        let block_id = req.block.as_ref().map(|b| b.id.clone());
-        let record_request = serde_json::json!({
-            "lang": req.lang,
-            "input": req.input,
-            "grants": grants.to_strings(),
-            "grants_suspended": grants.suspended(),
-            "limits": limits,
-            "source_bytes": req.source.len(),
-        });
         let record = RunRecord {
             id: id.clone(),
-            block: block_id.clone(),
+            block: req.block.as_ref().map(|b| b.id.clone()),
             trigger: req.trigger.clone(),
-            request: record_request,
-            status: "running".into(),
+            request: serde_json::json!({
+                "lang": req.lang,
+                "input": req.input,
+                "grants": grants.to_strings(),
+                "grants_suspended": grants.suspended(),
+                "limits": limits,
+                "source_bytes": req.source.len(),
+            }),
+            status: status.into(),
             events: vec![],
             error: Value::Null,
             cpu_ms: 0.0,
             wall_ms: 0.0,
             peak_memory_bytes: 0,
-            started_ms,
+            started_ms: now_ms(),
         };
-        self.write_record(ws, record.clone()).await?;
-
         let session = SessionQuota {
             storage_bytes: Some(quota.storage_bytes),
         };
@@ -633,8 +774,8 @@ impl RunHub {
             .with_input(req.input)
             .with_limits(limits)
             .with_host(host);
-        run.run_id = Some(id.clone());
-        run.trigger = Some(req.trigger.clone());
+        run.run_id = Some(id);
+        run.trigger = Some(req.trigger);
         run.workspace = Some(req.workspace.name.clone());
         run.block = match &req.block {
             Some(b) => serde_json::json!({"id": b.id, "name": b.name}),
@@ -647,60 +788,86 @@ impl RunHub {
                 .as_ref()
                 .map(|b| format!("{}.{}", b.id, req.lang.as_str())),
         };
-        let accepted_at = Instant::now();
-        let mut ticket = ticket;
-        let turn = ticket.try_now().ok_or(ticket);
+        Prepared {
+            run,
+            record,
+            cut_by_day,
+            cpu_ms_per_day: quota.cpu_ms_per_day,
+        }
+    }
+
+    /// A live log for the run `record` describes, `queued` or not.
+    pub(crate) fn new_live(
+        &self,
+        record: &RunRecord,
+        ws: WorkspaceId,
+        queued: bool,
+    ) -> Arc<LiveRun> {
         let (changed, _) = watch::channel(0);
-        let live = Arc::new(LiveRun {
-            id: id.clone(),
+        Arc::new(LiveRun {
+            id: record.id.clone(),
             workspace: ws,
-            block: block_id,
-            trigger: req.trigger,
+            block: record.block.clone(),
+            trigger: record.trigger.clone(),
             request: record.request.clone(),
-            started_ms,
+            started_ms: record.started_ms,
             log: Mutex::new(Log::default()),
             store: self.store.clone(),
             changed,
             canceller: Mutex::new(None),
-            waiting: AtomicBool::new(turn.is_err()),
+            waiting: AtomicBool::new(queued),
             cancel_requested: AtomicBool::new(false),
             cancel_notify: tokio::sync::Notify::new(),
             recorded: AtomicBool::new(false),
-        });
-        self.active().insert(id.clone(), live.clone());
+            remote: AtomicBool::new(false),
+            lost: AtomicBool::new(false),
+        })
+    }
 
+    /// Run `prepared` once `slot` lets it, feeding `live`; its history is
+    /// written when it ends.
+    pub(crate) fn launch(
+        self: &Arc<Self>,
+        live: Arc<LiveRun>,
+        prepared: Prepared,
+        slot: Slot,
+        accepted_at: Instant,
+    ) {
         let hub = self.clone();
-        let follower = live.clone();
-        let span = tracing::info_span!("run", workspace = %ws, run = %id);
+        let span = tracing::info_span!("run", workspace = %live.workspace, run = %live.id);
         tokio::spawn(
             async move {
-                let Some(permit) = hub.wait_turn(turn, &follower).await else {
-                    tracing::debug!("run cancelled while queued");
-                    let waited = accepted_at.elapsed().as_secs_f64() * 1000.0;
-                    for ev in follower.cancelled_in_queue(waited) {
-                        if let Err(e) = follower.push(ev) {
-                            tracing::error!(error = %e, "event dropped");
+                let Prepared { run, record, cut_by_day, cpu_ms_per_day } = prepared;
+                let held = match slot {
+                    Slot::Local(turn) => match hub.wait_turn(turn, &live).await {
+                        Some(p) => Slot::Held(p),
+                        None => {
+                            tracing::debug!("run cancelled while queued");
+                            let waited = accepted_at.elapsed().as_secs_f64() * 1000.0;
+                            live.push_all(live.cancelled_in_queue(waited));
+                            hub.complete(live, record, None, "cancelled".into(), accepted_at)
+                                .await;
+                            return;
                         }
-                    }
-                    hub.complete(follower, record, None, "cancelled".into(), accepted_at)
-                        .await;
-                    return;
+                    },
+                    other => other,
                 };
                 tracing::debug!("run started");
+                live.waiting.store(false, Ordering::SeqCst);
                 let handle = hub.engine.run(run);
-                follower.admitted(handle.canceller());
+                live.admitted(handle.canceller());
                 let events = handle.events().clone();
                 let mut kind = String::new();
                 let mut finished = None;
                 loop {
-                    let deadline = follower.lock().store_deadline();
+                    let deadline = live.lock().store_deadline();
                     let next = match deadline {
                         Some(d) => {
                             let d = tokio::time::Instant::from_std(d);
                             match tokio::time::timeout_at(d, events.recv_async()).await {
                                 Ok(next) => next,
                                 Err(_) => {
-                                    follower.store_events().await;
+                                    live.store_events().await;
                                     continue;
                                 }
                             }
@@ -711,8 +878,8 @@ impl RunHub {
                     if let (EventBody::Error(e), Some(left)) = (&mut ev.body, cut_by_day) {
                         if e.kind == quire_engine::ErrorKind::CpuLimit {
                             e.message = format!(
-                                "{}: only {left} ms were left of today's CPU quota ({} ms a day)",
-                                e.message, quota.cpu_ms_per_day
+                                "{}: only {left} ms were left of today's CPU quota ({cpu_ms_per_day} ms a day)",
+                                e.message
                             );
                         }
                     }
@@ -723,11 +890,11 @@ impl RunHub {
                         EventBody::Finished(f) => Some(f.clone()),
                         _ => None,
                     };
-                    if let Err(e) = follower.push(ev) {
+                    if let Err(e) = live.push(ev) {
                         tracing::error!(error = %e, "event dropped");
                     }
-                    if follower.lock().store_due() {
-                        follower.store_events().await;
+                    if live.lock().store_due() {
+                        live.store_events().await;
                     }
                     if fin.is_some() {
                         finished = fin;
@@ -735,19 +902,27 @@ impl RunHub {
                     }
                 }
                 drop(handle);
-                drop(permit);
                 if finished.is_none() {
                     tracing::error!("the engine ended the run's stream without a finished event");
                 }
-                hub.complete(follower, record, finished, kind, accepted_at)
-                    .await;
+                let id = live.id.clone();
+                match held {
+                    Slot::Queue(q) => {
+                        hub.complete(live, record, finished, kind, accepted_at).await;
+                        q.release(&id).await;
+                    }
+                    Slot::Held(permit) => {
+                        // The slot frees as the engine is done with it.
+                        drop(permit);
+                        hub.complete(live, record, finished, kind, accepted_at).await;
+                    }
+                    Slot::Local(_) => {
+                        hub.complete(live, record, finished, kind, accepted_at).await;
+                    }
+                }
             }
             .instrument(span),
         );
-        Ok(Started {
-            live,
-            hub: self.clone(),
-        })
     }
 
     /// The run's permit, or `None` if it was cancelled while it waited.
@@ -774,7 +949,7 @@ impl RunHub {
         out
     }
 
-    async fn complete(
+    pub(crate) async fn complete(
         &self,
         live: Arc<LiveRun>,
         mut record: RunRecord,
@@ -782,6 +957,14 @@ impl RunHub {
         kind: String,
         accepted_at: Instant,
     ) {
+        if live.lost.load(Ordering::SeqCst) {
+            // Its worker lost the lease: another process closed it.
+            tracing::warn!("the run's lease was lost; its history was closed elsewhere");
+            self.active().remove(&live.id);
+            live.recorded.store(true, Ordering::SeqCst);
+            live.changed.send_modify(|_| {});
+            return;
+        }
         live.store_events().await;
         let (_, error, _) = live.outcome();
         record.error = error;
@@ -819,7 +1002,11 @@ impl RunHub {
         live.changed.send_modify(|_| {});
     }
 
-    async fn write_record(&self, ws: WorkspaceId, record: RunRecord) -> ServiceResult<()> {
+    pub(crate) async fn write_record(
+        &self,
+        ws: WorkspaceId,
+        record: RunRecord,
+    ) -> ServiceResult<()> {
         let store = self.store.clone();
         blocking(move || Ok(store.put_run(&ws, &record)?)).await
     }
@@ -832,57 +1019,137 @@ impl RunHub {
     /// # Errors
     /// When the store fails.
     pub fn close_interrupted(&self) -> ServiceResult<usize> {
+        if self.cluster.is_some() {
+            // Other processes' runs are `running` too: their leases, not
+            // a restart, say when one is lost (see `crate::cluster`).
+            return Ok(0);
+        }
         let runs = self.store.interrupted_runs()?;
         let n = runs.len();
-        for (ws, mut r) in runs {
+        let message = "the server stopped while this run was in progress; its output after the last event shown was lost";
+        for (ws, r) in runs {
             let run = r.id.clone();
-            let mut next = self.store.run_event_totals(&ws, &run)?.events;
-            let mut last = self.store.last_run_event(&ws, &run)?;
-            // A record from before events were stored apart holds them.
-            let legacy = match next {
-                0 => self
-                    .store
-                    .get_run(&ws, &run)?
-                    .map(|f| f.events)
-                    .unwrap_or_default(),
-                _ => Vec::new(),
-            };
-            if !legacy.is_empty() {
-                next = legacy.len() as u64;
-                last = legacy.last().cloned();
-            }
-            let t_ms = last
-                .as_ref()
-                .and_then(|e| e["t_ms"].as_f64())
-                .unwrap_or(0.0);
-            let message = "the server stopped while this run was in progress; its output after the last event shown was lost";
-            let closing = [
-                serde_json::json!({
-                    "run": run, "seq": next, "type": "error", "kind": "internal",
-                    "message": message, "t_ms": t_ms,
-                }),
-                serde_json::json!({
-                    "run": run, "seq": next + 1, "type": "finished", "status": "error",
-                    "cpu_ms": r.cpu_ms, "wall_ms": t_ms, "peak_memory_bytes": r.peak_memory_bytes, "t_ms": t_ms,
-                }),
-            ]
-            .map(|e| e.to_string());
-            if legacy.is_empty() {
-                self.store.append_run_events(&ws, &run, next, &closing)?;
-            } else {
-                // Written with its events, the record's move to chunks.
-                r.events = legacy;
-                r.events
-                    .extend(closing.iter().filter_map(|l| serde_json::from_str(l).ok()));
-            }
-            if r.error.is_null() {
-                r.error = serde_json::json!({"kind": "internal", "message": message});
-            }
-            r.status = "error".into();
-            self.store.put_run(&ws, &r)?;
+            self.close_record(ws, r, message)?;
             tracing::warn!(workspace = %ws, run = %run, "closed a run the previous server process left running");
         }
         Ok(n)
+    }
+
+    /// Close run `run` of `ws` in history with an `internal` error saying
+    /// `message` (a run its worker lost, or one that cannot run); a run
+    /// with no record yet gets one.
+    ///
+    /// # Errors
+    /// When the store fails.
+    pub(crate) fn close_run(&self, ws: WorkspaceId, run: &str, message: &str) -> ServiceResult<()> {
+        let r = self
+            .store
+            .get_run_head(&ws, run)?
+            .unwrap_or_else(|| RunRecord {
+                id: run.to_string(),
+                block: None,
+                trigger: Value::Null,
+                request: Value::Null,
+                status: "queued".into(),
+                events: vec![],
+                error: Value::Null,
+                cpu_ms: 0.0,
+                wall_ms: 0.0,
+                peak_memory_bytes: 0,
+                started_ms: now_ms(),
+            });
+        self.close_record(ws, r, message)
+    }
+
+    /// Append an `internal` error saying `message` and a `finished` event
+    /// after what `r` recorded, and record it as `error`.
+    fn close_record(&self, ws: WorkspaceId, mut r: RunRecord, message: &str) -> ServiceResult<()> {
+        let run = r.id.clone();
+        let mut next = self.store.run_event_totals(&ws, &run)?.events;
+        let mut last = self.store.last_run_event(&ws, &run)?;
+        // A record from before events were stored apart holds them.
+        let legacy = match next {
+            0 => self
+                .store
+                .get_run(&ws, &run)?
+                .map(|f| f.events)
+                .unwrap_or_default(),
+            _ => Vec::new(),
+        };
+        if !legacy.is_empty() {
+            next = legacy.len() as u64;
+            last = legacy.last().cloned();
+        }
+        let t_ms = last
+            .as_ref()
+            .and_then(|e| e["t_ms"].as_f64())
+            .unwrap_or(0.0);
+        let closing = [
+            serde_json::json!({
+                "run": run, "seq": next, "type": "error", "kind": "internal",
+                "message": message, "t_ms": t_ms,
+            }),
+            serde_json::json!({
+                "run": run, "seq": next + 1, "type": "finished", "status": "error",
+                "cpu_ms": r.cpu_ms, "wall_ms": t_ms, "peak_memory_bytes": r.peak_memory_bytes, "t_ms": t_ms,
+            }),
+        ]
+        .map(|e| e.to_string());
+        if legacy.is_empty() {
+            self.store.append_run_events(&ws, &run, next, &closing)?;
+        } else {
+            // Written with its events, the record's move to chunks.
+            r.events = legacy;
+            r.events
+                .extend(closing.iter().filter_map(|l| serde_json::from_str(l).ok()));
+        }
+        if r.error.is_null() {
+            r.error = serde_json::json!({"kind": "internal", "message": message});
+        }
+        r.status = "error".into();
+        self.store.put_run(&ws, &r)?;
+        Ok(())
+    }
+
+    /// The store runs are recorded in.
+    pub(crate) fn store(&self) -> &Store {
+        &self.store
+    }
+
+    /// `live` just started; announced to subscribers when dropped.
+    pub(crate) fn started(self: &Arc<Self>, live: Arc<LiveRun>) -> Started {
+        Started {
+            live,
+            hub: self.clone(),
+        }
+    }
+
+    /// A run of another process ended (its history is final): followers
+    /// are told, and the hub lets it go.
+    pub(crate) fn forget(&self, live: &LiveRun) {
+        self.active().remove(&live.id);
+        live.recorded.store(true, Ordering::SeqCst);
+        live.changed.send_modify(|_| {});
+    }
+
+    /// The live run `run` of workspace `ws`: in this process, or (in a
+    /// cluster) queued or running in another, followed from its stored
+    /// events. `None` when it is neither (finished, or not `ws`'s).
+    ///
+    /// # Errors
+    /// When the store or the queue fails.
+    pub async fn attach(
+        self: &Arc<Self>,
+        ws: WorkspaceId,
+        run: &str,
+    ) -> ServiceResult<Option<Arc<LiveRun>>> {
+        if let Some(l) = self.get(&ws, run) {
+            return Ok(Some(l));
+        }
+        match &self.cluster {
+            Some(c) => crate::cluster::attach(self, c, ws, run).await,
+            None => Ok(None),
+        }
     }
 
     /// The live run `run` of workspace `ws`, if it is still in the hub.
@@ -910,9 +1177,27 @@ impl RunHub {
         self.announce.subscribe()
     }
 
-    /// What workspace `ws` has running and queued in admission now.
-    pub fn admission_stats(&self, ws: &WorkspaceId, now_ms: u64) -> crate::admission::LaneStats {
-        self.admission.stats(ws, now_ms)
+    /// What workspace `ws` has running and queued in admission now (in a
+    /// cluster, in the shared queue; blocking).
+    ///
+    /// # Errors
+    /// When the queue cannot be read.
+    pub fn admission_stats(
+        &self,
+        ws: &WorkspaceId,
+        now_ms: u64,
+    ) -> ServiceResult<crate::admission::LaneStats> {
+        Ok(match &self.cluster {
+            Some(c) => {
+                let n = c.queue().counts(ws)?;
+                crate::admission::LaneStats {
+                    running: n.running,
+                    queued: n.queued,
+                    last_minute: n.last_minute,
+                }
+            }
+            None => self.admission.stats(ws, now_ms),
+        })
     }
 
     /// Bytes of data workspace `ws` stores (measured now; blocking).
@@ -955,6 +1240,9 @@ impl RunHub {
     /// cancel the rest and wait until each has finished and is in history.
     pub async fn shutdown(&self, grace: Duration) -> ShutdownReport {
         self.accepting.store(false, Ordering::SeqCst);
+        // Runs of other processes go on there; this one stops following.
+        self.active()
+            .retain(|_, l| !l.remote.load(Ordering::SeqCst));
         let at_start = self.active_count();
         let deadline = Instant::now() + grace;
         while self.active_count() > 0 && Instant::now() < deadline {

@@ -14,6 +14,7 @@
 
 pub mod admission;
 pub mod approval;
+pub mod cluster;
 mod counting;
 mod error;
 pub mod hub;

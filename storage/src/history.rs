@@ -7,6 +7,17 @@ use crate::keys::{check_name, Key};
 use crate::model::{BlockRecord, RunRecord, WorkspaceId};
 use crate::store::{to_vec, Store};
 
+/// How [`Store::write_run_with`] writes a run record.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Write {
+    /// Insert or replace.
+    Put,
+    /// Insert or replace, and meter its usage.
+    Meter,
+    /// Only if there is no record with its id.
+    IfNew,
+}
+
 impl Store {
     /// Create or replace a block (an empty id gets a fresh one).
     pub fn put_block(&self, ws: &WorkspaceId, block: BlockRecord) -> Result<BlockRecord> {
@@ -62,17 +73,37 @@ impl Store {
     /// listed by [`Store::interrupted_runs`] until it is recorded again
     /// with another status.
     pub fn put_run(&self, ws: &WorkspaceId, run: &RunRecord) -> Result<()> {
-        self.write_run(ws, run, false)
+        self.write_run(ws, run, Write::Put)
+    }
+
+    /// Record a run as [`Store::put_run`] does unless a record with its id
+    /// exists (one written meanwhile by another process wins); whether it
+    /// was written.
+    pub fn put_run_if_new(&self, ws: &WorkspaceId, run: &RunRecord) -> Result<bool> {
+        let mut wrote = false;
+        self.write_run_with(ws, run, Write::IfNew, &mut wrote)?;
+        Ok(wrote)
     }
 
     /// Record a finished run as [`Store::put_run`] does and, in the same
     /// atomic write (one flush), add its CPU and wall-clock time to its
     /// workspace's usage on the UTC day it started.
     pub fn finish_run(&self, ws: &WorkspaceId, run: &RunRecord) -> Result<()> {
-        self.write_run(ws, run, true)
+        self.write_run(ws, run, Write::Meter)
     }
 
-    fn write_run(&self, ws: &WorkspaceId, run: &RunRecord, meter: bool) -> Result<()> {
+    fn write_run(&self, ws: &WorkspaceId, run: &RunRecord, how: Write) -> Result<()> {
+        self.write_run_with(ws, run, how, &mut false)
+    }
+
+    fn write_run_with(
+        &self,
+        ws: &WorkspaceId,
+        run: &RunRecord,
+        how: Write,
+        wrote: &mut bool,
+    ) -> Result<()> {
+        let meter = how == Write::Meter;
         check_name("run id", &run.id)?;
         let key = Key::ws(ws).last(run.id.as_bytes());
         let index = run.block.as_ref().map(|b| {
@@ -101,7 +132,12 @@ impl Store {
         let running = run.status == "running";
         let day = crate::quotas::utc_day(run.started_ms);
         self.b.write(&mut |tx| {
-            let was = tx.get(Table::Runs, &key)?.map_or(0, |o| o.len() as i64);
+            let old = tx.get(Table::Runs, &key)?;
+            *wrote = !(how == Write::IfNew && old.is_some());
+            if !*wrote {
+                return Ok(());
+            }
+            let was = old.map_or(0, |o| o.len() as i64);
             tx.put(Table::Runs, &key, &v)?;
             let mut delta = v.len() as i64 - was;
             if let Some((lines, old)) = &lines {

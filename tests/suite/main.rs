@@ -4,6 +4,7 @@
 //! (tests/hostile/*.js, each with its expected outcome), and the CLI.
 
 mod cli;
+mod cluster;
 mod common;
 mod fetch;
 mod host;

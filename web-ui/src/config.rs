@@ -62,6 +62,14 @@ pub struct ServerConfig {
     /// (about: a page ends after the event that reaches it); the answer's
     /// `next_seq` asks for the next page. Default: 4 MiB.
     pub run_page_bytes: usize,
+    /// What this process does: serve the API (`api`), run claimed runs
+    /// (`worker`), fire schedules (`scheduler`). Without `api` the
+    /// listener serves only `/metrics`. Default: all three.
+    pub roles: quire_service::cluster::Roles,
+    /// Take part in a cluster through the store's shared run queue (a
+    /// store on PostgreSQL). Default: `None` (runs are admitted in this
+    /// process, as on one machine).
+    pub cluster: Option<quire_service::cluster::ClusterConfig>,
 }
 
 impl Default for ServerConfig {
@@ -83,6 +91,8 @@ impl Default for ServerConfig {
             history_page: 50,
             run_page_bytes: 4 * 1024 * 1024,
             schedule_tick_ms: 1000,
+            roles: quire_service::cluster::Roles::default(),
+            cluster: None,
         }
     }
 }

@@ -86,14 +86,25 @@ impl AppState {
     /// Wire a store, an engine and a host API into server state.
     pub fn new(store: Store, engine: Arc<Engine>, api: HostApi, config: ServerConfig) -> Self {
         let metrics = Arc::new(Metrics::default());
-        let hub = RunHub::new(
-            engine,
-            api,
-            store.clone(),
-            metrics.clone(),
-            config.run_limits.clone(),
-            config.max_active_runs,
-        );
+        let hub = match config.cluster.clone() {
+            Some(cluster) => RunHub::in_cluster(
+                engine,
+                api,
+                store.clone(),
+                metrics.clone(),
+                config.run_limits.clone(),
+                config.max_active_runs,
+                cluster,
+            ),
+            None => RunHub::new(
+                engine,
+                api,
+                store.clone(),
+                metrics.clone(),
+                config.run_limits.clone(),
+                config.max_active_runs,
+            ),
+        };
         let auth = Arc::new(Auth::new(
             config.admin_token.as_deref(),
             config.rate_per_sec,
@@ -171,12 +182,18 @@ pub async fn serve(
             "closed runs left running by the previous process"
         );
     }
-    let sched = Arc::new(scheduler::Scheduler::new(
-        state.store.clone(),
-        state.hub.clone(),
-        state.clock.clone(),
-    ));
-    tokio::spawn(sched.run(Duration::from_millis(state.config.schedule_tick_ms)));
+    let roles = state.config.roles;
+    if roles.scheduler {
+        let sched = Arc::new(scheduler::Scheduler::new(
+            state.store.clone(),
+            state.hub.clone(),
+            state.clock.clone(),
+        ));
+        tokio::spawn(sched.run(Duration::from_millis(state.config.schedule_tick_ms)));
+    }
+    if roles.worker && state.config.cluster.is_some() {
+        tokio::spawn(quire_service::cluster::work(state.hub.clone()));
+    }
     let grace = Duration::from_millis(state.config.shutdown_grace_ms);
     let (done_tx, done_rx) = tokio::sync::watch::channel(false);
     let runs = tokio::spawn(async move {
@@ -195,7 +212,12 @@ pub async fn serve(
             tracing::debug!(error = %e, "could not set TCP_NODELAY");
         }
     });
-    axum::serve(listener, app(state))
+    let router = if roles.api {
+        app(state)
+    } else {
+        routes::worker_router(state)
+    };
+    axum::serve(listener, router)
         .with_graceful_shutdown(async move {
             let _ = done.wait_for(|d| *d).await;
         })

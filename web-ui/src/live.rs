@@ -353,7 +353,7 @@ async fn handle(conn: &Arc<Conn>, msg: &str) {
             if let Err(e) = check(conn, Role::Editor) {
                 return reject(conn, "cancel", &reference, e).await;
             }
-            match conn.state.hub.get(&conn.ws.id, &run) {
+            match conn.state.hub.attach(conn.ws.id, &run).await.ok().flatten() {
                 Some(live) => {
                     live.cancel();
                     reply(
@@ -417,7 +417,7 @@ async fn handle(conn: &Arc<Conn>, msg: &str) {
             if let Err(e) = check(conn, Role::Viewer) {
                 return reject(conn, "follow", &reference, e).await;
             }
-            if let Some(live) = conn.state.hub.get(&conn.ws.id, &run) {
+            if let Some(live) = conn.state.hub.attach(conn.ws.id, &run).await.ok().flatten() {
                 reply(
                     conn,
                     with_ref(json!({"op": "following", "run": run}), &reference),

@@ -65,6 +65,24 @@ async fn healthz(axum::extract::State(s): axum::extract::State<AppState>) -> Res
     }
 }
 
+/// A process without the api role (`quire serve --role worker`): only
+/// `/healthz` and `/metrics` (with its token, as on the full app); every
+/// other path says the process has no api role.
+pub(crate) fn worker_router(state: AppState) -> Router {
+    Router::new()
+        .route("/healthz", get(healthz))
+        .route("/metrics", get(metrics))
+        .fallback(|| async {
+            (
+                StatusCode::SERVICE_UNAVAILABLE,
+                axum::Json(serde_json::json!({
+                    "error": "this quire process has no api role (started with --role without api); use a process that has one"
+                })),
+            )
+        })
+        .with_state(state)
+}
+
 /// Only `GET /metrics`, without a token, for a listener on a private
 /// address (`quire serve --metrics-addr`); every other path is 404.
 pub(crate) fn metrics_router(state: AppState) -> Router {

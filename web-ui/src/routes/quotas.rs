@@ -103,18 +103,18 @@ async fn view(s: &AppState, ws: quire_storage::Workspace) -> ApiResult<Value> {
     let now = quire_storage::now_ms();
     let (store, api_ws) = (s.store.clone(), ws.id);
     let meter_hub = s.hub.clone();
-    let (set, ceilings, today, stored, history) = blocking(move || {
+    let (set, ceilings, today, stored, history, lane) = blocking(move || {
         Ok((
             store.get_quota(&api_ws)?,
             store.quota_ceilings()?,
             store.usage_day(&api_ws, utc_day(now))?,
             meter_hub.stored_bytes(&api_ws)?,
             store.history_bytes(&api_ws)?,
+            meter_hub.admission_stats(&api_ws, now)?,
         ))
     })
     .await?;
     let quota = set.unwrap_or_default().within(&ceilings);
-    let lane = s.hub.admission_stats(&ws.id, now);
     Ok(json!({
         "workspace": ws.name,
         "quota": quota,

@@ -245,7 +245,7 @@ async fn cancel(
 ) -> ApiResult<(StatusCode, Json<Value>)> {
     let store = s.store.clone();
     let w = blocking(move || who.enter(&store, &ws, Role::Editor)).await?;
-    match s.hub.get(&w.id, &run) {
+    match s.hub.attach(w.id, &run).await? {
         Some(live) => {
             live.cancel();
             Ok((

@@ -1,0 +1,600 @@
+//! Several quire processes serving one deployment on PostgreSQL (issue
+//! 18), through the store's shared run queue ([`quire_storage::RunQueue`]).
+//!
+//! - **api** role: [`crate::RunHub::start`] files the run in history as
+//!   `queued` and enqueues it (the quota check and the workspace's place
+//!   in line commit together, in the queue). The caller gets a
+//!   [`LiveRun`] that follows the run's *stored* events, wherever it runs;
+//!   cancelling it dequeues the run or flags it for its worker.
+//! - **worker** role: [`work`] claims runs while this process has room
+//!   (`max_active_runs`), renews their leases, passes on cancels, and
+//!   closes in history the runs of workers whose leases ran out.
+//!   A run enqueued and claimed by the same process is followed from
+//!   memory, as on one machine.
+//! - **scheduler** role: the scheduler (see [`crate::scheduler`]), whose
+//!   runs are enqueued like any other.
+//!
+//! Live following across processes reads what the worker stored: events
+//! reach the store in batches at least every
+//! [`crate::run_log::STORE_AFTER`], and a follower elsewhere polls every
+//! [`ClusterConfig::follow_poll`].
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use quire_engine::{EngineKind, Lang, RunEvent};
+use quire_host_api::Grants;
+use quire_storage::{
+    BlockRecord, Cancelled, Claimed, Enqueue, Refusal, RunQueue, RunRecord, Workspace, WorkspaceId,
+};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use crate::admission::QuotaRefusal;
+use crate::error::{blocking, ServiceError, ServiceResult};
+use crate::hub::{LiveRun, RunHub, Slot, StartRun, Started};
+
+/// Bytes of stored events a remote follower reads at a time.
+const FOLLOW_BATCH_BYTES: usize = 256 * 1024;
+
+/// The roles a `quire serve` process takes (default: all three).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Roles {
+    /// Serves the HTTP API, the app and the WebSocket; enqueues runs.
+    pub api: bool,
+    /// Runs what it claims from the queue.
+    pub worker: bool,
+    /// Fires schedules.
+    pub scheduler: bool,
+}
+
+impl Default for Roles {
+    fn default() -> Self {
+        Self {
+            api: true,
+            worker: true,
+            scheduler: true,
+        }
+    }
+}
+
+impl Roles {
+    /// Parse `api,worker,scheduler` (any non-empty subset, any order).
+    ///
+    /// # Errors
+    /// An unknown or empty role, with the ones there are.
+    pub fn parse(s: &str) -> Result<Self, String> {
+        let mut r = Self {
+            api: false,
+            worker: false,
+            scheduler: false,
+        };
+        for part in s.split(',').map(str::trim) {
+            match part {
+                "api" => r.api = true,
+                "worker" => r.worker = true,
+                "scheduler" => r.scheduler = true,
+                other => {
+                    return Err(format!(
+                        "unknown role '{other}': the roles are api, worker and scheduler, comma-separated"
+                    ))
+                }
+            }
+        }
+        Ok(r)
+    }
+}
+
+/// How a process takes part in a cluster.
+#[derive(Debug, Clone)]
+pub struct ClusterConfig {
+    /// The shared queue ([`quire_storage::Store::run_queue`]).
+    pub queue: RunQueue,
+    /// This process's name in the queue: leases are held under it. Unique
+    /// per process (the default: host name, process id and a random
+    /// suffix).
+    pub worker_id: String,
+    /// How long a claim holds without renewal; renewed every third of
+    /// it. A killed worker's runs are closed (or re-queued) this long
+    /// after it stopped renewing. Default: 10 s.
+    pub lease: Duration,
+    /// How often a run followed from another process is polled for
+    /// stored events. Default: 100 ms.
+    pub follow_poll: Duration,
+}
+
+impl ClusterConfig {
+    /// Defaults around `queue`, with a fresh worker id.
+    pub fn new(queue: RunQueue) -> Self {
+        let mut b = [0u8; 4];
+        let _ = getrandom::fill(&mut b);
+        let host = std::env::var("HOSTNAME").unwrap_or_else(|_| "quire".into());
+        Self {
+            queue,
+            worker_id: format!(
+                "{host}-{}-{:08x}",
+                std::process::id(),
+                u32::from_le_bytes(b)
+            ),
+            lease: Duration::from_secs(10),
+            follow_poll: Duration::from_millis(100),
+        }
+    }
+}
+
+/// A hub's part of the cluster (shared with its runs' slots).
+#[derive(Debug, Clone)]
+pub(crate) struct Cluster(Arc<Inner>);
+
+#[derive(Debug)]
+struct Inner {
+    cfg: ClusterConfig,
+    capacity: usize,
+    running: AtomicUsize,
+    freed: tokio::sync::Notify,
+    /// Runs this worker holds.
+    mine: Mutex<HashMap<String, Arc<LiveRun>>>,
+}
+
+impl Cluster {
+    pub(crate) fn new(cfg: ClusterConfig, capacity: usize) -> Self {
+        Self(Arc::new(Inner {
+            cfg,
+            capacity: capacity.max(1),
+            running: AtomicUsize::new(0),
+            freed: tokio::sync::Notify::new(),
+            mine: Mutex::new(HashMap::new()),
+        }))
+    }
+
+    pub(crate) fn queue(&self) -> &RunQueue {
+        &self.0.cfg.queue
+    }
+
+    fn mine(&self) -> std::sync::MutexGuard<'_, HashMap<String, Arc<LiveRun>>> {
+        self.0.mine.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Give back one of this worker's slots.
+    fn free(&self, run: Option<&str>) {
+        if let Some(run) = run {
+            self.mine().remove(run);
+        }
+        self.0.running.fetch_sub(1, Ordering::SeqCst);
+        self.0.freed.notify_one();
+    }
+}
+
+/// A claimed run's place in the queue; [`QueueSlot::release`] once its
+/// history is written.
+#[derive(Debug)]
+pub(crate) struct QueueSlot {
+    cluster: Cluster,
+}
+
+impl QueueSlot {
+    /// The run `run` ended and is in history: leave the queue.
+    pub(crate) async fn release(self, run: &str) {
+        let (q, w, id) = (
+            self.cluster.queue().clone(),
+            self.cluster.0.cfg.worker_id.clone(),
+            run.to_string(),
+        );
+        if let Err(e) = blocking(move || Ok(q.finish(&id, &w)?)).await {
+            // Its lease runs out and the reaper takes it: its history
+            // is final, so closing it again changes nothing visible.
+            tracing::error!(error = %e, run, "could not take a finished run off the queue");
+        }
+        self.cluster.free(Some(run));
+    }
+}
+
+/// What a worker needs to run an enqueued run: the [`StartRun`] as the api
+/// process saw it (the block and its grants as they were when it was
+/// accepted).
+#[derive(Debug, Serialize, Deserialize)]
+struct Job {
+    workspace: Workspace,
+    block: Option<BlockRecord>,
+    source: String,
+    lang: Lang,
+    input: Value,
+    trigger: Value,
+    engine: Option<EngineKind>,
+    admin_caller: bool,
+}
+
+impl Job {
+    fn of(r: &StartRun) -> Self {
+        Self {
+            workspace: r.workspace.clone(),
+            block: r.block.clone(),
+            source: r.source.clone(),
+            lang: r.lang,
+            input: r.input.clone(),
+            trigger: r.trigger.clone(),
+            engine: r.engine,
+            admin_caller: r.admin_caller,
+        }
+    }
+
+    fn into_start(self, run_id: String) -> StartRun {
+        StartRun {
+            workspace: self.workspace,
+            block: self.block,
+            source: self.source,
+            lang: self.lang,
+            input: self.input,
+            trigger: self.trigger,
+            run_id: Some(run_id),
+            engine: self.engine,
+            admin_caller: self.admin_caller,
+            operator: None,
+        }
+    }
+}
+
+fn internal(e: impl std::fmt::Display) -> ServiceError {
+    ServiceError::Internal(e.to_string())
+}
+
+/// The api role's start: check, enqueue, and follow (see the module docs).
+pub(crate) async fn enqueue(
+    hub: &Arc<RunHub>,
+    cluster: &Cluster,
+    req: StartRun,
+    grants: Grants,
+) -> ServiceResult<Started> {
+    let ws = req.workspace.id;
+    let (quota, cpu_left_ms) = hub.day_check(ws, false).await?;
+    let id = match req.run_id.clone() {
+        Some(id) => id,
+        None => hub.new_run_id().await?,
+    };
+    let job = serde_json::to_value(Job::of(&req)).map_err(internal)?;
+    let record = hub
+        .prepare(req, grants, &quota, cpu_left_ms, id.clone(), "queued")
+        .record;
+    let e = Enqueue {
+        workspace: ws,
+        run_id: id.clone(),
+        job,
+        max_concurrent: quota.max_concurrent_runs,
+        max_queued: quota.max_queued_runs,
+        runs_per_minute: quota.runs_per_minute,
+    };
+    let (q, store, rec) = (cluster.queue().clone(), hub.store().clone(), record.clone());
+    let refused = blocking(move || match q.enqueue(e)? {
+        Ok(()) => {
+            // A worker that already started it wrote its own record.
+            store.put_run_if_new(&ws, &rec)?;
+            Ok(None)
+        }
+        Err(r) => Ok(Some(r)),
+    })
+    .await?;
+    if let Some(r) = refused {
+        return Err(hub.refused(match r {
+            Refusal::RunsPerMinute { resets_at_ms } => {
+                QuotaRefusal::runs_per_minute(&quota, resets_at_ms)
+            }
+            Refusal::MaxQueued { running, queued } => {
+                let free = quota.max_concurrent_runs.saturating_sub(running);
+                QuotaRefusal::max_queued(&quota, running, u64::from(queued.saturating_sub(free)))
+            }
+        }));
+    }
+    let live = hub.new_live(&record, ws, true);
+    Ok(hub.started(follow_elsewhere(hub, cluster, live)))
+}
+
+/// Track `live` as running in another process: insert it in the hub and
+/// poll its stored events until its history is final. A run already in
+/// the hub is returned as it is.
+fn follow_elsewhere(hub: &Arc<RunHub>, cluster: &Cluster, live: Arc<LiveRun>) -> Arc<LiveRun> {
+    live.remote.store(true, Ordering::SeqCst);
+    {
+        let mut active = hub.active();
+        if let Some(l) = active.get(&live.id) {
+            return l.clone();
+        }
+        active.insert(live.id.clone(), live.clone());
+    }
+    let (hub, cluster, l) = (hub.clone(), cluster.clone(), live.clone());
+    let span = tracing::info_span!("follow", workspace = %l.workspace, run = %l.id);
+    tokio::spawn(tracing::Instrument::instrument(
+        async move { poll_stored(hub, cluster, l).await },
+        span,
+    ));
+    live
+}
+
+/// A run of another process in workspace `ws`, if the queue still has it:
+/// a live run following its stored events (see [`RunHub::attach`]).
+pub(crate) async fn attach(
+    hub: &Arc<RunHub>,
+    cluster: &Cluster,
+    ws: WorkspaceId,
+    run: &str,
+) -> ServiceResult<Option<Arc<LiveRun>>> {
+    let (q, store, id) = (
+        cluster.queue().clone(),
+        hub.store().clone(),
+        run.to_string(),
+    );
+    let head = blocking(move || {
+        // The record first: it is what proves the run is `ws`'s.
+        let Some(head) = store.get_run_head(&ws, &id)? else {
+            return Ok(None);
+        };
+        Ok(q.state(&id)?.map(|_| head))
+    })
+    .await?;
+    Ok(head.map(|h| {
+        let queued = h.status == "queued";
+        follow_elsewhere(hub, cluster, hub.new_live(&h, ws, queued))
+    }))
+}
+
+async fn poll_stored(hub: Arc<RunHub>, cluster: Cluster, live: Arc<LiveRun>) {
+    let mut cursor = 0u64;
+    let mut cancel_sent = false;
+    let (ws, id) = (live.workspace, live.id.clone());
+    loop {
+        if !live.remote.load(Ordering::SeqCst) || !hub.accepting() {
+            return; // a worker of this process took it over, or shutting down
+        }
+        if live.cancel_was_requested() && !cancel_sent {
+            cancel_sent = true;
+            let (q, run) = (cluster.queue().clone(), id.clone());
+            match blocking(move || Ok(q.cancel(&ws, &run)?)).await {
+                Ok(Cancelled::Dequeued) => {
+                    live.push_all(live.cancelled_in_queue(0.0));
+                    let record = record_of(&live);
+                    hub.complete(live, record, None, "cancelled".into(), Instant::now())
+                        .await;
+                    return;
+                }
+                Ok(_) => {}
+                Err(e) => tracing::error!(error = %e, "cancel not passed to the queue"),
+            }
+        }
+        let (store, run) = (hub.store().clone(), id.clone());
+        let read = blocking(move || {
+            let page = store.run_events(&ws, &run, cursor, FOLLOW_BATCH_BYTES)?;
+            let head = store.get_run_head(&ws, &run)?;
+            Ok((page, head))
+        })
+        .await;
+        let (page, head) = match read {
+            Ok(r) => r,
+            Err(e) => {
+                tracing::warn!(error = %e, "reading a run of another process");
+                tokio::time::sleep(Duration::from_secs(1)).await;
+                continue;
+            }
+        };
+        let more = page.next.is_some();
+        for line in page.lines {
+            match serde_json::from_str::<RunEvent>(&line) {
+                Ok(ev) => live.push_stored(line.into(), &ev.body),
+                Err(e) => tracing::error!(error = %e, "a stored event does not parse"),
+            }
+            cursor += 1;
+        }
+        if cursor > 0 {
+            live.set_waiting(false);
+        }
+        let done = head.is_none_or(|h| h.status != "running" && h.status != "queued");
+        if done && !more {
+            hub.forget(&live);
+            return;
+        }
+        if !more {
+            tokio::select! {
+                () = tokio::time::sleep(cluster.0.cfg.follow_poll) => {}
+                () = live.cancel_notified() => {}
+            }
+        }
+    }
+}
+
+/// The history record a queued run was filed with (its live copy).
+fn record_of(live: &LiveRun) -> RunRecord {
+    RunRecord {
+        id: live.id.clone(),
+        block: live.block.clone(),
+        trigger: live.trigger.clone(),
+        request: live.request.clone(),
+        status: "queued".into(),
+        events: vec![],
+        error: Value::Null,
+        cpu_ms: 0.0,
+        wall_ms: 0.0,
+        peak_memory_bytes: 0,
+        started_ms: live.started_ms,
+    }
+}
+
+/// The worker role: claim, run, renew, reap, until the hub shuts down.
+pub async fn work(hub: Arc<RunHub>) {
+    let Some(cluster) = hub.cluster.clone() else {
+        return;
+    };
+    let cfg = &cluster.0.cfg;
+    let mut wake = cfg.queue.wakeups();
+    let mut tick = tokio::time::interval(cfg.lease / 3);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    tracing::info!(worker = %cfg.worker_id, capacity = cluster.0.capacity, "worker claiming runs");
+    loop {
+        if !hub.accepting() {
+            return;
+        }
+        while cluster.0.running.load(Ordering::SeqCst) < cluster.0.capacity {
+            let (q, w, lease) = (cfg.queue.clone(), cfg.worker_id.clone(), cfg.lease);
+            match blocking(move || Ok(q.claim(&w, lease)?)).await {
+                Ok(Some(c)) => {
+                    cluster.0.running.fetch_add(1, Ordering::SeqCst);
+                    run_claimed(&hub, &cluster, c).await;
+                }
+                Ok(None) => break,
+                Err(e) => {
+                    tracing::warn!(error = %e, "claiming from the queue failed");
+                    break;
+                }
+            }
+        }
+        tokio::select! {
+            r = wake.changed() => {
+                if r.is_err() {
+                    tokio::time::sleep(Duration::from_secs(1)).await;
+                }
+            }
+            _ = tick.tick() => keep(&hub, &cluster).await,
+            () = cluster.0.freed.notified() => {}
+            () = hub.stopped() => return,
+        }
+    }
+}
+
+/// Start claimed run `c`, or close it in history when it cannot run.
+async fn run_claimed(hub: &Arc<RunHub>, cluster: &Cluster, c: Claimed) {
+    let cfg = &cluster.0.cfg;
+    let (ws, id) = (c.workspace, c.run_id.clone());
+    let job = match serde_json::from_value::<Job>(c.job) {
+        Ok(j) if j.workspace.id == ws => j,
+        Ok(_) => {
+            return close_unrun(
+                hub,
+                cluster,
+                ws,
+                id,
+                "the queued run names another workspace; it was not run",
+            )
+            .await
+        }
+        Err(e) => {
+            let why = format!("the queued run could not be read ({e}); it was not run");
+            return close_unrun(hub, cluster, ws, id, &why).await;
+        }
+    };
+    let (q, w, run, lease) = (
+        cfg.queue.clone(),
+        cfg.worker_id.clone(),
+        id.clone(),
+        cfg.lease,
+    );
+    match blocking(move || Ok(q.start(&run, &w, lease)?)).await {
+        Ok(true) => {}
+        Ok(false) => {
+            tracing::warn!(run = %id, "the claim ran out before the run started; another worker takes it");
+            return cluster.free(None);
+        }
+        Err(e) => {
+            tracing::error!(error = %e, run = %id, "could not mark a claimed run as started");
+            return cluster.free(None);
+        }
+    }
+    let req = job.into_start(id.clone());
+    let grants = match hub.grants_for(&req) {
+        Ok(g) => g,
+        Err(e) => return close_unrun(hub, cluster, ws, id, &e.to_string()).await,
+    };
+    // Accepted already: the day's CPU sets its limit, never refuses it.
+    let (quota, cpu_left_ms) = match hub.day_check(ws, true).await {
+        Ok(q) => q,
+        Err(e) => return close_unrun(hub, cluster, ws, id, &e.to_string()).await,
+    };
+    let prepared = hub.prepare(req, grants, &quota, cpu_left_ms, id.clone(), "running");
+    if let Err(e) = hub.write_record(ws, prepared.record.clone()).await {
+        tracing::error!(error = %e, "the run's record was not written; running it anyway");
+    }
+    // Enqueued by this process: its followers already hold the live run.
+    let existing = hub.active().get(&id).cloned();
+    let live = match existing {
+        Some(l) => {
+            l.remote.store(false, Ordering::SeqCst);
+            l
+        }
+        None => {
+            let l = hub.new_live(&prepared.record, ws, false);
+            hub.active().insert(id.clone(), l.clone());
+            l
+        }
+    };
+    cluster.mine().insert(id, live.clone());
+    hub.launch(
+        live,
+        prepared,
+        Slot::Queue(QueueSlot {
+            cluster: cluster.clone(),
+        }),
+        Instant::now(),
+    );
+}
+
+/// Close run `id`, claimed but not runnable, as `internal` with `why`.
+async fn close_unrun(hub: &Arc<RunHub>, cluster: &Cluster, ws: WorkspaceId, id: String, why: &str) {
+    let (h, run, why) = (hub.clone(), id.clone(), why.to_string());
+    if let Err(e) = blocking(move || h.close_run(ws, &run, &why)).await {
+        tracing::error!(error = %e, run = %id, "could not close a run that cannot run");
+    }
+    QueueSlot {
+        cluster: cluster.clone(),
+    }
+    .release(&id)
+    .await;
+}
+
+/// Renew this worker's leases (passing on cancels; a run whose lease was
+/// taken is cancelled and left to whoever took it), then close the runs
+/// of workers that stopped.
+async fn keep(hub: &Arc<RunHub>, cluster: &Cluster) {
+    let cfg = &cluster.0.cfg;
+    let (q, w, lease) = (cfg.queue.clone(), cfg.worker_id.clone(), cfg.lease);
+    match blocking(move || Ok(q.renew(&w, lease)?)).await {
+        Ok(held) => {
+            let held: HashMap<String, bool> = held.into_iter().collect();
+            let mine: Vec<Arc<LiveRun>> = cluster.mine().values().cloned().collect();
+            for live in mine {
+                match held.get(&live.id) {
+                    Some(true) => live.cancel(),
+                    Some(false) => {}
+                    None => {
+                        tracing::error!(run = %live.id, "this worker lost the run's lease; cancelling it");
+                        live.lost.store(true, Ordering::SeqCst);
+                        live.cancel();
+                    }
+                }
+            }
+        }
+        Err(e) => tracing::warn!(error = %e, "renewing leases failed"),
+    }
+    let q = cfg.queue.clone();
+    let lost = match blocking(move || Ok(q.reap()?)).await {
+        Ok(l) => l,
+        Err(e) => {
+            tracing::warn!(error = %e, "reaping lost runs failed");
+            return;
+        }
+    };
+    for l in lost {
+        let why = if l.started {
+            format!("the worker running this run ({}) stopped: its lease ran out; its output after the last event shown was lost", l.worker)
+        } else {
+            format!(
+                "workers claimed this run {} times and each stopped before starting it; it was not run",
+                quire_storage::MAX_CLAIMS
+            )
+        };
+        let (h, ws, run) = (hub.clone(), l.workspace, l.run_id.clone());
+        match blocking(move || h.close_run(ws, &run, &why)).await {
+            Ok(()) => {
+                tracing::warn!(workspace = %l.workspace, run = %l.run_id, worker = %l.worker, "closed a run its worker lost")
+            }
+            Err(e) => tracing::error!(error = %e, run = %l.run_id, "could not close a lost run"),
+        }
+    }
+}

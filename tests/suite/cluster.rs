@@ -1,0 +1,282 @@
+//! Several `quire serve` processes on one PostgreSQL database (issue 18):
+//! an api process enqueues, worker processes run, over HTTP, for real.
+//! Needs `QUIRE_TEST_POSTGRES_URL` (set by `scripts/test.sh`, which
+//! starts a throwaway cluster); without it the test says so and stops.
+
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::{json, Value};
+
+/// A `quire serve` child process, killed when dropped.
+struct Serve {
+    child: Child,
+    base: String,
+    token: String,
+}
+
+impl Drop for Serve {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Serve {
+    fn start(db: &str, key: &str, token: &str, roles: &str) -> Self {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_quire"))
+            .args([
+                "serve",
+                "--addr",
+                "127.0.0.1:0",
+                "--isolation",
+                "in-process",
+            ])
+            .args(["--postgres", db, "--role", roles, "--lease-ms", "1500"])
+            .args(["--shutdown-grace-s", "1"])
+            .env("QUIRE_SECRET_KEY", key)
+            .env("QUIRE_ADMIN_TOKEN", token)
+            .env("RUST_LOG", "warn")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("quire serve starts");
+        let stderr = child.stderr.take().unwrap();
+        let mut lines = BufReader::new(stderr).lines();
+        let mut base = None;
+        for line in lines.by_ref() {
+            let Ok(line) = line else { break };
+            if let Some(rest) = line.strip_prefix("quire serving on ") {
+                base = rest
+                    .split_whitespace()
+                    .next()
+                    .map(|u| u.trim_end_matches('/').to_string());
+                break;
+            }
+        }
+        // Keep draining its log so it never blocks on a full pipe.
+        std::thread::spawn(move || for _ in lines {});
+        let base = base.unwrap_or_else(|| panic!("quire serve --role {roles} did not start"));
+        Self {
+            child,
+            base,
+            token: token.into(),
+        }
+    }
+
+    fn call(&self, method: &str, path: &str, body: Option<Value>) -> (u16, Value) {
+        let req = ureq::request(method, &format!("{}{path}", self.base))
+            .set("Authorization", &format!("Bearer {}", self.token))
+            .timeout(Duration::from_secs(30));
+        let resp = match body {
+            Some(b) => req
+                .set("content-type", "application/json")
+                .send_string(&b.to_string()),
+            None => req.call(),
+        };
+        let r = match resp {
+            Ok(r) => r,
+            Err(ureq::Error::Status(_, r)) => r,
+            Err(e) => panic!("{method} {path}: {e}"),
+        };
+        let status = r.status();
+        let text = r.into_string().unwrap_or_default();
+        (
+            status,
+            serde_json::from_str(&text).unwrap_or(Value::String(text)),
+        )
+    }
+
+    fn run_source(&self, source: &str) -> String {
+        let (code, v) = self.call(
+            "POST",
+            "/api/v1/workspaces/default/runs",
+            Some(json!({"source": source, "lang": "js"})),
+        );
+        assert_eq!(code, 202, "{v}");
+        v["run"].as_str().unwrap().to_string()
+    }
+
+    fn run(&self, run: &str) -> Value {
+        let (code, v) = self.call(
+            "GET",
+            &format!("/api/v1/workspaces/default/runs/{run}"),
+            None,
+        );
+        assert_eq!(code, 200, "{v}");
+        v
+    }
+
+    /// Poll run `run` until `done` says so (or panic after `secs`).
+    fn wait_for(&self, run: &str, secs: u64, done: impl Fn(&Value) -> bool) -> Value {
+        let end = Instant::now() + Duration::from_secs(secs);
+        loop {
+            let v = self.run(run);
+            if done(&v) {
+                return v;
+            }
+            assert!(Instant::now() < end, "run {run} never got there: {v}");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    fn finished(&self, run: &str, secs: u64) -> Value {
+        self.wait_for(run, secs, |v| {
+            !matches!(v["status"].as_str(), Some("queued" | "running"))
+        })
+    }
+}
+
+fn logs(v: &Value) -> Vec<String> {
+    v["events"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|e| e["type"] == "log")
+        .filter_map(|e| e["text"].as_str().map(String::from))
+        .collect()
+}
+
+/// A fresh database on the test cluster; its URL.
+fn fresh_database(url: &str) -> String {
+    let name = format!(
+        "quire_cluster_{}_{}",
+        std::process::id(),
+        Instant::now().elapsed().as_nanos()
+    );
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        use sqlx::Connection;
+        let mut c = sqlx::PgConnection::connect(url).await.unwrap();
+        sqlx::query(&format!("CREATE DATABASE {name}"))
+            .execute(&mut c)
+            .await
+            .unwrap();
+    });
+    format!("{}/{name}", url.rsplit_once('/').unwrap().0)
+}
+
+const TICKS: &str = "for (let i = 0; i < 30; i++) { console.log('tick ' + i); await new Promise(r => setTimeout(r, 50)); } export default 'done';";
+const SLEEP_1S: &str = "await new Promise(r => setTimeout(r, 1000)); export default 1;";
+const FOREVER: &str = "for (let i = 0; ; i++) { console.log('still ' + i); await new Promise(r => setTimeout(r, 100)); }";
+
+#[test]
+fn api_and_worker_processes_share_one_database() {
+    let Some(url) = std::env::var("QUIRE_TEST_POSTGRES_URL")
+        .ok()
+        .filter(|u| !u.is_empty())
+    else {
+        eprintln!("WARNING: QUIRE_TEST_POSTGRES_URL is not set: the cluster test is skipped (scripts/test.sh sets it)");
+        return;
+    };
+    let db = fresh_database(&url);
+    let key = "ab".repeat(32);
+    let token = format!("cluster-admin-{}", std::process::id());
+    let api = Serve::start(&db, &key, &token, "api");
+    let mut worker = Serve::start(&db, &key, &token, "worker,scheduler");
+
+    // A worker-only process has no API.
+    let (code, v) = worker.call("GET", "/api/v1/workspaces", None);
+    assert_eq!(code, 503, "{v}");
+    assert!(v["error"].as_str().unwrap().contains("no api role"), "{v}");
+
+    // 1. A sample block through the api process runs on the worker.
+    let (code, v) = api.call(
+        "POST",
+        "/api/v1/workspaces/default/blocks/tasks-summary/runs",
+        Some(json!({})),
+    );
+    assert_eq!(code, 202, "{v}");
+    let run = v["run"].as_str().unwrap().to_string();
+    let done = api.finished(&run, 60);
+    assert_eq!(done["status"], "ok", "{done}");
+    assert!(done.to_string().contains("\"total\":320"), "{done}");
+
+    // 2. Followed live from another process: events show while it runs.
+    let run = api.run_source(TICKS);
+    let seen = api.wait_for(&run, 60, |v| {
+        v["status"] == "running" && !logs(v).is_empty()
+    });
+    assert!(logs(&seen).len() < 30, "seen while running: {seen}");
+    let done = api.finished(&run, 60);
+    assert_eq!(done["status"], "ok", "{done}");
+    assert_eq!(logs(&done).len(), 30, "{done}");
+
+    // 3. Cancelled through the api process while the worker runs it.
+    let run = api.run_source(FOREVER);
+    api.wait_for(&run, 60, |v| !logs(v).is_empty());
+    let (code, v) = api.call(
+        "POST",
+        &format!("/api/v1/workspaces/default/runs/{run}/cancel"),
+        None,
+    );
+    assert_eq!(code, 202, "{v}");
+    let done = api.finished(&run, 30);
+    assert_eq!(done["error"]["kind"], "cancelled", "{done}");
+
+    // 4. kill -9 of the worker mid-run: the run is closed as internal by
+    //    the next worker once the lease runs out; a run queued while no
+    //    worker was up runs on the new one.
+    let lost = api.run_source(FOREVER);
+    api.wait_for(&lost, 60, |v| !logs(v).is_empty());
+    worker.child.kill().unwrap();
+    worker.child.wait().unwrap();
+    let waiting = api.run_source("export default 'after the crash';");
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(api.run(&waiting)["status"], "queued");
+    worker = Serve::start(&db, &key, &token, "worker");
+    let done = api.finished(&lost, 60);
+    assert_eq!(done["status"], "error", "{done}");
+    assert_eq!(done["error"]["kind"], "internal", "{done}");
+    assert!(
+        done["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("lease ran out"),
+        "{done}"
+    );
+    let done = api.finished(&waiting, 60);
+    assert_eq!(done["status"], "ok", "{done}");
+
+    // 5. Two workers, max_concurrent_runs 2: never three at once.
+    let _second = Serve::start(&db, &key, &token, "worker");
+    let (code, v) = api.call(
+        "PUT",
+        "/api/v1/workspaces/default/quota",
+        Some(json!({"max_concurrent_runs": 2})),
+    );
+    assert_eq!(code, 200, "{v}");
+    let runs: Vec<String> = (0..6).map(|_| api.run_source(SLEEP_1S)).collect();
+    let mut most = 0;
+    let end = Instant::now() + Duration::from_secs(90);
+    loop {
+        let (_, quota) = api.call("GET", "/api/v1/workspaces/default/quota", None);
+        let running = quota["usage"]["running"]
+            .as_u64()
+            .unwrap_or_else(|| panic!("{quota}"));
+        most = most.max(running);
+        let left = runs
+            .iter()
+            .filter(|r| matches!(api.run(r)["status"].as_str(), Some("queued" | "running")))
+            .count();
+        if left == 0 {
+            break;
+        }
+        assert!(Instant::now() < end, "runs did not finish");
+        std::thread::sleep(Duration::from_millis(30));
+    }
+    assert!(
+        most <= 2,
+        "{most} runs of a workspace limited to 2 ran at once"
+    );
+    assert_eq!(most, 2, "two workers ran two at once");
+    for r in &runs {
+        assert_eq!(api.run(r)["status"], "ok");
+    }
+    drop(worker);
+}
