@@ -141,6 +141,10 @@ pub enum Only {
     Engines,
     /// 80 log-heavy runs (16 MB each): server memory and disk over time.
     Soak,
+    /// Several `quire serve` processes on one PostgreSQL (`--postgres`):
+    /// HTTP runs/s with 1, 2 and 3 workers beside one process on sled,
+    /// and the queue's claim latency.
+    Cluster,
 }
 
 /// From `Engine::run` to the block's first log line arriving at the
@@ -213,7 +217,7 @@ fn print(out: &Value, as_json: bool) -> anyhow::Result<()> {
 }
 
 /// Run the benchmark and print the results.
-pub fn run(as_json: bool, only: Option<Only>) -> anyhow::Result<()> {
+pub fn run(as_json: bool, only: Option<Only>, postgres: Option<String>) -> anyhow::Result<()> {
     let engine = Engine::new(EngineConfig::default()).context("could not start the engine")?;
     match only {
         Some(Only::Runner) => {
@@ -243,6 +247,13 @@ pub fn run(as_json: bool, only: Option<Only>) -> anyhow::Result<()> {
         Some(Only::Soak) => {
             let soak = crate::bench_soak::run()?;
             return print(&json!({ "soak": soak, "machine": machine() }), as_json);
+        }
+        Some(Only::Cluster) => {
+            let cluster = crate::bench_cluster::run(postgres.as_deref())?;
+            return print(
+                &json!({ "cluster": cluster, "machine": machine() }),
+                as_json,
+            );
         }
         Some(Only::Host) => {
             let host = crate::bench_host::run(&engine)?;

@@ -5,6 +5,7 @@
 
 #[allow(clippy::print_stdout)]
 mod bench;
+mod bench_cluster;
 mod bench_fair;
 #[allow(clippy::print_stdout)]
 mod bench_host;
@@ -72,6 +73,10 @@ enum Command {
         /// Measure only one part.
         #[arg(long, value_enum)]
         only: Option<bench::Only>,
+        /// PostgreSQL for `--only cluster` (also `QUIRE_POSTGRES_URL`): a
+        /// role that may create databases.
+        #[arg(long, value_name = "URL")]
+        postgres: Option<String>,
     },
 }
 
@@ -125,7 +130,15 @@ fn main() -> ExitCode {
             ExitCode::from(u8::try_from(code).unwrap_or(1))
         }
         Command::Serve(args) => serve::serve(args),
-        Command::Bench { json, only } => match bench::run(json, only) {
+        Command::Bench {
+            json,
+            only,
+            postgres,
+        } => match bench::run(
+            json,
+            only,
+            postgres.or_else(|| std::env::var("QUIRE_POSTGRES_URL").ok()),
+        ) {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => {
                 eprintln!("quire bench: {e:#}");

@@ -40,6 +40,10 @@ pub struct ServeArgs {
     /// closed this long after it stopped.
     #[arg(long, default_value_t = 10_000, value_name = "MS")]
     pub lease_ms: u64,
+    /// Requests (and WebSocket run operations) each token may make per
+    /// second, sustained; bursts of four times that are allowed.
+    #[arg(long, default_value_t = 50.0, value_name = "N")]
+    pub token_rate_per_sec: f64,
     /// Where blocks run: sandboxed runner processes, or this process.
     #[arg(long, value_enum, default_value = "runner")]
     pub isolation: IsolationChoice,
@@ -95,6 +99,12 @@ async fn run(args: ServeArgs) -> anyhow::Result<()> {
         .or_else(|| std::env::var("QUIRE_POSTGRES_URL").ok())
         .filter(|u| !u.is_empty());
     let roles = quire_service::cluster::Roles::parse(&args.role).map_err(anyhow::Error::msg)?;
+    if !(args.token_rate_per_sec.is_finite() && args.token_rate_per_sec > 0.0) {
+        anyhow::bail!(
+            "--token-rate-per-sec must be a positive number of requests per second, not {}",
+            args.token_rate_per_sec
+        );
+    }
     if postgres.is_none() && roles != quire_service::cluster::Roles::default() {
         anyhow::bail!(
             "--role {} needs --postgres: processes share runs through a PostgreSQL queue (sled serves one process, with every role)",
@@ -157,6 +167,8 @@ async fn run(args: ServeArgs) -> anyhow::Result<()> {
         shutdown_grace_ms: args.shutdown_grace_s.saturating_mul(1000),
         roles,
         cluster,
+        rate_per_sec: args.token_rate_per_sec,
+        rate_burst: args.token_rate_per_sec * 4.0,
         ..ServerConfig::default()
     };
     let state = AppState::new(store.clone(), Arc::new(engine), api, config);

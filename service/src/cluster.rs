@@ -17,7 +17,8 @@
 //! Live following across processes reads what the worker stored: events
 //! reach the store in batches at least every
 //! [`crate::run_log::STORE_AFTER`], and a follower elsewhere polls every
-//! [`ClusterConfig::follow_poll`].
+//! [`ClusterConfig::follow_poll`], and at once on every queue
+//! notification (a run's end sends one).
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -341,6 +342,8 @@ pub(crate) async fn attach(
 async fn poll_stored(hub: Arc<RunHub>, cluster: Cluster, live: Arc<LiveRun>) {
     let mut cursor = 0u64;
     let mut cancel_sent = false;
+    // A run's end notifies the queue (`freed`): a follower looks at once.
+    let mut wake = cluster.queue().wakeups();
     let (ws, id) = (live.workspace, live.id.clone());
     loop {
         if !live.remote.load(Ordering::SeqCst) || !hub.accepting() {
@@ -396,6 +399,7 @@ async fn poll_stored(hub: Arc<RunHub>, cluster: Cluster, live: Arc<LiveRun>) {
             tokio::select! {
                 () = tokio::time::sleep(cluster.0.cfg.follow_poll) => {}
                 () = live.cancel_notified() => {}
+                _ = wake.changed() => {}
             }
         }
     }

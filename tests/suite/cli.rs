@@ -136,6 +136,35 @@ fn usage_errors_exit_2_and_name_the_problem() {
 }
 
 #[test]
+fn serve_refuses_bad_roles_and_rates_before_touching_anything() {
+    let d = tempdir::Dir::new();
+    for (args, says) in [
+        (vec!["--role", "api,bogus"], "unknown role 'bogus'"),
+        (vec!["--role", ""], "unknown role ''"),
+        (vec!["--role", "api,,worker"], "unknown role ''"),
+        (vec!["--role", "worker"], "needs --postgres"),
+        (vec!["--token-rate-per-sec", "0"], "positive number"),
+        (vec!["--token-rate-per-sec", "NaN"], "positive number"),
+        (vec!["--token-rate-per-sec=-5"], "positive number"),
+    ] {
+        let out = quire()
+            .args(["serve", "--addr", "127.0.0.1:0", "--data"])
+            .arg(d.path().join("data"))
+            .args(&args)
+            .env_remove("QUIRE_POSTGRES_URL")
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {err}");
+        assert!(err.contains(says), "{args:?} must say '{says}': {err}");
+        assert!(
+            !d.path().join("data").exists(),
+            "{args:?} created the store"
+        );
+    }
+}
+
+#[test]
 fn serve_with_a_bad_postgres_setting_exits_2_and_says_what_to_fix() {
     let key = "ab".repeat(32);
     let serve = |url: &str, key: Option<&str>| {

@@ -9,9 +9,22 @@ use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 
-/// A `quire serve` child process, killed when dropped.
+/// A `quire serve` child process, killed when dropped; its API as the
+/// server admin through `Deref`.
 struct Serve {
     child: Child,
+    client: Client,
+}
+
+impl std::ops::Deref for Serve {
+    type Target = Client;
+    fn deref(&self) -> &Client {
+        &self.client
+    }
+}
+
+/// One token's calls to one process.
+struct Client {
     base: String,
     token: String,
 }
@@ -34,7 +47,7 @@ impl Serve {
                 "in-process",
             ])
             .args(["--postgres", db, "--role", roles, "--lease-ms", "1500"])
-            .args(["--shutdown-grace-s", "1"])
+            .args(["--shutdown-grace-s", "1", "--token-rate-per-sec", "10000"])
             .env("QUIRE_SECRET_KEY", key)
             .env("QUIRE_ADMIN_TOKEN", token)
             .env("RUST_LOG", "warn")
@@ -61,11 +74,15 @@ impl Serve {
         let base = base.unwrap_or_else(|| panic!("quire serve --role {roles} did not start"));
         Self {
             child,
-            base,
-            token: token.into(),
+            client: Client {
+                base,
+                token: token.into(),
+            },
         }
     }
+}
 
+impl Client {
     fn call(&self, method: &str, path: &str, body: Option<Value>) -> (u16, Value) {
         let req = ureq::request(method, &format!("{}{path}", self.base))
             .set("Authorization", &format!("Bearer {}", self.token))
@@ -113,8 +130,14 @@ impl Serve {
     fn wait_for(&self, run: &str, secs: u64, done: impl Fn(&Value) -> bool) -> Value {
         let end = Instant::now() + Duration::from_secs(secs);
         loop {
-            let v = self.run(run);
-            if done(&v) {
+            // A run filed straight into the queue has no record until a
+            // worker closes it.
+            let (code, v) = self.call(
+                "GET",
+                &format!("/api/v1/workspaces/default/runs/{run}"),
+                None,
+            );
+            if code == 200 && done(&v) {
                 return v;
             }
             assert!(Instant::now() < end, "run {run} never got there: {v}");
@@ -159,6 +182,24 @@ fn fresh_database(url: &str) -> String {
             .unwrap();
     });
     format!("{}/{name}", url.rsplit_once('/').unwrap().0)
+}
+
+/// Run `statements` on database `db`, in order.
+fn sql(db: &str, statements: &[String]) {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        use sqlx::Connection;
+        let mut c = sqlx::PgConnection::connect(db).await.unwrap();
+        for s in statements {
+            sqlx::query(s)
+                .execute(&mut c)
+                .await
+                .unwrap_or_else(|e| panic!("{s}: {e}"));
+        }
+    });
 }
 
 const TICKS: &str = "for (let i = 0; i < 30; i++) { console.log('tick ' + i); await new Promise(r => setTimeout(r, 50)); } export default 'done';";
@@ -242,6 +283,69 @@ fn api_and_worker_processes_share_one_database() {
     );
     let done = api.finished(&waiting, 60);
     assert_eq!(done["status"], "ok", "{done}");
+
+    // Hostile: another workspace's token cannot follow or cancel it.
+    let (code, v) = api.call("POST", "/api/v1/workspaces", Some(json!({"name": "other"})));
+    assert_eq!(code, 201, "{v}");
+    let other = Client {
+        base: api.base.clone(),
+        token: v["admin_token"].as_str().unwrap().to_string(),
+    };
+    let victim = api.run_source(FOREVER);
+    api.wait_for(&victim, 60, |v| !logs(v).is_empty());
+    for (method, path) in [
+        (
+            "POST",
+            format!("/api/v1/workspaces/other/runs/{victim}/cancel"),
+        ),
+        ("GET", format!("/api/v1/workspaces/other/runs/{victim}")),
+        (
+            "POST",
+            format!("/api/v1/workspaces/default/runs/{victim}/cancel"),
+        ),
+    ] {
+        let (code, v) = other.call(method, &path, None);
+        assert_eq!(code, 404, "{method} {path}: {v}");
+    }
+    let (code, v) = api.call(
+        "POST",
+        &format!("/api/v1/workspaces/default/runs/{victim}/cancel"),
+        None,
+    );
+    assert_eq!(code, 202, "{v}");
+    assert_eq!(api.finished(&victim, 30)["error"]["kind"], "cancelled");
+
+    // Hostile: jobs written straight into the queue that do not parse, or
+    // name another workspace than their row, are closed, never run.
+    let (_, ws) = api.call("GET", "/api/v1/workspaces/default", None);
+    let (_, other_ws) = api.call("GET", "/api/v1/workspaces/other", None);
+    let (ws, other_ws) = (
+        ws["id"].as_str().unwrap().to_string(),
+        other_ws["id"].as_str().unwrap().to_string(),
+    );
+    let smuggled = json!({"workspace": {"id": other_ws, "name": "other", "created_ms": 0, "default_engine": ""},
+        "block": null, "source": "export default 1", "lang": "js", "input": null,
+        "trigger": {"kind": "manual"}, "engine": null, "admin_caller": true});
+    sql(&db, &[
+        format!("INSERT INTO run_queue_lanes (workspace, max_concurrent) VALUES ('{ws}', 4) ON CONFLICT DO NOTHING"),
+        format!("INSERT INTO run_queue (run_id, workspace, state, job) VALUES ('garbled', '{ws}', 'queued', '{{\"nope\": [1]}}')"),
+        format!("INSERT INTO run_queue (run_id, workspace, state, job) VALUES ('smuggled', '{ws}', 'queued', '{smuggled}')"),
+        "SELECT pg_notify('quire_queue', 'enqueued')".into(),
+    ]);
+    for (run, says) in [
+        ("garbled", "could not be read"),
+        ("smuggled", "another workspace"),
+    ] {
+        let done = api.finished(run, 30);
+        assert_eq!(done["error"]["kind"], "internal", "{done}");
+        assert!(
+            done["error"]["message"].as_str().unwrap().contains(says),
+            "{done}"
+        );
+        assert!(!done.to_string().contains("\"type\":\"result\""), "{done}");
+    }
+    let (code, _) = api.call("GET", "/api/v1/workspaces/other/runs/smuggled", None);
+    assert_eq!(code, 404, "nothing was filed in the other workspace");
 
     // 5. Two workers, max_concurrent_runs 2: never three at once.
     let _second = Serve::start(&db, &key, &token, "worker");

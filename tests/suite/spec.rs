@@ -484,7 +484,9 @@ fn bytecode_cache_serves_repeated_blocks() {
 #[test]
 fn a_stuck_run_does_not_block_other_runs() {
     let e = engine_with(2);
-    let stuck = e.run(RunRequest::new("for(;;){}", Lang::Js).with_limits(limits(2000, 5000)));
+    // Wall-clock far above the CPU limit: a loaded machine must not turn
+    // this into a wall-clock stop.
+    let stuck = e.run(RunRequest::new("for(;;){}", Lang::Js).with_limits(limits(2000, 30000)));
     for _ in 0..5 {
         let r = run_req(&e, RunRequest::new("export default 'fine'", Lang::Js));
         assert_eq!(r.result(), Some(&json!("fine")));

@@ -1,0 +1,326 @@
+//! `quire bench --only cluster --postgres URL`: quire as several processes
+//! on one PostgreSQL database (issue 18), beside one process on sled.
+//!
+//! - **Throughput through the HTTP API**: one `quire serve --role api`
+//!   process and 1, 2 or 3 `--role worker` processes (runs in sandboxed
+//!   runner processes, as `quire serve` runs them); [`CLIENTS`] client
+//!   threads each start a hello-world run over HTTP and poll it until it
+//!   finished, again and again, for [`RUNS`] runs. The same clients
+//!   against one `quire serve` on sled give the single-machine figure.
+//! - **Queue claim latency**: from an enqueue's commit to a waiting
+//!   claimer holding the run (woken by LISTEN/NOTIFY), with 1 and 3
+//!   claimers in separate connection pools, runs enqueued every 2 ms.
+//!
+//! Each case gets a fresh database on the server at `URL` (the role needs
+//! CREATEDB).
+
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context as _};
+use quire_storage::{Enqueue, PgConfig, SecretKey, Store, WorkspaceId};
+use serde_json::{json, Value};
+
+use crate::bench::percentile;
+
+/// Concurrent HTTP clients.
+const CLIENTS: usize = 16;
+/// Runs per throughput case.
+const RUNS: usize = 600;
+/// Runs enqueued per claim-latency case.
+const CLAIMS: usize = 400;
+
+const HELLO: &str = "export default 'hello';";
+const ADMIN: &str = "bench-cluster-admin-token-0123456789";
+
+/// A `quire serve` child, killed when dropped.
+struct Proc {
+    child: Child,
+    base: String,
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn serve(args: &[&str], key: &str) -> anyhow::Result<Proc> {
+    let mut child = Command::new(std::env::current_exe()?)
+        // The per-token rate limit is not what is measured.
+        .args([
+            "serve",
+            "--addr",
+            "127.0.0.1:0",
+            "--token-rate-per-sec",
+            "100000",
+        ])
+        .args(args)
+        .env("QUIRE_SECRET_KEY", key)
+        .env("QUIRE_ADMIN_TOKEN", ADMIN)
+        .env("RUST_LOG", "error")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .context("starting quire serve")?;
+    let stderr = child.stderr.take().context("no stderr")?;
+    let mut lines = BufReader::new(stderr).lines();
+    let mut base = None;
+    for line in lines.by_ref() {
+        let line = line?;
+        if let Some(rest) = line.strip_prefix("quire serving on ") {
+            base = rest
+                .split_whitespace()
+                .next()
+                .map(|u| u.trim_end_matches('/').to_string());
+            break;
+        }
+    }
+    std::thread::spawn(move || lines.for_each(drop));
+    let base = base.with_context(|| format!("quire serve {args:?} did not start"))?;
+    Ok(Proc { child, base })
+}
+
+fn call(base: &str, method: &str, path: &str, body: Option<&Value>) -> anyhow::Result<Value> {
+    let req = ureq::request(method, &format!("{base}{path}"))
+        .set("Authorization", &format!("Bearer {ADMIN}"))
+        .timeout(Duration::from_secs(60));
+    let r = match body {
+        Some(b) => req
+            .set("content-type", "application/json")
+            .send_string(&b.to_string()),
+        None => req.call(),
+    };
+    match r {
+        Ok(r) => Ok(serde_json::from_str(&r.into_string()?)?),
+        Err(ureq::Error::Status(code, r)) => {
+            bail!(
+                "{method} {path}: {code} {}",
+                r.into_string().unwrap_or_default()
+            )
+        }
+        Err(e) => bail!("{method} {path}: {e}"),
+    }
+}
+
+/// Lift the default workspace's quota out of the way of the measurement.
+fn open_quota(base: &str) -> anyhow::Result<()> {
+    let big = json!({
+        "runs_per_minute": 1_000_000, "max_concurrent_runs": 64,
+        "max_queued_runs": 100_000, "cpu_ms_per_day": 1_000_000_000u64,
+    });
+    call(base, "PUT", "/api/v1/quota/ceilings", Some(&big))?;
+    call(base, "PUT", "/api/v1/workspaces/default/quota", Some(&big))?;
+    Ok(())
+}
+
+/// [`RUNS`] hello-world runs through `base`'s HTTP API from [`CLIENTS`]
+/// threads: runs per second, and start-to-finished p50/p99 in ms.
+fn http_throughput(base: &str) -> anyhow::Result<Value> {
+    // Warm up: the runner pools, the connection pools.
+    for _ in 0..20 {
+        one_run(base)?;
+    }
+    let left = Arc::new(AtomicUsize::new(RUNS));
+    let times = Arc::new(Mutex::new(Vec::with_capacity(RUNS)));
+    let t0 = Instant::now();
+    let errors: Vec<anyhow::Error> = std::thread::scope(|s| {
+        let hs: Vec<_> = (0..CLIENTS)
+            .map(|_| {
+                let (left, times) = (left.clone(), times.clone());
+                s.spawn(move || -> anyhow::Result<()> {
+                    while left
+                        .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
+                        .is_ok()
+                    {
+                        let ms = one_run(base)?;
+                        times.lock().unwrap_or_else(|e| e.into_inner()).push(ms);
+                    }
+                    Ok(())
+                })
+            })
+            .collect();
+        hs.into_iter()
+            .filter_map(|h| h.join().ok().and_then(Result::err))
+            .collect()
+    });
+    if let Some(e) = errors.into_iter().next() {
+        return Err(e);
+    }
+    let secs = t0.elapsed().as_secs_f64();
+    let mut t = times.lock().unwrap_or_else(|e| e.into_inner()).clone();
+    t.sort_by(f64::total_cmp);
+    Ok(json!({
+        "runs": RUNS, "clients": CLIENTS,
+        "runs_per_sec": (RUNS as f64 / secs * 10.0).round() / 10.0,
+        "run_p50_ms": percentile(&t, 0.5), "run_p99_ms": percentile(&t, 0.99),
+    }))
+}
+
+/// One run, started and polled until it finished ok; its time in ms.
+fn one_run(base: &str) -> anyhow::Result<f64> {
+    let t = Instant::now();
+    let body = json!({"source": HELLO, "lang": "js"});
+    let started = call(base, "POST", "/api/v1/workspaces/default/runs", Some(&body))?;
+    let run = started["run"].as_str().context("no run id")?.to_string();
+    loop {
+        let v = call(
+            base,
+            "GET",
+            &format!("/api/v1/workspaces/default/runs/{run}"),
+            None,
+        )?;
+        match v["status"].as_str() {
+            Some("ok") => return Ok(t.elapsed().as_secs_f64() * 1000.0),
+            Some("queued" | "running") => std::thread::sleep(Duration::from_millis(2)),
+            _ => bail!("run {run} did not finish ok: {v}"),
+        }
+    }
+}
+
+/// A fresh database on the server at `url`; its URL.
+fn fresh_database(url: &str, name: &str) -> anyhow::Result<String> {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    rt.block_on(async {
+        use sqlx::Connection;
+        let mut c = sqlx::PgConnection::connect(url).await?;
+        sqlx::query(&format!("DROP DATABASE IF EXISTS {name}"))
+            .execute(&mut c)
+            .await?;
+        sqlx::query(&format!("CREATE DATABASE {name}"))
+            .execute(&mut c)
+            .await?;
+        anyhow::Ok(())
+    })?;
+    let base = url.rsplit_once('/').map_or(url, |(b, _)| b);
+    Ok(format!("{base}/{name}"))
+}
+
+fn hex_key() -> anyhow::Result<String> {
+    let mut b = [0u8; 32];
+    getrandom::fill(&mut b).map_err(|e| anyhow::anyhow!("{e}"))?;
+    Ok(b.iter().map(|x| format!("{x:02x}")).collect())
+}
+
+/// Throughput with `workers` worker processes on a fresh database.
+fn cluster_case(url: &str, workers: usize) -> anyhow::Result<Value> {
+    let db = fresh_database(url, &format!("quire_bench_w{workers}"))?;
+    let key = hex_key()?;
+    let api = serve(&["--postgres", &db, "--role", "api,scheduler"], &key)?;
+    let _workers = (0..workers)
+        .map(|_| serve(&["--postgres", &db, "--role", "worker"], &key))
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    open_quota(&api.base)?;
+    let mut v = http_throughput(&api.base)?;
+    v["worker_processes"] = json!(workers);
+    Ok(v)
+}
+
+/// The single-machine figure: one `quire serve` on sled, every role.
+fn sled_case() -> anyhow::Result<Value> {
+    let dir = tempfile::tempdir()?;
+    let data = dir.path().join("data");
+    let data = data.to_str().context("temp path")?;
+    let p = serve(&["--data", data], &hex_key()?)?;
+    open_quota(&p.base)?;
+    http_throughput(&p.base)
+}
+
+/// Enqueue-to-claim latency with `claimers` waiting claimers.
+fn claim_latency(url: &str, claimers: usize) -> anyhow::Result<Value> {
+    let db = fresh_database(url, &format!("quire_bench_claim{claimers}"))?;
+    let key = SecretKey::random()?;
+    let open = || Store::open_postgres(&PgConfig::new(&db), key.clone());
+    let producer = open()?;
+    let t0 = Instant::now();
+    let done = Arc::new(AtomicUsize::new(0));
+    let lat = Arc::new(Mutex::new(Vec::with_capacity(CLAIMS)));
+    let stores = (0..claimers)
+        .map(|_| open())
+        .collect::<Result<Vec<_>, _>>()?;
+    std::thread::scope(|s| -> anyhow::Result<()> {
+        for (i, st) in stores.iter().enumerate() {
+            let (done, lat) = (done.clone(), lat.clone());
+            s.spawn(move || -> anyhow::Result<()> {
+                let q = st.run_queue().context("no queue")?;
+                let rt = tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()?;
+                let mut wake = q.wakeups();
+                let me = format!("claimer{i}");
+                while done.load(Ordering::SeqCst) < CLAIMS {
+                    match q.claim(&me, Duration::from_secs(30))? {
+                        Some(c) => {
+                            let sent = c.job["t_us"].as_f64().unwrap_or(0.0);
+                            let now = t0.elapsed().as_secs_f64() * 1e6;
+                            lat.lock()
+                                .unwrap_or_else(|e| e.into_inner())
+                                .push((now - sent) / 1000.0);
+                            q.finish(&c.run_id, &me)?;
+                            done.fetch_add(1, Ordering::SeqCst);
+                        }
+                        None => {
+                            let _ = rt.block_on(async {
+                                tokio::time::timeout(Duration::from_millis(200), wake.changed())
+                                    .await
+                            });
+                        }
+                    }
+                }
+                Ok(())
+            });
+        }
+        let q = producer.run_queue().context("no queue")?;
+        let ws = WorkspaceId::random();
+        for i in 0..CLAIMS {
+            let t_us = t0.elapsed().as_secs_f64() * 1e6;
+            let e = Enqueue {
+                workspace: ws,
+                run_id: format!("r{i:05}"),
+                job: json!({"t_us": t_us}),
+                max_concurrent: 64,
+                max_queued: 100_000,
+                runs_per_minute: 1_000_000,
+            };
+            if q.enqueue(e)?.is_err() {
+                bail!("the queue refused a bench run");
+            }
+            std::thread::sleep(Duration::from_millis(2));
+        }
+        Ok(())
+    })?;
+    let mut l = lat.lock().unwrap_or_else(|e| e.into_inner()).clone();
+    l.sort_by(f64::total_cmp);
+    Ok(json!({
+        "claimers": claimers, "runs": CLAIMS,
+        "claim_p50_ms": percentile(&l, 0.5), "claim_p99_ms": percentile(&l, 0.99),
+    }))
+}
+
+/// Every case, in one run.
+pub fn run(postgres: Option<&str>) -> anyhow::Result<Value> {
+    let Some(url) = postgres else {
+        bail!("--only cluster needs a PostgreSQL server: --postgres URL (or QUIRE_POSTGRES_URL), a role that may create databases");
+    };
+    let mut workers = Vec::new();
+    for n in 1..=3 {
+        eprintln!("cluster: {n} worker process(es)");
+        workers.push(cluster_case(url, n)?);
+    }
+    eprintln!("cluster: one process on sled");
+    let sled = sled_case()?;
+    let claims = [1, 3]
+        .into_iter()
+        .map(|n| claim_latency(url, n))
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    Ok(
+        json!({"http_hello_world": {"postgres": workers, "sled_one_process": sled}, "queue_claim": claims}),
+    )
+}
