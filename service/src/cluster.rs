@@ -278,6 +278,11 @@ pub(crate) async fn enqueue(
     .await?;
     if let Some(r) = refused {
         return Err(hub.refused(match r {
+            Refusal::Duplicate => {
+                return Err(ServiceError::Internal(format!(
+                    "run {id} was enqueued before; a run id runs once"
+                )))
+            }
             Refusal::RunsPerMinute { resets_at_ms } => {
                 QuotaRefusal::runs_per_minute(&quota, resets_at_ms)
             }

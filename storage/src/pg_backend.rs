@@ -10,13 +10,16 @@
 //!   is refused.
 //! - **Writes** are one `SERIALIZABLE` transaction each; a serialization
 //!   failure or deadlock runs the closure again (as the trait allows), so
-//!   two processes' read-modify-writes never interleave.
+//!   two processes' read-modify-writes never interleave. Reads go to the
+//!   database as the closure asks (after the write's own changes); the
+//!   changes are sent together at commit, a statement or two per table.
 //! - **Threads**: the store's API is synchronous and is called from
 //!   blocking threads (and sometimes from async ones). The backend owns a
 //!   small Tokio runtime; each call is spawned on it and waited for on a
 //!   channel, never with `block_on`, so calling it from inside another
 //!   runtime is safe.
 
+use std::collections::BTreeMap;
 use std::time::Duration;
 
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
@@ -313,15 +316,16 @@ enum WriteError {
     Failed(StorageError),
 }
 
-/// One statement of a write, sent from the caller's thread to the task
-/// that holds the transaction.
-enum Op {
-    Get(Table, Vec<u8>, flume::Sender<OpResult>),
-    Put(Table, Vec<u8>, Vec<u8>, flume::Sender<OpResult>),
-    Remove(Table, Vec<u8>, flume::Sender<OpResult>),
-}
+/// A read inside a write, sent from the caller's thread to the task that
+/// holds the transaction.
+struct Op(Table, Vec<u8>, flume::Sender<OpResult>);
 
 type OpResult = std::result::Result<Option<Vec<u8>>, sqlx::Error>;
+
+/// A write's changes, by table and key: the value, or `None` to delete.
+/// Sent once, at commit, so a write costs its reads plus a statement or
+/// two per table it changes, not a round trip per key.
+type Changes = BTreeMap<(Table, Vec<u8>), Option<Vec<u8>>>;
 
 fn conflict(e: &sqlx::Error) -> bool {
     matches!(
@@ -330,54 +334,75 @@ fn conflict(e: &sqlx::Error) -> bool {
     )
 }
 
-async fn apply(tx: &mut Transaction<'static, Postgres>, op: Op) {
-    match op {
-        Op::Get(t, k, reply) => {
-            let r = sqlx::query(&format!("SELECT v FROM {} WHERE k = $1", table(t)))
-                .bind(k)
-                .fetch_optional(&mut **tx)
-                .await
-                .map(|row| row.map(|r| r.get::<Vec<u8>, _>(0)));
-            let _ = reply.send(r);
-        }
-        Op::Put(t, k, v, reply) => {
-            let r = sqlx::query(&format!(
-                "INSERT INTO {} (k, v) VALUES ($1, $2) ON CONFLICT (k) DO UPDATE SET v = EXCLUDED.v",
-                table(t)
-            ))
-            .bind(k)
-            .bind(v)
-            .execute(&mut **tx)
-            .await
-            .map(|_| None);
-            let _ = reply.send(r);
-        }
-        Op::Remove(t, k, reply) => {
-            let r = sqlx::query(&format!(
-                "DELETE FROM {} WHERE k = $1 RETURNING v",
-                table(t)
-            ))
-            .bind(k)
-            .fetch_optional(&mut **tx)
-            .await
-            .map(|row| row.map(|r| r.get::<Vec<u8>, _>(0)));
-            let _ = reply.send(r);
-        }
-    }
+async fn read(tx: &mut Transaction<'static, Postgres>, Op(t, k, reply): Op) {
+    let r = sqlx::query(&format!("SELECT v FROM {} WHERE k = $1", table(t)))
+        .bind(k)
+        .fetch_optional(&mut **tx)
+        .await
+        .map(|row| row.map(|r| r.get::<Vec<u8>, _>(0)));
+    let _ = reply.send(r);
 }
 
-/// The caller's side of an open transaction.
+/// Apply `changes`: per table, one upsert of every new value and one
+/// delete of every removed key (keys in order, so two writes lock rows
+/// in the same order).
+async fn flush(
+    tx: &mut Transaction<'static, Postgres>,
+    changes: Changes,
+) -> std::result::Result<(), sqlx::Error> {
+    let mut by_table: BTreeMap<Table, (Vec<Vec<u8>>, Vec<Vec<u8>>, Vec<Vec<u8>>)> = BTreeMap::new();
+    for ((t, k), v) in changes {
+        let (keys, values, gone) = by_table.entry(t).or_default();
+        match v {
+            Some(v) => {
+                keys.push(k);
+                values.push(v);
+            }
+            None => gone.push(k),
+        }
+    }
+    for (t, (keys, values, gone)) in by_table {
+        if !keys.is_empty() {
+            sqlx::query(&format!(
+                "INSERT INTO {} (k, v) SELECT * FROM UNNEST($1::bytea[], $2::bytea[]) \
+                 ON CONFLICT (k) DO UPDATE SET v = EXCLUDED.v",
+                table(t)
+            ))
+            .bind(keys)
+            .bind(values)
+            .execute(&mut **tx)
+            .await?;
+        }
+        if !gone.is_empty() {
+            sqlx::query(&format!(
+                "DELETE FROM {} WHERE k = ANY($1::bytea[])",
+                table(t)
+            ))
+            .bind(gone)
+            .execute(&mut **tx)
+            .await?;
+        }
+    }
+    Ok(())
+}
+
+/// The caller's side of an open transaction: reads go to the database
+/// (after this write's own changes), changes wait for the commit.
 struct PgTx {
     ops: flume::Sender<Op>,
+    changes: Changes,
     /// The first conflict seen: the whole write is tried again.
     conflict: Option<String>,
 }
 
 impl PgTx {
-    fn ask(&mut self, make: impl FnOnce(flume::Sender<OpResult>) -> Op) -> Result<Option<Vec<u8>>> {
+    fn read(&mut self, t: Table, key: &[u8]) -> Result<Option<Vec<u8>>> {
+        if let Some(v) = self.changes.get(&(t, key.to_vec())) {
+            return Ok(v.clone());
+        }
         let (tx, rx) = flume::bounded(1);
         self.ops
-            .send(make(tx))
+            .send(Op(t, key.to_vec(), tx))
             .map_err(|_| pg("the transaction ended"))?;
         match rx.recv().map_err(|_| pg("the transaction ended"))? {
             Ok(v) => Ok(v),
@@ -393,18 +418,18 @@ impl PgTx {
 
 impl Tx for PgTx {
     fn get(&mut self, t: Table, key: &[u8]) -> Result<Option<Vec<u8>>> {
-        let key = key.to_vec();
-        self.ask(|r| Op::Get(t, key, r))
+        self.read(t, key)
     }
 
     fn put(&mut self, t: Table, key: &[u8], value: &[u8]) -> Result<()> {
-        let (key, value) = (key.to_vec(), value.to_vec());
-        self.ask(|r| Op::Put(t, key, value, r)).map(|_| ())
+        self.changes.insert((t, key.to_vec()), Some(value.to_vec()));
+        Ok(())
     }
 
     fn remove(&mut self, t: Table, key: &[u8]) -> Result<Option<Vec<u8>>> {
-        let key = key.to_vec();
-        self.ask(|r| Op::Remove(t, key, r))
+        let old = self.read(t, key)?;
+        self.changes.insert((t, key.to_vec()), None);
+        Ok(old)
     }
 }
 
@@ -416,7 +441,8 @@ impl PgBackend {
         f: &mut dyn FnMut(&mut dyn Tx) -> Result<()>,
     ) -> std::result::Result<(), WriteError> {
         let (ops_tx, ops_rx) = flume::unbounded::<Op>();
-        let (done_tx, done_rx) = flume::bounded::<bool>(1);
+        // `Some(changes)`: apply them and commit; `None`: roll back.
+        let (done_tx, done_rx) = flume::bounded::<Option<Changes>>(1);
         let (end_tx, end_rx) = flume::bounded::<std::result::Result<(), sqlx::Error>>(1);
         let pool = self.pool.clone();
         self.spawn(async move {
@@ -428,10 +454,13 @@ impl PgBackend {
                 // Statements until the caller has no more; each waits for
                 // its answer, so none is pending when the decision comes.
                 while let Ok(op) = ops_rx.recv_async().await {
-                    apply(&mut tx, op).await;
+                    read(&mut tx, op).await;
                 }
                 match done_rx.recv_async().await {
-                    Ok(true) => tx.commit().await,
+                    Ok(Some(changes)) => {
+                        flush(&mut tx, changes).await?;
+                        tx.commit().await
+                    }
                     _ => tx.rollback().await,
                 }
             }
@@ -441,11 +470,12 @@ impl PgBackend {
         .map_err(WriteError::Failed)?;
         let mut handle = PgTx {
             ops: ops_tx,
+            changes: Changes::new(),
             conflict: None,
         };
         let outcome = f(&mut handle);
         let commit = outcome.is_ok() && handle.conflict.is_none();
-        let _ = done_tx.send(commit);
+        let _ = done_tx.send(commit.then(|| std::mem::take(&mut handle.changes)));
         drop(handle.ops);
         let ended = end_rx
             .recv()

@@ -19,6 +19,8 @@
 //!   [`MAX_CLAIMS`] times) or handed back by [`RunQueue::reap`] as lost,
 //!   for the caller to close as `internal`; either way it never runs
 //!   twice without saying so.
+//! - **Once per id**: a run's row stays (`done`) for a day after it
+//!   ended, so enqueueing its id again is refused ([`Refusal::Duplicate`]).
 //! - **Wake-ups**: every change that may let a worker claim (an enqueue, a
 //!   run's end, a cancel) sends `NOTIFY quire_queue`; [`RunQueue::wakeups`]
 //!   ticks on each.
@@ -65,9 +67,21 @@ pub struct Enqueue {
     pub runs_per_minute: u32,
 }
 
+/// What marks a row done (kept a day, so its id cannot be enqueued again).
+const DONE: &str =
+    "state = 'done', worker = NULL, lease_until = NULL, finished_at = clock_timestamp()";
+
+/// How long a done run's row is kept: its id cannot be enqueued again
+/// meanwhile.
+const KEEP_DONE: &str = "1 day";
+
 /// Why the queue refused a run.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Refusal {
+    /// A run with its id was enqueued before (in the last day): a run id
+    /// is enqueued once, so a retry (a scheduler's, after a crash) never
+    /// runs it twice.
+    Duplicate,
     /// The workspace accepted `runs_per_minute` runs in the last minute;
     /// the oldest leaves the window at `resets_at_ms`.
     RunsPerMinute {
@@ -234,7 +248,7 @@ impl RunQueue {
             Box::pin(async move {
                 let rows = sqlx::query(
                     "UPDATE run_queue SET lease_until = clock_timestamp() + $2 * interval '1 millisecond' \
-                     WHERE worker = $1 AND state <> 'queued' RETURNING run_id, cancel_requested",
+                     WHERE worker = $1 AND state IN ('claimed', 'running') RETURNING run_id, cancel_requested",
                 )
                 .bind(worker)
                 .bind(millis(lease))
@@ -256,12 +270,14 @@ impl RunQueue {
         self.call(move |pool| {
             Box::pin(async move {
                 let mut tx = pool.begin().await.map_err(pg)?;
-                sqlx::query("DELETE FROM run_queue WHERE run_id = $1 AND worker = $2")
-                    .bind(run)
-                    .bind(worker)
-                    .execute(&mut *tx)
-                    .await
-                    .map_err(pg)?;
+                sqlx::query(&format!(
+                    "UPDATE run_queue SET {DONE} WHERE run_id = $1 AND worker = $2"
+                ))
+                .bind(run)
+                .bind(worker)
+                .execute(&mut *tx)
+                .await
+                .map_err(pg)?;
                 notify(&mut tx, "freed").await?;
                 tx.commit().await.map_err(pg)
             })
@@ -296,7 +312,7 @@ impl RunQueue {
         self.call(move |pool| {
             Box::pin(async move {
                 let r = sqlx::query(
-                    "SELECT count(*) FILTER (WHERE state <> 'queued'), count(*) FILTER (WHERE state = 'queued'), \
+                    "SELECT count(*) FILTER (WHERE state IN ('claimed', 'running')), count(*) FILTER (WHERE state = 'queued'), \
                      (SELECT count(*) FROM run_queue_accepted WHERE workspace = $1 \
                       AND at_ms > (extract(epoch FROM clock_timestamp()) * 1000)::bigint - 60000) \
                      FROM run_queue WHERE workspace = $1",
@@ -323,11 +339,13 @@ impl RunQueue {
         let run = run.to_string();
         self.call(move |pool| {
             Box::pin(async move {
-                let r = sqlx::query("SELECT state FROM run_queue WHERE run_id = $1")
-                    .bind(run)
-                    .fetch_optional(&pool)
-                    .await
-                    .map_err(pg)?;
+                let r = sqlx::query(
+                    "SELECT state FROM run_queue WHERE run_id = $1 AND state <> 'done'",
+                )
+                .bind(run)
+                .fetch_optional(&pool)
+                .await
+                .map_err(pg)?;
                 Ok(r.map(|r| r.get(0)))
             })
         })
@@ -418,7 +436,7 @@ async fn enqueue(pool: &PgPool, e: Enqueue) -> Result<std::result::Result<(), Re
         }));
     }
     let r = sqlx::query(
-        "SELECT count(*) FILTER (WHERE state <> 'queued'), count(*) FILTER (WHERE state = 'queued') \
+        "SELECT count(*) FILTER (WHERE state IN ('claimed', 'running')), count(*) FILTER (WHERE state = 'queued') \
          FROM run_queue WHERE workspace = $1",
     )
     .bind(&ws)
@@ -438,15 +456,21 @@ async fn enqueue(pool: &PgPool, e: Enqueue) -> Result<std::result::Result<(), Re
         .execute(&mut *tx)
         .await
         .map_err(pg)?;
-    sqlx::query(
-        "INSERT INTO run_queue (run_id, workspace, state, job) VALUES ($1, $2, 'queued', $3)",
+    let inserted = sqlx::query(
+        "INSERT INTO run_queue (run_id, workspace, state, job) VALUES ($1, $2, 'queued', $3) \
+         ON CONFLICT (run_id) DO NOTHING",
     )
     .bind(&e.run_id)
     .bind(&ws)
     .bind(sqlx::types::Json(&e.job))
     .execute(&mut *tx)
     .await
-    .map_err(pg)?;
+    .map_err(pg)?
+    .rows_affected();
+    if inserted == 0 {
+        // Rolled back: the acceptance is not counted.
+        return Ok(Err(Refusal::Duplicate));
+    }
     notify(&mut tx, "enqueued").await?;
     tx.commit().await.map_err(pg)?;
     Ok(Ok(()))
@@ -458,7 +482,7 @@ const CLAIM_CANDIDATES: i64 = 16;
 async fn claim(pool: &PgPool, worker: &str, lease: Duration) -> Result<Option<Claimed>> {
     let lanes: Vec<String> = sqlx::query(
         "SELECT l.workspace FROM run_queue_lanes l \
-         CROSS JOIN LATERAL (SELECT count(*) FILTER (WHERE q.state <> 'queued') AS going, \
+         CROSS JOIN LATERAL (SELECT count(*) FILTER (WHERE q.state IN ('claimed', 'running')) AS going, \
                                     count(*) FILTER (WHERE q.state = 'queued') AS waiting \
                              FROM run_queue q WHERE q.workspace = l.workspace) c \
          WHERE c.waiting > 0 AND c.going < l.max_concurrent \
@@ -487,7 +511,7 @@ async fn claim(pool: &PgPool, worker: &str, lease: Duration) -> Result<Option<Cl
         // Counted again under the lane's lock: every claim of this
         // workspace waits for it, so this count cannot go stale.
         let going: i64 = sqlx::query(
-            "SELECT count(*) FROM run_queue WHERE workspace = $1 AND state <> 'queued'",
+            "SELECT count(*) FROM run_queue WHERE workspace = $1 AND state IN ('claimed', 'running')",
         )
         .bind(&ws)
         .fetch_one(&mut *tx)
@@ -543,9 +567,9 @@ async fn cancel(pool: &PgPool, ws: &str, run: &str) -> Result<Cancelled> {
             .map_err(pg)?
             .map(|r| r.get(0));
     let out = match state.as_deref() {
-        None => return Ok(Cancelled::NotQueued),
+        None | Some("done") => return Ok(Cancelled::NotQueued),
         Some("queued") => {
-            sqlx::query("DELETE FROM run_queue WHERE run_id = $1")
+            sqlx::query(&format!("UPDATE run_queue SET {DONE} WHERE run_id = $1"))
                 .bind(run)
                 .execute(&mut *tx)
                 .await
@@ -579,8 +603,11 @@ async fn reap(pool: &PgPool) -> Result<Vec<Lost>> {
     .map_err(pg)?
     .rows_affected();
     let rows = sqlx::query(
-        "DELETE FROM run_queue WHERE state <> 'queued' AND lease_until < clock_timestamp() \
-         RETURNING workspace, run_id, worker, state",
+        "WITH lost AS (SELECT run_id, worker, state FROM run_queue \
+           WHERE state IN ('claimed', 'running') AND lease_until < clock_timestamp() FOR UPDATE) \
+         UPDATE run_queue q SET state = 'done', worker = NULL, lease_until = NULL, finished_at = clock_timestamp() \
+         FROM lost WHERE q.run_id = lost.run_id \
+         RETURNING q.workspace, q.run_id, lost.worker, lost.state",
     )
     .fetch_all(&mut *tx)
     .await
@@ -588,6 +615,12 @@ async fn reap(pool: &PgPool) -> Result<Vec<Lost>> {
     if requeued > 0 || !rows.is_empty() {
         notify(&mut tx, "freed").await?;
     }
+    sqlx::query(&format!(
+        "DELETE FROM run_queue WHERE state = 'done' AND finished_at < clock_timestamp() - interval '{KEEP_DONE}'"
+    ))
+    .execute(&mut *tx)
+    .await
+    .map_err(pg)?;
     tx.commit().await.map_err(pg)?;
     if requeued > 0 {
         tracing::warn!(

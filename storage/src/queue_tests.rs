@@ -310,11 +310,20 @@ fn odd_ids_and_big_jobs_are_data_not_sql() {
     let mut e = job(ws, &odd.replace('\u{0}', ""), 1, 1);
     e.job = json!({"blob": "x".repeat(1 << 20)});
     q(&a).enqueue(e.clone()).unwrap().unwrap();
-    let dup = q(&a).enqueue(e).map(|_| ()).unwrap_err();
-    assert!(dup.to_string().contains("duplicate"), "{dup}");
+    assert_eq!(q(&a).enqueue(e.clone()).unwrap(), Err(Refusal::Duplicate));
     let c = q(&a).claim("w", LEASE).unwrap().unwrap();
     assert_eq!(c.job["blob"].as_str().map(str::len), Some(1 << 20));
     assert_eq!(q(&a).state(&c.run_id).unwrap().as_deref(), Some("claimed"));
+    // Done, its id still cannot be enqueued again (a retried enqueue, a
+    // scheduler after a crash, never runs it twice).
+    q(&a).finish(&c.run_id, "w").unwrap();
+    assert_eq!(q(&a).state(&c.run_id).unwrap(), None);
+    assert_eq!(q(&a).enqueue(e).unwrap(), Err(Refusal::Duplicate));
+    assert_eq!(
+        q(&a).counts(&ws).unwrap().last_minute,
+        1,
+        "refusals are not counted"
+    );
 }
 
 #[test]
