@@ -343,6 +343,10 @@ async fn read(tx: &mut Transaction<'static, Postgres>, Op(t, k, reply): Op) {
     let _ = reply.send(r);
 }
 
+/// One table's part of [`Changes`]: keys and values to upsert, keys to
+/// delete.
+type TableChanges = (Vec<Vec<u8>>, Vec<Vec<u8>>, Vec<Vec<u8>>);
+
 /// Apply `changes`: per table, one upsert of every new value and one
 /// delete of every removed key (keys in order, so two writes lock rows
 /// in the same order).
@@ -350,7 +354,7 @@ async fn flush(
     tx: &mut Transaction<'static, Postgres>,
     changes: Changes,
 ) -> std::result::Result<(), sqlx::Error> {
-    let mut by_table: BTreeMap<Table, (Vec<Vec<u8>>, Vec<Vec<u8>>, Vec<Vec<u8>>)> = BTreeMap::new();
+    let mut by_table: BTreeMap<Table, TableChanges> = BTreeMap::new();
     for ((t, k), v) in changes {
         let (keys, values, gone) = by_table.entry(t).or_default();
         match v {
