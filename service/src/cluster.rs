@@ -278,11 +278,7 @@ pub(crate) async fn enqueue(
     .await?;
     if let Some(r) = refused {
         return Err(hub.refused(match r {
-            Refusal::Duplicate => {
-                return Err(ServiceError::Internal(format!(
-                    "run {id} was enqueued before; a run id runs once"
-                )))
-            }
+            Refusal::Duplicate => return Err(ServiceError::AlreadyQueued(id)),
             Refusal::RunsPerMinute { resets_at_ms } => {
                 QuotaRefusal::runs_per_minute(&quota, resets_at_ms)
             }

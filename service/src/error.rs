@@ -26,6 +26,9 @@ pub enum ServiceError {
     /// The store refused or failed (not found, stale, invalid, I/O).
     #[error(transparent)]
     Storage(#[from] StorageError),
+    /// A run with this id was enqueued before (a run id runs once).
+    #[error("run {0} was enqueued before; a run id runs once")]
+    AlreadyQueued(String),
     /// Something failed inside the service.
     #[error("internal error: {0}")]
     Internal(String),

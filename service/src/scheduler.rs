@@ -8,6 +8,12 @@
 //! a crash between filing and starting loses nothing, because startup
 //! starts what is queued.
 //!
+//! In a cluster one scheduler process leads at a time
+//! ([`Scheduler::with_leadership`]); a fire is claimed under the leader's
+//! epoch before it is filed, and its run id is derived from the schedule
+//! and the time, so even two processes that both believe they lead run
+//! it once (the queue enqueues an id once).
+//!
 //! Occurrences missed while the server was down (found by the first tick)
 //! run once at start or are skipped, per the schedule's `catch_up`. Time
 //! comes from a [`Clock`], so tests move it by hand.
@@ -17,7 +23,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{TimeZone, Utc};
-use quire_storage::{now_ms, RunRecord, ScheduleRecord, Store, WorkspaceId};
+use quire_storage::{now_ms, FireClaim, Leadership, RunRecord, ScheduleRecord, Store, WorkspaceId};
 use serde_json::{json, Value};
 
 use crate::error::{blocking, ServiceError, ServiceResult};
@@ -196,6 +202,9 @@ pub struct Scheduler {
     store: Store,
     hub: Arc<RunHub>,
     clock: Arc<dyn Clock>,
+    /// In a cluster: fire only while this process leads (see
+    /// [`quire_storage::Leadership`]).
+    leadership: Option<Leadership>,
 }
 
 impl std::fmt::Debug for Scheduler {
@@ -215,7 +224,22 @@ fn iso(ms: u64) -> String {
 impl Scheduler {
     /// A scheduler over `store`'s schedules, starting runs on `hub`.
     pub fn new(store: Store, hub: Arc<RunHub>, clock: Arc<dyn Clock>) -> Self {
-        Self { store, hub, clock }
+        Self {
+            store,
+            hub,
+            clock,
+            leadership: None,
+        }
+    }
+
+    /// Fire only while `leadership` says this process leads: each fire is
+    /// claimed under the leader's epoch first (a deposed leader fires
+    /// nothing), and its run id is derived from the schedule and the fire
+    /// time, so a fire filed twice still runs once.
+    #[must_use]
+    pub fn with_leadership(mut self, leadership: Leadership) -> Self {
+        self.leadership = Some(leadership);
+        self
     }
 
     /// File every due occurrence as a queued run, moving each schedule on.
@@ -224,6 +248,12 @@ impl Scheduler {
     /// # Errors
     /// When the store fails.
     pub fn file_due(&self, startup: bool) -> ServiceResult<TickReport> {
+        self.file_due_as(startup, None)
+    }
+
+    /// [`Scheduler::file_due`] as the leader of `epoch` (with a
+    /// leadership): stops at the first fire it is fenced from.
+    fn file_due_as(&self, startup: bool, epoch: Option<i64>) -> ServiceResult<TickReport> {
         let now = self.clock.now_ms();
         let mut report = TickReport::default();
         for (ws, s) in self.store.all_schedules()? {
@@ -247,8 +277,21 @@ impl Scheduler {
             }
             while let Some(&at) = fires.next() {
                 let to = fires.peek().map(|n| **n).or(p.next);
+                let id = match (&self.leadership, epoch) {
+                    (Some(l), Some(epoch)) => {
+                        if l.claim_fire(&ws, &s.id, at, epoch)? == FireClaim::Fenced {
+                            tracing::warn!(
+                                epoch,
+                                "fenced: another process leads the scheduler now"
+                            );
+                            return Ok(report);
+                        }
+                        self.store.fire_id(&ws, &s.id, at)
+                    }
+                    _ => self.store.new_id()?,
+                };
                 let run = RunRecord {
-                    id: self.store.new_id()?,
+                    id,
                     block: Some(s.block.clone()),
                     trigger: json!({"kind": "schedule", "schedule": s.id, "scheduled_at": iso(at), "scheduled_at_ms": at}),
                     request: Value::Null,
@@ -295,9 +338,20 @@ impl Scheduler {
             };
             let mut req = StartRun::for_block(w, block, Value::Null, run.trigger.clone());
             req.run_id = Some(run.id.clone());
-            let started_run = self.hub.start(req).await?;
-            drop(started_run);
-            started += 1;
+            match self.hub.start(req).await {
+                Ok(started_run) => {
+                    drop(started_run);
+                    started += 1;
+                }
+                // In a cluster: enqueued by an earlier tick, not yet
+                // started by a worker.
+                Err(ServiceError::AlreadyQueued(_)) => {}
+                Err(ServiceError::ShuttingDown) => return Err(ServiceError::ShuttingDown),
+                // One run's refusal (a quota) does not hold up the rest.
+                Err(e) => {
+                    tracing::warn!(run = %run.id, error = %e, "a scheduled run did not start")
+                }
+            }
         }
         Ok(started)
     }
@@ -319,17 +373,62 @@ impl Scheduler {
     /// # Errors
     /// When the store fails.
     pub async fn tick(self: &Arc<Self>, startup: bool) -> ServiceResult<TickReport> {
+        self.tick_as(startup, None).await
+    }
+
+    async fn tick_as(
+        self: &Arc<Self>,
+        startup: bool,
+        epoch: Option<i64>,
+    ) -> ServiceResult<TickReport> {
         let me = self.clone();
-        let mut report = blocking(move || me.file_due(startup)).await?;
+        let mut report = blocking(move || me.file_due_as(startup, epoch)).await?;
         report.started = self.start_queued().await?;
         Ok(report)
+    }
+
+    /// With a leadership: whether to tick now, as the leader of which
+    /// epoch, and whether this is the term's first tick (a new term that
+    /// is not a takeover applies the catch-up rules, like a start).
+    async fn lead(&self, led: &mut Option<i64>, startup: &mut bool) -> Option<Option<i64>> {
+        let Some(l) = &self.leadership else {
+            return Some(None);
+        };
+        let Some(term) = l.term() else {
+            *led = None;
+            return None;
+        };
+        if *led != Some(term.epoch) {
+            *led = Some(term.epoch);
+            *startup = !term.takeover;
+        }
+        let l = l.clone();
+        match blocking(move || Ok(l.heartbeat(term.epoch)?)).await {
+            Ok(true) => Some(Some(term.epoch)),
+            Ok(false) => {
+                tracing::warn!(
+                    epoch = term.epoch,
+                    "fenced: another process leads the scheduler now"
+                );
+                None
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "scheduler heartbeat failed");
+                None
+            }
+        }
     }
 
     /// Tick every `interval` until the hub stops taking runs.
     pub async fn run(self: Arc<Self>, interval: Duration) {
         let mut startup = true;
+        let mut led = None;
         while self.hub.accepting() {
-            match self.tick(startup).await {
+            let Some(epoch) = self.lead(&mut led, &mut startup).await else {
+                tokio::time::sleep(interval).await;
+                continue;
+            };
+            match self.tick_as(startup, epoch).await {
                 Ok(r) if r.fired + r.started + r.skipped > 0 => {
                     tracing::info!(
                         fired = r.fired,

@@ -95,6 +95,29 @@ pub(crate) fn new_id() -> Result<String> {
     ))
 }
 
+/// An id made from `parts` and `at_ms` alone: `at_ms`, the sequence
+/// 0x8000 (above every random start, so it never equals a fresh id) and 64
+/// bits of the SHA-256 of the parts, each length-prefixed.
+pub(crate) fn derived_id(parts: &[&[u8]], at_ms: u64) -> String {
+    use sha2::{Digest, Sha256};
+    let mut h = Sha256::new();
+    for p in parts {
+        h.update((p.len() as u64).to_be_bytes());
+        h.update(p);
+    }
+    h.update(at_ms.to_be_bytes());
+    let d = h.finalize();
+    let mut first = [0u8; 8];
+    first.copy_from_slice(&d[..8]);
+    format_id(
+        Stamp {
+            ms: at_ms.min(MAX_MS),
+            seq: 0x8000,
+        },
+        u64::from_be_bytes(first),
+    )
+}
+
 pub(crate) fn format_id(stamp: Stamp, random: u64) -> String {
     format!("{:012x}{:04x}{random:016x}", stamp.ms, stamp.seq)
 }
@@ -105,6 +128,22 @@ mod tests {
 
     /// Length of an id, in bytes (ASCII hex digits).
     const ID_LEN: usize = 32;
+
+    #[test]
+    fn derived_ids_are_stable_distinct_and_sort_by_time() {
+        let a = derived_id(&[b"ws", b"sched"], 1_000);
+        assert_eq!(a, derived_id(&[b"ws", b"sched"], 1_000));
+        assert_eq!(a.len(), ID_LEN);
+        assert_ne!(a, derived_id(&[b"ws", b"sched"], 1_001));
+        assert_ne!(
+            a,
+            derived_id(&[b"wss", b"ched"], 1_000),
+            "parts are length-prefixed"
+        );
+        assert_ne!(a, derived_id(&[b"ws2", b"sched"], 1_000));
+        assert!(a < derived_id(&[b"ws", b"sched"], 1_001));
+        assert!(&a[12..16] == "8000");
+    }
 
     #[test]
     fn stamps_only_go_forward() {

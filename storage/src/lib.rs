@@ -35,6 +35,7 @@ mod filter;
 mod history;
 mod ids;
 mod keys;
+mod leader;
 mod model;
 mod pg_backend;
 mod queue;
@@ -55,6 +56,7 @@ pub use error::{Result, StorageError};
 pub use events::{EventPage, EventTotals, EVENT_CHUNK_BYTES};
 pub use filter::Filter;
 pub use keys::MAX_NAME_BYTES;
+pub use leader::{FireClaim, Leadership, Term, LOCK_KEY};
 pub use model::{
     now_ms, BlockRecord, DocBlock, DocSummary, Document, RunRecord, Secret, TokenRecord,
     WebhookRecord, Workspace, WorkspaceId,

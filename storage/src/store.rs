@@ -51,6 +51,8 @@ pub struct Store {
     pub(crate) key: SecretKey,
     /// The shared run queue, on PostgreSQL.
     queue: Option<crate::RunQueue>,
+    /// The PostgreSQL backend, when the store is on it.
+    pg: Option<Arc<crate::PgBackend>>,
 }
 
 impl std::fmt::Debug for Store {
@@ -88,8 +90,29 @@ impl Store {
     pub fn open_postgres(config: &crate::PgConfig, key: SecretKey) -> Result<Self> {
         let pg = Arc::new(crate::PgBackend::open(config)?);
         let mut store = Self::with_backend(pg.clone(), key)?;
-        store.queue = Some(crate::RunQueue::open(pg)?);
+        store.queue = Some(crate::RunQueue::open(pg.clone())?);
+        store.pg = Some(pg);
         Ok(store)
+    }
+
+    /// Take part in electing the scheduler's leader, as `holder` (see
+    /// [`crate::Leadership`]); `None` off PostgreSQL, where the one
+    /// process leads.
+    ///
+    /// # Errors
+    /// When the backend is closed.
+    pub fn scheduler_leadership(&self, holder: &str) -> Result<Option<crate::Leadership>> {
+        self.pg
+            .as_ref()
+            .map(|pg| crate::Leadership::start(pg.clone(), holder.to_string()))
+            .transpose()
+    }
+
+    /// The run id of schedule `schedule`'s fire at `at_ms` in `ws`: the
+    /// same for every process that files it, so the queue runs it once.
+    /// Sorts by `at_ms` like any id (see `ids`).
+    pub fn fire_id(&self, ws: &WorkspaceId, schedule: &str, at_ms: u64) -> String {
+        crate::ids::derived_id(&[ws.as_bytes(), schedule.as_bytes()], at_ms)
     }
 
     /// The shared run queue, when the store is on PostgreSQL (several
@@ -114,6 +137,7 @@ impl Store {
             b,
             key,
             queue: None,
+            pg: None,
         })
     }
 

@@ -384,3 +384,121 @@ fn api_and_worker_processes_share_one_database() {
     }
     drop(worker);
 }
+
+/// The pid of the process leading the scheduler on `db` (its holder name
+/// is its worker id, `host-pid-random`).
+fn leader_pid(db: &str) -> Option<u32> {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let holder: Option<String> = rt.block_on(async {
+        use sqlx::{Connection, Row};
+        let mut c = sqlx::PgConnection::connect(db).await.unwrap();
+        sqlx::query("SELECT holder FROM schedule_leader WHERE id = 1")
+            .fetch_optional(&mut c)
+            .await
+            .unwrap()
+            .map(|r| r.get(0))
+    });
+    holder?.rsplit('-').nth(1)?.parse().ok()
+}
+
+#[test]
+fn a_per_second_schedule_fires_each_second_once_across_a_leader_kill() {
+    let Some(url) = std::env::var("QUIRE_TEST_POSTGRES_URL")
+        .ok()
+        .filter(|u| !u.is_empty())
+    else {
+        eprintln!("WARNING: QUIRE_TEST_POSTGRES_URL is not set: the scheduler failover test is skipped (scripts/test.sh sets it)");
+        return;
+    };
+    let db = fresh_database(&url);
+    let key = "cd".repeat(32);
+    let token = format!("sched-admin-{}", std::process::id());
+    let api = Serve::start(&db, &key, &token, "api");
+    let mut procs: Vec<Serve> = (0..2)
+        .map(|_| Serve::start(&db, &key, &token, "worker,scheduler"))
+        .collect();
+    let (code, v) = api.call(
+        "POST",
+        "/api/v1/workspaces/default/blocks",
+        Some(json!({"name": "every second", "source": "export default 1;", "lang": "js"})),
+    );
+    assert_eq!(code, 201, "{v}");
+    let block = v["id"].as_str().unwrap().to_string();
+    let (code, v) = api.call(
+        "POST",
+        &format!("/api/v1/workspaces/default/blocks/{block}/schedules"),
+        Some(json!({"cron": "* * * * * *"})),
+    );
+    assert_eq!(code, 201, "{v}");
+    let schedule = v["id"].as_str().unwrap().to_string();
+    std::thread::sleep(Duration::from_secs(3));
+    // kill -9 the leader (whichever it is), mid-stream.
+    let pid = leader_pid(&db).expect("a scheduler leads");
+    let i = procs
+        .iter()
+        .position(|p| p.child.id() == pid)
+        .expect("the leader is one of ours");
+    let mut dead = procs.remove(i);
+    dead.child.kill().unwrap();
+    dead.child.wait().unwrap();
+    // The other takes over within seconds and fires what was missed.
+    let end = Instant::now() + Duration::from_secs(20);
+    while leader_pid(&db) == Some(pid) {
+        assert!(Instant::now() < end, "no new leader");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    std::thread::sleep(Duration::from_secs(3));
+    let (code, v) = api.call(
+        "PATCH",
+        &format!("/api/v1/workspaces/default/schedules/{schedule}"),
+        Some(json!({"paused": true})),
+    );
+    assert_eq!(code, 200, "{v}");
+    // Let filed runs end (runs on the killed process end `internal` once
+    // their lease runs out).
+    let end = Instant::now() + Duration::from_secs(60);
+    let runs = loop {
+        let (_, v) = api.call(
+            "GET",
+            &format!("/api/v1/workspaces/default/runs?block={block}&limit=500"),
+            None,
+        );
+        let runs = v["runs"].as_array().unwrap().clone();
+        if runs
+            .iter()
+            .all(|r| !matches!(r["status"].as_str(), Some("queued" | "running")))
+        {
+            break runs;
+        }
+        assert!(Instant::now() < end, "scheduled runs never ended: {v}");
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    let mut fired: Vec<u64> = runs
+        .iter()
+        .map(|r| {
+            r["trigger"]["scheduled_at_ms"]
+                .as_u64()
+                .unwrap_or_else(|| panic!("{r}"))
+        })
+        .collect();
+    fired.sort_unstable();
+    let n = fired.len();
+    fired.dedup();
+    assert_eq!(fired.len(), n, "a fire time ran twice: {runs:?}");
+    assert!(n >= 6, "only {n} fires in about 8 s");
+    for w in fired.windows(2) {
+        assert_eq!(
+            w[1] - w[0],
+            1000,
+            "a fire time between {} and {} never ran",
+            w[0],
+            w[1]
+        );
+    }
+    for r in &runs {
+        assert!(matches!(r["status"].as_str(), Some("ok" | "error")), "{r}");
+    }
+}

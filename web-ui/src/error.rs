@@ -168,6 +168,9 @@ impl From<quire_service::ServiceError> for ApiError {
             S::Quota(q) => Self::Quota(q),
             S::ShuttingDown => Self::ShuttingDown,
             S::Storage(e) => e.into(),
+            S::AlreadyQueued(run) => Self::Conflict(format!(
+                "run '{run}' was enqueued before; a run id runs once"
+            )),
             S::Internal(m) => Self::Internal(m),
         }
     }

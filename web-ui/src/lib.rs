@@ -184,11 +184,18 @@ pub async fn serve(
     }
     let roles = state.config.roles;
     if roles.scheduler {
-        let sched = Arc::new(scheduler::Scheduler::new(
-            state.store.clone(),
-            state.hub.clone(),
-            state.clock.clone(),
-        ));
+        let mut sched =
+            scheduler::Scheduler::new(state.store.clone(), state.hub.clone(), state.clock.clone());
+        if let Some(c) = &state.config.cluster {
+            let leadership = state
+                .store
+                .scheduler_leadership(&c.worker_id)
+                .map_err(std::io::Error::other)?;
+            if let Some(l) = leadership {
+                sched = sched.with_leadership(l);
+            }
+        }
+        let sched = Arc::new(sched);
         tokio::spawn(sched.run(Duration::from_millis(state.config.schedule_tick_ms)));
     }
     if roles.worker && state.config.cluster.is_some() {
