@@ -423,7 +423,8 @@ fn record_of(live: &LiveRun) -> RunRecord {
     }
 }
 
-/// The worker role: claim, run, renew, reap, until the hub shuts down.
+/// The worker role: claim, run, renew, reap, until the hub has shut down
+/// (claiming stops when it starts to).
 pub async fn work(hub: Arc<RunHub>) {
     let Some(cluster) = hub.cluster.clone() else {
         return;
@@ -434,10 +435,10 @@ pub async fn work(hub: Arc<RunHub>) {
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     tracing::info!(worker = %cfg.worker_id, capacity = cluster.0.capacity, "worker claiming runs");
     loop {
-        if !hub.accepting() {
-            return;
-        }
-        while cluster.0.running.load(Ordering::SeqCst) < cluster.0.capacity {
+        // Shutting down: claim nothing more, but keep renewing the leases
+        // of the runs going until they end (the hub's grace, then its
+        // cancels), so none is taken for lost while it still runs.
+        while hub.accepting() && cluster.0.running.load(Ordering::SeqCst) < cluster.0.capacity {
             let (q, w, lease) = (cfg.queue.clone(), cfg.worker_id.clone(), cfg.lease);
             match blocking(move || Ok(q.claim(&w, lease)?)).await {
                 Ok(Some(c)) => {

@@ -38,6 +38,10 @@ impl Drop for Serve {
 
 impl Serve {
     fn start(db: &str, key: &str, token: &str, roles: &str) -> Self {
+        Self::start_with(db, key, token, roles, &["--shutdown-grace-s", "1"])
+    }
+
+    fn start_with(db: &str, key: &str, token: &str, roles: &str, extra: &[&str]) -> Self {
         let mut child = Command::new(env!("CARGO_BIN_EXE_quire"))
             .args([
                 "serve",
@@ -47,7 +51,8 @@ impl Serve {
                 "in-process",
             ])
             .args(["--postgres", db, "--role", roles, "--lease-ms", "1500"])
-            .args(["--shutdown-grace-s", "1", "--token-rate-per-sec", "10000"])
+            .args(["--token-rate-per-sec", "10000"])
+            .args(extra)
             .env("QUIRE_SECRET_KEY", key)
             .env("QUIRE_ADMIN_TOKEN", token)
             .env("RUST_LOG", "warn")
@@ -164,11 +169,13 @@ fn logs(v: &Value) -> Vec<String> {
 
 /// A fresh database on the test cluster; its URL.
 fn fresh_database(url: &str) -> String {
-    let name = format!(
-        "quire_cluster_{}_{}",
-        std::process::id(),
-        Instant::now().elapsed().as_nanos()
-    );
+    static N: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .subsec_nanos();
+    let n = N.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+    let name = format!("quire_cluster_{}_{n}_{nanos}", std::process::id());
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -501,4 +508,47 @@ fn a_per_second_schedule_fires_each_second_once_across_a_leader_kill() {
     for r in &runs {
         assert!(matches!(r["status"].as_str(), Some("ok" | "error")), "{r}");
     }
+}
+
+#[test]
+fn a_worker_stopped_with_sigterm_finishes_its_runs_and_claims_no_more() {
+    let Some(url) = std::env::var("QUIRE_TEST_POSTGRES_URL")
+        .ok()
+        .filter(|u| !u.is_empty())
+    else {
+        eprintln!("WARNING: QUIRE_TEST_POSTGRES_URL is not set: the worker shutdown test is skipped (scripts/test.sh sets it)");
+        return;
+    };
+    let db = fresh_database(&url);
+    let key = "ef".repeat(32);
+    let token = format!("term-admin-{}", std::process::id());
+    let api = Serve::start(&db, &key, &token, "api");
+    let mut stopping =
+        Serve::start_with(&db, &key, &token, "worker", &["--shutdown-grace-s", "20"]);
+    let going = api.run_source(TICKS);
+    api.wait_for(&going, 60, |v| !logs(v).is_empty());
+    // SAFETY: kill(2) on our own child's pid.
+    assert_eq!(
+        unsafe { libc::kill(stopping.child.id() as i32, libc::SIGTERM) },
+        0
+    );
+    std::thread::sleep(Duration::from_millis(300));
+    // Enqueued while it drains: it waits for another worker.
+    let later = api.run_source("export default 'later';");
+    std::thread::sleep(Duration::from_millis(500));
+    assert_eq!(
+        api.run(&later)["status"],
+        "queued",
+        "a stopping worker claimed a new run"
+    );
+    let _other = Serve::start(&db, &key, &token, "worker");
+    let done = api.finished(&going, 60);
+    assert_eq!(
+        done["status"], "ok",
+        "the run going at SIGTERM finished: {done}"
+    );
+    assert_eq!(logs(&done).len(), 30, "{done}");
+    assert_eq!(api.finished(&later, 60)["status"], "ok");
+    let status = stopping.child.wait().unwrap();
+    assert!(status.success(), "the worker exits cleanly: {status}");
 }
