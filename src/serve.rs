@@ -28,6 +28,11 @@ pub struct ServeArgs {
     /// through its shared queue.
     #[arg(long, value_name = "URL")]
     pub postgres: Option<String>,
+    /// With `--postgres`: NATS with JetStream (`nats://host:port`, also
+    /// `QUIRE_NATS_URL`) carries runs' live events between processes;
+    /// without it a run of another process is followed from PostgreSQL.
+    #[arg(long, value_name = "URL")]
+    pub nats: Option<String>,
     /// What this process does, comma-separated: `api` (HTTP, app,
     /// WebSocket; enqueues runs), `worker` (runs what it claims from the
     /// queue), `scheduler` (fires schedules). Roles other than all three
@@ -111,13 +116,35 @@ async fn run(args: ServeArgs) -> anyhow::Result<()> {
             args.role
         );
     }
+    if postgres.is_none()
+        && (args.nats.is_some() || std::env::var("QUIRE_NATS_URL").is_ok_and(|u| !u.is_empty()))
+    {
+        anyhow::bail!(
+            "--nats carries live events between processes that share a PostgreSQL store: add --postgres"
+        );
+    }
     let store = match &postgres {
         Some(url) => crate::cli_run::open_postgres(url, addr.port())?,
         None => crate::cli_run::open_data_dir(&args.data, addr.port())?,
     };
+    let nats = args
+        .nats
+        .clone()
+        .or_else(|| std::env::var("QUIRE_NATS_URL").ok())
+        .filter(|u| !u.is_empty());
+    // Checked above: --nats comes with --postgres.
+    let bus = match &nats {
+        None => None,
+        Some(url) => Some(
+            quire_service::bus::Bus::connect(&quire_service::bus::NatsConfig::new(url))
+                .await
+                .map_err(|e| anyhow::anyhow!("{e}; check --nats (or QUIRE_NATS_URL)"))?,
+        ),
+    };
     let cluster = store.run_queue().map(|q| {
         let mut c = quire_service::cluster::ClusterConfig::new(q.clone());
         c.lease = std::time::Duration::from_millis(args.lease_ms.max(300));
+        c.bus = bus.clone();
         c
     });
     let admin_token = std::env::var("QUIRE_ADMIN_TOKEN")

@@ -14,10 +14,12 @@
 //! - **scheduler** role: the scheduler (see [`crate::scheduler`]), whose
 //!   runs are enqueued like any other.
 //!
-//! Live following across processes reads what the worker stored: events
-//! reach the store in batches at least every
-//! [`crate::run_log::STORE_AFTER`], and a follower elsewhere polls every
-//! [`ClusterConfig::follow_poll`], and at once on every queue
+//! Live following across processes: with NATS ([`ClusterConfig::bus`])
+//! the worker publishes every event as it comes and the api process
+//! relays them (see [`crate::bus`]); without it, or when NATS loses
+//! some, a follower reads what the worker stored: events reach the store
+//! in batches at least every [`crate::run_log::STORE_AFTER`], polled
+//! every [`ClusterConfig::follow_poll`] and at once on every queue
 //! notification (a run's end sends one).
 
 use std::collections::HashMap;
@@ -25,6 +27,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use futures_util::StreamExt;
 use quire_engine::{EngineKind, Lang, RunEvent};
 use quire_host_api::Grants;
 use quire_storage::{
@@ -104,6 +107,9 @@ pub struct ClusterConfig {
     /// How often a run followed from another process is polled for
     /// stored events. Default: 100 ms.
     pub follow_poll: Duration,
+    /// Live events over NATS JetStream (see [`crate::bus`]); `None`
+    /// follows other processes' runs from PostgreSQL alone.
+    pub bus: Option<crate::bus::Bus>,
 }
 
 impl ClusterConfig {
@@ -121,6 +127,7 @@ impl ClusterConfig {
             ),
             lease: Duration::from_secs(10),
             follow_poll: Duration::from_millis(100),
+            bus: None,
         }
     }
 }
@@ -152,6 +159,10 @@ impl Cluster {
 
     pub(crate) fn queue(&self) -> &RunQueue {
         &self.0.cfg.queue
+    }
+
+    pub(crate) fn bus(&self) -> Option<&crate::bus::Bus> {
+        self.0.cfg.bus.as_ref()
     }
 
     fn mine(&self) -> std::sync::MutexGuard<'_, HashMap<String, Arc<LiveRun>>> {
@@ -307,7 +318,12 @@ fn follow_elsewhere(hub: &Arc<RunHub>, cluster: &Cluster, live: Arc<LiveRun>) ->
     let (hub, cluster, l) = (hub.clone(), cluster.clone(), live.clone());
     let span = tracing::info_span!("follow", workspace = %l.workspace, run = %l.id);
     tokio::spawn(tracing::Instrument::instrument(
-        async move { poll_stored(hub, cluster, l).await },
+        async move {
+            match cluster.bus().cloned() {
+                Some(bus) => relay(hub, cluster, l, bus).await,
+                None => poll_stored(hub, cluster, l, 0).await,
+            }
+        },
         span,
     ));
     live
@@ -340,58 +356,26 @@ pub(crate) async fn attach(
     }))
 }
 
-async fn poll_stored(hub: Arc<RunHub>, cluster: Cluster, live: Arc<LiveRun>) {
-    let mut cursor = 0u64;
+/// Follow `live` from its stored events from seq `cursor` until its
+/// history is final.
+async fn poll_stored(hub: Arc<RunHub>, cluster: Cluster, live: Arc<LiveRun>, mut cursor: u64) {
     let mut cancel_sent = false;
     // A run's end notifies the queue (`freed`): a follower looks at once.
     let mut wake = cluster.queue().wakeups();
-    let (ws, id) = (live.workspace, live.id.clone());
     loop {
         if !live.remote.load(Ordering::SeqCst) || !hub.accepting() {
             return; // a worker of this process took it over, or shutting down
         }
         if live.cancel_was_requested() && !cancel_sent {
             cancel_sent = true;
-            let (q, run) = (cluster.queue().clone(), id.clone());
-            match blocking(move || Ok(q.cancel(&ws, &run)?)).await {
-                Ok(Cancelled::Dequeued) => {
-                    live.push_all(live.cancelled_in_queue(0.0));
-                    let record = record_of(&live);
-                    hub.complete(live, record, None, "cancelled".into(), Instant::now())
-                        .await;
-                    return;
-                }
-                Ok(_) => {}
-                Err(e) => tracing::error!(error = %e, "cancel not passed to the queue"),
+            if pass_cancel(&hub, &cluster, &live).await {
+                return;
             }
         }
-        let (store, run) = (hub.store().clone(), id.clone());
-        let read = blocking(move || {
-            let page = store.run_events(&ws, &run, cursor, FOLLOW_BATCH_BYTES)?;
-            let head = store.get_run_head(&ws, &run)?;
-            Ok((page, head))
-        })
-        .await;
-        let (page, head) = match read {
-            Ok(r) => r,
-            Err(e) => {
-                tracing::warn!(error = %e, "reading a run of another process");
-                tokio::time::sleep(Duration::from_secs(1)).await;
-                continue;
-            }
+        let Some((more, done)) = read_stored(&hub, &live, &mut cursor).await else {
+            tokio::time::sleep(Duration::from_secs(1)).await;
+            continue;
         };
-        let more = page.next.is_some();
-        for line in page.lines {
-            match serde_json::from_str::<RunEvent>(&line) {
-                Ok(ev) => live.push_stored(line.into(), &ev.body),
-                Err(e) => tracing::error!(error = %e, "a stored event does not parse"),
-            }
-            cursor += 1;
-        }
-        if cursor > 0 {
-            live.set_waiting(false);
-        }
-        let done = head.is_none_or(|h| h.status != "running" && h.status != "queued");
         if done && !more {
             hub.forget(&live);
             return;
@@ -404,6 +388,147 @@ async fn poll_stored(hub: Arc<RunHub>, cluster: Cluster, live: Arc<LiveRun>) {
             }
         }
     }
+}
+
+/// Read a page of `live`'s stored events from `cursor` into its log;
+/// whether there are more, and whether its history is final. `None` when
+/// the store failed.
+async fn read_stored(
+    hub: &Arc<RunHub>,
+    live: &Arc<LiveRun>,
+    cursor: &mut u64,
+) -> Option<(bool, bool)> {
+    let (store, ws, run, from) = (
+        hub.store().clone(),
+        live.workspace,
+        live.id.clone(),
+        *cursor,
+    );
+    let read = blocking(move || {
+        let page = store.run_events(&ws, &run, from, FOLLOW_BATCH_BYTES)?;
+        let head = store.get_run_head(&ws, &run)?;
+        Ok((page, head))
+    })
+    .await;
+    let (page, head) = match read {
+        Ok(r) => r,
+        Err(e) => {
+            tracing::warn!(error = %e, "reading a run of another process");
+            return None;
+        }
+    };
+    let more = page.next.is_some();
+    for line in page.lines {
+        match serde_json::from_str::<RunEvent>(&line) {
+            Ok(ev) => live.push_stored(line.into(), &ev.body),
+            Err(e) => tracing::error!(error = %e, "a stored event does not parse"),
+        }
+        *cursor += 1;
+    }
+    if *cursor > 0 {
+        live.set_waiting(false);
+    }
+    let done = head.is_none_or(|h| h.status != "running" && h.status != "queued");
+    Some((more, done))
+}
+
+/// Pass a cancel of `live` to the queue; `true` when that ended it (it
+/// was still queued: this process closes it).
+async fn pass_cancel(hub: &Arc<RunHub>, cluster: &Cluster, live: &Arc<LiveRun>) -> bool {
+    let (q, ws, run) = (cluster.queue().clone(), live.workspace, live.id.clone());
+    match blocking(move || Ok(q.cancel(&ws, &run)?)).await {
+        Ok(Cancelled::Dequeued) => {
+            live.push_all(live.cancelled_in_queue(0.0));
+            let record = record_of(live);
+            hub.complete(
+                live.clone(),
+                record,
+                None,
+                "cancelled".into(),
+                Instant::now(),
+            )
+            .await;
+            true
+        }
+        Ok(_) => false,
+        Err(e) => {
+            tracing::error!(error = %e, "cancel not passed to the queue");
+            false
+        }
+    }
+}
+
+/// Follow `live` over NATS: events as its worker publishes them, in seq
+/// order (a gap filled from the store); the store decides when it ended
+/// (also for a run closed without its worker).
+async fn relay(hub: Arc<RunHub>, cluster: Cluster, live: Arc<LiveRun>, bus: crate::bus::Bus) {
+    let mut events = match bus.follow(&live.id).await {
+        Ok(s) => s,
+        Err(e) => {
+            tracing::warn!(error = %e, "following over NATS failed; reading the store instead");
+            return poll_stored(hub, cluster, live, 0).await;
+        }
+    };
+    let mut cursor = 0u64;
+    let mut cancel_sent = false;
+    let mut check = tokio::time::interval(Duration::from_secs(1));
+    loop {
+        if !live.remote.load(Ordering::SeqCst) || !hub.accepting() {
+            return;
+        }
+        tokio::select! {
+            line = events.next() => {
+                let Some(line) = line else {
+                    return poll_stored(hub, cluster, live, cursor).await;
+                };
+                let Ok(ev) = serde_json::from_str::<RunEvent>(&line) else { continue };
+                if ev.seq < cursor {
+                    continue; // seen (a consumer that restarted)
+                }
+                if ev.seq > cursor {
+                    // The stream lost some: the store has them, or soon will.
+                    return poll_stored(hub, cluster, live, cursor).await;
+                }
+                let finished = matches!(ev.body, quire_engine::EventBody::Finished(_));
+                live.push_relayed(line, &ev.body);
+                live.set_waiting(false);
+                cursor += 1;
+                if finished {
+                    return wait_recorded(&hub, &live).await;
+                }
+            }
+            () = live.cancel_notified(), if !cancel_sent => {
+                cancel_sent = true;
+                if pass_cancel(&hub, &cluster, &live).await {
+                    return;
+                }
+            }
+            _ = check.tick() => {
+                // Closed without its worker (a lost lease, a queued cancel
+                // elsewhere): only the store has the last events.
+                let (store, ws, run) = (hub.store().clone(), live.workspace, live.id.clone());
+                let head = blocking(move || Ok(store.get_run_head(&ws, &run)?)).await;
+                if let Ok(h) = head {
+                    if h.is_none_or(|h| h.status != "running" && h.status != "queued") {
+                        return poll_stored(hub, cluster, live, cursor).await;
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// The finished event is in: wait (briefly) for the worker's history
+/// write, then let the run go.
+async fn wait_recorded(hub: &Arc<RunHub>, live: &Arc<LiveRun>) {
+    for _ in 0..200 {
+        let (store, ws, run) = (hub.store().clone(), live.workspace, live.id.clone());
+        match blocking(move || Ok(store.get_run_head(&ws, &run)?)).await {
+            Ok(Some(h)) if h.status != "running" && h.status != "queued" => break,
+            _ => tokio::time::sleep(Duration::from_millis(50)).await,
+        }
+    }
+    hub.forget(live);
 }
 
 /// The history record a queued run was filed with (its live copy).

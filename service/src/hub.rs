@@ -418,13 +418,20 @@ impl LiveRun {
         }
     }
 
-    pub(crate) fn push(&self, ev: RunEvent) -> ServiceResult<()> {
+    pub(crate) fn push(&self, ev: RunEvent) -> ServiceResult<Arc<str>> {
         let line: Arc<str> = serde_json::to_string(&ev)
             .map_err(|e| ServiceError::Internal(format!("event did not serialize: {e}")))?
             .into();
-        let n = self.lock().push(line, &ev.body);
+        let n = self.lock().push(line.clone(), &ev.body);
         self.changed.send_replace(n);
-        Ok(())
+        Ok(line)
+    }
+
+    /// Take an event relayed from another process (over NATS): held in
+    /// memory, never stored from here (its worker stores it).
+    pub(crate) fn push_relayed(&self, line: Arc<str>, body: &EventBody) {
+        let n = self.lock().push(line, body);
+        self.changed.send_replace(n);
     }
 
     /// Append the events not stored yet to the run's stored events.
@@ -890,8 +897,13 @@ impl RunHub {
                         EventBody::Finished(f) => Some(f.clone()),
                         _ => None,
                     };
-                    if let Err(e) = live.push(ev) {
-                        tracing::error!(error = %e, "event dropped");
+                    match live.push(ev) {
+                        Ok(line) => {
+                            if let Some(bus) = hub.cluster.as_ref().and_then(|c| c.bus()) {
+                                bus.publish(&live.id, &line).await;
+                            }
+                        }
+                        Err(e) => tracing::error!(error = %e, "event dropped"),
                     }
                     if live.lock().store_due() {
                         live.store_events().await;

@@ -14,6 +14,7 @@
 
 pub mod admission;
 pub mod approval;
+pub mod bus;
 pub mod cluster;
 mod counting;
 mod error;

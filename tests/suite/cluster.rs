@@ -552,3 +552,137 @@ fn a_worker_stopped_with_sigterm_finishes_its_runs_and_claims_no_more() {
     let status = stopping.child.wait().unwrap();
     assert!(status.success(), "the worker exits cleanly: {status}");
 }
+
+/// A `nats-server -js` on a free loopback port in a temp dir, killed when
+/// dropped; `None` (loudly) when the binary is not installed.
+struct Nats {
+    child: Child,
+    url: String,
+    _dir: tempfile::TempDir,
+}
+
+impl Drop for Nats {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn start_nats() -> Option<Nats> {
+    let dir = tempfile::tempdir().unwrap();
+    let mut child = match Command::new("nats-server")
+        .args(["-js", "-a", "127.0.0.1", "-p", "-1", "-sd"])
+        .arg(dir.path())
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+    {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("WARNING: nats-server cannot start ({e}): the NATS test is skipped (scripts/test.sh installs it)");
+            return None;
+        }
+    };
+    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
+    let mut url = None;
+    for line in lines.by_ref() {
+        let Ok(line) = line else { break };
+        if let Some((_, addr)) = line.split_once("Listening for client connections on ") {
+            url = Some(format!("nats://{}", addr.trim()));
+            break;
+        }
+    }
+    std::thread::spawn(move || lines.for_each(drop));
+    Some(Nats {
+        child,
+        url: url.expect("nats-server did not say where it listens"),
+        _dir: dir,
+    })
+}
+
+/// Messages the run-events stream holds.
+fn stream_messages(url: &str) -> u64 {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let js = async_nats::jetstream::new(async_nats::connect(url).await.unwrap());
+        let mut s = js.get_stream("QUIRE_RUN_EVENTS").await.unwrap();
+        s.info().await.unwrap().state.messages
+    })
+}
+
+#[test]
+fn a_websocket_on_one_process_follows_a_run_on_another_over_nats() {
+    let Some(url) = std::env::var("QUIRE_TEST_POSTGRES_URL")
+        .ok()
+        .filter(|u| !u.is_empty())
+    else {
+        eprintln!("WARNING: QUIRE_TEST_POSTGRES_URL is not set: the NATS test is skipped (scripts/test.sh sets it)");
+        return;
+    };
+    let Some(nats) = start_nats() else { return };
+    let db = fresh_database(&url);
+    let key = "aa".repeat(32);
+    let token = format!("nats-admin-{}", std::process::id());
+    let with_nats = ["--nats", nats.url.as_str(), "--shutdown-grace-s", "1"];
+    let api = Serve::start_with(&db, &key, &token, "api", &with_nats);
+    let _worker = Serve::start_with(&db, &key, &token, "worker", &with_nats);
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let ws_url = format!(
+        "{}/api/v1/workspaces/default/live?token={token}",
+        api.base.replacen("http://", "ws://", 1)
+    );
+    // Two runs at once, one followed from its start, one joined late.
+    let first = api.run_source(TICKS);
+    let events = rt.block_on(async {
+        use futures_util::{SinkExt, StreamExt};
+        use tokio_tungstenite::tungstenite::Message;
+        let (mut sock, _) = tokio_tungstenite::connect_async(&ws_url).await.unwrap();
+        let follow = json!({"op": "follow", "run": first, "from_seq": 0}).to_string();
+        sock.send(Message::Text(follow.into())).await.unwrap();
+        let mut out: Vec<Value> = Vec::new();
+        loop {
+            let m = tokio::time::timeout(Duration::from_secs(60), sock.next())
+                .await
+                .expect("no event within 60 s")
+                .expect("the socket closed")
+                .unwrap();
+            let Message::Text(t) = m else { continue };
+            let v: Value = serde_json::from_str(&t).unwrap();
+            if v.get("op").is_some() {
+                assert_ne!(v["op"], "rejected", "{v}");
+                continue;
+            }
+            let done = v["type"] == "finished";
+            out.push(v);
+            if done {
+                return out;
+            }
+        }
+    });
+    // Every event, in order, no gap, the same as history.
+    let seqs: Vec<u64> = events.iter().map(|e| e["seq"].as_u64().unwrap()).collect();
+    assert_eq!(
+        seqs,
+        (0..seqs.len() as u64).collect::<Vec<_>>(),
+        "{events:?}"
+    );
+    assert_eq!(events.iter().filter(|e| e["type"] == "log").count(), 30);
+    let stored = api.finished(&first, 30);
+    assert_eq!(
+        stored["events"].as_array().unwrap(),
+        &events,
+        "relayed and stored events differ"
+    );
+    // They went through NATS: the stream holds the run's events.
+    assert!(stream_messages(&nats.url) >= events.len() as u64);
+    // A run of the worker's, followed by a late HTTP reader, still ends.
+    let second = api.run_source("console.log('late'); export default 2;");
+    assert_eq!(api.finished(&second, 30)["status"], "ok");
+}
