@@ -24,6 +24,9 @@ use crate::error::{ServiceError, ServiceResult};
 /// The stream holding every run's events.
 pub const STREAM: &str = "QUIRE_RUN_EVENTS";
 
+/// How long [`Bus::published_from`] waits for one more event.
+pub const DRAIN_IDLE: Duration = Duration::from_millis(300);
+
 /// Where NATS is and how much the stream keeps.
 #[derive(Debug, Clone)]
 pub struct NatsConfig {
@@ -107,6 +110,36 @@ impl Bus {
         if let Err(e) = self.js.publish(subject(run), payload).await {
             tracing::warn!(error = %e, run, "event not published to NATS");
         }
+    }
+
+    /// The events of `run` the stream holds from seq `from` on, in order,
+    /// as far as they go without a gap (read until [`DRAIN_IDLE`] passes
+    /// with nothing new): what a worker that died had published but not
+    /// stored.
+    ///
+    /// # Errors
+    /// When the consumer cannot be made.
+    pub async fn published_from(&self, run: &str, from: u64) -> ServiceResult<Vec<Arc<str>>> {
+        let mut events = self.follow(run).await?;
+        let mut out = Vec::new();
+        let mut next = from;
+        while let Ok(Some(line)) = tokio::time::timeout(DRAIN_IDLE, events.next()).await {
+            let Some(seq) = serde_json::from_str::<serde_json::Value>(&line)
+                .ok()
+                .and_then(|v| v["seq"].as_u64())
+            else {
+                continue;
+            };
+            if seq < next {
+                continue;
+            }
+            if seq > next {
+                break; // a gap: what follows cannot be stored in order
+            }
+            out.push(line);
+            next += 1;
+        }
+        Ok(out)
     }
 
     /// Every event of `run` the stream holds, from its first, then live.

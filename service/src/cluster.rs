@@ -142,6 +142,8 @@ struct Inner {
     capacity: usize,
     running: AtomicUsize,
     freed: tokio::sync::Notify,
+    /// When the last successful lease renewal was asked for.
+    renewed: Mutex<Option<Instant>>,
     /// Runs this worker holds.
     mine: Mutex<HashMap<String, Arc<LiveRun>>>,
 }
@@ -153,6 +155,7 @@ impl Cluster {
             capacity: capacity.max(1),
             running: AtomicUsize::new(0),
             freed: tokio::sync::Notify::new(),
+            renewed: Mutex::new(None),
             mine: Mutex::new(HashMap::new()),
         }))
     }
@@ -184,9 +187,45 @@ impl Cluster {
 #[derive(Debug)]
 pub(crate) struct QueueSlot {
     cluster: Cluster,
+    /// When the claim was asked for: its lease runs from no later.
+    claimed: Instant,
 }
 
 impl QueueSlot {
+    fn new(cluster: &Cluster) -> Self {
+        Self {
+            cluster: cluster.clone(),
+            claimed: Instant::now(),
+        }
+    }
+
+    /// Whether this worker surely still holds the run: less than nine
+    /// tenths of a lease since the claim or the last renewal was asked
+    /// for (the database's lease ends no sooner). Past that the run may be
+    /// reaped and closed elsewhere, so it must say nothing more.
+    pub(crate) fn surely_held(&self) -> bool {
+        let renewed = *self.cluster.0.renewed.lock().unwrap_or_else(|e| e.into_inner());
+        let since = renewed.map_or(self.claimed, |r| r.max(self.claimed));
+        since.elapsed() < self.cluster.0.cfg.lease.mul_f64(0.9)
+    }
+
+    /// Publish `line` of `live` over NATS, if there is NATS and the run is
+    /// surely still held; a run no longer surely held is cancelled.
+    pub(crate) async fn publish(&self, live: &LiveRun, line: &Arc<str>) {
+        if !self.surely_held() {
+            // It may be reaped and closed elsewhere at any moment: say
+            // nothing more, and end it (its history says cancelled, unless
+            // the reaper closed it first).
+            if !live.cancel_was_requested() {
+                tracing::error!(run = %live.id, "no lease renewal in time; cancelling the run");
+                live.cancel();
+            }
+            return;
+        }
+        if let Some(bus) = self.cluster.bus() {
+            bus.publish(&live.id, line).await;
+        }
+    }
     /// The run `run` ended and is in history: leave the queue.
     pub(crate) async fn release(self, run: &str) {
         let (q, w, id) = (
@@ -556,8 +595,13 @@ pub async fn work(hub: Arc<RunHub>) {
     };
     let cfg = &cluster.0.cfg;
     let mut wake = cfg.queue.wakeups();
-    let mut tick = tokio::time::interval(cfg.lease / 3);
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    // Renewing and reaping each on a task of its own: a slow reap (many
+    // lost runs) or a burst of claims never delays a renewal.
+    for job in [Chore::Renew, Chore::Reap] {
+        tokio::spawn(chore(hub.clone(), cluster.clone(), job));
+    }
+    let mut poll = tokio::time::interval(cfg.lease / 3);
+    poll.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     tracing::info!(worker = %cfg.worker_id, capacity = cluster.0.capacity, "worker claiming runs");
     loop {
         // Shutting down: claim nothing more, but keep renewing the leases
@@ -583,7 +627,7 @@ pub async fn work(hub: Arc<RunHub>) {
                     tokio::time::sleep(Duration::from_secs(1)).await;
                 }
             }
-            _ = tick.tick() => keep(&hub, &cluster).await,
+            _ = poll.tick() => {}
             () = cluster.0.freed.notified() => {}
             () = hub.stopped() => return,
         }
@@ -646,7 +690,7 @@ async fn run_claimed(hub: &Arc<RunHub>, cluster: &Cluster, c: Claimed) {
     let existing = hub.active().get(&id).cloned();
     let live = match existing {
         Some(l) => {
-            l.remote.store(false, Ordering::SeqCst);
+            l.take_over();
             l
         }
         None => {
@@ -659,11 +703,33 @@ async fn run_claimed(hub: &Arc<RunHub>, cluster: &Cluster, c: Claimed) {
     hub.launch(
         live,
         prepared,
-        Slot::Queue(QueueSlot {
-            cluster: cluster.clone(),
-        }),
+        Slot::Queue(QueueSlot::new(cluster)),
         Instant::now(),
     );
+}
+
+/// Store what the lost worker of run `run` had published over NATS but
+/// not stored yet, so its history (and the closing events after it) match
+/// what followers were shown.
+async fn keep_published(hub: &Arc<RunHub>, bus: &crate::bus::Bus, ws: WorkspaceId, run: &str) {
+    let (store, id) = (hub.store().clone(), run.to_string());
+    let stored = match blocking(move || Ok(store.run_event_totals(&ws, &id)?.events)).await {
+        Ok(n) => n,
+        Err(e) => return tracing::error!(error = %e, run, "cannot count a lost run's events"),
+    };
+    let lines = match bus.published_from(run, stored).await {
+        Ok(l) if !l.is_empty() => l,
+        Ok(_) => return,
+        Err(e) => {
+            return tracing::warn!(error = %e, run, "cannot read a lost run's events from NATS")
+        }
+    };
+    let n = lines.len();
+    let (store, id) = (hub.store().clone(), run.to_string());
+    match blocking(move || Ok(store.append_run_events(&ws, &id, stored, &lines)?)).await {
+        Ok(_) => tracing::info!(run, events = n, "stored a lost run's published events"),
+        Err(e) => tracing::error!(error = %e, run, "cannot store a lost run's published events"),
+    }
 }
 
 /// Close run `id`, claimed but not runnable, as `internal` with `why`.
@@ -672,21 +738,43 @@ async fn close_unrun(hub: &Arc<RunHub>, cluster: &Cluster, ws: WorkspaceId, id: 
     if let Err(e) = blocking(move || h.close_run(ws, &run, &why)).await {
         tracing::error!(error = %e, run = %id, "could not close a run that cannot run");
     }
-    QueueSlot {
-        cluster: cluster.clone(),
-    }
-    .release(&id)
-    .await;
+    QueueSlot::new(cluster).release(&id).await;
 }
 
-/// Renew this worker's leases (passing on cancels; a run whose lease was
-/// taken is cancelled and left to whoever took it), then close the runs
-/// of workers that stopped.
-async fn keep(hub: &Arc<RunHub>, cluster: &Cluster) {
+/// A worker's periodic jobs.
+#[derive(Debug, Clone, Copy)]
+enum Chore {
+    /// [`renew`].
+    Renew,
+    /// [`reap`].
+    Reap,
+}
+
+/// Do `job` every third of a lease until the hub has shut down.
+async fn chore(hub: Arc<RunHub>, cluster: Cluster, job: Chore) {
+    let mut tick = tokio::time::interval(cluster.0.cfg.lease / 3);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = tick.tick() => {}
+            () = hub.stopped() => return,
+        }
+        match job {
+            Chore::Renew => renew(&cluster).await,
+            Chore::Reap => reap(&hub, &cluster).await,
+        }
+    }
+}
+
+/// Renew this worker's leases, passing on cancels; a run whose lease was
+/// taken is cancelled and left to whoever took it.
+async fn renew(cluster: &Cluster) {
     let cfg = &cluster.0.cfg;
     let (q, w, lease) = (cfg.queue.clone(), cfg.worker_id.clone(), cfg.lease);
+    let asked = Instant::now();
     match blocking(move || Ok(q.renew(&w, lease)?)).await {
         Ok(held) => {
+            *cluster.0.renewed.lock().unwrap_or_else(|e| e.into_inner()) = Some(asked);
             let held: HashMap<String, bool> = held.into_iter().collect();
             let mine: Vec<Arc<LiveRun>> = cluster.mine().values().cloned().collect();
             for live in mine {
@@ -703,6 +791,11 @@ async fn keep(hub: &Arc<RunHub>, cluster: &Cluster) {
         }
         Err(e) => tracing::warn!(error = %e, "renewing leases failed"),
     }
+}
+
+/// Close the runs of workers that stopped (see [`RunQueue::reap`]).
+async fn reap(hub: &Arc<RunHub>, cluster: &Cluster) {
+    let cfg = &cluster.0.cfg;
     let q = cfg.queue.clone();
     let lost = match blocking(move || Ok(q.reap()?)).await {
         Ok(l) => l,
@@ -720,6 +813,9 @@ async fn keep(hub: &Arc<RunHub>, cluster: &Cluster) {
                 quire_storage::MAX_CLAIMS
             )
         };
+        if let Some(bus) = cluster.bus() {
+            keep_published(hub, bus, l.workspace, &l.run_id).await;
+        }
         let (h, ws, run) = (hub.clone(), l.workspace, l.run_id.clone());
         match blocking(move || h.close_run(ws, &run, &why)).await {
             Ok(()) => {

@@ -364,11 +364,22 @@ impl LiveRun {
     pub(crate) fn push_stored(&self, line: Arc<str>, body: &EventBody) {
         let n = {
             let mut log = self.lock();
+            if !self.remote.load(Ordering::SeqCst) {
+                return; // a worker of this process feeds it now
+            }
             let n = log.push(line, body);
             log.stored_up_to(n);
             n
         };
         self.changed.send_replace(n);
+    }
+
+    /// A worker of this process takes over a run it followed from
+    /// elsewhere: from now on only its own pump feeds the log (checked
+    /// under the log's lock, so no relayed event lands after this).
+    pub(crate) fn take_over(&self) {
+        let _log = self.lock();
+        self.remote.store(false, Ordering::SeqCst);
     }
 
     /// Attach the engine's canceller once the run is admitted; a cancel
@@ -430,7 +441,13 @@ impl LiveRun {
     /// Take an event relayed from another process (over NATS): held in
     /// memory, never stored from here (its worker stores it).
     pub(crate) fn push_relayed(&self, line: Arc<str>, body: &EventBody) {
-        let n = self.lock().push(line, body);
+        let n = {
+            let mut log = self.lock();
+            if !self.remote.load(Ordering::SeqCst) {
+                return; // a worker of this process feeds it now
+            }
+            log.push(line, body)
+        };
         self.changed.send_replace(n);
     }
 
@@ -897,13 +914,10 @@ impl RunHub {
                         EventBody::Finished(f) => Some(f.clone()),
                         _ => None,
                     };
-                    match live.push(ev) {
-                        Ok(line) => {
-                            if let Some(bus) = hub.cluster.as_ref().and_then(|c| c.bus()) {
-                                bus.publish(&live.id, &line).await;
-                            }
-                        }
-                        Err(e) => tracing::error!(error = %e, "event dropped"),
+                    match (live.push(ev), &held) {
+                        (Ok(line), Slot::Queue(q)) => q.publish(&live, &line).await,
+                        (Ok(_), _) => {}
+                        (Err(e), _) => tracing::error!(error = %e, "event dropped"),
                     }
                     if live.lock().store_due() {
                         live.store_events().await;
