@@ -217,7 +217,12 @@ fn print(out: &Value, as_json: bool) -> anyhow::Result<()> {
 }
 
 /// Run the benchmark and print the results.
-pub fn run(as_json: bool, only: Option<Only>, postgres: Option<String>) -> anyhow::Result<()> {
+pub fn run(
+    as_json: bool,
+    only: Option<Only>,
+    postgres: Option<String>,
+    nats: Option<String>,
+) -> anyhow::Result<()> {
     let engine = Engine::new(EngineConfig::default()).context("could not start the engine")?;
     match only {
         Some(Only::Runner) => {
@@ -249,7 +254,7 @@ pub fn run(as_json: bool, only: Option<Only>, postgres: Option<String>) -> anyho
             return print(&json!({ "soak": soak, "machine": machine() }), as_json);
         }
         Some(Only::Cluster) => {
-            let cluster = crate::bench_cluster::run(postgres.as_deref())?;
+            let cluster = crate::bench_cluster::run(postgres.as_deref(), nats.as_deref())?;
             return print(
                 &json!({ "cluster": cluster, "machine": machine() }),
                 as_json,

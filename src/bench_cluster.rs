@@ -11,6 +11,14 @@
 //!   claimer holding the run (woken by LISTEN/NOTIFY), with 1 and 3
 //!   claimers in separate connection pools, runs enqueued every 2 ms.
 //!
+//! - **Live output across processes**: `console.log` to a WebSocket
+//!   client of an api process while a worker process runs the block, over
+//!   NATS (`--nats`) and from PostgreSQL alone, beside one process on
+//!   sled.
+//! - **Scheduler failover**: three scheduler processes and a per-second
+//!   schedule; the leader killed ten times: kill to the next leader, and
+//!   to the next fire in history.
+//!
 //! Each case gets a fresh database on the server at `URL` (the role needs
 //! CREATEDB).
 
@@ -304,8 +312,203 @@ fn claim_latency(url: &str, claimers: usize) -> anyhow::Result<Value> {
     }))
 }
 
+const TIMED_LOGS: &str = "for (let i = 0; i < 20; i++) { console.log(String(Date.now())); await new Promise(r => setTimeout(r, 20)); }";
+
+fn now_ms() -> f64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0.0, |d| d.as_secs_f64() * 1000.0)
+}
+
+/// `console.log` (the block's `Date.now()`) to a WebSocket client of
+/// `base` reading it, over `runs` runs of 20 lines each: p50/p99 in ms
+/// (millisecond resolution: the block's clock is `Date.now()`).
+fn follow_latency(base: &str, runs: usize) -> anyhow::Result<Value> {
+    use futures_util::{SinkExt, StreamExt};
+    use tokio_tungstenite::tungstenite::Message;
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    let url = format!(
+        "{}/api/v1/workspaces/default/live?token={ADMIN}",
+        base.replacen("http://", "ws://", 1)
+    );
+    let mut lat = rt.block_on(async {
+        let (mut sock, _) = tokio_tungstenite::connect_async(&url).await?;
+        let mut lat = Vec::new();
+        for _ in 0..runs {
+            let body = json!({"source": TIMED_LOGS, "lang": "js"});
+            let v = call(base, "POST", "/api/v1/workspaces/default/runs", Some(&body))?;
+            let run = v["run"].as_str().context("no run id")?.to_string();
+            let op = json!({"op": "follow", "run": run, "from_seq": 0}).to_string();
+            sock.send(Message::Text(op.into())).await?;
+            loop {
+                let m = tokio::time::timeout(Duration::from_secs(60), sock.next())
+                    .await
+                    .context("no event within 60 s")?
+                    .context("the socket closed")??;
+                let Message::Text(t) = m else { continue };
+                let got = now_ms();
+                let e: Value = serde_json::from_str(&t)?;
+                if e["run"] != run.as_str() {
+                    continue;
+                }
+                if e["type"] == "log" {
+                    if let Some(sent) = e["text"].as_str().and_then(|t| t.parse::<f64>().ok()) {
+                        lat.push(got - sent);
+                    }
+                }
+                if e["type"] == "finished" {
+                    break;
+                }
+            }
+        }
+        anyhow::Ok(lat)
+    })?;
+    lat.sort_by(f64::total_cmp);
+    Ok(
+        json!({"logs": lat.len(), "p50_ms": percentile(&lat, 0.5), "p99_ms": percentile(&lat, 0.99)}),
+    )
+}
+
+/// Live-output latency with the client's api process apart from the
+/// run's worker (with NATS, and from PostgreSQL alone), beside one
+/// process on sled.
+fn latency_cases(url: &str, nats: Option<&str>) -> anyhow::Result<Value> {
+    let mut out = json!({});
+    let key = hex_key()?;
+    {
+        let dir = tempfile::tempdir()?;
+        let data = dir.path().join("data");
+        let p = serve(&["--data", data.to_str().context("temp path")?], &key)?;
+        out["sled_one_process"] = follow_latency(&p.base, 20)?;
+    }
+    let mut cases = vec![("postgres_only", None)];
+    if let Some(n) = nats {
+        cases.push(("nats", Some(n)));
+    }
+    for (name, nats) in cases {
+        let db = fresh_database(url, &format!("quire_bench_lat_{name}"))?;
+        let mut args = vec!["--postgres", db.as_str()];
+        if let Some(n) = nats {
+            args.extend(["--nats", n]);
+        }
+        let api = serve(&[args.as_slice(), &["--role", "api"]].concat(), &key)?;
+        let _worker = serve(&[args.as_slice(), &["--role", "worker"]].concat(), &key)?;
+        out[name] = follow_latency(&api.base, 20)?;
+    }
+    Ok(out)
+}
+
+/// The pid of the process leading the scheduler on `db`.
+fn leader_pid(db: &str) -> anyhow::Result<Option<u32>> {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    let holder: Option<String> = rt.block_on(async {
+        use sqlx::{Connection, Row};
+        let mut c = sqlx::PgConnection::connect(db).await?;
+        let r = sqlx::query("SELECT holder FROM schedule_leader WHERE id = 1")
+            .fetch_optional(&mut c)
+            .await?;
+        anyhow::Ok(r.map(|r| r.get(0)))
+    })?;
+    Ok(holder.and_then(|h| h.rsplit('-').nth(1)?.parse().ok()))
+}
+
+/// Kill the scheduler leader `kills` times (three scheduler processes, a
+/// per-second schedule): from the kill to the next fire in history, and
+/// to the next leader, in ms.
+fn failover(url: &str, kills: usize) -> anyhow::Result<Value> {
+    let db = fresh_database(url, "quire_bench_failover")?;
+    let key = hex_key()?;
+    let pg = ["--postgres", db.as_str()];
+    let api = serve(&[pg.as_slice(), &["--role", "api"]].concat(), &key)?;
+    let start = || {
+        serve(
+            &[pg.as_slice(), &["--role", "scheduler,worker"]].concat(),
+            &key,
+        )
+    };
+    let mut procs = vec![start()?, start()?, start()?];
+    let body = json!({"name": "tick", "source": "export default 1;", "lang": "js"});
+    let b = call(
+        &api.base,
+        "POST",
+        "/api/v1/workspaces/default/blocks",
+        Some(&body),
+    )?;
+    let block = b["id"].as_str().context("no block id")?.to_string();
+    let path = format!("/api/v1/workspaces/default/blocks/{block}/schedules");
+    call(
+        &api.base,
+        "POST",
+        &path,
+        Some(&json!({"cron": "* * * * * *"})),
+    )?;
+    let (mut to_fire, mut to_leader) = (Vec::new(), Vec::new());
+    for _ in 0..kills {
+        let t = Instant::now();
+        let pid = loop {
+            if let Some(p) = leader_pid(&db)? {
+                break p;
+            }
+            if t.elapsed() > Duration::from_secs(30) {
+                bail!("no scheduler leader");
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        };
+        std::thread::sleep(Duration::from_millis(1500));
+        let i = procs
+            .iter()
+            .position(|p| p.child.id() == pid)
+            .context("the leader is not one of the bench's processes")?;
+        let killed_ms = now_ms();
+        let killed = Instant::now();
+        drop(procs.remove(i)); // SIGKILL
+        let (mut fire, mut led) = (None, None);
+        while fire.is_none() || led.is_none() {
+            if killed.elapsed() > Duration::from_secs(60) {
+                bail!("no fire or no leader within 60 s of a kill");
+            }
+            if led.is_none() && leader_pid(&db)?.is_some_and(|p| p != pid) {
+                led = Some(killed.elapsed().as_secs_f64() * 1000.0);
+            }
+            if fire.is_none() {
+                let v = call(
+                    &api.base,
+                    "GET",
+                    &format!("/api/v1/workspaces/default/runs?block={block}&limit=3"),
+                    None,
+                )?;
+                let after = v["runs"].as_array().into_iter().flatten().any(|r| {
+                    r["trigger"]["scheduled_at_ms"]
+                        .as_f64()
+                        .is_some_and(|at| at >= killed_ms)
+                });
+                if after {
+                    fire = Some(killed.elapsed().as_secs_f64() * 1000.0);
+                }
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        to_fire.extend(fire);
+        to_leader.extend(led);
+        procs.push(start()?);
+    }
+    to_fire.sort_by(f64::total_cmp);
+    to_leader.sort_by(f64::total_cmp);
+    Ok(json!({
+        "kills": kills,
+        "kill_to_next_fire_p50_ms": percentile(&to_fire, 0.5),
+        "kill_to_next_fire_max_ms": to_fire.last(),
+        "kill_to_new_leader_p50_ms": percentile(&to_leader, 0.5),
+        "kill_to_new_leader_max_ms": to_leader.last(),
+    }))
+}
+
 /// Every case, in one run.
-pub fn run(postgres: Option<&str>) -> anyhow::Result<Value> {
+pub fn run(postgres: Option<&str>, nats: Option<&str>) -> anyhow::Result<Value> {
     let Some(url) = postgres else {
         bail!("--only cluster needs a PostgreSQL server: --postgres URL (or QUIRE_POSTGRES_URL), a role that may create databases");
     };
@@ -320,7 +523,14 @@ pub fn run(postgres: Option<&str>) -> anyhow::Result<Value> {
         .into_iter()
         .map(|n| claim_latency(url, n))
         .collect::<anyhow::Result<Vec<_>>>()?;
-    Ok(
-        json!({"http_hello_world": {"postgres": workers, "sled_one_process": sled}, "queue_claim": claims}),
-    )
+    eprintln!("cluster: live output latency");
+    let latency = latency_cases(url, nats)?;
+    eprintln!("cluster: scheduler leader kills");
+    let failover = failover(url, 10)?;
+    Ok(json!({
+        "http_hello_world": {"postgres": workers, "sled_one_process": sled},
+        "queue_claim": claims,
+        "log_to_client_other_process": latency,
+        "scheduler_failover": failover,
+    }))
 }

@@ -77,6 +77,10 @@ enum Command {
         /// role that may create databases.
         #[arg(long, value_name = "URL")]
         postgres: Option<String>,
+        /// NATS for `--only cluster` (also `QUIRE_NATS_URL`): the live
+        /// output case over NATS.
+        #[arg(long, value_name = "URL")]
+        nats: Option<String>,
     },
 }
 
@@ -134,10 +138,12 @@ fn main() -> ExitCode {
             json,
             only,
             postgres,
+            nats,
         } => match bench::run(
             json,
             only,
             postgres.or_else(|| std::env::var("QUIRE_POSTGRES_URL").ok()),
+            nats.or_else(|| std::env::var("QUIRE_NATS_URL").ok()),
         ) {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => {

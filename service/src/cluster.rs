@@ -204,7 +204,12 @@ impl QueueSlot {
     /// for (the database's lease ends no sooner). Past that the run may be
     /// reaped and closed elsewhere, so it must say nothing more.
     pub(crate) fn surely_held(&self) -> bool {
-        let renewed = *self.cluster.0.renewed.lock().unwrap_or_else(|e| e.into_inner());
+        let renewed = *self
+            .cluster
+            .0
+            .renewed
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
         let since = renewed.map_or(self.claimed, |r| r.max(self.claimed));
         since.elapsed() < self.cluster.0.cfg.lease.mul_f64(0.9)
     }
