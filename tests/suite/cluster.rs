@@ -246,6 +246,22 @@ fn api_and_worker_processes_share_one_database() {
     assert_eq!(done["status"], "ok", "{done}");
     assert!(done.to_string().contains("\"total\":320"), "{done}");
 
+    // A webhook through the api process, waiting for the worker's result.
+    let (code, hook) = api.call(
+        "POST",
+        "/api/v1/workspaces/default/blocks/tasks-summary/webhooks",
+        Some(json!({})),
+    );
+    assert_eq!(code, 201, "{hook}");
+    let (code, v) = api.call(
+        "POST",
+        &format!("{}?wait=true", hook["path"].as_str().unwrap()),
+        Some(json!({})),
+    );
+    assert_eq!(code, 200, "{v}");
+    assert_eq!(v["status"], "ok", "{v}");
+    assert_eq!(v["result"]["total"], 320, "{v}");
+
     // 2. Followed live from another process: events show while it runs.
     let run = api.run_source(TICKS);
     let seen = api.wait_for(&run, 60, |v| {
