@@ -57,6 +57,7 @@ fn nats(e: impl std::fmt::Display) -> ServiceError {
 /// A connection to NATS and the stream (cheap to clone).
 #[derive(Clone)]
 pub struct Bus {
+    client: async_nats::Client,
     js: jetstream::Context,
 }
 
@@ -68,6 +69,13 @@ impl std::fmt::Debug for Bus {
 
 fn subject(run: &str) -> String {
     format!("quire.run.{run}")
+}
+
+/// The subject announcing runs of block `block` of workspace `ws` (the
+/// block id in hex: ids may hold dots, which NATS reads as separators).
+fn started_subject(ws: &str, block: &str) -> String {
+    let hex: String = block.bytes().map(|b| format!("{b:02x}")).collect();
+    format!("quire.started.{ws}.{hex}")
 }
 
 impl Bus {
@@ -82,7 +90,7 @@ impl Bus {
             .connect(&cfg.url)
             .await
             .map_err(|e| nats(format!("cannot connect to {} ({e})", cfg.url)))?;
-        let js = jetstream::new(client);
+        let js = jetstream::new(client.clone());
         js.get_or_create_stream(jetstream::stream::Config {
             name: STREAM.into(),
             subjects: vec!["quire.run.*".into()],
@@ -98,7 +106,7 @@ impl Bus {
                 "the stream {STREAM} ({e}); is JetStream on (nats-server -js)?"
             ))
         })?;
-        Ok(Self { js })
+        Ok(Self { client, js })
     }
 
     /// Publish one serialized event of `run`. Events of one run are
@@ -110,6 +118,38 @@ impl Bus {
         if let Err(e) = self.js.publish(subject(run), payload).await {
             tracing::warn!(error = %e, run, "event not published to NATS");
         }
+    }
+
+    /// Say that run `run` of block `block` of workspace `ws` was enqueued
+    /// (plain NATS, not kept: only processes watching the block care).
+    pub async fn announce(&self, ws: &str, block: &str, run: &str) {
+        let payload = bytes::Bytes::copy_from_slice(run.as_bytes());
+        if let Err(e) = self
+            .client
+            .publish(started_subject(ws, block), payload)
+            .await
+        {
+            tracing::warn!(error = %e, run, "run start not announced over NATS");
+        }
+    }
+
+    /// Run ids of block `block` of workspace `ws` as they are announced.
+    ///
+    /// # Errors
+    /// When the subscription cannot be made.
+    pub async fn starts(
+        &self,
+        ws: &str,
+        block: &str,
+    ) -> ServiceResult<impl futures_util::Stream<Item = String> + Send + Unpin + 'static> {
+        let sub = self
+            .client
+            .subscribe(started_subject(ws, block))
+            .await
+            .map_err(nats)?;
+        Ok(sub
+            .filter_map(|m| async move { String::from_utf8(m.payload.to_vec()).ok() })
+            .boxed())
     }
 
     /// The events of `run` the stream holds from seq `from` on, in order,

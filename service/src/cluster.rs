@@ -31,7 +31,8 @@ use futures_util::StreamExt;
 use quire_engine::{EngineKind, Lang, RunEvent};
 use quire_host_api::Grants;
 use quire_storage::{
-    BlockRecord, Cancelled, Claimed, Enqueue, Refusal, RunQueue, RunRecord, Workspace, WorkspaceId,
+    BlockRecord, Cancelled, Claimed, Enqueue, Lost, Refusal, RunQueue, RunRecord, Workspace,
+    WorkspaceId,
 };
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -146,6 +147,10 @@ struct Inner {
     renewed: Mutex<Option<Instant>>,
     /// Runs this worker holds.
     mine: Mutex<HashMap<String, Arc<LiveRun>>>,
+    /// Blocks watched for runs started elsewhere.
+    watches: Arc<Mutex<HashMap<(WorkspaceId, String), Watch>>>,
+    /// Lost runs reaped whose closing failed: tried again.
+    unclosed: Mutex<Vec<Lost>>,
 }
 
 impl Cluster {
@@ -157,6 +162,8 @@ impl Cluster {
             freed: tokio::sync::Notify::new(),
             renewed: Mutex::new(None),
             mine: Mutex::new(HashMap::new()),
+            watches: Arc::default(),
+            unclosed: Mutex::default(),
         }))
     }
 
@@ -344,7 +351,91 @@ pub(crate) async fn enqueue(
         }));
     }
     let live = hub.new_live(&record, ws, true);
-    Ok(hub.started(follow_elsewhere(hub, cluster, live)))
+    let live = follow_elsewhere(hub, cluster, live);
+    if let (Some(bus), Some(block)) = (cluster.bus(), &live.block) {
+        bus.announce(&ws.to_string(), block, &live.id).await;
+    }
+    Ok(hub.started(live))
+}
+
+/// Interest in one block's runs started elsewhere (see
+/// [`RunHub::watch_block`]); the NATS subscription ends with the last
+/// guard.
+#[derive(Debug)]
+pub struct BlockWatch {
+    watches: Arc<Mutex<HashMap<(WorkspaceId, String), Watch>>>,
+    key: (WorkspaceId, String),
+}
+
+#[derive(Debug)]
+pub(crate) struct Watch {
+    guards: usize,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for BlockWatch {
+    fn drop(&mut self) {
+        let mut w = self.watches.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(watch) = w.get_mut(&self.key) {
+            watch.guards -= 1;
+            if watch.guards == 0 {
+                watch.task.abort();
+                w.remove(&self.key);
+            }
+        }
+    }
+}
+
+pub(crate) async fn watch_block(
+    hub: &Arc<RunHub>,
+    cluster: &Cluster,
+    ws: WorkspaceId,
+    block: &str,
+) -> Option<BlockWatch> {
+    let bus = cluster.bus()?.clone();
+    let key = (ws, block.to_string());
+    let watches = cluster.0.watches.clone();
+    let guard = || BlockWatch {
+        watches: watches.clone(),
+        key: key.clone(),
+    };
+    if let Some(w) = watches
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .get_mut(&key)
+    {
+        w.guards += 1;
+        return Some(guard());
+    }
+    // Subscribed before this returns, so no run started after it is missed.
+    let mut starts = match bus.starts(&ws.to_string(), block).await {
+        Ok(s) => s,
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot watch a block's runs");
+            return None;
+        }
+    };
+    let mut w = watches.lock().unwrap_or_else(|e| e.into_inner());
+    if let Some(watch) = w.get_mut(&key) {
+        // Another subscriber of this process got there meanwhile.
+        watch.guards += 1;
+        return Some(guard());
+    }
+    let (hub, cluster, block) = (hub.clone(), cluster.clone(), block.to_string());
+    let task = tokio::spawn(async move {
+        while let Some(run) = starts.next().await {
+            match attach(&hub, &cluster, ws, &run).await {
+                Ok(Some(live)) if live.block.as_deref() == Some(block.as_str()) => {
+                    hub.announce(&live);
+                }
+                Ok(_) => {}
+                Err(e) => tracing::warn!(error = %e, run, "cannot follow an announced run"),
+            }
+        }
+    });
+    w.insert(key.clone(), Watch { guards: 1, task });
+    drop(w);
+    Some(guard())
 }
 
 /// Track `live` as running in another process: insert it in the hub and
@@ -809,7 +900,9 @@ async fn reap(hub: &Arc<RunHub>, cluster: &Cluster) {
             return;
         }
     };
-    for l in lost {
+    let retry: Vec<Lost> =
+        std::mem::take(&mut *cluster.0.unclosed.lock().unwrap_or_else(|e| e.into_inner()));
+    for l in retry.into_iter().chain(lost) {
         let why = if l.started {
             format!("the worker running this run ({}) stopped: its lease ran out; its output after the last event shown was lost", l.worker)
         } else {
@@ -826,7 +919,16 @@ async fn reap(hub: &Arc<RunHub>, cluster: &Cluster) {
             Ok(()) => {
                 tracing::warn!(workspace = %l.workspace, run = %l.run_id, worker = %l.worker, "closed a run its worker lost")
             }
-            Err(e) => tracing::error!(error = %e, run = %l.run_id, "could not close a lost run"),
+            Err(e) => {
+                // Out of the queue already: retried on the next tick.
+                tracing::error!(error = %e, run = %l.run_id, "could not close a lost run; will retry");
+                cluster
+                    .0
+                    .unclosed
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .push(l);
+            }
         }
     }
 }

@@ -170,6 +170,9 @@ pub struct LiveRun {
     /// Its worker lost the lease: it is cancelled and its history left
     /// to the process that reaped it.
     pub(crate) lost: AtomicBool,
+    /// Announced to block subscribers (once, whoever learns of it first:
+    /// this process's start, or another process's over NATS).
+    announced: AtomicBool,
 }
 
 impl LiveRun {
@@ -491,7 +494,7 @@ impl std::ops::Deref for Started {
 
 impl Drop for Started {
     fn drop(&mut self) {
-        let _ = self.hub.announce.send(self.live.clone());
+        self.hub.announce(&self.live);
     }
 }
 
@@ -845,6 +848,7 @@ impl RunHub {
             recorded: AtomicBool::new(false),
             remote: AtomicBool::new(false),
             lost: AtomicBool::new(false),
+            announced: AtomicBool::new(false),
         })
     }
 
@@ -984,8 +988,25 @@ impl RunHub {
         accepted_at: Instant,
     ) {
         if live.lost.load(Ordering::SeqCst) {
-            // Its worker lost the lease: another process closed it.
+            // Its worker lost the lease: another process closed it, unless
+            // this worker's own `running` record landed after that close
+            // (a worker starved between starting the run and recording
+            // it); then it closes it itself.
             tracing::warn!("the run's lease was lost; its history was closed elsewhere");
+            let (store, ws, id) = (self.store.clone(), live.workspace, live.id.clone());
+            let open = blocking(move || {
+                Ok(store
+                    .get_run_head(&ws, &id)?
+                    .is_some_and(|h| h.status == "running" || h.status == "queued"))
+            })
+            .await;
+            if matches!(open, Ok(true)) {
+                let why = "this worker lost the run's lease (its renewals came too late) and stopped it; its output after the last event shown was lost";
+                let (store, ws, id) = (self.store.clone(), live.workspace, live.id.clone());
+                if let Err(e) = blocking(move || close_run(&store, ws, &id, why)).await {
+                    tracing::error!(error = %e, "could not close a run whose lease was lost");
+                }
+            }
             self.active().remove(&live.id);
             live.recorded.store(true, Ordering::SeqCst);
             live.changed.send_modify(|_| {});
@@ -1068,49 +1089,65 @@ impl RunHub {
     /// # Errors
     /// When the store fails.
     pub(crate) fn close_run(&self, ws: WorkspaceId, run: &str, message: &str) -> ServiceResult<()> {
-        let r = self
-            .store
-            .get_run_head(&ws, run)?
-            .unwrap_or_else(|| RunRecord {
-                id: run.to_string(),
-                block: None,
-                trigger: Value::Null,
-                request: Value::Null,
-                status: "queued".into(),
-                events: vec![],
-                error: Value::Null,
-                cpu_ms: 0.0,
-                wall_ms: 0.0,
-                peak_memory_bytes: 0,
-                started_ms: now_ms(),
-            });
-        self.close_record(ws, r, message)
+        close_run(&self.store, ws, run, message)
     }
 
-    /// Append an `internal` error saying `message` and a `finished` event
-    /// after what `r` recorded, and record it as `error`.
-    fn close_record(&self, ws: WorkspaceId, mut r: RunRecord, message: &str) -> ServiceResult<()> {
-        let run = r.id.clone();
-        let mut next = self.store.run_event_totals(&ws, &run)?.events;
-        let mut last = self.store.last_run_event(&ws, &run)?;
-        // A record from before events were stored apart holds them.
-        let legacy = match next {
-            0 => self
-                .store
-                .get_run(&ws, &run)?
-                .map(|f| f.events)
-                .unwrap_or_default(),
-            _ => Vec::new(),
-        };
-        if !legacy.is_empty() {
-            next = legacy.len() as u64;
-            last = legacy.last().cloned();
-        }
-        let t_ms = last
-            .as_ref()
-            .and_then(|e| e["t_ms"].as_f64())
-            .unwrap_or(0.0);
-        let closing = [
+    fn close_record(&self, ws: WorkspaceId, r: RunRecord, message: &str) -> ServiceResult<()> {
+        close_record(&self.store, ws, r, message)
+    }
+}
+
+/// See [`RunHub::close_run`].
+pub(crate) fn close_run(
+    store: &Store,
+    ws: WorkspaceId,
+    run: &str,
+    message: &str,
+) -> ServiceResult<()> {
+    let r = store.get_run_head(&ws, run)?.unwrap_or_else(|| RunRecord {
+        id: run.to_string(),
+        block: None,
+        trigger: Value::Null,
+        request: Value::Null,
+        status: "queued".into(),
+        events: vec![],
+        error: Value::Null,
+        cpu_ms: 0.0,
+        wall_ms: 0.0,
+        peak_memory_bytes: 0,
+        started_ms: now_ms(),
+    });
+    close_record(store, ws, r, message)
+}
+
+/// Append an `internal` error saying `message` and a `finished` event
+/// after what `r` recorded, and record it as `error`.
+fn close_record(
+    store: &Store,
+    ws: WorkspaceId,
+    mut r: RunRecord,
+    message: &str,
+) -> ServiceResult<()> {
+    let run = r.id.clone();
+    let mut next = store.run_event_totals(&ws, &run)?.events;
+    let mut last = store.last_run_event(&ws, &run)?;
+    // A record from before events were stored apart holds them.
+    let legacy = match next {
+        0 => store
+            .get_run(&ws, &run)?
+            .map(|f| f.events)
+            .unwrap_or_default(),
+        _ => Vec::new(),
+    };
+    if !legacy.is_empty() {
+        next = legacy.len() as u64;
+        last = legacy.last().cloned();
+    }
+    let t_ms = last
+        .as_ref()
+        .and_then(|e| e["t_ms"].as_f64())
+        .unwrap_or(0.0);
+    let closing = [
             serde_json::json!({
                 "run": run, "seq": next, "type": "error", "kind": "internal",
                 "message": message, "t_ms": t_ms,
@@ -1121,22 +1158,23 @@ impl RunHub {
             }),
         ]
         .map(|e| e.to_string());
-        if legacy.is_empty() {
-            self.store.append_run_events(&ws, &run, next, &closing)?;
-        } else {
-            // Written with its events, the record's move to chunks.
-            r.events = legacy;
-            r.events
-                .extend(closing.iter().filter_map(|l| serde_json::from_str(l).ok()));
-        }
-        if r.error.is_null() {
-            r.error = serde_json::json!({"kind": "internal", "message": message});
-        }
-        r.status = "error".into();
-        self.store.put_run(&ws, &r)?;
-        Ok(())
+    if legacy.is_empty() {
+        store.append_run_events(&ws, &run, next, &closing)?;
+    } else {
+        // Written with its events, the record's move to chunks.
+        r.events = legacy;
+        r.events
+            .extend(closing.iter().filter_map(|l| serde_json::from_str(l).ok()));
     }
+    if r.error.is_null() {
+        r.error = serde_json::json!({"kind": "internal", "message": message});
+    }
+    r.status = "error".into();
+    store.put_run(&ws, &r)?;
+    Ok(())
+}
 
+impl RunHub {
     /// The store runs are recorded in.
     pub(crate) fn store(&self) -> &Store {
         &self.store
@@ -1198,9 +1236,30 @@ impl RunHub {
         v
     }
 
-    /// Every run started from now on, as it starts.
+    /// Every run started from now on, as it starts (in a cluster with
+    /// NATS, also runs of watched blocks started elsewhere; see
+    /// [`RunHub::watch_block`]).
     pub fn announcements(&self) -> broadcast::Receiver<Arc<LiveRun>> {
         self.announce.subscribe()
+    }
+
+    /// Tell block subscribers about `live`, once.
+    pub(crate) fn announce(&self, live: &Arc<LiveRun>) {
+        if !live.announced.swap(true, Ordering::SeqCst) {
+            let _ = self.announce.send(live.clone());
+        }
+    }
+
+    /// Someone here subscribes to block `block` of `ws`: in a cluster with
+    /// NATS, runs of it started through other processes are announced
+    /// too, while the returned guard lives.
+    pub async fn watch_block(
+        self: &Arc<Self>,
+        ws: WorkspaceId,
+        block: &str,
+    ) -> Option<crate::cluster::BlockWatch> {
+        let c = self.cluster.as_ref()?;
+        crate::cluster::watch_block(self, c, ws, block).await
     }
 
     /// What workspace `ws` has running and queued in admission now (in a

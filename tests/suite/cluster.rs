@@ -51,7 +51,7 @@ impl Serve {
                 "--isolation",
                 "in-process",
             ])
-            .args(["--postgres", db, "--role", roles, "--lease-ms", "1500"])
+            .args(["--postgres", db, "--role", roles, "--lease-ms", "3000"])
             .args(["--token-rate-per-sec", "10000"])
             .args(extra)
             .env("QUIRE_SECRET_KEY", key)
@@ -702,6 +702,57 @@ fn a_websocket_on_one_process_follows_a_run_on_another_over_nats() {
     // A run of the worker's, followed by a late HTTP reader, still ends.
     let second = api.run_source("console.log('late'); export default 2;");
     assert_eq!(api.finished(&second, 30)["status"], "ok");
+
+    // `subscribe` on a second api process announces a block's runs
+    // started through the first one, and follows them.
+    let api2 = Serve::start_with(&db, &key, &token, "api", &with_nats);
+    let ws2 = format!(
+        "{}/api/v1/workspaces/default/live?token={token}",
+        api2.base.replacen("http://", "ws://", 1)
+    );
+    let (announced, events) = rt.block_on(async {
+        use futures_util::{SinkExt, StreamExt};
+        use tokio_tungstenite::tungstenite::Message;
+        let (mut sock, _) = tokio_tungstenite::connect_async(&ws2).await.unwrap();
+        let sub = json!({"op": "subscribe", "block": "tasks-summary"}).to_string();
+        sock.send(Message::Text(sub.into())).await.unwrap();
+        let mut run = None;
+        let mut events = Vec::new();
+        loop {
+            let m = tokio::time::timeout(Duration::from_secs(60), sock.next())
+                .await
+                .expect("nothing within 60 s")
+                .expect("the socket closed")
+                .unwrap();
+            let Message::Text(t) = m else { continue };
+            let v: Value = serde_json::from_str(&t).unwrap();
+            match v["op"].as_str() {
+                Some("subscribed") => {
+                    let (code, r) = api.call(
+                        "POST",
+                        "/api/v1/workspaces/default/blocks/tasks-summary/runs",
+                        Some(json!({})),
+                    );
+                    assert_eq!(code, 202, "{r}");
+                }
+                Some("run") => run = v["run"].as_str().map(String::from),
+                Some(other) => assert_ne!(other, "rejected", "{v}"),
+                None => {
+                    let done = v["type"] == "finished";
+                    events.push(v);
+                    if done {
+                        return (run, events);
+                    }
+                }
+            }
+        }
+    });
+    let run = announced.expect("the run was announced");
+    assert!(events.iter().all(|e| e["run"] == run.as_str()));
+    assert_eq!(
+        api.finished(&run, 30)["events"].as_array().unwrap(),
+        &events
+    );
 }
 
 /// Follow every run id that arrives on `ids` over one WebSocket (to

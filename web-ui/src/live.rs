@@ -128,6 +128,9 @@ struct Conn {
     events: mpsc::Sender<Arc<str>>,
     followed: Arc<Mutex<HashSet<String>>>,
     subscribed: Arc<Mutex<HashSet<String>>>,
+    /// In a cluster with NATS: interest in subscribed blocks' runs started
+    /// through other processes (dropped with the subscription).
+    watches: Mutex<std::collections::HashMap<String, quire_service::cluster::BlockWatch>>,
 }
 
 fn text(v: Value) -> Arc<str> {
@@ -168,6 +171,7 @@ where
         events: ev_tx,
         followed: Arc::default(),
         subscribed: Arc::default(),
+        watches: Mutex::default(),
     });
     let announcer = tokio::spawn(announce_loop(conn.clone()));
     let mut incoming = incoming;
@@ -389,6 +393,12 @@ async fn handle(conn: &Arc<Conn>, msg: &str) {
                 let why = format!("subscription limit of {limit} blocks per connection reached");
                 return reject(conn, "subscribe", &reference, why).await;
             }
+            if let Some(w) = conn.state.hub.watch_block(conn.ws.id, &block).await {
+                conn.watches
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .insert(block.clone(), w);
+            }
             reply(
                 conn,
                 with_ref(json!({"op": "subscribed", "block": block}), &reference),
@@ -400,6 +410,10 @@ async fn handle(conn: &Arc<Conn>, msg: &str) {
         }
         Op::Unsubscribe { block, reference } => {
             conn.subscribed
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .remove(&block);
+            conn.watches
                 .lock()
                 .unwrap_or_else(|e| e.into_inner())
                 .remove(&block);
