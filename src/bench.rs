@@ -145,6 +145,9 @@ pub enum Only {
     /// HTTP runs/s with 1, 2 and 3 workers beside one process on sled,
     /// and the queue's claim latency.
     Cluster,
+    /// Random `kill -9`s of three `quire serve` processes for a few
+    /// minutes (`--postgres`, `--nats`): fires, runs and events counted.
+    Chaos,
 }
 
 /// From `Engine::run` to the block's first log line arriving at the
@@ -259,6 +262,10 @@ pub fn run(
                 &json!({ "cluster": cluster, "machine": machine() }),
                 as_json,
             );
+        }
+        Some(Only::Chaos) => {
+            let chaos = crate::bench_cluster::chaos(postgres.as_deref(), nats.as_deref())?;
+            return print(&json!({ "chaos": chaos, "machine": machine() }), as_json);
         }
         Some(Only::Host) => {
             let host = crate::bench_host::run(&engine)?;

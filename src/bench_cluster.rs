@@ -534,3 +534,242 @@ pub fn run(postgres: Option<&str>, nats: Option<&str>) -> anyhow::Result<Value> 
         "scheduler_failover": failover,
     }))
 }
+
+/// How long the chaos run lasts.
+const CHAOS_SECS: u64 = 150;
+
+fn random_below(n: u64) -> u64 {
+    let mut b = [0u8; 8];
+    let _ = getrandom::fill(&mut b);
+    u64::from_le_bytes(b) % n.max(1)
+}
+
+/// Follow every run id sent on `ids` over one WebSocket to `base` until
+/// `ids` closes and each followed run finished (or `deadline` passes);
+/// the events seen per run.
+async fn follow_runs(
+    base: String,
+    mut ids: tokio::sync::mpsc::UnboundedReceiver<String>,
+    deadline: Duration,
+) -> anyhow::Result<std::collections::HashMap<String, Vec<Value>>> {
+    use futures_util::{SinkExt, StreamExt};
+    use tokio_tungstenite::tungstenite::Message;
+    let url = format!(
+        "{}/api/v1/workspaces/default/live?token={ADMIN}",
+        base.replacen("http://", "ws://", 1)
+    );
+    let (mut sock, _) = tokio_tungstenite::connect_async(&url).await?;
+    let mut seen: std::collections::HashMap<String, Vec<Value>> = Default::default();
+    let (mut open, mut more) = (0usize, true);
+    let end = tokio::time::Instant::now() + deadline;
+    while more || open > 0 {
+        tokio::select! {
+            id = ids.recv(), if more => match id {
+                Some(id) => {
+                    let op = json!({"op": "follow", "run": id, "from_seq": 0}).to_string();
+                    sock.send(Message::Text(op.into())).await?;
+                    seen.insert(id, Vec::new());
+                    open += 1;
+                }
+                None => more = false,
+            },
+            m = sock.next() => {
+                let Some(m) = m else { break };
+                let Message::Text(t) = m? else { continue };
+                let v: Value = serde_json::from_str(&t)?;
+                let Some(run) = v["run"].as_str().map(String::from) else { continue };
+                if v.get("op").is_some() {
+                    continue;
+                }
+                if v["type"] == "finished" {
+                    open = open.saturating_sub(1);
+                }
+                seen.entry(run).or_default().push(v);
+            }
+            () = tokio::time::sleep_until(end) => break,
+        }
+    }
+    Ok(seen)
+}
+
+/// `quire bench --only chaos`: [`CHAOS_SECS`] of random `kill -9`s of
+/// three processes with every role (each restarted two seconds later)
+/// under a per-second schedule and a stream of HTTP runs, with a fourth
+/// (api only, never killed) holding a WebSocket that follows every run
+/// of one workspace. Counts what ran, what was lost, what was delivered.
+pub fn chaos(postgres: Option<&str>, nats: Option<&str>) -> anyhow::Result<Value> {
+    let (Some(url), Some(nats)) = (postgres, nats) else {
+        bail!("--only chaos needs --postgres URL and --nats URL (or QUIRE_POSTGRES_URL, QUIRE_NATS_URL)");
+    };
+    let db = fresh_database(url, "quire_bench_chaos")?;
+    let key = hex_key()?;
+    let common = [
+        "--postgres",
+        db.as_str(),
+        "--nats",
+        nats,
+        "--lease-ms",
+        "3000",
+    ];
+    let anchor = serve(&[common.as_slice(), &["--role", "api"]].concat(), &key)?;
+    let start = || {
+        serve(
+            &[common.as_slice(), &["--role", "api,worker,scheduler"]].concat(),
+            &key,
+        )
+    };
+    let mut procs: Vec<Option<Proc>> = vec![Some(start()?), Some(start()?), Some(start()?)];
+    call(
+        &anchor.base,
+        "POST",
+        "/api/v1/workspaces",
+        Some(&json!({"name": "second"})),
+    )?;
+    let big = json!({"max_concurrent_runs": 16, "runs_per_minute": 6000, "max_queued_runs": 1000});
+    for w in ["default", "second"] {
+        call(
+            &anchor.base,
+            "PUT",
+            &format!("/api/v1/workspaces/{w}/quota"),
+            Some(&big),
+        )?;
+    }
+    let b = call(
+        &anchor.base,
+        "POST",
+        "/api/v1/workspaces/default/blocks",
+        Some(&json!({"name": "tick", "source": "export default 1;", "lang": "js"})),
+    )?;
+    let block = b["id"].as_str().context("no block id")?.to_string();
+    let sch = call(
+        &anchor.base,
+        "POST",
+        &format!("/api/v1/workspaces/default/blocks/{block}/schedules"),
+        Some(&json!({"cron": "* * * * * *"})),
+    )?;
+    let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+    let base = anchor.base.clone();
+    let follower = std::thread::spawn(move || {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .map_err(anyhow::Error::from)
+            .and_then(|rt| {
+                rt.block_on(follow_runs(base, rx, Duration::from_secs(CHAOS_SECS + 240)))
+            })
+    });
+    let slow = "for (let i = 0; i < 10; i++) { console.log('step ' + i); await new Promise(r => setTimeout(r, 100)); } export default 1;";
+    let (mut accepted, mut kills) = (Vec::new(), 0u32);
+    let t0 = Instant::now();
+    let mut next_kill = Duration::from_secs(5 + random_below(8));
+    let mut restart: Option<(usize, Instant)> = None;
+    while t0.elapsed() < Duration::from_secs(CHAOS_SECS) {
+        for w in ["default", "second"] {
+            let body = json!({"source": slow, "lang": "js"});
+            let v = call(
+                &anchor.base,
+                "POST",
+                &format!("/api/v1/workspaces/{w}/runs"),
+                Some(&body),
+            )?;
+            let run = v["run"].as_str().context("no run id")?.to_string();
+            if w == "default" {
+                let _ = tx.send(run.clone());
+            }
+            accepted.push((w, run));
+        }
+        if let Some((i, at)) = restart {
+            if at.elapsed() > Duration::from_secs(2) {
+                procs[i] = Some(start()?);
+                restart = None;
+            }
+        }
+        if restart.is_none() && t0.elapsed() > next_kill {
+            let i = random_below(3) as usize;
+            drop(procs[i].take()); // SIGKILL
+            kills += 1;
+            restart = Some((i, Instant::now()));
+            next_kill = t0.elapsed() + Duration::from_secs(5 + random_below(8));
+        }
+        std::thread::sleep(Duration::from_millis(250));
+    }
+    drop(tx);
+    if let Some((i, _)) = restart {
+        procs[i] = Some(start()?);
+    }
+    let id = sch["id"].as_str().context("no schedule id")?;
+    call(
+        &anchor.base,
+        "PATCH",
+        &format!("/api/v1/workspaces/default/schedules/{id}"),
+        Some(&json!({"paused": true})),
+    )?;
+    // Outcomes.
+    let (mut finished, mut lost, mut unended) = (0, 0, 0);
+    let mut stored: std::collections::HashMap<String, Value> = Default::default();
+    for (w, run) in &accepted {
+        let end = Instant::now() + Duration::from_secs(120);
+        loop {
+            let v = call(
+                &anchor.base,
+                "GET",
+                &format!("/api/v1/workspaces/{w}/runs/{run}"),
+                None,
+            )?;
+            if !matches!(v["status"].as_str(), Some("queued" | "running")) {
+                finished += 1;
+                if v["status"] != "ok" {
+                    lost += 1;
+                }
+                if *w == "default" {
+                    stored.insert(run.clone(), v["events"].clone());
+                }
+                break;
+            }
+            if Instant::now() > end {
+                unended += 1;
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+    let seen = follower
+        .join()
+        .map_err(|_| anyhow::anyhow!("the follower panicked"))??;
+    let (mut expected, mut delivered, mut differing) = (0usize, 0usize, 0usize);
+    for (run, events) in &stored {
+        let want = events.as_array().map_or(0, Vec::len);
+        expected += want;
+        let got = seen.get(run).cloned().unwrap_or_default();
+        if Value::Array(got.clone()) == *events {
+            delivered += want;
+        } else {
+            differing += 1;
+        }
+    }
+    let v = call(
+        &anchor.base,
+        "GET",
+        &format!("/api/v1/workspaces/default/runs?block={block}&limit=500"),
+        None,
+    )?;
+    let mut at: Vec<u64> = v["runs"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|r| r["trigger"]["scheduled_at_ms"].as_u64())
+        .collect();
+    at.sort_unstable();
+    let ran = at.len();
+    at.dedup();
+    let expected_fires = match (at.first(), at.last()) {
+        (Some(a), Some(b)) => (b - a) / 1000 + 1,
+        _ => 0,
+    };
+    Ok(json!({
+        "seconds": CHAOS_SECS, "kills": kills,
+        "fires": {"expected": expected_fires, "ran": at.len(), "duplicated": ran - at.len()},
+        "runs": {"accepted": accepted.len(), "finished": finished, "closed_internal_after_a_kill": lost, "never_ended": unended},
+        "events_of_followed_runs": {"runs": stored.len(), "expected": expected, "delivered_exactly": delivered, "runs_differing": differing},
+    }))
+}
