@@ -669,17 +669,13 @@ async fn wait_recorded(hub: &Arc<RunHub>, live: &Arc<LiveRun>) {
 /// The history record a queued run was filed with (its live copy).
 fn record_of(live: &LiveRun) -> RunRecord {
     RunRecord {
-        id: live.id.clone(),
-        block: live.block.clone(),
-        trigger: live.trigger.clone(),
         request: live.request.clone(),
-        status: "queued".into(),
-        events: vec![],
-        error: Value::Null,
-        cpu_ms: 0.0,
-        wall_ms: 0.0,
-        peak_memory_bytes: 0,
-        started_ms: live.started_ms,
+        ..RunRecord::queued(
+            live.id.clone(),
+            live.block.clone(),
+            live.trigger.clone(),
+            live.started_ms,
+        )
     }
 }
 

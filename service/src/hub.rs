@@ -1104,19 +1104,9 @@ pub(crate) fn close_run(
     run: &str,
     message: &str,
 ) -> ServiceResult<()> {
-    let r = store.get_run_head(&ws, run)?.unwrap_or_else(|| RunRecord {
-        id: run.to_string(),
-        block: None,
-        trigger: Value::Null,
-        request: Value::Null,
-        status: "queued".into(),
-        events: vec![],
-        error: Value::Null,
-        cpu_ms: 0.0,
-        wall_ms: 0.0,
-        peak_memory_bytes: 0,
-        started_ms: now_ms(),
-    });
+    let r = store
+        .get_run_head(&ws, run)?
+        .unwrap_or_else(|| RunRecord::queued(run.to_string(), None, Value::Null, now_ms()));
     close_record(store, ws, r, message)
 }
 

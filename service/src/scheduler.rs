@@ -290,19 +290,8 @@ impl Scheduler {
                     }
                     _ => self.store.new_id()?,
                 };
-                let run = RunRecord {
-                    id,
-                    block: Some(s.block.clone()),
-                    trigger: json!({"kind": "schedule", "schedule": s.id, "scheduled_at": iso(at), "scheduled_at_ms": at}),
-                    request: Value::Null,
-                    status: "queued".into(),
-                    events: vec![],
-                    error: Value::Null,
-                    cpu_ms: 0.0,
-                    wall_ms: 0.0,
-                    peak_memory_bytes: 0,
-                    started_ms: at,
-                };
+                let trigger = json!({"kind": "schedule", "schedule": s.id, "scheduled_at": iso(at), "scheduled_at_ms": at});
+                let run = RunRecord::queued(id, Some(s.block.clone()), trigger, at);
                 if !self
                     .store
                     .advance_schedule(&ws, &s.id, from, to, Some(&run))?

@@ -5,21 +5,10 @@
 use std::time::{Duration, Instant};
 
 use super::*;
-use crate::{SecretKey, Store};
+use crate::Store;
 
 fn two_processes() -> Option<(Store, Store)> {
-    let Some(url) = std::env::var("QUIRE_TEST_POSTGRES_URL")
-        .ok()
-        .filter(|u| !u.is_empty())
-    else {
-        eprintln!("WARNING: QUIRE_TEST_POSTGRES_URL is not set: the scheduler election is not tested here (scripts/test.sh sets it)");
-        return None;
-    };
-    let db = crate::testing::fresh_database(&url).unwrap();
-    let key = SecretKey::random().unwrap();
-    let a = Store::open_postgres(&crate::PgConfig::new(&db), key.clone()).unwrap();
-    let b = Store::open_postgres(&crate::PgConfig::new(&db), key).unwrap();
-    Some((a, b))
+    crate::testing::two_postgres_stores("the scheduler election")
 }
 
 /// Wait until `f` holds (or panic after 20 s).

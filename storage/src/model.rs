@@ -195,6 +195,30 @@ pub struct RunRecord {
     pub started_ms: u64,
 }
 
+impl RunRecord {
+    /// A run filed as `queued` (nothing run yet, no usage).
+    pub fn queued(
+        id: String,
+        block: Option<String>,
+        trigger: serde_json::Value,
+        started_ms: u64,
+    ) -> Self {
+        Self {
+            id,
+            block,
+            trigger,
+            request: serde_json::Value::Null,
+            status: "queued".into(),
+            events: vec![],
+            error: serde_json::Value::Null,
+            cpu_ms: 0.0,
+            wall_ms: 0.0,
+            peak_memory_bytes: 0,
+            started_ms,
+        }
+    }
+}
+
 /// A secret's value and the hosts it may be sent to.
 #[derive(Clone, PartialEq, Eq)]
 pub struct Secret {

@@ -10,25 +10,12 @@ use std::time::Duration;
 use serde_json::json;
 
 use super::*;
-use crate::{SecretKey, Store};
+use crate::Store;
 
 const LEASE: Duration = Duration::from_secs(30);
 
-/// Two stores ("processes") on one fresh database, or `None` without a
-/// server.
 fn two_processes() -> Option<(Store, Store)> {
-    let Some(url) = std::env::var("QUIRE_TEST_POSTGRES_URL")
-        .ok()
-        .filter(|u| !u.is_empty())
-    else {
-        eprintln!("WARNING: QUIRE_TEST_POSTGRES_URL is not set: the run queue is not tested here (scripts/test.sh sets it)");
-        return None;
-    };
-    let db = crate::testing::fresh_database(&url).unwrap();
-    let key = SecretKey::random().unwrap();
-    let a = Store::open_postgres(&crate::PgConfig::new(&db), key.clone()).unwrap();
-    let b = Store::open_postgres(&crate::PgConfig::new(&db), key).unwrap();
-    Some((a, b))
+    crate::testing::two_postgres_stores("the run queue")
 }
 
 fn job(ws: WorkspaceId, run: &str, max_concurrent: u32, max_queued: u32) -> Enqueue {

@@ -64,3 +64,24 @@ pub(crate) fn fresh_database(url: &str) -> Result<String> {
     let base = url.rsplit_once('/').map_or(url, |(b, _)| b);
     Ok(format!("{base}/{name}"))
 }
+
+/// Two stores on one fresh PostgreSQL database, standing for two
+/// processes (each with its own pool and listener), or `None`, said
+/// loudly, without `QUIRE_TEST_POSTGRES_URL` (what: what goes untested).
+pub(crate) fn two_postgres_stores(what: &str) -> Option<(Store, Store)> {
+    let Some(url) = std::env::var("QUIRE_TEST_POSTGRES_URL")
+        .ok()
+        .filter(|u| !u.is_empty())
+    else {
+        eprintln!("WARNING: QUIRE_TEST_POSTGRES_URL is not set: {what} is not tested here (scripts/test.sh sets it)");
+        return None;
+    };
+    // With a server named, a failure here fails the test.
+    let fail = |e: crate::StorageError| -> ! { panic!("the test database: {e}") };
+    let db = fresh_database(&url).unwrap_or_else(|e| fail(e));
+    let key = SecretKey::random().unwrap_or_else(|e| fail(e));
+    let open = |k: SecretKey| {
+        Store::open_postgres(&crate::PgConfig::new(&db), k).unwrap_or_else(|e| fail(e))
+    };
+    Some((open(key.clone()), open(key)))
+}

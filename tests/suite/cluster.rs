@@ -210,17 +210,70 @@ fn sql(db: &str, statements: &[String]) {
     });
 }
 
+/// Wait until the runs of `block` (in `default`) all ended, then check
+/// that every fire time from the first to the last ran exactly once (and
+/// at least `min` did); the runs.
+fn each_second_fired_once(c: &Client, block: &str, min: usize) -> Vec<Value> {
+    let end = Instant::now() + Duration::from_secs(60);
+    let runs = loop {
+        let (_, v) = c.call(
+            "GET",
+            &format!("/api/v1/workspaces/default/runs?block={block}&limit=500"),
+            None,
+        );
+        let runs = v["runs"].as_array().unwrap().clone();
+        if runs
+            .iter()
+            .all(|r| !matches!(r["status"].as_str(), Some("queued" | "running")))
+        {
+            break runs;
+        }
+        assert!(Instant::now() < end, "scheduled runs never ended: {v}");
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    let mut at: Vec<u64> = runs
+        .iter()
+        .map(|r| {
+            r["trigger"]["scheduled_at_ms"]
+                .as_u64()
+                .unwrap_or_else(|| panic!("{r}"))
+        })
+        .collect();
+    at.sort_unstable();
+    let n = at.len();
+    at.dedup();
+    assert_eq!(at.len(), n, "a fire time ran twice: {runs:?}");
+    assert!(n >= min, "only {n} fires");
+    for w in at.windows(2) {
+        assert_eq!(
+            w[1] - w[0],
+            1000,
+            "a fire time between {} and {} never ran",
+            w[0],
+            w[1]
+        );
+    }
+    runs
+}
+
+/// The test cluster's URL, or `None` (said loudly) when it is not set.
+fn postgres_url(test: &str) -> Option<String> {
+    let url = std::env::var("QUIRE_TEST_POSTGRES_URL")
+        .ok()
+        .filter(|u| !u.is_empty());
+    if url.is_none() {
+        eprintln!("WARNING: QUIRE_TEST_POSTGRES_URL is not set: {test} is skipped (scripts/test.sh sets it)");
+    }
+    url
+}
+
 const TICKS: &str = "for (let i = 0; i < 30; i++) { console.log('tick ' + i); await new Promise(r => setTimeout(r, 50)); } export default 'done';";
 const SLEEP_1S: &str = "await new Promise(r => setTimeout(r, 1000)); export default 1;";
 const FOREVER: &str = "for (let i = 0; ; i++) { console.log('still ' + i); await new Promise(r => setTimeout(r, 100)); }";
 
 #[test]
 fn api_and_worker_processes_share_one_database() {
-    let Some(url) = std::env::var("QUIRE_TEST_POSTGRES_URL")
-        .ok()
-        .filter(|u| !u.is_empty())
-    else {
-        eprintln!("WARNING: QUIRE_TEST_POSTGRES_URL is not set: the cluster test is skipped (scripts/test.sh sets it)");
+    let Some(url) = postgres_url("the cluster test") else {
         return;
     };
     let db = fresh_database(&url);
@@ -430,11 +483,7 @@ fn leader_pid(db: &str) -> Option<u32> {
 
 #[test]
 fn a_per_second_schedule_fires_each_second_once_across_a_leader_kill() {
-    let Some(url) = std::env::var("QUIRE_TEST_POSTGRES_URL")
-        .ok()
-        .filter(|u| !u.is_empty())
-    else {
-        eprintln!("WARNING: QUIRE_TEST_POSTGRES_URL is not set: the scheduler failover test is skipped (scripts/test.sh sets it)");
+    let Some(url) = postgres_url("the scheduler failover test") else {
         return;
     };
     let db = fresh_database(&url);
@@ -483,45 +532,7 @@ fn a_per_second_schedule_fires_each_second_once_across_a_leader_kill() {
     assert_eq!(code, 200, "{v}");
     // Let filed runs end (runs on the killed process end `internal` once
     // their lease runs out).
-    let end = Instant::now() + Duration::from_secs(60);
-    let runs = loop {
-        let (_, v) = api.call(
-            "GET",
-            &format!("/api/v1/workspaces/default/runs?block={block}&limit=500"),
-            None,
-        );
-        let runs = v["runs"].as_array().unwrap().clone();
-        if runs
-            .iter()
-            .all(|r| !matches!(r["status"].as_str(), Some("queued" | "running")))
-        {
-            break runs;
-        }
-        assert!(Instant::now() < end, "scheduled runs never ended: {v}");
-        std::thread::sleep(Duration::from_millis(200));
-    };
-    let mut fired: Vec<u64> = runs
-        .iter()
-        .map(|r| {
-            r["trigger"]["scheduled_at_ms"]
-                .as_u64()
-                .unwrap_or_else(|| panic!("{r}"))
-        })
-        .collect();
-    fired.sort_unstable();
-    let n = fired.len();
-    fired.dedup();
-    assert_eq!(fired.len(), n, "a fire time ran twice: {runs:?}");
-    assert!(n >= 6, "only {n} fires in about 8 s");
-    for w in fired.windows(2) {
-        assert_eq!(
-            w[1] - w[0],
-            1000,
-            "a fire time between {} and {} never ran",
-            w[0],
-            w[1]
-        );
-    }
+    let runs = each_second_fired_once(&api, &block, 6);
     for r in &runs {
         assert!(matches!(r["status"].as_str(), Some("ok" | "error")), "{r}");
     }
@@ -529,11 +540,7 @@ fn a_per_second_schedule_fires_each_second_once_across_a_leader_kill() {
 
 #[test]
 fn a_worker_stopped_with_sigterm_finishes_its_runs_and_claims_no_more() {
-    let Some(url) = std::env::var("QUIRE_TEST_POSTGRES_URL")
-        .ok()
-        .filter(|u| !u.is_empty())
-    else {
-        eprintln!("WARNING: QUIRE_TEST_POSTGRES_URL is not set: the worker shutdown test is skipped (scripts/test.sh sets it)");
+    let Some(url) = postgres_url("the worker shutdown test") else {
         return;
     };
     let db = fresh_database(&url);
@@ -633,11 +640,7 @@ fn stream_messages(url: &str) -> u64 {
 
 #[test]
 fn a_websocket_on_one_process_follows_a_run_on_another_over_nats() {
-    let Some(url) = std::env::var("QUIRE_TEST_POSTGRES_URL")
-        .ok()
-        .filter(|u| !u.is_empty())
-    else {
-        eprintln!("WARNING: QUIRE_TEST_POSTGRES_URL is not set: the NATS test is skipped (scripts/test.sh sets it)");
+    let Some(url) = postgres_url("the NATS test") else {
         return;
     };
     let Some(nats) = start_nats() else { return };
@@ -804,11 +807,7 @@ async fn follow_all(
 /// scheduler leader and of another process mid-run.
 #[test]
 fn failover_proof_fires_runs_and_followers_survive_kills() {
-    let Some(url) = std::env::var("QUIRE_TEST_POSTGRES_URL")
-        .ok()
-        .filter(|u| !u.is_empty())
-    else {
-        eprintln!("WARNING: QUIRE_TEST_POSTGRES_URL is not set: the failover proof is skipped (scripts/test.sh sets it)");
+    let Some(url) = postgres_url("the failover proof") else {
         return;
     };
     let Some(nats) = start_nats() else { return };
@@ -968,39 +967,5 @@ fn failover_proof_fires_runs_and_followers_survive_kills() {
     }
 
     // Every fire time from the first to the last ran exactly once.
-    let end = Instant::now() + Duration::from_secs(60);
-    let fired = loop {
-        let (_, v) = s.call(
-            "GET",
-            &format!("/api/v1/workspaces/default/runs?block={block}&limit=500"),
-            None,
-        );
-        let runs = v["runs"].as_array().unwrap().clone();
-        if runs
-            .iter()
-            .all(|r| !matches!(r["status"].as_str(), Some("queued" | "running")))
-        {
-            break runs;
-        }
-        assert!(Instant::now() < end, "scheduled runs never ended");
-        std::thread::sleep(Duration::from_millis(200));
-    };
-    let mut at: Vec<u64> = fired
-        .iter()
-        .map(|r| r["trigger"]["scheduled_at_ms"].as_u64().unwrap())
-        .collect();
-    at.sort_unstable();
-    let n = at.len();
-    at.dedup();
-    assert_eq!(at.len(), n, "a fire ran twice");
-    assert!(n >= 7, "only {n} fires in about 10 s");
-    for w in at.windows(2) {
-        assert_eq!(
-            w[1] - w[0],
-            1000,
-            "a fire between {} and {} never ran",
-            w[0],
-            w[1]
-        );
-    }
+    each_second_fired_once(&s, &block, 7);
 }
