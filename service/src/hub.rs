@@ -1133,6 +1133,20 @@ fn close_record(
         next = legacy.len() as u64;
         last = legacy.last().cloned();
     }
+    if let Some(fin) = last.as_ref().filter(|e| e["type"] == "finished") {
+        // It ended; only its record was not written (its worker died
+        // between the two): record it as it ended, adding nothing.
+        r.status = fin["status"].as_str().unwrap_or("error").to_string();
+        r.cpu_ms = fin["cpu_ms"].as_f64().unwrap_or(0.0);
+        r.wall_ms = fin["wall_ms"].as_f64().unwrap_or(0.0);
+        r.peak_memory_bytes = fin["peak_memory_bytes"].as_u64().unwrap_or(0);
+        if r.error.is_null() {
+            let events = store.all_run_events(&ws, &run)?;
+            r.error = quire_storage::error_of(&events);
+        }
+        store.finish_run(&ws, &r)?;
+        return Ok(());
+    }
     let t_ms = last
         .as_ref()
         .and_then(|e| e["t_ms"].as_f64())

@@ -758,32 +758,46 @@ fn a_websocket_on_one_process_follows_a_run_on_another_over_nats() {
     );
 }
 
-/// Follow every run id that arrives on `ids` over one WebSocket (to
-/// `ws_url`) until `ids` closes and every followed run finished; the
-/// events seen per run.
+/// Follow every run id that arrives on `ids` over a WebSocket to the
+/// first of `ws_urls`; when that process dies, reconnect to the next and
+/// resume every unfinished run from the seq after the last one seen (as a
+/// browser does). Returns the events seen per run once `ids` closed and
+/// every followed run finished.
 async fn follow_all(
-    ws_url: String,
+    ws_urls: Vec<String>,
     mut ids: tokio::sync::mpsc::UnboundedReceiver<String>,
 ) -> HashMap<String, Vec<Value>> {
     use futures_util::{SinkExt, StreamExt};
     use tokio_tungstenite::tungstenite::Message;
-    let (mut sock, _) = tokio_tungstenite::connect_async(&ws_url).await.unwrap();
+    let mut urls = ws_urls.into_iter();
+    let (mut sock, _) = tokio_tungstenite::connect_async(urls.next().unwrap())
+        .await
+        .unwrap();
     let mut seen: HashMap<String, Vec<Value>> = HashMap::new();
-    let mut open = 0usize;
+    let mut done: std::collections::HashSet<String> = Default::default();
     let mut more = true;
-    while more || open > 0 {
+    while more || done.len() < seen.len() {
         tokio::select! {
             id = ids.recv(), if more => match id {
                 Some(id) => {
                     let op = json!({"op": "follow", "run": id, "from_seq": 0}).to_string();
                     sock.send(Message::Text(op.into())).await.unwrap();
                     seen.insert(id, Vec::new());
-                    open += 1;
                 }
                 None => more = false,
             },
             m = tokio::time::timeout(Duration::from_secs(90), sock.next()) => {
-                let m = m.expect("no event within 90 s").expect("the socket closed").unwrap();
+                let m = m.expect("no event within 90 s");
+                let Some(Ok(m)) = m else {
+                    // Its process died: the next one, from where each run was.
+                    let url = urls.next().expect("no api process left to reconnect to");
+                    sock = tokio_tungstenite::connect_async(url).await.unwrap().0;
+                    for (run, events) in seen.iter().filter(|(r, _)| !done.contains(*r)) {
+                        let op = json!({"op": "follow", "run": run, "from_seq": events.len()});
+                        sock.send(Message::Text(op.to_string().into())).await.unwrap();
+                    }
+                    continue;
+                };
                 let Message::Text(t) = m else { continue };
                 let v: Value = serde_json::from_str(&t).unwrap();
                 if v.get("op").is_some() {
@@ -792,7 +806,7 @@ async fn follow_all(
                 }
                 let run = v["run"].as_str().unwrap().to_string();
                 if v["type"] == "finished" {
-                    open -= 1;
+                    done.insert(run.clone());
                 }
                 seen.entry(run).or_default().push(v);
             }
@@ -868,19 +882,35 @@ fn failover_proof_fires_runs_and_followers_survive_kills() {
     );
     assert_eq!(code, 201, "{sch}");
 
-    // A WebSocket on the survivor follows every default-workspace run.
-    let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
-    let ws_url = format!(
-        "{}/api/v1/workspaces/default/live?token={token}",
-        s.base.replacen("http://", "ws://", 1)
-    );
-    let follower = std::thread::spawn(move || {
-        tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .unwrap()
-            .block_on(follow_all(ws_url, rx))
-    });
+    // WebSockets on two api processes: the survivor follows every run of
+    // `default`; the process killed second follows every run of `second`
+    // and, when it dies, its client resumes them on the survivor.
+    let ws_url = |base: &str, w: &str| {
+        format!(
+            "{}/api/v1/workspaces/{w}/live?token={token}",
+            base.replacen("http://", "ws://", 1)
+        )
+    };
+    let v_base = procs[vi].as_ref().unwrap().base.clone();
+    let mut followers = Vec::new();
+    let mut senders = HashMap::new();
+    for (w, urls) in [
+        ("default", vec![ws_url(&s.base, "default")]),
+        (
+            "second",
+            vec![ws_url(&v_base, "second"), ws_url(&s.base, "second")],
+        ),
+    ] {
+        let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+        senders.insert(w, tx);
+        followers.push(std::thread::spawn(move || {
+            tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap()
+                .block_on(follow_all(urls, rx))
+        }));
+    }
     // Runs in both workspaces, some long enough to be mid-run at a kill.
     let slow = "for (let i = 0; i < 12; i++) { console.log('step ' + i); await new Promise(r => setTimeout(r, 100)); } export default 'slow';";
     let mut accepted: Vec<(&str, String)> = Vec::new();
@@ -899,9 +929,7 @@ fn failover_proof_fires_runs_and_followers_survive_kills() {
             );
             assert_eq!(code, 202, "{v}");
             let run = v["run"].as_str().unwrap().to_string();
-            if w == "default" {
-                tx.send(run.clone()).unwrap();
-            }
+            senders[w].send(run.clone()).unwrap();
             accepted.push((w, run));
         }
         std::thread::sleep(Duration::from_millis(150));
@@ -914,7 +942,7 @@ fn failover_proof_fires_runs_and_followers_survive_kills() {
             killed += 1;
         }
     }
-    drop(tx);
+    drop(senders);
     let (code, v) = s.call(
         "PATCH",
         &format!(
@@ -948,9 +976,13 @@ fn failover_proof_fires_runs_and_followers_survive_kills() {
         accepted.len()
     );
 
-    // The follower saw every event of every run, in order, as stored.
-    let seen = follower.join().unwrap();
-    for (w, run) in accepted.iter().filter(|(w, _)| *w == "default") {
+    // The followers saw every event of every run, in order, as stored
+    // (the one whose process died, across its reconnect).
+    let seen: HashMap<String, Vec<Value>> = followers
+        .into_iter()
+        .flat_map(|f| f.join().unwrap())
+        .collect();
+    for (w, run) in &accepted {
         let events = &seen[run];
         let seqs: Vec<u64> = events.iter().map(|e| e["seq"].as_u64().unwrap()).collect();
         assert_eq!(
