@@ -199,10 +199,12 @@ pub(crate) struct QueueSlot {
 }
 
 impl QueueSlot {
-    fn new(cluster: &Cluster) -> Self {
+    /// A slot for a run claimed at `claimed` (taken before the claim was
+    /// asked for, so its lease ends no sooner than this thinks).
+    fn new(cluster: &Cluster, claimed: Instant) -> Self {
         Self {
             cluster: cluster.clone(),
-            claimed: Instant::now(),
+            claimed,
         }
     }
 
@@ -238,6 +240,20 @@ impl QueueSlot {
             bus.publish(&live.id, line).await;
         }
     }
+    /// Whether this worker still holds `run` in the queue (asked of the
+    /// database; an error counts as held: the history write then races
+    /// a reaper at worst, as before this check).
+    pub(crate) async fn still_held(&self, run: &str) -> bool {
+        let (q, w, id) = (
+            self.cluster.queue().clone(),
+            self.cluster.0.cfg.worker_id.clone(),
+            run.to_string(),
+        );
+        blocking(move || Ok(q.holds(&id, &w)?))
+            .await
+            .unwrap_or(true)
+    }
+
     /// The run `run` ended and is in history: leave the queue.
     pub(crate) async fn release(self, run: &str) {
         let (q, w, id) = (
@@ -331,8 +347,12 @@ pub(crate) async fn enqueue(
     let (q, store, rec) = (cluster.queue().clone(), hub.store().clone(), record.clone());
     let refused = blocking(move || match q.enqueue(e)? {
         Ok(()) => {
-            // A worker that already started it wrote its own record.
-            store.put_run_if_new(&ws, &rec)?;
+            // A worker that already started it wrote its own record; and
+            // once enqueued the run runs whatever this write does, so its
+            // failure is logged, not answered as the run's failure.
+            if let Err(err) = store.put_run_if_new(&ws, &rec) {
+                tracing::error!(error = %err, run = %rec.id, "the queued run's record was not written; its worker writes one");
+            }
             Ok(None)
         }
         Err(r) => Ok(Some(r)),
@@ -539,9 +559,12 @@ async fn read_stored(
         live.id.clone(),
         *cursor,
     );
+    // The head first: a head already final before the page was read
+    // means the page holds every event left (the worker stores its
+    // events before its final record).
     let read = blocking(move || {
-        let page = store.run_events(&ws, &run, from, FOLLOW_BATCH_BYTES)?;
         let head = store.get_run_head(&ws, &run)?;
+        let page = store.run_events(&ws, &run, from, FOLLOW_BATCH_BYTES)?;
         Ok((page, head))
     })
     .await;
@@ -641,12 +664,17 @@ async fn relay(hub: Arc<RunHub>, cluster: Cluster, live: Arc<LiveRun>, bus: crat
             _ = check.tick() => {
                 // Closed without its worker (a lost lease, a queued cancel
                 // elsewhere): only the store has the last events.
+                // And what its worker stored, the log may let go of.
                 let (store, ws, run) = (hub.store().clone(), live.workspace, live.id.clone());
-                let head = blocking(move || Ok(store.get_run_head(&ws, &run)?)).await;
-                if let Ok(h) = head {
+                let read = blocking(move || {
+                    Ok((store.get_run_head(&ws, &run)?, store.run_event_totals(&ws, &run)?.events))
+                })
+                .await;
+                if let Ok((h, stored)) = read {
                     if h.is_none_or(|h| h.status != "running" && h.status != "queued") {
                         return poll_stored(hub, cluster, live, cursor).await;
                     }
+                    live.stored_elsewhere(usize::try_from(stored.min(cursor)).unwrap_or(0));
                 }
             }
         }
@@ -701,10 +729,11 @@ pub async fn work(hub: Arc<RunHub>) {
         // cancels), so none is taken for lost while it still runs.
         while hub.accepting() && cluster.0.running.load(Ordering::SeqCst) < cluster.0.capacity {
             let (q, w, lease) = (cfg.queue.clone(), cfg.worker_id.clone(), cfg.lease);
+            let asked = Instant::now();
             match blocking(move || Ok(q.claim(&w, lease)?)).await {
                 Ok(Some(c)) => {
                     cluster.0.running.fetch_add(1, Ordering::SeqCst);
-                    run_claimed(&hub, &cluster, c).await;
+                    run_claimed(&hub, &cluster, c, asked).await;
                 }
                 Ok(None) => break,
                 Err(e) => {
@@ -727,7 +756,7 @@ pub async fn work(hub: Arc<RunHub>) {
 }
 
 /// Start claimed run `c`, or close it in history when it cannot run.
-async fn run_claimed(hub: &Arc<RunHub>, cluster: &Cluster, c: Claimed) {
+async fn run_claimed(hub: &Arc<RunHub>, cluster: &Cluster, c: Claimed, claimed_at: Instant) {
     let cfg = &cluster.0.cfg;
     let (ws, id) = (c.workspace, c.run_id.clone());
     let job = match serde_json::from_value::<Job>(c.job) {
@@ -795,7 +824,7 @@ async fn run_claimed(hub: &Arc<RunHub>, cluster: &Cluster, c: Claimed) {
     hub.launch(
         live,
         prepared,
-        Slot::Queue(QueueSlot::new(cluster)),
+        Slot::Queue(QueueSlot::new(cluster, claimed_at)),
         Instant::now(),
     );
 }
@@ -830,7 +859,7 @@ async fn close_unrun(hub: &Arc<RunHub>, cluster: &Cluster, ws: WorkspaceId, id: 
     if let Err(e) = blocking(move || h.close_run(ws, &run, &why)).await {
         tracing::error!(error = %e, run = %id, "could not close a run that cannot run");
     }
-    QueueSlot::new(cluster).release(&id).await;
+    QueueSlot::new(cluster, Instant::now()).release(&id).await;
 }
 
 /// A worker's periodic jobs.

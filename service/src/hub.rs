@@ -377,6 +377,13 @@ impl LiveRun {
         self.changed.send_replace(n);
     }
 
+    /// The first `n` events are in the store (written by the run's worker
+    /// in another process): the log may let go of them as it does of its
+    /// own stored events, so a relayed run holds about a tail in memory.
+    pub(crate) fn stored_elsewhere(&self, n: usize) {
+        self.lock().stored_up_to(n);
+    }
+
     /// A worker of this process takes over a run it followed from
     /// elsewhere: from now on only its own pump feeds the log (checked
     /// under the log's lock, so no relayed event lands after this).
@@ -938,6 +945,11 @@ impl RunHub {
                 let id = live.id.clone();
                 match held {
                     Slot::Queue(q) => {
+                        // A lease that lapsed (renewals failing) may have
+                        // been reaped and the run closed elsewhere.
+                        if !q.still_held(&id).await {
+                            live.lost.store(true, Ordering::SeqCst);
+                        }
                         hub.complete(live, record, finished, kind, accepted_at).await;
                         q.release(&id).await;
                     }

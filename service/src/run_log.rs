@@ -127,7 +127,8 @@ impl Log {
     /// Events before seq `n` are stored now; drop the oldest stored ones
     /// past [`HELD_STORED_BYTES`].
     pub fn stored_up_to(&mut self, n: usize) {
-        let n = n.min(self.len());
+        // Never backwards: what was stored stays stored.
+        let n = n.min(self.len()).max(self.stored);
         for l in self
             .lines
             .iter()

@@ -20,6 +20,8 @@ CREATE INDEX run_queue_by_lane ON run_queue (workspace, state, enqueued_at);
 CREATE INDEX run_queue_by_worker ON run_queue (worker) WHERE worker IS NOT NULL;
 CREATE INDEX run_queue_by_lease ON run_queue (lease_until) WHERE state IN ('claimed', 'running');
 CREATE INDEX run_queue_done ON run_queue (finished_at) WHERE state = 'done';
+-- What the counts of a workspace read: its runs not done.
+CREATE INDEX run_queue_live ON run_queue (workspace, state) WHERE state <> 'done';
 
 -- One row per workspace that ever queued a run: its concurrency limit,
 -- and when it last had a run start (round robin). Claims lock it, so two

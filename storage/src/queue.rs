@@ -315,7 +315,7 @@ impl RunQueue {
                     "SELECT count(*) FILTER (WHERE state IN ('claimed', 'running')), count(*) FILTER (WHERE state = 'queued'), \
                      (SELECT count(*) FROM run_queue_accepted WHERE workspace = $1 \
                       AND at_ms > (extract(epoch FROM clock_timestamp()) * 1000)::bigint - 60000) \
-                     FROM run_queue WHERE workspace = $1",
+                     FROM run_queue WHERE workspace = $1 AND state <> 'done'",
                 )
                 .bind(ws)
                 .fetch_one(&pool)
@@ -326,6 +326,28 @@ impl RunQueue {
                     queued: count(r.get(1)),
                     last_minute: count(r.get(2)),
                 })
+            })
+        })
+    }
+
+    /// Whether `worker` still holds run `run` (its lease was not taken).
+    ///
+    /// # Errors
+    /// When the database fails.
+    pub fn holds(&self, run: &str, worker: &str) -> Result<bool> {
+        let (run, worker) = (run.to_string(), worker.to_string());
+        self.call(move |pool| {
+            Box::pin(async move {
+                let r = sqlx::query(
+                    "SELECT 1 FROM run_queue WHERE run_id = $1 AND worker = $2 \
+                     AND state IN ('claimed', 'running')",
+                )
+                .bind(run)
+                .bind(worker)
+                .fetch_optional(&pool)
+                .await
+                .map_err(pg)?;
+                Ok(r.is_some())
             })
         })
     }
@@ -437,7 +459,7 @@ async fn enqueue(pool: &PgPool, e: Enqueue) -> Result<std::result::Result<(), Re
     }
     let r = sqlx::query(
         "SELECT count(*) FILTER (WHERE state IN ('claimed', 'running')), count(*) FILTER (WHERE state = 'queued') \
-         FROM run_queue WHERE workspace = $1",
+         FROM run_queue WHERE workspace = $1 AND state <> 'done'",
     )
     .bind(&ws)
     .fetch_one(&mut *tx)
@@ -484,7 +506,7 @@ async fn claim(pool: &PgPool, worker: &str, lease: Duration) -> Result<Option<Cl
         "SELECT l.workspace FROM run_queue_lanes l \
          CROSS JOIN LATERAL (SELECT count(*) FILTER (WHERE q.state IN ('claimed', 'running')) AS going, \
                                     count(*) FILTER (WHERE q.state = 'queued') AS waiting \
-                             FROM run_queue q WHERE q.workspace = l.workspace) c \
+                             FROM run_queue q WHERE q.workspace = l.workspace AND q.state <> 'done') c \
          WHERE c.waiting > 0 AND c.going < l.max_concurrent \
          ORDER BY c.going, l.last_started_at, l.workspace LIMIT $1",
     )
