@@ -555,19 +555,20 @@ impl RunHub {
         Self::build(engine, api, store, metrics, limits, max_active_runs, None)
     }
 
-    /// A hub of one process of a cluster: runs it starts are enqueued in
-    /// the shared queue (`cluster.queue`), and, when it has the worker
-    /// role, [`crate::cluster::work`] runs what it claims from there.
-    pub fn in_cluster(
+    /// [`RunHub::new`], or with `cluster` a hub of one process of a
+    /// cluster: runs it starts are enqueued in the shared queue
+    /// (`cluster.queue`), and, when it has the worker role,
+    /// [`crate::cluster::work`] runs what it claims from there.
+    pub fn with_cluster(
         engine: Arc<Engine>,
         api: HostApi,
         store: Store,
         metrics: Arc<Metrics>,
         limits: Limits,
         max_active_runs: usize,
-        cluster: crate::cluster::ClusterConfig,
+        cluster: Option<crate::cluster::ClusterConfig>,
     ) -> Arc<Self> {
-        let cluster = crate::cluster::Cluster::new(cluster, max_active_runs);
+        let cluster = cluster.map(|c| crate::cluster::Cluster::new(c, max_active_runs));
         Self::build(
             engine,
             api,
@@ -575,7 +576,7 @@ impl RunHub {
             metrics,
             limits,
             max_active_runs,
-            Some(cluster),
+            cluster,
         )
     }
 

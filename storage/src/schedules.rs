@@ -183,19 +183,12 @@ mod tests {
     }
 
     fn queued(id: &str, at: u64) -> RunRecord {
-        RunRecord {
-            id: id.into(),
-            block: Some("b".into()),
-            trigger: serde_json::json!({"kind": "schedule", "scheduled_at_ms": at}),
-            request: serde_json::Value::Null,
-            status: "queued".into(),
-            events: vec![],
-            error: serde_json::Value::Null,
-            cpu_ms: 0.0,
-            wall_ms: 0.0,
-            peak_memory_bytes: 0,
-            started_ms: at,
-        }
+        RunRecord::queued(
+            id.into(),
+            Some("b".into()),
+            serde_json::json!({"kind": "schedule", "scheduled_at_ms": at}),
+            at,
+        )
     }
 
     #[test]

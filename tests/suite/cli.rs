@@ -143,6 +143,7 @@ fn serve_refuses_bad_roles_and_rates_before_touching_anything() {
         (vec!["--role", ""], "unknown role ''"),
         (vec!["--role", "api,,worker"], "unknown role ''"),
         (vec!["--role", "worker"], "needs --postgres"),
+        (vec!["--nats", "nats://127.0.0.1:1"], "add --postgres"),
         (vec!["--token-rate-per-sec", "0"], "positive number"),
         (vec!["--token-rate-per-sec", "NaN"], "positive number"),
         (vec!["--token-rate-per-sec=-5"], "positive number"),

@@ -86,25 +86,15 @@ impl AppState {
     /// Wire a store, an engine and a host API into server state.
     pub fn new(store: Store, engine: Arc<Engine>, api: HostApi, config: ServerConfig) -> Self {
         let metrics = Arc::new(Metrics::default());
-        let hub = match config.cluster.clone() {
-            Some(cluster) => RunHub::in_cluster(
-                engine,
-                api,
-                store.clone(),
-                metrics.clone(),
-                config.run_limits.clone(),
-                config.max_active_runs,
-                cluster,
-            ),
-            None => RunHub::new(
-                engine,
-                api,
-                store.clone(),
-                metrics.clone(),
-                config.run_limits.clone(),
-                config.max_active_runs,
-            ),
-        };
+        let hub = RunHub::with_cluster(
+            engine,
+            api,
+            store.clone(),
+            metrics.clone(),
+            config.run_limits.clone(),
+            config.max_active_runs,
+            config.cluster.clone(),
+        );
         let auth = Arc::new(Auth::new(
             config.admin_token.as_deref(),
             config.rate_per_sec,
