@@ -14,7 +14,7 @@ use quire_engine::{
     RunEvent, RunRequest, RunStatus,
 };
 use quire_host_api::{Grants, HostApi, HostConfig};
-use quire_service::{LiveRun, Metrics, OperatorRun, RunHub, StartRun};
+use quire_service::{Followed, LiveRun, Metrics, OperatorRun, RunHub, StartRun};
 use quire_storage::{Store, StoreConfig};
 
 /// Which JavaScript engine runs the block.
@@ -302,19 +302,50 @@ fn start_engine(args: &RunArgs) -> anyhow::Result<Engine> {
 /// Print the run's events as they come; whether it finished ok.
 async fn print_events(args: &RunArgs, live: &LiveRun) -> anyhow::Result<bool> {
     let mut changed = live.watch();
+    let mut meters = live.meters();
     let mut cursor = 0;
     let mut ok = false;
-    while let Some(batch) = live.next_events(cursor, 64, &mut changed).await? {
+    while let Some(next) = live
+        .next_output(cursor, 64, &mut changed, &mut meters)
+        .await?
+    {
+        let batch = match next {
+            Followed::Events(batch) => batch,
+            Followed::Meter(line) => vec![line],
+        };
         for line in batch {
-            cursor += 1;
             let ev: RunEvent = serde_json::from_str(&line).context("an event did not parse")?;
             print_event(args, &line, &ev)?;
+            if matches!(&ev.body, EventBody::Meter(m) if !m.last) {
+                continue; // a live meter does not move the cursor
+            }
+            cursor += 1;
             if let EventBody::Finished(f) = &ev.body {
                 ok = f.status == RunStatus::Ok;
             }
         }
     }
     Ok(ok)
+}
+
+/// A display for a person: a header line, then the data (a progress bar as
+/// one line).
+fn shown(what: &str, mime: &str, data: &serde_json::Value) -> anyhow::Result<String> {
+    if mime == quire_engine::PROGRESS_MIME {
+        let fraction = data["fraction"].as_f64().unwrap_or(0.0).clamp(0.0, 1.0);
+        let filled = (fraction * 20.0).floor() as usize;
+        let label = data["label"].as_str().unwrap_or("");
+        return Ok(format!(
+            "[{what} progress] [{}{}] {:>3.0}% {label}",
+            "#".repeat(filled),
+            " ".repeat(20 - filled),
+            fraction * 100.0
+        ));
+    }
+    Ok(match data {
+        serde_json::Value::String(s) => format!("[{what} {mime}]\n{s}"),
+        v => format!("[{what} {mime}]\n{}", serde_json::to_string_pretty(v)?),
+    })
 }
 
 fn print_event(args: &RunArgs, line: &str, ev: &RunEvent) -> anyhow::Result<()> {
@@ -332,14 +363,22 @@ fn print_event(args: &RunArgs, line: &str, ev: &RunEvent) -> anyhow::Result<()> 
             LogLevel::Log | LogLevel::Info => writeln!(out, "{text}")?,
             other => writeln!(out, "[{}] {text}", other.as_str())?,
         },
-        EventBody::Display { mime, data } => match data {
-            serde_json::Value::String(s) => writeln!(out, "[display {mime}]\n{s}")?,
-            v => writeln!(
-                out,
-                "[display {mime}]\n{}",
-                serde_json::to_string_pretty(v)?
-            )?,
-        },
+        EventBody::Display { mime, data, .. } => {
+            writeln!(out, "{}", shown("display", mime, data)?)?
+        }
+        EventBody::UpdateDisplay {
+            display_id,
+            mime,
+            data,
+        } => writeln!(
+            out,
+            "{}",
+            shown(&format!("update {display_id}"), mime, data)?
+        )?,
+        EventBody::ClearDisplay { display_id } => writeln!(out, "[clear {display_id}]")?,
+        // Meters are for watchers (`--json`, the app); a person reads the
+        // totals in the last line.
+        EventBody::Meter(_) => {}
         EventBody::Result { value } => {
             writeln!(out, "=> {}", serde_json::to_string_pretty(value)?)?
         }

@@ -10,7 +10,10 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use crate::config::Limits;
-use crate::event::{ErrorInfo, ErrorKind, EventBody, Finished, RunEvent, RunStatus};
+use crate::event::{
+    ErrorInfo, ErrorKind, EventBody, Finished, Meter, MeterLimits, RunEvent, RunStatus,
+    METER_IDLE_INTERVAL_MS, METER_INTERVAL_MS,
+};
 use crate::host::{HostError, HostErrorKind, Mailbox};
 use crate::worker::Waker;
 
@@ -97,6 +100,18 @@ struct Sink {
     output_events: u64,
     finished: bool,
     result: Option<serde_json::Value>,
+    /// When the last live meter went out, and what it said (see
+    /// [`RunControl::tick_meter`]).
+    meter_last: Option<(Duration, MeterKey)>,
+}
+
+/// What makes a meter differ from the last one, besides the wall clock.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct MeterKey {
+    cpu_ms: u64,
+    memory_bytes: u64,
+    output_bytes: u64,
+    host_calls: u64,
 }
 
 pub(crate) struct RunControl {
@@ -113,6 +128,10 @@ pub(crate) struct RunControl {
     pub(crate) cpu_used_ns: AtomicU64,
     /// Peak isolate bytes, published by the worker.
     pub(crate) peak_memory: AtomicU64,
+    /// Isolate bytes as last measured (for meters).
+    pub(crate) memory_now: AtomicU64,
+    /// Host calls made so far (for meters).
+    pub(crate) host_calls: AtomicU64,
     sink: Mutex<Sink>,
     /// The worker that holds the run, to wake it on cancel.
     pub(crate) waker: Mutex<Option<Waker>>,
@@ -148,6 +167,8 @@ impl RunControl {
             stop_at_ns: AtomicU64::new(0),
             cpu_used_ns: AtomicU64::new(0),
             peak_memory: AtomicU64::new(0),
+            memory_now: AtomicU64::new(0),
+            host_calls: AtomicU64::new(0),
             sink: Mutex::new(Sink {
                 tx: Some(tx),
                 outcome_tx: Some(outcome_tx),
@@ -156,6 +177,7 @@ impl RunControl {
                 output_events: 0,
                 finished: false,
                 result: None,
+                meter_last: None,
             }),
             waker: Mutex::new(None),
             mailbox: Mailbox::default(),
@@ -262,13 +284,18 @@ impl RunControl {
     }
 
     fn push(&self, sink: &mut Sink, body: EventBody) {
+        self.send(sink, sink.seq, body);
+        sink.seq += 1;
+    }
+
+    /// Hand an event with `seq` to the tap and the receiver.
+    fn send(&self, sink: &Sink, seq: u64, body: EventBody) {
         let ev = RunEvent {
             run: self.id.clone(),
-            seq: sink.seq,
+            seq,
             body,
             t_ms: self.elapsed().as_secs_f64() * 1000.0,
         };
-        sink.seq += 1;
         if let Some(tap) = self.tap.get() {
             tap(&ev);
         }
@@ -353,6 +380,16 @@ impl RunControl {
         if sink.finished {
             return false;
         }
+        if sink.meter_last.is_some() {
+            let mut m = self.meter(&sink, cpu);
+            m.last = true;
+            if m.memory_bytes == 0 {
+                // No reading landed (a V8 isolate busy throughout): the
+                // heap it ended with.
+                m.memory_bytes = peak_memory_bytes;
+            }
+            self.push(&mut sink, EventBody::Meter(m));
+        }
         if let Some(e) = &error {
             self.push(&mut sink, EventBody::Error(e.clone()));
         }
@@ -384,6 +421,60 @@ impl RunControl {
             let _ = tx.send(outcome);
         }
         true
+    }
+
+    /// The run's meter now, given its CPU time so far.
+    fn meter(&self, sink: &Sink, cpu: Duration) -> Meter {
+        let l = &self.limits;
+        Meter {
+            cpu_ms: cpu.as_secs_f64() * 1000.0,
+            wall_ms: self.elapsed().as_secs_f64() * 1000.0,
+            memory_bytes: self.memory_now.load(Ordering::Relaxed),
+            output_bytes: sink.output_bytes,
+            host_calls: self.host_calls.load(Ordering::Relaxed),
+            limits: MeterLimits {
+                cpu_ms: l.cpu_time_ms,
+                wall_ms: l.wall_time_ms,
+                memory_bytes: l.memory_bytes,
+                output_bytes: l.output_bytes,
+                host_calls: u64::from(l.host_calls),
+            },
+            cpu_day_left_ms: None,
+            last: false,
+        }
+    }
+
+    /// Send a live meter if one is due, given the CPU time so far: the
+    /// run has gone [`METER_INTERVAL_MS`] since it started and since the
+    /// last meter, and its use changed (or [`METER_IDLE_INTERVAL_MS`]
+    /// passed). Callers may tick as often as they like; a live meter
+    /// does not take a `seq` of its own (see [`Meter`]).
+    pub(crate) fn tick_meter(&self, cpu: Duration) {
+        let mut sink = self.lock();
+        if sink.finished || sink.seq == 0 || self.stop_reason().is_some() {
+            return;
+        }
+        let now = self.elapsed();
+        let m = self.meter(&sink, cpu);
+        let key = MeterKey {
+            cpu_ms: m.cpu_ms as u64,
+            memory_bytes: m.memory_bytes,
+            output_bytes: m.output_bytes,
+            host_calls: m.host_calls,
+        };
+        let gap = Duration::from_millis(METER_INTERVAL_MS);
+        let due = match sink.meter_last {
+            None => now >= gap,
+            Some((at, last)) => {
+                let since = now.saturating_sub(at);
+                (since >= gap && last != key)
+                    || since >= Duration::from_millis(METER_IDLE_INTERVAL_MS)
+            }
+        };
+        if due {
+            sink.meter_last = Some((now, key));
+            self.send(&sink, sink.seq - 1, EventBody::Meter(m));
+        }
     }
 
     /// The error for the recorded stop reason, if there is one.

@@ -34,13 +34,36 @@ pub enum EventBody {
         /// The formatted text.
         text: String,
     },
-    /// A `display(value, {mime})` call.
+    /// A `display(value, {mime, id})` call: a new output, which later
+    /// `update_display` and `clear_display` events change in place.
     Display {
+        /// The output's id within the run: the block's `id` option, or one
+        /// the prelude makes (`d1`, `d2`, ...). See [`check_display_id`].
+        /// Absent in history stored before display ids existed.
+        #[serde(default)]
+        display_id: String,
         /// The MIME type of `data`.
         mime: String,
         /// JSON for `application/json`, a string otherwise.
         data: serde_json::Value,
     },
+    /// A display handle's `update(value)`: the output with this id now
+    /// shows `data` (in the place it was first shown).
+    UpdateDisplay {
+        /// The id of a display shown earlier in the run.
+        display_id: String,
+        /// The MIME type of `data` (an update may change it).
+        mime: String,
+        /// As for [`EventBody::Display`].
+        data: serde_json::Value,
+    },
+    /// A display handle's `clear()`: the output with this id is removed.
+    ClearDisplay {
+        /// The id of a display shown earlier in the run.
+        display_id: String,
+    },
+    /// The run's resource use so far, beside its limits (see [`Meter`]).
+    Meter(Meter),
     /// The block's result (its default export, or what it returned).
     Result {
         /// The result as JSON.
@@ -65,11 +88,34 @@ pub const DISPLAY_MIMES: &[&str] = &[
     "image/png",
     "image/jpeg",
     "application/vnd.vegalite.v5+json",
+    "application/vnd.quire.progress+json",
 ];
+
+/// The MIME type of `display.progress(fraction, label)`: data
+/// `{"fraction": 0..1, "label"?: "..."}`.
+pub const PROGRESS_MIME: &str = "application/vnd.quire.progress+json";
 
 /// The display MIME types whose data is a JSON value (the others carry
 /// text; `image/png` and `image/jpeg` carry canonical base64).
-pub const JSON_DISPLAY_MIMES: &[&str] = &["application/json", "application/vnd.vegalite.v5+json"];
+pub const JSON_DISPLAY_MIMES: &[&str] = &[
+    "application/json",
+    "application/vnd.vegalite.v5+json",
+    PROGRESS_MIME,
+];
+
+/// The longest display id, in bytes.
+pub const MAX_DISPLAY_ID_BYTES: usize = 64;
+
+/// Whether `id` is a valid display id: 1 to [`MAX_DISPLAY_ID_BYTES`]
+/// ASCII letters, digits, `_`, `-`, `.` or `:`. The prelude checks the
+/// same rule; what a runner sends is checked with this.
+pub fn check_display_id(id: &str) -> Result<(), String> {
+    let ok_char = |b: u8| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.' | b':');
+    if id.is_empty() || id.len() > MAX_DISPLAY_ID_BYTES || !id.bytes().all(ok_char) {
+        return Err(format!("display id {:?} is not 1 to {MAX_DISPLAY_ID_BYTES} letters, digits, '_', '-', '.' or ':'", crate::describe::clip(id.to_string())));
+    }
+    Ok(())
+}
 
 /// Whether `data` fits a display of `mime` (one of [`DISPLAY_MIMES`]):
 /// JSON for the JSON types, text for the others, and for PNG and JPEG
@@ -77,6 +123,9 @@ pub const JSON_DISPLAY_MIMES: &[&str] = &["application/json", "application/vnd.v
 pub fn check_display(mime: &str, data: &serde_json::Value) -> Result<(), String> {
     if !DISPLAY_MIMES.contains(&mime) {
         return Err(format!("display with mime {mime:?}"));
+    }
+    if mime == PROGRESS_MIME {
+        return check_progress(data);
     }
     if JSON_DISPLAY_MIMES.contains(&mime) {
         return Ok(());
@@ -90,6 +139,82 @@ pub fn check_display(mime: &str, data: &serde_json::Value) -> Result<(), String>
     }
     Ok(())
 }
+
+/// Progress data: an object with `fraction` in 0..=1 and at most a
+/// `label` string besides.
+fn check_progress(data: &serde_json::Value) -> Result<(), String> {
+    let bad = || Err("progress data that is not {fraction: 0..1, label?: text}".to_string());
+    let Some(o) = data.as_object() else {
+        return bad();
+    };
+    let fraction_ok = o
+        .get("fraction")
+        .and_then(|f| f.as_f64())
+        .is_some_and(|f| (0.0..=1.0).contains(&f));
+    let label_ok = o.get("label").is_none_or(|l| l.is_string());
+    let known = o.keys().all(|k| k == "fraction" || k == "label");
+    if fraction_ok && label_ok && known {
+        Ok(())
+    } else {
+        bad()
+    }
+}
+
+/// The payload of a `meter` event: a run's use so far beside its limits.
+///
+/// Live meters come at most every [`METER_INTERVAL_MS`] while a run goes,
+/// only when its CPU, memory, output or host calls changed (or, for the
+/// wall clock alone, every [`METER_IDLE_INTERVAL_MS`]). They are not part
+/// of the numbered stream: a live meter carries the `seq` of the event it
+/// follows, and the server does not store it. A run that sent a live meter
+/// sends one more, `final`, numbered like any event, just before its
+/// `error`/`finished`; that one is stored in history.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Meter {
+    /// CPU time used so far, in milliseconds.
+    pub cpu_ms: f64,
+    /// Wall-clock time since the run started, in milliseconds.
+    pub wall_ms: f64,
+    /// Bytes the isolate holds now (as of its last measurement).
+    pub memory_bytes: u64,
+    /// Output bytes counted against the output limit so far.
+    pub output_bytes: u64,
+    /// Host calls made so far.
+    pub host_calls: u64,
+    /// The run's limits, in the same units.
+    pub limits: MeterLimits,
+    /// The workspace's CPU left for the day after this run's use so far,
+    /// in milliseconds: set by the server when a daily quota applies
+    /// (never by the engine).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cpu_day_left_ms: Option<f64>,
+    /// Whether this is the run's last meter, numbered and stored.
+    #[serde(rename = "final")]
+    pub last: bool,
+}
+
+/// The limits a [`Meter`] is read against.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
+pub struct MeterLimits {
+    /// [`crate::Limits::cpu_time_ms`].
+    pub cpu_ms: u64,
+    /// [`crate::Limits::wall_time_ms`].
+    pub wall_ms: u64,
+    /// [`crate::Limits::memory_bytes`].
+    pub memory_bytes: u64,
+    /// [`crate::Limits::output_bytes`].
+    pub output_bytes: u64,
+    /// [`crate::Limits::host_calls`].
+    pub host_calls: u64,
+}
+
+/// The shortest gap between two live meters of a run, in milliseconds.
+pub const METER_INTERVAL_MS: u64 = 100;
+
+/// The gap after which a live meter is sent even if only the wall clock
+/// moved, in milliseconds.
+pub const METER_IDLE_INTERVAL_MS: u64 = 1000;
 
 /// `console` levels.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -272,6 +397,47 @@ mod tests {
     }
 
     use super::*;
+
+    #[test]
+    fn display_ids_and_progress_data_are_checked() {
+        use serde_json::json;
+        for ok in ["d1", "status", "a.b:c-d_e", &"x".repeat(64)] {
+            assert!(check_display_id(ok).is_ok(), "{ok}");
+        }
+        for bad in ["", "a b", "é", "a/b", &"x".repeat(65), "a\0"] {
+            assert!(check_display_id(bad).is_err(), "{bad:?}");
+        }
+        let p = PROGRESS_MIME;
+        assert!(check_display(p, &json!({"fraction": 0.5})).is_ok());
+        assert!(check_display(p, &json!({"fraction": 1, "label": "x"})).is_ok());
+        for bad in [
+            json!(0.5),
+            json!({"fraction": 1.5}),
+            json!({"fraction": -0.1}),
+            json!({"fraction": "1"}),
+            json!({"label": "x"}),
+            json!({"fraction": 0, "label": 3}),
+            json!({"fraction": 0, "other": 1}),
+        ] {
+            assert!(check_display(p, &bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn a_live_meter_round_trips_and_an_old_display_event_still_reads() {
+        let m: EventBody = serde_json::from_value(serde_json::json!({
+            "type": "meter", "cpu_ms": 1.5, "memory_bytes": 10
+        }))
+        .unwrap();
+        assert!(
+            matches!(m, EventBody::Meter(Meter { cpu_ms, memory_bytes: 10, last: false, .. }) if cpu_ms == 1.5)
+        );
+        let old: EventBody = serde_json::from_value(serde_json::json!({
+            "type": "display", "mime": "text/plain", "data": "x"
+        }))
+        .unwrap();
+        assert!(matches!(old, EventBody::Display { display_id, .. } if display_id.is_empty()));
+    }
 
     #[test]
     fn events_serialize_to_the_contract_shape() {

@@ -79,6 +79,9 @@ pub(crate) fn host_call<'js>(
             )));
         }
         calls.made += 1;
+        control
+            .host_calls
+            .store(u64::from(calls.made), std::sync::atomic::Ordering::Relaxed);
     }
     let mut ser = Serializer::new(&control, limits.host_value_bytes, sh.plain_protos.get())
         .bounded()

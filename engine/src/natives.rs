@@ -334,18 +334,18 @@ pub(crate) fn install<'js>(
         native(
             ctx,
             "displayText",
-            move |ctx: Ctx<'js>, mime: String, text: rquickjs::String<'js>| {
+            move |ctx: Ctx<'js>,
+                  update: bool,
+                  id: String,
+                  mime: String,
+                  text: rquickjs::String<'js>| {
                 let Some(c) = sh.control() else { return Ok(()) };
+                checked_id(&ctx, &id)?;
                 let text = lossy(&text);
-                let bytes = (text.len() + mime.len()) as u64;
-                c.emit_output(
-                    EventBody::Display {
-                        mime,
-                        data: serde_json::Value::String(text),
-                    },
-                    bytes,
-                )
-                .map_err(|r| output_error(&ctx, r))
+                let bytes = (text.len() + mime.len() + id.len()) as u64;
+                let data = serde_json::Value::String(text);
+                c.emit_output(display_body(update, id, mime, data), bytes)
+                    .map_err(|r| output_error(&ctx, r))
             },
         )?,
     )?;
@@ -356,8 +356,9 @@ pub(crate) fn install<'js>(
         native(
             ctx,
             "displayJson",
-            move |ctx: Ctx<'js>, value: Value<'js>, mime: Opt<String>| {
+            move |ctx: Ctx<'js>, update: bool, id: String, value: Value<'js>, mime: Opt<String>| {
                 let Some(c) = sh.control() else { return Ok(()) };
+                checked_id(&ctx, &id)?;
                 let mime = match mime.0 {
                     Some(m) if crate::event::JSON_DISPLAY_MIMES.contains(&m.as_str()) => m,
                     _ => "application/json".to_string(),
@@ -374,11 +375,29 @@ pub(crate) fn install<'js>(
                         ))
                     }
                 };
-                let bytes = ser.bytes();
-                c.emit_output(EventBody::Display { mime, data }, bytes)
+                if let Err(m) = crate::event::check_display(&mime, &data) {
+                    return Err(rquickjs::Exception::throw_type(
+                        &ctx,
+                        &format!("display: {m}"),
+                    ));
+                }
+                let bytes = ser.bytes() + id.len() as u64;
+                c.emit_output(display_body(update, id, mime, data), bytes)
                     .map_err(|r| output_error(&ctx, r))
             },
         )?,
+    )?;
+
+    let sh = shared.clone();
+    n.set(
+        "clearDisplay",
+        native(ctx, "clearDisplay", move |ctx: Ctx<'js>, id: String| {
+            let Some(c) = sh.control() else { return Ok(()) };
+            checked_id(&ctx, &id)?;
+            let bytes = id.len() as u64;
+            c.emit_output(EventBody::ClearDisplay { display_id: id }, bytes)
+                .map_err(|r| output_error(&ctx, r))
+        })?,
     )?;
 
     let sh = shared.clone();
@@ -695,4 +714,32 @@ mod tests {
         assert_eq!(t.pop_due(now + Duration::from_millis(50)), Some(a));
         assert!(t.next_due().is_none());
     }
+}
+
+/// A `display` (a new output) or an `update_display` (one shown before).
+fn display_body(
+    update: bool,
+    display_id: String,
+    mime: String,
+    data: serde_json::Value,
+) -> EventBody {
+    if update {
+        EventBody::UpdateDisplay {
+            display_id,
+            mime,
+            data,
+        }
+    } else {
+        EventBody::Display {
+            display_id,
+            mime,
+            data,
+        }
+    }
+}
+
+/// The prelude checks display ids; a native refuses a bad one all the same.
+fn checked_id<'js>(ctx: &Ctx<'js>, id: &str) -> rquickjs::Result<()> {
+    crate::event::check_display_id(id)
+        .map_err(|m| rquickjs::Exception::throw_type(ctx, &format!("display: {m}")))
 }

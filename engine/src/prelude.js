@@ -149,8 +149,9 @@ consoleObj.timeLog = function (label = "default", ...args) {
 
 // ---------------------------------------------------------------- display
 
-const MIMES = ["application/json", "text/plain", "text/html", "text/csv", "text/markdown", "image/svg+xml", "image/png", "image/jpeg", "application/vnd.vegalite.v5+json"];
+const MIMES = ["application/json", "text/plain", "text/html", "text/csv", "text/markdown", "image/svg+xml", "image/png", "image/jpeg", "application/vnd.vegalite.v5+json", "application/vnd.quire.progress+json"];
 const VEGA_LITE = "application/vnd.vegalite.v5+json";
+const PROGRESS = "application/vnd.quire.progress+json";
 // PNG and JPEG data as canonical base64: from bytes, or from base64 text
 // (whitespace and missing padding forgiven, as atob does).
 function imageBase64(mime, value) {
@@ -167,20 +168,121 @@ function imageBase64(mime, value) {
   }
   throw new TypeErrorCtor("display: " + mime + " data must be base64 text or bytes (an ArrayBuffer or a typed array)");
 }
-function display(value, options) {
-  let mime = options && options.mime;
-  if (mime === undefined) mime = typeof value === "string" ? "text/plain" : "application/json";
+function checkMime(mime) {
   mime = StringCtor(mime);
-  let ok = false;
-  for (let i = 0; i < MIMES.length; i++) if (MIMES[i] === mime) ok = true;
-  if (!ok) throw new TypeErrorCtor("display: unsupported mime '" + mime + "' (use one of " + arrayJoin(MIMES, ", ") + ")");
-  if (mime === "application/json") N.displayJson(value, mime);
+  for (let i = 0; i < MIMES.length; i++) if (MIMES[i] === mime) return mime;
+  throw new TypeErrorCtor("display: unsupported mime '" + mime + "' (use one of " + arrayJoin(MIMES, ", ") + ")");
+}
+// Progress data: {fraction in 0..1, label?}; anything else is read as well
+// as it can be (NaN and negatives are 0, past 1 is 1).
+function progressData(value) {
+  let f = value !== null && typeof value === "object" ? value.fraction : value;
+  f = NumberCtor(f);
+  if (!(f >= 0)) f = 0;
+  if (f > 1) f = 1;
+  const d = { fraction: f };
+  const label = value !== null && typeof value === "object" ? value.label : undefined;
+  if (label !== undefined && label !== null) d.label = StringCtor(label);
+  return d;
+}
+// Emit a display (update = false) or an update of one shown before.
+function show(update, id, value, mime) {
+  if (mime === "application/json") N.displayJson(update, id, value, mime);
   else if (mime === VEGA_LITE) {
     if (value === null || typeof value !== "object" || isArray(value)) throw new TypeErrorCtor("display: a Vega-Lite spec is an object, such as { mark: 'bar', data: { values: [...] }, encoding: {...} }");
-    N.displayJson(value, mime);
-  } else if (mime === "image/png" || mime === "image/jpeg") N.displayText(mime, imageBase64(mime, value));
-  else N.displayText(mime, typeof value === "string" ? value : loadExtras().inspect(value, new SetCtor(), 0, false));
+    N.displayJson(update, id, value, mime);
+  } else if (mime === PROGRESS) N.displayJson(update, id, progressData(value), mime);
+  else if (mime === "image/png" || mime === "image/jpeg") N.displayText(update, id, mime, imageBase64(mime, value));
+  else N.displayText(update, id, mime, typeof value === "string" ? value : loadExtras().inspect(value, new SetCtor(), 0, false));
 }
+// Display ids of this run: id -> true while shown, false once cleared.
+const displays = new MapCtor();
+let displaysMade = 0;
+function displayId(options) {
+  const given = options && options.id;
+  if (given === undefined || given === null) {
+    let id;
+    do id = "d" + ++displaysMade;
+    while (displays.has(id));
+    return id;
+  }
+  const id = StringCtor(given);
+  let ok = id.length > 0 && id.length <= 64;
+  for (let i = 0; ok && i < id.length; i++) {
+    const c = stringCharCodeAt(id, i);
+    ok = (c >= 48 && c <= 58) || (c >= 65 && c <= 90) || (c >= 97 && c <= 122) || c === 95 || c === 45 || c === 46;
+  }
+  if (!ok) throw new TypeErrorCtor("display: id must be 1 to 64 letters, digits, '_', '-', '.' or ':'");
+  return id;
+}
+function defaultMime(value) {
+  return typeof value === "string" ? "text/plain" : "application/json";
+}
+// A handle on one output: update it in place, or clear it.
+class DisplayHandle {
+  #id;
+  #mime;
+  constructor(id, mime) {
+    this.#id = id;
+    this.#mime = mime;
+  }
+  get id() {
+    return this.#id;
+  }
+  update(value, options) {
+    const id = this.#id;
+    if (displays.get(id) !== true) throw new TypeErrorCtor("display: '" + id + "' was cleared; show it again with display(value, { id: '" + id + "' })");
+    const mime = checkMime(options && options.mime !== undefined ? options.mime : this.#mime);
+    show(true, id, value, mime);
+    this.#mime = mime;
+  }
+  clear() {
+    const id = this.#id;
+    if (displays.get(id) !== true) return;
+    N.clearDisplay(id);
+    displays.set(id, false);
+  }
+}
+// display(value, {mime, id}): a new output, or (with the id of one shown
+// and not cleared) that output updated in place.
+function display(value, options) {
+  let mime = options && options.mime;
+  if (mime === undefined) mime = defaultMime(value);
+  mime = checkMime(mime);
+  const id = displayId(options);
+  const shown = displays.get(id) === true;
+  show(shown, id, value, mime);
+  displays.set(id, true);
+  return new DisplayHandle(id, mime);
+}
+// display.progress(fraction, label, {id}): a progress bar that updates in
+// place. Its handle sends an update only when the whole percent or the
+// label changed (a label alone at most every 100 ms), so a loop may call
+// update() on every item.
+function progress(fraction, label, options) {
+  const data = progressData({ fraction, label });
+  const h = display(data, { mime: PROGRESS, id: options && options.id });
+  let pct = mathFloor(data.fraction * 100);
+  let text = data.label;
+  let at = N.now();
+  return O.freeze({
+    id: h.id,
+    update(f, l) {
+      const d = progressData({ fraction: f, label: l === undefined ? text : l });
+      const p = mathFloor(d.fraction * 100);
+      const now = N.now();
+      if (p === pct && (d.label === text || now - at < 100)) return;
+      pct = p;
+      text = d.label;
+      at = now;
+      h.update(d);
+    },
+    clear() {
+      h.clear();
+    },
+  });
+}
+defineProperty(display, "progress", { value: progress, writable: true, configurable: true, enumerable: false });
 
 // ---------------------------------------------------------------- timers
 

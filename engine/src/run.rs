@@ -111,6 +111,7 @@ impl ActiveRun {
                 c.stop(StopReason::Memory);
                 return true;
             }
+            c.memory_now.store(a.current(), Ordering::Relaxed);
             if Instant::now() >= wall_deadline {
                 c.stop(StopReason::Wall);
                 return true;
@@ -146,6 +147,9 @@ impl ActiveRun {
         self.iso.ctx.with(|ctx| unsafe {
             rquickjs::qjs::JS_UpdateStackTop(rquickjs::qjs::JS_GetRuntime(ctx.as_raw().as_ptr()));
         });
+        self.control
+            .memory_now
+            .store(self.iso.alloc.current(), Ordering::Relaxed);
         let result = self.step_inner(cache);
         let used = self.cpu_base.get() + clock.now().saturating_sub(t0);
         self.cpu_base.set(used);
@@ -155,6 +159,9 @@ impl ActiveRun {
         self.control
             .peak_memory
             .store(self.iso.alloc.peak(), Ordering::Relaxed);
+        self.control
+            .memory_now
+            .store(self.iso.alloc.current(), Ordering::Relaxed);
         match result {
             Some(outcome) => {
                 self.conclude(outcome);

@@ -403,6 +403,7 @@ pub(crate) fn watchdog(shared: std::sync::Weak<Shared>) {
         let slots: Vec<_> = lock(&shared.workers).clone();
         for slot in slots {
             let current = lock(&slot.current).clone();
+            tick_meters(&slot, current.as_ref());
             let Some((control, step_cpu_start)) = current else {
                 continue;
             };
@@ -423,6 +424,20 @@ pub(crate) fn watchdog(shared: std::sync::Weak<Shared>) {
         }
         drop(shared);
         std::thread::sleep(interval);
+    }
+}
+
+/// Send the live meters that are due for the runs a worker holds (the
+/// one it is stepping counts its CPU up to now).
+fn tick_meters(slot: &WorkerSlot, current: Option<&(Arc<RunControl>, Duration)>) {
+    let clock = *lock(&slot.clock);
+    let held: Vec<_> = lock(&slot.held).clone();
+    for c in held {
+        let mut cpu = Duration::from_nanos(c.cpu_used_ns.load(Ordering::Relaxed));
+        if let Some((_, start)) = current.filter(|(cur, _)| Arc::ptr_eq(cur, &c)) {
+            cpu += clock.map_or(Duration::ZERO, |k| k.now().saturating_sub(*start));
+        }
+        c.tick_meter(cpu);
     }
 }
 

@@ -126,6 +126,9 @@ pub(crate) struct Prepared {
     /// The CPU limit the day's quota cut this run's to, if it did.
     pub cut_by_day: Option<u64>,
     pub cpu_ms_per_day: u64,
+    /// The day's CPU left when the run started (`None` for an operator's
+    /// run, which no daily quota limits): its meters show what is left.
+    pub cpu_day_left_ms: Option<f64>,
 }
 
 /// What lets a run into the engine.
@@ -136,6 +139,15 @@ pub(crate) enum Slot {
     Held(Permit),
     /// The shared queue's claim, released when its history is written.
     Queue(crate::cluster::QueueSlot),
+}
+
+/// What a live follower gets next (see [`LiveRun::next_output`]).
+#[derive(Debug)]
+pub enum Followed {
+    /// Events, in order, from the cursor on.
+    Events(Vec<Arc<str>>),
+    /// The latest live meter (it does not move the cursor).
+    Meter(Arc<str>),
 }
 
 /// One run's live event log.
@@ -156,6 +168,9 @@ pub struct LiveRun {
     log: Mutex<Log>,
     store: Store,
     changed: watch::Sender<usize>,
+    /// The run's latest live meter (not in the log; see
+    /// [`quire_engine::Meter`]).
+    meter: watch::Sender<Option<Arc<str>>>,
     /// Set once the run holds an admission permit and is in the engine.
     canceller: Mutex<Option<Canceller>>,
     /// Waiting in admission for a permit.
@@ -225,6 +240,34 @@ impl LiveRun {
             }
             if finished || changed.changed().await.is_err() {
                 return Ok(None);
+            }
+        }
+    }
+
+    /// Like [`LiveRun::next_events`], and the run's live meters as they
+    /// change (`meters` from [`LiveRun::meters`]; a follower slower than
+    /// the meters gets the latest one). What a live follower loops on.
+    ///
+    /// # Errors
+    /// When the store fails.
+    pub async fn next_output(
+        &self,
+        cursor: usize,
+        max: usize,
+        changed: &mut watch::Receiver<usize>,
+        meters: &mut watch::Receiver<Option<Arc<str>>>,
+    ) -> ServiceResult<Option<Followed>> {
+        loop {
+            tokio::select! {
+                biased;
+                next = self.next_events(cursor, max, changed) => {
+                    return Ok(next?.map(Followed::Events));
+                }
+                Ok(()) = meters.changed() => {
+                    if let Some(line) = meters.borrow_and_update().clone() {
+                        return Ok(Some(Followed::Meter(line)));
+                    }
+                }
             }
         }
     }
@@ -439,13 +482,25 @@ impl LiveRun {
         }
     }
 
-    pub(crate) fn push(&self, ev: RunEvent) -> ServiceResult<Arc<str>> {
+    /// The run's latest live meter as it changes: followers forward it
+    /// beside the events (it is not in the log, and not stored).
+    pub fn meters(&self) -> watch::Receiver<Option<Arc<str>>> {
+        self.meter.subscribe()
+    }
+
+    /// Take event `ev`; its line, and `false` when it was a live meter
+    /// (kept as the latest meter, not logged: not for other processes).
+    pub(crate) fn push(&self, ev: RunEvent) -> ServiceResult<(Arc<str>, bool)> {
         let line: Arc<str> = serde_json::to_string(&ev)
             .map_err(|e| ServiceError::Internal(format!("event did not serialize: {e}")))?
             .into();
+        if matches!(&ev.body, EventBody::Meter(m) if !m.last) {
+            self.meter.send_replace(Some(line.clone()));
+            return Ok((line, false));
+        }
         let n = self.lock().push(line.clone(), &ev.body);
         self.changed.send_replace(n);
-        Ok(line)
+        Ok((line, true))
     }
 
     /// Take an event relayed from another process (over NATS): held in
@@ -828,6 +883,7 @@ impl RunHub {
             record,
             cut_by_day,
             cpu_ms_per_day: quota.cpu_ms_per_day,
+            cpu_day_left_ms: req.operator.is_none().then_some(cpu_left_ms.max(0.0)),
         }
     }
 
@@ -849,6 +905,7 @@ impl RunHub {
             log: Mutex::new(Log::default()),
             store: self.store.clone(),
             changed,
+            meter: watch::channel(None).0,
             canceller: Mutex::new(None),
             waiting: AtomicBool::new(queued),
             cancel_requested: AtomicBool::new(false),
@@ -873,7 +930,7 @@ impl RunHub {
         let span = tracing::info_span!("run", workspace = %live.workspace, run = %live.id);
         tokio::spawn(
             async move {
-                let Prepared { run, record, cut_by_day, cpu_ms_per_day } = prepared;
+                let Prepared { run, record, cut_by_day, cpu_ms_per_day, cpu_day_left_ms } = prepared;
                 let held = match slot {
                     Slot::Local(turn) => match hub.wait_turn(turn, &live).await {
                         Some(p) => Slot::Held(p),
@@ -911,6 +968,9 @@ impl RunHub {
                         None => events.recv_async().await,
                     };
                     let Ok(mut ev) = next else { break };
+                    if let (EventBody::Meter(m), Some(left)) = (&mut ev.body, cpu_day_left_ms) {
+                        m.cpu_day_left_ms = Some((left - m.cpu_ms).max(0.0));
+                    }
                     if let (EventBody::Error(e), Some(left)) = (&mut ev.body, cut_by_day) {
                         if e.kind == quire_engine::ErrorKind::CpuLimit {
                             e.message = format!(
@@ -927,7 +987,7 @@ impl RunHub {
                         _ => None,
                     };
                     match (live.push(ev), &held) {
-                        (Ok(line), Slot::Queue(q)) => q.publish(&live, &line).await,
+                        (Ok((line, true)), Slot::Queue(q)) => q.publish(&live, &line).await,
                         (Ok(_), _) => {}
                         (Err(e), _) => tracing::error!(error = %e, "event dropped"),
                     }

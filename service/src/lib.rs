@@ -26,6 +26,7 @@ pub mod scheduler;
 
 pub use error::{blocking, ServiceError, ServiceResult};
 pub use hub::{
-    block_engine, block_lang, LiveRun, OperatorRun, RunHub, ShutdownReport, StartRun, Started,
+    block_engine, block_lang, Followed, LiveRun, OperatorRun, RunHub, ShutdownReport, StartRun,
+    Started,
 };
 pub use metrics::{Gauges, Metrics};

@@ -60,7 +60,11 @@ pub fn current_engine() -> EngineKind {
 }
 
 pub struct Ran {
+    /// The numbered events (live meters taken out, after their rules were
+    /// checked: see [`split_meters`]).
     pub events: Vec<RunEvent>,
+    /// The live meters.
+    pub meters: Vec<RunEvent>,
     pub outcome: RunOutcome,
 }
 
@@ -97,10 +101,71 @@ pub fn run_req(engine: &Engine, mut req: RunRequest) -> Ran {
         req.engine = current_engine();
     }
     let h = engine.run(req);
-    let events: Vec<RunEvent> = h.events().iter().collect();
+    let all: Vec<RunEvent> = h.events().iter().collect();
     let outcome = h.wait();
+    let (events, meters) = split_meters(all);
     check_contract(&events);
-    Ran { events, outcome }
+    Ran {
+        events,
+        meters,
+        outcome,
+    }
+}
+
+/// Take the live meters out of a run's events, checking the meter rules
+/// on the way: a live meter repeats the seq of the numbered event before
+/// it, comes at least `METER_INTERVAL_MS` after the start and the
+/// previous one, never after `finished` or the final meter; a run with a
+/// live meter has exactly one final meter, numbered, just before its
+/// error/finished, and a run without one has none.
+pub fn split_meters(all: Vec<RunEvent>) -> (Vec<RunEvent>, Vec<RunEvent>) {
+    let gap = quire_engine::METER_INTERVAL_MS as f64;
+    let (mut events, mut meters) = (Vec::new(), Vec::<RunEvent>::new());
+    let mut finals = 0;
+    for e in all {
+        match &e.body {
+            EventBody::Meter(m) if !m.last => {
+                let prev = events.last().map(|p: &RunEvent| p.seq);
+                assert_eq!(
+                    Some(e.seq),
+                    prev,
+                    "a live meter repeats the seq before it: {e:?}"
+                );
+                assert_eq!(finals, 0, "a live meter after the final one: {e:?}");
+                let since = meters.last().map_or(e.t_ms, |p| e.t_ms - p.t_ms);
+                assert!(since >= gap - 1.0, "meters {since} ms apart: {e:?}");
+                assert!(m.wall_ms <= e.t_ms + 1.0 && m.cpu_ms >= 0.0, "{e:?}");
+                meters.push(e);
+            }
+            EventBody::Meter(_) => {
+                finals += 1;
+                events.push(e);
+            }
+            _ => events.push(e),
+        }
+    }
+    assert_eq!(
+        finals,
+        usize::from(!meters.is_empty()),
+        "one final meter when there were live ones: {events:?}"
+    );
+    if finals == 1 {
+        let at = events
+            .iter()
+            .position(|e| matches!(&e.body, EventBody::Meter(_)));
+        let after: Vec<_> = events[at.unwrap_or(0) + 1..]
+            .iter()
+            .map(|e| &e.body)
+            .collect();
+        assert!(
+            matches!(
+                after.as_slice(),
+                [EventBody::Finished(_)] | [EventBody::Error(_), EventBody::Finished(_)]
+            ),
+            "the final meter comes just before error/finished: {events:?}"
+        );
+    }
+    (events, meters)
 }
 
 pub fn run_with(src: &str, lang: Lang, limits: Limits) -> Ran {

@@ -10,6 +10,7 @@ mod fetch;
 mod host;
 mod hostile;
 mod http;
+mod living;
 mod runner;
 mod server;
 mod server_live;

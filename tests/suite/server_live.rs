@@ -10,7 +10,7 @@ use quire_web::ServerConfig;
 use serde_json::{json, Value};
 use tokio_tungstenite::tungstenite::Message;
 
-use crate::server::{check_events, TestServer};
+use crate::server::{check_events, numbered, TestServer};
 
 type Socket =
     tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
@@ -94,9 +94,17 @@ fn two_clients_and_a_late_one_see_the_same_events_in_order() {
         assert_eq!(announce["op"], "run");
         let watched = until_finished(&mut watcher, &run).await;
         check_events(&first);
-        assert_eq!(first.len(), 10 + 3);
-        assert_eq!(first, late_events, "catch-up then live must equal live");
-        assert_eq!(first, watched);
+        check_events(&late_events);
+        check_events(&watched);
+        let first = numbered(&first);
+        // 10 logs, started, result, the final meter and finished.
+        assert_eq!(first.len(), 10 + 4, "{first:?}");
+        assert_eq!(
+            first,
+            numbered(&late_events),
+            "catch-up then live must equal live"
+        );
+        assert_eq!(first, numbered(&watched));
     });
 }
 
@@ -124,7 +132,7 @@ fn a_client_that_reconnects_catches_up_from_its_last_seq() {
         assert_eq!(next(&mut c).await["op"], "following");
         got.extend(until_finished(&mut c, &run).await);
         check_events(&got);
-        assert_eq!(got.len(), 13);
+        assert_eq!(numbered(&got).len(), 14, "{got:?}");
     });
 }
 

@@ -631,7 +631,7 @@ fn display_checks_mime_types_and_counts_as_output() {
             .events
             .iter()
             .filter_map(|e| match &e.body {
-                EventBody::Display { mime, data } => Some((mime.clone(), data.clone())),
+                EventBody::Display { mime, data, .. } => Some((mime.clone(), data.clone())),
                 _ => None,
             })
             .collect();

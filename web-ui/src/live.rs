@@ -47,7 +47,7 @@ use tokio::sync::mpsc;
 
 use crate::auth::{Principal, Role};
 use crate::error::ApiError;
-use crate::hub::{LiveRun, StartRun};
+use crate::hub::{Followed, LiveRun, StartRun};
 use crate::AppState;
 
 /// A message to the client.
@@ -570,11 +570,22 @@ async fn follow(conn: &Arc<Conn>, live: Arc<LiveRun>, from: usize, reference: &V
     });
 }
 
+/// Forward a run's events from seq `cursor`, and its live meters.
 async fn copy_events(live: &LiveRun, mut cursor: usize, tx: &mpsc::Sender<Arc<str>>) {
     let mut changed = live.watch();
+    let mut meters = live.meters();
     loop {
-        let batch = match live.next_events(cursor, 64, &mut changed).await {
-            Ok(Some(batch)) => batch,
+        let batch = match live
+            .next_output(cursor, 64, &mut changed, &mut meters)
+            .await
+        {
+            Ok(Some(Followed::Events(batch))) => batch,
+            Ok(Some(Followed::Meter(line))) => {
+                if tx.send(line).await.is_err() {
+                    return;
+                }
+                continue;
+            }
             Ok(None) => return,
             Err(_) => {
                 tracing::error!(run = %live.id, "a follower's events could not be read");

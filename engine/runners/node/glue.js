@@ -600,18 +600,32 @@
   // (see `engine/src/natives.rs`, whose behaviour these follow).
   let extrasInit = undefined;
   const LEVELS = ["log", "info", "warn", "error", "debug"];
+  const JSON_MIMES = ["application/json", "application/vnd.vegalite.v5+json", "application/vnd.quire.progress+json"];
+  // The prelude checks display ids; this refuses a bad one all the same.
+  const displayIdChecked = (id) => {
+    id = StringCtor(id);
+    let ok = id.length > 0 && id.length <= 64;
+    for (let i = 0; ok && i < id.length; i++) {
+      const c = reflectApply(strCharCodeAt, id, [i]);
+      ok = (c >= 48 && c <= 58) || (c >= 65 && c <= 90) || (c >= 97 && c <= 122) || c === 95 || c === 45 || c === 46;
+    }
+    if (!ok) throw new TypeErrorCtor("display: a display id must be 1 to 64 letters, digits, '_', '-', '.' or ':'");
+    return id;
+  };
   const N = {
     log(level, text) {
       text = StringCtor(text);
       charge(utf8Len(text));
       event({ type: "log", level: reflectApply(arrayIncludes, LEVELS, [level]) ? level : "log", text });
     },
-    displayText(mime, text) {
+    displayText(update, id, mime, text) {
+      id = displayIdChecked(id);
       text = StringCtor(text);
-      charge(utf8Len(text) + mime.length);
-      event({ type: "display", mime, data: text });
+      charge(utf8Len(text) + mime.length + id.length);
+      event({ type: update ? "update_display" : "display", display_id: id, mime, data: text });
     },
-    displayJson(value, mime) {
+    displayJson(update, id, value, mime) {
+      id = displayIdChecked(id);
       let out;
       try {
         out = serialize(value, mathMax(0, limits.output_bytes - outputUsed));
@@ -620,8 +634,14 @@
         if (e instanceof TooDeep) throw new RangeErrorCtor(tooDeep("the display() value"));
         throw e;
       }
-      charge(out.bytes);
-      event({ type: "display", mime: mime === "application/vnd.vegalite.v5+json" ? mime : "application/json", data: out.json });
+      charge(out.bytes + id.length);
+      mime = reflectApply(arrayIncludes, JSON_MIMES, [mime]) ? mime : "application/json";
+      event({ type: update ? "update_display" : "display", display_id: id, mime, data: out.json });
+    },
+    clearDisplay(id) {
+      id = displayIdChecked(id);
+      charge(id.length);
+      event({ type: "clear_display", display_id: id });
     },
     timerArm,
     timerClear,

@@ -30,6 +30,9 @@ const GLUE = readFileSync(join(here, "glue.js"), "utf8");
 const MIB = 1024 * 1024;
 const WARM = 2; // ready isolates kept
 const POLL_MS = 5;
+// The shortest gap between two live meters of a run (the server's
+// `METER_INTERVAL_MS`).
+const METER_MS = 100;
 const QUIET_MS = 20;
 const SYNC_COST_MS = 0.05;
 const HEAP_WAIT_MS = 5;
@@ -39,7 +42,7 @@ const HEAP_WAIT_OK_MS = 1000;
 // Largest frame this runner sends; the server refuses frames over 8 MiB.
 const MAX_FRAME_BYTES = 7 * MIB;
 const LEVELS = ["log", "info", "warn", "error", "debug"];
-const MIMES = ["application/json", "text/plain", "text/html", "text/csv", "text/markdown", "image/svg+xml", "image/png", "image/jpeg", "application/vnd.vegalite.v5+json"];
+const MIMES = ["application/json", "text/plain", "text/html", "text/csv", "text/markdown", "image/svg+xml", "image/png", "image/jpeg", "application/vnd.vegalite.v5+json", "application/vnd.quire.progress+json"];
 
 // ------------------------------------------------------------ framing
 function send(json) {
@@ -263,8 +266,10 @@ function emit(r, json) {
   const t = body?.type;
   const fits = t === "log"
     ? LEVELS.includes(body.level) && typeof body.text === "string"
-    : t === "display"
-    ? MIMES.includes(body.mime) && "data" in body
+    : t === "display" || t === "update_display"
+    ? MIMES.includes(body.mime) && "data" in body && typeof body.display_id === "string"
+    : t === "clear_display"
+    ? typeof body.display_id === "string"
     : t === "result" && "value" in body;
   if (!fits) return end(r, { kind: "internal", message: "the run's glue sent a malformed event" });
   if (Buffer.byteLength(json) > MAX_FRAME_BYTES) return end(r, { kind: "output_limit", message: "bytes" });
@@ -384,11 +389,27 @@ function limitsPoll() {
     r.lastCpuMs = cpuNs / 1e6;
     if (cpuNs >= r.cpuLimitNs) end(r, { kind: "cpu_limit", message: "cpu" });
     else if (now >= r.deadline) end(r, { kind: "wall_limit", message: "wall" });
+    else if (now - r.meterAt >= METER_MS) meter(r, now);
   }
   if (runs.size === 0) {
     clearInterval(poller);
     poller = null;
   }
+}
+
+// A live meter: this runner knows the run's CPU time and heap; the server
+// adds what it counts itself (output, host calls, the wall clock), rate
+// limits them, and drops those that say nothing new. The heap is read
+// without waiting: the reading lands for the next meter.
+function meter(r, now) {
+  r.meterAt = now;
+  send('{"t":"event","run":' + q(r.id) + ',"body":{"type":"meter","cpu_ms":' + r.lastCpuMs + ',"memory_bytes":' + r.heapBytes + "}}");
+  r.e.iso.getHeapStatistics().then(
+    (h) => {
+      r.heapBytes = Math.max(0, Math.round(h.used_heap_size + h.externally_allocated_size)) || 0;
+    },
+    () => {},
+  );
 }
 
 // The run is over: its timers stop and its isolate serves it no more.
@@ -474,6 +495,7 @@ async function start(msg) {
     cpuLimitNs: (Number(limits.cpu_time_ms) || 5000) * 1e6,
     deadline: t0 + (Number(limits.wall_time_ms) || 30000),
     lastCpuMs: 0, ok: false, result: null,
+    meterAt: t0, heapBytes: 0,
   };
   e.run = r;
   runs.set(id, r);

@@ -734,6 +734,58 @@ test("runs a block from the keyboard: Tab to Run, Enter", async () => {
   await p.close();
 });
 
+test("displays update in place, live meters turn amber near a limit, for a second tab and a reopened run too", async () => {
+  const src = [
+    'const bar = display.progress(0, "working");',
+    'const box = display("tick 0", { id: "box" });',
+    'const gone = display("temporary");',
+    '// 900 KiB of the 1 MiB output limit, shown and taken away again',
+    'display("x".repeat(900 * 1024), { id: "big" }).clear();',
+    "for (let i = 1; i <= 10; i++) {",
+    "  await new Promise((r) => setTimeout(r, 200));",
+    '  bar.update(i / 10, "step " + i);',
+    '  box.update("tick " + i);',
+    "}",
+    "gone.clear();",
+    'export default "ok";',
+  ].join("\n");
+  const { doc } = await docWith("In place", src);
+  const watcher = await page();
+  await open(watcher, doc);
+  const p = await page();
+  await open(p, doc);
+  const cell = p.locator(".cell.code").first();
+  const seen = watcher.locator(".cell.code").first();
+  await cell.getByRole("button", { name: "Run", exact: true }).click();
+  // While it runs: one box, updated in place; meters with output near its limit.
+  await cell.locator(".output .display[data-display-id=box]", { hasText: "tick 3" }).waitFor();
+  assert.equal(await cell.locator(".output .display[data-display-id=box]").count(), 1);
+  await cell.locator(".run-meters .meters:not(.final) .meter-row.near[data-meter=output_bytes]").waitFor();
+  assert.equal(await cell.locator(".run-meters .meter-row.near[data-meter=host_calls]").count(), 0);
+  assert.match(await cell.locator(".run-meters").innerText(), /CPU left today/);
+  // The other tab follows the same run, also in place.
+  await seen.locator(".output .display[data-display-id=box]", { hasText: /tick [3-9]|tick 10/ }).waitFor();
+  assert.equal(await seen.locator(".output .display[data-display-id=box]").count(), 1);
+  await shot(p, "in-place-meters");
+  await cell.locator(".finished-ok").waitFor();
+  for (const c of [cell, seen]) {
+    await c.locator(".finished-ok").waitFor();
+    assert.equal(await c.locator(".output .display").count(), 2, "the progress bar and the box; the cleared ones are gone");
+    assert.match(await c.locator(".output .display[data-display-id=box]").innerText(), /^tick 10$/);
+    assert.equal(await c.locator(".output progress").getAttribute("value"), "1");
+    assert.match(await c.locator(".output .progress-output").innerText(), /100%\s*step 10/);
+  }
+  // A reopened document replays the run from history: its final state,
+  // with the final meters.
+  const later = await page();
+  await open(later, doc);
+  const again = later.locator(".cell.code").first();
+  await again.locator(".output .display[data-display-id=box]", { hasText: "tick 10" }).waitFor();
+  assert.equal(await again.locator(".output .display").count(), 2);
+  await again.locator(".run-meters .meters.final").waitFor();
+  await Promise.all([p.close(), watcher.close(), later.close()]);
+});
+
 test("schedules and webhooks: managed under the block, and their runs appear live in the open document", async () => {
   const { doc, block } = await docWith("Triggered", "export default function (ctx) {\n  console.log('started by ' + ctx.trigger.kind);\n  return ctx.input ?? 'no input';\n}\n");
   const p = await page();

@@ -193,7 +193,14 @@ export class Live {
       return;
     }
     const f = this.runs.get(m.run);
-    if (!f || m.seq < f.nextSeq) return;
+    if (!f) return;
+    // A live meter repeats the seq of the event before it: it is not
+    // part of the numbered stream (the last one, `final`, is).
+    if (m.type === "meter" && !m.final) {
+      if (!f.done) f.onEvent(m);
+      return;
+    }
+    if (m.seq < f.nextSeq) return;
     f.nextSeq = m.seq + 1;
     if (m.type === "finished") f.done = true;
     f.onEvent(m);

@@ -130,7 +130,50 @@ export function chartFrame(spec) {
   return h("div", { class: "chart" }, frame, note);
 }
 
+// `display.progress(fraction, label)`: a bar that updates in place.
+export function progressNode(data) {
+  const f = Math.min(1, Math.max(0, Number(data && data.fraction) || 0));
+  const label = data && typeof data.label === "string" ? data.label : "";
+  return h("div", { class: "progress-output" },
+    h("progress", { max: "1", value: String(f), "aria-label": label || "Progress" }),
+    h("span", { class: "progress-pct" }, `${Math.floor(f * 100)}%`),
+    label ? h("span", { class: "progress-label" }, label) : null);
+}
+
+// A run's meters: its use so far against each limit. A meter at 80% of
+// its limit or more is marked `near` (amber), so a kill is seen coming.
+export const NEAR_LIMIT = 0.8;
+const kib = (n) => (n >= 1048576 ? `${(n / 1048576).toFixed(1)} MiB` : `${(n / 1024).toFixed(n < 10240 ? 1 : 0)} KiB`);
+const METERS = [
+  ["cpu_ms", "CPU", (n) => `${n.toFixed(0)} ms`],
+  ["wall_ms", "Wall", (n) => `${n.toFixed(0)} ms`],
+  ["memory_bytes", "Memory", kib],
+  ["output_bytes", "Output", kib],
+  ["host_calls", "Host calls", (n) => String(n)],
+];
+
+export function metersNode(ev) {
+  const limits = ev.limits || {};
+  const rows = METERS.map(([key, label, fmt]) => {
+    const used = Number(ev[key]) || 0;
+    const max = Number(limits[key]) || 0;
+    const share = max > 0 ? used / max : 0;
+    const near = share >= NEAR_LIMIT;
+    return h("div", { class: `meter-row${near ? " near" : ""}`, "data-meter": key },
+      h("span", { class: "meter-label" }, label),
+      h("meter", { min: "0", max: String(max || 1), value: String(Math.min(used, max || 1)), high: String((max || 1) * NEAR_LIMIT), optimum: "0" }),
+      h("span", { class: "meter-text" }, max > 0 ? `${fmt(used)} of ${fmt(max)}` : fmt(used)));
+  });
+  if (typeof ev.cpu_day_left_ms === "number") {
+    rows.push(h("div", { class: "meter-row day-left", "data-meter": "cpu_day_left_ms" },
+      h("span", { class: "meter-label" }, "CPU left today"),
+      h("span", { class: "meter-text" }, `${ev.cpu_day_left_ms.toFixed(0)} ms`)));
+  }
+  return h("div", { class: `meters${ev.final ? " final" : ""}`, role: "group", "aria-label": ev.final ? "What the run used" : "What the run uses so far" }, rows);
+}
+
 export function displayNode(mime, data) {
+  if (mime === "application/vnd.quire.progress+json") return progressNode(data);
   if (mime === "application/json") return valueNode(data);
   if (mime === "application/vnd.vegalite.v5+json") return chartFrame(data);
   if (mime === "image/svg+xml" || mime === "image/png" || mime === "image/jpeg") return imageNode(mime, data);
@@ -177,11 +220,24 @@ export class Output {
   reset(note) {
     clear(this.el);
     this.lines = 0;
+    // display id -> its element, for updates in place
+    this.displays = new Map();
     this.cancelled = false;
     this.more = null;
     this.moreBtn = null;
     if (typeof note === "string" && note) this.el.append(h("p", { class: "muted" }, note));
     else if (note) this.el.append(note);
+    this.metersEl = h("div", { class: "run-meters", hidden: true });
+    this.el.append(this.metersEl);
+  }
+
+  // A display: a new output, or (an id shown before) that one replaced.
+  showDisplay(ev) {
+    const el = h("div", { class: "display", "data-mime": ev.mime, "data-display-id": ev.display_id || null }, displayNode(ev.mime, ev.data));
+    const old = ev.display_id ? this.displays.get(ev.display_id) : null;
+    if (old) old.replaceWith(el);
+    else this.lineTarget().append(el);
+    if (ev.display_id) this.displays.set(ev.display_id, el);
   }
 
   // Where a log or display line goes: the output, or past
@@ -239,7 +295,18 @@ export class Output {
           ev.level !== "log" && ev.level !== "info" ? h("span", { class: "level" }, `${ev.level} `) : null, ev.text));
         break;
       case "display":
-        this.lineTarget().append(h("div", { class: "display", "data-mime": ev.mime }, displayNode(ev.mime, ev.data)));
+      case "update_display":
+        this.showDisplay(ev);
+        break;
+      case "clear_display": {
+        const old = this.displays.get(ev.display_id);
+        if (old) old.remove();
+        this.displays.delete(ev.display_id);
+        break;
+      }
+      case "meter":
+        clear(this.metersEl).append(metersNode(ev));
+        this.metersEl.hidden = false;
         break;
       case "result":
         this.el.append(h("div", { class: "result" }, h("span", { class: "label" }, "Result "), valueNode(ev.value)));

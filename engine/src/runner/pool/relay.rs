@@ -56,6 +56,9 @@ impl PoolInner {
                 let limits = control.limits.clone();
                 let reply = HostReply::new(call, &control);
                 remote.calls += 1;
+                control
+                    .host_calls
+                    .store(u64::from(remote.calls), Ordering::Relaxed);
                 if remote.calls > limits.host_calls {
                     drop(runs);
                     reply.send(Err(HostError::quota(format!(
@@ -123,22 +126,61 @@ impl PoolInner {
                     c.wake();
                 }
             }
-            EventBody::Display { mime, data } => {
-                // The runner refuses deeper values in the block (display()
-                // throws); one that sends them is not the runner we wrote.
-                if crate::check_depth("display data", &data, 0).is_err() {
-                    return Err("display data nested past the depth limit".into());
-                }
-                crate::event::check_display(&mime, &data)?;
-                let bytes = match &data {
-                    serde_json::Value::String(s) => (s.len() + mime.len()) as u64,
-                    v => v.to_string().len() as u64,
+            EventBody::Display {
+                display_id,
+                mime,
+                data,
+            } => {
+                let bytes = checked_display(&display_id, &mime, &data)?;
+                let body = EventBody::Display {
+                    display_id,
+                    mime,
+                    data,
                 };
-                if c.emit_output(EventBody::Display { mime, data }, bytes)
+                if c.emit_output(body, bytes).is_err() {
+                    c.wake();
+                }
+            }
+            EventBody::UpdateDisplay {
+                display_id,
+                mime,
+                data,
+            } => {
+                let bytes = checked_display(&display_id, &mime, &data)?;
+                let body = EventBody::UpdateDisplay {
+                    display_id,
+                    mime,
+                    data,
+                };
+                if c.emit_output(body, bytes).is_err() {
+                    c.wake();
+                }
+            }
+            EventBody::ClearDisplay { display_id } => {
+                crate::event::check_display_id(&display_id)?;
+                let bytes = display_id.len() as u64;
+                if c.emit_output(EventBody::ClearDisplay { display_id }, bytes)
                     .is_err()
                 {
                     c.wake();
                 }
+            }
+            EventBody::Meter(m) => {
+                // What the runner measured (CPU, heap) is taken, within
+                // what a run can use; the rest comes from the server's own
+                // record, and the record decides when a meter goes out.
+                if m.last || !m.cpu_ms.is_finite() || m.cpu_ms < 0.0 {
+                    return Ok(());
+                }
+                let cpu =
+                    Duration::from_secs_f64(m.cpu_ms.min(c.limits.cpu_time_ms as f64) / 1000.0);
+                c.memory_now.store(
+                    m.memory_bytes.min(c.limits.memory_bytes.saturating_mul(2)),
+                    Ordering::Relaxed,
+                );
+                c.cpu_used_ns
+                    .fetch_max(cpu.as_nanos() as u64, Ordering::Relaxed);
+                c.tick_meter(cpu);
             }
             EventBody::Result { value } => {
                 if let Err(m) = crate::check_depth("the result", &value, 0) {
@@ -195,4 +237,20 @@ impl PoolInner {
         }
         Ok(())
     }
+}
+
+/// A display or update from a runner, checked as untrusted input; the
+/// bytes it counts against the output limit.
+fn checked_display(id: &str, mime: &str, data: &serde_json::Value) -> Result<u64, String> {
+    // The runner refuses deeper values in the block (display() throws);
+    // one that sends them is not the runner we wrote.
+    if crate::check_depth("display data", data, 0).is_err() {
+        return Err("display data nested past the depth limit".into());
+    }
+    crate::event::check_display_id(id)?;
+    crate::event::check_display(mime, data)?;
+    Ok(match data {
+        serde_json::Value::String(s) => (s.len() + mime.len() + id.len()) as u64,
+        v => (v.to_string().len() + id.len()) as u64,
+    })
 }
