@@ -49,6 +49,7 @@ mod compile;
 mod config;
 mod control;
 mod cpu;
+mod deps;
 mod depth;
 mod describe;
 mod engine;
@@ -68,6 +69,7 @@ mod worker;
 
 pub use config::{EngineConfig, Isolation, Limits};
 pub use control::RunOutcome;
+pub use deps::{result_reads, ResultReads, UnknownRead};
 pub use depth::{check_depth, too_deep, value_depth, MAX_VALUE_DEPTH};
 pub use engine::{idle_isolate_bytes, Canceller, Engine, EngineStats, RunHandle};
 pub use error::EngineError;
