@@ -148,6 +148,9 @@ pub enum Only {
     /// Random `kill -9`s of three `quire serve` processes for a few
     /// minutes (`--postgres`, `--nats`): fires, runs and events counted.
     Chaos,
+    /// Live meters' cost on a CPU-bound block (both engines, on and off)
+    /// and a dependent block's first output after its upstream finishes.
+    Living,
 }
 
 /// From `Engine::run` to the block's first log line arriving at the
@@ -266,6 +269,10 @@ pub fn run(
         Some(Only::Chaos) => {
             let chaos = crate::bench_cluster::chaos(postgres.as_deref(), nats.as_deref())?;
             return print(&json!({ "chaos": chaos, "machine": machine() }), as_json);
+        }
+        Some(Only::Living) => {
+            let living = crate::bench_living::run()?;
+            return print(&json!({ "living": living, "machine": machine() }), as_json);
         }
         Some(Only::Host) => {
             let host = crate::bench_host::run(&engine)?;

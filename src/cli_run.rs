@@ -241,6 +241,7 @@ fn execute(args: &RunArgs) -> anyhow::Result<bool> {
                 run_id: None,
                 engine: Some(req.engine),
                 admin_caller: true,
+                doc: None,
                 operator: Some(OperatorRun {
                     grants,
                     limits: req.limits.unwrap_or_default(),

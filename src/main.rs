@@ -9,6 +9,7 @@ mod bench_cluster;
 mod bench_fair;
 #[allow(clippy::print_stdout)]
 mod bench_host;
+mod bench_living;
 mod bench_server;
 mod bench_soak;
 mod bench_v8;

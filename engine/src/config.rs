@@ -54,6 +54,10 @@ pub struct Limits {
     /// whose `limit` asks for more (or that gives none) returns at most
     /// this many. Default: 1000.
     pub host_rows_per_query: u32,
+    /// The shortest gap between two live meters of the run, in
+    /// milliseconds (see [`crate::Meter`]); 0 sends none (nor the final
+    /// one), and a value under 100 counts as 100. Default: 100.
+    pub meter_interval_ms: u64,
 }
 
 impl Default for Limits {
@@ -70,6 +74,7 @@ impl Default for Limits {
             host_calls: 1000,
             host_value_bytes: 1024 * 1024,
             host_rows_per_query: 1000,
+            meter_interval_ms: crate::event::METER_INTERVAL_MS,
         }
     }
 }

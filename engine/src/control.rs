@@ -450,8 +450,9 @@ impl RunControl {
     /// passed). Callers may tick as often as they like; a live meter
     /// does not take a `seq` of its own (see [`Meter`]).
     pub(crate) fn tick_meter(&self, cpu: Duration) {
+        let interval = self.limits.meter_interval_ms;
         let mut sink = self.lock();
-        if sink.finished || sink.seq == 0 || self.stop_reason().is_some() {
+        if interval == 0 || sink.finished || sink.seq == 0 || self.stop_reason().is_some() {
             return;
         }
         let now = self.elapsed();
@@ -462,13 +463,13 @@ impl RunControl {
             output_bytes: m.output_bytes,
             host_calls: m.host_calls,
         };
-        let gap = Duration::from_millis(METER_INTERVAL_MS);
+        let gap = Duration::from_millis(interval.max(METER_INTERVAL_MS));
         let due = match sink.meter_last {
             None => now >= gap,
             Some((at, last)) => {
                 let since = now.saturating_sub(at);
                 (since >= gap && last != key)
-                    || since >= Duration::from_millis(METER_IDLE_INTERVAL_MS)
+                    || since >= Duration::from_millis(METER_IDLE_INTERVAL_MS).max(gap)
             }
         };
         if due {

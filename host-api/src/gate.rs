@@ -128,6 +128,14 @@ impl Gate {
         }
     }
 
+    /// The latest result of the block the proof names, as (run, value).
+    pub(crate) fn latest_result(
+        &self,
+        p: &crate::results::CheckedResult,
+    ) -> Result<Option<(String, Value)>, StorageError> {
+        self.store.latest_result(&p.ws, &p.block)
+    }
+
     /// Every secret of the workspace bound to the host (or host:port) the
     /// proof names, as (name, value): what a response from it must not
     /// hand back, whether or not this request sent it.

@@ -28,4 +28,8 @@ export const secrets = freeze({
   get: (name) => call("secrets.get", [name]),
 });
 
-export default freeze({ doc, db, kv, secrets });
+export const results = freeze({
+  get: (block) => call("results.get", [block]),
+});
+
+export default freeze({ doc, db, kv, secrets, results });

@@ -40,6 +40,7 @@ mod meter;
 mod net;
 mod pool;
 mod redact;
+mod results;
 mod session;
 
 use std::sync::Arc;
@@ -53,6 +54,7 @@ pub use grants::{
 };
 pub use meter::{MeterError, StorageMeter, StorageQuotaExceeded};
 pub use net::{special as special_address, CheckedNet, Resolve, SystemResolver};
+pub use results::{CheckedResult, DocScope, ResultRead, ResultReads};
 
 /// Workspace quotas a run's host calls are held to.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -195,13 +197,33 @@ impl HostApi {
         grants: Grants,
         quota: SessionQuota,
     ) -> Arc<dyn Host> {
-        Arc::new(session::Session {
+        self.session_in(ws, grants, quota, None).0
+    }
+
+    /// A session for a run in document `scope` (its `results.get` reads
+    /// that document's blocks; `None`: a run outside any document, which
+    /// reads none), and the handle on what it reads.
+    pub fn session_in(
+        &self,
+        ws: WorkspaceId,
+        grants: Grants,
+        quota: SessionQuota,
+        scope: Option<DocScope>,
+    ) -> (Arc<dyn Host>, ResultReads) {
+        let reads = ResultReads::default();
+        let session = session::Session {
             inner: self.inner.clone(),
             check: grants::Checker { ws, grants },
             storage_lane: pool::Lane::new(self.inner.storage_calls_per_run),
             fetch_lane: pool::Lane::new(self.inner.fetches_per_run),
             quota,
-        })
+            results: results::ResultsCheck {
+                ws,
+                scope,
+                reads: reads.clone(),
+            },
+        };
+        (Arc::new(session), reads)
     }
 
     /// The meter holding workspaces to their `storage_bytes` quota (for

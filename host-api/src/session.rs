@@ -22,6 +22,8 @@ pub(crate) struct Session {
     pub(crate) fetch_lane: Arc<crate::pool::Lane>,
     /// The workspace quotas its writes are held to.
     pub(crate) quota: crate::SessionQuota,
+    /// What `results.get` may read, and what it read.
+    pub(crate) results: crate::results::ResultsCheck,
 }
 
 fn denied(op: &str, d: Denied, check: &Checker) -> HostError {
@@ -218,6 +220,25 @@ impl Session {
                                 format!("secrets.get: secret '{}' not found", p.name),
                             )
                         })
+                })
+            }
+            "results.get" => {
+                let reference = str_arg(&op, &args, 0, "block")?;
+                let p = self.results.check(&reference)?;
+                let reads = self.results.reads.clone();
+                Box::new(move || {
+                    let found = gate.latest_result(&p).map_err(|e| storage_error(&op2, e))?;
+                    let Some((run, value)) = found else {
+                        return Err(HostError::new(
+                            "NotFound",
+                            format!("results.get('{reference}'): block {} has no result yet; run it first", p.block),
+                        ));
+                    };
+                    reads.record(crate::results::ResultRead {
+                        block: p.block.clone(),
+                        run,
+                    });
+                    Ok(value)
                 })
             }
             "fetch" => {

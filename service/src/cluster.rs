@@ -283,6 +283,8 @@ struct Job {
     trigger: Value,
     engine: Option<EngineKind>,
     admin_caller: bool,
+    #[serde(default)]
+    doc: Option<String>,
 }
 
 impl Job {
@@ -296,6 +298,7 @@ impl Job {
             trigger: r.trigger.clone(),
             engine: r.engine,
             admin_caller: r.admin_caller,
+            doc: r.doc.clone(),
         }
     }
 
@@ -310,6 +313,7 @@ impl Job {
             run_id: Some(run_id),
             engine: self.engine,
             admin_caller: self.admin_caller,
+            doc: self.doc,
             operator: None,
         }
     }
@@ -334,7 +338,14 @@ pub(crate) async fn enqueue(
     };
     let job = serde_json::to_value(Job::of(&req)).map_err(internal)?;
     let record = hub
-        .prepare(req, grants, &quota, cpu_left_ms, id.clone(), "queued")
+        .prepare(
+            req,
+            (grants, None),
+            &quota,
+            cpu_left_ms,
+            id.clone(),
+            "queued",
+        )
         .record;
     let e = Enqueue {
         workspace: ws,
@@ -803,7 +814,18 @@ async fn run_claimed(hub: &Arc<RunHub>, cluster: &Cluster, c: Claimed, claimed_a
         Ok(q) => q,
         Err(e) => return close_unrun(hub, cluster, ws, id, &e.to_string()).await,
     };
-    let prepared = hub.prepare(req, grants, &quota, cpu_left_ms, id.clone(), "running");
+    let scope = match crate::dataflow::doc_scope(hub.store(), &req).await {
+        Ok(s) => s,
+        Err(e) => return close_unrun(hub, cluster, ws, id, &e.to_string()).await,
+    };
+    let prepared = hub.prepare(
+        req,
+        (grants, scope),
+        &quota,
+        cpu_left_ms,
+        id.clone(),
+        "running",
+    );
     if let Err(e) = hub.write_record(ws, prepared.record.clone()).await {
         tracing::error!(error = %e, "the run's record was not written; running it anyway");
     }

@@ -29,6 +29,10 @@ pub enum ServiceError {
     /// A run with this id was enqueued before (a run id runs once).
     #[error("run {0} was enqueued before; a run id runs once")]
     AlreadyQueued(String),
+    /// What was asked cannot be done as things are (a cycle of blocks
+    /// that read each other's results).
+    #[error("{0}")]
+    Conflict(String),
     /// Something failed inside the service.
     #[error("internal error: {0}")]
     Internal(String),

@@ -59,6 +59,11 @@ pub struct StartRun {
     /// to `source` even if it is not the source they were approved for
     /// (see [`crate::approval`]).
     pub admin_caller: bool,
+    /// The document it runs in, when the caller names one: its
+    /// `results.get` reads that document's blocks. `None` for a stored
+    /// block: the first document (by id) that holds it; for unsaved
+    /// source: no document.
+    pub doc: Option<String>,
     /// Started by the operator (`quire run`), not through a workspace's
     /// tokens: its grants and limits are given here, and the workspace's
     /// per-run quota and daily CPU do not apply. `None` for every run of
@@ -114,6 +119,7 @@ impl StartRun {
             run_id: None,
             engine: None,
             admin_caller: false,
+            doc: None,
             operator: None,
         }
     }
@@ -129,6 +135,10 @@ pub(crate) struct Prepared {
     /// The day's CPU left when the run started (`None` for an operator's
     /// run, which no daily quota limits): its meters show what is left.
     pub cpu_day_left_ms: Option<f64>,
+    /// The results the run reads (for its provenance).
+    pub reads: quire_host_api::ResultReads,
+    /// Its workspace (dependents re-run in it).
+    pub workspace: Workspace,
 }
 
 /// What lets a run into the engine.
@@ -163,6 +173,9 @@ pub struct LiveRun {
     pub trigger: Value,
     /// What was asked (language, input, grants, limits), as history keeps it.
     pub request: Value,
+    /// Where its output comes from (see [`crate::dataflow::provenance`];
+    /// the results it read are added as it finishes).
+    provenance: Mutex<Value>,
     /// Start time, milliseconds since the Unix epoch.
     pub started_ms: u64,
     log: Mutex<Log>,
@@ -482,6 +495,14 @@ impl LiveRun {
         }
     }
 
+    /// Where its output comes from (see [`crate::dataflow::provenance`]).
+    pub fn provenance(&self) -> Value {
+        self.provenance
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
     /// The run's latest live meter as it changes: followers forward it
     /// beside the events (it is not in the log, and not stored).
     pub fn meters(&self) -> watch::Receiver<Option<Arc<str>>> {
@@ -780,7 +801,8 @@ impl RunHub {
             Some(id) => id,
             None => self.new_run_id().await?,
         };
-        let prepared = self.prepare(req, grants, &quota, cpu_left_ms, id, "running");
+        let scope = crate::dataflow::doc_scope(&self.store, &req).await?;
+        let prepared = self.prepare(req, (grants, scope), &quota, cpu_left_ms, id, "running");
         self.write_record(ws, prepared.record.clone()).await?;
         let mut ticket = ticket;
         let turn = ticket.try_now().ok_or(ticket);
@@ -800,12 +822,12 @@ impl RunHub {
     }
 
     /// The history record, limits and engine request of run `id` of `req`
-    /// under `quota` with `cpu_left_ms` of the day's CPU left, recorded
-    /// with `status`.
+    /// with its grants and document scope, under `quota` with
+    /// `cpu_left_ms` of the day's CPU left, recorded with `status`.
     pub(crate) fn prepare(
         &self,
         req: StartRun,
-        grants: Grants,
+        (grants, scope): (Grants, Option<quire_host_api::DocScope>),
         quota: &Quota,
         cpu_left_ms: f64,
         id: String,
@@ -841,14 +863,8 @@ impl RunHub {
             wall_ms: 0.0,
             peak_memory_bytes: 0,
             started_ms: now_ms(),
+            provenance: Value::Null,
         };
-        let session = SessionQuota {
-            storage_bytes: Some(quota.storage_bytes),
-        };
-        let host = CountingHost::wrap(
-            self.api.session_with(ws, grants, session),
-            self.metrics.clone(),
-        );
         // The caller's choice, else the block's, else the workspace's.
         let engine = req
             .engine
@@ -859,6 +875,14 @@ impl RunHub {
                     .map(|b| block_engine(&b.engine))
             })
             .unwrap_or_else(|| block_engine(&req.workspace.default_engine));
+        let doc = scope.as_ref().map(|s| s.doc().to_string());
+        let mut record = record;
+        record.provenance = crate::dataflow::provenance(&req, engine, &grants, doc.as_deref());
+        let session = SessionQuota {
+            storage_bytes: Some(quota.storage_bytes),
+        };
+        let (host, reads) = self.api.session_in(ws, grants, session, scope);
+        let host = CountingHost::wrap(host, self.metrics.clone());
         let mut run = RunRequest::new(req.source, req.lang)
             .with_engine(engine)
             .with_input(req.input)
@@ -884,6 +908,8 @@ impl RunHub {
             cut_by_day,
             cpu_ms_per_day: quota.cpu_ms_per_day,
             cpu_day_left_ms: req.operator.is_none().then_some(cpu_left_ms.max(0.0)),
+            reads,
+            workspace: req.workspace,
         }
     }
 
@@ -901,6 +927,7 @@ impl RunHub {
             block: record.block.clone(),
             trigger: record.trigger.clone(),
             request: record.request.clone(),
+            provenance: Mutex::new(record.provenance.clone()),
             started_ms: record.started_ms,
             log: Mutex::new(Log::default()),
             store: self.store.clone(),
@@ -930,7 +957,15 @@ impl RunHub {
         let span = tracing::info_span!("run", workspace = %live.workspace, run = %live.id);
         tokio::spawn(
             async move {
-                let Prepared { run, record, cut_by_day, cpu_ms_per_day, cpu_day_left_ms } = prepared;
+                let Prepared {
+                    run,
+                    mut record,
+                    cut_by_day,
+                    cpu_ms_per_day,
+                    cpu_day_left_ms,
+                    reads,
+                    workspace,
+                } = prepared;
                 let held = match slot {
                     Slot::Local(turn) => match hub.wait_turn(turn, &live).await {
                         Some(p) => Slot::Held(p),
@@ -986,6 +1021,16 @@ impl RunHub {
                         EventBody::Finished(f) => Some(f.clone()),
                         _ => None,
                     };
+                    if fin.is_some() {
+                        // Before `finished` is out: whoever sees the run
+                        // ended sees what it read.
+                        let upstream = serde_json::to_value(reads.reads()).unwrap_or_default();
+                        if let Some(p) = record.provenance.as_object_mut() {
+                            p.insert("upstream".into(), upstream);
+                        }
+                        *live.provenance.lock().unwrap_or_else(|e| e.into_inner()) =
+                            record.provenance.clone();
+                    }
                     match (live.push(ev), &held) {
                         (Ok((line, true)), Slot::Queue(q)) => q.publish(&live, &line).await,
                         (Ok(_), _) => {}
@@ -1004,6 +1049,7 @@ impl RunHub {
                     tracing::error!("the engine ended the run's stream without a finished event");
                 }
                 let id = live.id.clone();
+                let rerun = dependents_of(&record, finished.as_ref(), &live);
                 match held {
                     Slot::Queue(q) => {
                         // A lease that lapsed (renewals failing) may have
@@ -1022,6 +1068,15 @@ impl RunHub {
                     Slot::Local(_) => {
                         hub.complete(live, record, finished, kind, accepted_at).await;
                     }
+                }
+                if let Some((doc, block)) = rerun {
+                    tokio::spawn(crate::dataflow::rerun_dependents(
+                        hub.clone(),
+                        workspace,
+                        doc,
+                        block,
+                        id,
+                    ));
                 }
             }
             .instrument(span),
@@ -1426,4 +1481,20 @@ impl RunHub {
             cancelled: left.len(),
         }
     }
+}
+
+/// The document and block whose dependents re-run after this run: a run
+/// of a stored block, in a document, that finished `ok`, and was not
+/// itself started by an upstream block (those re-runs are already in
+/// order).
+fn dependents_of(
+    record: &RunRecord,
+    finished: Option<&quire_engine::Finished>,
+    live: &LiveRun,
+) -> Option<(Option<String>, String)> {
+    let ok = finished.is_some_and(|f| f.status == quire_engine::RunStatus::Ok)
+        && !live.lost.load(Ordering::SeqCst);
+    let by_upstream = record.trigger["kind"] == crate::dataflow::DATAFLOW_TRIGGER;
+    let doc = record.provenance["doc"].as_str().map(String::from);
+    (ok && !by_upstream).then(|| Some((doc, record.block.clone()?)))?
 }

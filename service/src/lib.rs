@@ -17,6 +17,7 @@ pub mod approval;
 pub mod bus;
 pub mod cluster;
 mod counting;
+pub mod dataflow;
 mod error;
 pub mod hub;
 pub mod metrics;

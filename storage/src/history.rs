@@ -285,6 +285,39 @@ impl Store {
         Ok(out)
     }
 
+    /// The latest result of block `block`: the newest of its last
+    /// [`LATEST_RESULT_SCAN`] runs that finished `ok` with a result, as
+    /// `(run id, value)`.
+    pub fn latest_result(
+        &self,
+        ws: &WorkspaceId,
+        block: &str,
+    ) -> Result<Option<(String, serde_json::Value)>> {
+        for r in self.recent_runs(ws, Some(block), LATEST_RESULT_SCAN, None)? {
+            if r.status != "ok" {
+                continue;
+            }
+            if let Some(v) = self.run_result(ws, &r.id)? {
+                return Ok(Some((r.id, v)));
+            }
+        }
+        Ok(None)
+    }
+
+    /// The `result` event's value of a finished run (it is among its last
+    /// three events: result, a final meter, finished).
+    pub fn run_result(&self, ws: &WorkspaceId, run: &str) -> Result<Option<serde_json::Value>> {
+        let totals = self.run_event_totals(ws, run)?;
+        let from = totals.events.saturating_sub(3);
+        let page = self.run_events(ws, run, from, usize::MAX)?;
+        Ok(page
+            .values()
+            .into_iter()
+            .rev()
+            .find(|e| e["type"] == "result")
+            .map(|mut e| e["value"].take()))
+    }
+
     /// Runs of the workspace, or of one block, oldest first, at most
     /// `limit`, each with all its events (for tools and tests).
     pub fn list_runs(
@@ -332,6 +365,9 @@ impl Store {
     }
 }
 
+/// How many of a block's newest runs [`Store::latest_result`] looks at.
+pub const LATEST_RESULT_SCAN: usize = 50;
+
 /// A record as listings show it: its error summary, no events.
 fn head_of(mut r: RunRecord) -> RunRecord {
     if r.error.is_null() {
@@ -368,6 +404,7 @@ mod tests {
             wall_ms: 0.0,
             peak_memory_bytes: 0,
             started_ms,
+            provenance: serde_json::Value::Null,
         }
     }
 

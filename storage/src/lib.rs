@@ -55,7 +55,7 @@ pub use data::{check_secret_name, merge_patch, RowQuery, MAX_SECRET_BYTES};
 pub use error::{Result, StorageError};
 pub use events::{EventPage, EventTotals, EVENT_CHUNK_BYTES};
 pub use filter::Filter;
-pub use history::error_of;
+pub use history::{error_of, LATEST_RESULT_SCAN};
 pub use keys::MAX_NAME_BYTES;
 pub use leader::{FireClaim, Leadership, Term, LOCK_KEY};
 pub use model::{

@@ -193,6 +193,11 @@ pub struct RunRecord {
     pub peak_memory_bytes: u64,
     /// Start time, milliseconds since the Unix epoch.
     pub started_ms: u64,
+    /// Where its output came from (the block's version, engine, grants,
+    /// a hash of its input, its document and the runs whose results it
+    /// read), as the run service records it; storage keeps it as given.
+    #[serde(default, skip_serializing_if = "Value::is_null")]
+    pub provenance: Value,
 }
 
 impl RunRecord {
@@ -215,6 +220,7 @@ impl RunRecord {
             wall_ms: 0.0,
             peak_memory_bytes: 0,
             started_ms,
+            provenance: serde_json::Value::Null,
         }
     }
 }

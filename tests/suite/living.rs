@@ -208,3 +208,310 @@ fn meters_come_at_most_every_100_ms_and_stop_at_finished() {
             .any(|e| matches!(e.body, EventBody::Meter(_))));
     });
 }
+
+mod dataflow {
+    use std::time::{Duration, Instant};
+
+    use serde_json::{json, Value};
+
+    use crate::server::{TestServer, Tokens};
+    use quire_web::ServerConfig;
+
+    const LOAD: &str = "export default [{ id: 1, v: 2 }, { id: 2, v: 3 }];";
+    const SUM: &str = "import { results } from 'quire';\nconst rows = await results.get('load-tasks');\nexport default rows.reduce((a, r) => a + r.v, 0);";
+
+    fn block(srv: &TestServer, ws: &str, t: &Tokens, id: &str, name: &str, source: &str) {
+        let (s, v) = srv.call(
+            "POST",
+            &format!("/workspaces/{ws}/blocks"),
+            &t.editor,
+            Some(json!({"id": id, "name": name, "source": source, "lang": "js"})),
+        );
+        assert_eq!(s, 201, "{v}");
+    }
+
+    fn doc(srv: &TestServer, ws: &str, t: &Tokens, id: &str, blocks: &[&str], props: Value) {
+        let body: Vec<Value> = blocks
+            .iter()
+            .map(|b| json!({"type": "code", "lang": "js", "source": "", "block": b}))
+            .collect();
+        let (s, v) = srv.call(
+            "POST",
+            &format!("/workspaces/{ws}/docs"),
+            &t.editor,
+            Some(json!({"id": id, "title": id, "blocks": body, "properties": props})),
+        );
+        assert_eq!(s, 201, "{v}");
+    }
+
+    /// Run block `b` (in `doc` when given) and wait for its record.
+    fn run(srv: &TestServer, ws: &str, t: &Tokens, b: &str, doc: Option<&str>) -> Value {
+        let body = doc.map_or(json!({}), |d| json!({"doc": d}));
+        let (s, v) = srv.call(
+            "POST",
+            &format!("/workspaces/{ws}/blocks/{b}/runs"),
+            &t.editor,
+            Some(body),
+        );
+        assert_eq!(s, 202, "{v}");
+        srv.wait_run(ws, v["run"].as_str().unwrap_or_default(), &t.viewer)
+    }
+
+    fn result_of(rec: &Value) -> Value {
+        rec["events"]
+            .as_array()
+            .and_then(|e| e.iter().find(|e| e["type"] == "result"))
+            .map_or(Value::Null, |e| e["value"].clone())
+    }
+
+    #[test]
+    fn results_get_reads_its_own_document_only_and_records_what_it_read() {
+        let srv = TestServer::start(ServerConfig::default());
+        let t = srv.workspace("w");
+        block(&srv, "w", &t, "load", "load-tasks", LOAD);
+        block(&srv, "w", &t, "sum", "sum", SUM);
+        block(&srv, "w", &t, "spy", "spy", SUM);
+        doc(&srv, "w", &t, "d1", &["load", "sum"], json!({}));
+        doc(&srv, "w", &t, "d2", &["spy"], json!({}));
+        // Nothing to read yet.
+        let early = run(&srv, "w", &t, "sum", None);
+        assert_eq!(early["error"]["kind"], "exception", "{early}");
+        assert!(
+            early["error"]["message"]
+                .as_str()
+                .unwrap_or("")
+                .contains("no result yet"),
+            "{early}"
+        );
+        let load = run(&srv, "w", &t, "load", None);
+        assert_eq!(load["status"], "ok");
+        let sum = run(&srv, "w", &t, "sum", Some("d1"));
+        assert_eq!(result_of(&sum), json!(5), "{sum}");
+        let p = &sum["provenance"];
+        assert_eq!(p["doc"], "d1");
+        assert_eq!(
+            p["upstream"],
+            json!([{"block": "load", "run": load["run"]}])
+        );
+        assert_eq!(p["engine"], "quickjs");
+        assert_eq!(p["grants"], json!([]));
+        assert_eq!(p["block_version"].as_str().map(str::len), Some(64));
+        assert_eq!(p["input_hash"].as_str().map(str::len), Some(32));
+        // Another document's block is denied, whatever it names.
+        let spy = run(&srv, "w", &t, "spy", None);
+        assert_eq!(spy["error"]["kind"], "capability_denied", "{spy}");
+        assert!(
+            spy["error"]["message"]
+                .as_str()
+                .unwrap_or("")
+                .contains("own document"),
+            "{spy}"
+        );
+        // Claiming a document the block is not in is refused before it runs.
+        let (s, v) = srv.call(
+            "POST",
+            "/workspaces/w/blocks/spy/runs",
+            &t.editor,
+            Some(json!({"doc": "d1"})),
+        );
+        assert_eq!((s, v["field"].clone()), (400, json!("doc")), "{v}");
+        let (s, v) = srv.call(
+            "POST",
+            "/workspaces/w/blocks/sum/runs",
+            &t.editor,
+            Some(json!({"doc": "nope"})),
+        );
+        assert_eq!(s, 400, "{v}");
+        // Unsaved source in a document reads it; outside any, it reads nothing.
+        let (s, v) = srv.call(
+            "POST",
+            "/workspaces/w/runs",
+            &t.editor,
+            Some(json!({"source": SUM, "lang": "js", "doc": "d1"})),
+        );
+        assert_eq!(s, 202, "{v}");
+        let unsaved = srv.wait_run("w", v["run"].as_str().unwrap_or_default(), &t.viewer);
+        assert_eq!(result_of(&unsaved), json!(5), "{unsaved}");
+        let (_, v) = srv.call(
+            "POST",
+            "/workspaces/w/runs",
+            &t.editor,
+            Some(json!({"source": SUM, "lang": "js"})),
+        );
+        let loose = srv.wait_run("w", v["run"].as_str().unwrap_or_default(), &t.viewer);
+        assert_eq!(loose["error"]["kind"], "capability_denied", "{loose}");
+        // Another workspace with the same ids sees none of it.
+        let t2 = srv.workspace("w2");
+        block(&srv, "w2", &t2, "load", "load-tasks", LOAD);
+        block(&srv, "w2", &t2, "sum", "sum", SUM);
+        doc(&srv, "w2", &t2, "d1", &["load", "sum"], json!({}));
+        let other = run(&srv, "w2", &t2, "sum", Some("d1"));
+        assert!(
+            other["error"]["message"]
+                .as_str()
+                .unwrap_or("")
+                .contains("no result yet"),
+            "{other}"
+        );
+        let (s, _) = srv.call(
+            "POST",
+            "/workspaces/w/blocks/sum/runs",
+            &t2.editor,
+            Some(json!({"doc": "d1"})),
+        );
+        assert_eq!(s, 404);
+    }
+
+    #[test]
+    fn the_graph_orders_blocks_marks_stale_outputs_and_names_cycles() {
+        let srv = TestServer::start(ServerConfig::default());
+        let t = srv.workspace("w");
+        // Document order puts the reader first; run order does not.
+        block(&srv, "w", &t, "sum", "sum", SUM);
+        block(&srv, "w", &t, "load", "load-tasks", LOAD);
+        block(&srv, "w", &t, "odd", "odd", "import { results } from 'quire';\nconst n = 'load';\nexport default await results.get(n + '-tasks');");
+        doc(&srv, "w", &t, "d1", &["sum", "load", "odd"], json!({}));
+        let graph = |token: &str| srv.call("GET", "/workspaces/w/docs/d1/graph", token, None);
+        let (s, g) = graph(&t.viewer);
+        assert_eq!(s, 200, "{g}");
+        assert_eq!(g["order"], json!(["load", "sum", "odd"]), "{g}");
+        assert_eq!(g["cycle"], Value::Null);
+        assert_eq!(g["nodes"][0]["reads"], json!(["load"]));
+        assert_eq!(g["nodes"][2]["unknown"][0]["line"], 3, "{g}");
+        run(&srv, "w", &t, "load", None);
+        run(&srv, "w", &t, "sum", None);
+        let (_, g) = graph(&t.viewer);
+        assert_eq!(g["nodes"][0]["stale"], json!([]), "{g}");
+        // The upstream runs again: the reader's output is stale.
+        run(&srv, "w", &t, "load", None);
+        let (_, g) = graph(&t.viewer);
+        assert_eq!(
+            g["nodes"][0]["stale"],
+            json!(["load-tasks has a newer result"]),
+            "{g}"
+        );
+        // Its own code changes: stale too.
+        let (s, v) = srv.call(
+            "PUT",
+            "/workspaces/w/blocks/load",
+            &t.editor,
+            Some(json!({"source": "export default [];", "lang": "js"})),
+        );
+        assert_eq!(s, 200, "{v}");
+        let (_, g) = graph(&t.viewer);
+        assert_eq!(
+            g["nodes"][1]["stale"],
+            json!(["its code changed since"]),
+            "{g}"
+        );
+        // A cycle has no order and is named.
+        block(
+            &srv,
+            "w",
+            &t,
+            "a",
+            "alpha",
+            "import { results } from 'quire';\nexport default await results.get('beta');",
+        );
+        block(
+            &srv,
+            "w",
+            &t,
+            "b",
+            "beta",
+            "import { results } from 'quire';\nexport default await results.get('alpha');",
+        );
+        doc(&srv, "w", &t, "loop", &["a", "b", "load"], json!({}));
+        let (_, g) = srv.call("GET", "/workspaces/w/docs/loop/graph", &t.viewer, None);
+        assert_eq!(g["order"], Value::Null, "{g}");
+        let cycle = g["cycle"].as_array().cloned().unwrap_or_default();
+        assert_eq!(cycle.len(), 3, "{g}");
+        assert!(
+            cycle.contains(&json!("alpha")) && cycle.contains(&json!("beta")),
+            "{g}"
+        );
+        // Another workspace's token, or no such document: 404.
+        let t2 = srv.workspace("w2");
+        assert_eq!(graph(&t2.admin).0, 404);
+        assert_eq!(
+            srv.call("GET", "/workspaces/w/docs/nope/graph", &t.viewer, None)
+                .0,
+            404
+        );
+    }
+
+    #[test]
+    fn dependents_rerun_in_order_when_the_document_opts_in() {
+        let srv = TestServer::start(ServerConfig::default());
+        let t = srv.workspace("w");
+        block(&srv, "w", &t, "load", "load-tasks", LOAD);
+        block(&srv, "w", &t, "sum", "sum", SUM);
+        block(
+            &srv,
+            "w",
+            &t,
+            "twice",
+            "twice",
+            "import { results } from 'quire';\nexport default 2 * await results.get('sum');",
+        );
+        doc(
+            &srv,
+            "w",
+            &t,
+            "d1",
+            &["twice", "sum", "load"],
+            json!({"rerun_dependents": true}),
+        );
+        let load = run(&srv, "w", &t, "load", None);
+        // sum, then twice, each after what it reads, started by the server.
+        let dataflow = |b: &str| -> Value {
+            let start = Instant::now();
+            loop {
+                let (_, v) = srv.call(
+                    "GET",
+                    &format!("/workspaces/w/runs?block={b}"),
+                    &t.viewer,
+                    None,
+                );
+                let found = v["runs"].as_array().and_then(|r| {
+                    r.iter()
+                        .find(|r| r["trigger"]["kind"] == "dataflow" && r["status"] != "running")
+                        .cloned()
+                });
+                if let Some(r) = found {
+                    return srv.wait_run("w", r["run"].as_str().unwrap_or_default(), &t.viewer);
+                }
+                assert!(
+                    start.elapsed() < Duration::from_secs(30),
+                    "{b} was not re-run"
+                );
+                std::thread::sleep(Duration::from_millis(20));
+            }
+        };
+        let sum = dataflow("sum");
+        assert_eq!(result_of(&sum), json!(5), "{sum}");
+        assert_eq!(sum["trigger"]["run"], load["run"]);
+        assert_eq!(sum["provenance"]["upstream"][0]["run"], load["run"]);
+        let twice = dataflow("twice");
+        assert_eq!(result_of(&twice), json!(10), "{twice}");
+        assert_eq!(twice["provenance"]["upstream"][0]["run"], sum["run"]);
+        // Without the opt-in nothing re-runs.
+        doc(&srv, "w", &t, "d2", &["load"], json!({}));
+        let (s, v) = srv.call(
+            "PATCH",
+            "/workspaces/w/docs/d1",
+            &t.editor,
+            Some(json!({"properties": {"rerun_dependents": false}})),
+        );
+        assert_eq!(s, 200, "{v}");
+        run(&srv, "w", &t, "load", None);
+        std::thread::sleep(Duration::from_millis(500));
+        let (_, v) = srv.call("GET", "/workspaces/w/runs?block=sum", &t.viewer, None);
+        let dataflow_runs = v["runs"].as_array().map_or(0, |r| {
+            r.iter()
+                .filter(|r| r["trigger"]["kind"] == "dataflow")
+                .count()
+        });
+        assert_eq!(dataflow_runs, 1, "{v}");
+    }
+}

@@ -480,6 +480,7 @@ fn runs_a_crashed_server_left_running_are_closed_at_start() {
                 wall_ms: 0.0,
                 peak_memory_bytes: 0,
                 started_ms: 1,
+                provenance: serde_json::Value::Null,
             },
         )
         .unwrap();

@@ -171,6 +171,7 @@ impl From<quire_service::ServiceError> for ApiError {
             S::AlreadyQueued(run) => Self::Conflict(format!(
                 "run '{run}' was enqueued before; a run id runs once"
             )),
+            S::Conflict(m) => Self::Conflict(m),
             S::Internal(m) => Self::Internal(m),
         }
     }

@@ -102,10 +102,18 @@ async fn a_long_runs_events_page_by_seq_while_it_runs_and_after() -> anyhow::Res
     let (events, last) = all_pages(&f, &token, &run).await?;
     assert_contiguous(&events);
     assert_eq!(last["status"], "ok", "{}", last["error"]);
+    // A run that sent live meters ends with one final meter, stored.
+    let finals = events.iter().filter(|e| e["type"] == "meter").count();
+    assert!(
+        finals <= 1
+            && events
+                .iter()
+                .all(|e| e["type"] != "meter" || e["final"] == true)
+    );
     assert_eq!(
         events.len(),
-        2500 + 4,
-        "started, 2500 logs, end, result, finished"
+        2500 + 4 + finals,
+        "started, 2500 logs, end, result, (final meter), finished"
     );
     assert_eq!(events[2501]["text"], "end");
     assert_eq!(

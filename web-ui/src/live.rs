@@ -69,6 +69,9 @@ enum Op {
         block: String,
         #[serde(default)]
         input: Value,
+        /// The document the run is in (its `results.get` reads it).
+        #[serde(default)]
+        doc: Option<String>,
         #[serde(default, rename = "ref")]
         reference: Value,
     },
@@ -81,6 +84,8 @@ enum Op {
         block: Option<String>,
         #[serde(default)]
         engine: Option<quire_engine::EngineKind>,
+        #[serde(default)]
+        doc: Option<String>,
         #[serde(default, rename = "ref")]
         reference: Value,
     },
@@ -322,6 +327,7 @@ async fn handle(conn: &Arc<Conn>, msg: &str) {
         Op::Run {
             block,
             input,
+            doc,
             reference,
         } => {
             let r = async {
@@ -332,7 +338,7 @@ async fn handle(conn: &Arc<Conn>, msg: &str) {
                 Ok::<_, ApiError>((Some(rec), source, lang))
             }
             .await;
-            start(conn, "run", r, input, reference, None).await;
+            start(conn, "run", r, (input, doc), reference, None).await;
         }
         Op::RunSource {
             source,
@@ -340,6 +346,7 @@ async fn handle(conn: &Arc<Conn>, msg: &str) {
             input,
             block,
             engine,
+            doc,
             reference,
         } => {
             let r = async {
@@ -351,7 +358,7 @@ async fn handle(conn: &Arc<Conn>, msg: &str) {
                 Ok::<_, ApiError>((rec, source, lang))
             }
             .await;
-            start(conn, "run_source", r, input, reference, engine).await;
+            start(conn, "run_source", r, (input, doc), reference, engine).await;
         }
         Op::Cancel { run, reference } => {
             if let Err(e) = check(conn, Role::Editor) {
@@ -504,7 +511,7 @@ async fn start(
     conn: &Arc<Conn>,
     op: &str,
     prepared: Result<(Option<quire_storage::BlockRecord>, String, Lang), ApiError>,
-    input: Value,
+    (input, doc): (Value, Option<String>),
     reference: Value,
     engine: Option<quire_engine::EngineKind>,
 ) {
@@ -523,6 +530,7 @@ async fn start(
                 run_id: None,
                 engine,
                 admin_caller: check(conn, Role::Admin).is_ok(),
+                doc,
                 operator: None,
             })
             .await

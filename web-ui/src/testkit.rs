@@ -65,6 +65,7 @@ pub(crate) fn fixture(config: ServerConfig) -> anyhow::Result<Fixture> {
             wall_ms: 0.0,
             peak_memory_bytes: 0,
             started_ms: 1,
+            provenance: serde_json::Value::Null,
         },
     )?;
     let engine = Engine::new(EngineConfig {

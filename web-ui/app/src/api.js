@@ -83,6 +83,7 @@ export class Api {
   get(path) { return this.call("GET", path); }
   post(path, body) { return this.call("POST", path, body ?? {}); }
   put(path, body) { return this.call("PUT", path, body); }
+  patch(path, body) { return this.call("PATCH", path, body); }
   del(path) { return this.call("DELETE", path); }
 }
 
@@ -91,6 +92,7 @@ export const paths = {
   ws: (ws) => `/workspaces/${enc(ws)}`,
   docs: (ws) => `/workspaces/${enc(ws)}/docs`,
   doc: (ws, id) => `/workspaces/${enc(ws)}/docs/${enc(id)}`,
+  graph: (ws, id) => `/workspaces/${enc(ws)}/docs/${enc(id)}/graph`,
   blocks: (ws) => `/workspaces/${enc(ws)}/blocks`,
   block: (ws, id) => `/workspaces/${enc(ws)}/blocks/${enc(id)}`,
   grants: (ws, id) => `/workspaces/${enc(ws)}/blocks/${enc(id)}/grants`,

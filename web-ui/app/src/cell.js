@@ -9,6 +9,7 @@ import { Output } from "./output.js";
 import { Triggers } from "./triggers.js";
 import { InputPanel, effects } from "./input.js";
 import { describeGrant, grantChoices, grantPicker } from "./grants.js";
+import { loadGraph, provenanceText } from "./dataflow.js";
 
 export { describeGrant };
 
@@ -29,6 +30,7 @@ export function startedBy(trigger) {
   if (kind === "schedule") return "by schedule";
   if (kind === "webhook") return "by webhook";
   if (kind === "manual") return trigger.via === "http" ? "by API" : "manually";
+  if (kind === "dataflow") return "after a block it reads";
   return kind ? `by ${kind}` : "manually";
 }
 
@@ -87,7 +89,10 @@ export class CodeCell {
     for (;;) {
       const r = await this.app.api.get(paths.run(this.app.ws, run, from));
       if (epoch !== this.epoch) return;
-      if (first) this.output.reset(typeof head === "function" ? head(r) : head);
+      if (first) {
+        this.output.reset(typeof head === "function" ? head(r) : head);
+        this.output.el.title = provenanceText(r.provenance, this.app.graph);
+      }
       first = false;
       for (const ev of r.events) this.output.event(ev);
       if (r.next_seq == null) return;
@@ -121,6 +126,7 @@ export class CodeCell {
     this.inputPanel.render(b.input_schema || null);
     const editorEl = h("div", { class: "editor" });
     this.runStatus = h("div", { class: "run-status", role: "status", "aria-live": "polite" });
+    this.dataflowEl = h("div", { class: "dataflow" });
     const outEl = h("div", { class: "output", "aria-label": `Output of ${name}`, tabindex: "0" });
     this.historyEl = h("div", { class: "history", hidden: true });
     this.triggers = this.blockId ? new Triggers(this.app, this.blockId) : null;
@@ -136,7 +142,7 @@ export class CodeCell {
         this.engineControl(b),
         this.status,
         h("div", { class: "actions" }, this.writesEl, this.runBtn, this.cancelBtn, this.clearBtn, this.histBtn, ...moves)),
-      this.grantsEl, editorEl, this.inputPanel.el, this.runStatus, outEl, this.historyEl, triggers);
+      this.grantsEl, editorEl, this.inputPanel.el, this.dataflowEl, this.runStatus, outEl, this.historyEl, triggers);
     this.output = new Output(outEl, {
       onFrame: (line, column) => this.editor.reveal(line, column),
       grantOffer: (grant) => this.grantOffer(grant),
@@ -335,6 +341,8 @@ export class CodeCell {
         }
         this.block.source = source;
         this.setStatus(this.dirty ? "Unsaved changes" : "Saved", this.dirty ? "unsaved" : "saved");
+        // What it reads, and whether outputs are stale, may have changed.
+        if (this.blockId) loadGraph(this.app);
       } catch (e) {
         this.dirty = true;
         if (e.status === 409) this.conflict();
@@ -401,6 +409,7 @@ export class CodeCell {
     this.runStatus.textContent = this.app.live.connected ? "Starting…" : "Waiting for the server: the live connection is down; the run starts when it is back…";
     this.setRunning(true);
     const msg = { op: "run_source", source, lang: this.block.lang, input: input.value };
+    if (this.app.doc) msg.doc = this.app.doc.id;
     if (this.blockId) msg.block = this.blockId;
     try {
       this.runId = await this.app.live.run(msg, (ev) => this.onEvent(ev));
@@ -419,7 +428,8 @@ export class CodeCell {
     if (this.runId) return null;
     const by = m.trigger?.kind || "another client";
     this.epoch++;
-    this.output.reset(`Run started by ${by === "manual" ? "another client" : `a ${by}`} at ${new Date().toLocaleTimeString()}`);
+    const who = by === "manual" ? "another client" : by === "dataflow" ? "a block it reads finishing" : `a ${by}`;
+    this.output.reset(`Run started by ${who} at ${new Date().toLocaleTimeString()}`);
     this.runStatus.textContent = `Running (started by ${by})…`;
     this.el.classList.add("running");
     this.output.follow = true;
@@ -431,6 +441,8 @@ export class CodeCell {
         this.el.classList.remove("running");
         this.output.follow = false;
         if (!this.historyEl.hidden) this.loadHistory();
+        this.showProvenance(m.run);
+        loadGraph(this.app);
       }
     };
   }
@@ -449,9 +461,22 @@ export class CodeCell {
       const done = this.onDone;
       this.onDone = null;
       done?.({ status: ev.status, kind: this.lastKind });
+      const run = this.runId;
       this.runId = null;
       this.setRunning(false);
       if (!this.historyEl.hidden) this.loadHistory();
+      if (run) this.showProvenance(run);
+      loadGraph(this.app);
+    }
+  }
+
+  // Where the output came from, on hover.
+  async showProvenance(run) {
+    try {
+      const r = await this.app.api.get(paths.run(this.app.ws, run, 1e9));
+      this.output.el.title = provenanceText(r.provenance, this.app.graph);
+    } catch {
+      // history not written yet, or gone: no hover text
     }
   }
 

@@ -3,6 +3,7 @@
 import { h, clear, renderText } from "./dom.js";
 import { Api, Live, paths } from "./api.js";
 import { CodeCell } from "./cell.js";
+import { loadGraph, runOrder } from "./dataflow.js";
 import { showQuota } from "./quota.js";
 import { showAdmin } from "./admin.js";
 
@@ -183,11 +184,12 @@ async function openDoc(id) {
     ? h("div", { class: "run-all" }, h("button", { onclick: () => runAllBlocks(runAllStatus) }, "Run all"), " ", runAllStatus)
     : "";
   const title = h("h1", {}, d.title);
+  const rerun = app.role !== "viewer" ? rerunToggle(d) : "";
   const docActions = app.role !== "viewer" ? h("div", { class: "doc-actions" },
     h("button", { onclick: () => renameDoc(title) }, "Rename"),
     h("button", { class: "danger", onclick: deleteDoc }, "Delete document")) : "";
   clear(main).append(
-    h("header", { class: "doc-head" }, title, docActions, runAll,
+    h("header", { class: "doc-head" }, title, docActions, runAll, rerun,
       h("dl", { class: "props" }, Object.entries(d.properties || {}).flatMap(([k, v]) => [h("dt", {}, k), h("dd", {}, String(v))]))),
     body, add);
   app.cells = [];
@@ -200,13 +202,39 @@ async function openDoc(id) {
   }
   main.focus({ preventScroll: true });
   window.scrollTo(0, 0);
+  await loadGraph(app);
+}
+
+// The document's opt-in to re-running, on the server, the blocks that
+// read a block's result whenever that block finishes (whatever started
+// it: a person, a schedule, a webhook).
+function rerunToggle(d) {
+  const box = h("input", { type: "checkbox", id: "rerun-dependents" });
+  box.checked = d.properties?.rerun_dependents === true;
+  const note = h("span", { class: "muted", role: "status" });
+  box.addEventListener("change", async () => {
+    try {
+      const doc = await app.api.patch(paths.doc(app.ws, d.id), { properties: { rerun_dependents: box.checked } });
+      app.doc.properties = doc.properties;
+      note.textContent = box.checked ? "Dependents re-run after each block." : "";
+    } catch (e) {
+      box.checked = !box.checked;
+      note.textContent = `Not changed: ${e.message}`;
+    }
+  });
+  return h("div", { class: "rerun" }, box, " ", h("label", { for: "rerun-dependents" }, "Re-run the blocks that read a block's result when it changes"), " ", note);
 }
 
 // "Run all": the document's code blocks in order, each after the one
 // before it ends; the first that fails (or is cancelled) stops the rest,
 // and the status says which and why.
 async function runAllBlocks(status) {
-  const cells = [...app.cells].sort((a, b) => a.index - b.index);
+  const { order, cycle } = runOrder(app.cells, await loadGraph(app));
+  if (!order) {
+    status.textContent = `Cannot run all: the blocks ${cycle.join(" → ")} read each other's results in a cycle, so no order runs them.`;
+    return;
+  }
+  const cells = order;
   let ran = 0;
   for (const cell of cells) {
     status.textContent = `Running ${ran + 1} of ${cells.length}: ${cell.block.name || cell.block.id}…`;

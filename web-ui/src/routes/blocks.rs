@@ -304,6 +304,9 @@ async fn set_grants(
 struct RunBody {
     #[serde(default)]
     input: Value,
+    /// The document the run is in (default: the first holding the block).
+    #[serde(default)]
+    doc: Option<String>,
 }
 
 async fn run_block(
@@ -312,9 +315,7 @@ async fn run_block(
     Path((ws, block)): Path<(String, String)>,
     raw: axum::body::Bytes,
 ) -> ApiResult<(StatusCode, Json<Value>)> {
-    let input = super::optional_json::<RunBody>(&raw)?
-        .unwrap_or_default()
-        .input;
+    let RunBody { input, doc } = super::optional_json::<RunBody>(&raw)?.unwrap_or_default();
     let (w, b) = in_workspace(&s, who, ws, Role::Editor, move |store, w| {
         let b = store
             .get_block(&w.id, &block)?
@@ -324,12 +325,10 @@ async fn run_block(
     .await?;
     let started = s
         .hub
-        .start(StartRun::for_block(
-            w,
-            b,
-            input,
-            json!({"kind": "manual", "via": "http"}),
-        ))
+        .start(StartRun {
+            doc,
+            ..StartRun::for_block(w, b, input, json!({"kind": "manual", "via": "http"}))
+        })
         .await?;
     Ok((StatusCode::ACCEPTED, Json(json!({"run": started.id}))))
 }

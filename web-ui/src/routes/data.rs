@@ -23,6 +23,7 @@ pub(super) fn routes() -> Router<AppState> {
                 .patch(patch_doc)
                 .delete(delete_doc),
         )
+        .route("/workspaces/{ws}/docs/{doc}/graph", get(doc_graph))
         .route("/workspaces/{ws}/db", get(list_collections))
         .route(
             "/workspaces/{ws}/db/{coll}/rows",
@@ -63,6 +64,21 @@ async fn get_doc(
             .ok_or_else(|| ApiError::not_found("document", doc))
     })
     .await
+}
+
+/// The document's dependency graph: which block reads which (from a
+/// static scan), the order to run them in or the cycle that prevents
+/// one, and why each block's latest output is stale (see
+/// `quire_service::dataflow`).
+async fn doc_graph(
+    State(s): State<AppState>,
+    who: Principal,
+    Path((ws, doc)): Path<(String, String)>,
+) -> ApiResult<Json<quire_service::dataflow::Graph>> {
+    let w = in_workspace(&s, who, ws, Role::Viewer, |_, w| Ok(w.id)).await?;
+    Ok(Json(
+        quire_service::dataflow::graph(&s.store, w, doc).await?,
+    ))
 }
 
 #[derive(Deserialize)]

@@ -44,7 +44,7 @@ fn summary(r: &quire_storage::RunRecord) -> Value {
         "run": r.id, "status": r.status, "block": r.block, "trigger": r.trigger,
         "started_ms": r.started_ms, "cpu_ms": r.cpu_ms, "wall_ms": r.wall_ms,
         "peak_memory_bytes": r.peak_memory_bytes,
-        "error": r.error,
+        "error": r.error, "provenance": r.provenance,
     })
 }
 
@@ -125,6 +125,7 @@ async fn one(
                 "cpu_ms": usage("cpu_ms"), "wall_ms": usage("wall_ms"),
                 "peak_memory_bytes": usage("peak_memory_bytes"),
                 "error": error, "request": live.request,
+                "provenance": live.provenance(),
             });
             return Ok(Json(RunAnswer::new(head, lines.iter().map(|l| &**l), next)));
         }
@@ -189,6 +190,9 @@ struct SourceRun {
     /// `quickjs` or `v8` (default: the block's, else QuickJS).
     #[serde(default)]
     engine: Option<String>,
+    /// The document the run is in (its `results.get` reads it).
+    #[serde(default)]
+    doc: Option<String>,
 }
 
 async fn run_source(
@@ -232,6 +236,7 @@ async fn run_source(
             run_id: None,
             engine,
             admin_caller,
+            doc: req.doc,
             operator: None,
         })
         .await?;
