@@ -322,6 +322,21 @@ mod dataflow {
             Some(json!({"doc": "nope"})),
         );
         assert_eq!(s, 400, "{v}");
+        // Malformed document ids: too long, not text, a path.
+        for bad in [
+            json!("d".repeat(5000)),
+            json!(7),
+            json!({"id": "d1"}),
+            json!("../d1"),
+        ] {
+            let body = Some(json!({ "doc": bad }));
+            let (s, v) = srv.call("POST", "/workspaces/w/blocks/sum/runs", &t.editor, body);
+            assert_eq!(s, 400, "{bad}: {v}");
+        }
+        // A viewer cannot start a run in a document.
+        let body = Some(json!({"doc": "d1"}));
+        let (s, _) = srv.call("POST", "/workspaces/w/blocks/sum/runs", &t.viewer, body);
+        assert_eq!(s, 403);
         // Unsaved source in a document reads it; outside any, it reads nothing.
         let (s, v) = srv.call(
             "POST",
