@@ -24,7 +24,7 @@ use crate::bench::percentile;
 /// About 300 ms of CPU on QuickJS, far less on V8 (so V8 gets more).
 fn spin(kind: EngineKind) -> String {
     let n = if kind == EngineKind::V8 {
-        600_000_000
+        150_000_000
     } else {
         12_000_000
     };

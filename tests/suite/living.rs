@@ -529,4 +529,95 @@ mod dataflow {
         });
         assert_eq!(dataflow_runs, 1, "{v}");
     }
+
+    /// The provenance of the newest run of `b` started by `kind`.
+    fn provenance_of(srv: &TestServer, t: &Tokens, b: &str, kind: &str) -> Value {
+        let start = Instant::now();
+        loop {
+            let (_, v) = srv.call(
+                "GET",
+                &format!("/workspaces/w/runs?block={b}"),
+                &t.viewer,
+                None,
+            );
+            let found = v["runs"].as_array().and_then(|r| {
+                r.iter()
+                    .find(|r| r["trigger"]["kind"] == kind && r["status"] == "ok")
+                    .cloned()
+            });
+            if let Some(r) = found {
+                return r["provenance"].clone();
+            }
+            assert!(
+                start.elapsed() < Duration::from_secs(30),
+                "no {kind} run of {b}: {v}"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    #[test]
+    fn provenance_is_recorded_for_every_trigger() {
+        let srv = TestServer::start(ServerConfig::default());
+        let t = srv.workspace("w");
+        block(&srv, "w", &t, "load", "load-tasks", LOAD);
+        block(&srv, "w", &t, "sum", "sum", SUM);
+        doc(&srv, "w", &t, "d1", &["load", "sum"], json!({}));
+        let load = run(&srv, "w", &t, "load", None);
+        let check = |p: &Value, what: &str, input: &Value| {
+            assert_eq!(p["doc"], "d1", "{what}: {p}");
+            assert_eq!(p["engine"], "quickjs", "{what}: {p}");
+            assert_eq!(p["upstream"][0]["run"], load["run"], "{what}: {p}");
+            assert_eq!(
+                p["input_hash"],
+                json!(quire_service::dataflow::input_hash(input)),
+                "{what}: {p}"
+            );
+            assert_eq!(
+                p["block_version"],
+                json!(quire_service::approval::source_digest("js", SUM)),
+                "{what}: {p}"
+            );
+        };
+        // By hand over HTTP, with an input.
+        let (s, v) = srv.call(
+            "POST",
+            "/workspaces/w/blocks/sum/runs",
+            &t.editor,
+            Some(json!({"input": {"n": 1}})),
+        );
+        assert_eq!(s, 202, "{v}");
+        let rec = srv.wait_run("w", v["run"].as_str().unwrap_or_default(), &t.viewer);
+        check(&rec["provenance"], "manual", &json!({"n": 1}));
+        // A webhook, its body as input.
+        let (s, v) = srv.call("POST", "/workspaces/w/blocks/sum/webhooks", &t.editor, None);
+        assert_eq!(s, 201, "{v}");
+        let url = format!(
+            "{}{}?wait=true",
+            srv.root,
+            v["path"].as_str().unwrap_or_default()
+        );
+        let r = ureq::post(&url)
+            .set("content-type", "application/json")
+            .send_string(&json!({"from": "hook"}).to_string());
+        assert!(r.is_ok(), "{r:?}");
+        check(
+            &provenance_of(&srv, &t, "sum", "webhook"),
+            "webhook",
+            &json!({"from": "hook"}),
+        );
+        // A schedule, every second.
+        let (s, v) = srv.call(
+            "POST",
+            "/workspaces/w/blocks/sum/schedules",
+            &t.editor,
+            Some(json!({"cron": "* * * * * *", "timezone": "UTC"})),
+        );
+        assert_eq!(s, 201, "{v}");
+        check(
+            &provenance_of(&srv, &t, "sum", "schedule"),
+            "schedule",
+            &Value::Null,
+        );
+    }
 }
