@@ -81,13 +81,12 @@ pub(crate) fn prepare(lang: Lang, filename: &str, source: &str) -> Result<Prepar
             js: source.to_owned(),
             map: None,
         }),
-        // oxc is well tested, but a panic on hostile input must not take a
-        // worker thread down with it.
+        // oxc is well tested, but hostile input must not take a worker
+        // thread down with it (a panic) nor the process (a deep nesting).
         Lang::Ts => {
-            std::panic::catch_unwind(|| strip_types(filename, source)).unwrap_or_else(|_| {
+            crate::analysis::deep(source, || strip_types(filename, source)).unwrap_or_else(|why| {
                 Err(SourceError {
-                    message: "SyntaxError: the TypeScript compiler could not process this source"
-                        .into(),
+                    message: format!("SyntaxError: {}", why.message()),
                     line: None,
                     column: None,
                 })

@@ -44,11 +44,11 @@ pub struct UnknownRead {
 /// The reads of `source` (see the module docs). A source that does not
 /// parse reads nothing known and says so.
 pub fn result_reads(lang: Lang, source: &str) -> ResultReads {
-    std::panic::catch_unwind(|| scan(lang, source)).unwrap_or_else(|_| ResultReads {
+    crate::analysis::deep(source, || scan(lang, source)).unwrap_or_else(|why| ResultReads {
         blocks: vec![],
         unknown: vec![UnknownRead {
             line: 1,
-            why: "the source could not be scanned".into(),
+            why: why.message(),
         }],
     })
 }
@@ -83,17 +83,27 @@ fn scan(lang: Lang, source: &str) -> ResultReads {
     // Pass 1: the names bound to the module, `results` or `get`, and how
     // often each name is bound anywhere.
     let mut names = Names::default();
-    // Aliases may come before or after what they alias in the text.
-    loop {
+    // Aliases may come before or after what they alias in the text: a few
+    // passes follow chains written in any order; a longer chain written
+    // backwards is reported, not followed further.
+    let mut settled = false;
+    for _ in 0..MAX_ALIAS_PASSES {
         let before = names.bound.len();
         names.visit_program(&parsed.program);
+        names.counted = true;
         if names.bound.len() == before {
+            settled = true;
             break;
         }
-        names.counted = true;
     }
     let mut reads = Reads {
-        source,
+        lines: source
+            .bytes()
+            .enumerate()
+            .filter(|(_, b)| *b == b'\n')
+            .map(|(i, _)| i as u32)
+            .collect(),
+        more: 0,
         bound: names.bound,
         shadowed: names
             .bindings
@@ -105,12 +115,33 @@ fn scan(lang: Lang, source: &str) -> ResultReads {
         blocks: BTreeSet::new(),
         unknown: Vec::new(),
     };
+    for &at in &names.unfollowed {
+        reads.unknown(at, "a destructuring of results the scan cannot follow");
+        // Reported once: not again as results passed on.
+        reads.aliases.insert(at);
+    }
+    if !settled {
+        reads.unknown(0, "aliases of results chained too far to follow");
+    }
     reads.visit_program(&parsed.program);
+    if reads.more > 0 {
+        let more = reads.more;
+        reads.unknown.push(UnknownRead {
+            line: 0,
+            why: format!("and {more} more unknown reads"),
+        });
+    }
     ResultReads {
         blocks: reads.blocks.into_iter().collect(),
         unknown: reads.unknown,
     }
 }
+
+/// Passes that follow aliases of `results` (see [`scan`]).
+const MAX_ALIAS_PASSES: usize = 4;
+
+/// Unknown reads listed per block; the rest are counted.
+pub const MAX_UNKNOWN_READS: usize = 50;
 
 #[derive(Default)]
 struct Names {
@@ -119,6 +150,9 @@ struct Names {
     bindings: HashMap<String, u32>,
     /// Spans (start) of the declarators that made aliases.
     alias_decls: HashSet<u32>,
+    /// Spans (start) of destructurings of the module or `results` with a
+    /// part the scan does not follow.
+    unfollowed: BTreeSet<u32>,
     /// Bindings were counted by an earlier pass.
     counted: bool,
 }
@@ -220,10 +254,13 @@ impl<'a> Visit<'a> for Names {
                 self.alias_decls.insert(it.span.start);
             }
             (BindingPattern::ObjectPattern(o), Some(m)) => {
+                let mut followed = o.rest.is_none() && m != Bound::Get;
                 for p in &o.properties {
-                    let (Some(key), BindingPattern::BindingIdentifier(b)) =
-                        (key_name(&p.key), &p.value)
-                    else {
+                    let key = if p.computed { None } else { key_name(&p.key) };
+                    let (Some(key), BindingPattern::BindingIdentifier(b)) = (key, &p.value) else {
+                        // A computed key, a default or a nested pattern:
+                        // what it binds is not followed.
+                        followed = false;
                         continue;
                     };
                     match (m, key.as_str()) {
@@ -232,7 +269,15 @@ impl<'a> Visit<'a> for Names {
                         _ => {}
                     }
                 }
-                self.alias_decls.insert(it.span.start);
+                if followed {
+                    self.alias_decls.insert(it.span.start);
+                } else {
+                    self.unfollowed.insert(it.span.start);
+                }
+            }
+            (_, Some(_)) => {
+                // An array pattern or a default over results.
+                self.unfollowed.insert(it.span.start);
             }
             _ => {}
         }
@@ -246,8 +291,11 @@ impl<'a> Visit<'a> for Names {
     }
 }
 
-struct Reads<'s> {
-    source: &'s str,
+struct Reads {
+    /// Offsets of the source's newlines.
+    lines: Vec<u32>,
+    /// Unknown reads past [`MAX_UNKNOWN_READS`].
+    more: usize,
     bound: HashMap<String, Bound>,
     shadowed: HashSet<String>,
     aliases: HashSet<u32>,
@@ -255,13 +303,16 @@ struct Reads<'s> {
     unknown: Vec<UnknownRead>,
 }
 
-impl Reads<'_> {
+impl Reads {
     fn line(&self, offset: u32) -> u32 {
-        let upto = self.source.get(..offset as usize).unwrap_or(self.source);
-        1 + upto.bytes().filter(|&b| b == b'\n').count() as u32
+        1 + self.lines.partition_point(|&nl| nl < offset) as u32
     }
 
     fn unknown(&mut self, offset: u32, why: impl Into<String>) {
+        if self.unknown.len() >= MAX_UNKNOWN_READS {
+            self.more += 1;
+            return;
+        }
         let line = self.line(offset);
         self.unknown.push(UnknownRead {
             line,
@@ -280,7 +331,17 @@ impl Reads<'_> {
     }
 }
 
-impl<'a> Visit<'a> for Reads<'_> {
+impl<'a> Visit<'a> for Reads {
+    fn visit_import_expression(&mut self, it: &oxc_ast::ast::ImportExpression<'a>) {
+        if literal(&it.source).is_none_or(|s| s == "quire") {
+            self.unknown(
+                it.span.start,
+                "a dynamic import of quire, whose reads the scan cannot follow",
+            );
+        }
+        walk::walk_import_expression(self, it);
+    }
+
     fn visit_call_expression(&mut self, it: &CallExpression<'a>) {
         if meaning(&self.bound, &it.callee) != Some(Bound::Get) {
             return walk::walk_call_expression(self, it);
@@ -444,6 +505,52 @@ mod tests {
         let (_, lines) =
             reads("import { results } from 'quire';\nlet r = results;\nr = other;\nr.get('z');");
         assert!(lines.contains(&3), "{lines:?}");
+    }
+
+    #[test]
+    fn destructurings_and_imports_it_cannot_follow_are_unknown() {
+        let src = "import { results } from 'quire';\n\
+                   import * as q from 'quire';\n\
+                   const { get: g = f } = results;\n\
+                   const { [k]: h } = results;\n\
+                   const { ...rest } = results;\n\
+                   const { results: { get } } = q;\n\
+                   const [x] = results;\n\
+                   const m = await import('quire');\n\
+                   const other = await import('./other.js');\n\
+                   g('a'); h('b'); rest.get('c'); get('d');";
+        let (blocks, lines) = reads(src);
+        assert!(blocks.is_empty(), "{blocks:?}");
+        assert_eq!(
+            lines,
+            vec![3, 4, 5, 6, 7, 8],
+            "{:?}",
+            result_reads(Lang::Js, src)
+        );
+    }
+
+    #[test]
+    fn long_backward_alias_chains_and_many_unknowns_stay_cheap() {
+        // a9 = a8, ..., a1 = a0 = results: written backwards, one link
+        // per pass; past the passes it is reported.
+        let mut src = String::from("import { results } from 'quire';\n");
+        for i in (1..10).rev() {
+            src.push_str(&format!("const a{i} = a{};\n", i - 1));
+        }
+        src.push_str("const a0 = results;\na9.get('far');\n");
+        let r = result_reads(Lang::Js, &src);
+        assert!(r.unknown.iter().any(|u| u.why.contains("too far")), "{r:?}");
+        let many = format!(
+            "import {{ results }} from 'quire';\n{}",
+            "f(results);\n".repeat(5000)
+        );
+        let r = result_reads(Lang::Js, &many);
+        assert_eq!(r.unknown.len(), MAX_UNKNOWN_READS + 1);
+        assert!(
+            r.unknown[MAX_UNKNOWN_READS].why.contains("4950 more"),
+            "{:?}",
+            r.unknown.last()
+        );
     }
 
     #[test]

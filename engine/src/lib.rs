@@ -45,6 +45,7 @@
 //! processes instead; see SECURITY.md.
 
 mod alloc;
+mod analysis;
 mod compile;
 mod config;
 mod control;

@@ -182,7 +182,9 @@ function progressData(value) {
   if (f > 1) f = 1;
   const d = { fraction: f };
   const label = value !== null && typeof value === "object" ? value.label : undefined;
-  if (label !== undefined && label !== null) d.label = StringCtor(label);
+  // Defined, not assigned: a setter a block put on Object.prototype
+  // cannot change what is sent.
+  if (label !== undefined && label !== null) defineProperty(d, "label", { value: StringCtor(label), enumerable: true, writable: true, configurable: true });
   return d;
 }
 // Emit a display (update = false) or an update of one shown before.

@@ -20,9 +20,9 @@ use crate::Lang;
 /// literal object; `None` when there is none, it is not a literal, or the
 /// source does not parse.
 pub fn input_schema(lang: Lang, source: &str) -> Option<Json> {
-    // oxc is well tested, but a panic on hostile input must not take the
-    // caller's thread down with it.
-    std::panic::catch_unwind(|| find(lang, source))
+    // oxc is well tested, but hostile input must not take the caller's
+    // thread down with it (a panic) nor the process (a deep nesting).
+    crate::analysis::deep(source, || find(lang, source))
         .ok()
         .flatten()
 }

@@ -136,6 +136,15 @@ impl Gate {
         self.store.latest_result(&p.ws, &p.block)
     }
 
+    /// The result of run `run` of the block the proof names.
+    pub(crate) fn result_of_run(
+        &self,
+        p: &crate::results::CheckedResult,
+        run: &str,
+    ) -> Result<Option<Value>, StorageError> {
+        self.store.run_result(&p.ws, run)
+    }
+
     /// Every secret of the workspace bound to the host (or host:port) the
     /// proof names, as (name, value): what a response from it must not
     /// hand back, whether or not this request sent it.

@@ -102,6 +102,13 @@ impl ResultReads {
         self.0.lock().unwrap_or_else(|e| e.into_inner()).clone()
     }
 
+    /// The run this session read `block`'s result from, if it did: later
+    /// reads of the block in the run get the same one.
+    pub(crate) fn run_for(&self, block: &str) -> Option<String> {
+        let r = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        r.iter().find(|x| x.block == block).map(|x| x.run.clone())
+    }
+
     pub(crate) fn record(&self, read: ResultRead) {
         let mut r = self.0.lock().unwrap_or_else(|e| e.into_inner());
         if r.len() < MAX_READS_KEPT && !r.contains(&read) {

@@ -226,8 +226,15 @@ impl Session {
                 let reference = str_arg(&op, &args, 0, "block")?;
                 let p = self.results.check(&reference)?;
                 let reads = self.results.reads.clone();
+                // A block read twice in one run reads the same run twice
+                // (and the newest-run search is made once).
+                let known = reads.run_for(&p.block);
                 Box::new(move || {
-                    let found = gate.latest_result(&p).map_err(|e| storage_error(&op2, e))?;
+                    let found = match known {
+                        Some(run) => gate.result_of_run(&p, &run).map(|v| v.map(|v| (run, v))),
+                        None => gate.latest_result(&p),
+                    }
+                    .map_err(|e| storage_error(&op2, e))?;
                     let Some((run, value)) = found else {
                         return Err(HostError::new(
                             "NotFound",

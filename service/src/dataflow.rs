@@ -155,8 +155,11 @@ pub struct Node {
     pub outside: Vec<String>,
     /// Reads the scan could not name.
     pub unknown: Vec<quire_engine::UnknownRead>,
-    /// Its latest `ok` run, if any.
+    /// Its latest `ok` run, if any (its output as shown).
     pub latest_run: Option<String>,
+    /// The run whose result a reader gets (the latest `ok` run with a
+    /// result), if any.
+    pub result_run: Option<String>,
     /// Why that run's output is stale, if it is (empty: current).
     pub stale: Vec<String>,
 }
@@ -224,11 +227,18 @@ pub async fn graph(store: &Store, ws: WorkspaceId, doc: String) -> ServiceResult
             .into_iter()
             .filter(|id| blocks.contains_key(id))
             .collect();
-        let mut nodes = Vec::new();
+        let mut by_name: HashMap<&str, Vec<&String>> = HashMap::new();
         for id in &ids {
-            let b = &blocks[id];
-            let latest = latest_ok(&store, &ws, id)?;
-            nodes.push(node(b, &ids, &blocks, latest));
+            if let Some(b) = blocks.get(id) {
+                by_name.entry(b.name.as_str()).or_default().push(id);
+            }
+        }
+        let mut nodes = Vec::new();
+        for (id, b) in ids.iter().filter_map(|id| Some((id, blocks.get(id)?))) {
+            let mut n = node(b, &ids, &by_name);
+            n.latest_run = latest_ok(&store, &ws, id)?;
+            n.result_run = store.latest_result_run(&ws, id)?;
+            nodes.push(n);
         }
         let mut g = Graph {
             doc: d.id,
@@ -240,13 +250,14 @@ pub async fn graph(store: &Store, ws: WorkspaceId, doc: String) -> ServiceResult
         let latest: HashMap<String, Option<String>> = g
             .nodes
             .iter()
-            .map(|n| (n.block.clone(), n.latest_run.clone()))
+            .map(|n| (n.block.clone(), n.result_run.clone()))
             .collect();
         for n in &mut g.nodes {
-            if let Some(run) = &n.latest_run {
-                if let Some(r) = store.get_run_head(&ws, run)? {
-                    n.stale = stale_because(&r, &blocks[&n.block], &latest, &blocks);
-                }
+            let (Some(run), Some(b)) = (&n.latest_run, blocks.get(&n.block)) else {
+                continue;
+            };
+            if let Some(r) = store.get_run_head(&ws, run)? {
+                n.stale = stale_because(&r, b, &latest, &blocks);
             }
         }
         Ok(g)
@@ -263,24 +274,24 @@ fn latest_ok(store: &Store, ws: &WorkspaceId, block: &str) -> ServiceResult<Opti
         .map(|r| r.id))
 }
 
-fn node(
-    b: &BlockRecord,
-    ids: &[String],
-    blocks: &BTreeMap<String, BlockRecord>,
-    latest_run: Option<String>,
-) -> Node {
-    let scan = quire_engine::result_reads(block_lang(&b.lang), &b.source);
+/// Block `b`'s node: what it reads among `ids` (by id, else a unique
+/// name). Reading its own earlier result is no edge (it is allowed, and
+/// no order needs it).
+fn node(b: &BlockRecord, ids: &[String], by_name: &HashMap<&str, Vec<&String>>) -> Node {
+    let scan = scan_cached(b);
     let (mut reads, mut outside) = (Vec::new(), Vec::new());
     for name in scan.blocks {
-        let by_name: Vec<&String> = ids.iter().filter(|id| blocks[*id].name == name).collect();
-        let found = match (ids.iter().find(|id| **id == name), by_name.as_slice()) {
+        let found = match (
+            ids.iter().find(|id| **id == name),
+            by_name.get(name.as_str()),
+        ) {
             (Some(id), _) => Some(id.clone()),
-            (None, [id]) => Some((*id).clone()),
+            (None, Some(named)) if named.len() == 1 => Some(named[0].clone()),
             _ => None,
         };
         match found {
-            Some(id) if !reads.contains(&id) => reads.push(id),
-            Some(_) => {}
+            Some(id) if id == b.id || reads.contains(&id) => {}
+            Some(id) => reads.push(id),
             None => outside.push(name),
         }
     }
@@ -290,9 +301,32 @@ fn node(
         reads,
         outside,
         unknown: scan.unknown,
-        latest_run,
+        latest_run: None,
+        result_run: None,
         stale: vec![],
     }
+}
+
+/// Scans kept by source digest: a graph asks for every block of its
+/// document each time, and sources rarely change.
+static SCANS: std::sync::LazyLock<std::sync::Mutex<HashMap<String, quire_engine::ResultReads>>> =
+    std::sync::LazyLock::new(Default::default);
+
+/// Scans kept at most (the cache is emptied when full).
+const MAX_SCANS_KEPT: usize = 4096;
+
+fn scan_cached(b: &BlockRecord) -> quire_engine::ResultReads {
+    let key = crate::approval::source_digest(&b.lang, &b.source);
+    if let Some(r) = SCANS.lock().unwrap_or_else(|e| e.into_inner()).get(&key) {
+        return r.clone();
+    }
+    let r = quire_engine::result_reads(block_lang(&b.lang), &b.source);
+    let mut cache = SCANS.lock().unwrap_or_else(|e| e.into_inner());
+    if cache.len() >= MAX_SCANS_KEPT {
+        cache.clear();
+    }
+    cache.insert(key, r.clone());
+    r
 }
 
 /// Kahn's order (ties in document order), or the cycle that stops it.

@@ -270,13 +270,16 @@ impl LiveRun {
         changed: &mut watch::Receiver<usize>,
         meters: &mut watch::Receiver<Option<Arc<str>>>,
     ) -> ServiceResult<Option<Followed>> {
+        // A follower still catching up gets no meters (they would be
+        // ahead of it, and would restart its reads of the store).
+        let caught_up = cursor >= self.lock().len();
         loop {
             tokio::select! {
                 biased;
                 next = self.next_events(cursor, max, changed) => {
                     return Ok(next?.map(Followed::Events));
                 }
-                Ok(()) = meters.changed() => {
+                Ok(()) = meters.changed(), if caught_up => {
                     if let Some(line) = meters.borrow_and_update().clone() {
                         return Ok(Some(Followed::Meter(line)));
                     }

@@ -304,6 +304,11 @@ impl Store {
         Ok(None)
     }
 
+    /// The run [`Store::latest_result`] would read, without its value.
+    pub fn latest_result_run(&self, ws: &WorkspaceId, block: &str) -> Result<Option<String>> {
+        Ok(self.latest_result(ws, block)?.map(|(run, _)| run))
+    }
+
     /// The `result` event's value of a finished run (it is among its last
     /// three events: result, a final meter, finished).
     pub fn run_result(&self, ws: &WorkspaceId, run: &str) -> Result<Option<serde_json::Value>> {

@@ -140,7 +140,7 @@ impl RunnerConfig {
 }
 
 /// A run held by a runner, as the server tracks it.
-struct Remote {
+pub(super) struct Remote {
     control: Arc<RunControl>,
     host: Option<HostHandle>,
     error: Option<ErrorInfo>,

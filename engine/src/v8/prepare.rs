@@ -63,12 +63,11 @@ pub(crate) fn prepare(
     })?;
     let js = prepared.js;
     let map = prepared.map;
-    std::panic::catch_unwind(|| scan(&js, map.as_ref(), has_host))
-        .unwrap_or_else(|_| {
+    crate::analysis::deep(&js, || scan(&js, map.as_ref(), has_host))
+        .unwrap_or_else(|why| {
             Err(Rejected {
                 error: SourceError {
-                    message: "SyntaxError: the JavaScript parser could not process this source"
-                        .into(),
+                    message: format!("SyntaxError: {}", why.message()),
                     line: None,
                     column: None,
                 },

@@ -131,7 +131,10 @@ impl PoolInner {
                 mime,
                 data,
             } => {
-                let bytes = checked_display(&display_id, &mime, &data)?;
+                let bytes = match checked_display(&display_id, &mime, &data)? {
+                    Ok(b) => b,
+                    Err(m) => return refuse_output(remote, m),
+                };
                 let body = EventBody::Display {
                     display_id,
                     mime,
@@ -146,7 +149,10 @@ impl PoolInner {
                 mime,
                 data,
             } => {
-                let bytes = checked_display(&display_id, &mime, &data)?;
+                let bytes = match checked_display(&display_id, &mime, &data)? {
+                    Ok(b) => b,
+                    Err(m) => return refuse_output(remote, m),
+                };
                 let body = EventBody::UpdateDisplay {
                     display_id,
                     mime,
@@ -239,18 +245,38 @@ impl PoolInner {
     }
 }
 
-/// A display or update from a runner, checked as untrusted input; the
-/// bytes it counts against the output limit.
-fn checked_display(id: &str, mime: &str, data: &serde_json::Value) -> Result<u64, String> {
+/// A display or update from a runner, checked as untrusted input: the
+/// bytes it counts against the output limit; `Ok(Err(..))` for data that
+/// does not fit its mime (a block can shape what the glue serializes, so
+/// that fails its own run only); `Err` for what our runner never sends.
+fn checked_display(
+    id: &str,
+    mime: &str,
+    data: &serde_json::Value,
+) -> Result<Result<u64, String>, String> {
     // The runner refuses deeper values in the block (display() throws);
     // one that sends them is not the runner we wrote.
     if crate::check_depth("display data", data, 0).is_err() {
         return Err("display data nested past the depth limit".into());
     }
     crate::event::check_display_id(id)?;
-    crate::event::check_display(mime, data)?;
-    Ok(match data {
+    if let Err(m) = crate::event::check_display(mime, data) {
+        return Ok(Err(m));
+    }
+    Ok(Ok(match data {
         serde_json::Value::String(s) => (s.len() + mime.len() + id.len()) as u64,
         v => (v.to_string().len() + id.len()) as u64,
-    })
+    }))
+}
+
+/// Drop an output the run's block shaped wrongly; the run fails with it
+/// when it ends (its runner goes on serving its other runs).
+fn refuse_output(remote: &mut super::Remote, why: String) -> Result<(), String> {
+    if remote.error.is_none() {
+        remote.error = Some(crate::ErrorInfo::new(
+            ErrorKind::Exception,
+            format!("TypeError: display: {why}"),
+        ));
+    }
+    Ok(())
 }
