@@ -695,27 +695,6 @@ pub(crate) fn install_test_spin<'js>(ctx: &Ctx<'js>) -> rquickjs::Result<()> {
     )
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn timers_fire_in_due_order_and_respect_the_cap() {
-        let mut t = Timers::default();
-        let a = t.arm(Duration::from_millis(20), 0, 3).unwrap();
-        let b = t.arm(Duration::ZERO, 0, 3).unwrap();
-        let c = t.arm(Duration::ZERO, 0, 3).unwrap();
-        assert!(t.arm(Duration::ZERO, 0, 3).is_none(), "cap of 3");
-        t.clear(c);
-        let now = Instant::now();
-        assert_eq!(t.pop_due(now), Some(b));
-        assert_eq!(t.pop_due(now), None, "a is not due and c was cleared");
-        assert_eq!(t.pending(), 1);
-        assert_eq!(t.pop_due(now + Duration::from_millis(50)), Some(a));
-        assert!(t.next_due().is_none());
-    }
-}
-
 /// A `display` (a new output) or an `update_display` (one shown before).
 fn display_body(
     update: bool,
@@ -742,4 +721,25 @@ fn display_body(
 fn checked_id<'js>(ctx: &Ctx<'js>, id: &str) -> rquickjs::Result<()> {
     crate::event::check_display_id(id)
         .map_err(|m| rquickjs::Exception::throw_type(ctx, &format!("display: {m}")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn timers_fire_in_due_order_and_respect_the_cap() {
+        let mut t = Timers::default();
+        let a = t.arm(Duration::from_millis(20), 0, 3).unwrap();
+        let b = t.arm(Duration::ZERO, 0, 3).unwrap();
+        let c = t.arm(Duration::ZERO, 0, 3).unwrap();
+        assert!(t.arm(Duration::ZERO, 0, 3).is_none(), "cap of 3");
+        t.clear(c);
+        let now = Instant::now();
+        assert_eq!(t.pop_due(now), Some(b));
+        assert_eq!(t.pop_due(now), None, "a is not due and c was cleared");
+        assert_eq!(t.pending(), 1);
+        assert_eq!(t.pop_due(now + Duration::from_millis(50)), Some(a));
+        assert!(t.next_due().is_none());
+    }
 }
