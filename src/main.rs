@@ -15,6 +15,7 @@ mod bench_soak;
 mod bench_v8;
 mod cli_run;
 mod limits;
+mod mcp;
 mod samples;
 mod serve;
 mod v8paths;
@@ -37,6 +38,9 @@ enum Command {
     Run(cli_run::RunArgs),
     /// Serve the HTTP API, live runs and the browser app.
     Serve(serve::ServeArgs),
+    /// An MCP server over stdio for an AI agent: run_code, stored blocks
+    /// as tools, and tools to look at blocks, documents and runs.
+    Mcp(mcp::McpArgs),
     /// A sandboxed runner process (started by the server, not by people).
     #[command(name = "__runner", hide = true)]
     Runner {
@@ -103,7 +107,7 @@ fn main() -> ExitCode {
     };
     if matches!(
         cli.command,
-        Command::Run(_) | Command::Serve(_) | Command::Bench { .. }
+        Command::Run(_) | Command::Serve(_) | Command::Mcp(_) | Command::Bench { .. }
     ) {
         limits::raise_open_files();
     }
@@ -135,6 +139,7 @@ fn main() -> ExitCode {
             ExitCode::from(u8::try_from(code).unwrap_or(1))
         }
         Command::Serve(args) => serve::serve(args),
+        Command::Mcp(args) => mcp::mcp(args),
         Command::Bench {
             json,
             only,

@@ -3,6 +3,18 @@
 // Grants: db:read:tasks.
 import { db } from "quire";
 
+// The input it takes: the app draws a form from it, and an MCP client
+// sees this block as a tool with this schema.
+export const input = {
+  type: "object",
+  description: "List tasks matching a filter, highest priority first",
+  properties: {
+    status: { type: "string", enum: ["open", "in_progress", "blocked", "done"], default: "blocked" },
+    assignee: { type: "string" },
+    minPriority: { type: "integer", minimum: 1, maximum: 4 },
+  },
+};
+
 export default async function ({ input }) {
   const where = { status: input?.status ?? "blocked" };
   if (input?.assignee) where.assignee = input.assignee;

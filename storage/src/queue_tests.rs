@@ -107,14 +107,22 @@ fn a_workspace_never_runs_more_than_its_limit_whatever_the_workers() {
             queued: 5
         })
     );
-    // Eight workers in two processes race for the slots.
+    // Eight workers in two processes race for the slots, each trying a
+    // while (a claim that meets the lane locked by another claimer finds
+    // nothing this time, as a real worker would, and tries again).
     let got: Vec<(String, Claimed)> = std::thread::scope(|s| {
         let hs: Vec<_> = (0..8)
             .map(|w| {
                 let store = if w % 2 == 0 { a.clone() } else { b.clone() };
                 s.spawn(move || {
                     let me = format!("w{w}");
-                    q(&store).claim(&me, LEASE).unwrap().map(|c| (me, c))
+                    for _ in 0..40 {
+                        if let Some(c) = q(&store).claim(&me, LEASE).unwrap() {
+                            return Some((me, c));
+                        }
+                        std::thread::sleep(std::time::Duration::from_millis(10));
+                    }
+                    None
                 })
             })
             .collect();

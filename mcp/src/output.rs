@@ -1,0 +1,152 @@
+//! Following one run to its end for a tool call: its events folded into
+//! the tool's result (displays in their final state), its logs and
+//! displays sent as progress notifications while it goes, and the run
+//! cancelled when the request is.
+
+use std::sync::Arc;
+
+use quire_engine::{EventBody, RunEvent, RunStatus};
+use quire_service::{Followed, LiveRun};
+use rmcp::model::ProgressNotificationParam;
+use rmcp::service::RequestContext;
+use rmcp::RoleServer;
+use serde_json::{json, Map, Value};
+
+/// Log lines a result carries at most (the rest are counted).
+pub(crate) const MAX_LOG_LINES: usize = 500;
+
+/// What a finished run gave, shaped as the tools' output schema.
+#[derive(Default)]
+pub(crate) struct Collected {
+    run: String,
+    logs: Vec<Value>,
+    logs_dropped: usize,
+    /// `display_id` -> `{display_id, mime, data}`, in the order shown.
+    displays: Vec<(String, Value)>,
+    result: Value,
+    error: Value,
+    usage: Value,
+    status: Option<RunStatus>,
+}
+
+impl Collected {
+    fn take(&mut self, ev: &RunEvent) -> Option<String> {
+        match &ev.body {
+            EventBody::Log { level, text } => {
+                if self.logs.len() < MAX_LOG_LINES {
+                    self.logs
+                        .push(json!({"level": level.as_str(), "text": text}));
+                } else {
+                    self.logs_dropped += 1;
+                }
+                Some(text.clone())
+            }
+            EventBody::Display {
+                display_id,
+                mime,
+                data,
+            }
+            | EventBody::UpdateDisplay {
+                display_id,
+                mime,
+                data,
+            } => {
+                let shown = json!({"display_id": display_id, "mime": mime, "data": data});
+                match self.displays.iter_mut().find(|(id, _)| id == display_id) {
+                    Some((_, d)) => *d = shown,
+                    None => self.displays.push((display_id.clone(), shown)),
+                }
+                Some(format!("display {mime}"))
+            }
+            EventBody::ClearDisplay { display_id } => {
+                self.displays.retain(|(id, _)| id != display_id);
+                None
+            }
+            EventBody::Result { value } => {
+                self.result = value.clone();
+                None
+            }
+            EventBody::Error(e) => {
+                self.error = json!({
+                    "kind": e.kind.as_str(), "message": e.message,
+                    "line": e.line, "column": e.column,
+                });
+                None
+            }
+            EventBody::Finished(f) => {
+                self.status = Some(f.status);
+                self.usage = json!({
+                    "cpu_ms": f.cpu_ms, "wall_ms": f.wall_ms,
+                    "peak_memory_bytes": f.peak_memory_bytes,
+                });
+                None
+            }
+            EventBody::Started | EventBody::Meter(_) => None,
+        }
+    }
+
+    /// The tool's structured result, and whether the run failed.
+    pub(crate) fn finish(self) -> (Value, bool) {
+        let ok = self.status == Some(RunStatus::Ok);
+        let mut out = Map::new();
+        out.insert("run".into(), json!(self.run));
+        out.insert("status".into(), json!(if ok { "ok" } else { "error" }));
+        out.insert("result".into(), self.result);
+        out.insert("logs".into(), Value::Array(self.logs));
+        if self.logs_dropped > 0 {
+            out.insert("logs_dropped".into(), json!(self.logs_dropped));
+        }
+        let displays = self.displays.into_iter().map(|(_, d)| d).collect();
+        out.insert("displays".into(), Value::Array(displays));
+        out.insert("error".into(), self.error);
+        out.insert("usage".into(), self.usage);
+        (Value::Object(out), !ok)
+    }
+}
+
+/// Follow `live` to its end (see the module docs).
+pub(crate) async fn follow(live: Arc<LiveRun>, ctx: &RequestContext<RoleServer>) -> Collected {
+    let mut out = Collected {
+        run: live.id.clone(),
+        ..Collected::default()
+    };
+    let token = ctx.meta.get_progress_token();
+    let (mut changed, mut meters) = (live.watch(), live.meters());
+    let (mut cursor, mut cancelled) = (0usize, false);
+    loop {
+        let next = tokio::select! {
+            next = live.next_output(cursor, 64, &mut changed, &mut meters) => next,
+            () = ctx.ct.cancelled(), if !cancelled => {
+                tracing::info!(run = %live.id, "the client cancelled the request: cancelling the run");
+                cancelled = true;
+                live.cancel();
+                continue;
+            }
+        };
+        let lines = match next {
+            Ok(Some(Followed::Events(lines))) => lines,
+            Ok(Some(Followed::Meter(_))) => continue,
+            Ok(None) => return out,
+            Err(e) => {
+                tracing::error!(error = %e, "a run's events could not be read");
+                return out;
+            }
+        };
+        for line in lines {
+            cursor += 1;
+            let Ok(ev) = serde_json::from_str::<RunEvent>(&line) else {
+                continue;
+            };
+            let Some(message) = out.take(&ev) else {
+                continue;
+            };
+            if let (Some(token), false) = (&token, cancelled) {
+                let p = ProgressNotificationParam::new(token.clone(), cursor as f64)
+                    .with_message(message);
+                if let Err(e) = ctx.peer.notify_progress(p).await {
+                    tracing::debug!(error = %e, "progress not delivered");
+                }
+            }
+        }
+    }
+}
