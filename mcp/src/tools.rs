@@ -10,7 +10,7 @@ use rmcp::service::RequestContext;
 use rmcp::{ErrorData as McpError, RoleServer};
 use serde_json::{json, Value};
 
-use crate::{internal, result, McpServer};
+use crate::{internal, result, Caller, McpServer};
 
 /// The longest source `run_code` takes, in bytes (as the HTTP API).
 pub const MAX_SOURCE_BYTES: usize = 512 * 1024;
@@ -197,6 +197,7 @@ async fn run(
 
 pub(crate) async fn run_code(
     server: &McpServer,
+    caller: &Caller,
     args: &Value,
     ctx: RequestContext<RoleServer>,
 ) -> Result<CallToolResponse, McpError> {
@@ -228,7 +229,7 @@ pub(crate) async fn run_code(
         ),
     };
     let req = StartRun {
-        workspace: server.workspace.clone(),
+        workspace: caller.workspace.clone(),
         block: None,
         source: source.to_string(),
         lang,
@@ -245,11 +246,12 @@ pub(crate) async fn run_code(
 
 pub(crate) async fn run_block(
     server: &McpServer,
+    caller: &Caller,
     block: &str,
     args: &Value,
     ctx: RequestContext<RoleServer>,
 ) -> Result<CallToolResponse, McpError> {
-    let (store, ws, id) = (server.store.clone(), server.workspace.id, block.to_string());
+    let (store, ws, id) = (server.store.clone(), caller.workspace.id, block.to_string());
     let rec = blocking(move || Ok(store.get_block(&ws, &id)?))
         .await
         .map_err(internal)?
@@ -260,12 +262,15 @@ pub(crate) async fn run_block(
             ))
         })?;
     let trigger = json!({"kind": "mcp", "tool": format!("{BLOCK_TOOL}{block}")});
-    let req = StartRun::for_block(server.workspace.clone(), rec, args.clone(), trigger);
+    let req = StartRun::for_block(caller.workspace.clone(), rec, args.clone(), trigger);
     run(server, req, ctx).await
 }
 
-pub(crate) async fn list_blocks(server: &McpServer) -> Result<CallToolResponse, McpError> {
-    let (store, ws) = (server.store.clone(), server.workspace.id);
+pub(crate) async fn list_blocks(
+    server: &McpServer,
+    caller: &Caller,
+) -> Result<CallToolResponse, McpError> {
+    let (store, ws) = (server.store.clone(), caller.workspace.id);
     let blocks = blocking(move || Ok(store.list_blocks(&ws)?))
         .await
         .map_err(internal)?;
@@ -282,8 +287,11 @@ pub(crate) async fn list_blocks(server: &McpServer) -> Result<CallToolResponse, 
     Ok(result(json!({ "blocks": list }), false))
 }
 
-pub(crate) async fn list_documents(server: &McpServer) -> Result<CallToolResponse, McpError> {
-    let (store, ws) = (server.store.clone(), server.workspace.id);
+pub(crate) async fn list_documents(
+    server: &McpServer,
+    caller: &Caller,
+) -> Result<CallToolResponse, McpError> {
+    let (store, ws) = (server.store.clone(), caller.workspace.id);
     let docs = blocking(move || {
         let mut out = Vec::new();
         for s in store.list_docs(&ws)? {
@@ -317,6 +325,7 @@ fn summary(r: &quire_storage::RunRecord) -> Value {
 
 pub(crate) async fn list_runs(
     server: &McpServer,
+    caller: &Caller,
     args: &Value,
 ) -> Result<CallToolResponse, McpError> {
     let block = string_arg(args, "block")?.map(String::from);
@@ -328,7 +337,7 @@ pub(crate) async fn list_runs(
                 .ok_or_else(|| bad("`limit` must be an integer from 1 to 50"))? as usize
         }
     };
-    let (store, ws) = (server.store.clone(), server.workspace.id);
+    let (store, ws) = (server.store.clone(), caller.workspace.id);
     let runs = blocking(move || Ok(store.recent_runs(&ws, block.as_deref(), limit, None)?))
         .await
         .map_err(|e| bad(e.to_string()))?;
@@ -341,6 +350,7 @@ const READ_PAGE_BYTES: usize = 256 * 1024;
 
 pub(crate) async fn read_run(
     server: &McpServer,
+    caller: &Caller,
     args: &Value,
 ) -> Result<CallToolResponse, McpError> {
     let run = string_arg(args, "run")?
@@ -352,7 +362,7 @@ pub(crate) async fn read_run(
             .as_u64()
             .ok_or_else(|| bad("`from_seq` must be a non-negative integer"))?,
     };
-    let (store, ws) = (server.store.clone(), server.workspace.id);
+    let (store, ws) = (server.store.clone(), caller.workspace.id);
     let found = blocking(move || {
         let Some(r) = store.get_run_head(&ws, &run)? else {
             return Ok(None);

@@ -80,6 +80,8 @@ pub struct AppState {
     pub config: Arc<ServerConfig>,
     /// The time schedules are computed from.
     pub clock: Arc<dyn scheduler::Clock>,
+    /// The MCP endpoint's service (`…/workspaces/{ws}/mcp`).
+    pub mcp: quire_mcp::HttpService,
 }
 
 impl AppState {
@@ -100,6 +102,7 @@ impl AppState {
             config.rate_per_sec,
             config.rate_burst,
         ));
+        let mcp = quire_mcp::http_service(hub.clone(), store.clone());
         Self {
             store,
             hub,
@@ -107,6 +110,7 @@ impl AppState {
             metrics,
             config: Arc::new(config),
             clock: Arc::new(scheduler::SystemClock),
+            mcp,
         }
     }
 }

@@ -3,6 +3,7 @@
 
 mod blocks;
 mod data;
+mod mcp;
 mod quotas;
 mod runs;
 mod schedules;
@@ -31,6 +32,7 @@ pub(crate) fn router(state: AppState) -> Router {
         .merge(schedules::routes())
         .merge(quotas::routes())
         .merge(webhooks::api_routes())
+        .merge(mcp::routes())
         .fallback(|| async { ApiError::not_found("route", "this path") });
     Router::new()
         .nest("/api/v1", api)

@@ -1,0 +1,123 @@
+// quire's MCP endpoint on `quire serve` (…/workspaces/{ws}/mcp, the
+// streamable HTTP transport), driven by the official TypeScript SDK
+// client: tokens and roles, another workspace, no token, a browser
+// Origin, and a run streamed and cancelled over HTTP.
+import { test, before, after } from "node:test";
+import assert from "node:assert/strict";
+import { spawn } from "node:child_process";
+import { existsSync, mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join, resolve } from "node:path";
+import { Client } from "@modelcontextprotocol/sdk/client/index.js";
+import { StreamableHTTPClientTransport } from "@modelcontextprotocol/sdk/client/streamableHttp.js";
+
+const repo = resolve(new URL("../..", import.meta.url).pathname);
+function binary() {
+  if (process.env.QUIRE_BIN) return process.env.QUIRE_BIN;
+  for (const p of ["target/release/quire", "target/debug/quire"]) {
+    if (existsSync(join(repo, p))) return join(repo, p);
+  }
+  throw new Error("no quire binary: run `cargo build --release` first (or set QUIRE_BIN)");
+}
+
+let proc, url, data;
+const admin = "mcp-admin-" + Math.random().toString(36).slice(2);
+const tokens = {};
+
+async function api(method, path, token, body) {
+  const res = await fetch(`${url}api/v1${path}`, {
+    method,
+    headers: { authorization: `Bearer ${token}`, "content-type": "application/json" },
+    body: body ? JSON.stringify(body) : undefined,
+  });
+  const text = await res.text();
+  assert.ok(res.ok, `${method} ${path}: ${res.status} ${text}`);
+  return JSON.parse(text);
+}
+
+before(async () => {
+  data = mkdtempSync(join(tmpdir(), "quire-mcp-http-"));
+  proc = spawn(binary(), ["serve", "--addr", "127.0.0.1:0", "--data", data, "--shutdown-grace-s", "1"], {
+    env: { ...process.env, QUIRE_ADMIN_TOKEN: admin },
+    stdio: ["ignore", "ignore", "pipe"],
+  });
+  let log = "";
+  url = await new Promise((ok, fail) => {
+    const timer = setTimeout(() => fail(new Error(`serve did not start:\n${log}`)), 30000);
+    proc.stderr.on("data", (d) => {
+      log += d;
+      const m = /serving on (http:\/\/[0-9.:]+\/)/.exec(log);
+      if (m) { clearTimeout(timer); ok(m[1]); }
+    });
+  });
+  for (const role of ["viewer", "editor"]) {
+    tokens[role] = (await api("POST", "/workspaces/default/tokens", admin, { role })).token;
+  }
+  tokens.other = (await api("POST", "/workspaces", admin, { name: "other" })).admin_token;
+});
+after(async () => {
+  proc?.kill("SIGTERM");
+  await new Promise((r) => proc.once("exit", r));
+  rmSync(data, { recursive: true, force: true });
+});
+
+async function connect(token, ws = "default") {
+  const headers = token ? { authorization: `Bearer ${token}` } : {};
+  const transport = new StreamableHTTPClientTransport(new URL(`${url}api/v1/workspaces/${ws}/mcp`), { requestInit: { headers } });
+  const client = new Client({ name: "quire-mcp-http-test", version: "0.1.0" });
+  await client.connect(transport);
+  return client;
+}
+
+test("an editor lists every tool, runs code with progress, and cancels a run by aborting", async () => {
+  const c = await connect(tokens.editor);
+  const { tools } = await c.listTools();
+  const names = tools.map((t) => t.name);
+  assert.ok(names.includes("run_code") && names.includes("block_filter-tasks"), names.join());
+  const progress = [];
+  const r = await c.callTool({ name: "run_code", arguments: { source: "console.log('over http'); export default 'ok';" } }, undefined, { onprogress: (p) => progress.push(p) });
+  assert.equal(r.structuredContent.result, "ok");
+  assert.ok(progress.some((p) => p.message === "over http"), JSON.stringify(progress));
+  const ac = new AbortController();
+  setTimeout(() => ac.abort("enough"), 300);
+  await assert.rejects(c.callTool({ name: "run_code", arguments: { source: "for (;;) {}" } }, undefined, { signal: ac.signal }));
+  const t0 = Date.now();
+  let last;
+  for (;;) {
+    last = (await c.callTool({ name: "list_runs", arguments: { limit: 1 } })).structuredContent.runs[0];
+    if (last.status !== "running" && last.status !== "queued") break;
+    assert.ok(Date.now() - t0 < 10000, "the run never ended");
+    await new Promise((res) => setTimeout(res, 50));
+  }
+  assert.equal(last.error?.kind, "cancelled", JSON.stringify(last));
+  await c.close();
+});
+
+test("a viewer may look but not run code", async () => {
+  const c = await connect(tokens.viewer);
+  const names = (await c.listTools()).tools.map((t) => t.name);
+  assert.deepEqual(names, ["list_blocks", "list_documents", "list_runs", "read_run"]);
+  await assert.rejects(c.callTool({ name: "run_code", arguments: { source: "1" } }), /viewer/);
+  await assert.rejects(c.callTool({ name: "block_filter-tasks", arguments: {} }), /viewer/);
+  const blocks = await c.callTool({ name: "list_blocks", arguments: {} });
+  assert.ok(blocks.structuredContent.blocks.length > 0);
+  await c.close();
+});
+
+test("another workspace's token, no token, and a browser Origin are refused", async () => {
+  await assert.rejects(connect(tokens.other), /not_found/);
+  await assert.rejects(connect(null), /unauthorized|token/i);
+  // Its own workspace works for it.
+  const mine = await connect(tokens.other, "other");
+  assert.ok((await mine.listTools()).tools.length >= 5);
+  await mine.close();
+  const res = await fetch(`${url}api/v1/workspaces/default/mcp`, {
+    method: "POST",
+    headers: {
+      authorization: `Bearer ${tokens.editor}`, origin: "http://evil.example",
+      "content-type": "application/json", accept: "application/json, text/event-stream",
+    },
+    body: JSON.stringify({ jsonrpc: "2.0", id: 1, method: "initialize", params: { protocolVersion: "2025-11-25", capabilities: {}, clientInfo: { name: "x", version: "1" } } }),
+  });
+  assert.equal(res.status, 403);
+});
