@@ -241,6 +241,7 @@ fn execute(args: &RunArgs) -> anyhow::Result<bool> {
                 run_id: None,
                 engine: Some(req.engine),
                 admin_caller: true,
+                agent: false,
                 doc: None,
                 operator: Some(OperatorRun {
                     grants,

@@ -49,6 +49,35 @@ pub enum Grant {
     },
 }
 
+impl Grant {
+    /// Whether the grant only reads this workspace's data (documents,
+    /// rows, keys): what code nobody reviewed may be given until its
+    /// writes can be previewed (dry-runs). Secrets and the network are
+    /// not: a secret leaves with the first fetch, and a fetch can write
+    /// to another system.
+    pub fn reads_only(&self) -> bool {
+        matches!(self, Grant::DocRead | Grant::DbRead(_) | Grant::KvRead)
+    }
+}
+
+/// Check the grants an admin sets for agent-written code: each must
+/// parse and only read (see [`Grant::reads_only`]).
+///
+/// # Errors
+/// The first grant that does not parse or that writes, reaches a secret
+/// or the network, said in words.
+pub fn check_agent_grants<S: AsRef<str>>(list: &[S]) -> Result<Grants, String> {
+    for g in list {
+        let grant: Grant = g.as_ref().parse().map_err(|e: GrantError| e.to_string())?;
+        if !grant.reads_only() {
+            return Err(format!(
+                "{grant} cannot be an agent grant: agent-written code may only read (doc:read, db:read:<collection|*>, kv:read) until its writes can be previewed"
+            ));
+        }
+    }
+    Grants::parse(list).map_err(|e| e.to_string())
+}
+
 impl fmt::Display for Grant {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
@@ -341,6 +370,28 @@ impl Checker {
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn agent_grants_only_read() {
+        let ok = super::check_agent_grants(&["doc:read", "db:read:*", "db:read:tasks", "kv:read"]);
+        assert_eq!(ok.map(|g| g.to_strings().len()).ok(), Some(4));
+        for bad in [
+            "doc:write",
+            "db:write:tasks",
+            "kv:write",
+            "secret:API",
+            "net:example.com",
+            "nope",
+        ] {
+            let e = super::check_agent_grants(&[bad]).err().unwrap_or_default();
+            assert!(!e.is_empty(), "{bad} was accepted");
+        }
+        assert!(super::check_agent_grants(&["db:write:*"])
+            .err()
+            .unwrap_or_default()
+            .contains("may only read"));
+    }
+
     use super::*;
 
     #[test]

@@ -50,7 +50,8 @@ use quire_storage::{Store, WorkspaceId};
 
 pub use fetch::FetchConfig;
 pub use grants::{
-    Access, CheckedCollection, CheckedDoc, CheckedKv, CheckedSecret, Grant, GrantError, Grants,
+    check_agent_grants, Access, CheckedCollection, CheckedDoc, CheckedKv, CheckedSecret, Grant,
+    GrantError, Grants,
 };
 pub use meter::{MeterError, StorageMeter, StorageQuotaExceeded};
 pub use net::{special as special_address, CheckedNet, Resolve, SystemResolver};

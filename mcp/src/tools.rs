@@ -228,8 +228,14 @@ pub(crate) async fn run_code(
                 .ok_or_else(|| bad(format!("`engine` must be quickjs or v8, not {e:?}")))?,
         ),
     };
+    // The workspace as it is now: its agent grants may have changed.
+    let (store, id) = (server.store.clone(), caller.workspace.id);
+    let workspace = blocking(move || Ok(store.workspace(&id)?))
+        .await
+        .map_err(internal)?
+        .unwrap_or_else(|| caller.workspace.clone());
     let req = StartRun {
-        workspace: caller.workspace.clone(),
+        workspace,
         block: None,
         source: source.to_string(),
         lang,
@@ -238,6 +244,7 @@ pub(crate) async fn run_code(
         run_id: None,
         engine,
         admin_caller: false,
+        agent: true,
         doc: None,
         operator: None,
     };

@@ -284,6 +284,8 @@ struct Job {
     engine: Option<EngineKind>,
     admin_caller: bool,
     #[serde(default)]
+    agent: bool,
+    #[serde(default)]
     doc: Option<String>,
 }
 
@@ -298,6 +300,7 @@ impl Job {
             trigger: r.trigger.clone(),
             engine: r.engine,
             admin_caller: r.admin_caller,
+            agent: r.agent,
             doc: r.doc.clone(),
         }
     }
@@ -313,6 +316,7 @@ impl Job {
             run_id: Some(run_id),
             engine: self.engine,
             admin_caller: self.admin_caller,
+            agent: self.agent,
             doc: self.doc,
             operator: None,
         }

@@ -59,6 +59,10 @@ pub struct StartRun {
     /// to `source` even if it is not the source they were approved for
     /// (see [`crate::approval`]).
     pub admin_caller: bool,
+    /// Code an AI agent wrote (MCP `run_code`): it runs with the
+    /// workspace's agent grants (read-only ones; none unless an admin set
+    /// them), never a block's.
+    pub agent: bool,
     /// The document it runs in, when the caller names one: its
     /// `results.get` reads that document's blocks. `None` for a stored
     /// block: the first document (by id) that holds it; for unsaved
@@ -119,6 +123,7 @@ impl StartRun {
             run_id: None,
             engine: None,
             admin_caller: false,
+            agent: false,
             doc: None,
             operator: None,
         }
@@ -762,6 +767,11 @@ impl RunHub {
     pub(crate) fn grants_for(&self, req: &StartRun) -> ServiceResult<Grants> {
         if let Some(op) = &req.operator {
             return Ok(op.grants.clone());
+        }
+        if req.agent {
+            // Checked again here: what is stored may predate the rule.
+            return quire_host_api::check_agent_grants(&req.workspace.agent_grants)
+                .map_err(|e| ServiceError::field("agent_grants", e));
         }
         let Some(b) = &req.block else {
             return Ok(Grants::none());

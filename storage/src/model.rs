@@ -71,6 +71,11 @@ pub struct Workspace {
     /// `v8`; empty means QuickJS.
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub default_engine: String,
+    /// The grants of code an AI agent runs in it (MCP `run_code`), as its
+    /// admins set them; empty: pure computation. The caller validates
+    /// them.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub agent_grants: Vec<String>,
 }
 
 /// One block of a document's body.

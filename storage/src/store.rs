@@ -257,6 +257,7 @@ impl Store {
             name: name.to_string(),
             created_ms: now_ms(),
             default_engine: String::new(),
+            agent_grants: Vec::new(),
         };
         let value = to_vec(&ws)?;
         self.b.write(&mut |tx: &mut dyn Tx| {
@@ -277,6 +278,23 @@ impl Store {
     /// # Errors
     /// [`StorageError::NotFound`] for an unknown workspace.
     pub fn set_default_engine(&self, id: &WorkspaceId, engine: &str) -> Result<Workspace> {
+        self.update_workspace(id, &|ws| ws.default_engine = engine.to_string())
+    }
+
+    /// Set the grants of agent-written code in the workspace (the caller
+    /// validates them).
+    ///
+    /// # Errors
+    /// [`StorageError::NotFound`] for an unknown workspace.
+    pub fn set_agent_grants(&self, id: &WorkspaceId, grants: &[String]) -> Result<Workspace> {
+        self.update_workspace(id, &|ws| ws.agent_grants = grants.to_vec())
+    }
+
+    fn update_workspace(
+        &self,
+        id: &WorkspaceId,
+        change: &dyn Fn(&mut Workspace),
+    ) -> Result<Workspace> {
         let mut out = None;
         self.b.write(&mut |tx: &mut dyn Tx| {
             let Some(raw) = tx.get(Table::Workspaces, id.as_bytes())? else {
@@ -286,7 +304,7 @@ impl Store {
                 });
             };
             let mut ws: Workspace = crate::error::decode("workspace", &raw)?;
-            ws.default_engine = engine.to_string();
+            change(&mut ws);
             tx.put(Table::Workspaces, id.as_bytes(), &to_vec(&ws)?)?;
             out = Some(ws);
             Ok(())

@@ -121,3 +121,32 @@ test("another workspace's token, no token, and a browser Origin are refused", as
   });
   assert.equal(res.status, 403);
 });
+
+test("agent grants: admins set read-only grants, and agent code gets exactly them", async () => {
+  const put = (token, grants) => fetch(`${url}api/v1/workspaces/default/agent-grants`, {
+    method: "PUT",
+    headers: { authorization: `Bearer ${token}`, "content-type": "application/json" },
+    body: JSON.stringify({ grants }),
+  });
+  // Writes, secrets and the network are refused; an editor may not set them.
+  for (const g of ["db:write:tasks", "secret:DEMO_TOKEN", "net:example.com", "kv:write", "nonsense"]) {
+    const r = await put(admin, [g]);
+    assert.equal(r.status, 400, g);
+  }
+  assert.equal((await put(tokens.editor, ["db:read:tasks"])).status, 403);
+  assert.equal((await put(tokens.other, ["db:read:tasks"])).status, 404);
+  assert.equal((await put(admin, ["db:read:tasks"])).status, 200);
+  const c = await connect(tokens.editor);
+  const read = await c.callTool({ name: "run_code", arguments: { source: "import { db } from 'quire'; export default (await db.query('tasks', { limit: 3 })).length;" } });
+  assert.equal(read.isError, false, JSON.stringify(read.structuredContent));
+  assert.equal(read.structuredContent.result, 3);
+  const write = await c.callTool({ name: "run_code", arguments: { source: "import { db } from 'quire'; await db.insert('tasks', { title: 'x' });" } });
+  assert.equal(write.isError, true);
+  assert.equal(write.structuredContent.error.kind, "capability_denied");
+  const kv = await c.callTool({ name: "run_code", arguments: { source: "import { kv } from 'quire'; await kv.get('a');" } });
+  assert.equal(kv.structuredContent.error.kind, "capability_denied");
+  assert.equal((await put(admin, [])).status, 200);
+  const none = await c.callTool({ name: "run_code", arguments: { source: "import { db } from 'quire'; await db.query('tasks');" } });
+  assert.equal(none.structuredContent.error.kind, "capability_denied");
+  await c.close();
+});

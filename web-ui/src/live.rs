@@ -530,6 +530,7 @@ async fn start(
                 run_id: None,
                 engine,
                 admin_caller: check(conn, Role::Admin).is_ok(),
+                agent: false,
                 doc,
                 operator: None,
             })

@@ -209,6 +209,7 @@ async fn subscribers_see_runs_started_elsewhere_and_can_follow_later() -> anyhow
             run_id: None,
             engine: None,
             admin_caller: false,
+            agent: false,
             doc: None,
             operator: None,
         })

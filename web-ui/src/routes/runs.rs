@@ -236,6 +236,7 @@ async fn run_source(
             run_id: None,
             engine,
             admin_caller,
+            agent: false,
             doc: req.doc,
             operator: None,
         })

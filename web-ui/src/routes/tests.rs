@@ -94,6 +94,13 @@ fn matrix_routes() -> Vec<(&'static str, &'static str, Option<Value>, Role)> {
             Role::Admin,
         ),
         ("GET", "/schedules", None, Role::Viewer),
+        ("GET", "/agent-grants", None, Role::Viewer),
+        (
+            "PUT",
+            "/agent-grants",
+            Some(json!({"grants": ["db:read:tasks"]})),
+            Role::Admin,
+        ),
         ("GET", "/quota", None, Role::Admin),
         (
             "PUT",

@@ -18,6 +18,10 @@ pub(super) fn routes() -> Router<AppState> {
         .route("/workspaces/{ws}", get(one))
         .route("/workspaces/{ws}/settings", axum::routing::put(settings))
         .route(
+            "/workspaces/{ws}/agent-grants",
+            get(agent_grants).put(set_agent_grants),
+        )
+        .route(
             "/workspaces/{ws}/tokens",
             get(list_tokens).post(create_token),
         )
@@ -109,6 +113,53 @@ async fn settings(
     Ok(Json(
         json!({"name": w.name, "default_engine": engine_name(&w.default_engine)}),
     ))
+}
+
+/// The most agent grants a workspace holds.
+const MAX_AGENT_GRANTS: usize = 64;
+
+/// `GET /workspaces/{ws}/agent-grants` (viewer): what code an AI agent
+/// runs here may do.
+async fn agent_grants(
+    State(s): State<AppState>,
+    who: Principal,
+    Path(ws): Path<String>,
+) -> ApiResult<Json<Value>> {
+    let w = in_workspace(&s, who, ws, Role::Viewer, |_, w| Ok(w.clone())).await?;
+    Ok(Json(json!({"grants": w.agent_grants})))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct AgentGrants {
+    grants: Vec<String>,
+}
+
+/// `PUT /workspaces/{ws}/agent-grants {grants}` (admin): the grants of
+/// agent-written code (MCP `run_code`), read-only ones only.
+async fn set_agent_grants(
+    State(s): State<AppState>,
+    who: Principal,
+    Path(ws): Path<String>,
+    Body(req): Body<AgentGrants>,
+) -> ApiResult<Json<Value>> {
+    if req.grants.len() > MAX_AGENT_GRANTS {
+        return Err(ApiError::field(
+            "grants",
+            format!(
+                "{} grants; the limit is {MAX_AGENT_GRANTS}",
+                req.grants.len()
+            ),
+        ));
+    }
+    let grants = quire_host_api::check_agent_grants(&req.grants)
+        .map_err(|e| ApiError::field("grants", e))?
+        .to_strings();
+    let w = in_workspace(&s, who, ws, Role::Admin, move |store, w| {
+        Ok(store.set_agent_grants(&w.id, &grants)?)
+    })
+    .await?;
+    Ok(Json(json!({"grants": w.agent_grants})))
 }
 
 async fn me(who: Principal) -> Json<Value> {
