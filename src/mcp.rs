@@ -70,9 +70,18 @@ async fn run(args: McpArgs) -> anyhow::Result<()> {
         Limits::default(),
         quire_web::ServerConfig::default().max_active_runs,
     );
+    let closed = hub.close_interrupted()?;
+    if closed > 0 {
+        tracing::warn!(
+            runs = closed,
+            "closed runs left running by an earlier process"
+        );
+    }
     tracing::info!(workspace = %workspace.name, "MCP server on stdio");
-    quire_mcp::McpServer::new(hub, store, workspace)
+    let served = quire_mcp::McpServer::new(hub.clone(), store, workspace)
         .serve_stdio()
-        .await
-        .context("the MCP session failed")
+        .await;
+    // The client is gone: runs still going end, with their history.
+    hub.shutdown(std::time::Duration::from_secs(2)).await;
+    served.context("the MCP session failed")
 }

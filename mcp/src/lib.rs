@@ -62,11 +62,15 @@ pub struct McpServer {
 /// The MCP server's streamable HTTP service (see [`http_service`]).
 pub type HttpService = StreamableHttpService<McpServer, LocalSessionManager>;
 
+/// What ends every MCP session of an [`HttpService`] (on shutdown: open
+/// streams would otherwise hold the server's graceful stop).
+pub use tokio_util::sync::CancellationToken as Stop;
+
 /// The streamable HTTP service of the MCP server, to be mounted behind a
 /// check of the request's token that puts a [`Caller`] in its extensions
 /// (a request without one is refused). Origin headers are refused (a
 /// browser page cannot drive it); the Host header is left to the server.
-pub fn http_service(hub: Arc<RunHub>, store: Store) -> HttpService {
+pub fn http_service(hub: Arc<RunHub>, store: Store, stop: Stop) -> HttpService {
     let server = McpServer {
         hub,
         store,
@@ -75,7 +79,8 @@ pub fn http_service(hub: Arc<RunHub>, store: Store) -> HttpService {
     let config = StreamableHttpServerConfig::default()
         .disable_allowed_hosts()
         .enforce_origin_validation()
-        .with_max_request_body_bytes(MAX_REQUEST_BYTES);
+        .with_max_request_body_bytes(MAX_REQUEST_BYTES)
+        .with_cancellation_token(stop);
     StreamableHttpService::new(
         move || Ok(server.clone()),
         Arc::new(LocalSessionManager::default()),
@@ -135,12 +140,14 @@ impl McpServer {
     /// id (a caller who may not run code sees only the tools that look).
     async fn all_tools(&self, caller: &Caller) -> Result<Vec<Tool>, McpError> {
         let (store, ws) = (self.store.clone(), caller.workspace.id);
-        let blocks = blocking(move || Ok(store.list_blocks(&ws)?))
+        // Reading each block's schema parses its source: off the async
+        // threads.
+        let blocks = blocking(move || Ok(tools::for_blocks(&store.list_blocks(&ws)?)))
             .await
             .map_err(internal)?;
         let mut out = tools::fixed();
         if caller.can_run {
-            out.extend(tools::for_blocks(&blocks));
+            out.extend(blocks);
         } else {
             out.retain(|t| t.name != "run_code");
         }

@@ -12,6 +12,9 @@ use rmcp::service::RequestContext;
 use rmcp::RoleServer;
 use serde_json::{json, Map, Value};
 
+/// How long one progress notification may wait to be taken.
+const PROGRESS_WAIT: std::time::Duration = std::time::Duration::from_millis(500);
+
 /// Log lines a result carries at most (the rest are counted).
 pub(crate) const MAX_LOG_LINES: usize = 500;
 
@@ -21,8 +24,10 @@ pub(crate) struct Collected {
     run: String,
     logs: Vec<Value>,
     logs_dropped: usize,
-    /// `display_id` -> `{display_id, mime, data}`, in the order shown.
-    displays: Vec<(String, Value)>,
+    /// `{display_id, mime, data}` in the order shown (`None`: cleared),
+    /// and where each display id is in it.
+    displays: Vec<Option<Value>>,
+    shown_at: std::collections::HashMap<String, usize>,
     result: Value,
     error: Value,
     usage: Value,
@@ -52,14 +57,20 @@ impl Collected {
                 data,
             } => {
                 let shown = json!({"display_id": display_id, "mime": mime, "data": data});
-                match self.displays.iter_mut().find(|(id, _)| id == display_id) {
-                    Some((_, d)) => *d = shown,
-                    None => self.displays.push((display_id.clone(), shown)),
+                match self.shown_at.get(display_id) {
+                    Some(&i) => self.displays[i] = Some(shown),
+                    None => {
+                        self.shown_at
+                            .insert(display_id.clone(), self.displays.len());
+                        self.displays.push(Some(shown));
+                    }
                 }
                 Some(format!("display {mime}"))
             }
             EventBody::ClearDisplay { display_id } => {
-                self.displays.retain(|(id, _)| id != display_id);
+                if let Some(i) = self.shown_at.remove(display_id) {
+                    self.displays[i] = None;
+                }
                 None
             }
             EventBody::Result { value } => {
@@ -96,10 +107,15 @@ impl Collected {
         if self.logs_dropped > 0 {
             out.insert("logs_dropped".into(), json!(self.logs_dropped));
         }
-        let displays = self.displays.into_iter().map(|(_, d)| d).collect();
+        let displays = self.displays.into_iter().flatten().collect();
         out.insert("displays".into(), Value::Array(displays));
         out.insert("error".into(), self.error);
-        out.insert("usage".into(), self.usage);
+        let usage = if self.usage.is_null() {
+            json!({})
+        } else {
+            self.usage
+        };
+        out.insert("usage".into(), usage);
         (Value::Object(out), !ok)
     }
 }
@@ -113,6 +129,9 @@ pub(crate) async fn follow(live: Arc<LiveRun>, ctx: &RequestContext<RoleServer>)
     let token = ctx.meta.get_progress_token();
     let (mut changed, mut meters) = (live.watch(), live.meters());
     let (mut cursor, mut cancelled) = (0usize, false);
+    // Progress stops at the first one not delivered in time (a client
+    // that does not read must not hold the run's events).
+    let mut progress = token.is_some();
     loop {
         let next = tokio::select! {
             next = live.next_output(cursor, 64, &mut changed, &mut meters) => next,
@@ -140,11 +159,13 @@ pub(crate) async fn follow(live: Arc<LiveRun>, ctx: &RequestContext<RoleServer>)
             let Some(message) = out.take(&ev) else {
                 continue;
             };
-            if let (Some(token), false) = (&token, cancelled) {
+            if let (Some(token), true, false) = (&token, progress, cancelled) {
                 let p = ProgressNotificationParam::new(token.clone(), cursor as f64)
                     .with_message(message);
-                if let Err(e) = ctx.peer.notify_progress(p).await {
-                    tracing::debug!(error = %e, "progress not delivered");
+                let sent = tokio::time::timeout(PROGRESS_WAIT, ctx.peer.notify_progress(p)).await;
+                if !matches!(sent, Ok(Ok(()))) {
+                    tracing::debug!("progress not delivered in time: no more for this call");
+                    progress = false;
                 }
             }
         }

@@ -122,6 +122,9 @@ pub(crate) fn for_blocks(blocks: &[BlockRecord]) -> Vec<Tool> {
         let Value::Object(input) = quire_service::approval::input_schema(b) else {
             continue;
         };
+        if !object_schema(&input) {
+            continue;
+        }
         let name = format!("{BLOCK_TOOL}{}", b.id);
         if !tool_name_ok(&name) {
             continue;
@@ -147,6 +150,21 @@ pub(crate) fn for_blocks(blocks: &[BlockRecord]) -> Vec<Tool> {
     out
 }
 
+/// Whether a declared input is a schema MCP clients take as a tool's
+/// input: `type: "object"`, with `properties` (if any) an object of
+/// objects and `required` (if any) a list of names. (One that is not
+/// would make a client's whole tool list fail.)
+fn object_schema(s: &JsonObject) -> bool {
+    let props_ok = s.get("properties").is_none_or(|p| {
+        p.as_object()
+            .is_some_and(|o| o.values().all(Value::is_object))
+    });
+    let required_ok = s
+        .get("required")
+        .is_none_or(|r| r.as_array().is_some_and(|a| a.iter().all(Value::is_string)));
+    s.get("type") == Some(&json!("object")) && props_ok && required_ok
+}
+
 /// MCP tool names: 1 to 128 of `A-Z a-z 0-9 _ - .`.
 fn tool_name_ok(name: &str) -> bool {
     !name.is_empty()
@@ -159,6 +177,17 @@ fn tool_name_ok(name: &str) -> bool {
 /// The block a tool name runs, if it names one.
 pub(crate) fn block_of_tool(name: &str) -> Option<&str> {
     name.strip_prefix(BLOCK_TOOL).filter(|id| !id.is_empty())
+}
+
+/// A store failure: the caller's fault when what it named is invalid (a
+/// malformed run id), the server's otherwise.
+fn store_error(e: quire_service::ServiceError) -> McpError {
+    match e {
+        quire_service::ServiceError::Storage(quire_storage::StorageError::Invalid { .. }) => {
+            bad(e.to_string())
+        }
+        e => internal(e),
+    }
 }
 
 fn bad(message: impl Into<String>) -> McpError {
@@ -181,12 +210,15 @@ async fn run(
 ) -> Result<CallToolResponse, McpError> {
     let started = match server.hub.start(req).await {
         Ok(s) => s,
-        // Refused (a quota, a bad input): the agent reads why.
+        // Refused (a quota, a bad input): the agent reads why, in the
+        // output schema's shape.
         Err(e) => {
-            return Ok(result(
-                json!({"status": "refused", "error": {"message": e.to_string()}}),
-                true,
-            ))
+            let refused = json!({
+                "run": "", "status": "error", "result": null, "logs": [], "displays": [],
+                "error": {"kind": "refused", "message": e.to_string(), "line": null, "column": null},
+                "usage": {},
+            });
+            return Ok(result(refused, true));
         }
     };
     let live = started.live();
@@ -259,15 +291,18 @@ pub(crate) async fn run_block(
     ctx: RequestContext<RoleServer>,
 ) -> Result<CallToolResponse, McpError> {
     let (store, ws, id) = (server.store.clone(), caller.workspace.id, block.to_string());
-    let rec = blocking(move || Ok(store.get_block(&ws, &id)?))
-        .await
-        .map_err(internal)?
-        .filter(|b| quire_service::approval::input_schema(b).is_object())
-        .ok_or_else(|| {
-            bad(format!(
-                "unknown tool '{BLOCK_TOOL}{block}': see tools/list"
-            ))
-        })?;
+    let rec = blocking(move || {
+        Ok(store
+            .get_block(&ws, &id)?
+            .filter(|b| for_blocks(std::slice::from_ref(b)).len() == 1))
+    })
+    .await
+    .map_err(internal)?
+    .ok_or_else(|| {
+        bad(format!(
+            "unknown tool '{BLOCK_TOOL}{block}': see tools/list"
+        ))
+    })?;
     let trigger = json!({"kind": "mcp", "tool": format!("{BLOCK_TOOL}{block}")});
     let req = StartRun::for_block(caller.workspace.clone(), rec, args.clone(), trigger);
     run(server, req, ctx).await
@@ -278,19 +313,22 @@ pub(crate) async fn list_blocks(
     caller: &Caller,
 ) -> Result<CallToolResponse, McpError> {
     let (store, ws) = (server.store.clone(), caller.workspace.id);
-    let blocks = blocking(move || Ok(store.list_blocks(&ws)?))
-        .await
-        .map_err(internal)?;
-    let list: Vec<Value> = blocks
-        .iter()
-        .map(|b| {
-            json!({
-                "id": b.id, "name": b.name, "lang": b.lang, "grants": b.grants,
-                "engine": if b.engine.is_empty() { "default" } else { b.engine.as_str() },
-                "input_schema": quire_service::approval::input_schema(b),
+    // Reading each block's schema parses its source: off the async threads.
+    let list: Vec<Value> = blocking(move || {
+        Ok(store
+            .list_blocks(&ws)?
+            .iter()
+            .map(|b| {
+                json!({
+                    "id": b.id, "name": b.name, "lang": b.lang, "grants": b.grants,
+                    "engine": if b.engine.is_empty() { "default" } else { b.engine.as_str() },
+                    "input_schema": quire_service::approval::input_schema(b),
+                })
             })
-        })
-        .collect();
+            .collect())
+    })
+    .await
+    .map_err(internal)?;
     Ok(result(json!({ "blocks": list }), false))
 }
 
@@ -347,7 +385,7 @@ pub(crate) async fn list_runs(
     let (store, ws) = (server.store.clone(), caller.workspace.id);
     let runs = blocking(move || Ok(store.recent_runs(&ws, block.as_deref(), limit, None)?))
         .await
-        .map_err(|e| bad(e.to_string()))?;
+        .map_err(store_error)?;
     let list: Vec<Value> = runs.iter().map(summary).collect();
     Ok(result(json!({ "runs": list }), false))
 }
@@ -378,7 +416,7 @@ pub(crate) async fn read_run(
         Ok(Some((r, page)))
     })
     .await
-    .map_err(|e| bad(e.to_string()))?;
+    .map_err(store_error)?;
     let Some((r, page)) = found else {
         return Err(bad("no such run in this workspace"));
     };

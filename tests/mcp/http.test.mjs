@@ -150,3 +150,44 @@ test("agent grants: admins set read-only grants, and agent code gets exactly the
   assert.equal(none.structuredContent.error.kind, "capability_denied");
   await c.close();
 });
+
+test("a session belongs to the token that opened it", async () => {
+  const transport = new StreamableHTTPClientTransport(new URL(`${url}api/v1/workspaces/default/mcp`), { requestInit: { headers: { authorization: `Bearer ${tokens.editor}` } } });
+  const c = new Client({ name: "owner", version: "1" });
+  await c.connect(transport);
+  const sid = transport.sessionId;
+  assert.ok(sid, "a session id");
+  const post = (token, ws = "default") => fetch(`${url}api/v1/workspaces/${ws}/mcp`, {
+    method: "POST",
+    headers: {
+      authorization: `Bearer ${token}`, "mcp-session-id": sid, "mcp-protocol-version": "2025-11-25",
+      "content-type": "application/json", accept: "application/json, text/event-stream",
+    },
+    body: JSON.stringify({ jsonrpc: "2.0", id: 99, method: "tools/list", params: {} }),
+  });
+  assert.equal((await post(tokens.viewer)).status, 404);
+  assert.equal((await post(tokens.other, "other")).status, 404);
+  assert.equal((await post(admin)).status, 404);
+  // Its owner goes on.
+  assert.ok((await c.listTools()).tools.length > 5);
+  await c.close();
+});
+
+test("declared inputs that are no object schema are left out, and a refused run keeps the output schema", async () => {
+  for (const [id, input] of [["odd-string", "{ type: 'string' }"], ["odd-empty", "{}"], ["odd-props", "{ type: 'object', properties: { a: 1 } }"]]) {
+    await api("POST", "/workspaces/default/blocks", admin, { id, source: `export const input = ${input};\nexport default 1;`, lang: "js" });
+  }
+  const c = await connect(tokens.editor);
+  const names = (await c.listTools()).tools.map((t) => t.name);
+  assert.ok(!names.some((n) => n.startsWith("block_odd")), names.join());
+  // An input nested past the depth limit is refused before it runs: a
+  // tool error the SDK accepts (it checks structuredContent against the
+  // output schema).
+  let deep = 1;
+  for (let i = 0; i < 80; i++) deep = [deep];
+  const r = await c.callTool({ name: "run_code", arguments: { source: "export default 1;", input: deep } });
+  assert.equal(r.isError, true);
+  assert.equal(r.structuredContent.error.kind, "refused");
+  assert.match(r.structuredContent.error.message, /deep|depth|nested/i);
+  await c.close();
+});

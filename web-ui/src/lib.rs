@@ -82,6 +82,11 @@ pub struct AppState {
     pub clock: Arc<dyn scheduler::Clock>,
     /// The MCP endpoint's service (`…/workspaces/{ws}/mcp`).
     pub mcp: quire_mcp::HttpService,
+    /// Ends the MCP endpoint's sessions at shutdown.
+    pub mcp_stop: quire_mcp::Stop,
+    /// Which token opened each MCP session, in which workspace (see
+    /// `routes::mcp`).
+    pub(crate) mcp_sessions: Arc<routes::McpSessions>,
 }
 
 impl AppState {
@@ -102,7 +107,8 @@ impl AppState {
             config.rate_per_sec,
             config.rate_burst,
         ));
-        let mcp = quire_mcp::http_service(hub.clone(), store.clone());
+        let mcp_stop = quire_mcp::Stop::new();
+        let mcp = quire_mcp::http_service(hub.clone(), store.clone(), mcp_stop.clone());
         Self {
             store,
             hub,
@@ -111,6 +117,8 @@ impl AppState {
             config: Arc::new(config),
             clock: Arc::new(scheduler::SystemClock),
             mcp,
+            mcp_stop,
+            mcp_sessions: Arc::default(),
         }
     }
 }
@@ -165,6 +173,7 @@ pub async fn serve(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<ShutdownReport> {
     let hub = state.hub.clone();
+    let mcp_stop = state.mcp_stop.clone();
     let h = hub.clone();
     let closed = tokio::task::spawn_blocking(move || h.close_interrupted())
         .await
@@ -201,6 +210,7 @@ pub async fn serve(
         shutdown.await;
         tracing::info!("shutting down: no new runs");
         let report = hub.shutdown(grace).await;
+        mcp_stop.cancel();
         let _ = done_tx.send(true);
         report
     });

@@ -4,6 +4,7 @@
 mod blocks;
 mod data;
 mod mcp;
+pub use mcp::McpSessions;
 mod quotas;
 mod runs;
 mod schedules;
