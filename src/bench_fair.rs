@@ -71,7 +71,8 @@ pub fn run() -> anyhow::Result<Value> {
     Ok(out)
 }
 
-fn block(id: &str, source: &str) -> BlockRecord {
+/// A JavaScript block with no grants (for the benchmarks' stores).
+pub(crate) fn block(id: &str, source: &str) -> BlockRecord {
     BlockRecord {
         id: id.into(),
         name: id.into(),

@@ -14,12 +14,13 @@ use quire_engine::{
     Engine, EngineConfig, EngineKind, EventBody, Isolation, Lang, Limits, RunRequest,
 };
 use quire_host_api::{HostApi, HostConfig};
-use quire_storage::{BlockRecord, DocBlock, Document, Quota, Store, StoreConfig};
+use quire_storage::{DocBlock, Document, Quota, Store, StoreConfig};
 use quire_web::{AppState, Auth, Role, ServerConfig};
 use serde_json::{json, Value};
 use tokio_tungstenite::tungstenite::Message;
 
 use crate::bench::percentile;
+use crate::bench_fair::block;
 
 /// About 300 ms of CPU on QuickJS, far less on V8 (so V8 gets more).
 fn spin(kind: EngineKind) -> String {
@@ -111,19 +112,6 @@ pub fn run() -> anyhow::Result<Value> {
 const LOAD: &str = "export default [{ v: 2 }, { v: 3 }];";
 const SUM: &str = "import { results } from 'quire';\nconst rows = await results.get('load');\nconsole.log('rows', rows.length);\nexport default rows.length;";
 const SAMPLES: usize = 40;
-
-fn block(id: &str, source: &str) -> BlockRecord {
-    BlockRecord {
-        id: id.into(),
-        name: id.into(),
-        source: source.into(),
-        lang: "js".into(),
-        grants: vec![],
-        grants_approved_for: None,
-        engine: String::new(),
-        updated_ms: 0,
-    }
-}
 
 /// From the upstream's `finished` to the dependent's first log, both as a
 /// subscribed WebSocket client receives them.

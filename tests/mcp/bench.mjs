@@ -10,10 +10,11 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { Client } from "@modelcontextprotocol/sdk/client/index.js";
+import { binary } from "./quire.mjs";
 import { StdioClientTransport } from "@modelcontextprotocol/sdk/client/stdio.js";
 import { StreamableHTTPClientTransport } from "@modelcontextprotocol/sdk/client/streamableHttp.js";
 
-const bin = process.env.QUIRE_BIN || "target/release/quire";
+const bin = binary();
 const N = Number(process.argv[2] || 200);
 const WARM = 20;
 const SOURCE = "export default 'hello';";

@@ -4,20 +4,12 @@
 // agent code, a stored block as a tool, and bad arguments refused.
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
-import { existsSync, mkdtempSync, rmSync } from "node:fs";
+import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
-import { join, resolve } from "node:path";
+import { join } from "node:path";
 import { Client } from "@modelcontextprotocol/sdk/client/index.js";
+import { binary } from "./quire.mjs";
 import { StdioClientTransport } from "@modelcontextprotocol/sdk/client/stdio.js";
-
-const repo = resolve(new URL("../..", import.meta.url).pathname);
-function binary() {
-  if (process.env.QUIRE_BIN) return process.env.QUIRE_BIN;
-  for (const p of ["target/release/quire", "target/debug/quire"]) {
-    if (existsSync(join(repo, p))) return join(repo, p);
-  }
-  throw new Error("no quire binary: run `cargo build --release` first (or set QUIRE_BIN)");
-}
 
 let client, data;
 before(async () => {

@@ -479,29 +479,11 @@ mod dataflow {
         );
         let load = run(&srv, "w", &t, "load", None);
         // sum, then twice, each after what it reads, started by the server.
-        let dataflow = |b: &str| -> Value {
-            let start = Instant::now();
-            loop {
-                let (_, v) = srv.call(
-                    "GET",
-                    &format!("/workspaces/w/runs?block={b}"),
-                    &t.viewer,
-                    None,
-                );
-                let found = v["runs"].as_array().and_then(|r| {
-                    r.iter()
-                        .find(|r| r["trigger"]["kind"] == "dataflow" && r["status"] != "running")
-                        .cloned()
-                });
-                if let Some(r) = found {
-                    return srv.wait_run("w", r["run"].as_str().unwrap_or_default(), &t.viewer);
-                }
-                assert!(
-                    start.elapsed() < Duration::from_secs(30),
-                    "{b} was not re-run"
-                );
-                std::thread::sleep(Duration::from_millis(20));
-            }
+        let dataflow = |b: &str| {
+            let r = newest_run(&srv, &t, b, |r| {
+                r["trigger"]["kind"] == "dataflow" && r["status"] != "running"
+            });
+            srv.wait_run("w", r["run"].as_str().unwrap_or_default(), &t.viewer)
         };
         let sum = dataflow("sum");
         assert_eq!(result_of(&sum), json!(5), "{sum}");
@@ -530,30 +512,33 @@ mod dataflow {
         assert_eq!(dataflow_runs, 1, "{v}");
     }
 
-    /// The provenance of the newest run of `b` started by `kind`.
-    fn provenance_of(srv: &TestServer, t: &Tokens, b: &str, kind: &str) -> Value {
+    /// The newest run of `b` (in workspace `w`) that `wanted` accepts,
+    /// once there is one.
+    fn newest_run(srv: &TestServer, t: &Tokens, b: &str, wanted: impl Fn(&Value) -> bool) -> Value {
         let start = Instant::now();
         loop {
-            let (_, v) = srv.call(
-                "GET",
-                &format!("/workspaces/w/runs?block={b}"),
-                &t.viewer,
-                None,
-            );
-            let found = v["runs"].as_array().and_then(|r| {
-                r.iter()
-                    .find(|r| r["trigger"]["kind"] == kind && r["status"] == "ok")
-                    .cloned()
-            });
+            let path = format!("/workspaces/w/runs?block={b}");
+            let (_, v) = srv.call("GET", &path, &t.viewer, None);
+            let found = v["runs"]
+                .as_array()
+                .and_then(|r| r.iter().find(|r| wanted(r)).cloned());
             if let Some(r) = found {
-                return r["provenance"].clone();
+                return r;
             }
             assert!(
                 start.elapsed() < Duration::from_secs(30),
-                "no {kind} run of {b}: {v}"
+                "no such run of {b}: {v}"
             );
-            std::thread::sleep(Duration::from_millis(50));
+            std::thread::sleep(Duration::from_millis(20));
         }
+    }
+
+    /// The provenance of the newest run of `b` started by `kind`.
+    fn provenance_of(srv: &TestServer, t: &Tokens, b: &str, kind: &str) -> Value {
+        newest_run(srv, t, b, |r| {
+            r["trigger"]["kind"] == kind && r["status"] == "ok"
+        })["provenance"]
+            .clone()
     }
 
     #[test]

@@ -126,37 +126,23 @@ impl PoolInner {
                     c.wake();
                 }
             }
-            EventBody::Display {
-                display_id,
-                mime,
-                data,
-            } => {
-                let bytes = match checked_display(&display_id, &mime, &data)? {
-                    Ok(b) => b,
-                    Err(m) => return refuse_output(remote, m),
-                };
-                let body = EventBody::Display {
+            body @ (EventBody::Display { .. } | EventBody::UpdateDisplay { .. }) => {
+                let (EventBody::Display {
                     display_id,
                     mime,
                     data,
-                };
-                if c.emit_output(body, bytes).is_err() {
-                    c.wake();
                 }
-            }
-            EventBody::UpdateDisplay {
-                display_id,
-                mime,
-                data,
-            } => {
-                let bytes = match checked_display(&display_id, &mime, &data)? {
-                    Ok(b) => b,
-                    Err(m) => return refuse_output(remote, m),
-                };
-                let body = EventBody::UpdateDisplay {
+                | EventBody::UpdateDisplay {
                     display_id,
                     mime,
                     data,
+                }) = &body
+                else {
+                    return Ok(());
+                };
+                let bytes = match checked_display(display_id, mime, data)? {
+                    Ok(b) => b,
+                    Err(m) => return refuse_output(remote, m),
                 };
                 if c.emit_output(body, bytes).is_err() {
                     c.wake();
