@@ -60,10 +60,21 @@ impl Refused {
     }
 }
 
-/// Run `f` over `source` on an analysis thread (see the module docs).
+/// Sources up to this many bytes are analysed on the caller's thread: a
+/// nesting level takes at least one byte, so they nest at most this deep,
+/// well within any thread's stack (most blocks are this small, and a V8
+/// run is prepared on every start).
+pub const INLINE_SOURCE_BYTES: usize = 1024;
+
+/// Run `f` over `source` (see the module docs): on the caller's thread
+/// for a small source, on an analysis thread otherwise.
 pub fn deep<T: Send>(source: &str, f: impl FnOnce() -> T + Send) -> Result<T, Refused> {
     if bracket_nesting(source) > MAX_BRACKET_NESTING {
         return Err(Refused::TooDeep);
+    }
+    if source.len() <= INLINE_SOURCE_BYTES {
+        return std::panic::catch_unwind(std::panic::AssertUnwindSafe(f))
+            .map_err(|_| Refused::Failed);
     }
     std::thread::scope(|s| {
         std::thread::Builder::new()
@@ -104,6 +115,19 @@ mod tests {
         assert!(crate::input_schema(Lang::Js, &member).is_some());
         let binary = format!("x = 1{};", "+x".repeat(8_000));
         assert!(crate::compile::prepare(Lang::Ts, "b.ts", &binary).is_ok());
+        // Small sources run on the caller's thread (2 MiB, as an async
+        // thread has), deep as they may nest.
+        let small = format!("x = 1{};", "+x".repeat(INLINE_SOURCE_BYTES / 2 - 4));
+        assert!(small.len() <= INLINE_SOURCE_BYTES);
+        let on_small_stack = std::thread::Builder::new()
+            .stack_size(2 << 20)
+            .spawn(move || {
+                crate::compile::prepare(Lang::Ts, "b.ts", &small).is_ok()
+                    && crate::result_reads(Lang::Js, &small).unknown.is_empty()
+            })
+            .map(|h| h.join().unwrap_or(false))
+            .unwrap_or(false);
+        assert!(on_small_stack);
         let parens = format!("x = {}1{};", "(".repeat(5000), ")".repeat(5000));
         let err = crate::compile::prepare(Lang::Ts, "b.ts", &parens).err();
         assert!(err.is_some_and(|e| e.message.contains("1000 levels")));

@@ -13,7 +13,7 @@ use rmcp::RoleServer;
 use serde_json::{json, Map, Value};
 
 /// How long one progress notification may wait to be taken.
-const PROGRESS_WAIT: std::time::Duration = std::time::Duration::from_millis(500);
+const PROGRESS_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
 
 /// Log lines a result carries at most (the rest are counted).
 pub(crate) const MAX_LOG_LINES: usize = 500;

@@ -398,18 +398,13 @@ mod tests {
 
     fn run(id: &str, block: Option<&str>, started_ms: u64) -> RunRecord {
         RunRecord {
-            id: id.into(),
-            block: block.map(Into::into),
-            trigger: serde_json::Value::Null,
-            request: serde_json::Value::Null,
             status: "ok".into(),
-            events: vec![],
-            error: serde_json::Value::Null,
-            cpu_ms: 0.0,
-            wall_ms: 0.0,
-            peak_memory_bytes: 0,
-            started_ms,
-            provenance: serde_json::Value::Null,
+            ..RunRecord::queued(
+                id.into(),
+                block.map(Into::into),
+                serde_json::Value::Null,
+                started_ms,
+            )
         }
     }
 

@@ -67,7 +67,7 @@ test("an editor lists every tool, runs code with progress, and cancels a run by 
   const names = tools.map((t) => t.name);
   assert.ok(names.includes("run_code") && names.includes("block_filter-tasks"), names.join());
   const progress = [];
-  const r = await c.callTool({ name: "run_code", arguments: { source: "console.log('over http'); export default 'ok';" } }, undefined, { onprogress: (p) => progress.push(p) });
+  const r = await c.callTool({ name: "run_code", arguments: { source: "console.log('over http'); await new Promise((r) => setTimeout(r, 300)); export default 'ok';" } }, undefined, { onprogress: (p) => progress.push(p) });
   assert.equal(r.structuredContent.result, "ok");
   assert.ok(progress.some((p) => p.message === "over http"), JSON.stringify(progress));
   const ac = new AbortController();
@@ -125,6 +125,14 @@ test("agent grants: admins set read-only grants, and agent code gets exactly the
     const r = await put(admin, [g]);
     assert.equal(r.status, 400, g);
   }
+  // Too many, and a body of the wrong shape.
+  assert.equal((await put(admin, Array.from({ length: 65 }, (_, i) => `db:read:c${i}`))).status, 400);
+  const malformed = await fetch(`${url}api/v1/workspaces/default/agent-grants`, {
+    method: "PUT",
+    headers: { authorization: `Bearer ${admin}`, "content-type": "application/json" },
+    body: JSON.stringify({ grants: "db:read:tasks" }),
+  });
+  assert.equal(malformed.status, 400);
   assert.equal((await put(tokens.editor, ["db:read:tasks"])).status, 403);
   assert.equal((await put(tokens.other, ["db:read:tasks"])).status, 404);
   assert.equal((await put(admin, ["db:read:tasks"])).status, 200);

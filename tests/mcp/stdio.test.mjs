@@ -45,7 +45,9 @@ test("tools/list is the fixed tools, then each block with a declared input, the 
 test("run_code returns the result, logs and displays, and streams them as progress", async () => {
   const progress = [];
   const r = await run(
-    { source: "console.log('hi'); const h = display({ a: 1 }); h.update({ a: 2 }); export default 6 * 7;" },
+    // The run goes on a little after its output: progress is for runs
+    // still going (a notification may trail the result of one that ended).
+    { source: "console.log('hi'); const h = display({ a: 1 }); h.update({ a: 2 }); await new Promise((r) => setTimeout(r, 300)); export default 6 * 7;" },
     { onprogress: (p) => progress.push(p) },
   );
   assert.equal(r.isError, false);

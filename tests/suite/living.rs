@@ -40,6 +40,8 @@ fn displays_update_and_clear_in_place_in_order() {
              try { b.update('late'); } catch (e) { errors.push(e.name + ': ' + e.message); }\n\
              display('again', { id: 'status' });\n\
              display({ n: 3 }, { id: a.id });\n\
+             let deep = 1; for (let i = 0; i < 100; i++) deep = [deep];\n\
+             try { a.update(deep); errors.push('updated too deep'); } catch (e) { errors.push(e.name); }\n\
              for (const id of ['', 'a b', 'x'.repeat(65), '../x', 'é', { toString() { return 'ok:1'; } }]) {\n\
                try { display(1, { id }); errors.push('shown ' + id); } catch (e) { errors.push(e.name); }\n\
              }\n\
@@ -80,6 +82,7 @@ fn displays_update_and_clear_in_place_in_order() {
         assert_eq!(
             &errors[1..],
             &[
+                json!("RangeError"),
                 json!("TypeError"),
                 json!("TypeError"),
                 json!("TypeError"),
