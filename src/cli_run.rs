@@ -243,6 +243,7 @@ fn execute(args: &RunArgs) -> anyhow::Result<bool> {
                 admin_caller: true,
                 agent: false,
                 doc: None,
+                dry_run: false,
                 operator: Some(OperatorRun {
                     grants,
                     limits: req.limits.unwrap_or_default(),
@@ -381,6 +382,9 @@ fn print_event(args: &RunArgs, line: &str, ev: &RunEvent) -> anyhow::Result<()> 
         // Meters are for watchers (`--json`, the app); a person reads the
         // totals in the last line.
         EventBody::Meter(_) => {}
+        EventBody::Diff(d) => {
+            writeln!(out, "[diff] {}", serde_json::to_string_pretty(&d.changes)?)?
+        }
         EventBody::Result { value } => {
             writeln!(out, "=> {}", serde_json::to_string_pretty(value)?)?
         }

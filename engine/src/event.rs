@@ -71,8 +71,28 @@ pub enum EventBody {
     },
     /// Why the run failed.
     Error(ErrorInfo),
+    /// A dry-run's staged changes (see [`Diff`]): added by the run
+    /// service just before `finished`, never by the engine, a runner or a
+    /// block.
+    Diff(Diff),
     /// The last event of every run.
     Finished(Finished),
+}
+
+/// What a dry-run would change, as the run service files it for an
+/// editor to apply (`POST …/runs/{run}/apply` with `digest`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Diff {
+    /// Each changed record: `{kind: "doc"|"row"|"kv", id|collection+id|key,
+    /// op: "insert"|"update"|"delete", before, after}`, in the order the
+    /// run first wrote it.
+    pub changes: serde_json::Value,
+    /// The hex SHA-256 naming exactly these changes.
+    pub digest: String,
+    /// The JSON size of every `before` and `after`, in bytes.
+    pub bytes: u64,
+    /// Until when it can be applied, milliseconds since the Unix epoch.
+    pub expires_ms: u64,
 }
 
 /// The MIME types `display(value, {mime})` accepts, in the order its

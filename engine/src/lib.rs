@@ -75,9 +75,9 @@ pub use depth::{check_depth, too_deep, value_depth, MAX_VALUE_DEPTH};
 pub use engine::{idle_isolate_bytes, Canceller, Engine, EngineStats, RunHandle};
 pub use error::EngineError;
 pub use event::{
-    check_display, check_display_id, ErrorInfo, ErrorKind, EventBody, Finished, LogLevel, Meter,
-    MeterLimits, RunEvent, RunStatus, DISPLAY_MIMES, METER_IDLE_INTERVAL_MS, METER_INTERVAL_MS,
-    PROGRESS_MIME,
+    check_display, check_display_id, Diff, ErrorInfo, ErrorKind, EventBody, Finished, LogLevel,
+    Meter, MeterLimits, RunEvent, RunStatus, DISPLAY_MIMES, METER_IDLE_INTERVAL_MS,
+    METER_INTERVAL_MS, PROGRESS_MIME,
 };
 pub use flume;
 pub use host::{

@@ -2,7 +2,7 @@
 //! a grant check returned, and reads the workspace from the proof, never
 //! from anything the block passed.
 
-use quire_storage::{DocSummary, Document, RowQuery, StorageError, Store};
+use quire_storage::{DocSummary, Document, RowQuery, StorageError, Store, Target};
 use serde_json::Value;
 
 use crate::grants::{Access, CheckedCollection, CheckedDoc, CheckedKv, CheckedSecret};
@@ -102,6 +102,49 @@ impl Gate {
     pub(crate) fn kv_delete(&self, p: &CheckedKv, key: &str) -> Result<bool, StorageError> {
         write_proof(p.access)?;
         self.store.kv_delete(&p.ws, key)
+    }
+
+    /// A document's stored JSON, for a dry-run (it writes nothing: the
+    /// write proof only shows the run may stage it).
+    pub(crate) fn doc_record(
+        &self,
+        p: &CheckedDoc,
+        id: &str,
+    ) -> Result<Option<Value>, StorageError> {
+        self.store.get_record(&p.ws, &Target::Doc { id: id.into() })
+    }
+
+    /// A row's stored JSON, for a dry-run.
+    pub(crate) fn row_record(
+        &self,
+        p: &CheckedCollection,
+        id: &str,
+    ) -> Result<Option<Value>, StorageError> {
+        let t = Target::Row {
+            collection: p.name.clone(),
+            id: id.into(),
+        };
+        self.store.get_record(&p.ws, &t)
+    }
+
+    /// A kv value's stored JSON, for a dry-run.
+    pub(crate) fn kv_record(
+        &self,
+        p: &CheckedKv,
+        key: &str,
+    ) -> Result<Option<Value>, StorageError> {
+        self.store
+            .get_record(&p.ws, &Target::Kv { key: key.into() })
+    }
+
+    /// A row as an insert would store it (a fresh id when it has none).
+    pub(crate) fn new_row(
+        &self,
+        p: &CheckedCollection,
+        row: &Value,
+    ) -> Result<(String, Value), StorageError> {
+        write_proof(p.access)?;
+        self.store.prepare_row(row)
     }
 
     pub(crate) fn secret(&self, p: &CheckedSecret) -> Result<Option<String>, StorageError> {

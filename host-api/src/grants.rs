@@ -61,21 +61,38 @@ impl Grant {
 }
 
 /// Check the grants an admin sets for agent-written code: each must
-/// parse and only read (see [`Grant::reads_only`]).
+/// parse and reach only `doc`, `db` or `kv` (reads, or writes that a
+/// dry-run stages for a person to apply); secrets and the network are
+/// never an agent's.
 ///
 /// # Errors
-/// The first grant that does not parse or that writes, reaches a secret
-/// or the network, said in words.
+/// The first grant that does not parse or that reaches a secret or the
+/// network, said in words.
 pub fn check_agent_grants<S: AsRef<str>>(list: &[S]) -> Result<Grants, String> {
+    agent_grants(list, true)
+}
+
+/// The grants agent-written code runs with: the admin's agent grants as
+/// [`check_agent_grants`] accepts them, writes included only in a
+/// dry-run (`dry_run`), where they are staged for a person to apply.
+///
+/// # Errors
+/// As [`check_agent_grants`].
+pub fn agent_grants<S: AsRef<str>>(list: &[S], dry_run: bool) -> Result<Grants, String> {
+    let mut kept = Vec::with_capacity(list.len());
     for g in list {
         let grant: Grant = g.as_ref().parse().map_err(|e: GrantError| e.to_string())?;
-        if !grant.reads_only() {
+        let stageable = matches!(grant, Grant::DocWrite | Grant::DbWrite(_) | Grant::KvWrite);
+        if !grant.reads_only() && !stageable {
             return Err(format!(
-                "{grant} cannot be an agent grant: agent-written code may only read (doc:read, db:read:<collection|*>, kv:read) until its writes can be previewed"
+                "{grant} cannot be an agent grant: agent-written code may read and write documents, rows and kv (its writes staged as a preview a person applies), never secrets or the network"
             ));
         }
+        if grant.reads_only() || dry_run {
+            kept.push(g.as_ref());
+        }
     }
-    Grants::parse(list).map_err(|e| e.to_string())
+    Grants::parse(&kept).map_err(|e| e.to_string())
 }
 
 impl fmt::Display for Grant {
@@ -372,24 +389,23 @@ impl Checker {
 mod tests {
 
     #[test]
-    fn agent_grants_only_read() {
-        let ok = super::check_agent_grants(&["doc:read", "db:read:*", "db:read:tasks", "kv:read"]);
-        assert_eq!(ok.map(|g| g.to_strings().len()).ok(), Some(4));
-        for bad in [
-            "doc:write",
-            "db:write:tasks",
-            "kv:write",
-            "secret:API",
-            "net:example.com",
-            "nope",
-        ] {
+    fn agent_grants_write_only_in_a_dry_run_and_never_reach_secrets_or_the_net() {
+        let set = ["doc:read", "db:read:*", "db:write:tasks", "kv:write"];
+        let dry = super::agent_grants(&set, true).map(|g| g.to_strings());
+        assert_eq!(dry.ok().map(|g| g.len()), Some(4));
+        let committed = super::agent_grants(&set, false).map(|g| g.to_strings());
+        assert_eq!(
+            committed.ok(),
+            Some(vec!["doc:read".to_string(), "db:read:*".to_string()])
+        );
+        for bad in ["secret:API", "net:example.com", "nope", "db:write:"] {
             let e = super::check_agent_grants(&[bad]).err().unwrap_or_default();
             assert!(!e.is_empty(), "{bad} was accepted");
         }
-        assert!(super::check_agent_grants(&["db:write:*"])
+        assert!(super::check_agent_grants(&["net:example.com"])
             .err()
             .unwrap_or_default()
-            .contains("may only read"));
+            .contains("never secrets or the network"));
     }
 
     use super::*;

@@ -42,6 +42,8 @@ mod pool;
 mod redact;
 mod results;
 mod session;
+mod staged;
+mod staging;
 
 use std::sync::Arc;
 
@@ -50,12 +52,13 @@ use quire_storage::{Store, WorkspaceId};
 
 pub use fetch::FetchConfig;
 pub use grants::{
-    check_agent_grants, Access, CheckedCollection, CheckedDoc, CheckedKv, CheckedSecret, Grant,
-    GrantError, Grants,
+    agent_grants, check_agent_grants, Access, CheckedCollection, CheckedDoc, CheckedKv,
+    CheckedSecret, Grant, GrantError, Grants,
 };
 pub use meter::{MeterError, StorageMeter, StorageQuotaExceeded};
 pub use net::{special as special_address, CheckedNet, Resolve, SystemResolver};
 pub use results::{CheckedResult, DocScope, ResultRead, ResultReads};
+pub use staging::{DryRun, DryRunLimits, SealedDiff};
 
 /// Workspace quotas a run's host calls are held to.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -89,6 +92,8 @@ pub struct HostConfig {
     /// faster round trips, at the cost of the worker waiting on a read that
     /// misses sled's cache. Default: true.
     pub inline_point_reads: bool,
+    /// Bounds on dry-runs' diffs.
+    pub dry_run: DryRunLimits,
 }
 
 impl Default for HostConfig {
@@ -101,6 +106,7 @@ impl Default for HostConfig {
             inline_point_reads: true,
             storage_calls_per_run: 2,
             fetches_per_run: 4,
+            dry_run: DryRunLimits::default(),
         }
     }
 }
@@ -138,6 +144,7 @@ pub(crate) struct Inner {
     pub(crate) fetches_per_run: usize,
     pub(crate) inline_point_reads: bool,
     pub(crate) meter: meter::StorageMeter,
+    pub(crate) dry_run: DryRunLimits,
 }
 
 /// The host API over one store. Cheap to clone; build one per process.
@@ -179,6 +186,7 @@ impl HostApi {
                 storage_calls_per_run: config.storage_calls_per_run,
                 fetches_per_run: config.fetches_per_run,
                 inline_point_reads: config.inline_point_reads,
+                dry_run: config.dry_run,
             }),
         })
     }
@@ -201,6 +209,26 @@ impl HostApi {
         self.session_in(ws, grants, quota, None).0
     }
 
+    /// As [`HostApi::session_with`], for a dry-run: its `doc`, `db` and
+    /// `kv` writes are staged, not committed, and the returned handle
+    /// seals them into a diff when the run ends.
+    pub fn dry_run_session(
+        &self,
+        ws: WorkspaceId,
+        grants: Grants,
+        quota: SessionQuota,
+        scope: Option<DocScope>,
+    ) -> (Arc<dyn Host>, ResultReads, DryRun) {
+        let dry = DryRun::new(self.inner.dry_run);
+        let (session, reads) = self.build(ws, grants, quota, scope, Some(dry.clone()));
+        (Arc::new(session), reads, dry)
+    }
+
+    /// The bounds on dry-runs this host API applies.
+    pub fn dry_run_limits(&self) -> DryRunLimits {
+        self.inner.dry_run
+    }
+
     /// A session for a run in document `scope` (its `results.get` reads
     /// that document's blocks; `None`: a run outside any document, which
     /// reads none), and the handle on what it reads.
@@ -211,6 +239,18 @@ impl HostApi {
         quota: SessionQuota,
         scope: Option<DocScope>,
     ) -> (Arc<dyn Host>, ResultReads) {
+        let (session, reads) = self.build(ws, grants, quota, scope, None);
+        (Arc::new(session), reads)
+    }
+
+    fn build(
+        &self,
+        ws: WorkspaceId,
+        grants: Grants,
+        quota: SessionQuota,
+        scope: Option<DocScope>,
+        staging: Option<DryRun>,
+    ) -> (session::Session, ResultReads) {
         let reads = ResultReads::default();
         let session = session::Session {
             inner: self.inner.clone(),
@@ -223,8 +263,9 @@ impl HostApi {
                 scope,
                 reads: reads.clone(),
             },
+            staging,
         };
-        (Arc::new(session), reads)
+        (session, reads)
     }
 
     /// The meter holding workspaces to their `storage_bytes` quota (for

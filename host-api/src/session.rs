@@ -8,6 +8,7 @@ use quire_storage::{Filter, RowQuery, StorageError};
 use serde_json::{json, Value};
 
 use crate::grants::{Access, Checker, Denied};
+use crate::staged;
 use crate::Inner;
 
 const GLUE: &str = include_str!("glue.js");
@@ -24,6 +25,8 @@ pub(crate) struct Session {
     pub(crate) quota: crate::SessionQuota,
     /// What `results.get` may read, and what it read.
     pub(crate) results: crate::results::ResultsCheck,
+    /// A dry-run's staged writes; `None` for a run that commits.
+    pub(crate) staging: Option<crate::staging::DryRun>,
 }
 
 fn denied(op: &str, d: Denied, check: &Checker) -> HostError {
@@ -47,7 +50,7 @@ fn denied(op: &str, d: Denied, check: &Checker) -> HostError {
     HostError::denied(message, Some(d.needed))
 }
 
-fn storage_error(op: &str, e: StorageError) -> HostError {
+pub(crate) fn storage_error(op: &str, e: StorageError) -> HostError {
     match e {
         StorageError::NotFound { .. } => HostError::new("NotFound", format!("{op}: {e}")),
         StorageError::Invalid { .. } => HostError::new("TypeError", format!("{op}: {e}")),
@@ -56,6 +59,22 @@ fn storage_error(op: &str, e: StorageError) -> HostError {
             HostError::new("InternalError", format!("{op}: storage failed: {other}"))
         }
     }
+}
+
+/// A dry-run's `fetch` may only read: writes to other systems cannot be
+/// staged.
+fn check_dry_run_method(args: &Value) -> Result<(), HostError> {
+    let method = args.get("method").and_then(Value::as_str).unwrap_or("GET");
+    if method.eq_ignore_ascii_case("GET") || method.eq_ignore_ascii_case("HEAD") {
+        return Ok(());
+    }
+    let shown: String = method.chars().take(32).collect();
+    Err(HostError::new(
+        "TypeError",
+        format!(
+            "fetch: a dry-run allows only GET and HEAD requests, not {shown}: a write to another system cannot be staged and previewed"
+        ),
+    ))
 }
 
 /// Positional argument `i` of `op`.
@@ -85,7 +104,7 @@ fn type_name(v: &Value) -> &'static str {
     }
 }
 
-type Job = Box<dyn FnOnce() -> HostResult + Send>;
+pub(crate) type Job = Box<dyn FnOnce() -> HostResult + Send>;
 
 /// Where a call's work runs.
 enum Exec {
@@ -106,9 +125,13 @@ impl Session {
         let d = |e: Denied| denied(&op, e, c);
         let s = |e: StorageError| storage_error(&op, e);
         let op2 = op.clone();
+        let dry = self.staging.clone();
         let job: Job = match op.as_str() {
             "doc.list" => {
                 let p = c.doc(Access::Read).map_err(d)?;
+                if let Some(dry) = dry {
+                    return Ok((Exec::Storage, staged::doc_list(gate, dry, p, op2)));
+                }
                 Box::new(move || {
                     Ok(json!(gate
                         .list_docs(&p)
@@ -118,6 +141,9 @@ impl Session {
             "doc.get" => {
                 let p = c.doc(Access::Read).map_err(d)?;
                 let id = str_arg(&op, &args, 0, "id")?;
+                if let Some(dry) = dry {
+                    return Ok((Exec::Storage, staged::doc_get(gate, dry, p, id, op2)));
+                }
                 Box::new(move || {
                     Ok(json!(gate
                         .get_doc(&p, &id)
@@ -128,11 +154,15 @@ impl Session {
                 let p = c.doc(Access::Write).map_err(d)?;
                 let id = str_arg(&op, &args, 0, "id")?;
                 let patch = arg(&args, 1).clone();
-                Box::new(move || {
-                    Ok(json!(gate
-                        .update_doc(&p, &id, &patch)
-                        .map_err(|e| storage_error(&op2, e))?))
-                })
+                if let Some(dry) = dry {
+                    staged::doc_update(gate, dry, (p, id, patch), op2)
+                } else {
+                    Box::new(move || {
+                        Ok(json!(gate
+                            .update_doc(&p, &id, &patch)
+                            .map_err(|e| storage_error(&op2, e))?))
+                    })
+                }
             }
             "db.query" => {
                 let coll = str_arg(&op, &args, 0, "collection")?;
@@ -140,8 +170,19 @@ impl Session {
                 let q = self.row_query(&op, &coll, arg(&args, 1), cx.limits.host_rows_per_query)?;
                 let explicit = arg(&args, 1).get("limit").is_some();
                 let max = cx.limits.host_rows_per_query as usize;
+                let fetch: Job = match dry {
+                    Some(dry) => staged::query(gate, dry, p, q, op2),
+                    None => Box::new(move || {
+                        Ok(Value::Array(
+                            gate.query(&p, &q).map_err(|e| storage_error(&op2, e))?,
+                        ))
+                    }),
+                };
                 Box::new(move || {
-                    let rows = gate.query(&p, &q).map_err(|e| storage_error(&op2, e))?;
+                    let rows = match fetch()? {
+                        Value::Array(rows) => rows,
+                        _ => Vec::new(),
+                    };
                     if !explicit && rows.len() > max {
                         return Err(HostError::new(
                             "RangeError",
@@ -155,31 +196,45 @@ impl Session {
                 let coll = str_arg(&op, &args, 0, "collection")?;
                 let p = c.collection(&coll, Access::Write).map_err(d)?;
                 let row = arg(&args, 1).clone();
-                Box::new(move || gate.insert(&p, &row).map_err(|e| storage_error(&op2, e)))
+                match dry {
+                    Some(dry) => staged::insert(gate, dry, p, row, op2),
+                    None => {
+                        Box::new(move || gate.insert(&p, &row).map_err(|e| storage_error(&op2, e)))
+                    }
+                }
             }
             "db.update" => {
                 let coll = str_arg(&op, &args, 0, "collection")?;
                 let p = c.collection(&coll, Access::Write).map_err(d)?;
                 let id = str_arg(&op, &args, 1, "id")?;
                 let patch = arg(&args, 2).clone();
-                Box::new(move || {
-                    gate.update(&p, &id, &patch)
-                        .map_err(|e| storage_error(&op2, e))
-                })
+                match dry {
+                    Some(dry) => staged::update(gate, dry, (p, id, patch), op2),
+                    None => Box::new(move || {
+                        gate.update(&p, &id, &patch)
+                            .map_err(|e| storage_error(&op2, e))
+                    }),
+                }
             }
             "db.delete" => {
                 let coll = str_arg(&op, &args, 0, "collection")?;
                 let p = c.collection(&coll, Access::Write).map_err(d)?;
                 let id = str_arg(&op, &args, 1, "id")?;
-                Box::new(move || {
-                    Ok(json!(gate
-                        .delete(&p, &id)
-                        .map_err(|e| storage_error(&op2, e))?))
-                })
+                match dry {
+                    Some(dry) => staged::delete(gate, dry, p, id, op2),
+                    None => Box::new(move || {
+                        Ok(json!(gate
+                            .delete(&p, &id)
+                            .map_err(|e| storage_error(&op2, e))?))
+                    }),
+                }
             }
             "kv.get" => {
                 let p = c.kv(Access::Read).map_err(d)?;
                 let key = str_arg(&op, &args, 0, "key")?;
+                if let Some(dry) = dry {
+                    return Ok((Exec::Storage, staged::kv_get(gate, dry, p, key, op2)));
+                }
                 Box::new(move || {
                     Ok(gate
                         .kv_get(&p, &key)
@@ -191,20 +246,27 @@ impl Session {
                 let p = c.kv(Access::Write).map_err(d)?;
                 let key = str_arg(&op, &args, 0, "key")?;
                 let value = arg(&args, 1).clone();
-                Box::new(move || {
-                    gate.kv_set(&p, &key, &value)
-                        .map_err(|e| storage_error(&op2, e))?;
-                    Ok(Value::Null)
-                })
+                if let Some(dry) = dry {
+                    staged::kv_write(gate, dry, (p, key, Some(value)), op2)
+                } else {
+                    Box::new(move || {
+                        gate.kv_set(&p, &key, &value)
+                            .map_err(|e| storage_error(&op2, e))?;
+                        Ok(Value::Null)
+                    })
+                }
             }
             "kv.delete" => {
                 let p = c.kv(Access::Write).map_err(d)?;
                 let key = str_arg(&op, &args, 0, "key")?;
-                Box::new(move || {
-                    Ok(json!(gate
-                        .kv_delete(&p, &key)
-                        .map_err(|e| storage_error(&op2, e))?))
-                })
+                match dry {
+                    Some(dry) => staged::kv_write(gate, dry, (p, key, None), op2),
+                    None => Box::new(move || {
+                        Ok(json!(gate
+                            .kv_delete(&p, &key)
+                            .map_err(|e| storage_error(&op2, e))?))
+                    }),
+                }
             }
             "secrets.get" => {
                 let name = str_arg(&op, &args, 0, "name")?;
@@ -249,6 +311,9 @@ impl Session {
                 })
             }
             "fetch" => {
+                if self.staging.is_some() {
+                    check_dry_run_method(&args)?;
+                }
                 let inner = self.inner.clone();
                 let check = self.check.clone();
                 let budget = crate::fetch::Budget {
@@ -294,7 +359,11 @@ impl Session {
         let inner = self.inner.clone();
         let ws = self.check.ws;
         let op = op.to_string();
+        let dry = self.staging.clone();
         Box::new(move || {
+            // A dry-run's staged records count as if written: a write over
+            // the quota is refused now, not when the diff is applied.
+            let adding = adding + dry.map_or(0, |d| d.after_bytes());
             match inner.meter.check(&ws, limit, adding) {
                 Ok(()) => {}
                 Err(crate::MeterError::Quota(q)) => {

@@ -32,6 +32,8 @@ pub(crate) struct Collected {
     error: Value,
     usage: Value,
     status: Option<RunStatus>,
+    /// A dry-run's `{changes, digest, expires_ms}`.
+    diff: Option<Value>,
 }
 
 impl Collected {
@@ -92,6 +94,12 @@ impl Collected {
                 });
                 None
             }
+            EventBody::Diff(d) => {
+                self.diff = Some(json!({
+                    "changes": d.changes, "digest": d.digest, "expires_ms": d.expires_ms,
+                }));
+                None
+            }
             EventBody::Started | EventBody::Meter(_) => None,
         }
     }
@@ -116,6 +124,9 @@ impl Collected {
             self.usage
         };
         out.insert("usage".into(), usage);
+        if let Some(diff) = self.diff {
+            out.insert("diff".into(), diff);
+        }
         (Value::Object(out), !ok)
     }
 }

@@ -47,6 +47,11 @@ fn run_output_schema() -> Arc<JsonObject> {
             "usage": {"type": "object", "properties": {
                 "cpu_ms": {"type": "number"}, "wall_ms": {"type": "number"},
                 "peak_memory_bytes": {"type": "integer"}}},
+            "diff": {"type": "object", "description": "a dry-run's staged changes: nothing was \
+                written; an editor applies them with POST /api/v1/workspaces/{ws}/runs/{run}/apply \
+                {digest}", "properties": {
+                "changes": {"type": "array", "items": {"type": "object"}},
+                "digest": {"type": "string"}, "expires_ms": {"type": "integer"}}},
         },
         "required": ["run", "status", "result", "logs", "displays", "error", "usage"],
     }))
@@ -58,8 +63,11 @@ pub(crate) fn fixed() -> Vec<Tool> {
         Tool::new(
             "run_code",
             "Run JavaScript or TypeScript (an ES module; its default export, or what its default \
-             function returns, is the result) in a fresh isolate under the workspace's limits. It has \
-             no grants: pure computation, console and display(). Logs and displays stream as progress.",
+             function returns, is the result) in a fresh isolate under the workspace's limits, with \
+             the grants the workspace's admin set for agent code (`import {doc, db, kv} from \"quire\"`; \
+             none unless set). By default a dry-run: its writes are staged, its own reads see them, and \
+             the result's `diff` lists every change (before and after) for a person to apply; nothing \
+             is written. mode \"run\" runs with the read grants only. Logs and displays stream as progress.",
             schema(json!({
                 "type": "object",
                 "properties": {
@@ -67,6 +75,8 @@ pub(crate) fn fixed() -> Vec<Tool> {
                     "lang": {"type": "string", "enum": ["js", "ts"], "default": "js"},
                     "input": {"description": "ctx.input for a default-exported function"},
                     "engine": {"type": "string", "enum": ["quickjs", "v8"]},
+                    "mode": {"type": "string", "enum": ["dry_run", "run"], "default": "dry_run",
+                        "description": "dry_run stages writes as a diff; run has read grants only"},
                 },
                 "required": ["source"],
                 "additionalProperties": false,
@@ -235,12 +245,17 @@ pub(crate) async fn run_code(
 ) -> Result<CallToolResponse, McpError> {
     if let Some(k) = args.as_object().and_then(|o| {
         o.keys()
-            .find(|k| !matches!(k.as_str(), "source" | "lang" | "input" | "engine"))
+            .find(|k| !matches!(k.as_str(), "source" | "lang" | "input" | "engine" | "mode"))
     }) {
         return Err(bad(format!(
-            "unknown argument `{k}` (source, lang, input, engine)"
+            "unknown argument `{k}` (source, lang, input, engine, mode)"
         )));
     }
+    let dry_run = match string_arg(args, "mode")? {
+        None | Some("dry_run") => true,
+        Some("run") => false,
+        Some(other) => return Err(bad(format!("`mode` must be dry_run or run, not {other:?}"))),
+    };
     let source = string_arg(args, "source")?.ok_or_else(|| bad("`source` is required"))?;
     if source.len() > MAX_SOURCE_BYTES {
         return Err(bad(format!(
@@ -278,6 +293,7 @@ pub(crate) async fn run_code(
         admin_caller: false,
         agent: true,
         doc: None,
+        dry_run,
         operator: None,
     };
     run(server, req, ctx).await

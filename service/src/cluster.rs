@@ -287,6 +287,8 @@ struct Job {
     agent: bool,
     #[serde(default)]
     doc: Option<String>,
+    #[serde(default)]
+    dry_run: bool,
 }
 
 impl Job {
@@ -302,6 +304,7 @@ impl Job {
             admin_caller: r.admin_caller,
             agent: r.agent,
             doc: r.doc.clone(),
+            dry_run: r.dry_run,
         }
     }
 
@@ -318,6 +321,7 @@ impl Job {
             admin_caller: self.admin_caller,
             agent: self.agent,
             doc: self.doc,
+            dry_run: self.dry_run,
             operator: None,
         }
     }

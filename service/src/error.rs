@@ -33,6 +33,17 @@ pub enum ServiceError {
     /// that read each other's results).
     #[error("{0}")]
     Conflict(String),
+    /// A dry-run's preview could not be applied or discarded (nothing
+    /// was written): `refusal` says why, `message` in words.
+    #[error("{message}")]
+    Preview {
+        /// The dry-run.
+        run: String,
+        /// Why.
+        refusal: quire_storage::ApplyRefusal,
+        /// What happened and what to do.
+        message: String,
+    },
     /// Something failed inside the service.
     #[error("internal error: {0}")]
     Internal(String),

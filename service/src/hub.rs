@@ -60,14 +60,18 @@ pub struct StartRun {
     /// (see [`crate::approval`]).
     pub admin_caller: bool,
     /// Code an AI agent wrote (MCP `run_code`): it runs with the
-    /// workspace's agent grants (read-only ones; none unless an admin set
-    /// them), never a block's.
+    /// workspace's agent grants (none unless an admin set them; their
+    /// writes only in a dry-run), never a block's.
     pub agent: bool,
     /// The document it runs in, when the caller names one: its
     /// `results.get` reads that document's blocks. `None` for a stored
     /// block: the first document (by id) that holds it; for unsaved
     /// source: no document.
     pub doc: Option<String>,
+    /// A dry-run: its `doc`, `db` and `kv` writes are staged, not
+    /// committed, and it ends with a `diff` event an editor may apply
+    /// (see `quire_host_api::DryRun`).
+    pub dry_run: bool,
     /// Started by the operator (`quire run`), not through a workspace's
     /// tokens: its grants and limits are given here, and the workspace's
     /// per-run quota and daily CPU do not apply. `None` for every run of
@@ -125,6 +129,7 @@ impl StartRun {
             admin_caller: false,
             agent: false,
             doc: None,
+            dry_run: false,
             operator: None,
         }
     }
@@ -142,6 +147,8 @@ pub(crate) struct Prepared {
     pub cpu_day_left_ms: Option<f64>,
     /// The results the run reads (for its provenance).
     pub reads: quire_host_api::ResultReads,
+    /// A dry-run's staged writes.
+    pub dry: Option<quire_host_api::DryRun>,
     /// Its workspace (dependents re-run in it).
     pub workspace: Workspace,
 }
@@ -602,8 +609,8 @@ pub struct ShutdownReport {
 pub struct RunHub {
     engine: Arc<Engine>,
     admission: Arc<Admission>,
-    api: HostApi,
-    store: Store,
+    pub(crate) api: HostApi,
+    pub(crate) store: Store,
     metrics: Arc<Metrics>,
     limits: Limits,
     active: Mutex<HashMap<String, Arc<LiveRun>>>,
@@ -770,7 +777,7 @@ impl RunHub {
         }
         if req.agent {
             // Checked again here: what is stored may predate the rule.
-            return quire_host_api::check_agent_grants(&req.workspace.agent_grants)
+            return quire_host_api::agent_grants(&req.workspace.agent_grants, req.dry_run)
                 .map_err(|e| ServiceError::field("agent_grants", e));
         }
         let Some(b) = &req.block else {
@@ -894,7 +901,16 @@ impl RunHub {
         let session = SessionQuota {
             storage_bytes: Some(quota.storage_bytes),
         };
-        let (host, reads) = self.api.session_in(ws, grants, session, scope);
+        let (host, reads, dry) = if req.dry_run {
+            let (host, reads, dry) = self.api.dry_run_session(ws, grants, session, scope);
+            (host, reads, Some(dry))
+        } else {
+            let (host, reads) = self.api.session_in(ws, grants, session, scope);
+            (host, reads, None)
+        };
+        if dry.is_some() {
+            record.request["mode"] = Value::from("dry_run");
+        }
         let host = CountingHost::wrap(host, self.metrics.clone());
         let mut run = RunRequest::new(req.source, req.lang)
             .with_engine(engine)
@@ -922,6 +938,7 @@ impl RunHub {
             cpu_ms_per_day: quota.cpu_ms_per_day,
             cpu_day_left_ms: req.operator.is_none().then_some(cpu_left_ms.max(0.0)),
             reads,
+            dry,
             workspace: req.workspace,
         }
     }
@@ -977,6 +994,7 @@ impl RunHub {
                     cpu_ms_per_day,
                     cpu_day_left_ms,
                     reads,
+                    dry,
                     workspace,
                 } = prepared;
                 let held = match slot {
@@ -1034,6 +1052,16 @@ impl RunHub {
                         EventBody::Finished(f) => Some(f.clone()),
                         _ => None,
                     };
+                    if let (Some(f), Some(dry)) = (&fin, &dry) {
+                        // The diff is filed, then shown, before `finished`.
+                        let diff = hub.file_diff(live.workspace, &live.id, dry, f).await;
+                        let at = ev.seq;
+                        ev.seq += 1;
+                        let diff = RunEvent { run: ev.run.clone(), seq: at, body: EventBody::Diff(diff), t_ms: ev.t_ms };
+                        if let (Ok((line, true)), Slot::Queue(q)) = (live.push(diff), &held) {
+                            q.publish(&live, &line).await;
+                        }
+                    }
                     if fin.is_some() {
                         // Before `finished` is out: whoever sees the run
                         // ended sees what it read.
@@ -1506,7 +1534,8 @@ fn dependents_of(
     live: &LiveRun,
 ) -> Option<(Option<String>, String)> {
     let ok = finished.is_some_and(|f| f.status == quire_engine::RunStatus::Ok)
-        && !live.lost.load(Ordering::SeqCst);
+        && !live.lost.load(Ordering::SeqCst)
+        && record.request["mode"] != "dry_run";
     let by_upstream = record.trigger["kind"] == crate::dataflow::DATAFLOW_TRIGGER;
     let doc = record.provenance["doc"].as_str().map(String::from);
     (ok && !by_upstream).then(|| Some((doc, record.block.clone()?)))?

@@ -21,6 +21,7 @@ pub mod dataflow;
 mod error;
 pub mod hub;
 pub mod metrics;
+pub mod preview;
 mod retention;
 mod run_log;
 pub mod scheduler;

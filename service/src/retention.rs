@@ -4,7 +4,9 @@
 //!
 //! The size check is a counter read, so it runs after every run; the age
 //! check reads the oldest run, so it runs at most once a minute per
-//! workspace (or whenever the size is over).
+//! workspace (or whenever the size is over). With the age check, dry-run
+//! diffs that expired or were decided lose their changes (the run's own
+//! `diff` event keeps what they were).
 
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -43,6 +45,12 @@ impl Retention {
             }
             due
         };
+        if age_due {
+            let dropped = store.prune_diffs(ws, now_ms)?;
+            if dropped > 0 {
+                tracing::info!(workspace = %ws, diffs = dropped, "expired and decided dry-run diffs dropped");
+            }
+        }
         if !over && !age_due {
             return Ok(());
         }

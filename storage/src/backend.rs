@@ -56,11 +56,13 @@ pub enum Table {
     /// Workspace id + run id + seq + part → a chunk of the run's events;
     /// workspace id + run id → the run's event totals (see `events`).
     RunEvents,
+    /// Workspace id + run id → a dry-run's diff (see `diffs`).
+    Diffs,
 }
 
 impl Table {
     /// Every table, in a fixed order.
-    pub const ALL: [Table; 19] = [
+    pub const ALL: [Table; 20] = [
         Table::Meta,
         Table::Workspaces,
         Table::WorkspaceNames,
@@ -80,6 +82,7 @@ impl Table {
         Table::Usage,
         Table::HistoryBytes,
         Table::RunEvents,
+        Table::Diffs,
     ];
 
     /// The table's name on disk.
@@ -104,6 +107,7 @@ impl Table {
             Table::Usage => "usage",
             Table::HistoryBytes => "history_bytes",
             Table::RunEvents => "run_events",
+            Table::Diffs => "diffs",
         }
     }
 

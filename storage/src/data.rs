@@ -34,6 +34,56 @@ pub fn merge_patch(target: &mut Value, patch: &Value) {
     }
 }
 
+/// Check a document patch's shape: an object of `title`, `properties`,
+/// `blocks`.
+///
+/// # Errors
+/// [`StorageError::Invalid`] naming what is wrong.
+pub fn check_doc_patch(patch: &Value) -> Result<()> {
+    let Value::Object(p) = patch else {
+        return Err(invalid("document patch", "it must be an object"));
+    };
+    if let Some(k) = p
+        .keys()
+        .find(|k| !matches!(k.as_str(), "title" | "properties" | "blocks"))
+    {
+        return Err(invalid(
+            "document patch",
+            format!("unknown field '{k}' (a patch may set title, properties, blocks)"),
+        ));
+    }
+    Ok(())
+}
+
+/// Document `doc` (as stored) with `patch` applied: `title` replaces,
+/// `properties` merges (RFC 7396: `null` deletes), `blocks` replaces the
+/// body; `updated_ms` becomes now (the one copy of this logic, shared by
+/// [`Store::update_doc`] and dry-runs).
+///
+/// # Errors
+/// [`StorageError::Invalid`] for a patch with other fields or wrong types.
+pub fn patch_document(mut doc: Value, patch: &Value) -> Result<Document> {
+    check_doc_patch(patch)?;
+    if let Some(t) = patch.get("title") {
+        if !t.is_string() {
+            return Err(invalid("document patch", "title must be a string"));
+        }
+        doc["title"] = t.clone();
+    }
+    if let Some(props) = patch.get("properties") {
+        if !props.is_object() {
+            return Err(invalid("document patch", "properties must be an object"));
+        }
+        merge_patch(&mut doc["properties"], props);
+    }
+    if let Some(b) = patch.get("blocks") {
+        doc["blocks"] = b.clone();
+    }
+    let was = doc.get("updated_ms").and_then(Value::as_u64).unwrap_or(0);
+    doc["updated_ms"] = Value::from(now_ms().max(was + 1));
+    serde_json::from_value(doc).map_err(|e| invalid("document patch", e.to_string()))
+}
+
 fn parse<T: serde::de::DeserializeOwned>(what: &'static str, v: &[u8]) -> Result<T> {
     crate::error::decode(what, v)
 }
@@ -113,18 +163,7 @@ impl Store {
     /// patch with other fields or wrong types.
     pub fn update_doc(&self, ws: &WorkspaceId, id: &str, patch: &Value) -> Result<Document> {
         check_name("document id", id)?;
-        let Value::Object(p) = patch else {
-            return Err(invalid("document patch", "it must be an object"));
-        };
-        if let Some(k) = p
-            .keys()
-            .find(|k| !matches!(k.as_str(), "title" | "properties" | "blocks"))
-        {
-            return Err(invalid(
-                "document patch",
-                format!("unknown field '{k}' (a patch may set title, properties, blocks)"),
-            ));
-        }
+        check_doc_patch(patch)?;
         let key = Key::ws(ws).last(id.as_bytes());
         let mut out = None;
         self.b.write(&mut |tx: &mut dyn Tx| {
@@ -134,25 +173,7 @@ impl Store {
                     id: id.to_string(),
                 });
             };
-            let mut doc: Value = parse("document", &cur)?;
-            if let Some(t) = p.get("title") {
-                if !t.is_string() {
-                    return Err(invalid("document patch", "title must be a string"));
-                }
-                doc["title"] = t.clone();
-            }
-            if let Some(props) = p.get("properties") {
-                if !props.is_object() {
-                    return Err(invalid("document patch", "properties must be an object"));
-                }
-                merge_patch(&mut doc["properties"], props);
-            }
-            if let Some(b) = p.get("blocks") {
-                doc["blocks"] = b.clone();
-            }
-            doc["updated_ms"] = Value::from(now_ms());
-            let typed: Document = serde_json::from_value(doc)
-                .map_err(|e| invalid("document patch", e.to_string()))?;
+            let typed = patch_document(parse("document", &cur)?, patch)?;
             tx.put(Table::Docs, &key, &to_vec(&typed)?)?;
             out = Some(typed);
             Ok(())
@@ -249,7 +270,13 @@ impl Store {
         Ok(n)
     }
 
-    fn prepare_row(&self, row: &Value) -> Result<(String, Value)> {
+    /// Row `row` as [`Store::insert_rows`] would store it: its id (a
+    /// fresh one when it has none) and the row carrying it.
+    ///
+    /// # Errors
+    /// [`StorageError::Invalid`] when it is not an object or its id is not
+    /// a string or number of an accepted length.
+    pub fn prepare_row(&self, row: &Value) -> Result<(String, Value)> {
         let Value::Object(map) = row else {
             return Err(invalid("row", "it must be an object"));
         };

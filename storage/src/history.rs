@@ -286,7 +286,8 @@ impl Store {
     }
 
     /// The latest result of block `block`: the newest of its last
-    /// [`LATEST_RESULT_SCAN`] runs that finished `ok` with a result, as
+    /// [`LATEST_RESULT_SCAN`] runs (dry-runs aside) that finished `ok`
+    /// with a result, as
     /// `(run id, value)`.
     pub fn latest_result(
         &self,
@@ -294,7 +295,9 @@ impl Store {
         block: &str,
     ) -> Result<Option<(String, serde_json::Value)>> {
         for r in self.recent_runs(ws, Some(block), LATEST_RESULT_SCAN, None)? {
-            if r.status != "ok" {
+            // A dry-run's result rests on changes that were not made.
+            if r.status != "ok" || r.request.get("mode").and_then(|m| m.as_str()) == Some("dry_run")
+            {
                 continue;
             }
             if let Some(v) = self.run_result(ws, &r.id)? {

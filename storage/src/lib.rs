@@ -29,6 +29,7 @@
 mod backend;
 mod crypto;
 mod data;
+mod diffs;
 mod error;
 mod events;
 mod filter;
@@ -51,7 +52,10 @@ mod tokens;
 
 pub use backend::{Backend, MemoryBackend, Table, Tx, Visit};
 pub use crypto::SecretKey;
-pub use data::{check_secret_name, merge_patch, RowQuery, MAX_SECRET_BYTES};
+pub use data::{
+    check_doc_patch, check_secret_name, merge_patch, patch_document, RowQuery, MAX_SECRET_BYTES,
+};
+pub use diffs::{digest, ApplyRefusal, Change, ChangeOp, DiffStatus, StagedDiff, Target};
 pub use error::{Result, StorageError};
 pub use events::{EventPage, EventTotals, EVENT_CHUNK_BYTES};
 pub use filter::Filter;

@@ -114,14 +114,14 @@ test("another workspace's token, no token, and a browser Origin are refused", as
   assert.equal(res.status, 403);
 });
 
-test("agent grants: admins set read-only grants, and agent code gets exactly them", async () => {
+test("agent grants: admins set them; agent writes are only ever staged in a dry-run a person applies", async () => {
   const put = (token, grants) => fetch(`${url}api/v1/workspaces/default/agent-grants`, {
     method: "PUT",
     headers: { authorization: `Bearer ${token}`, "content-type": "application/json" },
     body: JSON.stringify({ grants }),
   });
-  // Writes, secrets and the network are refused; an editor may not set them.
-  for (const g of ["db:write:tasks", "secret:DEMO_TOKEN", "net:example.com", "kv:write", "nonsense"]) {
+  // Secrets and the network are never an agent's; an editor may not set grants.
+  for (const g of ["secret:DEMO_TOKEN", "net:example.com", "nonsense"]) {
     const r = await put(admin, [g]);
     assert.equal(r.status, 400, g);
   }
@@ -135,16 +135,37 @@ test("agent grants: admins set read-only grants, and agent code gets exactly the
   assert.equal(malformed.status, 400);
   assert.equal((await put(tokens.editor, ["db:read:tasks"])).status, 403);
   assert.equal((await put(tokens.other, ["db:read:tasks"])).status, 404);
-  assert.equal((await put(admin, ["db:read:tasks"])).status, 200);
+  assert.equal((await put(admin, ["db:read:tasks", "db:write:tasks"])).status, 200);
   const c = await connect(tokens.editor);
+  const count = async () => (await api("GET", "/workspaces/default/db/tasks/rows?limit=500", admin)).rows.length;
+  const rowsBefore = await count();
   const read = await c.callTool({ name: "run_code", arguments: { source: "import { db } from 'quire'; export default (await db.query('tasks', { limit: 3 })).length;" } });
   assert.equal(read.isError, false, JSON.stringify(read.structuredContent));
   assert.equal(read.structuredContent.result, 3);
-  const write = await c.callTool({ name: "run_code", arguments: { source: "import { db } from 'quire'; await db.insert('tasks', { title: 'x' });" } });
-  assert.equal(write.isError, true);
-  assert.equal(write.structuredContent.error.kind, "capability_denied");
+  // A write is staged (a dry-run by default): its own reads see it, nothing is written.
+  const insert = "import { db } from 'quire'; await db.insert('tasks', { id: 'agent-1', title: 'x' }); export default (await db.query('tasks', { where: { id: 'agent-1' } })).length;";
+  const write = await c.callTool({ name: "run_code", arguments: { source: insert } });
+  assert.equal(write.isError, false, JSON.stringify(write.structuredContent));
+  assert.equal(write.structuredContent.result, 1);
+  const diff = write.structuredContent.diff;
+  assert.deepEqual(diff.changes.map((ch) => [ch.kind, ch.id, ch.op]), [["row", "agent-1", "insert"]]);
+  assert.equal(await count(), rowsBefore);
+  // With mode "run" the agent has the read grants only, whatever it asks.
+  const direct = await c.callTool({ name: "run_code", arguments: { source: insert, mode: "run" } });
+  assert.equal(direct.isError, true);
+  assert.equal(direct.structuredContent.error.kind, "capability_denied");
   const kv = await c.callTool({ name: "run_code", arguments: { source: "import { kv } from 'quire'; await kv.get('a');" } });
   assert.equal(kv.structuredContent.error.kind, "capability_denied");
+  // A viewer may not apply the agent's diff; an editor does, once.
+  const applyAs = (token) => fetch(`${url}api/v1/workspaces/default/runs/${write.structuredContent.run}/apply`, {
+    method: "POST",
+    headers: { authorization: `Bearer ${token}`, "content-type": "application/json" },
+    body: JSON.stringify({ digest: diff.digest }),
+  });
+  assert.equal((await applyAs(tokens.viewer)).status, 403);
+  assert.equal((await applyAs(tokens.editor)).status, 200);
+  assert.equal(await count(), rowsBefore + 1);
+  assert.equal((await applyAs(tokens.editor)).status, 409);
   assert.equal((await put(admin, [])).status, 200);
   const none = await c.callTool({ name: "run_code", arguments: { source: "import { db } from 'quire'; await db.query('tasks');" } });
   assert.equal(none.structuredContent.error.kind, "capability_denied");

@@ -6,6 +6,7 @@
 mod cli;
 mod cluster;
 mod common;
+mod dry_run;
 mod fetch;
 mod host;
 mod hostile;

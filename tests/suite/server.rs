@@ -30,6 +30,10 @@ impl TestServer {
     }
 
     pub fn start_with(store: Store, config: ServerConfig) -> Self {
+        Self::start_full(store, config, HostConfig::default())
+    }
+
+    pub fn start_full(store: Store, config: ServerConfig, host: HostConfig) -> Self {
         let rt = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
             .enable_all()
@@ -45,7 +49,7 @@ impl TestServer {
             ..EngineConfig::default()
         })
         .unwrap();
-        let api = HostApi::new(store.clone(), HostConfig::default()).unwrap();
+        let api = HostApi::new(store.clone(), host).unwrap();
         let state = AppState::new(store.clone(), Arc::new(engine), api, config);
         let admin = Auth::mint(&store, None, Role::Admin, "test").unwrap().1;
         let listener = rt

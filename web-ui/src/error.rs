@@ -59,6 +59,18 @@ pub enum ApiError {
     /// The change is based on an old version, or the name is taken (409).
     #[error("{0}")]
     Conflict(String),
+    /// A dry-run's records changed since it read them: nothing was
+    /// applied (409, with `conflicts`: each record's `kind` and ids).
+    #[error("{message}")]
+    Changed {
+        /// What happened and what to do.
+        message: String,
+        /// The records that changed.
+        records: Vec<quire_storage::Target>,
+    },
+    /// What was asked for existed, and its time ran out (410).
+    #[error("{0}")]
+    Expired(String),
     /// The body is over the limit (413).
     #[error("the request body is over the limit of {limit_bytes} bytes")]
     TooLarge {
@@ -112,7 +124,8 @@ impl ApiError {
                 StatusCode::FORBIDDEN
             }
             Self::NotFound { .. } => StatusCode::NOT_FOUND,
-            Self::Conflict(_) => StatusCode::CONFLICT,
+            Self::Conflict(_) | Self::Changed { .. } => StatusCode::CONFLICT,
+            Self::Expired(_) => StatusCode::GONE,
             Self::TooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             Self::RateLimited { .. } | Self::Quota(_) => StatusCode::TOO_MANY_REQUESTS,
             Self::ShuttingDown => StatusCode::SERVICE_UNAVAILABLE,
@@ -129,7 +142,8 @@ impl ApiError {
                 "forbidden"
             }
             Self::NotFound { .. } => "not_found",
-            Self::Conflict(_) => "conflict",
+            Self::Conflict(_) | Self::Changed { .. } => "conflict",
+            Self::Expired(_) => "expired",
             Self::TooLarge { .. } => "too_large",
             Self::RateLimited { .. } => "rate_limited",
             Self::Quota(_) => "quota_exceeded",
@@ -148,6 +162,9 @@ impl ApiError {
             Self::Forbidden { need, have } | Self::ForbiddenPart { need, have, .. } => {
                 v["need"] = need.as_str().into();
                 v["have"] = have.as_str().into();
+            }
+            Self::Changed { records, .. } => {
+                v["conflicts"] = serde_json::to_value(records).unwrap_or_default();
             }
             Self::Quota(q) => {
                 v["quota"] = q.quota.into();
@@ -172,6 +189,22 @@ impl From<quire_service::ServiceError> for ApiError {
                 "run '{run}' was enqueued before; a run id runs once"
             )),
             S::Conflict(m) => Self::Conflict(m),
+            S::Preview {
+                run,
+                refusal,
+                message,
+            } => {
+                use quire_storage::ApplyRefusal as R;
+                match refusal {
+                    R::NotFound => Self::NotFound {
+                        what: "dry-run",
+                        id: run,
+                    },
+                    R::Expired { .. } => Self::Expired(message),
+                    R::Conflicts(records) => Self::Changed { message, records },
+                    R::Decided(_) | R::RunFailed | R::Digest => Self::Conflict(message),
+                }
+            }
             S::Internal(m) => Self::Internal(m),
         }
     }

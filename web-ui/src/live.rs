@@ -72,6 +72,9 @@ enum Op {
         /// The document the run is in (its `results.get` reads it).
         #[serde(default)]
         doc: Option<String>,
+        /// `run` (the default) or `dry_run`.
+        #[serde(default)]
+        mode: crate::routes::runs::Mode,
         #[serde(default, rename = "ref")]
         reference: Value,
     },
@@ -86,6 +89,9 @@ enum Op {
         engine: Option<quire_engine::EngineKind>,
         #[serde(default)]
         doc: Option<String>,
+        /// `run` (the default) or `dry_run`.
+        #[serde(default)]
+        mode: crate::routes::runs::Mode,
         #[serde(default, rename = "ref")]
         reference: Value,
     },
@@ -328,6 +334,7 @@ async fn handle(conn: &Arc<Conn>, msg: &str) {
             block,
             input,
             doc,
+            mode,
             reference,
         } => {
             let r = async {
@@ -338,7 +345,7 @@ async fn handle(conn: &Arc<Conn>, msg: &str) {
                 Ok::<_, ApiError>((Some(rec), source, lang))
             }
             .await;
-            start(conn, "run", r, (input, doc), reference, None).await;
+            start(conn, "run", r, (input, doc, mode), reference, None).await;
         }
         Op::RunSource {
             source,
@@ -347,6 +354,7 @@ async fn handle(conn: &Arc<Conn>, msg: &str) {
             block,
             engine,
             doc,
+            mode,
             reference,
         } => {
             let r = async {
@@ -358,7 +366,7 @@ async fn handle(conn: &Arc<Conn>, msg: &str) {
                 Ok::<_, ApiError>((rec, source, lang))
             }
             .await;
-            start(conn, "run_source", r, (input, doc), reference, engine).await;
+            start(conn, "run_source", r, (input, doc, mode), reference, engine).await;
         }
         Op::Cancel { run, reference } => {
             if let Err(e) = check(conn, Role::Editor) {
@@ -511,7 +519,7 @@ async fn start(
     conn: &Arc<Conn>,
     op: &str,
     prepared: Result<(Option<quire_storage::BlockRecord>, String, Lang), ApiError>,
-    (input, doc): (Value, Option<String>),
+    (input, doc, mode): (Value, Option<String>, crate::routes::runs::Mode),
     reference: Value,
     engine: Option<quire_engine::EngineKind>,
 ) {
@@ -532,6 +540,7 @@ async fn start(
                 admin_caller: check(conn, Role::Admin).is_ok(),
                 agent: false,
                 doc,
+                dry_run: mode.is_dry_run(),
                 operator: None,
             })
             .await

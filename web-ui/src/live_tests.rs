@@ -211,6 +211,7 @@ async fn subscribers_see_runs_started_elsewhere_and_can_follow_later() -> anyhow
             admin_caller: false,
             agent: false,
             doc: None,
+            dry_run: false,
             operator: None,
         })
         .await?;

@@ -307,6 +307,9 @@ struct RunBody {
     /// The document the run is in (default: the first holding the block).
     #[serde(default)]
     doc: Option<String>,
+    /// `run` (default) or `dry_run`.
+    #[serde(default)]
+    mode: super::runs::Mode,
 }
 
 async fn run_block(
@@ -315,7 +318,7 @@ async fn run_block(
     Path((ws, block)): Path<(String, String)>,
     raw: axum::body::Bytes,
 ) -> ApiResult<(StatusCode, Json<Value>)> {
-    let RunBody { input, doc } = super::optional_json::<RunBody>(&raw)?.unwrap_or_default();
+    let RunBody { input, doc, mode } = super::optional_json::<RunBody>(&raw)?.unwrap_or_default();
     let (w, b) = in_workspace(&s, who, ws, Role::Editor, move |store, w| {
         let b = store
             .get_block(&w.id, &block)?
@@ -327,6 +330,7 @@ async fn run_block(
         .hub
         .start(StartRun {
             doc,
+            dry_run: mode.is_dry_run(),
             ..StartRun::for_block(w, b, input, json!({"kind": "manual", "via": "http"}))
         })
         .await?;

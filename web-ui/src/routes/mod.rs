@@ -6,7 +6,7 @@ mod data;
 mod mcp;
 pub use mcp::McpSessions;
 mod quotas;
-mod runs;
+pub(crate) mod runs;
 mod schedules;
 mod webhooks;
 mod workspaces;

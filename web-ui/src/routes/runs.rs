@@ -24,6 +24,8 @@ pub(super) fn routes() -> Router<AppState> {
         .route("/workspaces/{ws}/runs", get(list).post(run_source))
         .route("/workspaces/{ws}/runs/{run}", get(one))
         .route("/workspaces/{ws}/runs/{run}/cancel", post(cancel))
+        .route("/workspaces/{ws}/runs/{run}/apply", post(apply))
+        .route("/workspaces/{ws}/runs/{run}/discard", post(discard))
         .route("/workspaces/{ws}/live", get(live_socket))
 }
 
@@ -39,13 +41,53 @@ struct ListQuery {
     before: Option<String>,
 }
 
-fn summary(r: &quire_storage::RunRecord) -> Value {
-    json!({
+/// How a run treats its writes: `run` commits them, `dry_run` stages them
+/// for a preview (`POST …/runs/{run}/apply` commits them later).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Mode {
+    /// Writes commit as the run makes them (the default).
+    #[default]
+    Run,
+    /// Writes are staged; the run ends with a `diff` event.
+    DryRun,
+}
+
+impl Mode {
+    /// Whether this is a dry-run.
+    pub fn is_dry_run(self) -> bool {
+        self == Mode::DryRun
+    }
+}
+
+/// A run's mode as history records it.
+fn mode_of(request: &Value) -> &'static str {
+    if request["mode"] == "dry_run" {
+        "dry_run"
+    } else {
+        "run"
+    }
+}
+
+/// A run as listings show it; a dry-run's with its preview's state.
+fn summary(
+    store: &quire_storage::Store,
+    ws: &quire_storage::WorkspaceId,
+    r: &quire_storage::RunRecord,
+) -> ApiResult<Value> {
+    let mode = mode_of(&r.request);
+    let mut v = json!({
         "run": r.id, "status": r.status, "block": r.block, "trigger": r.trigger,
         "started_ms": r.started_ms, "cpu_ms": r.cpu_ms, "wall_ms": r.wall_ms,
         "peak_memory_bytes": r.peak_memory_bytes,
-        "error": r.error, "provenance": r.provenance,
-    })
+        "error": r.error, "provenance": r.provenance, "mode": mode,
+    });
+    if mode == "dry_run" {
+        v["preview"] = store
+            .get_diff(ws, &r.id)?
+            .map_or(Value::Null, |d| quire_service::preview::summary(&d));
+    }
+    Ok(v)
 }
 
 async fn list(
@@ -71,12 +113,18 @@ async fn list(
             ),
             None => None,
         };
-        Ok(store.recent_runs(&w.id, q.block.as_deref(), limit, before.as_ref())?)
+        let runs = store.recent_runs(&w.id, q.block.as_deref(), limit, before.as_ref())?;
+        let next = (runs.len() == limit).then(|| runs.last().map(|r| r.id.clone()));
+        let shown = runs
+            .iter()
+            .map(|r| summary(store, &w.id, r))
+            .collect::<ApiResult<Vec<_>>>()?;
+        Ok((shown, next))
     })
     .await?;
-    let next = (runs.len() == limit).then(|| runs.last().map(|r| r.id.clone()));
+    let (runs, next) = runs;
     Ok(Json(json!({
-        "runs": runs.iter().map(summary).collect::<Vec<_>>(),
+        "runs": runs,
         "next_before": next.flatten(),
     })))
 }
@@ -125,7 +173,7 @@ async fn one(
                 "cpu_ms": usage("cpu_ms"), "wall_ms": usage("wall_ms"),
                 "peak_memory_bytes": usage("peak_memory_bytes"),
                 "error": error, "request": live.request,
-                "provenance": live.provenance(),
+                "provenance": live.provenance(), "mode": mode_of(&live.request),
             });
             return Ok(Json(RunAnswer::new(head, lines.iter().map(|l| &**l), next)));
         }
@@ -133,7 +181,7 @@ async fn one(
             .get_run_head(&w.id, &run)?
             .ok_or_else(|| ApiError::not_found("run", &run))?;
         let page = store.run_events(&w.id, &run, from as u64, page_bytes)?;
-        let mut head = summary(&r);
+        let mut head = summary(&store, &w.id, &r)?;
         head["request"] = r.request;
         Ok(Json(RunAnswer::new(
             head,
@@ -193,6 +241,9 @@ struct SourceRun {
     /// The document the run is in (its `results.get` reads it).
     #[serde(default)]
     doc: Option<String>,
+    /// `run` (default) or `dry_run`.
+    #[serde(default)]
+    mode: Mode,
 }
 
 async fn run_source(
@@ -238,6 +289,7 @@ async fn run_source(
             admin_caller,
             agent: false,
             doc: req.doc,
+            dry_run: req.mode.is_dry_run(),
             operator: None,
         })
         .await?;
@@ -324,4 +376,39 @@ async fn connection(s: AppState, who: Principal, w: quire_storage::Workspace, so
         span,
     )
     .await;
+}
+
+/// What `POST …/runs/{run}/apply` names: the diff as its event showed it.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ApplyBody {
+    /// The `digest` of the run's `diff` event.
+    digest: String,
+}
+
+/// Commit a dry-run's diff (editor): all of it in one transaction, only
+/// if no record it touches changed since the dry-run.
+async fn apply(
+    State(s): State<AppState>,
+    who: Principal,
+    Path((ws, run)): Path<(String, String)>,
+    Body(body): Body<ApplyBody>,
+) -> ApiResult<Json<Value>> {
+    if body.digest.len() > 128 {
+        return Err(ApiError::field("digest", "a digest is 64 hex characters"));
+    }
+    let w = in_workspace(&s, who, ws, Role::Editor, |_, w| Ok(w.clone())).await?;
+    let applied = s.hub.apply_preview(w.id, run.clone(), body.digest).await?;
+    Ok(Json(json!({"run": run, "applied": applied})))
+}
+
+/// Discard a dry-run's diff (editor): it can no longer be applied.
+async fn discard(
+    State(s): State<AppState>,
+    who: Principal,
+    Path((ws, run)): Path<(String, String)>,
+) -> ApiResult<Json<Value>> {
+    let w = in_workspace(&s, who, ws, Role::Editor, |_, w| Ok(w.clone())).await?;
+    s.hub.discard_preview(w.id, run.clone()).await?;
+    Ok(Json(json!({"run": run, "discarded": true})))
 }

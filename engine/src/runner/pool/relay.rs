@@ -209,6 +209,7 @@ impl PoolInner {
                 }
                 remote.error = Some(e);
             }
+            EventBody::Diff(_) => return Err("a diff event (only the run service adds one)".into()),
             EventBody::Finished(f) => {
                 let remote = runs.remove(run);
                 let idle = runs.is_empty();
