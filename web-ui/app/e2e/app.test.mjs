@@ -1075,3 +1075,116 @@ test("an editor's change suspends a block's grants until an admin approves them"
   await cell.locator(".finished-ok").waitFor();
   await p.close();
 });
+
+// A row of the `tasks` collection, read over the HTTP API.
+async function taskRow(id) {
+  const { rows } = await api("GET", `/workspaces/default/db/tasks/rows?where=${encodeURIComponent(JSON.stringify({ id }))}`);
+  assert.equal(rows.length, 1, JSON.stringify(rows));
+  return rows[0];
+}
+
+// What the kv store holds at `key` (null: nothing), read by a block run
+// over HTTP (the API has no kv route).
+async function kvValue(key) {
+  const b = await api("POST", "/workspaces/default/blocks", {
+    source: `import { kv } from "quire";\nexport default { value: (await kv.get(${JSON.stringify(key)})) ?? null };`,
+    lang: "js", grants: ["kv:read"], name: `kv-reader-${Math.random().toString(36).slice(2)}`,
+  });
+  const { run } = await api("POST", `/workspaces/default/blocks/${b.id}/runs`, { input: null });
+  for (let i = 0; i < 300; i++) {
+    const r = await api("GET", `/workspaces/default/runs/${run}`);
+    if (r.status !== "queued" && r.status !== "running") {
+      const result = r.events.find((e) => e.type === "result");
+      assert.ok(result, `the kv reader failed: ${JSON.stringify(r.events)}`);
+      return result.value.value;
+    }
+    await new Promise((res) => setTimeout(res, 50));
+  }
+  throw new Error("the kv reader did not finish");
+}
+
+test("preview changes shows a diff and applies it", async () => {
+  const id = `pv-${Date.now().toString(36)}`;
+  const key = `${id}-note`;
+  await api("POST", "/workspaces/default/db/tasks/rows", { rows: [{ id, title: "Check the preview", status: "open", points: 3 }] });
+  const src = [
+    'import { db, kv } from "quire";',
+    `await db.update("tasks", "${id}", { status: "done", points: 5 });`,
+    `await kv.set("${key}", "checked");`,
+    'console.log("staged");',
+    'export default "previewed";',
+  ].join("\n");
+  const { doc } = await docWith("Preview", src, "js", ["db:write:tasks", "kv:write"]);
+  const p = await page();
+  await open(p, doc);
+  const cell = p.locator(".cell.code").first();
+  await cell.getByRole("button", { name: "Preview changes", exact: true }).click();
+  const preview = cell.locator(".output .preview");
+  await preview.waitFor();
+  await cell.locator(".output .finished-ok").waitFor();
+  assert.equal(await cell.locator(".run-status").innerText(), "Preview finished: nothing was written");
+  await cell.locator(".output .log", { hasText: "staged" }).waitFor();
+  assert.equal(await preview.locator("h4").innerText(), "Preview: 2 changes, not written yet");
+  // The row, field by field: what changes, before and after.
+  const row = preview.locator("table.diff-record", { hasText: `row ${id} of tasks` });
+  assert.deepEqual(await row.locator("thead th").allInnerTexts(), ["Field", "Before", "After"]);
+  assert.deepEqual(await row.locator("tr[data-field=status] td").allInnerTexts(), ['"open"', '"done"']);
+  assert.deepEqual(await row.locator("tr[data-field=points] td").allInnerTexts(), ["3", "5"]);
+  assert.equal(await row.locator("tr[data-field=status]").getAttribute("class"), "field-changed");
+  assert.equal(await row.locator("tr[data-field=title]").getAttribute("class"), "field-same");
+  // The new kv key: only its value after.
+  const kvTable = preview.locator("table.diff-record", { hasText: `kv key ${key}` });
+  assert.deepEqual(await kvTable.locator("thead th").allInnerTexts(), ["Field", "After"]);
+  assert.deepEqual(await kvTable.locator("tbody td").allInnerTexts(), ['"checked"']);
+  // Nothing was written yet.
+  assert.equal((await taskRow(id)).status, "open");
+  assert.equal(await kvValue(key), null);
+  await preview.scrollIntoViewIfNeeded();
+  await shot(p, "preview-changes");
+  await preview.getByRole("button", { name: "Apply", exact: true }).click();
+  await preview.getByText("Applied (2 changes)").waitFor();
+  assert.equal(await preview.getByRole("button", { name: "Apply", exact: true }).count(), 0);
+  assert.equal(await preview.getByRole("button", { name: "Discard", exact: true }).count(), 0);
+  const applied = await taskRow(id);
+  assert.equal(applied.status, "done");
+  assert.equal(applied.points, 5);
+  assert.equal(await kvValue(key), "checked");
+  await cell.getByRole("button", { name: "History" }).click();
+  await cell.locator(".history tbody tr", { hasText: "preview · applied" }).waitFor();
+  // Reopened, the run replays with its diff, settled: no Apply any more.
+  await p.reload();
+  const again = p.locator(".cell.code").first();
+  await again.locator(".output .last-run", { hasText: "preview · applied" }).waitFor();
+  const replayed = again.locator(".output .preview");
+  await replayed.getByText("Applied (2 changes)").waitFor();
+  assert.deepEqual(await replayed.locator("table.diff-record", { hasText: `row ${id} of tasks` }).locator("tr[data-field=status] td").allInnerTexts(), ['"open"', '"done"']);
+  assert.equal(await replayed.getByRole("button", { name: "Apply", exact: true }).count(), 0);
+  await p.close();
+});
+
+test("preview changes: a row changed after the preview makes Apply a conflict that names it", async () => {
+  const id = `pvc-${Date.now().toString(36)}`;
+  await api("POST", "/workspaces/default/db/tasks/rows", { rows: [{ id, title: "Contested", status: "open" }] });
+  const src = `import { db } from "quire";\nawait db.update("tasks", "${id}", { status: "done" });`;
+  const { doc } = await docWith("Preview conflict", src, "js", ["db:write:tasks"]);
+  const p = await page();
+  await open(p, doc);
+  const cell = p.locator(".cell.code").first();
+  await cell.getByRole("button", { name: "Preview changes", exact: true }).click();
+  const preview = cell.locator(".output .preview");
+  await cell.locator(".output .finished-ok").waitFor();
+  const row = preview.locator("table.diff-record", { hasText: `row ${id} of tasks` });
+  assert.deepEqual(await row.locator("tr[data-field=status] td").allInnerTexts(), ['"open"', '"done"']);
+  // Someone changes the row meanwhile.
+  await api("PATCH", `/workspaces/default/db/tasks/rows/${id}`, { status: "blocked" });
+  await preview.getByRole("button", { name: "Apply", exact: true }).click();
+  const alert = preview.getByRole("alert");
+  await alert.waitFor();
+  assert.match(await alert.innerText(), /^Not applied: /);
+  assert.deepEqual(await preview.locator("ul.conflicts li").allInnerTexts(), [`row ${id} of tasks`]);
+  assert.match(await row.getAttribute("class"), /\bconflict\b/);
+  assert.equal(await preview.getByRole("button", { name: "Apply", exact: true }).count(), 0);
+  // Nothing of the preview was written: the row is as the API left it.
+  assert.equal((await taskRow(id)).status, "blocked");
+  await p.close();
+});

@@ -99,6 +99,8 @@ export const paths = {
   runs: (ws, block) => `/workspaces/${enc(ws)}/runs?block=${enc(block)}&limit=20`,
   lastRun: (ws, block) => `/workspaces/${enc(ws)}/runs?block=${enc(block)}&limit=1`,
   run: (ws, id, from = 0) => `/workspaces/${enc(ws)}/runs/${enc(id)}${from ? `?from_seq=${from}` : ""}`,
+  applyRun: (ws, id) => `/workspaces/${enc(ws)}/runs/${enc(id)}/apply`,
+  discardRun: (ws, id) => `/workspaces/${enc(ws)}/runs/${enc(id)}/discard`,
   schedules: (ws) => `/workspaces/${enc(ws)}/schedules`,
   blockSchedules: (ws, block) => `/workspaces/${enc(ws)}/blocks/${enc(block)}/schedules`,
   schedule: (ws, id) => `/workspaces/${enc(ws)}/schedules/${enc(id)}`,

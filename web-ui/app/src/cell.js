@@ -10,6 +10,7 @@ import { Triggers } from "./triggers.js";
 import { InputPanel, effects } from "./input.js";
 import { describeGrant, grantChoices, grantPicker } from "./grants.js";
 import { loadGraph, provenanceText } from "./dataflow.js";
+import { diffView, previewMark } from "./preview.js";
 
 export { describeGrant };
 
@@ -43,6 +44,9 @@ export class CodeCell {
     this.onMove = onMove;
     this.onDelete = onDelete;
     this.runId = null;
+    // The run whose output is shown, and its preview's status when it is a
+    // dry-run: {run, status}. Apply and Discard act on it.
+    this.shown = null;
     this.epoch = 0; // bumped whenever something new takes the output
     this.saving = null;
     this.dirty = false;
@@ -77,6 +81,7 @@ export class CodeCell {
     const parts = [`ran ${ago(r.started_ms)}`, startedBy(r.trigger)];
     if (r.status !== "running") parts.push(`${r.wall_ms.toFixed(1)} ms`);
     else parts.push("still running");
+    if (previewMark(r)) parts.push(previewMark(r));
     const head = h("p", { class: "last-run muted", title: fmtTime(r.started_ms) }, `Last run: ${parts.join(" · ")} · `, view);
     await this.replay(r.run, head, epoch);
   }
@@ -90,6 +95,7 @@ export class CodeCell {
       const r = await this.app.api.get(paths.run(this.app.ws, run, from));
       if (epoch !== this.epoch) return;
       if (first) {
+        this.shown = { run, status: r.preview?.status || "pending" };
         this.output.reset(typeof head === "function" ? head(r) : head);
         this.output.el.title = provenanceText(r.provenance, this.app.graph);
       }
@@ -111,6 +117,7 @@ export class CodeCell {
     this.el.setAttribute("aria-label", `Code block: ${name}`);
     this.status = h("span", { class: "save-status", role: "status" }, "");
     this.runBtn = h("button", { class: "primary", onclick: () => this.run(), title: "Run (Ctrl+Enter)", disabled: !this.canEdit }, "Run");
+    this.previewBtn = h("button", { onclick: () => this.run("dry_run"), title: "Run without writing anything: see what it would change, then apply or discard it", disabled: !this.canEdit }, "Preview changes");
     this.cancelBtn = h("button", { onclick: () => this.cancel(), disabled: true, "aria-label": "Cancel the run" }, "Cancel");
     this.histBtn = h("button", { onclick: () => this.toggleHistory(), "aria-expanded": "false", disabled: !this.blockId }, "History");
     this.clearBtn = h("button", { onclick: () => this.clearOutput(), "aria-label": `Clear the output of ${name}` }, "Clear");
@@ -141,11 +148,15 @@ export class CodeCell {
         h("span", { class: "lang", title: "Language" }, b.lang === "ts" ? "TypeScript" : "JavaScript"),
         this.engineControl(b),
         this.status,
-        h("div", { class: "actions" }, this.writesEl, this.runBtn, this.cancelBtn, this.clearBtn, this.histBtn, ...moves)),
+        h("div", { class: "actions" }, this.writesEl, this.runBtn, this.previewBtn, this.cancelBtn, this.clearBtn, this.histBtn, ...moves)),
       this.grantsEl, editorEl, this.inputPanel.el, this.dataflowEl, this.runStatus, outEl, this.historyEl, triggers);
     this.output = new Output(outEl, {
       onFrame: (line, column) => this.editor.reveal(line, column),
       grantOffer: (grant) => this.grantOffer(grant),
+      diff: (ev) => diffView(ev, {
+        api: this.app.api, ws: this.app.ws, run: this.shown?.run || ev.run, status: this.shown?.status, canEdit: this.canEdit,
+        onSettled: () => { if (!this.historyEl.hidden) this.loadHistory(); },
+      }),
     });
     this.editor = createEditor(editorEl, {
       doc: b.source,
@@ -388,12 +399,15 @@ export class CodeCell {
 
   setRunning(on) {
     this.runBtn.disabled = on || !this.canEdit;
+    this.previewBtn.disabled = on || !this.canEdit;
     this.output.follow = on;
     this.cancelBtn.disabled = !on;
     this.el.classList.toggle("running", on);
   }
 
-  async run() {
+  // Run the block; `mode` "dry_run" previews it: its writes are staged,
+  // shown as a diff to apply or discard (preview.js).
+  async run(mode = "run") {
     if (!this.canEdit || this.runId) return;
     const source = this.editor.text();
     const input = this.inputPanel.value();
@@ -403,6 +417,7 @@ export class CodeCell {
     }
     this.editor.markError(null);
     this.epoch++;
+    this.shown = null;
     this.output.reset();
     // While the live connection is down the run waits in the queue and
     // goes out when it is back (Live reconnects on its own).
@@ -411,9 +426,12 @@ export class CodeCell {
     const msg = { op: "run_source", source, lang: this.block.lang, input: input.value };
     if (this.app.doc) msg.doc = this.app.doc.id;
     if (this.blockId) msg.block = this.blockId;
+    if (mode === "dry_run") msg.mode = "dry_run";
+    this.dryRun = mode === "dry_run";
     try {
       this.runId = await this.app.live.run(msg, (ev) => this.onEvent(ev));
-      this.runStatus.textContent = "Running…";
+      this.shown = { run: this.runId, status: "pending" };
+      this.runStatus.textContent = this.dryRun ? "Previewing: nothing is written…" : "Running…";
     } catch (e) {
       this.runStatus.textContent = `Not started: ${e.message}`;
       this.setRunning(false);
@@ -428,6 +446,7 @@ export class CodeCell {
     if (this.runId) return null;
     const by = m.trigger?.kind || "another client";
     this.epoch++;
+    this.shown = { run: m.run, status: "pending" };
     const who = by === "manual" ? "another client" : by === "dataflow" ? "a block it reads finishing" : `a ${by}`;
     this.output.reset(`Run started by ${who} at ${new Date().toLocaleTimeString()}`);
     this.runStatus.textContent = `Running (started by ${by})…`;
@@ -457,7 +476,7 @@ export class CodeCell {
     }
     if (ev.type === "error" && !this.lastKind) this.lastKind = ev.kind;
     if (ev.type === "finished") {
-      if (ev.status === "ok") this.runStatus.textContent = "Finished";
+      if (ev.status === "ok") this.runStatus.textContent = this.dryRun ? "Preview finished: nothing was written" : "Finished";
       const done = this.onDone;
       this.onDone = null;
       done?.({ status: ev.status, kind: this.lastKind });
@@ -530,7 +549,8 @@ export class CodeCell {
       h("td", {}, fmtTime(r.started_ms)),
       r.error?.kind === "cancelled"
         ? h("td", { class: "status-cancelled" }, "cancelled")
-        : h("td", { class: `status-${r.status}` }, r.status + (r.error ? ` (${r.error.kind})` : "")),
+        : h("td", { class: `status-${r.status}` }, r.status + (r.error ? ` (${r.error.kind})` : ""),
+          previewMark(r) ? h("span", { class: `preview-mark preview-${r.preview?.status || "pending"}` }, ` · ${previewMark(r)}`) : null),
       h("td", {}, startedBy(r.trigger)),
       h("td", {}, `${r.wall_ms.toFixed(1)} ms`),
       h("td", {}, `${r.cpu_ms.toFixed(1)} ms`),

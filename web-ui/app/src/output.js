@@ -207,11 +207,13 @@ export const COLLAPSE_AFTER = 100;
 // in view as lines arrive.
 export class Output {
   // `onFrame(line, column)`: a stack frame of the block was chosen;
-  // `grantOffer(grant)`: what to offer for a grant a denial names.
-  constructor(el, { onFrame, grantOffer } = {}) {
+  // `grantOffer(grant)`: what to offer for a grant a denial names;
+  // `diff(ev)`: the view of a dry-run's staged changes (preview.js).
+  constructor(el, { onFrame, grantOffer, diff } = {}) {
     this.el = el;
     this.onFrame = onFrame || (() => {});
     this.grantOffer = grantOffer || null;
+    this.diff = diff || null;
     this.follow = false;
     this.reset();
   }
@@ -225,6 +227,7 @@ export class Output {
     this.cancelled = false;
     this.more = null;
     this.moreBtn = null;
+    this.diffEl = null;
     if (typeof note === "string" && note) this.el.append(h("p", { class: "muted" }, note));
     else if (note) this.el.append(note);
     this.metersEl = h("div", { class: "run-meters", hidden: true });
@@ -330,11 +333,23 @@ export class Output {
         this.el.append(box);
         break;
       }
+      case "diff": {
+        // A dry-run's changes, shown below the rest of the output.
+        const view = this.diff ? this.diff(ev) : null;
+        if (view) {
+          this.diffEl?.remove();
+          this.diffEl = view;
+          this.el.append(view);
+        }
+        break;
+      }
       case "finished": {
         const how = ev.status === "ok" ? "ok" : this.cancelled ? "cancelled" : "error";
         const word = { ok: "Finished in", cancelled: "Cancelled after", error: "Failed in" }[how];
-        this.el.append(h("div", { class: `finished finished-${how}` },
-          `${word} ${ev.wall_ms.toFixed(1)} ms · CPU ${ev.cpu_ms.toFixed(1)} ms · peak memory ${Math.round(ev.peak_memory_bytes / 1024)} KiB`));
+        const line = h("div", { class: `finished finished-${how}` },
+          `${word} ${ev.wall_ms.toFixed(1)} ms · CPU ${ev.cpu_ms.toFixed(1)} ms · peak memory ${Math.round(ev.peak_memory_bytes / 1024)} KiB`);
+        if (this.diffEl?.parentNode === this.el) this.diffEl.before(line);
+        else this.el.append(line);
         break;
       }
     }
