@@ -151,6 +151,9 @@ pub enum Only {
     /// Live meters' cost on a CPU-bound block (both engines, on and off)
     /// and a dependent block's first output after its upstream finishes.
     Living,
+    /// A dry-run of a block doing 100 row updates beside the same block
+    /// run for real.
+    DryRun,
 }
 
 /// From `Engine::run` to the block's first log line arriving at the
@@ -273,6 +276,10 @@ pub fn run(
         Some(Only::Living) => {
             let living = crate::bench_living::run()?;
             return print(&json!({ "living": living, "machine": machine() }), as_json);
+        }
+        Some(Only::DryRun) => {
+            let dry = crate::bench_dry_run::run(&engine)?;
+            return print(&json!({ "dry_run": dry, "machine": machine() }), as_json);
         }
         Some(Only::Host) => {
             let host = crate::bench_host::run(&engine)?;

@@ -6,6 +6,7 @@
 #[allow(clippy::print_stdout)]
 mod bench;
 mod bench_cluster;
+mod bench_dry_run;
 mod bench_fair;
 #[allow(clippy::print_stdout)]
 mod bench_host;

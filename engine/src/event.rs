@@ -93,6 +93,10 @@ pub struct Diff {
     pub bytes: u64,
     /// Until when it can be applied, milliseconds since the Unix epoch.
     pub expires_ms: u64,
+    /// Whether it can be applied at all: `false` when the run failed (its
+    /// changes are shown, never applied) or the diff could not be filed.
+    #[serde(default)]
+    pub applicable: bool,
 }
 
 /// The MIME types `display(value, {mime})` accepts, in the order its

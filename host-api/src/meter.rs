@@ -103,6 +103,30 @@ impl StorageMeter {
         limit_bytes: u64,
         adding_bytes: u64,
     ) -> Result<(), MeterError> {
+        self.check_with(ws, limit_bytes, adding_bytes, true)
+    }
+
+    /// As [`StorageMeter::check`], without counting the bytes: for a
+    /// dry-run's staged writes, which store nothing.
+    ///
+    /// # Errors
+    /// As [`StorageMeter::check`].
+    pub fn peek(
+        &self,
+        ws: &WorkspaceId,
+        limit_bytes: u64,
+        adding_bytes: u64,
+    ) -> Result<(), MeterError> {
+        self.check_with(ws, limit_bytes, adding_bytes, false)
+    }
+
+    fn check_with(
+        &self,
+        ws: &WorkspaceId,
+        limit_bytes: u64,
+        adding_bytes: u64,
+        count: bool,
+    ) -> Result<(), MeterError> {
         let cached = self.lock().get(ws).copied();
         let mut e = match cached {
             Some(e) if e.at.elapsed() < MAX_AGE => e,
@@ -119,6 +143,9 @@ impl StorageMeter {
                 adding_bytes,
             }
             .into());
+        }
+        if !count {
+            return Ok(());
         }
         if let Some(entry) = self.lock().get_mut(ws) {
             entry.added += adding_bytes;
@@ -146,6 +173,11 @@ mod tests {
             matches!(e, Err(MeterError::Quota(q)) if q.limit_bytes == 10_000 && q.used_bytes == 8_000)
         );
         meter.check(&b, 10_000, 4_000)?;
+        // A peek checks without counting.
+        for _ in 0..3 {
+            meter.peek(&b, 10_000, 5_000)?;
+        }
+        assert!(meter.peek(&b, 10_000, 6_001).is_err());
         // Measured data counts too.
         store.kv_set(&b, "big", &serde_json::json!("x".repeat(20_000)))?;
         assert!(meter.bytes(&b)? > 20_000);

@@ -65,8 +65,19 @@ pub(crate) fn storage_error(op: &str, e: StorageError) -> HostError {
 /// staged.
 fn check_dry_run_method(args: &Value) -> Result<(), HostError> {
     let method = args.get("method").and_then(Value::as_str).unwrap_or("GET");
-    if method.eq_ignore_ascii_case("GET") || method.eq_ignore_ascii_case("HEAD") {
+    let has_body = ["body", "body_base64"]
+        .iter()
+        .any(|k| args.get(k).is_some_and(|b| !b.is_null()));
+    let reads = method.eq_ignore_ascii_case("GET") || method.eq_ignore_ascii_case("HEAD");
+    if reads && !has_body {
         return Ok(());
+    }
+    if reads {
+        // The glue refuses a GET with a body; this holds for a raw call.
+        return Err(HostError::new(
+            "TypeError",
+            "fetch: a dry-run sends no request body: a write to another system cannot be staged and previewed",
+        ));
     }
     let shown: String = method.chars().take(32).collect();
     Err(HostError::new(
@@ -126,11 +137,19 @@ impl Session {
         let s = |e: StorageError| storage_error(&op, e);
         let op2 = op.clone();
         let dry = self.staging.clone();
+        // A staged call's context; `readable`: the run may read what it
+        // writes (else a diff does not show what the write replaced).
+        let staged_cx = |dry: crate::staging::DryRun, readable: bool| staged::Cx {
+            gate: gate.clone(),
+            dry,
+            op: op.clone(),
+            readable,
+        };
         let job: Job = match op.as_str() {
             "doc.list" => {
                 let p = c.doc(Access::Read).map_err(d)?;
                 if let Some(dry) = dry {
-                    return Ok((Exec::Storage, staged::doc_list(gate, dry, p, op2)));
+                    return Ok((Exec::Storage, staged::doc_list(staged_cx(dry, true), p)));
                 }
                 Box::new(move || {
                     Ok(json!(gate
@@ -142,7 +161,7 @@ impl Session {
                 let p = c.doc(Access::Read).map_err(d)?;
                 let id = str_arg(&op, &args, 0, "id")?;
                 if let Some(dry) = dry {
-                    return Ok((Exec::Storage, staged::doc_get(gate, dry, p, id, op2)));
+                    return Ok((Exec::Storage, staged::doc_get(staged_cx(dry, true), p, id)));
                 }
                 Box::new(move || {
                     Ok(json!(gate
@@ -155,7 +174,8 @@ impl Session {
                 let id = str_arg(&op, &args, 0, "id")?;
                 let patch = arg(&args, 1).clone();
                 if let Some(dry) = dry {
-                    staged::doc_update(gate, dry, (p, id, patch), op2)
+                    let readable = c.doc(Access::Read).is_ok();
+                    staged::doc_update(staged_cx(dry, readable), (p, id, patch))
                 } else {
                     Box::new(move || {
                         Ok(json!(gate
@@ -171,7 +191,7 @@ impl Session {
                 let explicit = arg(&args, 1).get("limit").is_some();
                 let max = cx.limits.host_rows_per_query as usize;
                 let fetch: Job = match dry {
-                    Some(dry) => staged::query(gate, dry, p, q, op2),
+                    Some(dry) => staged::query(staged_cx(dry, true), p, q),
                     None => Box::new(move || {
                         Ok(Value::Array(
                             gate.query(&p, &q).map_err(|e| storage_error(&op2, e))?,
@@ -197,7 +217,10 @@ impl Session {
                 let p = c.collection(&coll, Access::Write).map_err(d)?;
                 let row = arg(&args, 1).clone();
                 match dry {
-                    Some(dry) => staged::insert(gate, dry, p, row, op2),
+                    Some(dry) => {
+                        let readable = c.collection(&coll, Access::Read).is_ok();
+                        staged::insert(staged_cx(dry, readable), p, row)
+                    }
                     None => {
                         Box::new(move || gate.insert(&p, &row).map_err(|e| storage_error(&op2, e)))
                     }
@@ -209,7 +232,10 @@ impl Session {
                 let id = str_arg(&op, &args, 1, "id")?;
                 let patch = arg(&args, 2).clone();
                 match dry {
-                    Some(dry) => staged::update(gate, dry, (p, id, patch), op2),
+                    Some(dry) => {
+                        let readable = c.collection(&coll, Access::Read).is_ok();
+                        staged::update(staged_cx(dry, readable), (p, id, patch))
+                    }
                     None => Box::new(move || {
                         gate.update(&p, &id, &patch)
                             .map_err(|e| storage_error(&op2, e))
@@ -221,7 +247,10 @@ impl Session {
                 let p = c.collection(&coll, Access::Write).map_err(d)?;
                 let id = str_arg(&op, &args, 1, "id")?;
                 match dry {
-                    Some(dry) => staged::delete(gate, dry, p, id, op2),
+                    Some(dry) => {
+                        let readable = c.collection(&coll, Access::Read).is_ok();
+                        staged::delete(staged_cx(dry, readable), p, id)
+                    }
                     None => Box::new(move || {
                         Ok(json!(gate
                             .delete(&p, &id)
@@ -233,7 +262,7 @@ impl Session {
                 let p = c.kv(Access::Read).map_err(d)?;
                 let key = str_arg(&op, &args, 0, "key")?;
                 if let Some(dry) = dry {
-                    return Ok((Exec::Storage, staged::kv_get(gate, dry, p, key, op2)));
+                    return Ok((Exec::Storage, staged::kv_get(staged_cx(dry, true), p, key)));
                 }
                 Box::new(move || {
                     Ok(gate
@@ -247,7 +276,8 @@ impl Session {
                 let key = str_arg(&op, &args, 0, "key")?;
                 let value = arg(&args, 1).clone();
                 if let Some(dry) = dry {
-                    staged::kv_write(gate, dry, (p, key, Some(value)), op2)
+                    let readable = c.kv(Access::Read).is_ok();
+                    staged::kv_write(staged_cx(dry, readable), (p, key, Some(value)))
                 } else {
                     Box::new(move || {
                         gate.kv_set(&p, &key, &value)
@@ -260,7 +290,10 @@ impl Session {
                 let p = c.kv(Access::Write).map_err(d)?;
                 let key = str_arg(&op, &args, 0, "key")?;
                 match dry {
-                    Some(dry) => staged::kv_write(gate, dry, (p, key, None), op2),
+                    Some(dry) => {
+                        let readable = c.kv(Access::Read).is_ok();
+                        staged::kv_write(staged_cx(dry, readable), (p, key, None))
+                    }
                     None => Box::new(move || {
                         Ok(json!(gate
                             .kv_delete(&p, &key)
@@ -361,10 +394,14 @@ impl Session {
         let op = op.to_string();
         let dry = self.staging.clone();
         Box::new(move || {
-            // A dry-run's staged records count as if written: a write over
-            // the quota is refused now, not when the diff is applied.
-            let adding = adding + dry.map_or(0, |d| d.after_bytes());
-            match inner.meter.check(&ws, limit, adding) {
+            // A dry-run's staged records count as if written (a write over
+            // the quota is refused now, not when the diff is applied), but
+            // are not added to the meter: they store nothing.
+            let checked = match &dry {
+                Some(d) => inner.meter.peek(&ws, limit, adding + d.after_bytes()),
+                None => inner.meter.check(&ws, limit, adding),
+            };
+            match checked {
                 Ok(()) => {}
                 Err(crate::MeterError::Quota(q)) => {
                     return Err(HostError::quota(format!("{op}: {q}")))
@@ -467,6 +504,30 @@ impl Host for Session {
                     }),
                 );
             }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    #[test]
+    fn a_dry_run_fetch_only_reads() {
+        let ok = |v| super::check_dry_run_method(&v).is_ok();
+        assert!(ok(json!({"url": "http://x/"})));
+        assert!(ok(
+            json!({"url": "http://x/", "method": "head", "body": null})
+        ));
+        for bad in [
+            json!({"method": "POST"}),
+            json!({"method": "GET", "body": "x"}),
+            json!({"method": "get", "body_base64": "eA=="}),
+            json!({"method": "DELETE"}),
+            json!({"method": "GETX"}),
+        ] {
+            let e = super::check_dry_run_method(&bad).unwrap_err();
+            assert!(e.message.contains("dry-run"), "{}", e.message);
         }
     }
 }

@@ -11,6 +11,16 @@ use crate::grants::{CheckedCollection, CheckedDoc, CheckedKv};
 use crate::session::{storage_error, Job};
 use crate::staging::DryRun;
 
+/// What every staged call works with.
+pub(crate) struct Cx {
+    pub(crate) gate: Gate,
+    pub(crate) dry: DryRun,
+    /// The call's name, for errors.
+    pub(crate) op: String,
+    /// The run holds the grant to read what this call writes.
+    pub(crate) readable: bool,
+}
+
 fn not_found(op: &str, what: &'static str, id: String) -> quire_engine::HostError {
     storage_error(op, StorageError::NotFound { what, id })
 }
@@ -23,7 +33,8 @@ fn row_target(p: &CheckedCollection, id: &str) -> Target {
 }
 
 /// `doc.list`: stored summaries, with the titles the run staged.
-pub(crate) fn doc_list(gate: Gate, dry: DryRun, p: CheckedDoc, op: String) -> Job {
+pub(crate) fn doc_list(cx: Cx, p: CheckedDoc) -> Job {
+    let Cx { gate, dry, op, .. } = cx;
     Box::new(move || {
         let st = dry.lock();
         let mut docs = gate.list_docs(&p).map_err(|e| storage_error(&op, e))?;
@@ -42,7 +53,8 @@ pub(crate) fn doc_list(gate: Gate, dry: DryRun, p: CheckedDoc, op: String) -> Jo
 }
 
 /// `doc.get`.
-pub(crate) fn doc_get(gate: Gate, dry: DryRun, p: CheckedDoc, id: String, op: String) -> Job {
+pub(crate) fn doc_get(cx: Cx, p: CheckedDoc, id: String) -> Job {
+    let Cx { gate, dry, op, .. } = cx;
     Box::new(move || {
         let st = dry.lock();
         let t = Target::Doc { id: id.clone() };
@@ -54,12 +66,13 @@ pub(crate) fn doc_get(gate: Gate, dry: DryRun, p: CheckedDoc, id: String, op: St
 }
 
 /// `doc.update`: the patch applied as storage applies it, staged.
-pub(crate) fn doc_update(
-    gate: Gate,
-    dry: DryRun,
-    (p, id, patch): (CheckedDoc, String, Value),
-    op: String,
-) -> Job {
+pub(crate) fn doc_update(cx: Cx, (p, id, patch): (CheckedDoc, String, Value)) -> Job {
+    let Cx {
+        gate,
+        dry,
+        op,
+        readable,
+    } = cx;
     Box::new(move || {
         let s = |e| storage_error(&op, e);
         quire_storage::check_doc_patch(&patch).map_err(s)?;
@@ -71,7 +84,7 @@ pub(crate) fn doc_update(
         };
         let doc = quire_storage::patch_document(cur, &patch).map_err(s)?;
         let after = json!(doc);
-        st.put(dry.limits.max_diff_bytes, t, v, Some(after.clone()))?;
+        st.put(&dry.limits, (t, readable), v, Some(after.clone()))?;
         Ok(after)
     })
 }
@@ -79,7 +92,8 @@ pub(crate) fn doc_update(
 /// `db.query`: stored rows with the run's staged rows in their place,
 /// in id order. Each staged row can hide at most one stored row, so asking
 /// storage for that many more keeps the page full.
-pub(crate) fn query(gate: Gate, dry: DryRun, p: CheckedCollection, q: RowQuery, op: String) -> Job {
+pub(crate) fn query(cx: Cx, p: CheckedCollection, q: RowQuery) -> Job {
+    let Cx { gate, dry, op, .. } = cx;
     Box::new(move || {
         let st = dry.lock();
         let staged: Vec<(&str, Option<&Value>)> = st.rows_of(&p.name).collect();
@@ -90,8 +104,12 @@ pub(crate) fn query(gate: Gate, dry: DryRun, p: CheckedCollection, q: RowQuery, 
             rows.truncate(q.limit);
             return Ok(Value::Array(rows));
         }
-        let is_staged = |id: &str| staged.iter().any(|(s, _)| *s == id);
-        rows.retain(|r| !r.get("id").and_then(Value::as_str).is_some_and(is_staged));
+        let ids: std::collections::HashSet<&str> = staged.iter().map(|(id, _)| *id).collect();
+        rows.retain(|r| {
+            !r.get("id")
+                .and_then(Value::as_str)
+                .is_some_and(|id| ids.contains(id))
+        });
         let after = q.after.as_deref().unwrap_or("");
         for (id, row) in &staged {
             let Some(row) = row else { continue };
@@ -114,7 +132,13 @@ pub(crate) fn query(gate: Gate, dry: DryRun, p: CheckedCollection, q: RowQuery, 
 }
 
 /// `db.insert`.
-pub(crate) fn insert(gate: Gate, dry: DryRun, p: CheckedCollection, row: Value, op: String) -> Job {
+pub(crate) fn insert(cx: Cx, p: CheckedCollection, row: Value) -> Job {
+    let Cx {
+        gate,
+        dry,
+        op,
+        readable,
+    } = cx;
     Box::new(move || {
         let s = |e| storage_error(&op, e);
         let (id, row) = gate.new_row(&p, &row).map_err(s)?;
@@ -127,18 +151,19 @@ pub(crate) fn insert(gate: Gate, dry: DryRun, p: CheckedCollection, row: Value, 
                 reason: format!("a row with id '{id}' exists in '{}'", p.name),
             }));
         }
-        st.put(dry.limits.max_diff_bytes, t, v, Some(row.clone()))?;
+        st.put(&dry.limits, (t, readable), v, Some(row.clone()))?;
         Ok(row)
     })
 }
 
 /// `db.update`: the patch merged as storage merges it, staged.
-pub(crate) fn update(
-    gate: Gate,
-    dry: DryRun,
-    (p, id, patch): (CheckedCollection, String, Value),
-    op: String,
-) -> Job {
+pub(crate) fn update(cx: Cx, (p, id, patch): (CheckedCollection, String, Value)) -> Job {
+    let Cx {
+        gate,
+        dry,
+        op,
+        readable,
+    } = cx;
     Box::new(move || {
         let s = |e| storage_error(&op, e);
         if !patch.is_object() {
@@ -155,13 +180,19 @@ pub(crate) fn update(
         };
         merge_patch(&mut row, &patch);
         row["id"] = Value::String(id);
-        st.put(dry.limits.max_diff_bytes, t, v, Some(row.clone()))?;
+        st.put(&dry.limits, (t, readable), v, Some(row.clone()))?;
         Ok(row)
     })
 }
 
 /// `db.delete`: whether the row existed (as the run sees it).
-pub(crate) fn delete(gate: Gate, dry: DryRun, p: CheckedCollection, id: String, op: String) -> Job {
+pub(crate) fn delete(cx: Cx, p: CheckedCollection, id: String) -> Job {
+    let Cx {
+        gate,
+        dry,
+        op,
+        readable,
+    } = cx;
     Box::new(move || {
         let mut st = dry.lock();
         let t = row_target(&p, &id);
@@ -170,14 +201,15 @@ pub(crate) fn delete(gate: Gate, dry: DryRun, p: CheckedCollection, id: String, 
         })?;
         let existed = v.now.is_some();
         if existed {
-            st.put(dry.limits.max_diff_bytes, t, v, None)?;
+            st.put(&dry.limits, (t, readable), v, None)?;
         }
         Ok(json!(existed))
     })
 }
 
 /// `kv.get`.
-pub(crate) fn kv_get(gate: Gate, dry: DryRun, p: CheckedKv, key: String, op: String) -> Job {
+pub(crate) fn kv_get(cx: Cx, p: CheckedKv, key: String) -> Job {
+    let Cx { gate, dry, op, .. } = cx;
     Box::new(move || {
         let st = dry.lock();
         let t = Target::Kv { key: key.clone() };
@@ -190,12 +222,13 @@ pub(crate) fn kv_get(gate: Gate, dry: DryRun, p: CheckedKv, key: String, op: Str
 
 /// `kv.set` (`value` `None`) or `kv.delete`: `null`, or whether the key
 /// existed.
-pub(crate) fn kv_write(
-    gate: Gate,
-    dry: DryRun,
-    (p, key, value): (CheckedKv, String, Option<Value>),
-    op: String,
-) -> Job {
+pub(crate) fn kv_write(cx: Cx, (p, key, value): (CheckedKv, String, Option<Value>)) -> Job {
+    let Cx {
+        gate,
+        dry,
+        op,
+        readable,
+    } = cx;
     Box::new(move || {
         let mut st = dry.lock();
         let t = Target::Kv { key: key.clone() };
@@ -205,7 +238,7 @@ pub(crate) fn kv_write(
         let existed = v.now.is_some();
         let setting = value.is_some();
         if setting || existed {
-            st.put(dry.limits.max_diff_bytes, t, v, value)?;
+            st.put(&dry.limits, (t, readable), v, value)?;
         }
         Ok(if setting { Value::Null } else { json!(existed) })
     })

@@ -17,12 +17,20 @@ use quire_engine::HostError;
 use quire_storage::{Change, ChangeOp, Target};
 use serde_json::Value;
 
+/// Bytes each staged record counts beyond its name and values (what
+/// holding it costs the host).
+pub const ENTRY_OVERHEAD_BYTES: u64 = 64;
+
 /// Bounds on dry-runs and their diffs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct DryRunLimits {
-    /// Largest diff one dry-run may stage: the JSON of every changed
-    /// record's `before` and `after`, in bytes. Default: 1 MiB.
+    /// Largest diff one dry-run may stage: the JSON of every written
+    /// record's `before` and `after`, its name and
+    /// [`ENTRY_OVERHEAD_BYTES`], in bytes. Default: 1 MiB.
     pub max_diff_bytes: u64,
+    /// Most records one dry-run may write (a record written back to what
+    /// it was still counts). Default: 10,000.
+    pub max_changes: usize,
     /// How long a diff can be applied after its run ends, in
     /// milliseconds; then it expires (its changes are dropped). Default:
     /// 24 hours.
@@ -33,6 +41,7 @@ impl Default for DryRunLimits {
     fn default() -> Self {
         Self {
             max_diff_bytes: 1024 * 1024,
+            max_changes: 10_000,
             keep_ms: 24 * 60 * 60 * 1000,
         }
     }
@@ -46,8 +55,11 @@ struct Entry {
     before: Option<Value>,
     /// As the run left it (`None`: deleted).
     after: Option<Value>,
-    /// JSON bytes of `before` and `after`.
+    /// What it counts against the diff's size.
     bytes: u64,
+    /// The run may read it: its `before` is shown in the `diff` event
+    /// (without the read grant, a write must not reveal what it replaced).
+    readable: bool,
 }
 
 #[derive(Default)]
@@ -65,6 +77,14 @@ pub(crate) struct View {
     pub(crate) now: Option<Value>,
     /// Its stored value when the run has not written it yet.
     stored: Option<Option<Value>>,
+}
+
+fn name_len(t: &Target) -> u64 {
+    (match t {
+        Target::Doc { id } => id.len(),
+        Target::Row { collection, id } => collection.len() + id.len(),
+        Target::Kv { key } => key.len(),
+    }) as u64
 }
 
 fn json_len(v: &Option<Value>) -> u64 {
@@ -96,14 +116,16 @@ impl State {
         }
     }
 
-    /// Stage `after` for `t`, seen as `view`.
+    /// Stage `after` for `t`, seen as `view`; `readable`: the run holds
+    /// the grant to read `t`.
     pub(crate) fn put(
         &mut self,
-        limit: u64,
-        t: Target,
+        limits: &DryRunLimits,
+        (t, readable): (Target, bool),
         view: View,
         after: Option<Value>,
     ) -> Result<(), HostError> {
+        let limit = limits.max_diff_bytes;
         if self.sealed {
             return Err(HostError::new(
                 "InvalidStateError",
@@ -114,7 +136,16 @@ impl State {
             (Some(e), _) => (e.first, e.before.clone()),
             (None, stored) => (self.next, stored.unwrap_or_default()),
         };
-        let bytes = json_len(&before) + json_len(&after);
+        if !self.entries.contains_key(&t) && self.entries.len() >= limits.max_changes {
+            return Err(HostError::new(
+                "RangeError",
+                format!(
+                    "dry-run: staging a write of {t} would pass the limit of {} records a dry-run may write",
+                    limits.max_changes
+                ),
+            ));
+        }
+        let bytes = ENTRY_OVERHEAD_BYTES + name_len(&t) + json_len(&before) + json_len(&after);
         let (was, was_after) = self
             .entries
             .get(&t)
@@ -140,6 +171,7 @@ impl State {
                 before,
                 after,
                 bytes,
+                readable,
             },
         );
         Ok(())
@@ -179,9 +211,13 @@ pub struct DryRun {
 pub struct SealedDiff {
     /// Each changed record, in the order the run first wrote it. Records
     /// written back to what they were, and rows inserted then deleted,
-    /// are left out.
+    /// are left out. What is filed (and applied).
     pub changes: Vec<Change>,
-    /// JSON bytes of every `before` and `after`.
+    /// The same as shown in the run's `diff` event: the `before` of a
+    /// record the run may not read is `null`, with `"before_hidden":
+    /// true`.
+    pub shown: Vec<Value>,
+    /// What they counted against [`DryRunLimits::max_diff_bytes`].
     pub bytes: u64,
 }
 
@@ -208,25 +244,31 @@ impl DryRun {
         st.sealed = true;
         let mut entries: Vec<_> = st.entries.iter().collect();
         entries.sort_by_key(|(_, e)| e.first);
-        let changes = entries
-            .into_iter()
-            .filter_map(|(t, e)| {
-                let op = match (&e.before, &e.after) {
-                    (None, Some(_)) => ChangeOp::Insert,
-                    (Some(b), Some(a)) if b != a => ChangeOp::Update,
-                    (Some(_), None) => ChangeOp::Delete,
-                    _ => return None,
-                };
-                Some(Change {
-                    target: t.clone(),
-                    op,
-                    before: e.before.clone().unwrap_or_default(),
-                    after: e.after.clone().unwrap_or_default(),
-                })
-            })
-            .collect();
+        let (mut changes, mut shown) = (Vec::new(), Vec::new());
+        for (t, e) in entries {
+            let op = match (&e.before, &e.after) {
+                (None, Some(_)) => ChangeOp::Insert,
+                (Some(b), Some(a)) if b != a => ChangeOp::Update,
+                (Some(_), None) => ChangeOp::Delete,
+                _ => continue,
+            };
+            let c = Change {
+                target: t.clone(),
+                op,
+                before: e.before.clone().unwrap_or_default(),
+                after: e.after.clone().unwrap_or_default(),
+            };
+            let mut v = serde_json::to_value(&c).unwrap_or_default();
+            if !e.readable && op != ChangeOp::Insert {
+                v["before"] = Value::Null;
+                v["before_hidden"] = Value::Bool(true);
+            }
+            shown.push(v);
+            changes.push(c);
+        }
         SealedDiff {
             changes,
+            shown,
             bytes: st.bytes,
         }
     }
@@ -237,6 +279,12 @@ mod tests {
     use serde_json::json;
 
     use super::*;
+
+    const LIMITS: DryRunLimits = DryRunLimits {
+        max_diff_bytes: 100_000,
+        max_changes: 100,
+        keep_ms: 1,
+    };
 
     fn kv(k: &str) -> Target {
         Target::Kv { key: k.into() }
@@ -255,14 +303,14 @@ mod tests {
                 ("never", None, None),
             ] {
                 let v = st.view(&kv(k), || Ok(stored.clone())).unwrap();
-                st.put(1000, kv(k), v, after).unwrap();
+                st.put(&LIMITS, (kv(k), k != "gone"), v, after).unwrap();
             }
             // A second write keeps the first `before`.
             let v = st
                 .view(&kv("b"), || panic!("staged: not read again"))
                 .unwrap();
             assert_eq!(v.now, Some(json!(2)));
-            st.put(1000, kv("b"), v, Some(json!(3))).unwrap();
+            st.put(&LIMITS, (kv("b"), true), v, Some(json!(3))).unwrap();
         }
         let diff = d.seal();
         let got: Vec<_> = diff
@@ -278,29 +326,54 @@ mod tests {
                 (kv("gone"), ChangeOp::Delete, json!(true), Value::Null),
             ]
         );
+        // Without the read grant, what a write replaced is not shown.
+        assert_eq!(diff.shown[2]["before"], Value::Null);
+        assert_eq!(diff.shown[2]["before_hidden"], true);
+        assert_eq!(diff.shown[0]["before"], 1);
         // Sealed: nothing more is staged.
         let mut st = d.lock();
         let v = st.view(&kv("z"), || Ok(None)).unwrap();
-        assert!(st.put(1000, kv("z"), v, Some(json!(1))).is_err());
+        assert!(st.put(&LIMITS, (kv("z"), true), v, Some(json!(1))).is_err());
     }
 
     #[test]
-    fn the_diff_size_is_bounded_and_rewrites_count_once() {
+    fn the_diff_size_and_record_count_are_bounded_and_rewrites_count_once() {
         let d = DryRun::new(DryRunLimits::default());
         let mut st = d.lock();
+        let small = DryRunLimits {
+            max_diff_bytes: 250,
+            ..LIMITS
+        };
         let big = json!("x".repeat(40));
         for _ in 0..10 {
             let v = st.view(&kv("k"), || Ok(None)).unwrap();
-            st.put(80, kv("k"), v, Some(big.clone())).unwrap();
+            st.put(&small, (kv("k"), true), v, Some(big.clone()))
+                .unwrap();
         }
+        // 64 + 1 + 42 = 107 bytes each: a second record fits, a third does not.
         let v = st.view(&kv("k2"), || Ok(None)).unwrap();
-        let e = st.put(80, kv("k2"), v, Some(big.clone())).unwrap_err();
+        st.put(&small, (kv("k2"), true), v, Some(big.clone()))
+            .unwrap();
+        let v = st.view(&kv("k3"), || Ok(None)).unwrap();
+        let e = st
+            .put(&small, (kv("k3"), true), v, Some(big.clone()))
+            .unwrap_err();
         assert_eq!(e.name, "RangeError");
         assert!(
-            e.message.contains("over the limit of 80 bytes"),
+            e.message.contains("over the limit of 250 bytes"),
             "{}",
             e.message
         );
-        assert_eq!(st.after_bytes, 42);
+        assert_eq!(st.after_bytes, 84);
+        // Records that come to nothing still count toward the record limit.
+        let few = DryRunLimits {
+            max_changes: 3,
+            ..LIMITS
+        };
+        let v = st.view(&kv("k4"), || Ok(None)).unwrap();
+        st.put(&few, (kv("k4"), true), v, None).unwrap();
+        let v = st.view(&kv("k5"), || Ok(None)).unwrap();
+        let e = st.put(&few, (kv("k5"), true), v, None).unwrap_err();
+        assert!(e.message.contains("limit of 3 records"), "{}", e.message);
     }
 }

@@ -30,7 +30,7 @@ impl RunHub {
         let created_ms = now_ms();
         let expires_ms = created_ms.saturating_add(self.api.dry_run_limits().keep_ms);
         let digest = quire_storage::digest(&sealed.changes);
-        let changes = serde_json::to_value(&sealed.changes).unwrap_or(Value::Array(vec![]));
+        let changes = Value::Array(sealed.shown);
         let filed = StagedDiff {
             run: run.to_string(),
             count: sealed.changes.len(),
@@ -54,6 +54,7 @@ impl RunHub {
         };
         Diff {
             changes,
+            applicable: !digest.is_empty() && finished.status == RunStatus::Ok,
             digest,
             bytes: sealed.bytes,
             expires_ms,
@@ -71,10 +72,26 @@ impl RunHub {
         run: String,
         digest: String,
     ) -> ServiceResult<usize> {
-        let store = self.store.clone();
+        let limit = self.quota(ws).await?.storage_bytes;
+        let (store, api) = (self.store.clone(), self.api.clone());
         let now = now_ms();
         let r = run.clone();
-        let out = blocking(move || Ok(store.apply_diff(&ws, &r, &digest, now)?)).await?;
+        let out = blocking(move || {
+            // The workspace may have grown since the dry-run: what the diff
+            // adds is held to the quota again.
+            if let Some(d) = store.get_diff(&ws, &r)? {
+                let growth = growth_bytes(&d);
+                if growth > 0 {
+                    if let Err(e) = api.storage_meter().check(&ws, limit, growth) {
+                        return Err(ServiceError::Conflict(format!(
+                            "nothing was applied: the changes of run '{r}' would pass the storage quota: {e}"
+                        )));
+                    }
+                }
+            }
+            Ok(store.apply_diff(&ws, &r, &digest, now)?)
+        })
+        .await?;
         if out.is_ok() {
             tracing::info!(run = %run, "dry-run applied");
         }
@@ -91,14 +108,24 @@ impl RunHub {
         let out = blocking(move || Ok(store.discard_diff(&ws, &r, now_ms())?)).await?;
         out.map_err(|refusal| refused(&run, refusal))
     }
+}
 
-    /// `{status, changes, expires_ms, decided_ms}` of dry-run `run`'s
-    /// diff, as run listings show it (`None`: no diff filed).
-    pub async fn preview_of(&self, ws: WorkspaceId, run: String) -> ServiceResult<Option<Value>> {
-        let store = self.store.clone();
-        let d = blocking(move || Ok(store.get_diff(&ws, &run)?)).await?;
-        Ok(d.map(|d| summary(&d)))
-    }
+/// Bytes applying `d` would add to its workspace's data (JSON of every
+/// `after` less every `before`; 0 when it shrinks).
+fn growth_bytes(d: &StagedDiff) -> u64 {
+    let len = |v: &Value| {
+        if v.is_null() {
+            0
+        } else {
+            serde_json::to_vec(v).map_or(0, |b| b.len() as i64)
+        }
+    };
+    let net: i64 = d
+        .changes
+        .iter()
+        .map(|c| len(&c.after) - len(&c.before))
+        .sum();
+    u64::try_from(net).unwrap_or(0)
 }
 
 /// A diff as run listings show it.

@@ -58,11 +58,14 @@ pub enum Table {
     RunEvents,
     /// Workspace id + run id → a dry-run's diff (see `diffs`).
     Diffs,
+    /// Workspace id + run id → the diff's head (its status and count,
+    /// without its changes), for listings.
+    DiffHeads,
 }
 
 impl Table {
     /// Every table, in a fixed order.
-    pub const ALL: [Table; 20] = [
+    pub const ALL: [Table; 21] = [
         Table::Meta,
         Table::Workspaces,
         Table::WorkspaceNames,
@@ -83,6 +86,7 @@ impl Table {
         Table::HistoryBytes,
         Table::RunEvents,
         Table::Diffs,
+        Table::DiffHeads,
     ];
 
     /// The table's name on disk.
@@ -108,6 +112,7 @@ impl Table {
             Table::HistoryBytes => "history_bytes",
             Table::RunEvents => "run_events",
             Table::Diffs => "diffs",
+            Table::DiffHeads => "diff_heads",
         }
     }
 

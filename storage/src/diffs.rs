@@ -5,6 +5,12 @@
 //! Storage knows records (documents, rows, kv keys) and compares their
 //! stored JSON; what a run staged, and the limits on it, are decided above
 //! (`quire-host-api` stages, the run service files the diff).
+//!
+//! A diff is run history: its bytes count in the workspace's
+//! `history_bytes`, and pruning a run deletes its diff. Its changes are
+//! dropped once it is applied, discarded or expired (the run's `diff`
+//! event keeps what they were); its head (status, count) stays with the
+//! run, in `DiffHeads`, so listings never read the changes.
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -196,6 +202,20 @@ fn record_key(ws: &WorkspaceId, t: &Target) -> Result<(Table, Vec<u8>)> {
     })
 }
 
+/// Write `d` (and its head) in `tx`, counting the change in size in the
+/// workspace's history bytes.
+fn put_in(tx: &mut dyn Tx, ws: &WorkspaceId, key: &[u8], d: &StagedDiff) -> Result<()> {
+    let was = tx.get(Table::Diffs, key)?.map_or(0, |v| v.len() as i64);
+    let bytes = to_vec(d)?;
+    let head = StagedDiff {
+        changes: Vec::new(),
+        ..d.clone()
+    };
+    tx.put(Table::DiffHeads, key, &to_vec(&head)?)?;
+    tx.put(Table::Diffs, key, &bytes)?;
+    crate::retention::add_history_in(tx, ws, bytes.len() as i64 - was)
+}
+
 fn read_in(tx: &mut dyn Tx, table: Table, key: &[u8]) -> Result<Option<Value>> {
     tx.get(table, key)?
         .map(|v| crate::error::decode("record", &v))
@@ -239,8 +259,12 @@ impl Store {
     /// File a dry-run's diff (replacing one of the same run).
     pub fn put_diff(&self, ws: &WorkspaceId, d: &StagedDiff) -> Result<()> {
         let key = diff_key(ws, &d.run)?;
-        let v = to_vec(d)?;
-        self.b.write(&mut |tx| tx.put(Table::Diffs, &key, &v))
+        self.b.write(&mut |tx| put_in(tx, ws, &key, d))
+    }
+
+    /// Dry-run `run`'s diff without its changes (status, count, expiry).
+    pub fn get_diff_head(&self, ws: &WorkspaceId, run: &str) -> Result<Option<StagedDiff>> {
+        self.get_json(Table::DiffHeads, &diff_key(ws, run)?, "diff head")
     }
 
     /// Dry-run `run`'s diff, if one was filed.
@@ -293,7 +317,7 @@ impl Store {
             }
             out = Ok(d.changes.len());
             decide(&mut d, DiffStatus::Applied, now_ms);
-            tx.put(Table::Diffs, &key, &to_vec(&d)?)
+            put_in(tx, ws, &key, &d)
         })?;
         Ok(out)
     }
@@ -328,35 +352,39 @@ impl Store {
             }
             decide(&mut d, DiffStatus::Discarded, now_ms);
             out = Ok(());
-            tx.put(Table::Diffs, &key, &to_vec(&d)?)
+            put_in(tx, ws, &key, &d)
         })?;
         Ok(out)
     }
 
-    /// Drop the changes of every diff of `ws` decided, or pending past
-    /// its time, at `now_ms` (the record stays, with its status and
-    /// count); how many were dropped.
+    /// Expire every diff of `ws` still pending past its time at `now_ms`:
+    /// its changes are dropped (the record stays, with its status and
+    /// count). Reads only the heads. How many expired.
     pub fn prune_diffs(&self, ws: &WorkspaceId, now_ms: u64) -> Result<usize> {
         let mut stale = Vec::new();
-        self.b
-            .scan(Table::Diffs, &Key::ws(ws).prefix(), None, &mut |k, v| {
-                let d: StagedDiff = crate::error::decode("diff", v)?;
-                if !d.changes.is_empty() && d.status_at(now_ms) != DiffStatus::Pending {
+        self.b.scan(
+            Table::DiffHeads,
+            &Key::ws(ws).prefix(),
+            None,
+            &mut |k, v| {
+                let d: StagedDiff = crate::error::decode("diff head", v)?;
+                if d.status == DiffStatus::Pending && d.status_at(now_ms) == DiffStatus::Expired {
                     stale.push(k.to_vec());
                 }
                 Ok(true)
-            })?;
+            },
+        )?;
         for key in &stale {
             self.b.write(&mut |tx| {
                 let Some(bytes) = tx.get(Table::Diffs, key)? else {
                     return Ok(());
                 };
                 let mut d: StagedDiff = crate::error::decode("diff", &bytes)?;
-                if d.status_at(now_ms) == DiffStatus::Expired && d.status == DiffStatus::Pending {
-                    decide(&mut d, DiffStatus::Expired, now_ms);
+                if d.status_at(now_ms) != DiffStatus::Expired || d.status != DiffStatus::Pending {
+                    return Ok(());
                 }
-                d.changes = Vec::new();
-                tx.put(Table::Diffs, key, &to_vec(&d)?)
+                decide(&mut d, DiffStatus::Expired, now_ms);
+                put_in(tx, ws, key, &d)
             })?;
         }
         Ok(stale.len())
@@ -382,9 +410,11 @@ fn refusal(d: &StagedDiff, digest_given: &str, now_ms: u64) -> Option<ApplyRefus
     None
 }
 
+/// Settle `d` as `status`: its changes are no longer kept.
 fn decide(d: &mut StagedDiff, status: DiffStatus, now_ms: u64) {
     d.status = status;
     d.decided_ms = Some(now_ms);
+    d.changes = Vec::new();
 }
 
 #[cfg(test)]

@@ -108,7 +108,9 @@ impl Store {
                 return Ok(false);
             }
             let id = k.get(prefix.len()..).unwrap_or_default();
-            let bytes = v.len() as u64 + self.run_event_totals(ws, &run_id(k, prefix.len()))?.bytes;
+            let diff = self.b.get(Table::Diffs, k)?.map_or(0, |d| d.len() as u64);
+            let bytes =
+                v.len() as u64 + diff + self.run_event_totals(ws, &run_id(k, prefix.len()))?.bytes;
             left = left.saturating_sub(bytes);
             let index = head.block.as_ref().map(|b| {
                 Key::ws(ws)
@@ -136,6 +138,9 @@ impl Store {
                     if tx.remove(Table::Runs, &d.key)?.is_some() {
                         freed += d.bytes;
                     }
+                    // A dry-run's diff goes with its run.
+                    tx.remove(Table::Diffs, &d.key)?;
+                    tx.remove(Table::DiffHeads, &d.key)?;
                     if let Some(i) = &d.index {
                         tx.remove(Table::RunsByBlock, i)?;
                     }

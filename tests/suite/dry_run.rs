@@ -14,7 +14,7 @@ use serde_json::{json, Value};
 use crate::server::{check_events, TestServer, Tokens};
 
 /// What a dry-run writes: run history and its diff, nothing else.
-const HISTORY: [Table; 8] = [
+const HISTORY: [Table; 9] = [
     Table::Runs,
     Table::RunsByBlock,
     Table::RunsActive,
@@ -23,6 +23,7 @@ const HISTORY: [Table; 8] = [
     Table::HistoryBytes,
     Table::Usage,
     Table::Diffs,
+    Table::DiffHeads,
 ];
 
 type Dump = BTreeMap<&'static str, Vec<(Vec<u8>, Vec<u8>)>>;
@@ -372,6 +373,7 @@ fn a_diff_expires_and_its_size_and_the_quota_are_held_at_dry_run_time() {
         dry_run: DryRunLimits {
             max_diff_bytes: 2048,
             keep_ms: 0,
+            ..DryRunLimits::default()
         },
         ..HostConfig::default()
     };
@@ -410,4 +412,54 @@ fn a_diff_expires_and_its_size_and_the_quota_are_held_at_dry_run_time() {
     let rec = dry_run(&f, "import { kv } from 'quire';\nawait kv.set('a', 'x'.repeat(600));\nawait kv.set('b', 'x'.repeat(600));\nawait kv.set('c', 'x'.repeat(600));", EngineKind::Quickjs);
     assert_eq!(rec["status"], "error", "{rec}");
     assert_eq!(rec["error"]["kind"], "quota_exceeded", "{rec}");
+}
+
+#[test]
+fn a_write_grant_alone_does_not_reveal_what_a_write_replaced_and_a_get_carries_no_body() {
+    let f = fixture(HostConfig::default());
+    let src = "import { kv } from 'quire';\nawait kv.set('count', 5);\nawait kv.delete('gone');\nawait kv.set('brand-new', 1);\nlet body;\ntry { await fetch('http://127.0.0.1:9/', { method: 'GET', body: 'x' }); } catch (e) { body = e.message; }\nexport default body;";
+    let (s, v) = f.srv.call(
+        "POST",
+        "/workspaces/w/blocks",
+        &f.t.admin,
+        Some(json!({"id": "writer", "source": src, "lang": "js", "grants": ["kv:write", "net:127.0.0.1"]})),
+    );
+    assert_eq!(s, 201, "{v}");
+    let (s, v) = f.srv.call(
+        "POST",
+        "/workspaces/w/blocks/writer/runs",
+        &f.t.editor,
+        Some(json!({"mode": "dry_run"})),
+    );
+    assert_eq!(s, 202, "{v}");
+    let rec = f.srv.wait_run("w", v["run"].as_str().unwrap(), &f.t.viewer);
+    assert_eq!(rec["status"], "ok", "{rec}");
+    let body = event(&rec, "result")["value"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    assert!(body.contains("cannot have a body"), "{body}");
+    let changes = event(&rec, "diff")["changes"].clone();
+    assert_eq!(
+        changes,
+        json!([
+            {"kind": "kv", "key": "count", "op": "update", "before": null, "before_hidden": true, "after": 5},
+            {"kind": "kv", "key": "gone", "op": "delete", "before": null, "before_hidden": true, "after": null},
+            {"kind": "kv", "key": "brand-new", "op": "insert", "before": null, "after": 1},
+        ]),
+        "{rec}"
+    );
+    assert!(
+        !rec.to_string().contains("bye"),
+        "the deleted value leaked: {rec}"
+    );
+    // What is filed still holds them: the apply compares and writes.
+    let (s, v) = apply(
+        &f,
+        rec["run"].as_str().unwrap(),
+        &event(&rec, "diff")["digest"],
+        &f.t.editor,
+    );
+    assert_eq!((s, &v["applied"]), (200, &json!(3)), "{v}");
+    assert_eq!(f.srv.store.kv_get(&f.ws, "count").unwrap(), Some(json!(5)));
 }

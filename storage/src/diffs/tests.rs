@@ -238,3 +238,37 @@ fn change_json_names_its_record_flat() {
     );
     assert_eq!(serde_json::from_value::<Change>(v).unwrap(), c);
 }
+
+#[test]
+fn diffs_count_as_history_and_go_with_their_runs() {
+    let s = store().unwrap();
+    let a = ws(1);
+    let run = crate::RunRecord {
+        status: "ok".into(),
+        started_ms: 1,
+        ..crate::RunRecord::queued("r1".into(), None, Value::Null, 1)
+    };
+    s.put_run(&a, &run).unwrap();
+    let history = s.history_bytes(&a).unwrap();
+    let change = Change {
+        target: Target::Kv { key: "k".into() },
+        op: ChangeOp::Insert,
+        before: Value::Null,
+        after: json!("x".repeat(5000)),
+    };
+    let dg = filed(&s, &a, "r1", vec![change], u64::MAX);
+    assert!(s.history_bytes(&a).unwrap() > history + 5000);
+    // Discarded: the changes go, the head says so.
+    assert_eq!(s.discard_diff(&a, "r1", 2).unwrap(), Ok(()));
+    assert!(s.history_bytes(&a).unwrap() < history + 1000);
+    assert_eq!(s.get_diff(&a, "r1").unwrap().unwrap().changes.len(), 0);
+    assert_eq!(
+        s.apply_diff(&a, "r1", &dg, 3).unwrap(),
+        Err(ApplyRefusal::Decided(DiffStatus::Discarded))
+    );
+    // Pruning the run deletes its diff.
+    s.prune_history(&a, 0, u64::MAX).unwrap();
+    assert_eq!(s.get_diff(&a, "r1").unwrap(), None);
+    assert_eq!(s.get_diff_head(&a, "r1").unwrap(), None);
+    assert_eq!(s.history_bytes(&a).unwrap(), 0);
+}

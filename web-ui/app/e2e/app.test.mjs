@@ -1114,7 +1114,7 @@ test("preview changes shows a diff and applies it", async () => {
     'console.log("staged");',
     'export default "previewed";',
   ].join("\n");
-  const { doc } = await docWith("Preview", src, "js", ["db:write:tasks", "kv:write"]);
+  const { doc } = await docWith("Preview", src, "js", ["db:read:tasks", "db:write:tasks", "kv:write"]);
   const p = await page();
   await open(p, doc);
   const cell = p.locator(".cell.code").first();
@@ -1166,7 +1166,7 @@ test("preview changes: a row changed after the preview makes Apply a conflict th
   const id = `pvc-${Date.now().toString(36)}`;
   await api("POST", "/workspaces/default/db/tasks/rows", { rows: [{ id, title: "Contested", status: "open" }] });
   const src = `import { db } from "quire";\nawait db.update("tasks", "${id}", { status: "done" });`;
-  const { doc } = await docWith("Preview conflict", src, "js", ["db:write:tasks"]);
+  const { doc } = await docWith("Preview conflict", src, "js", ["db:read:tasks", "db:write:tasks"]);
   const p = await page();
   await open(p, doc);
   const cell = p.locator(".cell.code").first();

@@ -71,18 +71,23 @@ function valueCell(cls, present, value) {
 }
 
 // One record's table: Field | Before | After (an insert has no Before,
-// a delete no After).
+// a delete no After). A `before` the block may not read (it has the write
+// grant only) is not sent: the table says so instead of showing it.
 function recordTable(c) {
-  const cols = c.op === "insert" ? ["after"] : c.op === "delete" ? ["before"] : ["before", "after"];
-  const rows = fieldChanges(c).map((f) => h("tr", { class: `field-${f.state}`, "data-field": f.field },
+  const hidden = c.before_hidden === true;
+  const cols = c.op === "insert" || hidden ? (c.op === "delete" ? [] : ["after"]) : c.op === "delete" ? ["before"] : ["before", "after"];
+  const lines = hidden ? (c.op === "delete" ? [] : fieldChanges({ ...c, op: "insert" })) : fieldChanges(c);
+  const rows = lines.map((f) => h("tr", { class: `field-${f.state}`, "data-field": f.field },
     h("th", { scope: "row" }, f.field, f.state !== "same" ? h("span", { class: "sr-only" }, ` (${f.state})`) : null),
     cols.map((col) => valueCell(col, f[col] !== undefined, f[col]))));
   return h("div", { class: "table-wrap" }, h("table", { class: `diff-record op-${c.op}`, "data-record": recordKey(c) },
-    h("caption", {}, recordWords(c), h("span", { class: `diff-op op-${c.op}` }, ` ${OPS[c.op] || c.op}`)),
+    h("caption", {}, recordWords(c), h("span", { class: `diff-op op-${c.op}` }, ` ${OPS[c.op] || c.op}`),
+      hidden ? h("span", { class: "muted" }, " (what it replaces is not shown: the block may not read it)") : null),
     h("thead", {}, h("tr", {}, h("th", { scope: "col" }, "Field"), cols.map((col) => h("th", { scope: "col" }, col === "before" ? "Before" : "After")))),
     h("tbody", {}, rows)));
 }
 
+const PAGE = 200;
 const plural = (n, one) => `${n} ${one}${n === 1 ? "" : "s"}`;
 const clock = (ms) => new Date(ms).toLocaleTimeString();
 
@@ -102,8 +107,25 @@ export function diffView(ev, ctx) {
     el.append(h("p", { class: "muted" }, "This run would not change any document, row or key."));
     return el;
   }
-  for (const g of groupChanges(changes)) el.append(h("h5", {}, g.title), ...g.changes.map(recordTable));
-  el.append(state, note);
+  // A big diff is shown a page of records at a time (a tab must not
+  // build tens of thousands of tables at once).
+  const list = h("div", { class: "preview-records" });
+  const grouped = groupChanges(changes).flatMap((g) => g.changes.map((c, i) => ({ c, title: i === 0 ? g.title : null })));
+  let shown = 0;
+  const more = h("button", { class: "preview-more", onclick: () => showMore() });
+  function showMore() {
+    const next = grouped.slice(shown, shown + PAGE);
+    for (const { c, title } of next) list.append(...(title ? [h("h5", {}, title)] : []), recordTable(c));
+    shown += next.length;
+    more.hidden = shown >= grouped.length;
+    more.textContent = `Show ${Math.min(PAGE, grouped.length - shown)} more of ${grouped.length - shown} records`;
+  }
+  showMore();
+  el.append(list, more, state, note);
+  if (ev.applicable === false && (!ctx.status || ctx.status === "pending")) {
+    state.textContent = "These changes cannot be applied: the run failed (or its preview could not be kept). They are shown, nothing was written.";
+    return el;
+  }
   // (Whether it expired is the server's to say: the browser's clock may differ.)
   if (ctx.status && ctx.status !== "pending") return settled(el, state, ctx.status, changes.length);
   if (!ctx.canEdit || !ctx.run) {

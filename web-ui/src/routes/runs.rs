@@ -84,7 +84,7 @@ fn summary(
     });
     if mode == "dry_run" {
         v["preview"] = store
-            .get_diff(ws, &r.id)?
+            .get_diff_head(ws, &r.id)?
             .map_or(Value::Null, |d| quire_service::preview::summary(&d));
     }
     Ok(v)
