@@ -286,25 +286,40 @@ impl Store {
     }
 
     /// The latest result of block `block`: the newest of its last
-    /// [`LATEST_RESULT_SCAN`] runs (dry-runs aside) that finished `ok`
-    /// with a result, as
-    /// `(run id, value)`.
+    /// [`LATEST_RESULT_SCAN`] runs that finished `ok` with a result, as
+    /// `(run id, value)`. Dry-runs are passed over and do not count (a
+    /// dry-run's result rests on changes that were not made), up to
+    /// [`LATEST_RESULT_SCAN_DRY`] of them.
     pub fn latest_result(
         &self,
         ws: &WorkspaceId,
         block: &str,
     ) -> Result<Option<(String, serde_json::Value)>> {
-        for r in self.recent_runs(ws, Some(block), LATEST_RESULT_SCAN, None)? {
-            // A dry-run's result rests on changes that were not made.
-            if r.status != "ok" || r.request.get("mode").and_then(|m| m.as_str()) == Some("dry_run")
-            {
-                continue;
+        let (mut real, mut dry) = (0, 0);
+        let mut before: Option<RunRecord> = None;
+        loop {
+            let page = self.recent_runs(ws, Some(block), LATEST_RESULT_SCAN, before.as_ref())?;
+            let full = page.len() == LATEST_RESULT_SCAN;
+            for r in &page {
+                if r.request.get("mode").and_then(|m| m.as_str()) == Some("dry_run") {
+                    dry += 1;
+                    continue;
+                }
+                real += 1;
+                if r.status == "ok" {
+                    if let Some(v) = self.run_result(ws, &r.id)? {
+                        return Ok(Some((r.id.clone(), v)));
+                    }
+                }
+                if real >= LATEST_RESULT_SCAN {
+                    return Ok(None);
+                }
             }
-            if let Some(v) = self.run_result(ws, &r.id)? {
-                return Ok(Some((r.id, v)));
+            if !full || dry >= LATEST_RESULT_SCAN_DRY {
+                return Ok(None);
             }
+            before = page.into_iter().last();
         }
-        Ok(None)
     }
 
     /// The run [`Store::latest_result`] would read, without its value.
@@ -376,6 +391,9 @@ impl Store {
 /// How many of a block's newest runs [`Store::latest_result`] looks at.
 pub const LATEST_RESULT_SCAN: usize = 50;
 
+/// How many dry-runs [`Store::latest_result`] passes over at most.
+pub const LATEST_RESULT_SCAN_DRY: usize = 1000;
+
 /// A record as listings show it: its error summary, no events.
 fn head_of(mut r: RunRecord) -> RunRecord {
     if r.error.is_null() {
@@ -409,6 +427,30 @@ mod tests {
                 started_ms,
             )
         }
+    }
+
+    #[test]
+    fn dry_runs_never_hide_the_latest_result() -> Result<()> {
+        let s = crate::testing::store()?;
+        let a = s.create_workspace("a")?.id;
+        let with_result = |id: &str, at: u64, dry: bool| {
+            let mut r = run(id, Some("b"), at);
+            if dry {
+                r.request = serde_json::json!({"mode": "dry_run"});
+            }
+            r.events = vec![
+                serde_json::json!({"run": id, "seq": 0, "type": "result", "value": id}),
+                serde_json::json!({"run": id, "seq": 1, "type": "finished"}),
+            ];
+            r
+        };
+        s.put_run(&a, &with_result("real", 1, false))?;
+        for i in 0..(LATEST_RESULT_SCAN as u64 + 20) {
+            s.put_run(&a, &with_result(&format!("dry{i:04}"), 10 + i, true))?;
+        }
+        let got = s.latest_result(&a, "b")?.map(|(run, _)| run);
+        assert_eq!(got.as_deref(), Some("real"));
+        Ok(())
     }
 
     fn check_recent(s: &Store) -> Result<()> {

@@ -59,7 +59,7 @@ pub use diffs::{digest, ApplyRefusal, Change, ChangeOp, DiffStatus, StagedDiff, 
 pub use error::{Result, StorageError};
 pub use events::{EventPage, EventTotals, EVENT_CHUNK_BYTES};
 pub use filter::Filter;
-pub use history::{error_of, LATEST_RESULT_SCAN};
+pub use history::{error_of, LATEST_RESULT_SCAN, LATEST_RESULT_SCAN_DRY};
 pub use keys::MAX_NAME_BYTES;
 pub use leader::{FireClaim, Leadership, Term, LOCK_KEY};
 pub use model::{

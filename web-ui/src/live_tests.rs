@@ -112,6 +112,39 @@ async fn accepted_comes_first_then_every_event_in_order() -> anyhow::Result<()> 
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dry_run_over_the_socket_ends_with_its_diff_and_writes_nothing() -> anyhow::Result<()> {
+    let f = fixture(ServerConfig::default())?;
+    let mut c = connect(&f.state, &f.a, Role::Admin);
+    let src = "import { kv } from 'quire'; await kv.set('k', 1); export default await kv.get('k');";
+    let mut b = f
+        .state
+        .store
+        .get_block(&f.a.id, "b1")?
+        .ok_or_else(|| anyhow::anyhow!("b1"))?;
+    b.grants = vec!["kv:read".into(), "kv:write".into()];
+    f.state.store.put_block(&f.a.id, b)?;
+    c.send(
+        json!({"op": "run_source", "source": src, "lang": "js", "block": "b1", "mode": "dry_run"}),
+    );
+    let first = c.next().await;
+    assert_eq!(first["op"], "accepted", "{first}");
+    let run = first["run"].as_str().unwrap_or_default().to_string();
+    let msgs = c.until_finished(&run).await;
+    let events = events_of(&msgs, &run);
+    assert_contract_order(&events);
+    let n = events.len();
+    assert_eq!(events[n - 2]["type"], "diff", "{events:?}");
+    assert_eq!(events[n - 2]["changes"][0]["key"], "k");
+    assert_eq!(events[n - 2]["applicable"], true);
+    assert!(events
+        .iter()
+        .any(|e| e["type"] == "result" && e["value"] == 1));
+    assert_eq!(f.state.store.kv_get(&f.a.id, "k")?, None);
+    c.task.abort();
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn roles_and_bad_messages_are_rejected_with_reasons() -> anyhow::Result<()> {
     let f = fixture(ServerConfig::default())?;
     let mut viewer = connect(&f.state, &f.a, Role::Viewer);
@@ -132,6 +165,8 @@ async fn roles_and_bad_messages_are_rejected_with_reasons() -> anyhow::Result<()
         json!({"op": "run"}),
         json!([1, 2]),
         json!({"op": "run", "block": "b1", "extra": 1}),
+        json!({"op": "run", "block": "b1", "mode": "commit"}),
+        json!({"op": "run_source", "source": "1", "lang": "js", "mode": 1}),
     ] {
         viewer.send(bad.clone());
         let r = viewer.next().await;
