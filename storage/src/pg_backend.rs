@@ -495,3 +495,27 @@ impl PgBackend {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every store table has a `kv_` table in the migrations (a table
+    /// added to `Table` without one fails to open on PostgreSQL).
+    #[test]
+    fn the_migrations_create_a_table_for_every_store_table() {
+        let created: Vec<String> = MIGRATOR
+            .iter()
+            .flat_map(|m| {
+                m.sql
+                    .split("CREATE TABLE ")
+                    .skip(1)
+                    .filter_map(|rest| rest.split_whitespace().next().map(String::from))
+                    .collect::<Vec<_>>()
+            })
+            .collect();
+        for t in Table::ALL {
+            assert!(created.contains(&table(t)), "no migration creates {}", table(t));
+        }
+    }
+}

@@ -315,6 +315,55 @@ fn api_and_worker_processes_share_one_database() {
     assert_eq!(v["status"], "ok", "{v}");
     assert_eq!(v["result"]["total"], 320, "{v}");
 
+    // A dry-run through the api process runs on the worker: its write is
+    // staged, its diff comes back before `finished`, and the api applies it.
+    let dry_src = "import { kv } from 'quire';\nawait kv.set('cluster-dry', 7);\nexport default await kv.get('cluster-dry');";
+    let (code, v) = api.call(
+        "POST",
+        "/api/v1/workspaces/default/blocks",
+        Some(json!({"id": "dry", "source": dry_src, "lang": "js", "grants": ["kv:read", "kv:write"]})),
+    );
+    assert_eq!(code, 201, "{v}");
+    let (code, v) = api.call(
+        "POST",
+        "/api/v1/workspaces/default/blocks/dry/runs",
+        Some(json!({"mode": "dry_run"})),
+    );
+    assert_eq!(code, 202, "{v}");
+    let run = v["run"].as_str().unwrap().to_string();
+    let done = api.finished(&run, 60);
+    assert_eq!(
+        (&done["status"], &done["mode"]),
+        (&json!("ok"), &json!("dry_run")),
+        "{done}"
+    );
+    let events = done["events"].as_array().unwrap();
+    crate::server::check_events(events);
+    let diff = &events[events.len() - 2];
+    assert_eq!(
+        (&diff["type"], &diff["changes"][0]["key"]),
+        (&json!("diff"), &json!("cluster-dry")),
+        "{done}"
+    );
+    let apply = |digest: &Value| {
+        api.call(
+            "POST",
+            &format!("/api/v1/workspaces/default/runs/{run}/apply"),
+            Some(json!({"digest": digest})),
+        )
+    };
+    let (code, v) = apply(&diff["digest"]);
+    assert_eq!((code, &v["applied"]), (200, &json!(1)), "{v}");
+    assert_eq!(apply(&diff["digest"]).0, 409);
+    let (code, v) = api.call(
+        "POST",
+        "/api/v1/workspaces/default/runs",
+        Some(json!({"source": "import { kv } from 'quire';\nexport default await kv.get('cluster-dry');", "lang": "js", "block": "dry"})),
+    );
+    assert_eq!(code, 202, "{v}");
+    let read = api.finished(v["run"].as_str().unwrap(), 60);
+    assert!(read.to_string().contains("\"value\":7"), "{read}");
+
     // 2. Followed live from another process: events show while it runs.
     let run = api.run_source(TICKS);
     let seen = api.wait_for(&run, 60, |v| {
