@@ -16,6 +16,7 @@ use quire_engine::{
 use quire_host_api::{Grants, HostApi, HostConfig};
 use quire_service::{Followed, LiveRun, Metrics, OperatorRun, RunHub, StartRun};
 use quire_storage::{Store, StoreConfig};
+use serde_json::Value;
 
 /// Which JavaScript engine runs the block.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -76,6 +77,46 @@ pub struct RunArgs {
     /// next to or above this binary, after `npm ci --ignore-scripts` there).
     #[arg(long = "v8-runner", value_name = "DIR")]
     pub v8_runner: Option<std::path::PathBuf>,
+    /// Stage the block's `doc`, `db` and `kv` writes instead of making
+    /// them, and print what they would change (the `diff` event) before
+    /// the totals; `fetch` may only GET and HEAD.
+    #[arg(long)]
+    pub dry_run: bool,
+}
+
+/// A dry-run's changes, one line each: `+` inserted, `~` changed, `-`
+/// deleted.
+fn print_diff(out: &mut impl Write, changes: &Value) -> std::io::Result<()> {
+    let list = changes.as_array().map(Vec::as_slice).unwrap_or_default();
+    let n = list.len();
+    let s = if n == 1 { "" } else { "s" };
+    writeln!(out, "dry-run: {n} change{s}, nothing written")?;
+    let text = |c: &Value, k: &str| {
+        if c["before_hidden"] == true && k == "before" {
+            "(not shown)".to_string()
+        } else {
+            c[k].to_string()
+        }
+    };
+    for c in list {
+        let s = |k: &str| c[k].as_str().unwrap_or_default().to_string();
+        let what = match c["kind"].as_str() {
+            Some("doc") => format!("document {}", s("id")),
+            Some("row") => format!("row {} of {}", s("id"), s("collection")),
+            _ => format!("kv {}", s("key")),
+        };
+        match c["op"].as_str() {
+            Some("insert") => writeln!(out, "  + {what} = {}", text(c, "after"))?,
+            Some("delete") => writeln!(out, "  - {what} (was {})", text(c, "before"))?,
+            _ => writeln!(
+                out,
+                "  ~ {what}: {} -> {}",
+                text(c, "before"),
+                text(c, "after")
+            )?,
+        }
+    }
+    Ok(())
 }
 
 /// Run the command; exit 0 ok, 1 block failed, 2 usage or engine error.
@@ -243,7 +284,7 @@ fn execute(args: &RunArgs) -> anyhow::Result<bool> {
                 admin_caller: true,
                 agent: false,
                 doc: None,
-                dry_run: false,
+                dry_run: args.dry_run,
                 operator: Some(OperatorRun {
                     grants,
                     limits: req.limits.unwrap_or_default(),
@@ -382,9 +423,7 @@ fn print_event(args: &RunArgs, line: &str, ev: &RunEvent) -> anyhow::Result<()> 
         // Meters are for watchers (`--json`, the app); a person reads the
         // totals in the last line.
         EventBody::Meter(_) => {}
-        EventBody::Diff(d) => {
-            writeln!(out, "[diff] {}", serde_json::to_string_pretty(&d.changes)?)?
-        }
+        EventBody::Diff(d) => print_diff(&mut out, &d.changes)?,
         EventBody::Result { value } => {
             writeln!(out, "=> {}", serde_json::to_string_pretty(value)?)?
         }

@@ -328,13 +328,35 @@ fn data_dir_persists_between_runs_and_records_them() {
         ok_result(&quire().args(&args).output().unwrap())["visits"].clone()
     };
     assert_eq!(visits(&[]), 1);
+    // A dry-run sees its own write, shows it, and leaves the store as it was.
+    assert_eq!(visits(&["--dry-run"]), 2);
+    let out = quire()
+        .args([
+            "run",
+            "--cap",
+            "kv:read",
+            "--cap",
+            "kv:write",
+            "--dry-run",
+            "--data",
+            data_s,
+        ])
+        .arg(sample("visit_counter.js"))
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains("dry-run: 2 changes, nothing written"),
+        "{text}"
+    );
+    assert!(text.contains("~ kv visits: 1 -> 2"), "{text}");
     assert_eq!(visits(&[]), 2);
     // Another workspace in the same store starts from zero.
     assert_eq!(visits(&["--workspace", "other"]), 1);
     let store = quire_storage::Store::open(&quire_storage::StoreConfig::new(&data)).unwrap();
     let ws = store.workspace_by_name("default").unwrap().unwrap();
     let runs = store.list_runs(&ws.id, None, 10).unwrap();
-    assert_eq!(runs.len(), 2);
+    assert_eq!(runs.len(), 4);
     assert!(runs
         .iter()
         .all(|r| r.status == "ok" && r.events.last().unwrap()["type"] == "finished"));
