@@ -515,7 +515,11 @@ mod tests {
             })
             .collect();
         for t in Table::ALL {
-            assert!(created.contains(&table(t)), "no migration creates {}", table(t));
+            assert!(
+                created.contains(&table(t)),
+                "no migration creates {}",
+                table(t)
+            );
         }
     }
 }
