@@ -175,6 +175,13 @@ async fn one(
                 "error": error, "request": live.request,
                 "provenance": live.provenance(), "mode": mode_of(&live.request),
             });
+            let mut head = head;
+            if mode_of(&live.request) == "dry_run" {
+                // Filed before `finished` went out.
+                head["preview"] = store
+                    .get_diff_head(&w.id, &live.id)?
+                    .map_or(Value::Null, |d| quire_service::preview::summary(&d));
+            }
             return Ok(Json(RunAnswer::new(head, lines.iter().map(|l| &**l), next)));
         }
         let r = store
