@@ -26,6 +26,8 @@ const stringIndexOf = uncurry(String.prototype.indexOf);
 const stringSplit = uncurry(String.prototype.split);
 const stringCharCodeAt = uncurry(String.prototype.charCodeAt);
 const stringToLower = uncurry(String.prototype.toLowerCase);
+const stringIsWellFormed = uncurry(String.prototype.isWellFormed);
+const stringToWellFormed = uncurry(String.prototype.toWellFormed);
 const regexpTest = uncurry(RegExp.prototype.test);
 const jsonStringify = JSON.stringify;
 const objectToString = uncurry(O.prototype.toString);
@@ -79,7 +81,7 @@ function loadExtras() {
   if (extras === undefined) {
     // The intrinsics below were captured when the prelude loaded, before
     // any block code ran.
-    const H = { N, getOwnPropertyDescriptor, getPrototypeOf, getOwnPropertySymbols, objectIs, regexpTest, functionToString, errorToString, dateToISOString, regexpToString, bigintToString, mapSize, setSize, typedArrayLength, arrayBufferByteLength, NumberCtor, mathFloor, safe, symbolToString, MapCtor, isArray, DateCtor, dateGetTime, RegExpCtor, mapEntries, iterNext, SetCtor, setValues, ArrayBufferCtor, ArrayBufferIsView, ErrorCtor, PromiseCtor, WeakMapCtor, objectToString, objectKeys, Uint8ArrayCtor, TypeErrorCtor, StringCtor, stringToLower, RangeErrorCtor, stringReplace, encodeURIComponent, decodeURIComponent, arrayPush, stringSlice, stringSplit, stringIndexOf, arrayJoin, reflectApply, arraySlice, defineProperty, typedArrayTag };
+    const H = { N, getOwnPropertyDescriptor, getPrototypeOf, getOwnPropertySymbols, objectIs, regexpTest, functionToString, errorToString, dateToISOString, regexpToString, bigintToString, mapSize, setSize, typedArrayLength, arrayBufferByteLength, NumberCtor, mathFloor, safe, symbolToString, MapCtor, isArray, DateCtor, dateGetTime, RegExpCtor, mapEntries, iterNext, SetCtor, setValues, ArrayBufferCtor, ArrayBufferIsView, ErrorCtor, PromiseCtor, WeakMapCtor, objectToString, objectKeys, Uint8ArrayCtor, TypeErrorCtor, StringCtor, stringToLower, RangeErrorCtor, stringReplace, encodeURIComponent, decodeURIComponent, arrayPush, stringSlice, stringSplit, stringIndexOf, arrayJoin, reflectApply, arraySlice, defineProperty, typedArrayTag, stringIsWellFormed, stringToWellFormed, DOMExceptionCtor: globalThis.DOMException };
     extras = N.loadExtras()(H);
   }
   return extras;
@@ -307,8 +309,10 @@ function fireTimer(id) {
     reportError(e);
   }
 }
+// The HTML timeout: a WebIDL `long` (ToInt32: 2**32 is 0, NaN is 0),
+// negative as 0.
 function toDelay(ms) {
-  const n = NumberCtor(ms);
+  const n = NumberCtor(ms) | 0;
   return n > 0 ? n : 0;
 }
 function addTimer(fn, ms, args, repeat) {

@@ -5,7 +5,12 @@
 // captured before any block code ran.
 
 export function init(H) {
-  const { N, getOwnPropertyDescriptor, getPrototypeOf, getOwnPropertySymbols, objectIs, regexpTest, functionToString, errorToString, dateToISOString, regexpToString, bigintToString, mapSize, setSize, typedArrayLength, arrayBufferByteLength, NumberCtor, mathFloor, safe, symbolToString, MapCtor, isArray, DateCtor, dateGetTime, RegExpCtor, mapEntries, iterNext, SetCtor, setValues, ArrayBufferCtor, ArrayBufferIsView, ErrorCtor, PromiseCtor, WeakMapCtor, objectToString, objectKeys, Uint8ArrayCtor, TypeErrorCtor, StringCtor, stringToLower, RangeErrorCtor, stringReplace, encodeURIComponent, decodeURIComponent, arrayPush, stringSlice, stringSplit, stringIndexOf, arrayJoin, reflectApply, arraySlice, defineProperty, typedArrayTag } = H;
+  const { N, getOwnPropertyDescriptor, getPrototypeOf, getOwnPropertySymbols, objectIs, regexpTest, functionToString, errorToString, dateToISOString, regexpToString, bigintToString, mapSize, setSize, typedArrayLength, arrayBufferByteLength, NumberCtor, mathFloor, safe, symbolToString, MapCtor, isArray, DateCtor, dateGetTime, RegExpCtor, mapEntries, iterNext, SetCtor, setValues, ArrayBufferCtor, ArrayBufferIsView, ErrorCtor, PromiseCtor, WeakMapCtor, objectToString, objectKeys, Uint8ArrayCtor, TypeErrorCtor, StringCtor, stringToLower, RangeErrorCtor, stringReplace, encodeURIComponent, decodeURIComponent, arrayPush, stringSlice, stringSplit, stringIndexOf, arrayJoin, reflectApply, arraySlice, defineProperty, typedArrayTag, stringIsWellFormed, stringToWellFormed, DOMExceptionCtor } = H;
+  // WebIDL USVString: a lone surrogate becomes U+FFFD.
+  const usv = (v) => {
+    const s = StringCtor(v);
+    return stringIsWellFormed(s) ? s : stringToWellFormed(s);
+  };
   // ---------------------------------------------------------------- inspect
 
   const MAX_DEPTH = 4;
@@ -218,8 +223,9 @@ export function init(H) {
 
   // ---------------------------------------------------------------- structuredClone
 
-  function cloneError(name) {
-    const e = new ErrorCtor(name);
+  function cloneError(message) {
+    if (DOMExceptionCtor) return new DOMExceptionCtor(message, "DataCloneError");
+    const e = new ErrorCtor(message);
     e.name = "DataCloneError";
     return e;
   }
@@ -229,6 +235,8 @@ export function init(H) {
       if (typeof v === "function" || typeof v === "symbol") throw cloneError((typeof v === "function" ? fnName(v) : symbolToString(v)) + " could not be cloned");
       if (v === null || typeof v !== "object") return v;
       if (memo.has(v)) return memo.get(v);
+      // Platform objects that are not serializable.
+      if (v instanceof URL || v instanceof URLSearchParams) throw cloneError(objectToString(v) + " could not be cloned");
       let out;
       if (isArray(v)) {
         out = [];
@@ -288,10 +296,11 @@ export function init(H) {
       return "utf-8";
     }
     encode(input = "") {
-      return N.utf8Encode(StringCtor(input));
+      return N.utf8Encode(usv(input));
     }
     encodeInto(input, dest) {
-      const bytes = N.utf8Encode(StringCtor(input));
+      if (!(dest instanceof Uint8ArrayCtor)) throw new TypeErrorCtor("TextEncoder.encodeInto: the destination must be a Uint8Array");
+      const bytes = N.utf8Encode(usv(input));
       const n = bytes.length < dest.length ? bytes.length : dest.length;
       // Do not split a UTF-8 sequence.
       let w = n;
@@ -302,12 +311,40 @@ export function init(H) {
     }
   }
 
+  // The start of an incomplete UTF-8 sequence at the end of `bytes` (where
+  // a streaming decode stops, to go on with the next chunk), or its length.
+  function incompleteTail(bytes) {
+    const end = bytes.length;
+    let i = end;
+    while (i > 0 && end - i < 3 && (bytes[i - 1] & 0xc0) === 0x80) i--;
+    if (i === 0) return end;
+    const lead = bytes[i - 1];
+    const need = lead >= 0xf0 && lead <= 0xf4 ? 4 : lead >= 0xe0 && lead <= 0xef ? 3 : lead >= 0xc2 && lead <= 0xdf ? 2 : 1;
+    if (need === 1 || need <= end - (i - 1)) return end;
+    // Only a prefix that can still become a valid sequence waits (the
+    // byte after E0, ED, F0 and F4 has a narrower range).
+    if (i < end) {
+      const b = bytes[i];
+      const lo = lead === 0xe0 ? 0xa0 : lead === 0xf0 ? 0x90 : 0x80;
+      const hi = lead === 0xed ? 0x9f : lead === 0xf4 ? 0x8f : 0xbf;
+      if (b < lo || b > hi) return end;
+    }
+    return i - 1;
+  }
+
+  const UTF8_LABELS = { "unicode-1-1-utf-8": true, unicode11utf8: true, unicode20utf8: true, "utf-8": true, utf8: true, "x-unicode20utf8": true };
+
   class TextDecoder {
     #fatal;
     #ignoreBOM;
+    // Streaming state: bytes of an unfinished sequence, and whether the
+    // stream's start (where a BOM is taken off) is behind.
+    #pending = new Uint8ArrayCtor(0);
+    #started = false;
     constructor(label = "utf-8", options = {}) {
-      const l = stringToLower(StringCtor(label));
-      if (l !== "utf-8" && l !== "utf8" && l !== "unicode-1-1-utf-8") {
+      // The Encoding Standard's labels of UTF-8, ASCII whitespace trimmed.
+      const l = stringToLower(stringReplace(StringCtor(label), /^[\t\n\f\r ]+|[\t\n\f\r ]+$/g, ""));
+      if (!UTF8_LABELS[l]) {
         throw new RangeErrorCtor("TextDecoder: only utf-8 is supported, got '" + label + "'");
       }
       this.#fatal = !!(options && options.fatal);
@@ -322,10 +359,32 @@ export function init(H) {
     get ignoreBOM() {
       return this.#ignoreBOM;
     }
-    decode(input) {
+    decode(input, options) {
+      const stream = !!(options && options.stream);
       let bytes = toBytes(input);
-      if (!this.#ignoreBOM && bytes.length >= 3 && bytes[0] === 0xef && bytes[1] === 0xbb && bytes[2] === 0xbf) {
-        bytes = bytes.subarray(3);
+      if (this.#pending.length > 0) {
+        const joined = new Uint8ArrayCtor(this.#pending.length + bytes.length);
+        joined.set(this.#pending);
+        joined.set(bytes, this.#pending.length);
+        bytes = joined;
+        this.#pending = new Uint8ArrayCtor(0);
+      }
+      if (!this.#started && !this.#ignoreBOM) {
+        const bom = [0xef, 0xbb, 0xbf];
+        let k = 0;
+        while (k < 3 && k < bytes.length && bytes[k] === bom[k]) k++;
+        if (k < 3 && k === bytes.length && stream) {
+          // Maybe a BOM, cut by the chunk: wait for more.
+          this.#pending = new Uint8ArrayCtor(bytes);
+          return "";
+        }
+        if (k === 3) bytes = bytes.subarray(3);
+      }
+      this.#started = stream && (this.#started || bytes.length > 0);
+      if (stream) {
+        const cut = incompleteTail(bytes);
+        this.#pending = new Uint8ArrayCtor(bytes.subarray(cut));
+        bytes = bytes.subarray(0, cut);
       }
       return N.utf8Decode(bytes, this.#fatal);
     }
@@ -334,22 +393,46 @@ export function init(H) {
   function btoa(s) {
     return N.btoa(StringCtor(s));
   }
+  // Forgiving-base64 decode's checks (HTML), one copy for both engines.
   function atob(s) {
-    return N.atob(StringCtor(s));
+    s = StringCtor(s);
+    let t = stringReplace(s, /[\t\n\f\r ]/g, "");
+    if (t.length % 4 === 0) t = stringReplace(t, /==?$/, "");
+    if (t.length % 4 === 1 || !regexpTest(/^[A-Za-z0-9+/]*$/, t)) {
+      const D = DOMExceptionCtor || ErrorCtor;
+      throw new D("atob: the string is not valid base64", "InvalidCharacterError");
+    }
+    return N.atob(s);
   }
 
   // ---------------------------------------------------------------- URL
 
+  // The application/x-www-form-urlencoded serializer: all but
+  // alphanumerics and `*-._` percent-encoded, space as `+`.
+  const FORM_EXTRA = { "!": "%21", "'": "%27", "(": "%28", ")": "%29", "~": "%7E" };
+  const hexByte = (c) => FORM_EXTRA[c];
   function encodeForm(s) {
-    return stringReplace(encodeURIComponent(s), /%20/g, "+");
+    const e = stringReplace(encodeURIComponent(usv(s)), /[!'()~]/g, hexByte);
+    return stringReplace(e, /%20/g, "+");
   }
+  const hexValue = (b) => (b >= 0x30 && b <= 0x39 ? b - 0x30 : b >= 0x41 && b <= 0x46 ? b - 0x37 : b >= 0x61 && b <= 0x66 ? b - 0x57 : -1);
+  // `+` as space, then percent-decoding to bytes, read as UTF-8 (an
+  // invalid sequence becomes U+FFFD).
   function decodeForm(s) {
     const t = stringReplace(s, /\+/g, " ");
-    try {
-      return decodeURIComponent(t);
-    } catch {
-      return t;
+    if (stringIndexOf(t, "%") === -1) return usv(t);
+    const bytes = N.utf8Encode(usv(t));
+    const out = new Uint8ArrayCtor(bytes.length);
+    let n = 0;
+    for (let i = 0; i < bytes.length; i++) {
+      const hi = i + 2 < bytes.length ? hexValue(bytes[i + 1]) : -1;
+      const lo = hi >= 0 ? hexValue(bytes[i + 2]) : -1;
+      if (bytes[i] === 0x25 && lo >= 0) {
+        out[n++] = hi * 16 + lo;
+        i += 2;
+      } else out[n++] = bytes[i];
     }
+    return N.utf8Decode(out.subarray(0, n), false);
   }
 
   const searchParamsOwner = new WeakMapCtor();
@@ -362,11 +445,22 @@ export function init(H) {
           for (const pair of init) {
             const p = [...pair];
             if (p.length !== 2) throw new TypeErrorCtor("URLSearchParams: each pair must have exactly two items");
-            arrayPush(this.#list, [StringCtor(p[0]), StringCtor(p[1])]);
+            arrayPush(this.#list, [usv(p[0]), usv(p[1])]);
           }
         } else {
           const ks = objectKeys(init);
-          for (let i = 0; i < ks.length; i++) arrayPush(this.#list, [ks[i], StringCtor(init[ks[i]])]);
+          // A WebIDL record: keys that become the same USVString (lone
+          // surrogates) are one entry, where the first was, with the last value.
+          const at = new MapCtor();
+          for (let i = 0; i < ks.length; i++) {
+            const k = usv(ks[i]);
+            const v = usv(init[ks[i]]);
+            if (at.has(k)) this.#list[at.get(k)][1] = v;
+            else {
+              at.set(k, this.#list.length);
+              arrayPush(this.#list, [k, v]);
+            }
+          }
         }
       } else {
         this._parse(StringCtor(init));
@@ -392,33 +486,35 @@ export function init(H) {
       return this.#list.length;
     }
     append(k, v) {
-      arrayPush(this.#list, [StringCtor(k), StringCtor(v)]);
+      arrayPush(this.#list, [usv(k), usv(v)]);
       this._update();
     }
     delete(k, v) {
-      k = StringCtor(k);
-      this.#list = this.#list.filter((p) => !(p[0] === k && (v === undefined || p[1] === StringCtor(v))));
+      k = usv(k);
+      const value = v === undefined ? undefined : usv(v);
+      this.#list = this.#list.filter((p) => !(p[0] === k && (value === undefined || p[1] === value)));
       this._update();
     }
     get(k) {
-      k = StringCtor(k);
+      k = usv(k);
       for (const p of this.#list) if (p[0] === k) return p[1];
       return null;
     }
     getAll(k) {
-      k = StringCtor(k);
+      k = usv(k);
       const out = [];
       for (const p of this.#list) if (p[0] === k) arrayPush(out, p[1]);
       return out;
     }
     has(k, v) {
-      k = StringCtor(k);
-      for (const p of this.#list) if (p[0] === k && (v === undefined || p[1] === StringCtor(v))) return true;
+      k = usv(k);
+      const value = v === undefined ? undefined : usv(v);
+      for (const p of this.#list) if (p[0] === k && (value === undefined || p[1] === value)) return true;
       return false;
     }
     set(k, v) {
-      k = StringCtor(k);
-      v = StringCtor(v);
+      k = usv(k);
+      v = usv(v);
       const out = [];
       let done = false;
       for (const p of this.#list) {
@@ -436,17 +532,22 @@ export function init(H) {
       this.#list = this.#list.map((p, i) => [p, i]).sort((a, b) => (a[0][0] < b[0][0] ? -1 : a[0][0] > b[0][0] ? 1 : a[1] - b[1])).map((x) => x[0]);
       this._update();
     }
+    // Iteration reads the live list (WebIDL pair iterators): pairs deleted
+    // or added during a loop are seen as they are then.
     forEach(fn, thisArg) {
-      for (const p of arraySlice(this.#list)) reflectApply(fn, thisArg, [p[1], p[0], this]);
+      for (let i = 0; i < this.#list.length; i++) {
+        const p = this.#list[i];
+        reflectApply(fn, thisArg, [p[1], p[0], this]);
+      }
     }
     *entries() {
-      for (const p of arraySlice(this.#list)) yield [p[0], p[1]];
+      for (let i = 0; i < this.#list.length; i++) yield [this.#list[i][0], this.#list[i][1]];
     }
     *keys() {
-      for (const p of arraySlice(this.#list)) yield p[0];
+      for (let i = 0; i < this.#list.length; i++) yield this.#list[i][0];
     }
     *values() {
-      for (const p of arraySlice(this.#list)) yield p[1];
+      for (let i = 0; i < this.#list.length; i++) yield this.#list[i][1];
     }
     [Symbol.iterator]() {
       return this.entries();

@@ -18,3 +18,4 @@ mod server_live;
 mod spec;
 mod v8;
 mod wpt;
+mod wpt_any;

@@ -177,7 +177,8 @@ function newIsolate(memMb) {
     utf8Encode: sync((s) => new Uint8Array(Buffer.from(s, "utf8"))),
     utf8Decode: sync((bytes, fatal) => {
       try {
-        return new TextDecoder("utf-8", { fatal }).decode(bytes);
+        // The prelude takes a BOM off (or keeps it, with ignoreBOM).
+        return new TextDecoder("utf-8", { fatal, ignoreBOM: true }).decode(bytes);
       } catch {
         return null;
       }
