@@ -28,6 +28,8 @@ const stringCharCodeAt = uncurry(String.prototype.charCodeAt);
 const stringToLower = uncurry(String.prototype.toLowerCase);
 const stringIsWellFormed = uncurry(String.prototype.isWellFormed);
 const stringToWellFormed = uncurry(String.prototype.toWellFormed);
+const stringNormalize = uncurry(String.prototype.normalize);
+const stringFromCodePoint = String.fromCodePoint;
 const regexpTest = uncurry(RegExp.prototype.test);
 const jsonStringify = JSON.stringify;
 const objectToString = uncurry(O.prototype.toString);
@@ -81,7 +83,7 @@ function loadExtras() {
   if (extras === undefined) {
     // The intrinsics below were captured when the prelude loaded, before
     // any block code ran.
-    const H = { N, getOwnPropertyDescriptor, getPrototypeOf, getOwnPropertySymbols, objectIs, regexpTest, functionToString, errorToString, dateToISOString, regexpToString, bigintToString, mapSize, setSize, typedArrayLength, arrayBufferByteLength, NumberCtor, mathFloor, safe, symbolToString, MapCtor, isArray, DateCtor, dateGetTime, RegExpCtor, mapEntries, iterNext, SetCtor, setValues, ArrayBufferCtor, ArrayBufferIsView, ErrorCtor, PromiseCtor, WeakMapCtor, objectToString, objectKeys, Uint8ArrayCtor, TypeErrorCtor, StringCtor, stringToLower, RangeErrorCtor, stringReplace, encodeURIComponent, decodeURIComponent, arrayPush, stringSlice, stringSplit, stringIndexOf, arrayJoin, reflectApply, arraySlice, defineProperty, typedArrayTag, stringIsWellFormed, stringToWellFormed, DOMExceptionCtor: globalThis.DOMException };
+    const H = { N, getOwnPropertyDescriptor, getPrototypeOf, getOwnPropertySymbols, objectIs, regexpTest, functionToString, errorToString, dateToISOString, regexpToString, bigintToString, mapSize, setSize, typedArrayLength, arrayBufferByteLength, NumberCtor, mathFloor, safe, symbolToString, MapCtor, isArray, DateCtor, dateGetTime, RegExpCtor, mapEntries, iterNext, SetCtor, setValues, ArrayBufferCtor, ArrayBufferIsView, ErrorCtor, PromiseCtor, WeakMapCtor, objectToString, objectKeys, Uint8ArrayCtor, TypeErrorCtor, StringCtor, stringToLower, RangeErrorCtor, stringReplace, encodeURIComponent, decodeURIComponent, arrayPush, stringSlice, stringSplit, stringIndexOf, arrayJoin, reflectApply, arraySlice, defineProperty, typedArrayTag, stringIsWellFormed, stringToWellFormed, stringNormalize, stringFromCodePoint, DOMExceptionCtor: globalThis.DOMException };
     extras = N.loadExtras()(H);
   }
   return extras;

@@ -5,7 +5,7 @@
 // captured before any block code ran.
 
 export function init(H) {
-  const { N, getOwnPropertyDescriptor, getPrototypeOf, getOwnPropertySymbols, objectIs, regexpTest, functionToString, errorToString, dateToISOString, regexpToString, bigintToString, mapSize, setSize, typedArrayLength, arrayBufferByteLength, NumberCtor, mathFloor, safe, symbolToString, MapCtor, isArray, DateCtor, dateGetTime, RegExpCtor, mapEntries, iterNext, SetCtor, setValues, ArrayBufferCtor, ArrayBufferIsView, ErrorCtor, PromiseCtor, WeakMapCtor, objectToString, objectKeys, Uint8ArrayCtor, TypeErrorCtor, StringCtor, stringToLower, RangeErrorCtor, stringReplace, encodeURIComponent, decodeURIComponent, arrayPush, stringSlice, stringSplit, stringIndexOf, arrayJoin, reflectApply, arraySlice, defineProperty, typedArrayTag, stringIsWellFormed, stringToWellFormed, DOMExceptionCtor } = H;
+  const { N, getOwnPropertyDescriptor, getPrototypeOf, getOwnPropertySymbols, objectIs, regexpTest, functionToString, errorToString, dateToISOString, regexpToString, bigintToString, mapSize, setSize, typedArrayLength, arrayBufferByteLength, NumberCtor, mathFloor, safe, symbolToString, MapCtor, isArray, DateCtor, dateGetTime, RegExpCtor, mapEntries, iterNext, SetCtor, setValues, ArrayBufferCtor, ArrayBufferIsView, ErrorCtor, PromiseCtor, WeakMapCtor, objectToString, objectKeys, Uint8ArrayCtor, TypeErrorCtor, StringCtor, stringToLower, RangeErrorCtor, stringReplace, encodeURIComponent, decodeURIComponent, arrayPush, stringSlice, stringSplit, stringIndexOf, arrayJoin, reflectApply, arraySlice, defineProperty, typedArrayTag, stringIsWellFormed, stringToWellFormed, stringNormalize, stringFromCodePoint, DOMExceptionCtor } = H;
   // WebIDL USVString: a lone surrogate becomes U+FFFD.
   const usv = (v) => {
     const s = StringCtor(v);
@@ -563,8 +563,70 @@ export function init(H) {
   const URL_FIELDS = ["href", "protocol", "username", "password", "host", "hostname", "port", "pathname", "search", "hash", "origin"];
   const urlState = new WeakMapCtor();
 
+  // RFC 3492 Punycode decoding of a label's part after `xn--`; null when
+  // it is not valid Punycode.
+  function punycodeDecode(input) {
+    const out = [];
+    let b = input.lastIndexOf("-");
+    if (b < 0) b = 0;
+    for (let j = 0; j < b; j++) {
+      const c = input.charCodeAt(j);
+      if (c >= 0x80) return null;
+      arrayPush(out, c);
+    }
+    let i = 0;
+    let n = 128;
+    let bias = 72;
+    for (let at = b > 0 ? b + 1 : 0; at < input.length; ) {
+      const oldi = i;
+      let w = 1;
+      for (let k = 36; ; k += 36) {
+        if (at >= input.length) return null;
+        const c = input.charCodeAt(at++);
+        const digit = c >= 0x30 && c <= 0x39 ? c - 22 : c >= 0x41 && c <= 0x5a ? c - 0x41 : c >= 0x61 && c <= 0x7a ? c - 0x61 : 36;
+        if (digit >= 36 || digit > mathFloor((0x7fffffff - i) / w)) return null;
+        i += digit * w;
+        const t = k <= bias ? 1 : k >= bias + 26 ? 26 : k - bias;
+        if (digit < t) break;
+        if (w > mathFloor(0x7fffffff / (36 - t))) return null;
+        w *= 36 - t;
+      }
+      const len = out.length + 1;
+      let delta = oldi === 0 ? mathFloor((i - oldi) / 700) : (i - oldi) >> 1;
+      delta += mathFloor(delta / len);
+      let k = 0;
+      while (delta > 455) {
+        delta = mathFloor(delta / 35);
+        k += 36;
+      }
+      bias = k + mathFloor((36 * delta) / (delta + 38));
+      if (mathFloor(i / len) > 0x10ffff - n) return null;
+      n += mathFloor(i / len);
+      i %= len;
+      if (n >= 0xd800 && n <= 0xdfff) return null;
+      out.splice(i++, 0, n);
+    }
+    return reflectApply(stringFromCodePoint, null, out);
+  }
+
+  // UTS #46 (15.1) as the URL Standard uses it, for what the parser does
+  // not check: a label starting `xn--` must decode to a non-empty,
+  // non-ASCII label in NFKC (a mapped or unnormalized label is invalid).
+  function hostLabelsValid(host) {
+    if (stringIndexOf(stringToLower(host), "xn--") === -1) return true;
+    const labels = stringSplit(host, ".");
+    for (let i = 0; i < labels.length; i++) {
+      if (stringSlice(stringToLower(labels[i]), 0, 4) !== "xn--") continue;
+      const d = punycodeDecode(stringSlice(labels[i], 4));
+      if (d === null || d === "" || regexpTest(/^[\x00-\x7f]*$/, d) || stringNormalize(d, "NFKC") !== d || regexpTest(/^\p{M}/u, d)) return false;
+    }
+    return true;
+  }
+  // Fields of a parse (or null), refused when the host is not valid.
+  const hostChecked = (f) => (f === null || hostLabelsValid(f[5]) ? f : null);
+
   function urlParse(input, base) {
-    return base === undefined ? N.urlParse(StringCtor(input)) : N.urlParse(StringCtor(input), StringCtor(base));
+    return hostChecked(base === undefined ? N.urlParse(StringCtor(input)) : N.urlParse(StringCtor(input), StringCtor(base)));
   }
   function urlOf(u) {
     const st = urlState.get(u);
@@ -618,7 +680,7 @@ export function init(H) {
     if (name !== "origin") {
       desc.set = function (v) {
         const st = urlOf(this);
-        const f = N.urlSet(st.f[0], name, StringCtor(v));
+        const f = hostChecked(N.urlSet(st.f[0], name, StringCtor(v)));
         if (f === null) {
           if (name === "href") throw new TypeErrorCtor("Invalid URL: '" + StringCtor(v) + "'");
           return;
