@@ -52,17 +52,26 @@ pub(crate) fn doc_list(cx: Cx, p: CheckedDoc) -> Job {
     })
 }
 
+/// A point read through the staging: what the run staged for `t`, else
+/// what `read` finds stored; `null` when absent.
+fn read_through(
+    dry: DryRun,
+    t: Target,
+    op: String,
+    read: impl FnOnce() -> Result<Option<Value>, StorageError> + Send + 'static,
+) -> Job {
+    Box::new(move || {
+        let st = dry.lock();
+        let v = st.view(&t, || read().map_err(|e| storage_error(&op, e)))?;
+        Ok(v.now.unwrap_or(Value::Null))
+    })
+}
+
 /// `doc.get`.
 pub(crate) fn doc_get(cx: Cx, p: CheckedDoc, id: String) -> Job {
     let Cx { gate, dry, op, .. } = cx;
-    Box::new(move || {
-        let st = dry.lock();
-        let t = Target::Doc { id: id.clone() };
-        let v = st.view(&t, || {
-            gate.doc_record(&p, &id).map_err(|e| storage_error(&op, e))
-        })?;
-        Ok(v.now.unwrap_or(Value::Null))
-    })
+    let t = Target::Doc { id: id.clone() };
+    read_through(dry, t, op, move || gate.doc_record(&p, &id))
 }
 
 /// `doc.update`: the patch applied as storage applies it, staged.
@@ -210,14 +219,8 @@ pub(crate) fn delete(cx: Cx, p: CheckedCollection, id: String) -> Job {
 /// `kv.get`.
 pub(crate) fn kv_get(cx: Cx, p: CheckedKv, key: String) -> Job {
     let Cx { gate, dry, op, .. } = cx;
-    Box::new(move || {
-        let st = dry.lock();
-        let t = Target::Kv { key: key.clone() };
-        let v = st.view(&t, || {
-            gate.kv_record(&p, &key).map_err(|e| storage_error(&op, e))
-        })?;
-        Ok(v.now.unwrap_or(Value::Null))
-    })
+    let t = Target::Kv { key: key.clone() };
+    read_through(dry, t, op, move || gate.kv_record(&p, &key))
 }
 
 /// `kv.set` (`value` `None`) or `kv.delete`: `null`, or whether the key
