@@ -332,9 +332,55 @@ export function init(H) {
     return i - 1;
   }
 
-  const UTF8_LABELS = { "unicode-1-1-utf-8": true, unicode11utf8: true, unicode20utf8: true, "utf-8": true, utf8: true, "x-unicode20utf8": true };
+  // The Encoding Standard's labels of the encodings TextDecoder decodes.
+  const LABELS = {
+    __proto__: null,
+    "unicode-1-1-utf-8": "utf-8", unicode11utf8: "utf-8", unicode20utf8: "utf-8", "utf-8": "utf-8", utf8: "utf-8", "x-unicode20utf8": "utf-8",
+    csunicode: "utf-16le", "iso-10646-ucs-2": "utf-16le", "ucs-2": "utf-16le", unicode: "utf-16le", unicodefeff: "utf-16le", "utf-16": "utf-16le", "utf-16le": "utf-16le",
+    unicodefffe: "utf-16be", "utf-16be": "utf-16be",
+  };
+  const BOMS = { "utf-8": [0xef, 0xbb, 0xbf], "utf-16le": [0xff, 0xfe], "utf-16be": [0xfe, 0xff] };
+
+  // Where a streaming UTF-16 decode stops: before an odd last byte and a
+  // last lead surrogate (they wait for the next chunk).
+  function incompleteTail16(bytes, be) {
+    let end = bytes.length - (bytes.length % 2);
+    if (end >= 2) {
+      const u = be ? (bytes[end - 2] << 8) | bytes[end - 1] : (bytes[end - 1] << 8) | bytes[end - 2];
+      if (u >= 0xd800 && u <= 0xdbff) end -= 2;
+    }
+    return end;
+  }
+
+  // UTF-16 code units to text: a lone surrogate or an odd last byte is
+  // U+FFFD, or a TypeError when `fatal`.
+  function decode16(bytes, be, fatal) {
+    const units = [];
+    const bad = () => {
+      if (fatal) throw new TypeErrorCtor("TextDecoder: invalid UTF-16");
+      arrayPush(units, 0xfffd);
+    };
+    const unit = (i) => (be ? (bytes[i] << 8) | bytes[i + 1] : (bytes[i + 1] << 8) | bytes[i]);
+    let i = 0;
+    for (; i + 1 < bytes.length; i += 2) {
+      const u = unit(i);
+      if (u >= 0xd800 && u <= 0xdbff) {
+        const next = i + 3 < bytes.length ? unit(i + 2) : -1;
+        if (next >= 0xdc00 && next <= 0xdfff) {
+          arrayPush(units, u, next);
+          i += 2;
+        } else bad();
+      } else if (u >= 0xdc00 && u <= 0xdfff) bad();
+      else arrayPush(units, u);
+    }
+    if (i < bytes.length) bad();
+    let out = "";
+    for (let k = 0; k < units.length; k += 4096) out += reflectApply(StringCtor.fromCharCode, null, arraySlice(units, k, k + 4096));
+    return out;
+  }
 
   class TextDecoder {
+    #encoding;
     #fatal;
     #ignoreBOM;
     // Streaming state: bytes of an unfinished sequence, and whether the
@@ -342,16 +388,18 @@ export function init(H) {
     #pending = new Uint8ArrayCtor(0);
     #started = false;
     constructor(label = "utf-8", options = {}) {
-      // The Encoding Standard's labels of UTF-8, ASCII whitespace trimmed.
+      // A label, ASCII whitespace trimmed, case-insensitive.
       const l = stringToLower(stringReplace(StringCtor(label), /^[\t\n\f\r ]+|[\t\n\f\r ]+$/g, ""));
-      if (!UTF8_LABELS[l]) {
-        throw new RangeErrorCtor("TextDecoder: only utf-8 is supported, got '" + label + "'");
+      const encoding = LABELS[l];
+      if (encoding === undefined) {
+        throw new RangeErrorCtor("TextDecoder: only utf-8 and utf-16 are supported, got '" + label + "'");
       }
+      this.#encoding = encoding;
       this.#fatal = !!(options && options.fatal);
       this.#ignoreBOM = !!(options && options.ignoreBOM);
     }
     get encoding() {
-      return "utf-8";
+      return this.#encoding;
     }
     get fatal() {
       return this.#fatal;
@@ -370,23 +418,25 @@ export function init(H) {
         this.#pending = new Uint8ArrayCtor(0);
       }
       if (!this.#started && !this.#ignoreBOM) {
-        const bom = [0xef, 0xbb, 0xbf];
+        const bom = BOMS[this.#encoding];
         let k = 0;
-        while (k < 3 && k < bytes.length && bytes[k] === bom[k]) k++;
-        if (k < 3 && k === bytes.length && stream) {
+        while (k < bom.length && k < bytes.length && bytes[k] === bom[k]) k++;
+        if (k < bom.length && k === bytes.length && stream) {
           // Maybe a BOM, cut by the chunk: wait for more.
           this.#pending = new Uint8ArrayCtor(bytes);
           return "";
         }
-        if (k === 3) bytes = bytes.subarray(3);
+        if (k === bom.length) bytes = bytes.subarray(k);
       }
       this.#started = stream && (this.#started || bytes.length > 0);
+      const utf8 = this.#encoding === "utf-8";
+      const be = this.#encoding === "utf-16be";
       if (stream) {
-        const cut = incompleteTail(bytes);
+        const cut = utf8 ? incompleteTail(bytes) : incompleteTail16(bytes, be);
         this.#pending = new Uint8ArrayCtor(bytes.subarray(cut));
         bytes = bytes.subarray(0, cut);
       }
-      return N.utf8Decode(bytes, this.#fatal);
+      return utf8 ? N.utf8Decode(bytes, this.#fatal) : decode16(bytes, be, this.#fatal);
     }
   }
 
