@@ -105,7 +105,7 @@ pub(crate) fn prelude_bytecode() -> Result<&'static [u8], EngineError> {
 pub(crate) fn extras_bytecode() -> Result<&'static [u8], EngineError> {
     static EXTRAS: OnceLock<Result<Vec<u8>, String>> = OnceLock::new();
     EXTRAS
-        .get_or_init(|| compile_builtin("quire:extras", include_str!("prelude_extras.js")))
+        .get_or_init(|| compile_builtin("quire:extras", crate::PRELUDE_EXTRAS))
         .as_deref()
         .map_err(|e| EngineError::Prelude(e.clone()))
 }

@@ -341,6 +341,36 @@ export function init(H) {
   };
   const BOMS = { "utf-8": [0xef, 0xbb, 0xbf], "utf-16le": [0xff, 0xfe], "utf-16be": [0xfe, 0xff] };
 
+  // UTF-16 code units to a string, a few thousand at a time.
+  function unitsToString(units) {
+    let out = "";
+    for (let k = 0; k < units.length; k += 4096) out += reflectApply(StringCtor.fromCharCode, null, arraySlice(units, k, k + 4096));
+    return out;
+  }
+
+  // The single-byte encodings (`SINGLE_BYTE`, put before this file from
+  // single_byte.json; see engine/src/lib.rs): a label's encoding name, or
+  // undefined.
+  function singleByteName(label) {
+    const name = SINGLE_BYTE.labels[label];
+    return typeof name === "string" && isArray(SINGLE_BYTE.indexes[name]) ? name : undefined;
+  }
+  // Bytes below 0x80 as themselves, others through the encoding's index;
+  // a byte it has no code point for is U+FFFD, or a TypeError when fatal.
+  function decodeSingleByte(bytes, name, fatal) {
+    const index = SINGLE_BYTE.indexes[name];
+    const units = [];
+    for (let i = 0; i < bytes.length; i++) {
+      const b = bytes[i];
+      const cp = b < 0x80 ? b : index[b - 0x80];
+      if (cp === 0 && b !== 0) {
+        if (fatal) throw new TypeErrorCtor("TextDecoder: byte 0x" + b.toString(16) + " is not in " + name);
+        arrayPush(units, 0xfffd);
+      } else arrayPush(units, cp);
+    }
+    return unitsToString(units);
+  }
+
   // Where a streaming UTF-16 decode stops: before an odd last byte and a
   // last lead surrogate (they wait for the next chunk).
   function incompleteTail16(bytes, be) {
@@ -374,9 +404,7 @@ export function init(H) {
       else arrayPush(units, u);
     }
     if (i < bytes.length) bad();
-    let out = "";
-    for (let k = 0; k < units.length; k += 4096) out += reflectApply(StringCtor.fromCharCode, null, arraySlice(units, k, k + 4096));
-    return out;
+    return unitsToString(units);
   }
 
   class TextDecoder {
@@ -390,9 +418,9 @@ export function init(H) {
     constructor(label = "utf-8", options = {}) {
       // A label, ASCII whitespace trimmed, case-insensitive.
       const l = stringToLower(stringReplace(StringCtor(label), /^[\t\n\f\r ]+|[\t\n\f\r ]+$/g, ""));
-      const encoding = LABELS[l];
+      const encoding = LABELS[l] || singleByteName(l);
       if (encoding === undefined) {
-        throw new RangeErrorCtor("TextDecoder: only utf-8 and utf-16 are supported, got '" + label + "'");
+        throw new RangeErrorCtor("TextDecoder: unsupported encoding '" + label + "' (UTF-8, UTF-16 and the single-byte encodings are)");
       }
       this.#encoding = encoding;
       this.#fatal = !!(options && options.fatal);
@@ -417,7 +445,7 @@ export function init(H) {
         bytes = joined;
         this.#pending = new Uint8ArrayCtor(0);
       }
-      if (!this.#started && !this.#ignoreBOM) {
+      if (!this.#started && !this.#ignoreBOM && BOMS[this.#encoding]) {
         const bom = BOMS[this.#encoding];
         let k = 0;
         while (k < bom.length && k < bytes.length && bytes[k] === bom[k]) k++;
@@ -429,6 +457,7 @@ export function init(H) {
         if (k === bom.length) bytes = bytes.subarray(k);
       }
       this.#started = stream && (this.#started || bytes.length > 0);
+      if (!BOMS[this.#encoding]) return decodeSingleByte(bytes, this.#encoding, this.#fatal);
       const utf8 = this.#encoding === "utf-8";
       const be = this.#encoding === "utf-16be";
       if (stream) {

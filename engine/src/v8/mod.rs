@@ -152,10 +152,7 @@ pub(crate) fn stack_kb(stack_bytes: u64) -> u64 {
 /// The prelude sources the V8 runner installs (the QuickJS engine compiles
 /// the same files to bytecode).
 pub(crate) fn prelude_sources() -> (&'static str, &'static str) {
-    (
-        include_str!("../prelude.js"),
-        include_str!("../prelude_extras.js"),
-    )
+    (include_str!("../prelude.js"), crate::PRELUDE_EXTRAS)
 }
 
 /// Fill in an error's line and column from its stack (the runner sends
