@@ -311,6 +311,10 @@ async fn cancel(
     let store = s.store.clone();
     let w = blocking(move || who.enter(&store, &ws, Role::Editor)).await?;
     match s.hub.attach(w.id, &run).await? {
+        // Ended, but still held live while its history is written.
+        Some(live) if !matches!(live.status().as_str(), "running" | "queued") => Err(
+            ApiError::Conflict(format!("run '{run}' already finished ({})", live.status())),
+        ),
         Some(live) => {
             live.cancel();
             Ok((
