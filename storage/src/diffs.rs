@@ -337,18 +337,9 @@ impl Store {
                 return Ok(());
             };
             let mut d: StagedDiff = crate::error::decode("diff", &bytes)?;
-            match d.status_at(now_ms) {
-                DiffStatus::Pending => {}
-                DiffStatus::Expired => {
-                    out = Err(ApplyRefusal::Expired {
-                        expires_ms: d.expires_ms,
-                    });
-                    return Ok(());
-                }
-                other => {
-                    out = Err(ApplyRefusal::Decided(other));
-                    return Ok(());
-                }
+            if let Some(refused) = not_pending(&d, now_ms) {
+                out = Err(refused);
+                return Ok(());
             }
             decide(&mut d, DiffStatus::Discarded, now_ms);
             out = Ok(());
@@ -391,15 +382,20 @@ impl Store {
     }
 }
 
-fn refusal(d: &StagedDiff, digest_given: &str, now_ms: u64) -> Option<ApplyRefusal> {
+/// Why `d` can no longer be applied or discarded at `now_ms`, if so.
+fn not_pending(d: &StagedDiff, now_ms: u64) -> Option<ApplyRefusal> {
     match d.status_at(now_ms) {
-        DiffStatus::Pending => {}
-        DiffStatus::Expired => {
-            return Some(ApplyRefusal::Expired {
-                expires_ms: d.expires_ms,
-            })
-        }
-        other => return Some(ApplyRefusal::Decided(other)),
+        DiffStatus::Pending => None,
+        DiffStatus::Expired => Some(ApplyRefusal::Expired {
+            expires_ms: d.expires_ms,
+        }),
+        other => Some(ApplyRefusal::Decided(other)),
+    }
+}
+
+fn refusal(d: &StagedDiff, digest_given: &str, now_ms: u64) -> Option<ApplyRefusal> {
+    if let Some(refused) = not_pending(d, now_ms) {
+        return Some(refused);
     }
     if !d.run_ok {
         return Some(ApplyRefusal::RunFailed);

@@ -170,6 +170,10 @@ fn expired_tampered_and_failed_diffs_are_refused() {
         s.apply_diff(&a, "old", &dg, 101).unwrap(),
         Err(ApplyRefusal::Expired { expires_ms: 100 })
     );
+    assert_eq!(
+        s.discard_diff(&a, "old", 101).unwrap(),
+        Err(ApplyRefusal::Expired { expires_ms: 100 })
+    );
     // A stored diff whose changes were edited no longer matches its digest.
     let dg = filed(&s, &a, "t", vec![change()], u64::MAX);
     let mut d = s.get_diff(&a, "t").unwrap().unwrap();
