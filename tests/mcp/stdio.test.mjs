@@ -109,6 +109,8 @@ test("bad arguments and unknown tools are protocol errors that say what is wrong
   await assert.rejects(run({}), /source/);
   await assert.rejects(run({ source: "1", lang: "py" }), /lang/);
   await assert.rejects(run({ source: "1", extra: true }), /unknown argument/);
+  await assert.rejects(run({ source: "1", mode: "commit" }), /mode/);
+  await assert.rejects(run({ source: "1", mode: 7 }), /mode/);
   await assert.rejects(run({ source: "x".repeat(600 * 1024) }), /limit/);
   await assert.rejects(client.callTool({ name: "nope", arguments: {} }), /unknown tool/);
   await assert.rejects(client.callTool({ name: "block_hello", arguments: {} }), /unknown tool/);
