@@ -1,6 +1,6 @@
 // quire's runtime prelude: the web globals of a block (console, display,
 // timers, structuredClone, TextEncoder/TextDecoder, URL/URLSearchParams,
-// atob/btoa, crypto). Compiled to QuickJS bytecode once per process and
+// atob/btoa, crypto, fetch, Blob/File/FormData/FileReader). Compiled to QuickJS bytecode once per process and
 // loaded into every isolate before the block. Natives come in on
 // globalThis.__quire_native and are removed before any block code runs.
 //
@@ -40,6 +40,10 @@ const dateGetTime = uncurry(Date.prototype.getTime);
 const regexpToString = uncurry(RegExp.prototype.toString);
 const symbolToString = uncurry(Symbol.prototype.toString);
 const bigintToString = uncurry(BigInt.prototype.toString);
+// The primitive inside a Boolean, Number, String or BigInt wrapper object
+// (each throws on anything else).
+const wrapperValueOf = [Boolean, Number, String, BigInt].map((C) => uncurry(C.prototype.valueOf));
+const arrayBufferTransfer = ArrayBuffer.prototype.transfer ? uncurry(ArrayBuffer.prototype.transfer) : null;
 const mapEntries = uncurry(Map.prototype.entries);
 const setValues = uncurry(Set.prototype.values);
 const mapSize = uncurry(getOwnPropertyDescriptor(Map.prototype, "size").get);
@@ -68,6 +72,11 @@ const WeakMapCtor = WeakMap;
 const typedArrayProto = getPrototypeOf(Uint8Array.prototype);
 const typedArrayLength = uncurry(getOwnPropertyDescriptor(typedArrayProto, "length").get);
 const typedArrayTag = uncurry(getOwnPropertyDescriptor(typedArrayProto, Symbol.toStringTag).get);
+const typedArraySet = uncurry(typedArrayProto.set);
+const objectCreate = O.create;
+const reflectOwnKeys = Reflect.ownKeys;
+const iteratorProto = getPrototypeOf(getPrototypeOf([][Symbol.iterator]()));
+const typedArraySubarray = uncurry(typedArrayProto.subarray);
 const arrayBufferByteLength = uncurry(getOwnPropertyDescriptor(ArrayBuffer.prototype, "byteLength").get);
 
 function safe(fn, fallback) {
@@ -83,7 +92,7 @@ function loadExtras() {
   if (extras === undefined) {
     // The intrinsics below were captured when the prelude loaded, before
     // any block code ran.
-    const H = { N, getOwnPropertyDescriptor, getPrototypeOf, getOwnPropertySymbols, objectIs, regexpTest, functionToString, errorToString, dateToISOString, regexpToString, bigintToString, mapSize, setSize, typedArrayLength, arrayBufferByteLength, NumberCtor, mathFloor, safe, symbolToString, MapCtor, isArray, DateCtor, dateGetTime, RegExpCtor, mapEntries, iterNext, SetCtor, setValues, ArrayBufferCtor, ArrayBufferIsView, ErrorCtor, PromiseCtor, WeakMapCtor, objectToString, objectKeys, Uint8ArrayCtor, TypeErrorCtor, StringCtor, stringToLower, RangeErrorCtor, stringReplace, encodeURIComponent, decodeURIComponent, arrayPush, stringSlice, stringSplit, stringIndexOf, arrayJoin, reflectApply, arraySlice, defineProperty, typedArrayTag, stringIsWellFormed, stringToWellFormed, stringNormalize, stringFromCodePoint, DOMExceptionCtor: globalThis.DOMException };
+    const H = { N, getOwnPropertyDescriptor, getPrototypeOf, getOwnPropertySymbols, objectIs, regexpTest, functionToString, errorToString, dateToISOString, regexpToString, bigintToString, mapSize, setSize, typedArrayLength, arrayBufferByteLength, NumberCtor, mathFloor, safe, symbolToString, MapCtor, isArray, DateCtor, dateGetTime, RegExpCtor, mapEntries, iterNext, SetCtor, setValues, ArrayBufferCtor, ArrayBufferIsView, ErrorCtor, PromiseCtor, WeakMapCtor, objectToString, objectKeys, Uint8ArrayCtor, TypeErrorCtor, StringCtor, stringToLower, RangeErrorCtor, stringReplace, encodeURIComponent, decodeURIComponent, arrayPush, stringSlice, stringSplit, stringIndexOf, arrayJoin, reflectApply, arraySlice, defineProperty, typedArrayTag, stringIsWellFormed, stringToWellFormed, stringNormalize, stringFromCodePoint, DOMExceptionCtor: globalThis.DOMException, typedArraySet, typedArraySubarray, wrapperValueOf, arrayBufferTransfer, ObjectCtor: O, objectCreate, iteratorProto, reflectOwnKeys, queueTask: (fn) => addTimer(fn, 0, [], false) };
     extras = N.loadExtras()(H);
   }
   return extras;
@@ -346,7 +355,7 @@ function install(name, value) {
 }
 // Rarely used globals live in a second bytecode module, loaded on first
 // access: most blocks never pay for them.
-const LAZY = ["structuredClone", "TextEncoder", "TextDecoder", "URL", "URLSearchParams", "atob", "btoa", "crypto", "fetch", "Request", "Response", "Headers"];
+const LAZY = ["structuredClone", "TextEncoder", "TextDecoder", "URL", "URLSearchParams", "atob", "btoa", "crypto", "fetch", "Request", "Response", "Headers", "Blob", "File", "FormData", "FileReader"];
 function lazyGlobal(name) {
   defineProperty(globalThis, name, {
     get() {

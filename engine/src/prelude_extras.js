@@ -5,12 +5,25 @@
 // captured before any block code ran.
 
 export function init(H) {
-  const { N, getOwnPropertyDescriptor, getPrototypeOf, getOwnPropertySymbols, objectIs, regexpTest, functionToString, errorToString, dateToISOString, regexpToString, bigintToString, mapSize, setSize, typedArrayLength, arrayBufferByteLength, NumberCtor, mathFloor, safe, symbolToString, MapCtor, isArray, DateCtor, dateGetTime, RegExpCtor, mapEntries, iterNext, SetCtor, setValues, ArrayBufferCtor, ArrayBufferIsView, ErrorCtor, PromiseCtor, WeakMapCtor, objectToString, objectKeys, Uint8ArrayCtor, TypeErrorCtor, StringCtor, stringToLower, RangeErrorCtor, stringReplace, encodeURIComponent, decodeURIComponent, arrayPush, stringSlice, stringSplit, stringIndexOf, arrayJoin, reflectApply, arraySlice, defineProperty, typedArrayTag, stringIsWellFormed, stringToWellFormed, stringNormalize, stringFromCodePoint, DOMExceptionCtor } = H;
+  const { N, getOwnPropertyDescriptor, getPrototypeOf, getOwnPropertySymbols, objectIs, regexpTest, functionToString, errorToString, dateToISOString, regexpToString, bigintToString, mapSize, setSize, typedArrayLength, arrayBufferByteLength, NumberCtor, mathFloor, safe, symbolToString, MapCtor, isArray, DateCtor, dateGetTime, RegExpCtor, mapEntries, iterNext, SetCtor, setValues, ArrayBufferCtor, ArrayBufferIsView, ErrorCtor, PromiseCtor, WeakMapCtor, objectToString, objectKeys, Uint8ArrayCtor, TypeErrorCtor, StringCtor, stringToLower, RangeErrorCtor, stringReplace, encodeURIComponent, decodeURIComponent, arrayPush, stringSlice, stringSplit, stringIndexOf, arrayJoin, reflectApply, arraySlice, defineProperty, typedArrayTag, stringIsWellFormed, stringToWellFormed, stringNormalize, stringFromCodePoint, DOMExceptionCtor, wrapperValueOf, arrayBufferTransfer, ObjectCtor, reflectOwnKeys } = H;
   // WebIDL USVString: a lone surrogate becomes U+FFFD.
   const usv = (v) => {
     const s = StringCtor(v);
     return stringIsWellFormed(s) ? s : stringToWellFormed(s);
   };
+  // FileReader.readAsText: the label's decoder (the File API's "package
+  // data": a BOM wins, then the label, then the Blob type's charset).
+  const decodeText = (bytes, label, type) => {
+    let enc = "utf-8";
+    const charset = mimeParam(type, "charset");
+    if (bytes[0] === 0xfe && bytes[1] === 0xff) enc = "utf-16be";
+    else if (bytes[0] === 0xff && bytes[1] === 0xfe) enc = "utf-16le";
+    else if (bytes[0] === 0xef && bytes[1] === 0xbb && bytes[2] === 0xbf) enc = "utf-8";
+    else if (safe(() => new TextDecoder(label), null) !== null) enc = label;
+    else if (charset !== null && safe(() => new TextDecoder(charset), null) !== null) enc = charset;
+    return new TextDecoder(enc).decode(bytes);
+  };
+  const { Blob, File, FormData, FileReader, bytesOf, encodeMultipart, parseMultipart, mimeParam } = blobGlobals(H, usv, decodeText);
   // ---------------------------------------------------------------- inspect
 
   const MAX_DEPTH = 4;
@@ -36,8 +49,13 @@ export function init(H) {
   }
 
   function errorText(e, seen, depth) {
-    const stack = safe(() => e.stack, undefined);
+    let stack = safe(() => e.stack, undefined);
     const head = safe(() => errorToString(e), "Error");
+    // V8's stack starts with the head again; QuickJS's has only frames.
+    if (typeof stack === "string") {
+      const nl = stringIndexOf(stack, "\n");
+      if ((nl < 0 ? stack : stringSlice(stack, 0, nl)) === head) stack = nl < 0 ? "" : stringSlice(stack, nl + 1);
+    }
     let out = typeof stack === "string" && stack.length > 0 ? head + "\n" + stringReplace(stack, /\s+$/, "") : head;
     const cause = safe(() => e.cause, undefined);
     if (cause !== undefined && depth < MAX_DEPTH) out += " { [cause]: " + inspect(cause, seen, depth + 1, false) + " }";
@@ -229,23 +247,52 @@ export function init(H) {
     e.name = "DataCloneError";
     return e;
   }
-  function structuredClone(value) {
+  // A Boolean, Number, String or BigInt wrapper object's copy, or undefined.
+  function cloneWrapper(v) {
+    for (let i = 0; i < wrapperValueOf.length; i++) {
+      const p = safe(() => ({ p: wrapperValueOf[i](v) }), undefined);
+      if (p !== undefined) return ObjectCtor(p.p);
+    }
+    return undefined;
+  }
+  // The `transfer` option: ArrayBuffers only, each once.
+  function transferList(options) {
+    if (options === undefined || options === null) return [];
+    if (typeof options !== "object" && typeof options !== "function") throw new TypeErrorCtor("structuredClone: the options must be an object");
+    const t = options.transfer;
+    if (t === undefined) return [];
+    const list = [...t];
+    for (let i = 0; i < list.length; i++) {
+      const b = list[i];
+      if (!(b instanceof ArrayBufferCtor)) throw cloneError("structuredClone: only ArrayBuffers can be transferred");
+      if (arrayBufferTransfer === null || b.detached) throw cloneError("structuredClone: an ArrayBuffer in the transfer list is detached");
+      for (let j = 0; j < i; j++) if (list[j] === b) throw cloneError("structuredClone: an ArrayBuffer is in the transfer list twice");
+    }
+    return list;
+  }
+  function structuredClone(value, options = undefined) {
+    const transfer = transferList(options);
     const memo = new MapCtor();
+    for (let i = 0; i < transfer.length; i++) memo.set(transfer[i], transfer[i].slice(0));
+    // Own enumerable string keys, copied onto `out` (objects, and arrays'
+    // non-index properties too).
+    function props(v, out) {
+      memo.set(v, out);
+      const ks = objectKeys(v);
+      for (let i = 0; i < ks.length; i++) out[ks[i]] = c(v[ks[i]]);
+      return out;
+    }
     function c(v) {
       if (typeof v === "function" || typeof v === "symbol") throw cloneError((typeof v === "function" ? fnName(v) : symbolToString(v)) + " could not be cloned");
       if (v === null || typeof v !== "object") return v;
       if (memo.has(v)) return memo.get(v);
       // Platform objects that are not serializable.
       if (v instanceof URL || v instanceof URLSearchParams) throw cloneError(objectToString(v) + " could not be cloned");
-      let out;
-      if (isArray(v)) {
-        out = [];
-        memo.set(v, out);
-        const len = v.length;
-        for (let i = 0; i < len; i++) out[i] = c(v[i]);
-        return out;
-      }
-      if (v instanceof DateCtor) out = new DateCtor(dateGetTime(v));
+      if (isArray(v)) return props(v, new Array(v.length));
+      let out = cloneWrapper(v);
+      if (out !== undefined) {
+        // a primitive's wrapper
+      } else if (v instanceof DateCtor) out = new DateCtor(dateGetTime(v));
       else if (v instanceof RegExpCtor) out = new RegExpCtor(v.source, v.flags);
       else if (v instanceof MapCtor) {
         out = new MapCtor();
@@ -259,7 +306,9 @@ export function init(H) {
         const it = setValues(v);
         for (let r = iterNext(it); !r.done; r = iterNext(it)) out.add(c(r.value));
         return out;
-      } else if (v instanceof ArrayBufferCtor) out = v.slice(0);
+      } else if (v instanceof File) out = new File([v], v.name, { type: v.type, lastModified: v.lastModified });
+      else if (v instanceof Blob) out = v.slice(0, v.size, v.type);
+      else if (v instanceof ArrayBufferCtor) out = v.slice(0);
       else if (ArrayBufferIsView(v)) {
         const C = v.constructor;
         out = new C(c(v.buffer), v.byteOffset, v.length === undefined ? v.byteLength : v.length);
@@ -270,16 +319,15 @@ export function init(H) {
       } else if (v instanceof PromiseCtor || v instanceof WeakMapCtor) {
         throw cloneError(objectToString(v) + " could not be cloned");
       } else {
-        out = {};
-        memo.set(v, out);
-        const ks = objectKeys(v);
-        for (let i = 0; i < ks.length; i++) out[ks[i]] = c(v[ks[i]]);
-        return out;
+        return props(v, {});
       }
       memo.set(v, out);
       return out;
     }
-    return c(value);
+    const out = c(value);
+    // Only once the whole value is copied: the transferred buffers detach.
+    for (let i = 0; i < transfer.length; i++) arrayBufferTransfer(transfer[i]);
+    return out;
   }
 
   // ---------------------------------------------------------------- encoding
@@ -519,7 +567,8 @@ export function init(H) {
   class URLSearchParams {
     #list = [];
     constructor(init = "") {
-      if (typeof init === "object" && init !== null) {
+      // WebIDL: any object (a function too) is a sequence or a record.
+      if ((typeof init === "object" && init !== null) || typeof init === "function") {
         if (typeof init[Symbol.iterator] === "function") {
           for (const pair of init) {
             const p = [...pair];
@@ -778,68 +827,137 @@ export function init(H) {
   // crosses to the host as JSON; every check (grants, addresses, sizes,
   // redirects, secret substitution) happens in Rust.
   const headerNameRe = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
+  // WebIDL ByteString: a string of code units up to 0xFF.
+  function byteString(v, what) {
+    if (typeof v === "symbol") throw new TypeErrorCtor(what + ": a Symbol is not a header name or value");
+    const s = StringCtor(v);
+    if (regexpTest(/[^\u0000-\u00ff]/, s)) throw new TypeErrorCtor(what + ": '" + s + "' has a character above U+00FF");
+    return s;
+  }
   function headerName(name) {
-    const n = StringCtor(name);
+    const n = byteString(name, "Headers");
     if (!regexpTest(headerNameRe, n)) throw new TypeErrorCtor("Headers: invalid header name '" + n + "'");
     return stringToLower(n);
   }
+  // A value, normalised (leading and trailing HTTP whitespace removed) and
+  // checked (no NUL, CR or LF).
   function headerValue(v) {
-    const s = stringReplace(StringCtor(v), /^[\t\n\r ]+|[\t\n\r ]+$/g, "");
+    const s = stringReplace(byteString(v, "Headers"), /^[\t\n\r ]+|[\t\n\r ]+$/g, "");
     if (regexpTest(/[\0\r\n]/, s)) throw new TypeErrorCtor("Headers: invalid header value");
     return s;
   }
-
-  class Headers {
-    #map = new MapCtor();
-    constructor(init) {
-      if (init === undefined || init === null) return;
-      if (init instanceof Headers) {
-        init.forEach((v, k) => this.append(k, v));
-      } else if (isArray(init)) {
-        for (const pair of init) {
-          if (!isArray(pair) || pair.length !== 2) throw new TypeErrorCtor("Headers: each entry must be a [name, value] pair");
-          this.append(pair[0], pair[1]);
-        }
-      } else if (typeof init === "object") {
-        for (const k of objectKeys(init)) this.append(k, init[k]);
-      } else {
-        throw new TypeErrorCtor("Headers: expected an object, an array of pairs or a Headers");
+  // A HeadersInit: a sequence of [name, value] pairs, or a record.
+  function headersInit(init) {
+    if ((typeof init !== "object" || init === null) && typeof init !== "function") {
+      throw new TypeErrorCtor("Headers: expected an object, an array of pairs or a Headers");
+    }
+    const out = [];
+    const method = init[Symbol.iterator];
+    if (method !== undefined) {
+      if (typeof method !== "function") throw new TypeErrorCtor("Headers: the init's @@iterator is not a function");
+      const it = reflectApply(method, init, []);
+      for (let r = it.next(); !r.done; r = it.next()) {
+        const pair = r.value;
+        if ((typeof pair !== "object" || pair === null) && typeof pair !== "function") throw new TypeErrorCtor("Headers: each entry must be a [name, value] pair");
+        const p = [];
+        for (const x of pair) arrayPush(p, byteString(x, "Headers"));
+        if (p.length !== 2) throw new TypeErrorCtor("Headers: each entry must be a [name, value] pair");
+        arrayPush(out, p);
       }
+      return out;
+    }
+    const ks = reflectOwnKeys(init);
+    for (let i = 0; i < ks.length; i++) {
+      const d = getOwnPropertyDescriptor(init, ks[i]);
+      if (d === undefined || !d.enumerable) continue;
+      const k = byteString(ks[i], "Headers");
+      arrayPush(out, [k, byteString(init[ks[i]], "Headers")]);
+    }
+    return out;
+  }
+
+  let headersFromHost;
+  class Headers {
+    // [lower-cased name, value], in the order they were added.
+    #list = [];
+    // The Fetch Standard's "sort and combine" of #list, until it changes.
+    #sorted = null;
+    constructor(init = undefined) {
+      if (init === undefined) return;
+      const pairs = headersInit(init);
+      for (let i = 0; i < pairs.length; i++) this.append(pairs[i][0], pairs[i][1]);
+    }
+    static {
+      // The host's response headers, as the host read them.
+      headersFromHost = (pairs) => {
+        const h = new Headers();
+        for (const [k, v] of pairs || []) arrayPush(h.#list, [stringToLower(StringCtor(k)), StringCtor(v)]);
+        return h;
+      };
+      pairIterable(H, Headers, "Headers", (h) => h.#sortAndCombine());
+    }
+    #sortAndCombine() {
+      if (this.#sorted !== null) return this.#sorted;
+      const names = [];
+      const values = new MapCtor();
+      for (const [k, v] of this.#list) {
+        if (!values.has(k)) {
+          values.set(k, []);
+          arrayPush(names, k);
+        }
+        arrayPush(values.get(k), v);
+      }
+      names.sort();
+      const out = [];
+      for (const k of names) {
+        const vs = values.get(k);
+        if (k === "set-cookie") for (const v of vs) arrayPush(out, [k, v]);
+        else arrayPush(out, [k, arrayJoin(vs, ", ")]);
+      }
+      this.#sorted = out;
+      return out;
     }
     append(name, value) {
       const k = headerName(name);
-      const v = headerValue(value);
-      const old = this.#map.get(k);
-      this.#map.set(k, old === undefined ? v : old + ", " + v);
+      arrayPush(this.#list, [k, headerValue(value)]);
+      this.#sorted = null;
     }
     set(name, value) {
-      this.#map.set(headerName(name), headerValue(value));
+      const k = headerName(name);
+      const v = headerValue(value);
+      const list = [];
+      let placed = false;
+      for (const e of this.#list) {
+        if (e[0] !== k) arrayPush(list, e);
+        else if (!placed) {
+          arrayPush(list, [k, v]);
+          placed = true;
+        }
+      }
+      if (!placed) arrayPush(list, [k, v]);
+      this.#list = list;
+      this.#sorted = null;
     }
     get(name) {
-      const v = this.#map.get(headerName(name));
-      return v === undefined ? null : v;
+      const k = headerName(name);
+      const vs = [];
+      for (const e of this.#list) if (e[0] === k) arrayPush(vs, e[1]);
+      return vs.length === 0 ? null : arrayJoin(vs, ", ");
+    }
+    getSetCookie() {
+      const vs = [];
+      for (const e of this.#list) if (e[0] === "set-cookie") arrayPush(vs, e[1]);
+      return vs;
     }
     has(name) {
-      return this.#map.has(headerName(name));
+      const k = headerName(name);
+      for (const e of this.#list) if (e[0] === k) return true;
+      return false;
     }
     delete(name) {
-      this.#map.delete(headerName(name));
-    }
-    forEach(fn, thisArg) {
-      for (const [k, v] of this.entries()) reflectApply(fn, thisArg, [v, k, this]);
-    }
-    *entries() {
-      const ks = [...this.#map.keys()].sort();
-      for (const k of ks) yield [k, this.#map.get(k)];
-    }
-    *keys() {
-      for (const [k] of this.entries()) yield k;
-    }
-    *values() {
-      for (const [, v] of this.entries()) yield v;
-    }
-    [Symbol.iterator]() {
-      return this.entries();
+      const k = headerName(name);
+      this.#list = this.#list.filter((e) => e[0] !== k);
+      this.#sorted = null;
     }
     get [Symbol.toStringTag]() {
       return "Headers";
@@ -855,7 +973,16 @@ export function init(H) {
       return { body: body.toString() };
     }
     if (body instanceof ArrayBufferCtor || ArrayBufferIsView(body)) return { body_base64: N.bytesToBase64(toBytes(body)) };
-    throw new TypeErrorCtor("fetch: unsupported body type (use a string, URLSearchParams, ArrayBuffer or typed array; JSON.stringify objects)");
+    if (body instanceof Blob) {
+      if (body.type !== "" && !headers.has("content-type")) headers.set("content-type", body.type);
+      return { body_base64: N.bytesToBase64(bytesOf(body)) };
+    }
+    if (body instanceof FormData) {
+      const m = encodeMultipart(body);
+      if (!headers.has("content-type")) headers.set("content-type", m.type);
+      return { body_base64: N.bytesToBase64(m.bytes) };
+    }
+    throw new TypeErrorCtor("fetch: unsupported body type (use a string, URLSearchParams, Blob, FormData, ArrayBuffer or typed array; JSON.stringify objects)");
   }
 
   class Body {
@@ -871,7 +998,8 @@ export function init(H) {
     }
     #take() {
       if (this.#used) throw new TypeErrorCtor("body has already been read");
-      this.#used = true;
+      // A body-less message can be read again and again.
+      if (this.#text !== undefined || this.#bytes !== undefined) this.#used = true;
     }
     _peek() {
       return [this.#text, this.#bytes];
@@ -895,6 +1023,29 @@ export function init(H) {
       if (this.#text !== undefined) return N.utf8Encode(this.#text);
       return new Uint8ArrayCtor(0);
     }
+    async blob() {
+      const bytes = await this.bytes();
+      const type = this.headers.get("content-type");
+      return new Blob([bytes], { type: type === null ? "" : type });
+    }
+    // The body as form data: application/x-www-form-urlencoded or
+    // multipart/form-data, as its Content-Type says.
+    async formData() {
+      const type = this.headers.get("content-type");
+      const essence = type === null ? "" : stringToLower(stringSplit(type, ";")[0].trim());
+      const none = this._peek()[0] === undefined && this._peek()[1] === undefined;
+      const bytes = await this.bytes();
+      if (essence === "multipart/form-data") {
+        if (none) throw new TypeErrorCtor("formData(): there is no body to parse as multipart/form-data");
+        return parseMultipart(bytes, type);
+      }
+      if (essence !== "application/x-www-form-urlencoded") {
+        throw new TypeErrorCtor("formData(): the Content-Type is " + (type === null ? "missing" : "'" + type + "'") + ", not multipart/form-data or application/x-www-form-urlencoded");
+      }
+      const fd = new FormData();
+      for (const [k, v] of new URLSearchParams(N.utf8Decode(bytes, false))) fd.append(k, v);
+      return fd;
+    }
   }
 
   const METHODS = ["DELETE", "GET", "HEAD", "OPTIONS", "POST", "PUT", "PATCH"];
@@ -915,7 +1066,12 @@ export function init(H) {
     constructor(input, init = {}) {
       let base = null;
       if (input instanceof Request) base = input;
-      const url = base ? base.url : new URL(StringCtor(input)).href;
+      let url = base ? base.url : null;
+      if (url === null) {
+        const parsed = new URL(usv(input));
+        if (parsed.username !== "" || parsed.password !== "") throw new TypeErrorCtor("Request: the URL has credentials; put them in an Authorization header");
+        url = parsed.href;
+      }
       const method = normalizeMethod(init.method !== undefined ? init.method : base ? base.method : "GET");
       const headers = new Headers(init.headers !== undefined ? init.headers : base ? base.headers : undefined);
       let wire = {};
@@ -964,40 +1120,86 @@ export function init(H) {
     }
   }
 
+  // A response the prelude makes itself (fetch's, clone, redirect, error):
+  // its fields as they are, unchecked. Only this module can make one.
+  class ResponseMeta {
+    constructor(fields) {
+      this.f = fields;
+    }
+  }
+  const NULL_BODY_STATUS = [101, 103, 204, 205, 304];
+  // A ResponseInit dictionary, read in WebIDL's order (headers, status,
+  // statusText) and checked.
+  function responseInit(init) {
+    if (init !== undefined && init !== null && typeof init !== "object" && typeof init !== "function") {
+      throw new TypeErrorCtor("Response: the init must be an object");
+    }
+    const o = init === undefined || init === null ? {} : init;
+    const headers = o.headers;
+    let status = 200;
+    if (o.status !== undefined) {
+      // WebIDL `unsigned short`.
+      const n = NumberCtor(o.status);
+      status = n !== n || n === Infinity || n === -Infinity ? 0 : ((mathFloor(n < 0 ? -n : n) * (n < 0 ? -1 : 1)) % 65536 + 65536) % 65536;
+      if (status < 200 || status > 599) throw new RangeErrorCtor("Response: status must be an integer from 200 to 599, got " + StringCtor(o.status));
+    }
+    let statusText = "";
+    if (o.statusText !== undefined) {
+      statusText = byteString(o.statusText, "Response");
+      if (regexpTest(/[^\t\u0020-\u007e\u0080-\u00ff]/, statusText)) throw new TypeErrorCtor("Response: statusText is not a valid reason phrase");
+    }
+    return { headers, status, statusText };
+  }
+
   class Response extends Body {
     #status;
     #statusText;
     #headers;
     #url;
     #redirected;
-    constructor(body = null, init = {}, meta) {
-      const headers = new Headers(init.headers);
+    #type;
+    constructor(body = null, init = undefined, meta = undefined) {
+      const internal = meta instanceof ResponseMeta ? meta.f : null;
+      const o = internal || responseInit(init);
+      const headers = internal ? internal.headers : new Headers(o.headers);
       let text;
       let bytes;
-      if (meta) {
-        text = meta.text;
-        bytes = meta.bytes;
+      if (internal) {
+        text = internal.text;
+        bytes = internal.bytes;
       } else if (body !== null && body !== undefined) {
+        if (NULL_BODY_STATUS.indexOf(o.status) !== -1) throw new TypeErrorCtor("Response: a " + o.status + " response cannot have a body");
         if (typeof body === "string" && !headers.has("content-type")) headers.set("content-type", "text/plain;charset=UTF-8");
         const wire = encodeBody(body, headers);
         text = wire.body;
         bytes = wire.body_base64 !== undefined ? N.base64ToBytes(wire.body_base64) : undefined;
       }
       super(text, bytes);
-      const status = init.status === undefined ? 200 : NumberCtor(init.status);
-      if (!(status >= 200 && status <= 599) || mathFloor(status) !== status) {
-        if (!meta) throw new RangeErrorCtor("Response: status must be an integer from 200 to 599, got " + init.status);
-      }
-      this.#status = status;
-      this.#statusText = init.statusText === undefined ? "" : StringCtor(init.statusText);
+      this.#status = o.status;
+      this.#statusText = o.statusText;
       this.#headers = headers;
-      this.#url = meta ? meta.url : "";
-      this.#redirected = meta ? meta.redirected : false;
+      this.#url = internal ? internal.url : "";
+      this.#redirected = internal ? internal.redirected : false;
+      this.#type = internal ? internal.type : "default";
     }
-    static json(data, init = {}) {
-      const headers = new Headers(init.headers);
+    static json(data, init = undefined) {
+      const text = JSON.stringify(data);
+      if (text === undefined) throw new TypeErrorCtor("Response.json: the data cannot be serialised as JSON");
+      const o = responseInit(init);
+      const headers = new Headers(o.headers);
       if (!headers.has("content-type")) headers.set("content-type", "application/json");
-      return new Response(JSON.stringify(data), { ...init, headers });
+      return new Response(text, { status: o.status, statusText: o.statusText, headers });
+    }
+    static redirect(url, status = 302) {
+      const href = new URL(usv(url)).href;
+      const s = NumberCtor(status);
+      if (s !== 301 && s !== 302 && s !== 303 && s !== 307 && s !== 308) throw new RangeErrorCtor("Response.redirect: status must be 301, 302, 303, 307 or 308, got " + StringCtor(status));
+      const headers = new Headers();
+      headers.set("location", href);
+      return new Response(null, undefined, new ResponseMeta({ status: s, statusText: "", headers, url: "", redirected: false, type: "default" }));
+    }
+    static error() {
+      return new Response(null, undefined, new ResponseMeta({ status: 0, statusText: "", headers: new Headers(), url: "", redirected: false, type: "error" }));
     }
     get status() {
       return this.#status;
@@ -1018,11 +1220,12 @@ export function init(H) {
       return this.#redirected;
     }
     get type() {
-      return "basic";
+      return this.#type;
     }
     clone() {
+      if (this.bodyUsed) throw new TypeErrorCtor("Response.clone: the body has already been read");
       const [text, bytes] = this._peek();
-      return new Response(null, { status: this.#status, statusText: this.#statusText, headers: this.#headers }, { text, bytes, url: this.#url, redirected: this.#redirected });
+      return new Response(null, undefined, new ResponseMeta({ text, bytes, status: this.#status, statusText: this.#statusText, headers: new Headers(this.#headers), url: this.#url, redirected: this.#redirected, type: this.#type }));
     }
     get [Symbol.toStringTag]() {
       return "Response";
@@ -1051,7 +1254,9 @@ export function init(H) {
     const wire = { url: req.url, method: req.method, headers: pairs, redirect: req.redirect, ...req._wire() };
     const r = await N.hostCall("fetch", wire);
     const bytes = r.body_base64 !== undefined ? N.base64ToBytes(r.body_base64) : undefined;
-    return new Response(null, { status: r.status, statusText: r.status_text, headers: r.headers }, { text: r.body, bytes, url: r.url, redirected: !!r.redirected });
+    const status = NumberCtor(r.status);
+    const statusText = StringCtor(r.status_text === undefined ? "" : r.status_text);
+    return new Response(null, undefined, new ResponseMeta({ text: r.body, bytes, status, statusText, url: r.url, redirected: !!r.redirected, headers: headersFromHost(r.headers), type: "basic" }));
   }
 
   // ---------------------------------------------------------------- crypto
@@ -1075,5 +1280,5 @@ export function init(H) {
     },
   };
 
-  return { format, inspect, structuredClone, TextEncoder, TextDecoder, URL, URLSearchParams, atob, btoa, crypto, fetch, Request, Response, Headers };
+  return { format, inspect, structuredClone, TextEncoder, TextDecoder, URL, URLSearchParams, atob, btoa, crypto, fetch, Request, Response, Headers, Blob, File, FormData, FileReader };
 }

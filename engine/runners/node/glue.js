@@ -503,17 +503,43 @@
   // it is removed, as QuickJS has none.
   if (G.Atomics) delete G.Atomics.waitAsync;
 
-  // DOMException, which QuickJS-ng has and bare V8 does not: the web's
-  // shape (a name, a message, the legacy code of the names that have one).
+  // DOMException, which QuickJS-ng has and bare V8 does not, in the shape
+  // WebIDL gives it: `name`, `message` and `code` are accessors of the
+  // prototype that refuse anything not made by the constructor, and the
+  // legacy code constants sit, enumerable, on both.
   const DOM_CODES = { IndexSizeError: 1, HierarchyRequestError: 3, WrongDocumentError: 4, InvalidCharacterError: 5, NoModificationAllowedError: 7, NotFoundError: 8, NotSupportedError: 9, InvalidStateError: 11, SyntaxError: 12, InvalidModificationError: 13, NamespaceError: 14, InvalidAccessError: 15, TypeMismatchError: 17, SecurityError: 18, NetworkError: 19, AbortError: 20, URLMismatchError: 21, QuotaExceededError: 22, TimeoutError: 23, InvalidNodeTypeError: 24, DataCloneError: 25 };
+  const DOM_CONSTANTS = ["INDEX_SIZE_ERR", "DOMSTRING_SIZE_ERR", "HIERARCHY_REQUEST_ERR", "WRONG_DOCUMENT_ERR", "INVALID_CHARACTER_ERR", "NO_DATA_ALLOWED_ERR", "NO_MODIFICATION_ALLOWED_ERR", "NOT_FOUND_ERR", "NOT_SUPPORTED_ERR", "INUSE_ATTRIBUTE_ERR", "INVALID_STATE_ERR", "SYNTAX_ERR", "INVALID_MODIFICATION_ERR", "NAMESPACE_ERR", "INVALID_ACCESS_ERR", "VALIDATION_ERR", "TYPE_MISMATCH_ERR", "SECURITY_ERR", "NETWORK_ERR", "ABORT_ERR", "URL_MISMATCH_ERR", "QUOTA_EXCEEDED_ERR", "TIMEOUT_ERR", "INVALID_NODE_TYPE_ERR", "DATA_CLONE_ERR"];
+  const domState = new WeakMap();
+  const domOf = (e) => {
+    const st = domState.get(e);
+    if (st === undefined) throw new TypeErrorCtor("Illegal invocation: not a DOMException");
+    return st;
+  };
   class DOMException extends ErrorCtor {
-    constructor(message = "", name = "Error") {
-      super(StringCtor(message));
-      defineProperty(this, "name", { value: StringCtor(name), writable: true, configurable: true, enumerable: false });
+    constructor(message = undefined, name = undefined) {
+      const st = { message: message === undefined ? "" : StringCtor(message), name: name === undefined ? "Error" : StringCtor(name) };
+      super(st.message);
+      domState.set(this, st);
+      delete this.message;
+    }
+    get name() {
+      return domOf(this).name;
+    }
+    get message() {
+      return domOf(this).message;
     }
     get code() {
-      return hasOwn(DOM_CODES, this.name) ? DOM_CODES[this.name] : 0;
+      const name = domOf(this).name;
+      return hasOwn(DOM_CODES, name) ? DOM_CODES[name] : 0;
     }
+  }
+  for (const k of ["name", "message", "code"]) {
+    defineProperty(DOMException.prototype, k, { ...getOwnPropertyDescriptor(DOMException.prototype, k), enumerable: true });
+  }
+  for (let i = 0; i < DOM_CONSTANTS.length; i++) {
+    const c = { value: i + 1, writable: false, enumerable: true, configurable: false };
+    defineProperty(DOMException, DOM_CONSTANTS[i], c);
+    defineProperty(DOMException.prototype, DOM_CONSTANTS[i], c);
   }
   defineProperty(G, "DOMException", { value: DOMException, writable: true, configurable: true, enumerable: false });
 

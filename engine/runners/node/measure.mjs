@@ -26,8 +26,9 @@ import { performance } from "node:perf_hooks";
 
 const here = dirname(fileURLToPath(import.meta.url));
 const core = readFileSync(join(here, "../../src/prelude.js"), "utf8");
-// As engine/src/lib.rs's PRELUDE_EXTRAS: the single-byte tables first.
+// As engine/src/lib.rs's PRELUDE_EXTRAS: the single-byte tables and Blob first.
 const extras = "const SINGLE_BYTE = " + readFileSync(join(here, "../../src/single_byte.json"), "utf8") + ";\n" +
+  readFileSync(join(here, "../../src/prelude_blob.js"), "utf8") +
   readFileSync(join(here, "../../src/prelude_extras.js"), "utf8");
 const RUNS = Number(process.env.RUNS ?? 500);
 
