@@ -491,6 +491,8 @@ function blobGlobals(H, usv, decodeText) {
     const fd = new FormData();
     // What an empty FormData is sent as.
     if (bytes.length === 0) return fd;
+    const headEndMark = N.utf8Encode("\r\n\r\n");
+    const nextMark = N.utf8Encode("\r\n--" + boundary);
     let at = indexOfBytes(bytes, delim, 0);
     if (at !== 0) throw formError("it does not start with the boundary");
     for (;;) {
@@ -498,11 +500,11 @@ function blobGlobals(H, usv, decodeText) {
       if (bytes[at] === 0x2d && bytes[at + 1] === 0x2d) return fd;
       if (bytes[at] !== 0x0d || bytes[at + 1] !== 0x0a) throw formError("a boundary is not followed by CRLF");
       at += 2;
-      const headEnd = indexOfBytes(bytes, N.utf8Encode("\r\n\r\n"), at);
+      const headEnd = indexOfBytes(bytes, headEndMark, at);
       if (headEnd < 0) throw formError("a part's headers do not end");
       const h = partHeaders(N.utf8Decode(typedArraySubarray(bytes, at, headEnd), false));
       const bodyStart = headEnd + 4;
-      const next = indexOfBytes(bytes, N.utf8Encode("\r\n--" + boundary), bodyStart);
+      const next = indexOfBytes(bytes, nextMark, bodyStart);
       if (next < 0) throw formError("a part does not end with the boundary");
       const body = typedArraySubarray(bytes, bodyStart, next);
       if (h.filename !== null) {
