@@ -110,6 +110,16 @@ pub(crate) fn extras_bytecode() -> Result<&'static [u8], EngineError> {
         .map_err(|e| EngineError::Prelude(e.clone()))
 }
 
+/// The streams module (`PRELUDE_STREAMS`), compiled once per process, the
+/// first time a run in it touches a stream.
+pub(crate) fn streams_bytecode() -> Result<&'static [u8], EngineError> {
+    static STREAMS: OnceLock<Result<Vec<u8>, String>> = OnceLock::new();
+    STREAMS
+        .get_or_init(|| compile_builtin("quire:streams", crate::PRELUDE_STREAMS))
+        .as_deref()
+        .map_err(|e| EngineError::Prelude(e.clone()))
+}
+
 /// Bytes still held by isolates' runtimes after the isolates were dropped
 /// (should stay 0; see [`crate::EngineStats::isolate_bytes_leaked`]).
 pub(crate) static LEAKED_BYTES: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);

@@ -92,6 +92,18 @@ pub(crate) const PRELUDE_EXTRAS: &str = concat!(
     include_str!("prelude_blob.js"),
     include_str!("prelude_extras.js"),
 );
+/// WHATWG streams (`ReadableStream`, `WritableStream`, `TransformStream`
+/// and their readers, writers, controllers and queuing strategies): the
+/// `web-streams-polyfill` 4.3.0 npm package's `dist/ponyfill.js`
+/// (MIT, `vendor/web-streams-polyfill.LICENSE`), vendored unchanged and
+/// wrapped as a module whose `init` returns its exports. Loaded into an
+/// isolate only when a block first touches a stream (a global, or a
+/// `Request`/`Response`/`Blob` stream): one source for both engines.
+pub(crate) const PRELUDE_STREAMS: &str = concat!(
+    "// quire:streams\nexport function init() {\n  const exports = {};\n  const module = { exports };\n",
+    include_str!("vendor/web-streams-polyfill.js"),
+    "\n  return exports;\n}\n",
+);
 pub use host::{
     CallContext, Host, HostCall, HostError, HostErrorKind, HostHandle, HostReply, HostResult,
 };

@@ -631,6 +631,19 @@ pub(crate) fn install<'js>(
         })?,
     )?;
 
+    n.set(
+        "loadStreams",
+        native(ctx, "loadStreams", |ctx: Ctx<'js>| {
+            let bytes = crate::isolate::streams_bytecode()
+                .map_err(|e| Exception::throw_internal(&ctx, &e.to_string()))?;
+            // SAFETY: produced by `Module::write` of this QuickJS build in
+            // this process (`streams_bytecode`).
+            let m = unsafe { rquickjs::Module::load(ctx.clone(), bytes) }?;
+            let (m, _done) = m.eval()?;
+            m.get::<_, Function>("init")
+        })?,
+    )?;
+
     ctx.globals().set("__quire_native", n)?;
     Ok(())
 }

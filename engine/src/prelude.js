@@ -92,11 +92,20 @@ function loadExtras() {
   if (extras === undefined) {
     // The intrinsics below were captured when the prelude loaded, before
     // any block code ran.
-    const H = { N, getOwnPropertyDescriptor, getPrototypeOf, getOwnPropertySymbols, objectIs, regexpTest, functionToString, errorToString, dateToISOString, regexpToString, bigintToString, mapSize, setSize, typedArrayLength, arrayBufferByteLength, NumberCtor, mathFloor, safe, symbolToString, MapCtor, isArray, DateCtor, dateGetTime, RegExpCtor, mapEntries, iterNext, SetCtor, setValues, ArrayBufferCtor, ArrayBufferIsView, ErrorCtor, PromiseCtor, WeakMapCtor, objectToString, objectKeys, Uint8ArrayCtor, TypeErrorCtor, StringCtor, stringToLower, RangeErrorCtor, stringReplace, encodeURIComponent, decodeURIComponent, arrayPush, stringSlice, stringSplit, stringIndexOf, arrayJoin, reflectApply, arraySlice, defineProperty, typedArrayTag, stringIsWellFormed, stringToWellFormed, stringNormalize, stringFromCodePoint, DOMExceptionCtor: globalThis.DOMException, typedArraySet, typedArraySubarray, wrapperValueOf, arrayBufferTransfer, ObjectCtor: O, objectCreate, iteratorProto, reflectOwnKeys, queueTask: (fn) => addTimer(fn, 0, [], false) };
+    const H = { N, getOwnPropertyDescriptor, getPrototypeOf, getOwnPropertySymbols, objectIs, regexpTest, functionToString, errorToString, dateToISOString, regexpToString, bigintToString, mapSize, setSize, typedArrayLength, arrayBufferByteLength, NumberCtor, mathFloor, safe, symbolToString, MapCtor, isArray, DateCtor, dateGetTime, RegExpCtor, mapEntries, iterNext, SetCtor, setValues, ArrayBufferCtor, ArrayBufferIsView, ErrorCtor, PromiseCtor, WeakMapCtor, objectToString, objectKeys, Uint8ArrayCtor, TypeErrorCtor, StringCtor, stringToLower, RangeErrorCtor, stringReplace, encodeURIComponent, decodeURIComponent, arrayPush, stringSlice, stringSplit, stringIndexOf, arrayJoin, reflectApply, arraySlice, defineProperty, typedArrayTag, stringIsWellFormed, stringToWellFormed, stringNormalize, stringFromCodePoint, DOMExceptionCtor: globalThis.DOMException, typedArraySet, typedArraySubarray, wrapperValueOf, arrayBufferTransfer, ObjectCtor: O, objectCreate, iteratorProto, reflectOwnKeys, queueTask: (fn) => addTimer(fn, 0, [], false), loadStreams };
     extras = N.loadExtras()(H);
   }
   return extras;
 }
+
+// WHATWG streams, a third module loaded on first use (a block that never
+// touches a stream never pays for it).
+let streams;
+function loadStreams() {
+  if (streams === undefined) streams = N.loadStreams()();
+  return streams;
+}
+const STREAMS = ["ReadableStream", "ReadableStreamDefaultReader", "ReadableStreamBYOBReader", "ReadableStreamBYOBRequest", "ReadableStreamDefaultController", "ReadableByteStreamController", "WritableStream", "WritableStreamDefaultWriter", "WritableStreamDefaultController", "TransformStream", "TransformStreamDefaultController", "ByteLengthQueuingStrategy", "CountQueuingStrategy"];
 
 // ---------------------------------------------------------------- formatting
 
@@ -356,10 +365,10 @@ function install(name, value) {
 // Rarely used globals live in a second bytecode module, loaded on first
 // access: most blocks never pay for them.
 const LAZY = ["structuredClone", "TextEncoder", "TextDecoder", "URL", "URLSearchParams", "atob", "btoa", "crypto", "fetch", "Request", "Response", "Headers", "Blob", "File", "FormData", "FileReader"];
-function lazyGlobal(name) {
+function lazyGlobal(name, load) {
   defineProperty(globalThis, name, {
     get() {
-      const v = loadExtras()[name];
+      const v = load()[name];
       install(name, v);
       return v;
     },
@@ -399,5 +408,6 @@ const hostWithSite = (op, args) => {
   });
 };
 defineProperty(globalThis, "__quire_host", { value: hostWithSite, writable: false, configurable: false, enumerable: false });
-for (let i = 0; i < LAZY.length; i++) lazyGlobal(LAZY[i]);
+for (let i = 0; i < LAZY.length; i++) lazyGlobal(LAZY[i], loadExtras);
+for (let i = 0; i < STREAMS.length; i++) lazyGlobal(STREAMS[i], loadStreams);
 N.registerHooks(fireTimer, O.prototype, Array.prototype);

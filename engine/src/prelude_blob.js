@@ -161,6 +161,25 @@ function blobGlobals(H, usv, decodeText) {
       const bytes = to > from ? typedArraySubarray(this.#bytes, from, to) : new Uint8ArrayCtor(0);
       return makeBlob(bytes, contentType === undefined ? "" : blobType(contentType));
     }
+    // The bytes as a byte stream, 64 KiB a chunk.
+    stream() {
+      const bytes = this.#bytes;
+      const { ReadableStream } = H.loadStreams();
+      let at = 0;
+      return new ReadableStream({
+        type: "bytes",
+        pull(c) {
+          if (at >= bytes.length) {
+            c.close();
+            return;
+          }
+          const n = bytes.length - at < 65536 ? bytes.length - at : 65536;
+          c.enqueue(new Uint8ArrayCtor(typedArraySubarray(bytes, at, at + n)));
+          at += n;
+          if (at >= bytes.length) c.close();
+        },
+      });
+    }
     async text() {
       return N.utf8Decode(this.#bytes, false);
     }

@@ -5,7 +5,7 @@
 // captured before any block code ran.
 
 export function init(H) {
-  const { N, getOwnPropertyDescriptor, getPrototypeOf, getOwnPropertySymbols, objectIs, regexpTest, functionToString, errorToString, dateToISOString, regexpToString, bigintToString, mapSize, setSize, typedArrayLength, arrayBufferByteLength, NumberCtor, mathFloor, safe, symbolToString, MapCtor, isArray, DateCtor, dateGetTime, RegExpCtor, mapEntries, iterNext, SetCtor, setValues, ArrayBufferCtor, ArrayBufferIsView, ErrorCtor, PromiseCtor, WeakMapCtor, objectToString, objectKeys, Uint8ArrayCtor, TypeErrorCtor, StringCtor, stringToLower, RangeErrorCtor, stringReplace, encodeURIComponent, decodeURIComponent, arrayPush, stringSlice, stringSplit, stringIndexOf, arrayJoin, reflectApply, arraySlice, defineProperty, typedArrayTag, stringIsWellFormed, stringToWellFormed, stringNormalize, stringFromCodePoint, DOMExceptionCtor, wrapperValueOf, arrayBufferTransfer, ObjectCtor, reflectOwnKeys } = H;
+  const { N, getOwnPropertyDescriptor, getPrototypeOf, getOwnPropertySymbols, objectIs, regexpTest, functionToString, errorToString, dateToISOString, regexpToString, bigintToString, mapSize, setSize, typedArrayLength, arrayBufferByteLength, NumberCtor, mathFloor, safe, symbolToString, MapCtor, isArray, DateCtor, dateGetTime, RegExpCtor, mapEntries, iterNext, SetCtor, setValues, ArrayBufferCtor, ArrayBufferIsView, ErrorCtor, PromiseCtor, WeakMapCtor, objectToString, objectKeys, Uint8ArrayCtor, TypeErrorCtor, StringCtor, stringToLower, RangeErrorCtor, stringReplace, encodeURIComponent, decodeURIComponent, arrayPush, stringSlice, stringSplit, stringIndexOf, arrayJoin, reflectApply, arraySlice, defineProperty, typedArrayTag, stringIsWellFormed, stringToWellFormed, stringNormalize, stringFromCodePoint, DOMExceptionCtor, wrapperValueOf, arrayBufferTransfer, ObjectCtor, reflectOwnKeys, typedArraySet, loadStreams, objectCreate } = H;
   // WebIDL USVString: a lone surrogate becomes U+FFFD.
   const usv = (v) => {
     const s = StringCtor(v);
@@ -964,51 +964,146 @@ export function init(H) {
     }
   }
 
-  // A body as the host takes it: {body} for text, {body_base64} for bytes.
-  function encodeBody(body, headers) {
+  // A body as given: `{ text }`, `{ bytes }` (a copy), `{ stream }` (a
+  // ReadableStream, read when the body is consumed) or `{}` for none. Sets
+  // the Content-Type the body implies, unless one is set.
+  function extractBody(body, headers) {
     if (body === undefined || body === null) return {};
-    if (typeof body === "string") return { body };
-    if (body instanceof URLSearchParams) {
-      if (!headers.has("content-type")) headers.set("content-type", "application/x-www-form-urlencoded;charset=UTF-8");
-      return { body: body.toString() };
+    const type = (t) => {
+      if (!headers.has("content-type")) headers.set("content-type", t);
+    };
+    if (typeof body === "string") {
+      type("text/plain;charset=UTF-8");
+      return { text: body };
     }
-    if (body instanceof ArrayBufferCtor || ArrayBufferIsView(body)) return { body_base64: N.bytesToBase64(toBytes(body)) };
+    if (body instanceof URLSearchParams) {
+      type("application/x-www-form-urlencoded;charset=UTF-8");
+      return { text: body.toString() };
+    }
+    if (body instanceof ArrayBufferCtor || ArrayBufferIsView(body)) return { bytes: new Uint8ArrayCtor(toBytes(body)) };
     if (body instanceof Blob) {
-      if (body.type !== "" && !headers.has("content-type")) headers.set("content-type", body.type);
-      return { body_base64: N.bytesToBase64(bytesOf(body)) };
+      if (body.type !== "") type(body.type);
+      return { bytes: bytesOf(body) };
     }
     if (body instanceof FormData) {
       const m = encodeMultipart(body);
-      if (!headers.has("content-type")) headers.set("content-type", m.type);
-      return { body_base64: N.bytesToBase64(m.bytes) };
+      type(m.type);
+      return { bytes: m.bytes };
     }
-    throw new TypeErrorCtor("fetch: unsupported body type (use a string, URLSearchParams, Blob, FormData, ArrayBuffer or typed array; JSON.stringify objects)");
+    if (body instanceof loadStreams().ReadableStream) {
+      if (body.locked || streamDisturbed(body)) throw new TypeErrorCtor("the body stream is locked or has been read");
+      return { stream: body };
+    }
+    // Anything else is its string, as WebIDL's union makes it.
+    type("text/plain;charset=UTF-8");
+    return { text: usv(body) };
   }
+  // A one-field record with no prototype: what crosses an await inside
+  // the prelude, where a `then` on Object.prototype cannot reach it.
+  const rec = (k, v) => {
+    const o = objectCreate(null);
+    o[k] = v;
+    return o;
+  };
+  // Whether a stream has been read from (the polyfill's own mark).
+  const streamDisturbed = (s) => s._disturbed === true;
 
+  // Request's and Response's body: held whole (text or bytes) or as the
+  // stream the block gave. `body` hands out a stream of it; consuming it
+  // (text(), json()…) reads it once.
   class Body {
-    #text;
-    #bytes;
+    #src;
+    #stream = null;
     #used = false;
-    constructor(text, bytes) {
-      this.#text = text;
-      this.#bytes = bytes;
+    constructor(src) {
+      this.#src = src;
+    }
+    #has() {
+      return this.#src.text !== undefined || this.#src.bytes !== undefined || this.#src.stream !== undefined;
+    }
+    // The bytes of a body held whole, as a new array.
+    #copy() {
+      if (this.#src.bytes !== undefined) return new Uint8ArrayCtor(this.#src.bytes);
+      if (this.#src.text !== undefined) return N.utf8Encode(this.#src.text);
+      return new Uint8ArrayCtor(0);
+    }
+    get body() {
+      if (!this.#has()) return null;
+      if (this.#src.stream !== undefined) return this.#src.stream;
+      if (this.#stream === null) {
+        const { ReadableStream } = loadStreams();
+        const consumed = this.#used;
+        this.#stream = new ReadableStream({
+          type: "bytes",
+          pull: (c) => {
+            this.#used = true;
+            const b = this.#copy();
+            if (b.length > 0) c.enqueue(b);
+            c.close();
+          },
+        });
+        // Consumed whole before anyone asked for the stream: it is the
+        // stream that was read, locked by that read.
+        if (consumed) this.#stream.getReader();
+      }
+      return this.#stream;
     }
     get bodyUsed() {
-      return this.#used;
+      const s = this.#src.stream !== undefined ? this.#src.stream : this.#stream;
+      return this.#used || (s !== null && streamDisturbed(s));
     }
-    #take() {
-      if (this.#used) throw new TypeErrorCtor("body has already been read");
-      // A body-less message can be read again and again.
-      if (this.#text !== undefined || this.#bytes !== undefined) this.#used = true;
+    // Consume the body: `{ text }` or `{ bytes }` (with no prototype, so
+    // a `then` a block puts on Object.prototype cannot hijack it as it
+    // crosses an await); a body-less message can be read again and again.
+    async #read() {
+      if (!this.#has()) return rec("bytes", new Uint8ArrayCtor(0));
+      const s = this.#src.stream !== undefined ? this.#src.stream : this.#stream;
+      if (this.bodyUsed || (s !== null && s.locked)) throw new TypeErrorCtor("body has already been read (or its stream is locked)");
+      this.#used = true;
+      if (s === null) return this.#src.text !== undefined ? rec("text", this.#src.text) : rec("bytes", this.#copy());
+      // Piped into a sink of our own: the stream's internal reads hand the
+      // chunks over directly, with no read result object crossing a
+      // promise a block could hijack (a `then` on Object.prototype).
+      const chunks = [];
+      let total = 0;
+      const { WritableStream } = loadStreams();
+      const sink = new WritableStream({
+        write(chunk) {
+          if (!(chunk instanceof Uint8ArrayCtor)) throw new TypeErrorCtor("a body stream must give Uint8Array chunks");
+          arrayPush(chunks, new Uint8ArrayCtor(chunk));
+          total += chunk.length;
+        },
+      });
+      await s.pipeTo(sink);
+      const out = new Uint8ArrayCtor(total);
+      let at = 0;
+      for (let i = 0; i < chunks.length; i++) {
+        typedArraySet(out, chunks[i], at);
+        at += chunks[i].length;
+      }
+      return rec("bytes", out);
     }
-    _peek() {
-      return [this.#text, this.#bytes];
+    // A copy of the body for a clone (a stream is teed).
+    _cloneBody() {
+      if (this.bodyUsed) throw new TypeErrorCtor("clone: the body has already been read");
+      if (this.#src.stream === undefined) return this.#src;
+      const [a, b] = this.#src.stream.tee();
+      this.#src = { stream: a };
+      return { stream: b };
+    }
+    // The body as the host takes it: `{body}` for text, `{body_base64}`
+    // for bytes (a stream is read whole first).
+    async _wire() {
+      if (!this.#has()) return objectCreate(null);
+      if (this.#src.stream === undefined && this.#stream === null) {
+        return this.#src.text !== undefined ? rec("body", this.#src.text) : rec("body_base64", N.bytesToBase64(this.#src.bytes));
+      }
+      const r = await this.#read();
+      return r.text !== undefined ? rec("body", r.text) : rec("body_base64", N.bytesToBase64(r.bytes));
     }
     async text() {
-      this.#take();
-      if (this.#text !== undefined) return this.#text;
-      if (this.#bytes !== undefined) return N.utf8Decode(this.#bytes, false);
-      return "";
+      const r = await this.#read();
+      return r.text !== undefined ? r.text : N.utf8Decode(r.bytes, false);
     }
     async json() {
       const t = await this.text();
@@ -1018,10 +1113,8 @@ export function init(H) {
       return (await this.bytes()).buffer;
     }
     async bytes() {
-      this.#take();
-      if (this.#bytes !== undefined) return new Uint8ArrayCtor(this.#bytes);
-      if (this.#text !== undefined) return N.utf8Encode(this.#text);
-      return new Uint8ArrayCtor(0);
+      const r = await this.#read();
+      return r.bytes !== undefined ? r.bytes : N.utf8Encode(r.text);
     }
     async blob() {
       const bytes = await this.bytes();
@@ -1033,7 +1126,7 @@ export function init(H) {
     async formData() {
       const type = this.headers.get("content-type");
       const essence = type === null ? "" : stringToLower(stringSplit(type, ";")[0].trim());
-      const none = this._peek()[0] === undefined && this._peek()[1] === undefined;
+      const none = !this.#has();
       const bytes = await this.bytes();
       if (essence === "multipart/form-data") {
         if (none) throw new TypeErrorCtor("formData(): there is no body to parse as multipart/form-data");
@@ -1062,7 +1155,6 @@ export function init(H) {
     #method;
     #headers;
     #redirect;
-    #wire;
     constructor(input, init = {}) {
       let base = null;
       if (input instanceof Request) base = input;
@@ -1074,20 +1166,15 @@ export function init(H) {
       }
       const method = normalizeMethod(init.method !== undefined ? init.method : base ? base.method : "GET");
       const headers = new Headers(init.headers !== undefined ? init.headers : base ? base.headers : undefined);
-      let wire = {};
-      let text;
-      let bytes;
+      let src = {};
       if (init.body !== undefined && init.body !== null) {
         if (method === "GET" || method === "HEAD") throw new TypeErrorCtor("fetch: a " + method + " request cannot have a body");
-        if (typeof init.body === "string" && !headers.has("content-type")) headers.set("content-type", "text/plain;charset=UTF-8");
-        wire = encodeBody(init.body, headers);
-        text = wire.body;
-        bytes = wire.body_base64 !== undefined ? N.base64ToBytes(wire.body_base64) : undefined;
+        src = extractBody(init.body, headers);
+        if (src.stream !== undefined && init.duplex !== "half") throw new TypeErrorCtor("Request: a stream body needs duplex: 'half'");
       } else if (base) {
-        wire = base._wire();
-        [text, bytes] = base._peek();
+        src = base._cloneBody();
       }
-      super(text, bytes);
+      super(src);
       this.#url = url;
       this.#method = method;
       this.#headers = headers;
@@ -1095,7 +1182,6 @@ export function init(H) {
       if (this.#redirect !== "follow" && this.#redirect !== "manual" && this.#redirect !== "error") {
         throw new TypeErrorCtor("fetch: redirect must be 'follow', 'manual' or 'error'");
       }
-      this.#wire = wire;
     }
     get url() {
       return this.#url;
@@ -1108,9 +1194,6 @@ export function init(H) {
     }
     get redirect() {
       return this.#redirect;
-    }
-    _wire() {
-      return this.#wire;
     }
     clone() {
       return new Request(this);
@@ -1162,19 +1245,14 @@ export function init(H) {
       const internal = meta instanceof ResponseMeta ? meta.f : null;
       const o = internal || responseInit(init);
       const headers = internal ? internal.headers : new Headers(o.headers);
-      let text;
-      let bytes;
+      let src = {};
       if (internal) {
-        text = internal.text;
-        bytes = internal.bytes;
+        src = internal.body || {};
       } else if (body !== null && body !== undefined) {
         if (NULL_BODY_STATUS.indexOf(o.status) !== -1) throw new TypeErrorCtor("Response: a " + o.status + " response cannot have a body");
-        if (typeof body === "string" && !headers.has("content-type")) headers.set("content-type", "text/plain;charset=UTF-8");
-        const wire = encodeBody(body, headers);
-        text = wire.body;
-        bytes = wire.body_base64 !== undefined ? N.base64ToBytes(wire.body_base64) : undefined;
+        src = extractBody(body, headers);
       }
-      super(text, bytes);
+      super(src);
       this.#status = o.status;
       this.#statusText = o.statusText;
       this.#headers = headers;
@@ -1223,9 +1301,8 @@ export function init(H) {
       return this.#type;
     }
     clone() {
-      if (this.bodyUsed) throw new TypeErrorCtor("Response.clone: the body has already been read");
-      const [text, bytes] = this._peek();
-      return new Response(null, undefined, new ResponseMeta({ text, bytes, status: this.#status, statusText: this.#statusText, headers: new Headers(this.#headers), url: this.#url, redirected: this.#redirected, type: this.#type }));
+      const body = this._cloneBody();
+      return new Response(null, undefined, new ResponseMeta({ body, status: this.#status, statusText: this.#statusText, headers: new Headers(this.#headers), url: this.#url, redirected: this.#redirected, type: this.#type }));
     }
     get [Symbol.toStringTag]() {
       return "Response";
@@ -1251,12 +1328,12 @@ export function init(H) {
     const req = new Request(input, init);
     const pairs = [];
     req.headers.forEach((v, k) => arrayPush(pairs, [k, v]));
-    const wire = { url: req.url, method: req.method, headers: pairs, redirect: req.redirect, ...req._wire() };
+    const wire = { url: req.url, method: req.method, headers: pairs, redirect: req.redirect, ...(await req._wire()) };
     const r = await N.hostCall("fetch", wire);
-    const bytes = r.body_base64 !== undefined ? N.base64ToBytes(r.body_base64) : undefined;
+    const body = r.body_base64 !== undefined ? { bytes: N.base64ToBytes(r.body_base64) } : r.body !== undefined ? { text: r.body } : {};
     const status = NumberCtor(r.status);
     const statusText = StringCtor(r.status_text === undefined ? "" : r.status_text);
-    return new Response(null, undefined, new ResponseMeta({ text: r.body, bytes, status, statusText, url: r.url, redirected: !!r.redirected, headers: headersFromHost(r.headers), type: "basic" }));
+    return new Response(null, undefined, new ResponseMeta({ body, status, statusText, url: r.url, redirected: !!r.redirected, headers: headersFromHost(r.headers), type: "basic" }));
   }
 
   // ---------------------------------------------------------------- crypto

@@ -9,8 +9,8 @@
 //   node anyjs.mjs run FILE       runs it here and prints its results
 //
 // The program sets `globalThis.__wpt_result` (see reporter.js). `fetch` of a
-// vendored JSON resource (atob's base64.json) is answered from the files
-// here; nothing goes to the network.
+// vendored JSON resource (atob's base64.json, fetch's data.json) is answered
+// from the files here, as a Response; nothing goes to the network.
 import { readFileSync } from "node:fs";
 import { dirname, join, normalize, relative } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -44,8 +44,9 @@ export function compose(file) {
     // No `?variant`: a test split into variants runs all of its subtests.
     "globalThis.location = { search: '', href: 'about:blank' };",
     "globalThis.GLOBAL = { isWindow: () => false, isWorker: () => false, isShadowRealm: () => false };",
-    `globalThis.__wpt_resources = ${JSON.stringify(resources(file, source))};`,
-    "globalThis.fetch = (path) => path in globalThis.__wpt_resources ? Promise.resolve({ json: async () => globalThis.__wpt_resources[path] }) : Promise.reject(new TypeError('not a vendored resource: ' + path));",
+    `globalThis.__wpt_resources = ${JSON.stringify(Object.assign({}, ...[file, ...scripts(file, source)].map((f) => resources(f, read(f)))))};`,
+    // A vendored JSON resource comes back as a Response (the engine's own).
+    "globalThis.fetch = (path) => path in globalThis.__wpt_resources ? Promise.resolve(new Response(JSON.stringify(globalThis.__wpt_resources[path]), { headers: { 'content-type': 'application/json' } })) : Promise.reject(new TypeError('not a vendored resource: ' + path));",
     read("resources/testharness.js"),
     read("reporter.js"),
     ...scripts(file, source).map(read),

@@ -19,7 +19,7 @@
 // One isolate serves one run and is then disposed.
 
 "use strict";
-(function glue(coreSrc, extrasSrc) {
+(function glue(coreSrc, extrasSrc, streamsSrc) {
   // ------------------------------------------------------------ intrinsics
   const G = globalThis;
   const indirectEval = G.eval;
@@ -505,10 +505,8 @@
 
   // DOMException, which QuickJS-ng has and bare V8 does not, in the shape
   // WebIDL gives it: `name`, `message` and `code` are accessors of the
-  // prototype that refuse anything not made by the constructor. (The
-  // legacy code constants, INDEX_SIZE_ERR and the rest, are not defined:
-  // defining them in the snapshot changed how V8 ends the hostile case
-  // huge_flatten.js, to be understood first.)
+  // prototype that refuse anything not made by the constructor.
+  const DOM_CONSTANTS = ["INDEX_SIZE_ERR", "DOMSTRING_SIZE_ERR", "HIERARCHY_REQUEST_ERR", "WRONG_DOCUMENT_ERR", "INVALID_CHARACTER_ERR", "NO_DATA_ALLOWED_ERR", "NO_MODIFICATION_ALLOWED_ERR", "NOT_FOUND_ERR", "NOT_SUPPORTED_ERR", "INUSE_ATTRIBUTE_ERR", "INVALID_STATE_ERR", "SYNTAX_ERR", "INVALID_MODIFICATION_ERR", "NAMESPACE_ERR", "INVALID_ACCESS_ERR", "VALIDATION_ERR", "TYPE_MISMATCH_ERR", "SECURITY_ERR", "NETWORK_ERR", "ABORT_ERR", "URL_MISMATCH_ERR", "QUOTA_EXCEEDED_ERR", "TIMEOUT_ERR", "INVALID_NODE_TYPE_ERR", "DATA_CLONE_ERR"];
   const DOM_CODES = { IndexSizeError: 1, HierarchyRequestError: 3, WrongDocumentError: 4, InvalidCharacterError: 5, NoModificationAllowedError: 7, NotFoundError: 8, NotSupportedError: 9, InvalidStateError: 11, SyntaxError: 12, InvalidModificationError: 13, NamespaceError: 14, InvalidAccessError: 15, TypeMismatchError: 17, SecurityError: 18, NetworkError: 19, AbortError: 20, URLMismatchError: 21, QuotaExceededError: 22, TimeoutError: 23, InvalidNodeTypeError: 24, DataCloneError: 25 };
   const domState = new WeakMap();
   const domOf = (e) => {
@@ -537,6 +535,15 @@
   for (const k of ["name", "message", "code"]) {
     defineProperty(DOMException.prototype, k, { ...getOwnPropertyDescriptor(DOMException.prototype, k), enumerable: true });
   }
+  // The legacy code constants (INDEX_SIZE_ERR…), enumerable on both, as a
+  // run binds (`__quire_bind`).
+  const defineDomConstants = () => {
+    for (let i = 0; i < DOM_CONSTANTS.length; i++) {
+      const c = { value: i + 1, writable: false, enumerable: true, configurable: false };
+      defineProperty(DOMException, DOM_CONSTANTS[i], c);
+      defineProperty(DOMException.prototype, DOM_CONSTANTS[i], c);
+    }
+  };
   defineProperty(G, "DOMException", { value: DOMException, writable: true, configurable: true, enumerable: false });
 
   // ------------------------------------------------------------ timers
@@ -621,6 +628,7 @@
   // What `prelude.js` and `prelude_extras.js` expect on __quire_native
   // (see `engine/src/natives.rs`, whose behaviour these follow).
   let extrasInit = undefined;
+  let streamsInit = undefined;
   const LEVELS = ["log", "info", "warn", "error", "debug"];
   const JSON_MIMES = ["application/json", "application/vnd.vegalite.v5+json", "application/vnd.quire.progress+json"];
   // The prelude checks display ids; this refuses a bad one all the same.
@@ -721,6 +729,7 @@
     randomUUID: () => S.randomUUID(),
     hostCall,
     loadExtras: () => extrasInit,
+    loadStreams: () => streamsInit,
   };
 
   // `src` as the body of a strict function named `name` in stack traces.
@@ -729,6 +738,7 @@
   }
   const exportInit = "\nexport function init(";
   extrasInit = scope(extrasSrc.replace(exportInit, "\nreturn function init("), "quire:extras")();
+  streamsInit = scope(streamsSrc.replace(exportInit, "\nreturn function init("), "quire:streams")();
   G.__quire_native = N;
   scope(coreSrc, "quire:prelude")();
 
@@ -873,6 +883,7 @@
       delete G.__quire_bind;
       S = slots;
       delete G.WebAssembly;
+      defineDomConstants();
       guardBuffers();
       return api;
     },

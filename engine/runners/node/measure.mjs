@@ -30,6 +30,9 @@ const core = readFileSync(join(here, "../../src/prelude.js"), "utf8");
 const extras = "const SINGLE_BYTE = " + readFileSync(join(here, "../../src/single_byte.json"), "utf8") + ";\n" +
   readFileSync(join(here, "../../src/prelude_blob.js"), "utf8") +
   readFileSync(join(here, "../../src/prelude_extras.js"), "utf8");
+// As engine/src/lib.rs's PRELUDE_STREAMS.
+const streams = "// quire:streams\nexport function init() {\n  const exports = {};\n  const module = { exports };\n" +
+  readFileSync(join(here, "../../src/vendor/web-streams-polyfill.js"), "utf8") + "\n  return exports;\n}\n";
 const RUNS = Number(process.env.RUNS ?? 500);
 
 // The natives the prelude calls (see engine/src/natives.rs), each a
@@ -41,6 +44,7 @@ const NATIVES = ["log", "displayText", "displayJson", "timerArm", "timerClear", 
 
 const exportInit = "\nexport function init(";
 const extrasFn = extras.replace(exportInit, "\nreturn function init(");
+const streamsFn = streams.replace(exportInit, "\nreturn function init(");
 const setup = `
 const __slots = {};
 let __fire = null;
@@ -48,6 +52,7 @@ globalThis.__quire_native = {
   ${NATIVES.map((n) => `${n}: (...a) => __slots.${n}(...a)`).join(",\n  ")},
   registerHooks(fire) { __fire = fire; },
   loadExtras: () => (function () { "use strict"; ${extrasFn}\n})(),
+  loadStreams: () => (function () { "use strict"; ${streamsFn}\n})(),
 };
 (function () { "use strict"; ${core}\n})();
 globalThis.__quire_bind = (bind) => { delete globalThis.__quire_bind; bind(__slots); };
@@ -259,7 +264,7 @@ const result = {
   node: process.version,
   v8: process.versions.v8,
   isolated_vm: JSON.parse(readFileSync(join(here, "node_modules/isolated-vm/package.json"), "utf8")).version,
-  prelude_bytes: core.length + extras.length,
+  prelude_bytes: core.length + extras.length + streams.length,
   snapshot: { bytes: snapshot.copy().byteLength, build_ms: +snapshotMs.toFixed(1) },
   phases_from_snapshot: phases(snapshot),
   from_warm_pool: measure(warmPool(snapshot)),

@@ -84,8 +84,8 @@ function die(why) {
 let snapshot = null;
 const ready = []; // { iso, ctx, api, memMb }
 
-function makeSnapshot(core, extras) {
-  const code = GLUE + "(" + JSON.stringify(core) + ", " + JSON.stringify(extras) + ");\n";
+function makeSnapshot(core, extras, streams) {
+  const code = GLUE + "(" + JSON.stringify(core) + ", " + JSON.stringify(extras) + ", " + JSON.stringify(streams) + ");\n";
   return ivm.Isolate.createSnapshot([
     { code, filename: "quire:glue" },
     { code: "__quire_warm();", filename: "quire:warm" },
@@ -535,7 +535,7 @@ function handle(msg) {
   switch (msg?.t) {
     case "prelude":
       if (snapshot !== null) die("a second prelude");
-      snapshot = makeSnapshot(String(msg.core), String(msg.extras));
+      snapshot = makeSnapshot(String(msg.core), String(msg.extras), String(msg.streams));
       while (ready.length < WARM) ready.push(makeIsolate(defaultMem));
       send(JSON.stringify({ t: "ready", pid: process.pid, sandbox }));
       return;

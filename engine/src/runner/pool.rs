@@ -661,10 +661,11 @@ impl PoolInner {
         if self.config.kind == RunnerKind::V8 {
             // The prelude goes first: the runner installs it and only
             // then says `ready`, so a ready V8 runner is fully warm.
-            let (core, extras) = crate::v8::prelude_sources();
+            let (core, extras, streams) = crate::v8::prelude_sources();
             runner.send(&ToRunner::Prelude {
                 core: core.into(),
                 extras: extras.into(),
+                streams: streams.into(),
             });
         }
         {

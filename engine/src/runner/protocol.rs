@@ -37,13 +37,15 @@ pub enum ToRunner {
         host_module: Option<String>,
     },
     /// For the V8 runner, first of all (before it says `ready`): quire's
-    /// prelude sources (`prelude.js`, `prelude_extras.js`), which it runs
+    /// prelude sources (`prelude.js`, the extras and streams modules), which it runs
     /// into its startup snapshot.
     Prelude {
         /// The core prelude.
         core: String,
         /// The lazily loaded extras module.
         extras: String,
+        /// The lazily loaded streams module.
+        streams: String,
     },
     /// Cancel a run.
     Cancel {

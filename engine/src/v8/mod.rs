@@ -149,10 +149,15 @@ pub(crate) fn stack_kb(stack_bytes: u64) -> u64 {
     stack_bytes.div_ceil(1024).clamp(MIN_STACK_KB, MAX_STACK_KB)
 }
 
-/// The prelude sources the V8 runner installs (the QuickJS engine compiles
-/// the same files to bytecode).
-pub(crate) fn prelude_sources() -> (&'static str, &'static str) {
-    (include_str!("../prelude.js"), crate::PRELUDE_EXTRAS)
+/// The prelude sources the V8 runner installs: the core, the extras and
+/// the streams module (the QuickJS engine compiles the same sources to
+/// bytecode).
+pub(crate) fn prelude_sources() -> (&'static str, &'static str, &'static str) {
+    (
+        include_str!("../prelude.js"),
+        crate::PRELUDE_EXTRAS,
+        crate::PRELUDE_STREAMS,
+    )
 }
 
 /// Fill in an error's line and column from its stack (the runner sends
