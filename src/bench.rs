@@ -154,6 +154,9 @@ pub enum Only {
     /// A dry-run of a block doing 100 row updates beside the same block
     /// run for real.
     DryRun,
+    /// What the lazily loaded web globals (URL's extras, Blob/FormData,
+    /// the streams module) cost a run's first touch, on both engines.
+    Web,
 }
 
 /// From `Engine::run` to the block's first log line arriving at the
@@ -280,6 +283,10 @@ pub fn run(
         Some(Only::DryRun) => {
             let dry = crate::bench_dry_run::run(&engine)?;
             return print(&json!({ "dry_run": dry, "machine": machine() }), as_json);
+        }
+        Some(Only::Web) => {
+            let web = crate::bench_web::run()?;
+            return print(&json!({ "web": web, "machine": machine() }), as_json);
         }
         Some(Only::Host) => {
             let host = crate::bench_host::run(&engine)?;

@@ -14,6 +14,7 @@ mod bench_living;
 mod bench_server;
 mod bench_soak;
 mod bench_v8;
+mod bench_web;
 mod cli_run;
 mod limits;
 mod mcp;
