@@ -15,6 +15,45 @@ const THROUGHPUT_RUNS: usize = 20_000;
 pub(crate) const KERNEL: &str =
     "let s = 0;\nfor (let i = 0; i < 1e7; i++) { s = (s + i * i) % 1000003; }\n";
 
+/// An engine that runs QuickJS and V8 in runner processes, as `quire
+/// serve` does, with at most `v8_max_runners` V8 runner processes.
+pub(crate) fn runner_engine(v8_max_runners: usize) -> anyhow::Result<Engine> {
+    let exe = std::env::current_exe()?;
+    let mut v8 = crate::v8paths::v8_config(None)?;
+    v8.max_runners = v8_max_runners;
+    Engine::new(EngineConfig {
+        isolation: quire_engine::Isolation::Runners(quire_engine::runner::RunnerConfig::new(
+            &exe,
+            vec!["__runner".into()],
+        )),
+        v8: Some(v8),
+        ..EngineConfig::default()
+    })
+    .context("could not start the engine")
+}
+
+/// `f` on QuickJS, then on V8, as `{"quickjs": …, "v8": …}`; V8 is
+/// `{"skipped": why}` when its runners cannot start.
+pub(crate) fn each_engine(
+    engine: &Engine,
+    mut f: impl FnMut(quire_engine::EngineKind) -> anyhow::Result<Value>,
+) -> anyhow::Result<Value> {
+    let mut out = json!({});
+    for kind in [
+        quire_engine::EngineKind::Quickjs,
+        quire_engine::EngineKind::V8,
+    ] {
+        if kind == quire_engine::EngineKind::V8 {
+            if let Err(why) = engine.v8_status() {
+                out["v8"] = json!({ "skipped": why });
+                continue;
+            }
+        }
+        out[kind.as_str()] = f(kind)?;
+    }
+    Ok(out)
+}
+
 pub(crate) fn percentile(sorted: &[f64], p: f64) -> f64 {
     if sorted.is_empty() {
         return f64::NAN;

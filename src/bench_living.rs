@@ -83,25 +83,8 @@ fn meter_cost(engine: &Engine, kind: EngineKind) -> anyhow::Result<Value> {
 }
 
 pub fn run() -> anyhow::Result<Value> {
-    let exe = std::env::current_exe()?;
-    let mut v8 = crate::v8paths::v8_config(None)?;
-    v8.max_runners = 4;
-    let engine = Engine::new(EngineConfig {
-        isolation: Isolation::Runners(RunnerConfig::new(&exe, vec!["__runner".into()])),
-        v8: Some(v8),
-        ..EngineConfig::default()
-    })
-    .context("could not start the engine")?;
-    let mut out = json!({});
-    for kind in [EngineKind::Quickjs, EngineKind::V8] {
-        if kind == EngineKind::V8 {
-            if let Err(why) = engine.v8_status() {
-                out["v8"] = json!({ "skipped": why });
-                continue;
-            }
-        }
-        out[kind.as_str()] = meter_cost(&engine, kind)?;
-    }
+    let engine = crate::bench::runner_engine(4)?;
+    let mut out = crate::bench::each_engine(&engine, |kind| meter_cost(&engine, kind))?;
     drop(engine);
     let dir = tempfile::tempdir()?;
     let rt = tokio::runtime::Runtime::new()?;

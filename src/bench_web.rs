@@ -6,8 +6,7 @@
 //! run is a fresh isolate.
 
 use anyhow::Context as _;
-use quire_engine::runner::RunnerConfig;
-use quire_engine::{Engine, EngineConfig, EngineKind, Isolation, Lang, RunRequest};
+use quire_engine::{Engine, EngineKind, Lang, RunRequest};
 use serde_json::{json, Value};
 
 use crate::bench::percentile;
@@ -61,22 +60,6 @@ fn section(engine: &Engine, kind: EngineKind) -> anyhow::Result<Value> {
 }
 
 pub fn run() -> anyhow::Result<Value> {
-    let exe = std::env::current_exe()?;
-    let engine = Engine::new(EngineConfig {
-        isolation: Isolation::Runners(RunnerConfig::new(&exe, vec!["__runner".into()])),
-        v8: Some(crate::v8paths::v8_config(None)?),
-        ..EngineConfig::default()
-    })
-    .context("could not start the engine")?;
-    let mut out = json!({});
-    for kind in [EngineKind::Quickjs, EngineKind::V8] {
-        if kind == EngineKind::V8 {
-            if let Err(why) = engine.v8_status() {
-                out["v8"] = json!({ "skipped": why });
-                continue;
-            }
-        }
-        out[kind.as_str()] = section(&engine, kind)?;
-    }
-    Ok(out)
+    let engine = crate::bench::runner_engine(8)?;
+    crate::bench::each_engine(&engine, |kind| section(&engine, kind))
 }

@@ -79,7 +79,10 @@ impl Engine {
             )));
         }
         prelude_bytecode()?;
-        crate::isolate::extras_bytecode()?;
+        // The lazy modules too: a broken one fails here, not in a run, and
+        // no run waits for a compile.
+        crate::isolate::lazy_bytecode(crate::isolate::LazyModule::Extras)?;
+        crate::isolate::lazy_bytecode(crate::isolate::LazyModule::Streams)?;
         let v8 = match &config.v8 {
             None => Err("the V8 engine is not configured in this process".to_string()),
             Some(v) => match v.check() {

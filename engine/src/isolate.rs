@@ -101,21 +101,25 @@ pub(crate) fn prelude_bytecode() -> Result<&'static [u8], EngineError> {
         .map_err(|e| EngineError::Prelude(e.clone()))
 }
 
-/// The lazily loaded globals, compiled once per process.
-pub(crate) fn extras_bytecode() -> Result<&'static [u8], EngineError> {
-    static EXTRAS: OnceLock<Result<Vec<u8>, String>> = OnceLock::new();
-    EXTRAS
-        .get_or_init(|| compile_builtin("quire:extras", crate::PRELUDE_EXTRAS))
-        .as_deref()
-        .map_err(|e| EngineError::Prelude(e.clone()))
+/// A module loaded into an isolate on first use, compiled once per
+/// process, the first time a run in it needs the module.
+#[derive(Clone, Copy)]
+pub(crate) enum LazyModule {
+    /// The lazily loaded globals (`PRELUDE_EXTRAS`).
+    Extras,
+    /// The WHATWG streams (`PRELUDE_STREAMS`).
+    Streams,
 }
 
-/// The streams module (`PRELUDE_STREAMS`), compiled once per process, the
-/// first time a run in it touches a stream.
-pub(crate) fn streams_bytecode() -> Result<&'static [u8], EngineError> {
+/// A lazy module's bytecode.
+pub(crate) fn lazy_bytecode(which: LazyModule) -> Result<&'static [u8], EngineError> {
+    static EXTRAS: OnceLock<Result<Vec<u8>, String>> = OnceLock::new();
     static STREAMS: OnceLock<Result<Vec<u8>, String>> = OnceLock::new();
-    STREAMS
-        .get_or_init(|| compile_builtin("quire:streams", crate::PRELUDE_STREAMS))
+    let (cell, name, src) = match which {
+        LazyModule::Extras => (&EXTRAS, "quire:extras", crate::PRELUDE_EXTRAS),
+        LazyModule::Streams => (&STREAMS, "quire:streams", crate::PRELUDE_STREAMS),
+    };
+    cell.get_or_init(|| compile_builtin(name, src))
         .as_deref()
         .map_err(|e| EngineError::Prelude(e.clone()))
 }

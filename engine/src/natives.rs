@@ -618,34 +618,36 @@ pub(crate) fn install<'js>(
         )?,
     )?;
 
+    use crate::isolate::LazyModule;
     n.set(
         "loadExtras",
         native(ctx, "loadExtras", |ctx: Ctx<'js>| {
-            let bytes = crate::isolate::extras_bytecode()
-                .map_err(|e| Exception::throw_internal(&ctx, &e.to_string()))?;
-            // SAFETY: produced by `Module::write` of this QuickJS build in
-            // this process (`extras_bytecode`).
-            let m = unsafe { rquickjs::Module::load(ctx.clone(), bytes) }?;
-            let (m, _done) = m.eval()?;
-            m.get::<_, Function>("init")
+            load_lazy(ctx, LazyModule::Extras)
         })?,
     )?;
-
     n.set(
         "loadStreams",
         native(ctx, "loadStreams", |ctx: Ctx<'js>| {
-            let bytes = crate::isolate::streams_bytecode()
-                .map_err(|e| Exception::throw_internal(&ctx, &e.to_string()))?;
-            // SAFETY: produced by `Module::write` of this QuickJS build in
-            // this process (`streams_bytecode`).
-            let m = unsafe { rquickjs::Module::load(ctx.clone(), bytes) }?;
-            let (m, _done) = m.eval()?;
-            m.get::<_, Function>("init")
+            load_lazy(ctx, LazyModule::Streams)
         })?,
     )?;
 
     ctx.globals().set("__quire_native", n)?;
     Ok(())
+}
+
+/// A lazy module's `init`, its bytecode loaded into this isolate.
+fn load_lazy<'js>(
+    ctx: Ctx<'js>,
+    which: crate::isolate::LazyModule,
+) -> rquickjs::Result<Function<'js>> {
+    let bytes = crate::isolate::lazy_bytecode(which)
+        .map_err(|e| Exception::throw_internal(&ctx, &e.to_string()))?;
+    // SAFETY: produced by `Module::write` of this QuickJS build in this
+    // process (`lazy_bytecode`).
+    let m = unsafe { rquickjs::Module::load(ctx.clone(), bytes) }?;
+    let (m, _done) = m.eval()?;
+    m.get::<_, Function>("init")
 }
 
 /// Test-only: a native that burns CPU without polling the interrupt

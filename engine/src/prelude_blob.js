@@ -48,6 +48,24 @@ function pairIterable(H, cls, name, pairsOf) {
   defineProperty(cls.prototype, Symbol.iterator, { value: entries, writable: true, enumerable: false, configurable: true });
 }
 
+// The list with `entry` in place of the first entry of its name and the
+// others of that name dropped, or added at the end: the `set` of
+// URLSearchParams, FormData and Headers.
+function setEntry(list, entry) {
+  const out = [];
+  let placed = false;
+  for (let i = 0; i < list.length; i++) {
+    const e = list[i];
+    if (e[0] !== entry[0]) out[out.length] = e;
+    else if (!placed) {
+      out[out.length] = entry;
+      placed = true;
+    }
+  }
+  if (!placed) out[out.length] = entry;
+  return out;
+}
+
 function blobGlobals(H, usv, decodeText) {
   const { N, TypeErrorCtor, Uint8ArrayCtor, ArrayBufferCtor, ArrayBufferIsView, StringCtor, NumberCtor, DateCtor, mathFloor, regexpTest, stringToLower, stringReplace, stringIndexOf, arrayPush, reflectApply, defineProperty, typedArraySet, typedArraySubarray } = H;
 
@@ -283,18 +301,7 @@ function blobGlobals(H, usv, decodeText) {
     }
     set(name, value, filename = undefined) {
       if (arguments.length < 2) throw new TypeErrorCtor("FormData.set: expected a name and a value");
-      const e = entry(name, value, filename, arguments.length);
-      const list = [];
-      let placed = false;
-      for (const old of this.#list) {
-        if (old[0] !== e[0]) arrayPush(list, old);
-        else if (!placed) {
-          arrayPush(list, e);
-          placed = true;
-        }
-      }
-      if (!placed) arrayPush(list, e);
-      this.#list = list;
+      this.#list = setEntry(this.#list, entry(name, value, filename, arguments.length));
     }
     get [Symbol.toStringTag]() {
       return "FormData";

@@ -641,19 +641,7 @@ export function init(H) {
       return false;
     }
     set(k, v) {
-      k = usv(k);
-      v = usv(v);
-      const out = [];
-      let done = false;
-      for (const p of this.#list) {
-        if (p[0] !== k) arrayPush(out, p);
-        else if (!done) {
-          arrayPush(out, [k, v]);
-          done = true;
-        }
-      }
-      if (!done) arrayPush(out, [k, v]);
-      this.#list = out;
+      this.#list = setEntry(this.#list, [usv(k), usv(v)]);
       this._update();
     }
     sort() {
@@ -924,18 +912,7 @@ export function init(H) {
     }
     set(name, value) {
       const k = headerName(name);
-      const v = headerValue(value);
-      const list = [];
-      let placed = false;
-      for (const e of this.#list) {
-        if (e[0] !== k) arrayPush(list, e);
-        else if (!placed) {
-          arrayPush(list, [k, v]);
-          placed = true;
-        }
-      }
-      if (!placed) arrayPush(list, [k, v]);
-      this.#list = list;
+      this.#list = setEntry(this.#list, [k, headerValue(value)]);
       this.#sorted = null;
     }
     get(name) {
