@@ -648,25 +648,11 @@ export function init(H) {
       this.#list = this.#list.map((p, i) => [p, i]).sort((a, b) => (a[0][0] < b[0][0] ? -1 : a[0][0] > b[0][0] ? 1 : a[1] - b[1])).map((x) => x[0]);
       this._update();
     }
-    // Iteration reads the live list (WebIDL pair iterators): pairs deleted
-    // or added during a loop are seen as they are then.
-    forEach(fn, thisArg) {
-      for (let i = 0; i < this.#list.length; i++) {
-        const p = this.#list[i];
-        reflectApply(fn, thisArg, [p[1], p[0], this]);
-      }
-    }
-    *entries() {
-      for (let i = 0; i < this.#list.length; i++) yield [this.#list[i][0], this.#list[i][1]];
-    }
-    *keys() {
-      for (let i = 0; i < this.#list.length; i++) yield this.#list[i][0];
-    }
-    *values() {
-      for (let i = 0; i < this.#list.length; i++) yield this.#list[i][1];
-    }
-    [Symbol.iterator]() {
-      return this.entries();
+    // Iteration reads the live list (WebIDL pair iterators, shared with
+    // FormData and Headers): pairs deleted or added during a loop are seen
+    // as they are then.
+    static {
+      pairIterable(H, URLSearchParams, "URLSearchParams", (p) => p.#list);
     }
     toString() {
       return arrayJoin(this.#list.map((p) => encodeForm(p[0]) + "=" + encodeForm(p[1])), "&");
@@ -1035,7 +1021,7 @@ export function init(H) {
     async #read() {
       if (!this.#has()) return rec("bytes", new Uint8ArrayCtor(0));
       const s = this.#src.stream !== undefined ? this.#src.stream : this.#stream;
-      if (this.bodyUsed || (s !== null && s.locked)) throw new TypeErrorCtor("body has already been read (or its stream is locked)");
+      if (this.bodyUsed || (s !== null && s.locked)) throw new TypeErrorCtor("the body has already been read (or its stream is locked by a reader): a body is read once; clone() the Request or Response before reading it to read it twice");
       this.#used = true;
       if (s === null) return this.#src.text !== undefined ? rec("text", this.#src.text) : rec("bytes", this.#copy());
       // Piped into a sink of our own: the stream's internal reads hand the
@@ -1062,7 +1048,7 @@ export function init(H) {
     }
     // A copy of the body for a clone (a stream is teed).
     _cloneBody() {
-      if (this.bodyUsed) throw new TypeErrorCtor("clone: the body has already been read");
+      if (this.bodyUsed) throw new TypeErrorCtor("clone: the body has already been read; clone before reading it");
       if (this.#src.stream === undefined) return this.#src;
       const [a, b] = this.#src.stream.tee();
       this.#src = { stream: a };
